@@ -1,0 +1,1 @@
+"""The non-shell subcommands: check, trust, rules."""

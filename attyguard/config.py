@@ -1,0 +1,180 @@
+"""The per-user TOML configuration: defaults, loading, located errors.
+
+A broken config never stops the shell: `load_config` returns the defaults for
+whatever it could not use, plus a list of `ConfigError`s, each located as
+file:line, that the caller shows once.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_CONFIG_TEXT", "Config", "ConfigError", "load_config", "parse_config"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigError:
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class UiConfig:
+    status_bar: bool = True
+    refused_style: str = "bold red"
+    warn_style: str = "bold yellow"
+    shell_integration_marks: bool = True  # OSC 133 / OSC 7 to the outer terminal
+
+
+@dataclass(frozen=True, slots=True)
+class ShellConfig:
+    history_size: int = 50000
+    # Non-interactive (-c, scripts, piped stdin): what a warn verdict does.
+    # "run": run it with one line on stderr; "refuse": exit 126 like a block.
+    noninteractive_warn: str = "run"
+
+
+@dataclass(frozen=True, slots=True)
+class GuardConfig:
+    daemon_socket_path: str = ""  # empty: no daemon, in-process verdicts only
+    daemon_timeout_ms: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    ui: UiConfig = field(default_factory=UiConfig)
+    shell: ShellConfig = field(default_factory=ShellConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
+
+
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("shell", "noninteractive_warn"): ("run", "refuse"),
+}
+
+DEFAULT_CONFIG_TEXT = """\
+# attyguard configuration (TOML). Every key is optional; shown are the defaults.
+# Location: $ATTYGUARD_HOME/config/config.toml, else the platform config dir
+# (~/.config/attyguard/config.toml on Linux).
+
+[ui]
+# Bottom status bar with the warning counter and the daemon state.
+status_bar = true
+# prompt_toolkit style of the one-shot "REFUSED — <reason>" line.
+refused_style = "bold red"
+# Style of the "[y]es / [t]rust / cancel" question.
+warn_style = "bold yellow"
+# Emit OSC 133 (prompt/command/finished) and OSC 7 (cwd) marks to the terminal.
+shell_integration_marks = true
+
+[shell]
+# Lines kept in attyguard's history file.
+history_size = 50000
+# What a warn verdict does where nobody can answer (-c, scripts, piped stdin):
+# "run" runs it with one line on stderr; "refuse" exits 126 like a block.
+noninteractive_warn = "run"
+
+[guard]
+# Unix socket of the attyguard daemon; empty means in-process verdicts only.
+daemon_socket_path = ""
+# How long to wait for the daemon before using the in-process verdict.
+daemon_timeout_ms = 50
+"""
+
+
+def _line_of(text: str, section: str, key: str | None) -> int | None:
+    """Best-effort line number of `key` in `[section]` (tomllib gives none)."""
+    in_section = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("["):
+            in_section = line.strip("[] ") == section
+            if key is None and in_section:
+                return number
+            continue
+        if in_section and key is not None and re.match(rf"{re.escape(key)}\s*=", line):
+            return number
+    return None
+
+
+def parse_config(text: str, path: str = "<config>") -> tuple[Config, list[ConfigError]]:
+    errors: list[ConfigError] = []
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        line = int(match.group(1)) if match else None
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        return Config(), [ConfigError(path, line, f"not valid TOML: {message}; using defaults")]
+
+    config = Config()
+    sections = {f.name: f for f in fields(Config)}
+    for section_name, section_value in data.items():
+        if section_name not in sections:
+            errors.append(
+                ConfigError(path, _line_of(text, section_name, None),
+                            f"unknown section [{section_name}] ignored")
+            )
+            continue
+        if not isinstance(section_value, dict):
+            errors.append(ConfigError(path, None, f"{section_name} must be a table"))
+            continue
+        current = getattr(config, section_name)
+        updates: dict[str, Any] = {}
+        known = {f.name: f for f in fields(current)}
+        for key, value in section_value.items():
+            line = _line_of(text, section_name, key)
+            if key not in known:
+                errors.append(ConfigError(path, line, f"unknown key {section_name}.{key} ignored"))
+                continue
+            default = getattr(current, key)
+            if type(value) is not type(default):
+                errors.append(
+                    ConfigError(path, line,
+                                f"{section_name}.{key} must be {type(default).__name__}, "
+                                f"got {type(value).__name__}; using {default!r}")
+                )
+                continue
+            choices = _CHOICES.get((section_name, key))
+            if choices and value not in choices:
+                errors.append(
+                    ConfigError(path, line,
+                                f"{section_name}.{key} must be one of {', '.join(choices)}; "
+                                f"using {default!r}")
+                )
+                continue
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                errors.append(ConfigError(path, line, f"{section_name}.{key} must be >= 0"))
+                continue
+            updates[key] = value
+        config = replace(config, **{section_name: replace(current, **updates)})
+    return config, errors
+
+
+def load_config(path: Path | None = None) -> tuple[Config, list[ConfigError]]:
+    """Read the config file; a missing file is the defaults, silently."""
+    if path is None:
+        from attyguard.paths import config_file
+
+        path = config_file()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config(), []
+    except OSError as exc:
+        error = ConfigError(str(path), None, f"cannot read: {exc.strerror}; using defaults")
+        return Config(), [error]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return Config(), [ConfigError(str(path), line, "not valid UTF-8; using defaults")]
+    return parse_config(text, str(path))

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One entry for developers and CI, from a fresh machine of this kind:
+#   contrib/dev.sh shell [ARGS…]   set up, then start the guarded shell
+#   contrib/dev.sh test  [PYTEST ARGS…]   set up (apt + venv), lint, type-check, run every test
+# Set-up is idempotent and skipped when nothing changed (a stamp of pyproject.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+venv=${ATTYGUARD_VENV:-$root/.venv}
+
+apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo)
+
+need_apt() {
+  local missing=()
+  for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    echo "dev.sh: installing ${missing[*]}" >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
+need_venv() {
+  local extras=$1 stamp="$venv/.attyguard-stamp"
+  local want
+  want="$extras $(sha256sum pyproject.toml | cut -c1-16)"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$venv/bin/python" -m pip install -q --upgrade pip >&2
+    "$venv/bin/python" -m pip install -q -e ".[$extras]" >&2
+    echo "$want" >"$stamp"
+  fi
+}
+
+cmd=${1:-shell}
+shift || true
+case $cmd in
+  shell)
+    need_venv onnx
+    exec "$venv/bin/attyguard" "$@"
+    ;;
+  test)
+    need_apt
+    need_venv dev,onnx
+    export PATH="$venv/bin:$PATH"
+    echo "== ruff" && ruff check attyguard tests bench
+    echo "== mypy" && mypy attyguard
+    echo "== pytest"
+    exec python -m pytest "$@"
+    ;;
+  *)
+    echo "usage: contrib/dev.sh shell [ARGS…] | test [PYTEST ARGS…]" >&2
+    exit 2
+    ;;
+esac

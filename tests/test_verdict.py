@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+
+from attyguard.engine.verdict import (
+    Action,
+    RuleHit,
+    Severity,
+    Source,
+    Verdict,
+    combine_probabilities,
+)
+from attyguard.guard import Guard
+
+
+def _hit(rule_id: str, action: Action, p: float = 0.5) -> RuleHit:
+    return RuleHit(rule_id, f"title {rule_id}", Severity.HIGH, action, p, span=(0, 3))
+
+
+@pytest.mark.parametrize(
+    ("ps", "expected"),
+    [((), 0.0), ((0.5,), 0.5), ((0.5, 0.5), 0.75), ((1.0, 0.1), 1.0), ((0.9, 0.9, 0.9), 0.999)],
+)
+def test_combine(ps: tuple[float, ...], expected: float) -> None:
+    assert combine_probabilities(ps) == pytest.approx(expected)
+
+
+def test_json_round_trip() -> None:
+    verdict = Verdict(Action.BLOCK, (_hit("a", Action.BLOCK), _hit("b", Action.WARN)), 0.75, 12)
+    assert Verdict.from_json(verdict.to_json()) == verdict
+    assert verdict.reason == "title a (+1 more)"
+
+
+class _Trust:
+    def __init__(self) -> None:
+        self.lines: dict[str, tuple[str, ...]] = {}
+
+    def lookup(self, line: str) -> bool:
+        return line in self.lines
+
+    def add(self, line: str, rule_ids: tuple[str, ...]) -> None:
+        self.lines[line] = rule_ids
+
+
+class _Daemon:
+    def __init__(self, verdict: Verdict | None) -> None:
+        self.verdict = verdict
+
+    def classify(self, line: str) -> Verdict | None:
+        return self.verdict
+
+
+def _engine(line: str) -> Verdict:
+    return Verdict(Action.WARN, (_hit("x", Action.WARN),))
+
+
+def test_guard_order_trust_then_daemon_then_engine() -> None:
+    trust = _Trust()
+    guard = Guard(_engine, trust, _Daemon(Verdict(Action.BLOCK, (_hit("d", Action.BLOCK),))))
+    assert guard.decide("ls").source is Source.DAEMON
+    guard.remember("ls", guard.decide("ls"))
+    assert trust.lines == {"ls": ("d",)}
+    trusted = guard.decide("ls")
+    assert (trusted.action, trusted.source) == (Action.ALLOW, Source.TRUST)
+
+
+def test_guard_falls_back_to_engine_when_daemon_absent() -> None:
+    verdict = Guard(_engine, None, _Daemon(None)).decide("x")
+    assert (verdict.action, verdict.source) == (Action.WARN, Source.LOCAL)
+    assert verdict.notes == ("daemon unavailable; in-process verdict",)
