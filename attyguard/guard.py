@@ -37,6 +37,10 @@ class DaemonClient(Protocol):
         """The daemon's verdict, or None if it is absent, slow or broken."""
         ...
 
+    def report_block(self, verdict: Verdict) -> None:
+        """The daemon refused a line of this shell: mark this shell's PID Critical."""
+        ...
+
 
 class Guard:
     def __init__(
@@ -61,6 +65,10 @@ class Guard:
         if self.daemon is not None:
             verdict = self.daemon.classify(line)
             if verdict is not None:
+                if verdict.action is Action.BLOCK:
+                    # V2-J-2: a daemon Block marks this shell Critical, so the
+                    # next line from this process tree is refused outright.
+                    self.daemon.report_block(verdict)
                 return verdict.with_source(Source.DAEMON)
             notes = ("daemon unavailable; in-process verdict",)
         verdict = self.engine(line)

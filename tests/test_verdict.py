@@ -45,9 +45,13 @@ class _Trust:
 class _Daemon:
     def __init__(self, verdict: Verdict | None) -> None:
         self.verdict = verdict
+        self.blocks: list[Verdict] = []
 
     def classify(self, line: str) -> Verdict | None:
         return self.verdict
+
+    def report_block(self, verdict: Verdict) -> None:
+        self.blocks.append(verdict)
 
 
 def _engine(line: str) -> Verdict:
@@ -56,12 +60,15 @@ def _engine(line: str) -> Verdict:
 
 def test_guard_order_trust_then_daemon_then_engine() -> None:
     trust = _Trust()
-    guard = Guard(_engine, trust, _Daemon(Verdict(Action.BLOCK, (_hit("d", Action.BLOCK),))))
+    daemon = _Daemon(Verdict(Action.BLOCK, (_hit("d", Action.BLOCK),)))
+    guard = Guard(_engine, trust, daemon)
     assert guard.decide("ls").source is Source.DAEMON
+    assert len(daemon.blocks) == 1
     guard.remember("ls", guard.decide("ls"))
     assert trust.lines == {"ls": ("d",)}
     trusted = guard.decide("ls")
     assert (trusted.action, trusted.source) == (Action.ALLOW, Source.TRUST)
+    assert len(daemon.blocks) == 1  # a trusted line never reaches the daemon
 
 
 def test_guard_falls_back_to_engine_when_daemon_absent() -> None:
