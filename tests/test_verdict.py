@@ -62,9 +62,10 @@ def test_guard_order_trust_then_daemon_then_engine() -> None:
     trust = _Trust()
     daemon = _Daemon(Verdict(Action.BLOCK, (_hit("d", Action.BLOCK),)))
     guard = Guard(_engine, trust, daemon)
-    assert guard.decide("ls").source is Source.DAEMON
+    verdict = guard.decide("ls")
+    assert verdict.source is Source.DAEMON
     assert len(daemon.blocks) == 1
-    guard.remember("ls", guard.decide("ls"))
+    guard.remember("ls", verdict)
     assert trust.lines == {"ls": ("d",)}
     trusted = guard.decide("ls")
     assert (trusted.action, trusted.source) == (Action.ALLOW, Source.TRUST)
