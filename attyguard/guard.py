@@ -42,6 +42,15 @@ class DaemonClient(Protocol):
         ...
 
 
+# The daemon's rule for "this process tree is already Critical": a Block for
+# that reason needs no second mark (it would cost a round trip per line).
+PID_CRITICAL_RULE = "daemon.pid-critical"
+
+
+def _already_critical(verdict: Verdict) -> bool:
+    return any(hit.rule_id == PID_CRITICAL_RULE for hit in verdict.rules)
+
+
 class Guard:
     def __init__(
         self,
@@ -65,7 +74,7 @@ class Guard:
         if self.daemon is not None:
             verdict = self.daemon.classify(line)
             if verdict is not None:
-                if verdict.action is Action.BLOCK:
+                if verdict.action is Action.BLOCK and not _already_critical(verdict):
                     # V2-J-2: a daemon Block marks this shell Critical, so the
                     # next line from this process tree is refused outright.
                     self.daemon.report_block(verdict)

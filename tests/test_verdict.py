@@ -76,3 +76,11 @@ def test_guard_falls_back_to_engine_when_daemon_absent() -> None:
     verdict = Guard(_engine, None, _Daemon(None)).decide("x")
     assert (verdict.action, verdict.source) == (Action.WARN, Source.LOCAL)
     assert verdict.notes == ("daemon unavailable; in-process verdict",)
+
+
+def test_a_block_for_an_already_critical_pid_is_not_reported_again() -> None:
+    critical = RuleHit("daemon.pid-critical", "Critical", Severity.CRITICAL, Action.BLOCK, 1.0)
+    daemon = _Daemon(Verdict(Action.BLOCK, (critical,)))
+    verdict = Guard(_engine, None, daemon).decide("ls")
+    assert verdict.action is Action.BLOCK
+    assert daemon.blocks == []
