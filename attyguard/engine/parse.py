@@ -275,6 +275,17 @@ class _Walker:
         redirect_nodes = [c for c in node.named_children if c.type.endswith("redirect")]
         if body is not None and body.type == "command":
             return self.command(body, in_pipeline, redirect_nodes)
+        if body is not None and body.type == "pipeline" and body.named_children:
+            # `a | b > f`: tree-sitter puts the redirection on the pipeline; bash applies
+            # it to the last command.
+            stages = body.named_children
+            if stages[-1].type == "command":
+                flow: list[Command] = []
+                for child in stages[:-1]:
+                    flow.extend(self.visit(child, in_pipeline=True))
+                flow.extend(self.command(stages[-1], True, redirect_nodes))
+                self.state.pipelines.append(tuple(flow))
+                return flow
         before: list[Command] = []
         after: list[Command] = []
         reds: list[Redirect] = []
@@ -363,7 +374,8 @@ class _Walker:
                 else:
                     self.state.scripts.append((interp, text, span))
         if nested:
-            flow = [*pre, *nested, *cmds, *post]
+            # The nested commands run inside the shell and read its stdin: they come after it.
+            flow = [*pre, *cmds, *nested, *post]
         if not in_pipeline and (pre or post or len(cmds) > 1):
             self.state.pipelines.append(tuple([*pre, *cmds, *post]))
         elif not in_pipeline:
@@ -584,6 +596,8 @@ class _Walker:
             if not child.is_named:
                 if not op:
                     op = self.text(child)
+                elif op == "<>" and self.text(child) in ("<", ">"):
+                    pass
                 continue
             if kind == "file_descriptor":
                 fd = self.text(child)
@@ -591,6 +605,10 @@ class _Walker:
                 body_parts.append(self.text(child))
             elif kind in ("heredoc_start", "heredoc_end"):
                 continue
+            elif kind == "ERROR" and self.text(child) in ("<", ">"):
+                # tree-sitter-bash does not know the read-write operator `<>`: it leaves
+                # one of its halves in an ERROR node, before or after the other.
+                op = "<>" if op in ("", "<", ">") else op
             elif kind in ("pipeline", "command", "list", "redirected_statement"):
                 # tree-sitter hangs `cat <<EOF | sh` 's pipeline tail on the heredoc node.
                 post.extend(self.visit(child, in_pipeline=True))
