@@ -4,15 +4,31 @@ This module owns one automaton over every rule's literal atoms, built once per
 rule set. A scan of the normalised text returns the candidate rules; only
 those (plus the few rules without atoms) run their structural matchers, so a
 clean line costs one linear scan.
+
+Word-like atoms (only letters, digits, `.`, `_`, `-`) match whole words: `nc`
+is found in `nc -e` and `/bin/nc` but not in `branch`, which keeps short
+command names from sending every line to the parser. Other atoms (`/dev/tcp/`,
+`$'\\`) match anywhere.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 import ahocorasick
 
-__all__ = ["AtomMatcher"]
+__all__ = ["AtomMatcher", "is_word_atom"]
+
+_WORD_ATOM = re.compile(r"[a-z0-9._-]+")
+
+
+def is_word_atom(atom: str) -> bool:
+    return _WORD_ATOM.fullmatch(atom) is not None
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
 
 
 class AtomMatcher:
@@ -32,14 +48,23 @@ class AtomMatcher:
         if owners:
             automaton = ahocorasick.Automaton()
             for atom, rules in owners.items():
-                automaton.add_word(atom, tuple(rules))
+                left = _is_word_char(atom[0]) and is_word_atom(atom)
+                right = _is_word_char(atom[-1]) and is_word_atom(atom)
+                automaton.add_word(atom, (len(atom), left, right, tuple(rules)))
             automaton.make_automaton()
             self._automaton = automaton
 
     def candidates(self, text: str) -> set[int]:
         """Indices of rules whose atoms occur in `text` (already lower-cased) plus atomless ones."""
         found: set[int] = set(self.always)
-        if self._automaton is not None and text:
-            for _end, rules in self._automaton.iter(text):
-                found.update(rules)
+        if self._automaton is None or not text:
+            return found
+        last = len(text) - 1
+        for end, (size, left, right, rules) in self._automaton.iter(text):
+            start = end - size + 1
+            if left and start > 0 and _is_word_char(text[start - 1]):
+                continue
+            if right and end < last and _is_word_char(text[end + 1]):
+                continue
+            found.update(rules)
         return found

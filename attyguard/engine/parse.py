@@ -17,6 +17,7 @@ silently ignored.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,6 +105,7 @@ class Limits:
 
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_bash.language())
+_PARSERS = threading.local()
 
 # Wrapper -> options of it that take a separate argument. After the wrapper and its
 # options comes the real command (env also skips NAME=VALUE, timeout its duration…).
@@ -178,7 +180,9 @@ class _State:
 
 def _parse_bytes(src: bytes, deadline: float) -> tree_sitter.Tree:
     """Parse with a deadline: only the read-callback form honours progress_callback."""
-    parser = tree_sitter.Parser(_LANGUAGE)
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:  # one parser per thread: creating one costs as much as a parse
+        parser = _PARSERS.parser = tree_sitter.Parser(_LANGUAGE)
     size = len(src)
 
     def read(offset: int, _point: tuple[int, int]) -> bytes:
