@@ -184,7 +184,7 @@ def _text(data: bytes) -> str | None:
     text = data[:MAX_PAYLOAD].decode("utf-8", "replace")
     if not text.strip():
         return None
-    printable = sum(1 for c in text if c.isprintable() or c in "\n\t\r")
+    printable = sum(1 for c in text if (c.isprintable() and c != "\ufffd") or c in "\n\t\r")
     return text if printable >= 0.85 * len(text) else None
 
 
@@ -260,5 +260,7 @@ def find_payloads(parsed: Parsed) -> tuple[Payload, ...]:
                     if raw:
                         text = raw.decode("utf-16-le", "replace")
                         out.append(Payload(text, cmd.name, ("base64",), cmd.span))
-    return tuple(out[:16])
+    # A decoded text that also reaches a command is reported once, with that command.
+    sunk = {p.text for p in out if p.fed_to}
+    return tuple(p for p in out if p.fed_to or p.text not in sunk)[:16]
 

@@ -74,7 +74,7 @@ def _escape(m: re.Match[str], *, octal_zero: bool) -> str:
         if u8 is not None:
             return chr(min(int(u8, 16), 0x10FFFF))
         if octal is not None:
-            if octal_zero and octal.startswith("0"):
+            if octal_zero and octal.startswith("0") and len(octal) > 1:
                 octal = octal[1:] or "0"
             return chr(int(octal, 8) & 0xFF)
     except ValueError:
@@ -92,11 +92,19 @@ def decode_ansi_c(body: str) -> str:
     return _ESCAPE_RE.sub(lambda m: _escape(m, octal_zero=False), body)
 
 
+# printf/echo -e also take `\0NNN` (a zero, then up to three octal digits).
+_PRINTF_ESCAPE_RE = re.compile(
+    r"\\(?:x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{1,4})|U([0-9A-Fa-f]{1,8})|(0[0-7]{1,3}|[0-7]{1,3})"
+    r"|c(.)|(.))",
+    re.DOTALL,
+)
+
+
 def decode_printf_escapes(text: str) -> str:
     """The output of `printf 'text'` / `echo -e 'text'` for escape sequences (no % formats)."""
     if "\\" not in text:
         return text
-    return _ESCAPE_RE.sub(lambda m: _escape(m, octal_zero=True), text)
+    return _PRINTF_ESCAPE_RE.sub(lambda m: _escape(m, octal_zero=True), text)
 
 
 _BACKSLASH_NEWLINE = re.compile(r"\\\r?\n")

@@ -194,8 +194,11 @@ def _parse_bytes(src: bytes, deadline: float) -> tree_sitter.Tree:
     try:
         tree = parser.parse(read, progress_callback=progress)
     except ValueError as exc:  # raised when the progress callback cancels
+        # A cancelled parser resumes the old parse on its next call unless reset.
+        parser.reset()
         raise _Bounded("parse deadline exceeded") from exc
     if tree is None:
+        parser.reset()
         raise _Bounded("parse deadline exceeded")
     return tree
 
