@@ -13,6 +13,7 @@ attyguard.resources.data_path("patterns"); `Engine(ruleset)` serves tests and
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -40,6 +41,13 @@ BOUNDED_RULE_ID = "engine.analysis-bounded"
 UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
 # Interpreters whose decoded input is shell text worth classifying again.
 _SHELL_SINKS = SHELLS | {"eval", "source", ".", "$(…)", "xargs"}
+
+
+# Lines that can hide their words from the prefilter until parsed: substitutions,
+# defaults (`${x:-curl}`) and variables assigned earlier in the line (`a=cu; b=rl; $a$b`).
+_FORCE_PARSE = re.compile(
+    r"\$\(|`|\$\{[A-Za-z_]\w*:?-|[A-Za-z_]\w*=[^\s;&|]*[\s;&|][^\n]*\$\{?[A-Za-z_]"
+)
 
 
 def _bounded_hit(reason: str, span: Span | None = None) -> RuleHit:
@@ -105,7 +113,7 @@ class Engine:
     def _analyse(self, text: str, layer: int, deadline: float,
                  outer_span: Span | None) -> list[RuleHit]:
         candidates = self.atoms.candidates(prefilter_text(text))
-        if not candidates:
+        if not candidates and not _FORCE_PARSE.search(text):
             return []
         parsed = parse(text, self.limits, deadline)
         payloads = find_payloads(parsed) if parsed.commands else ()
@@ -130,11 +138,11 @@ class Engine:
                 probability=rule.probability, explanation=rule.explanation,
                 remediation=rule.remediation, span=span, matched=matched[:300],
             ))
-        hits.extend(self._payload_hits(payloads, layer, deadline, outer_span))
+        hits.extend(self._payload_hits(text, payloads, layer, deadline, outer_span))
         return hits
 
-    def _payload_hits(self, payloads: tuple[Payload, ...], layer: int, deadline: float,
-                      outer_span: Span | None) -> list[RuleHit]:
+    def _payload_hits(self, text: str, payloads: tuple[Payload, ...], layer: int,
+                      deadline: float, outer_span: Span | None) -> list[RuleHit]:
         hits: list[RuleHit] = []
         for payload in payloads:
             if payload.fed_to not in _SHELL_SINKS and payload.fed_to != "":
@@ -143,7 +151,11 @@ class Engine:
                 hits.append(_bounded_hit(f"more than {MAX_LAYERS} encoded layers", outer_span))
                 break
             span = outer_span if outer_span is not None else payload.span
-            hits.extend(self._analyse(payload.text, layer + 1, deadline, span))
+            layer_text = payload.text
+            if payload.replaces and payload.replaces in text:
+                # `$(echo Y3VybA== | base64 -d) -s URL | sh`: put the decoded name back.
+                layer_text = text.replace(payload.replaces, payload.text.strip(), 1)
+            hits.extend(self._analyse(layer_text, layer + 1, deadline, span))
         return hits
 
 

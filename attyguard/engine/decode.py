@@ -32,6 +32,7 @@ class Payload:
     fed_to: str  # command name the decoded text flows into ("" when it goes nowhere)
     decoders: tuple[str, ...]  # e.g. ("base64", "gzip"); () for a literal heredoc fed to sh
     span: Span
+    replaces: str = ""  # the `$(…)` text the decoded text stands for, when it is a command name
 
 
 def _b64(data: bytes) -> bytes | None:
@@ -219,11 +220,14 @@ def _flow_payloads(flow: tuple[Command, ...]) -> list[Payload]:
         if text is None:
             continue
         fed_to = sink.name if sink is not None else ""
+        replaces = ""
         if sink is not None and (sink.path.startswith("$(") or sink.path.startswith("`")):
             fed_to = "$(…)"
+            replaces = sink.path
         span_end = sink.span if sink is not None else flow[max(j - 1, i)].span
         out.append(Payload(text, fed_to, tuple(decoders),
-                           (min(src.span[0], span_end[0]), max(src.span[1], span_end[1]))))
+                           (min(src.span[0], span_end[0]), max(src.span[1], span_end[1])),
+                           replaces))
         break
     return out
 

@@ -17,6 +17,7 @@ silently ignored.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -167,6 +168,8 @@ class _State:
     redirects: list[Redirect] = field(default_factory=list)
     scripts: list[tuple[str, str, Span]] = field(default_factory=list)
     has_error: bool = False
+    # Variables assigned earlier in the line with a constant value (`a=cu; b=rl; $a$b`).
+    variables: dict[str, str] = field(default_factory=dict)
 
     def tick(self) -> None:
         self.nodes += 1
@@ -270,6 +273,10 @@ class _Walker:
             for child in node.named_children:
                 out.extend(self.visit(child))
             return out
+        if kind == "variable_assignment":  # a bare `a=cu` statement
+            value, dynamic, inner, _post = self.word_value(node)
+            self.remember(value, dynamic)
+            return inner
         if kind == "ERROR":
             self.state.has_error = True
         out = []
@@ -367,6 +374,9 @@ class _Walker:
             post.extend(after)
             if red.op in ("<<", "<<-", "<<<"):
                 extra_scripts.append((red.target, red.span))
+        if not words:
+            for assignment in assignments:
+                self.remember(assignment, False)
         cmds = self.unwrap(words, tuple(reds), tuple(assignments), self.span(node))
         for cmd in cmds:
             self.state.commands.append(cmd)
@@ -571,12 +581,19 @@ class _Walker:
             t = self.text(node)
             if t == "$IFS" or t.startswith("${IFS"):
                 return (" " if quoted else _IFS_SENTINEL), False, [], []
+            known = self.expand(t)
+            if known is not None:
+                return known, False, [], []
             inner_cmds: list[Command] = []
             for child in node.named_children:
                 inner_cmds.extend(self.visit(child))
             return t, True, inner_cmds, []
         if kind == "command_substitution":
-            return self.text(node), True, self.visit(node), []
+            inner = self.visit(node)
+            folded = _echo_value(inner)
+            if folded is not None:  # `$(echo curl)` is just "curl"
+                return folded, False, inner, []
+            return self.text(node), True, inner, []
         if kind == "process_substitution":
             cmds = self.visit(node)
             if self.text(node).startswith(">"):
@@ -587,6 +604,27 @@ class _Walker:
         for child in node.named_children:
             inner_cmds.extend(self.visit(child))
         return self.text(node), True, inner_cmds, []
+
+    def remember(self, assignment: str, dynamic: bool) -> None:
+        name, _, value = assignment.partition("=")
+        if dynamic or not name.isidentifier() or _IFS_SENTINEL in value:
+            self.state.variables.pop(name, None)
+        else:
+            self.state.variables[name] = value
+
+    def expand(self, text: str) -> str | None:
+        """The value of `$v`, `${v}`, `${v:-word}` when the line itself decides it."""
+        m = _EXPANSION_RE.fullmatch(text)
+        if m is None:
+            return None
+        name = m.group(1) or m.group(2)
+        value = self.state.variables.get(name)
+        if value is not None:
+            return value
+        default = m.group(4)
+        if default is not None and name not in _ENVIRONMENT_DEFAULTS:
+            return unescape_unquoted(default.strip("'\""))
+        return None
 
     def redirect(
         self, node: tree_sitter.Node, command: str
@@ -627,6 +665,25 @@ class _Walker:
         if op in ("<<", "<<-"):
             target = "".join(body_parts)
         return Redirect(op, target, self.span(node), fd, command), pre, post
+
+
+_EXPANSION_RE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)(:?-(.*))?\})", re.DOTALL)
+# Variables whose value comes from the environment: a default is not their value.
+_ENVIRONMENT_DEFAULTS = frozenset({"HOME", "PATH", "USER", "SHELL", "PWD", "TMPDIR", "LANG"})
+
+
+def _echo_value(flow: list[Command]) -> str | None:
+    """The output of a lone `echo`/`printf %s` with constant arguments, else None."""
+    if len(flow) != 1:
+        return None
+    cmd = flow[0]
+    if any(w.dynamic for w in cmd.args) or cmd.redirects:
+        return None
+    if cmd.name == "echo" and not any(a.startswith("-") for a in cmd.argv):
+        return " ".join(cmd.argv)
+    if cmd.name == "printf" and cmd.argv and "%" not in cmd.argv[0] and "\\" not in cmd.argv[0]:
+        return cmd.argv[0]
+    return None
 
 
 # `python -c CODE`, `perl -e CODE`, … : code kept for raw-text rules.
