@@ -7,7 +7,8 @@ clean line costs one linear scan.
 
 Word-like atoms (only letters, digits, `.`, `_`, `-`) match whole words: `nc`
 is found in `nc -e` and `/bin/nc` but not in `branch`, which keeps short
-command names from sending every line to the parser. Other atoms (`/dev/tcp/`,
+command names from sending every line to the parser. A digit may follow
+(`python` is found in `python3`). Other atoms (`/dev/tcp/`,
 `$'\\`) match anywhere.
 """
 
@@ -64,7 +65,8 @@ class AtomMatcher:
             start = end - size + 1
             if left and start > 0 and _is_word_char(text[start - 1]):
                 continue
-            if right and end < last and _is_word_char(text[end + 1]):
+            # A digit may follow (`python` finds `python3`, `wget` finds `wget2`).
+            if right and end < last and (text[end + 1].isalpha() or text[end + 1] == "_"):
                 continue
             found.update(rules)
         return found

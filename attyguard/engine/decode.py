@@ -234,7 +234,7 @@ def _flow_payloads(flow: tuple[Command, ...]) -> list[Payload]:
 
 _B64_CALL_RE = re.compile(
     r"(?:b64decode|base64_decode|decode_base64|decode64|atob|Base64\.decode|from_base64|FromBase64String)"
-    r"\s*\(\s*[bu]?['\"]([A-Za-z0-9+/=_-]{8,})['\"]"
+    r"\s*\(\s*[bu]?['\"]([A-Za-z0-9+/=_-]{4,})['\"]"
 )
 
 

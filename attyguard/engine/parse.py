@@ -444,9 +444,13 @@ class _Walker:
             if cmd.path.startswith("$"):  # `$PYTHON -c CODE`: an interpreter held in a variable
                 flags = frozenset({"-c", "-e"})
             if flags:
-                for i, w in enumerate(argv[:-1]):
-                    if w.value in flags:
+                for i, w in enumerate(argv):
+                    if w.value in flags and i + 1 < len(argv):
                         out.append((argv[i + 1].value, argv[i + 1].span, name))
+                        break
+                    attached = w.value[:2]
+                    if attached in flags and len(w.value) > 2:  # ruby -e'code'
+                        out.append((w.value[2:], w.span, name))
                         break
             if name in SHELLS or name in _INLINE_CODE_FLAGS:  # `sh <<EOF`, `python3 <<<CODE`
                 for text, span in stdin_scripts:
@@ -692,6 +696,7 @@ _INLINE_CODE_FLAGS: dict[str, frozenset[str]] = {
     **{n: frozenset({"-e", "-E"}) for n in ("perl", "ruby")},
     **{n: frozenset({"-e", "--eval", "-p", "--print"}) for n in ("node", "nodejs", "deno")},
     "php": frozenset({"-r"}),
+    **{n: frozenset({"-c", "-Command", "-command", "-C"}) for n in ("pwsh", "powershell")},
     "lua": frozenset({"-e"}),
     "awk": frozenset(),
 }
