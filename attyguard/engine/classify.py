@@ -44,9 +44,10 @@ _SHELL_SINKS = SHELLS | {"eval", "source", ".", "$(…)", "xargs"}
 
 
 # Lines that can hide their words from the prefilter until parsed: substitutions,
-# defaults (`${x:-curl}`) and variables assigned earlier in the line (`a=cu; b=rl; $a$b`).
+# defaults (`${x:-curl}`), variables assigned earlier in the line (`a=cu; b=rl; $a$b`)
 _FORCE_PARSE = re.compile(
     r"\$\(|`|\$\{[A-Za-z_]\w*:?-|[A-Za-z_]\w*=[^\s;&|]*[\s;&|][^\n]*\$\{?[A-Za-z_]"
+    r"|(?:^|[\s;|&(])/[^\s;|&]*[?*\[]"  # glob paths: `/???/b??h` is /bin/bash
 )
 
 

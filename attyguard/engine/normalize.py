@@ -13,6 +13,7 @@ import re
 
 __all__ = [
     "IFS_RE",
+    "resolve_glob_path",
     "command_basename",
     "decode_ansi_c",
     "decode_printf_escapes",
@@ -158,3 +159,32 @@ def prefilter_text(line: str) -> str:
     if "IFS" in line or "{" in line:
         parts.append(prepass(text))
     return "\n".join(parts).lower()
+
+
+# Binaries attackers reach with glob paths (`/???/b??h`, `/u*/b*/n?`). The engine
+# is pure (no filesystem), so a glob is matched against this list of the usual
+# places rather than the disk. Order matters: the first match wins.
+_GLOB_DIRS = ("/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin")
+_GLOB_NAMES = (
+    "bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "curl",
+    "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",
+    "base64", "xxd", "openssl", "cat", "rm", "dd", "chmod", "chown", "crontab", "busybox",
+    "id", "whoami", "uname", "tar", "gzip", "mkfifo", "mknod", "ssh", "scp", "env",
+    "passwd", "shadow", "sudo", "su",
+)
+_GLOB_PATHS = tuple(f"{d}/{n}" for n in _GLOB_NAMES for d in _GLOB_DIRS) + (
+    "/etc/passwd", "/etc/shadow", "/etc/sudoers", "/etc/hosts", "/etc/crontab",
+)
+_GLOB_CHARS = re.compile(r"[?*\[]")
+
+
+def resolve_glob_path(word: str) -> str | None:
+    """`/???/b??h` -> `/bin/bash` (first well-known path the glob matches), else None."""
+    if not word.startswith("/") or not _GLOB_CHARS.search(word) or len(word) > 64:
+        return None
+    import fnmatch
+
+    for path in _GLOB_PATHS:
+        if fnmatch.fnmatchcase(path, word):
+            return path
+    return None

@@ -30,6 +30,7 @@ from attyguard.engine.normalize import (
     command_basename,
     decode_ansi_c,
     prepass,
+    resolve_glob_path,
     unescape_double,
     unescape_unquoted,
 )
@@ -144,7 +145,7 @@ _WRAPPERS: dict[str, frozenset[str]] = {
 # Wrappers whose first operand is not the command (timeout DURATION, chroot DIR, …).
 _WRAPPER_POSITIONALS = {"timeout": 1, "chroot": 1, "taskset": 1, "flock": 1}
 _EVAL_LIKE = frozenset({"eval"})
-_SU_LIKE = frozenset({"su", "runuser", "sudo"})  # `su -c STRING`
+_SU_LIKE = frozenset({"su", "runuser", "sudo", "script", "flock"})  # `su -c STRING`
 _IFS_SENTINEL = "\ue000"
 _MAX_LEVEL = 150
 
@@ -418,7 +419,18 @@ class _Walker:
             return out
         if name in ("source", "."):
             return out
-        if name in ("su", "runuser"):  # su [options] [user] -c STRING: -c may come last
+        if name == "alias":  # alias ll='…': the value is shell text run later
+            for w in argv:
+                if "=" in w.value:
+                    out.append((w.value.split("=", 1)[1], w.span, "eval"))
+            return out
+        if name == "trap" and argv and not argv[0].value.startswith("-"):
+            out.append((argv[0].value, argv[0].span, "eval"))
+            return out
+        if name == "watch" and len(argv) == 1 and " " in argv[0].value:
+            out.append((argv[0].value, argv[0].span, "eval"))  # watch 'cmd | cmd'
+            return out
+        if name in ("su", "runuser", "script", "flock"):  # -c STRING may come anywhere
             for i, w in enumerate(argv[:-1]):
                 if w.value in ("-c", "--command", "--session-command"):
                     out.append((argv[i + 1].value, argv[i + 1].span, name))
@@ -498,6 +510,10 @@ class _Walker:
                     continue
                 break
             j += _WRAPPER_POSITIONALS.get(name, 0)
+            if name == "flock" and j < len(words) and words[j].value in ("-c", "--command"):
+                break  # `flock FILE -c STRING`: flock runs the string itself
+            if name == "watch" and j == len(words) - 1 and " " in words[j].value:
+                break  # `watch 'a | b'`: watch hands the string to sh -c
             if name in ("sudo", "su") and j >= len(words):
                 break
             wrappers.append(name)
@@ -542,6 +558,10 @@ class _Walker:
         pre.extend(inner)
         post.extend(after)
         span = self.span(node)
+        if node.type == "word" and "/" in value:
+            resolved = resolve_glob_path(value)  # an unquoted glob: bash expands it
+            if resolved is not None:
+                value = resolved
         if _IFS_SENTINEL in value:
             for part in value.split(_IFS_SENTINEL):
                 if part:
