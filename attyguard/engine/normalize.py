@@ -9,16 +9,17 @@ Everything here is pure and linear in the input.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 
 __all__ = [
     "IFS_RE",
-    "resolve_glob_path",
     "command_basename",
     "decode_ansi_c",
     "decode_printf_escapes",
     "prefilter_text",
     "prepass",
+    "resolve_glob_path",
     "unescape_double",
     "unescape_unquoted",
 ]
@@ -172,8 +173,9 @@ _GLOB_NAMES = (
     "id", "whoami", "uname", "tar", "gzip", "mkfifo", "mknod", "ssh", "scp", "env",
     "passwd", "shadow", "sudo", "su",
 )
-_GLOB_PATHS = tuple(f"{d}/{n}" for n in _GLOB_NAMES for d in _GLOB_DIRS) + (
-    "/etc/passwd", "/etc/shadow", "/etc/sudoers", "/etc/hosts", "/etc/crontab",
+_GLOB_PATHS = (
+    *(f"{d}/{n}" for n in _GLOB_NAMES for d in _GLOB_DIRS),
+    *("/etc/passwd", "/etc/shadow", "/etc/sudoers", "/etc/hosts", "/etc/crontab"),
 )
 _GLOB_CHARS = re.compile(r"[?*\[]")
 
@@ -182,8 +184,6 @@ def resolve_glob_path(word: str) -> str | None:
     """`/???/b??h` -> `/bin/bash` (first well-known path the glob matches), else None."""
     if not word.startswith("/") or not _GLOB_CHARS.search(word) or len(word) > 64:
         return None
-    import fnmatch
-
     for path in _GLOB_PATHS:
         if fnmatch.fnmatchcase(path, word):
             return path
