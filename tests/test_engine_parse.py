@@ -210,6 +210,11 @@ def test_environment_defaults_are_not_values() -> None:
     assert cmd.argv == ("${HOME:-/root}",)
 
 
+def test_directory_globs_are_not_resolved() -> None:
+    (cmd,) = parse("chmod +x /usr/local/bin/*").commands
+    assert cmd.argv == ("+x", "/usr/local/bin/*")
+
+
 def test_quoted_globs_are_not_expanded() -> None:
     (cmd,) = parse("echo '/???/b??h'").commands
     assert cmd.argv == ("/???/b??h",)

@@ -184,6 +184,8 @@ def resolve_glob_path(word: str) -> str | None:
     """`/???/b??h` -> `/bin/bash` (first well-known path the glob matches), else None."""
     if not word.startswith("/") or not _GLOB_CHARS.search(word) or len(word) > 64:
         return None
+    if not _GLOB_CHARS.sub("", word.rsplit("/", 1)[-1]):
+        return None  # `/usr/bin/*` lists a directory; it does not name one program
     for path in _GLOB_PATHS:
         if fnmatch.fnmatchcase(path, word):
             return path
