@@ -223,3 +223,10 @@ def test_quoted_globs_are_not_expanded() -> None:
 def test_inline_code_with_attached_flag() -> None:
     parsed = parse("ruby -e'puts 1'")
     assert parsed.scripts and parsed.scripts[0][1] == "puts 1"
+
+
+def test_bare_assignments_are_commands() -> None:
+    cmds = parse("HISTFILE=/dev/null; A=1 B=2; HISTSIZE=0 bash").commands
+    assert [(c.name, c.assignments) for c in cmds] == [
+        ("", ("HISTFILE=/dev/null",)), ("", ("A=1", "B=2")), ("bash", ("HISTSIZE=0",))
+    ]

@@ -117,3 +117,18 @@ def test_registry_has_every_documented_type() -> None:
         assert f"### `{kind}`" in readme or f"`{kind}`" in readme, kind
     assert set(MATCHERS) >= {"command", "pipeline", "redirect", "sequence", "url", "decoded",
                              "regex", "all", "any"}
+
+
+def test_assignment_predicate() -> None:
+    text = GOOD.replace(
+        """      type: pipeline
+      source: {names: ["@fetchers"]}
+      sink: {names: [sh, bash]}""",
+        """      type: command
+      assignments_any: ['^HISTFILE=/dev/null$']""",
+    ).replace("atoms: [curl, wget]", "atoms: [histfile]").replace(
+        '"curl -s https://example.org | sh"', '"HISTFILE=/dev/null"'
+    ).replace('"curl -s https://example.org -o x"', '"echo $HISTFILE"')
+    rs = _load(text)
+    assert run_examples(rs) == []
+    assert Engine(rs).classify("HISTFILE=/dev/null bash").action is Action.WARN

@@ -156,7 +156,7 @@ def _has_flag(argv: tuple[str, ...], flag: str) -> bool:
 
 _SPEC_KEYS = (
     "names", "not_names", "args_any", "args_all", "args_none", "flags_any", "flags_all",
-    "flags_none", "argline", "not_argline", "via", "min_args",
+    "flags_none", "argline", "not_argline", "via", "min_args", "assignments_any",
 )
 
 
@@ -176,6 +176,7 @@ class CommandSpec:
     not_argline: re.Pattern[str] | None
     via: frozenset[str]
     min_args: int
+    assignments_any: tuple[re.Pattern[str], ...] = ()
 
     @classmethod
     def from_dict(cls, d: Any, sets: Mapping[str, frozenset[str]], what: str) -> CommandSpec:
@@ -198,6 +199,7 @@ class CommandSpec:
             not_argline=_regex(d, "not_argline"),
             via=frozenset(_get_list(d, "via")),
             min_args=min_args,
+            assignments_any=_regexes(d, "assignments_any"),
         )
 
     def test(self, cmd: Command) -> bool:
@@ -207,6 +209,10 @@ class CommandSpec:
             return False
         if self.via and not (self.via.intersection(cmd.wrappers)
                              or self.via.intersection(cmd.inside)):
+            return False
+        if self.assignments_any and not any(
+            r.search(a) for r in self.assignments_any for a in cmd.assignments
+        ):
             return False
         argv = cmd.argv
         if len(argv) < self.min_args:

@@ -274,10 +274,21 @@ class _Walker:
             for child in node.named_children:
                 out.extend(self.visit(child))
             return out
-        if kind == "variable_assignment":  # a bare `a=cu` statement
-            value, dynamic, inner, _post = self.word_value(node)
-            self.remember(value, dynamic)
-            return inner
+        if kind in ("variable_assignment", "variable_assignments"):  # bare `a=cu` statement
+            parts = [node] if kind == "variable_assignment" else [
+                c for c in node.named_children if c.type == "variable_assignment"
+            ]
+            inner: list[Command] = []
+            values: list[str] = []
+            for part in parts:
+                value, dynamic, feeding, _post = self.word_value(part)
+                self.remember(value, dynamic)
+                inner.extend(feeding)
+                values.append(value)
+            cmd = Command("", "", (), self.span(node), assignments=tuple(values),
+                          depth=self.depth, inside=self.inside)
+            self.state.commands.append(cmd)
+            return [*inner, cmd]
         if kind == "ERROR":
             self.state.has_error = True
         out = []
