@@ -127,3 +127,13 @@ def test_broken_rules_warn_everything(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_empty_ruleset_allows() -> None:
     assert Engine(RuleSet(())).classify("curl x | sh").action is ALLOW
+
+
+def test_many_decoded_layers_are_bounded() -> None:
+    # 40 separate encoded payloads, each fed to a shell: the work stops at a budget.
+    line = "; ".join(["echo aWQ= | base64 -d | sh"] * 10 + [
+        f"echo {i} | rev | sh" for i in range(30)
+    ])
+    verdict = classify(line)
+    assert verdict.action is BLOCK
+    assert any(h.rule_id == BOUNDED_RULE_ID for h in verdict.rules)

@@ -37,6 +37,7 @@ __all__ = [
 
 MAX_LINE = 65_536  # characters; longer input is not parsed at all (warn, says why)
 MAX_LAYERS = 3  # decoded payloads classified again, at most this deep
+MAX_ANALYSES = 24  # decoded payloads classified again, at most this many per line
 BOUNDED_RULE_ID = "engine.analysis-bounded"
 UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
 # Interpreters whose decoded input is shell text worth classifying again.
@@ -64,6 +65,14 @@ def _bounded_hit(reason: str, span: Span | None = None) -> RuleHit:
         span=span,
         matched=reason,
     )
+
+
+@dataclass(slots=True)
+class _Budget:
+    """Work left for one line over all its decoded layers (mutable, per call)."""
+
+    deadline: float
+    analyses: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +109,8 @@ class Engine:
     def _classify(self, line: str) -> _Layer:
         if len(line) > MAX_LINE:
             return _Layer((_bounded_hit(f"line longer than {MAX_LINE} characters"),))
-        deadline = time.monotonic() + self.limits.deadline_s
-        hits = self._analyse(line, 0, deadline, None)
+        budget = _Budget(time.monotonic() + self.limits.deadline_s)
+        hits = self._analyse(line, 0, budget, None)
         # One hit per rule: the first (outermost) one explains it best.
         seen: set[str] = set()
         unique: list[RuleHit] = []
@@ -111,12 +120,17 @@ class Engine:
                 unique.append(hit)
         return _Layer(tuple(unique))
 
-    def _analyse(self, text: str, layer: int, deadline: float,
+    def _analyse(self, text: str, layer: int, budget: _Budget,
                  outer_span: Span | None) -> list[RuleHit]:
         candidates = self.atoms.candidates(prefilter_text(text))
         if not candidates and not _FORCE_PARSE.search(text):
             return []
-        parsed = parse(text, self.limits, deadline)
+        if layer > 0:
+            # Decoded layers share one budget, so nested payloads cannot multiply the work.
+            budget.analyses += 1
+            if budget.analyses > MAX_ANALYSES or time.monotonic() > budget.deadline:
+                return [_bounded_hit("too many decoded layers to analyse", outer_span)]
+        parsed = parse(text, self.limits, budget.deadline)
         payloads = find_payloads(parsed) if parsed.commands else ()
         normalized = _normalized(parsed)
         extra = normalized.lower()
@@ -139,11 +153,11 @@ class Engine:
                 probability=rule.probability, explanation=rule.explanation,
                 remediation=rule.remediation, span=span, matched=matched[:300],
             ))
-        hits.extend(self._payload_hits(text, payloads, layer, deadline, outer_span))
+        hits.extend(self._payload_hits(text, payloads, layer, budget, outer_span))
         return hits
 
     def _payload_hits(self, text: str, payloads: tuple[Payload, ...], layer: int,
-                      deadline: float, outer_span: Span | None) -> list[RuleHit]:
+                      budget: _Budget, outer_span: Span | None) -> list[RuleHit]:
         hits: list[RuleHit] = []
         for payload in payloads:
             if payload.fed_to not in _SHELL_SINKS and payload.fed_to != "":
@@ -156,7 +170,7 @@ class Engine:
             if payload.replaces and payload.replaces in text:
                 # `$(echo Y3VybA== | base64 -d) -s URL | sh`: put the decoded name back.
                 layer_text = text.replace(payload.replaces, payload.text.strip(), 1)
-            hits.extend(self._analyse(layer_text, layer + 1, deadline, span))
+            hits.extend(self._analyse(layer_text, layer + 1, budget, span))
         return hits
 
 

@@ -266,5 +266,6 @@ def find_payloads(parsed: Parsed) -> tuple[Payload, ...]:
                         out.append(Payload(text, cmd.name, ("base64",), cmd.span))
     # A decoded text that also reaches a command is reported once, with that command.
     sunk = {p.text for p in out if p.fed_to}
-    return tuple(p for p in out if p.fed_to or p.text not in sunk)[:16]
+    # Not truncated here: the engine's work budget bounds (and reports) the re-analysis.
+    return tuple(p for p in out if p.fed_to or p.text not in sunk)
 
