@@ -132,3 +132,19 @@ def test_assignment_predicate() -> None:
     rs = _load(text)
     assert run_examples(rs) == []
     assert Engine(rs).classify("HISTFILE=/dev/null bash").action is Action.WARN
+
+
+def test_atoms_are_substrings_and_caret_starts_a_word() -> None:
+    from attyguard.engine.atoms import AtomMatcher
+
+    atoms = AtomMatcher([["sh"], ["^nc"], ["cron"], []])
+    assert atoms.candidates("bash -i") == {0, 3}
+    assert atoms.candidates("git branch") == {3}
+    assert atoms.candidates("/bin/nc -e x") == {1, 3}
+    assert atoms.candidates("ncat -l") == {1, 3}
+    assert atoms.candidates("/etc/crontab") == {2, 3}
+
+
+def test_caret_alone_is_not_an_atom() -> None:
+    with pytest.raises(RuleError, match="atoms must be non-empty"):
+        _load(GOOD.replace("atoms: [curl, wget]", 'atoms: ["^"]'))
