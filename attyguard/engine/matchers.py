@@ -6,7 +6,8 @@ payloads). `MATCHERS` maps a `type` to a class whose `from_dict` validates its
 fields and raises `MatcherError` (rules.py adds `file:line` and the rule id).
 Every type is documented with an example in patterns/README.md.
 
-Types: command, pipeline, redirect, sequence, url, decoded, regex, all, any.
+Types: command, pipeline, redirect, sequence, url, decoded, regex, all, any; writes
+(engine/writes.py) and package (engine/packages.py).
 """
 
 from __future__ import annotations
@@ -709,6 +710,18 @@ MATCHERS: dict[str, Callable[[dict[str, Any], Mapping[str, frozenset[str]]], Mat
     for cls in (CommandMatcher, PipelineMatcher, RedirectMatcher, SequenceMatcher, UrlMatcher,
                 DecodedMatcher, RegexMatcher, AllMatcher, AnyMatcher)
 }
+
+
+def _extra_matchers() -> dict[str, Callable[[dict[str, Any], Mapping[str, frozenset[str]]],
+                                            Matcher]]:
+    # Matchers kept in their own modules (they import this one, hence the late import).
+    from attyguard.engine.packages import PackageMatcher
+    from attyguard.engine.writes import WritesMatcher
+
+    return {cls.type_name: cls.from_dict for cls in (WritesMatcher, PackageMatcher)}
+
+
+MATCHERS.update(_extra_matchers())
 
 
 def build_matcher(d: Any, sets: Mapping[str, frozenset[str]]) -> Matcher:
