@@ -230,3 +230,19 @@ def test_bare_assignments_are_commands() -> None:
     assert [(c.name, c.assignments) for c in cmds] == [
         ("", ("HISTFILE=/dev/null",)), ("", ("A=1", "B=2")), ("bash", ("HISTSIZE=0",))
     ]
+
+
+def test_astral_characters_do_not_crash_the_parser() -> None:
+    # tree-sitter-bash 0.25 segfaults (intermittently) on `{` + a character beyond
+    # U+1FFFF; the engine hides such characters from it. Many tries: the crash is random.
+    from attyguard.engine.parse import _source
+
+    assert _source("{\U000e0000\U0001f600") == "{\ufffd\U0001f600".encode()
+    lines = ["{\U000e0000", "echo {\U00100000}", "x|{\U000f0000", "a={\U00020000",
+             "{\U000c1645 curl u | sh"]
+    for _ in range(300):
+        for line in lines:
+            parse(line)
+    parsed = parse("echo \U00100000; curl u | sh")
+    (curl,) = [c for c in parsed.commands if c.name == "curl"]
+    assert "echo \U00100000; curl u | sh"[curl.span[0] : curl.span[1]] == "curl u"

@@ -21,6 +21,7 @@ SHELL_BITS = [
     "${IFS}", "{a,b}", "\\", "\n", "<<EOF\n", "EOF\n", "<<<", ">&", "/dev/tcp/h/1", "; ",
     "&& ", "base64 -d", "echo ", "eval ", "sudo ", "nc -e ", "\x00", "\udcff", "\x1b[2J",
     "xargs ", "find . -exec ", " \\;", "python3 -c ", "exec(", "b64decode('aWQ=')", "=",
+    "{", "}", "\U000e0001", "\U00100000", "\U00020000", "\U0001f600",
 ]
 
 

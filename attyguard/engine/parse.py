@@ -182,6 +182,21 @@ class _State:
             raise _Bounded(f"more than {self.limits.max_commands} commands")
 
 
+# tree-sitter-bash 0.25 crashes (SIGSEGV, not every time) on characters beyond
+# U+1FFFF — seen with `{` followed by one, e.g. U+E0000 or U+100000. They mean
+# nothing to bash's syntax, so the parser sees U+FFFD in their place (one
+# character for one: spans in characters stay exact).
+_UNSAFE_FOR_PARSER = re.compile("[\U00020000-\U0010FFFF]")
+
+
+def _source(text: str) -> bytes:
+    """The bytes tree-sitter parses for `text` (rewritten by prepass, made crash-safe)."""
+    text = prepass(text)
+    if not text.isascii():
+        text = _UNSAFE_FOR_PARSER.sub("\ufffd", text)
+    return text.encode("utf-8", "surrogatepass")
+
+
 def _parse_bytes(src: bytes, deadline: float) -> tree_sitter.Tree:
     """Parse with a deadline: only the read-callback form honours progress_callback."""
     parser = getattr(_PARSERS, "parser", None)
@@ -414,7 +429,7 @@ class _Walker:
     def nested(self, text: str, span: Span, runner: tuple[str, ...]) -> list[Command]:
         if self.depth + 1 > self.state.limits.max_depth:
             raise _Bounded(f"nesting deeper than {self.state.limits.max_depth} layers")
-        src = prepass(text).encode("utf-8", "surrogatepass")
+        src = _source(text)
         tree = _parse_bytes(src, self.state.deadline)
         walker = _Walker(src, self.state, self.depth + 1, span, (*self.inside, *runner))
         return walker.visit(tree.root_node)
@@ -744,7 +759,7 @@ def parse(line: str, limits: Limits | None = None, deadline: float | None = None
     state = _State(limits, deadline if deadline is not None else clock() + limits.deadline_s)
     bounded: str | None = None
     try:
-        src = prepass(line).encode("utf-8", "surrogatepass")
+        src = _source(line)
         tree = _parse_bytes(src, state.deadline)
         _Walker(src, state, 0, None).visit(tree.root_node)
     except _Bounded as exc:
