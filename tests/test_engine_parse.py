@@ -237,7 +237,7 @@ def test_astral_characters_do_not_crash_the_parser() -> None:
     # U+1FFFF; the engine hides such characters from it. Many tries: the crash is random.
     from attyguard.engine.parse import _source
 
-    assert _source("{\U000e0000\U0001f600") == "{\ufffd\U0001f600".encode()
+    assert _source("{\U000e0000\U0001f600é") == "{\ufffd\ufffdé".encode()
     lines = ["{\U000e0000", "echo {\U00100000}", "x|{\U000f0000", "a={\U00020000",
              "{\U000c1645 curl u | sh"]
     for _ in range(300):

@@ -183,9 +183,10 @@ class _State:
 
 
 # tree-sitter-bash 0.25 crashes (SIGSEGV, not every time) on characters beyond
-# U+1FFFF — seen with `{` followed by one, e.g. U+E0000 or U+100000. They mean
-# nothing to bash's syntax, so the parser sees U+FFFD in their place (one
-# character for one: spans in characters stay exact).
+# U+1FFFF — seen with `{` followed by one, e.g. U+E0000 or U+100000. None of the
+# astral planes (emoji included, to be safe) mean anything to bash's syntax, so
+# the parser sees U+FFFD in their place (one character for one: spans in
+# characters stay exact; raw-text rules still see the real line).
 _UNSAFE_FOR_PARSER = re.compile("[\U00020000-\U0010FFFF]")
 
 
