@@ -187,7 +187,7 @@ class _State:
 # astral planes (emoji included, to be safe) mean anything to bash's syntax, so
 # the parser sees U+FFFD in their place (one character for one: spans in
 # characters stay exact; raw-text rules still see the real line).
-_UNSAFE_FOR_PARSER = re.compile("[\U00020000-\U0010FFFF]")
+_UNSAFE_FOR_PARSER = re.compile("[\U00010000-\U0010FFFF]")
 
 
 def _source(text: str) -> bytes:
