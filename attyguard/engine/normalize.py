@@ -173,10 +173,7 @@ _GLOB_NAMES = (
     "id", "whoami", "uname", "tar", "gzip", "mkfifo", "mknod", "ssh", "scp", "env",
     "passwd", "shadow", "sudo", "su",
 )
-_GLOB_PATHS = (
-    *(f"{d}/{n}" for n in _GLOB_NAMES for d in _GLOB_DIRS),
-    *("/etc/passwd", "/etc/shadow", "/etc/sudoers", "/etc/hosts", "/etc/crontab"),
-)
+_GLOB_FILES = {"/etc": ("passwd", "shadow", "sudoers", "hosts", "crontab")}
 _GLOB_CHARS = re.compile(r"[?*\[]")
 
 
@@ -186,7 +183,11 @@ def resolve_glob_path(word: str) -> str | None:
         return None
     if not _GLOB_CHARS.sub("", word.rsplit("/", 1)[-1]):
         return None  # `/usr/bin/*` lists a directory; it does not name one program
-    for path in _GLOB_PATHS:
-        if fnmatch.fnmatchcase(path, word):
-            return path
+    directory, _, base = word.rpartition("/")
+    for known in (*_GLOB_DIRS, *_GLOB_FILES):
+        if not fnmatch.fnmatchcase(known, directory or "/"):
+            continue
+        for name in _GLOB_FILES.get(known, _GLOB_NAMES):
+            if fnmatch.fnmatchcase(name, base):
+                return f"{known}/{name}"
     return None
