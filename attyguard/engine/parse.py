@@ -515,6 +515,8 @@ class _Walker:
                 continue
             if name not in _WRAPPERS:
                 break
+            if name == "command" and i + 1 < len(words) and words[i + 1].value in ("-v", "-V"):
+                break  # `command -v curl` looks curl up; it does not run it
             opts = _WRAPPERS[name]
             j = i + 1
             while j < len(words):
@@ -732,6 +734,12 @@ def _echo_value(flow: list[Command]) -> str | None:
         return None
     if cmd.name == "echo" and not any(a.startswith("-") for a in cmd.argv):
         return " ".join(cmd.argv)
+    # `$(which curl)`, `$(command -v curl)`, `$(type -P curl)`: the program's path.
+    lookup = [a for a in cmd.argv if not a.startswith("-")]
+    if len(lookup) == 1 and (
+        cmd.name == "which" or (cmd.name in ("command", "type") and len(cmd.argv) == 2)
+    ):
+        return lookup[0]
     if cmd.name == "printf" and cmd.argv and "%" not in cmd.argv[0] and "\\" not in cmd.argv[0]:
         return cmd.argv[0]
     return None
