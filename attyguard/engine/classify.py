@@ -47,6 +47,7 @@ UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
 _FORCE_PARSE = re.compile(
     r"\$\(|`|\$\{[A-Za-z_]\w*:?-|[A-Za-z_]\w*=[^\s;&|]*[\s;&|][^\n]*\$\{?[A-Za-z_]"
     r"|(?:^|[\s;|&(])/[^\s;|&]*[?*\[]"  # glob paths: `/???/b??h` is /bin/bash
+    r"|[A-Za-z]\$(?:\{[A-Za-z_@*][^}]*\}|[A-Za-z_@*])"  # `c${u}rl`, `w$@get`
 )
 
 

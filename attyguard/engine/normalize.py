@@ -14,6 +14,7 @@ import re
 
 __all__ = [
     "IFS_RE",
+    "KNOWN_PROGRAMS",
     "command_basename",
     "decode_ansi_c",
     "decode_printf_escapes",
@@ -166,6 +167,12 @@ def prefilter_text(line: str) -> str:
 # is pure (no filesystem), so a glob is matched against this list of the usual
 # places rather than the disk. Order matters: the first match wins.
 _GLOB_DIRS = ("/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin")
+KNOWN_PROGRAMS = frozenset({
+    "bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "curl",
+    "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",
+    "base64", "xxd", "openssl", "rm", "dd", "chmod", "chown", "crontab", "busybox", "mkfifo",
+    "mknod", "ssh", "scp", "sudo", "su", "eval", "exec", "shred", "mkfs", "wipefs", "tee",
+})
 _GLOB_NAMES = (
     "bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "curl",
     "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",

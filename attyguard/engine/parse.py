@@ -27,6 +27,7 @@ import tree_sitter
 import tree_sitter_bash
 
 from attyguard.engine.normalize import (
+    KNOWN_PROGRAMS,
     command_basename,
     decode_ansi_c,
     prepass,
@@ -556,6 +557,8 @@ class _Walker:
             return [Command(command_basename(first), first, tuple(words[1:]), span, reds, (),
                             assignments, self.depth, self.inside)]
         path = words[i].value
+        if words[i].dynamic and "$" in path:
+            path = _without_unknown_expansions(path)
         name = command_basename(path)
         args = tuple(words[i + 1 :])
         if name == "find":
@@ -723,6 +726,22 @@ class _Walker:
 _EXPANSION_RE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)(:?-(.*))?\})", re.DOTALL)
 # Variables whose value comes from the environment: a default is not their value.
 _ENVIRONMENT_DEFAULTS = frozenset({"HOME", "PATH", "USER", "SHELL", "PWD", "TMPDIR", "LANG"})
+
+
+_UNKNOWN_EXPANSION_RE = re.compile(r"\$(?:\{[A-Za-z_@*][^}]*\}|[A-Za-z_]\w*|[@*])")
+
+
+def _without_unknown_expansions(path: str) -> str:
+    """`c${u}rl`, `w$@get` -> `curl`, `wget` when that names a well-known program.
+
+    An unset variable expands to nothing, which is how letters get split apart
+    by expansions nobody set. Only applied when the result is a program attackers
+    use, so that `$EDITOR` or `$dir/tool` stay as typed.
+    """
+    bare = _UNKNOWN_EXPANSION_RE.sub("", path)
+    if bare != path and bare and command_basename(bare) in KNOWN_PROGRAMS:
+        return bare
+    return path
 
 
 def _echo_value(flow: list[Command]) -> str | None:
