@@ -118,6 +118,13 @@ def test_nested_commands_know_who_runs_them() -> None:
     assert "sudo" in idc.inside and "su" in idc.inside
 
 
+def test_list_redirect_belongs_to_last_command() -> None:
+    parsed = parse("a && zsh >&$REPLY 2>&1")
+    assert [(c.name, [r.target for r in c.redirects]) for c in parsed.commands] == [
+        ("a", []), ("zsh", ["$REPLY", "1"])
+    ]
+
+
 def test_read_write_redirect() -> None:
     parsed = parse("exec 3<>/dev/tcp/h/1")
     assert [(r.op, r.target) for r in parsed.redirects] == [("<>", "/dev/tcp/h/1")]

@@ -243,6 +243,8 @@ class _Walker:
                  inside: tuple[str, ...] = ()) -> None:
         self.inside = inside
         self.src = src
+        # Redirections tree-sitter put on an enclosing pipeline/list, by command node id.
+        self.pending: dict[int, list[tree_sitter.Node]] = {}
         self.state = state
         self.depth = depth
         self.outer = outer  # spans of a nested text map onto its word in the real line
@@ -318,17 +320,15 @@ class _Walker:
         redirect_nodes = [c for c in node.named_children if c.type.endswith("redirect")]
         if body is not None and body.type == "command":
             return self.command(body, in_pipeline, redirect_nodes)
-        if body is not None and body.type == "pipeline" and body.named_children:
-            # `a | b > f`: tree-sitter puts the redirection on the pipeline; bash applies
-            # it to the last command.
-            stages = body.named_children
-            if stages[-1].type == "command":
-                flow: list[Command] = []
-                for child in stages[:-1]:
-                    flow.extend(self.visit(child, in_pipeline=True))
-                flow.extend(self.command(stages[-1], True, redirect_nodes))
-                self.state.pipelines.append(tuple(flow))
-                return flow
+        if body is not None and body.type in ("pipeline", "list"):
+            # `a | b > f`, `a && b >&3`: tree-sitter hangs the redirection on the whole
+            # pipeline or list; bash applies it to the last command.
+            last = body
+            while last.type in ("pipeline", "list") and last.named_children:
+                last = last.named_children[-1]
+            if last.type == "command":
+                self.pending[last.id] = redirect_nodes
+                return self.visit(body, in_pipeline)
         before: list[Command] = []
         after: list[Command] = []
         reds: list[Redirect] = []
@@ -377,7 +377,7 @@ class _Walker:
         post: list[Command] = []  # commands this one feeds (>(…))
         assignments: list[str] = []
         words: list[Word] = []
-        reds_nodes = list(redirect_nodes or ())
+        reds_nodes = [*(redirect_nodes or ()), *self.pending.pop(node.id, ())]
         for child in node.named_children:
             self.state.tick()
             kind = child.type
