@@ -4,6 +4,12 @@ This module owns one automaton over every rule's literal atoms, built once per
 rule set. A scan of the normalised text returns the candidate rules; only
 those (plus the few rules without atoms) run their structural matchers, so a
 clean line costs one linear scan.
+
+Atoms are substrings (`sh` finds `bash`). An atom written `^nc` must start a
+word — it may not follow a letter or digit — so `^nc` finds `nc -e`, `/bin/nc`
+and `ncat` but not `branch`; rules use it to keep short command names from
+sending every line to the parser. Other atoms (`/dev/tcp/`,
+`$'\\`) match anywhere.
 """
 
 from __future__ import annotations
@@ -32,14 +38,22 @@ class AtomMatcher:
         if owners:
             automaton = ahocorasick.Automaton()
             for atom, rules in owners.items():
-                automaton.add_word(atom, tuple(rules))
+                left = atom.startswith("^") and len(atom) > 1
+                literal = atom[1:] if left else atom
+                size, old_left, old_rules = automaton.get(literal, (len(literal), left, ()))
+                # One literal may be declared both ways: the plain (substring) form wins.
+                automaton.add_word(literal, (size, old_left and left, (*old_rules, *rules)))
             automaton.make_automaton()
             self._automaton = automaton
 
     def candidates(self, text: str) -> set[int]:
         """Indices of rules whose atoms occur in `text` (already lower-cased) plus atomless ones."""
         found: set[int] = set(self.always)
-        if self._automaton is not None and text:
-            for _end, rules in self._automaton.iter(text):
-                found.update(rules)
+        if self._automaton is None or not text:
+            return found
+        for end, (size, left, rules) in self._automaton.iter(text):
+            start = end - size + 1
+            if left and start > 0 and text[start - 1].isalnum():
+                continue
+            found.update(rules)
         return found

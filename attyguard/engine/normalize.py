@@ -9,6 +9,7 @@ Everything here is pure and linear in the input.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "decode_printf_escapes",
     "prefilter_text",
     "prepass",
+    "resolve_glob_path",
     "unescape_double",
     "unescape_unquoted",
 ]
@@ -74,7 +76,7 @@ def _escape(m: re.Match[str], *, octal_zero: bool) -> str:
         if u8 is not None:
             return chr(min(int(u8, 16), 0x10FFFF))
         if octal is not None:
-            if octal_zero and octal.startswith("0"):
+            if octal_zero and octal.startswith("0") and len(octal) > 1:
                 octal = octal[1:] or "0"
             return chr(int(octal, 8) & 0xFF)
     except ValueError:
@@ -92,11 +94,19 @@ def decode_ansi_c(body: str) -> str:
     return _ESCAPE_RE.sub(lambda m: _escape(m, octal_zero=False), body)
 
 
+# printf/echo -e also take `\0NNN` (a zero, then up to three octal digits).
+_PRINTF_ESCAPE_RE = re.compile(
+    r"\\(?:x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{1,4})|U([0-9A-Fa-f]{1,8})|(0[0-7]{1,3}|[0-7]{1,3})"
+    r"|c(.)|(.))",
+    re.DOTALL,
+)
+
+
 def decode_printf_escapes(text: str) -> str:
     """The output of `printf 'text'` / `echo -e 'text'` for escape sequences (no % formats)."""
     if "\\" not in text:
         return text
-    return _ESCAPE_RE.sub(lambda m: _escape(m, octal_zero=True), text)
+    return _PRINTF_ESCAPE_RE.sub(lambda m: _escape(m, octal_zero=True), text)
 
 
 _BACKSLASH_NEWLINE = re.compile(r"\\\r?\n")
@@ -150,3 +160,33 @@ def prefilter_text(line: str) -> str:
     if "IFS" in line or "{" in line:
         parts.append(prepass(text))
     return "\n".join(parts).lower()
+
+
+# Binaries attackers reach with glob paths (`/???/b??h`, `/u*/b*/n?`). The engine
+# is pure (no filesystem), so a glob is matched against this list of the usual
+# places rather than the disk. Order matters: the first match wins.
+_GLOB_DIRS = ("/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin")
+_GLOB_NAMES = (
+    "bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "curl",
+    "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",
+    "base64", "xxd", "openssl", "cat", "rm", "dd", "chmod", "chown", "crontab", "busybox",
+    "id", "whoami", "uname", "tar", "gzip", "mkfifo", "mknod", "ssh", "scp", "env",
+    "passwd", "shadow", "sudo", "su",
+)
+_GLOB_PATHS = (
+    *(f"{d}/{n}" for n in _GLOB_NAMES for d in _GLOB_DIRS),
+    *("/etc/passwd", "/etc/shadow", "/etc/sudoers", "/etc/hosts", "/etc/crontab"),
+)
+_GLOB_CHARS = re.compile(r"[?*\[]")
+
+
+def resolve_glob_path(word: str) -> str | None:
+    """`/???/b??h` -> `/bin/bash` (first well-known path the glob matches), else None."""
+    if not word.startswith("/") or not _GLOB_CHARS.search(word) or len(word) > 64:
+        return None
+    if not _GLOB_CHARS.sub("", word.rsplit("/", 1)[-1]):
+        return None  # `/usr/bin/*` lists a directory; it does not name one program
+    for path in _GLOB_PATHS:
+        if fnmatch.fnmatchcase(path, word):
+            return path
+    return None
