@@ -68,4 +68,5 @@ def test_bounded_fuzz_run() -> None:
 
 
 def test_default_classify_entry_point() -> None:
-    assert classify("\x00\udcff\x1b").action in (Action.ALLOW, Action.WARN)
+    # (control characters are blocked by terminal-deception; this checks the entry point)
+    assert classify("\udcff\ufffd|").action in (Action.ALLOW, Action.WARN)

@@ -145,3 +145,22 @@ def test_bad_definitions_are_located(snippet: str, message: str) -> None:
         """)
     with pytest.raises(RuleError, match=r"t\.yaml:\d+: rule 'bad': .*" + message):
         load_rules_text(text, "t.yaml")
+
+
+def test_regex_on_typed_ignores_decoded_layers() -> None:
+    text = textwrap.dedent("""\
+        rules:
+          - id: esc
+            title: t
+            severity: LOW
+            action: warn
+            p: 0.1
+            explanation: e
+            remediation: r
+            atoms: ["\\x1b", echo]
+            match: {type: regex, on: typed, pattern: '\\x1b'}
+            examples: {match: ["ls \\x1b[2K"], nomatch: ["ls"]}
+        """)
+    engine = Engine(load_rules_text(text, "t.yaml"))
+    assert "esc" in {h.rule_id for h in engine.classify("ls \x1b[2Kx").rules}
+    assert not engine.classify('echo -e "\\x1b[1mbold"').rules

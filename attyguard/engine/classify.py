@@ -136,7 +136,7 @@ class Engine:
         if payloads:
             extra += "\n" + "\n".join(p.text.lower() for p in payloads)
         candidates |= self.atoms.candidates(extra)
-        analysis = Analysis(text, parsed, normalized, payloads)
+        analysis = Analysis(text, parsed, normalized, payloads, layer)
         hits: list[RuleHit] = []
         if parsed.bounded is not None:
             hits.append(_bounded_hit(parsed.bounded, outer_span))

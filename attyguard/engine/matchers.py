@@ -46,6 +46,7 @@ class Analysis:
     parsed: Parsed
     normalized: str  # commands after normalisation, one per line: "path arg arg"
     payloads: tuple[Payload, ...] = ()
+    layer: int = 0  # 0 = the line as typed; n = a payload decoded n layers deep
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,14 +620,14 @@ class RegexMatcher:
 
     type_name: ClassVar[str] = "regex"
     pattern: re.Pattern[str]
-    on: str  # raw | normalized | scripts | heredocs
+    on: str  # raw | typed (raw, layer 0 only) | normalized | scripts | heredocs
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], sets: Mapping[str, frozenset[str]]) -> RegexMatcher:
         _check_keys(d, ("pattern", "on", "ignore_case"), "regex matcher")
         on = d.get("on", "normalized")
-        if on not in ("raw", "normalized", "scripts", "heredocs"):
-            raise MatcherError("'on' must be raw, normalized, scripts or heredocs")
+        if on not in ("raw", "typed", "normalized", "scripts", "heredocs"):
+            raise MatcherError("'on' must be raw, typed, normalized, scripts or heredocs")
         flags = re.IGNORECASE if _bool(d, "ignore_case", True) else 0
         pattern = _regex(d, "pattern", flags | re.MULTILINE)
         if pattern is None:
@@ -649,7 +650,10 @@ class RegexMatcher:
                     if m:
                         return MatchResult(red.span, m.group(0))
             return None
-        if self.on == "raw":
+        if self.on == "typed" and a.layer != 0:
+            # Decoded output (echo -e '\e[1m…') is not what the user typed or sees.
+            return None
+        if self.on in ("raw", "typed"):
             m = self.pattern.search(a.line)
             return MatchResult(m.span(), m.group(0)) if m else None
         m = self.pattern.search(a.normalized)
