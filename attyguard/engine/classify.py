@@ -50,7 +50,7 @@ _FORCE_PARSE = re.compile(
     r"|(?:^|[\s;|&(])/[^\s;|&?*\[]*+[?*\[]"
     r"|[A-Za-z]\$(?:\{[A-Za-z_@*]|[A-Za-z_@*])"
 )
-_ASSIGNMENT = re.compile(r"[A-Za-z_]\w*=")
+_ASSIGNMENT = re.compile(r"(?<!\w)[A-Za-z_]\w*+=")  # from word starts only: linear
 _EXPANSION = re.compile(r"\$\{?[A-Za-z_]")
 
 
