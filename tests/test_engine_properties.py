@@ -74,5 +74,5 @@ def test_default_classify_entry_point() -> None:
 
 def test_long_repetitions_stay_linear() -> None:
     """30 KB of one token: a regex that backtracks turns this into many seconds."""
-    for token in ("a", "a=b ", "{a,", "$(", "'", "\\x41", "/a", "$a", "c${u}", "-x "):
+    for token in ("a", "а", "a=b ", "{a,", "$(", "'", "\\x41", "/a", "$a", "c${u}", "-x "):
         _check((token * (30_000 // len(token)))[:30_000])

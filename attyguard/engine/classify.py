@@ -154,7 +154,12 @@ class Engine:
             hits.append(_bounded_hit(parsed.bounded, outer_span))
         for index in sorted(candidates):
             rule = self.rules[index]
-            result = rule.matcher.match(analysis)
+            try:
+                result = rule.matcher.match(analysis)
+            except TimeoutError:  # a rule's regex hit its time limit (matchers.py)
+                hits.append(_bounded_hit(f"rule {rule.id} took too long on this line",
+                                         outer_span))
+                continue
             if result is None:
                 continue
             span = outer_span if outer_span is not None else result.span
