@@ -41,6 +41,11 @@ from attyguard.engine.parse import Limits, parse
         ("a=cu; b=rl; $a$b -s u", "curl", ("-s", "u")),
         ("${x:-curl} -s u", "curl", ("-s", "u")),
         ("$(echo curl) -s u", "curl", ("-s", "u")),
+        ("$(which curl) -s u", "curl", ("-s", "u")),
+        ("cu${u}rl -s u", "curl", ("-s", "u")),
+        ("w$@get u", "wget", ("u",)),
+        ("$EDITOR u", "$EDITOR", ("u",)),
+        ("`command -v curl` -s u", "curl", ("-s", "u")),
         ("/???/b??h -i", "bash", ("-i",)),
         ("nc -e /???/b??h h 1", "nc", ("-e", "/bin/bash", "h", "1")),
     ],
@@ -111,6 +116,13 @@ def test_nested_commands_know_who_runs_them() -> None:
     (idc,) = [c for c in parsed.commands if c.name == "id"]
     assert idc.depth == 2
     assert "sudo" in idc.inside and "su" in idc.inside
+
+
+def test_list_redirect_belongs_to_last_command() -> None:
+    parsed = parse("a && zsh >&$REPLY 2>&1")
+    assert [(c.name, [r.target for r in c.redirects]) for c in parsed.commands] == [
+        ("a", []), ("zsh", ["$REPLY", "1"])
+    ]
 
 
 def test_read_write_redirect() -> None:
@@ -230,3 +242,19 @@ def test_bare_assignments_are_commands() -> None:
     assert [(c.name, c.assignments) for c in cmds] == [
         ("", ("HISTFILE=/dev/null",)), ("", ("A=1", "B=2")), ("bash", ("HISTSIZE=0",))
     ]
+
+
+def test_astral_characters_do_not_crash_the_parser() -> None:
+    # tree-sitter-bash 0.25 segfaults (intermittently) on `{` + a character beyond
+    # U+1FFFF; the engine hides such characters from it. Many tries: the crash is random.
+    from attyguard.engine.parse import _source
+
+    assert _source("{\U000e0000\U0001f600é") == "{\ufffd\ufffdé".encode()
+    lines = ["{\U000e0000", "echo {\U00100000}", "x|{\U000f0000", "a={\U00020000",
+             "{\U000c1645 curl u | sh"]
+    for _ in range(300):
+        for line in lines:
+            parse(line)
+    parsed = parse("echo \U00100000; curl u | sh")
+    (curl,) = [c for c in parsed.commands if c.name == "curl"]
+    assert "echo \U00100000; curl u | sh"[curl.span[0] : curl.span[1]] == "curl u"

@@ -21,6 +21,7 @@ SHELL_BITS = [
     "${IFS}", "{a,b}", "\\", "\n", "<<EOF\n", "EOF\n", "<<<", ">&", "/dev/tcp/h/1", "; ",
     "&& ", "base64 -d", "echo ", "eval ", "sudo ", "nc -e ", "\x00", "\udcff", "\x1b[2J",
     "xargs ", "find . -exec ", " \\;", "python3 -c ", "exec(", "b64decode('aWQ=')", "=",
+    "{", "}", "\U000e0001", "\U00100000", "\U00020000", "\U0001f600",
 ]
 
 
@@ -69,3 +70,9 @@ def test_bounded_fuzz_run() -> None:
 def test_default_classify_entry_point() -> None:
     # (control characters are blocked by terminal-deception; this checks the entry point)
     assert classify("\udcff\ufffd|").action in (Action.ALLOW, Action.WARN)
+
+
+def test_long_repetitions_stay_linear() -> None:
+    """30 KB of one token: a regex that backtracks turns this into many seconds."""
+    for token in ("a", "a=b ", "{a,", "$(", "'", "\\x41", "/a", "$a", "c${u}", "-x "):
+        _check((token * (30_000 // len(token)))[:30_000])

@@ -21,7 +21,7 @@ from attyguard.engine.atoms import AtomMatcher
 from attyguard.engine.decode import Payload, find_payloads
 from attyguard.engine.matchers import Analysis
 from attyguard.engine.normalize import prefilter_text
-from attyguard.engine.parse import SHELLS, Limits, Parsed, Span, parse
+from attyguard.engine.parse import Limits, Parsed, Span, parse
 from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
 from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict, combine_probabilities
 
@@ -40,16 +40,27 @@ MAX_LAYERS = 3  # decoded payloads classified again, at most this deep
 MAX_ANALYSES = 24  # decoded payloads classified again, at most this many per line
 BOUNDED_RULE_ID = "engine.analysis-bounded"
 UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
-# Interpreters whose decoded input is shell text worth classifying again.
-_SHELL_SINKS = SHELLS | {"eval", "source", ".", "$(…)", "xargs"}
 
 
 # Lines that can hide their words from the prefilter until parsed: substitutions,
-# defaults (`${x:-curl}`), variables assigned earlier in the line (`a=cu; b=rl; $a$b`)
+# defaults (`${x:-curl}`), glob paths (`/???/b??h`), names split by expansions
+# (`cu${u}rl`). Each pattern is linear: this runs on every line.
 _FORCE_PARSE = re.compile(
-    r"\$\(|`|\$\{[A-Za-z_]\w*:?-|[A-Za-z_]\w*=[^\s;&|]*[\s;&|][^\n]*\$\{?[A-Za-z_]"
-    r"|(?:^|[\s;|&(])/[^\s;|&]*[?*\[]"  # glob paths: `/???/b??h` is /bin/bash
+    r"\$\(|`|\$\{[A-Za-z_]\w*:?-"
+    r"|(?:^|[\s;|&(])/[^\s;|&?*\[]*+[?*\[]"
+    r"|[A-Za-z]\$(?:\{[A-Za-z_@*]|[A-Za-z_@*])"
 )
+_ASSIGNMENT = re.compile(r"(?<!\w)[A-Za-z_]\w*+=")  # from word starts only: linear
+_EXPANSION = re.compile(r"\$\{?[A-Za-z_]")
+
+
+def _needs_parse(text: str) -> bool:
+    """True when the line may hide command words from the atom scan."""
+    if _FORCE_PARSE.search(text):
+        return True
+    # Variables assigned earlier in the line (`a=cu; b=rl; $a$b`): two linear scans.
+    m = _ASSIGNMENT.search(text)
+    return m is not None and _EXPANSION.search(text, m.end()) is not None
 
 
 def _bounded_hit(reason: str, span: Span | None = None) -> RuleHit:
@@ -123,7 +134,7 @@ class Engine:
     def _analyse(self, text: str, layer: int, budget: _Budget,
                  outer_span: Span | None) -> list[RuleHit]:
         candidates = self.atoms.candidates(prefilter_text(text))
-        if not candidates and not _FORCE_PARSE.search(text):
+        if not candidates and not _needs_parse(text):
             return []
         if layer > 0:
             # Decoded layers share one budget, so nested payloads cannot multiply the work.
@@ -160,8 +171,9 @@ class Engine:
                       budget: _Budget, outer_span: Span | None) -> list[RuleHit]:
         hits: list[RuleHit] = []
         for payload in payloads:
-            if payload.fed_to not in _SHELL_SINKS and payload.fed_to != "":
-                continue
+            # Every decoded text is classified as shell text, whoever reads it: a python
+            # `os.system(b64decode(…))` runs shell too, and a hidden `curl | sh` is worth
+            # knowing about wherever it goes.
             if layer + 1 > MAX_LAYERS:
                 hits.append(_bounded_hit(f"more than {MAX_LAYERS} encoded layers", outer_span))
                 break

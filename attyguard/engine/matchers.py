@@ -409,8 +409,10 @@ def _saves_under_url_name(cmd: Command) -> bool:
 
 
 def _same_file(a: str, b: str) -> bool:
-    """Same file as far as one line can tell: equal, or equal but for a leading ./"""
-    return a == b or a.removeprefix("./") == b.removeprefix("./")
+    """Same file as far as one line can tell: equal but for a leading ./, or a bare
+    captured name (`wget -P /tmp URL/x.sh` saves x.sh somewhere) that `a` ends with."""
+    a, b = a.removeprefix("./"), b.removeprefix("./")
+    return a == b or ("/" not in b and a.endswith("/" + b))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import re
 
 __all__ = [
     "IFS_RE",
+    "KNOWN_PROGRAMS",
     "command_basename",
     "decode_ansi_c",
     "decode_printf_escapes",
@@ -29,7 +30,10 @@ __all__ = [
 IFS_RE = re.compile(r"\$\{IFS[^}]{0,16}\}|\$IFS(?![A-Za-z0-9_])")
 # A stand-alone brace list `{curl,-fsSL,URL}` expands to its items as words.
 # Only stand-alone lists (after a separator) are rewritten: `file{,.bak}` stays.
-_BRACE_RE = re.compile(r"(?:(?<=^)|(?<=[\s;|&(]))\{([^{}\s'\"$]*,[^{}\s'\"]*)\}(?=$|[\s;|&)])")
+# Possessive items: no backtracking, so `{a,a,a,…` without a closing brace stays linear.
+_BRACE_RE = re.compile(
+    r"(?:(?<=^)|(?<=[\s;|&(]))\{([^{}\s'\"$,]*+(?:,[^{}\s'\"$,]*+)++)\}(?=$|[\s;|&)])"
+)
 
 
 def prepass(line: str) -> str:
@@ -166,6 +170,12 @@ def prefilter_text(line: str) -> str:
 # is pure (no filesystem), so a glob is matched against this list of the usual
 # places rather than the disk. Order matters: the first match wins.
 _GLOB_DIRS = ("/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin")
+KNOWN_PROGRAMS = frozenset({
+    "bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "curl",
+    "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",
+    "base64", "xxd", "openssl", "rm", "dd", "chmod", "chown", "crontab", "busybox", "mkfifo",
+    "mknod", "ssh", "scp", "sudo", "su", "eval", "exec", "shred", "mkfs", "wipefs", "tee",
+})
 _GLOB_NAMES = (
     "bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "curl",
     "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",
@@ -173,10 +183,7 @@ _GLOB_NAMES = (
     "id", "whoami", "uname", "tar", "gzip", "mkfifo", "mknod", "ssh", "scp", "env",
     "passwd", "shadow", "sudo", "su",
 )
-_GLOB_PATHS = (
-    *(f"{d}/{n}" for n in _GLOB_NAMES for d in _GLOB_DIRS),
-    *("/etc/passwd", "/etc/shadow", "/etc/sudoers", "/etc/hosts", "/etc/crontab"),
-)
+_GLOB_FILES = {"/etc": ("passwd", "shadow", "sudoers", "hosts", "crontab")}
 _GLOB_CHARS = re.compile(r"[?*\[]")
 
 
@@ -186,7 +193,11 @@ def resolve_glob_path(word: str) -> str | None:
         return None
     if not _GLOB_CHARS.sub("", word.rsplit("/", 1)[-1]):
         return None  # `/usr/bin/*` lists a directory; it does not name one program
-    for path in _GLOB_PATHS:
-        if fnmatch.fnmatchcase(path, word):
-            return path
+    directory, _, base = word.rpartition("/")
+    for known in (*_GLOB_DIRS, *_GLOB_FILES):
+        if not fnmatch.fnmatchcase(known, directory or "/"):
+            continue
+        for name in _GLOB_FILES.get(known, _GLOB_NAMES):
+            if fnmatch.fnmatchcase(name, base):
+                return f"{known}/{name}"
     return None

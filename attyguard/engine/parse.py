@@ -27,6 +27,7 @@ import tree_sitter
 import tree_sitter_bash
 
 from attyguard.engine.normalize import (
+    KNOWN_PROGRAMS,
     command_basename,
     decode_ansi_c,
     prepass,
@@ -103,7 +104,7 @@ class Limits:
     max_depth: int = 6  # nested bash -c / eval / substitution layers
     max_nodes: int = 20_000  # tree nodes visited over all layers
     max_commands: int = 2_000
-    deadline_s: float = 0.25  # wall-clock budget for all parses of one line
+    deadline_s: float = 0.15  # wall-clock budget for all parses of one line (a normal line: <1 ms)
 
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_bash.language())
@@ -182,6 +183,22 @@ class _State:
             raise _Bounded(f"more than {self.limits.max_commands} commands")
 
 
+# tree-sitter-bash 0.25 crashes (SIGSEGV, not every time) on characters beyond
+# U+1FFFF — seen with `{` followed by one, e.g. U+E0000 or U+100000. None of the
+# astral planes (emoji included, to be safe) mean anything to bash's syntax, so
+# the parser sees U+FFFD in their place (one character for one: spans in
+# characters stay exact; raw-text rules still see the real line).
+_UNSAFE_FOR_PARSER = re.compile("[\U00010000-\U0010FFFF]")
+
+
+def _source(text: str) -> bytes:
+    """The bytes tree-sitter parses for `text` (rewritten by prepass, made crash-safe)."""
+    text = prepass(text)
+    if not text.isascii():
+        text = _UNSAFE_FOR_PARSER.sub("\ufffd", text)
+    return text.encode("utf-8", "surrogatepass")
+
+
 def _parse_bytes(src: bytes, deadline: float) -> tree_sitter.Tree:
     """Parse with a deadline: only the read-callback form honours progress_callback."""
     parser = getattr(_PARSERS, "parser", None)
@@ -226,6 +243,8 @@ class _Walker:
                  inside: tuple[str, ...] = ()) -> None:
         self.inside = inside
         self.src = src
+        # Redirections tree-sitter put on an enclosing pipeline/list, by command node id.
+        self.pending: dict[int, list[tree_sitter.Node]] = {}
         self.state = state
         self.depth = depth
         self.outer = outer  # spans of a nested text map onto its word in the real line
@@ -301,17 +320,15 @@ class _Walker:
         redirect_nodes = [c for c in node.named_children if c.type.endswith("redirect")]
         if body is not None and body.type == "command":
             return self.command(body, in_pipeline, redirect_nodes)
-        if body is not None and body.type == "pipeline" and body.named_children:
-            # `a | b > f`: tree-sitter puts the redirection on the pipeline; bash applies
-            # it to the last command.
-            stages = body.named_children
-            if stages[-1].type == "command":
-                flow: list[Command] = []
-                for child in stages[:-1]:
-                    flow.extend(self.visit(child, in_pipeline=True))
-                flow.extend(self.command(stages[-1], True, redirect_nodes))
-                self.state.pipelines.append(tuple(flow))
-                return flow
+        if body is not None and body.type in ("pipeline", "list"):
+            # `a | b > f`, `a && b >&3`: tree-sitter hangs the redirection on the whole
+            # pipeline or list; bash applies it to the last command.
+            last = body
+            while last.type in ("pipeline", "list") and last.named_children:
+                last = last.named_children[-1]
+            if last.type == "command":
+                self.pending[last.id] = redirect_nodes
+                return self.visit(body, in_pipeline)
         before: list[Command] = []
         after: list[Command] = []
         reds: list[Redirect] = []
@@ -360,7 +377,7 @@ class _Walker:
         post: list[Command] = []  # commands this one feeds (>(…))
         assignments: list[str] = []
         words: list[Word] = []
-        reds_nodes = list(redirect_nodes or ())
+        reds_nodes = [*(redirect_nodes or ()), *self.pending.pop(node.id, ())]
         for child in node.named_children:
             self.state.tick()
             kind = child.type
@@ -414,7 +431,7 @@ class _Walker:
     def nested(self, text: str, span: Span, runner: tuple[str, ...]) -> list[Command]:
         if self.depth + 1 > self.state.limits.max_depth:
             raise _Bounded(f"nesting deeper than {self.state.limits.max_depth} layers")
-        src = prepass(text).encode("utf-8", "surrogatepass")
+        src = _source(text)
         tree = _parse_bytes(src, self.state.deadline)
         walker = _Walker(src, self.state, self.depth + 1, span, (*self.inside, *runner))
         return walker.visit(tree.root_node)
@@ -499,6 +516,8 @@ class _Walker:
                 continue
             if name not in _WRAPPERS:
                 break
+            if name == "command" and i + 1 < len(words) and words[i + 1].value in ("-v", "-V"):
+                break  # `command -v curl` looks curl up; it does not run it
             opts = _WRAPPERS[name]
             j = i + 1
             while j < len(words):
@@ -538,6 +557,8 @@ class _Walker:
             return [Command(command_basename(first), first, tuple(words[1:]), span, reds, (),
                             assignments, self.depth, self.inside)]
         path = words[i].value
+        if words[i].dynamic and "$" in path:
+            path = _without_unknown_expansions(path)
         name = command_basename(path)
         args = tuple(words[i + 1 :])
         if name == "find":
@@ -707,6 +728,22 @@ _EXPANSION_RE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)(:?-(.*))?\})",
 _ENVIRONMENT_DEFAULTS = frozenset({"HOME", "PATH", "USER", "SHELL", "PWD", "TMPDIR", "LANG"})
 
 
+_UNKNOWN_EXPANSION_RE = re.compile(r"\$(?:\{[A-Za-z_@*][^}]*\}|[A-Za-z_]\w*|[@*])")
+
+
+def _without_unknown_expansions(path: str) -> str:
+    """`c${u}rl`, `w$@get` -> `curl`, `wget` when that names a well-known program.
+
+    An unset variable expands to nothing, which is how letters get split apart
+    by expansions nobody set. Only applied when the result is a program attackers
+    use, so that `$EDITOR` or `$dir/tool` stay as typed.
+    """
+    bare = _UNKNOWN_EXPANSION_RE.sub("", path)
+    if bare != path and bare and command_basename(bare) in KNOWN_PROGRAMS:
+        return bare
+    return path
+
+
 def _echo_value(flow: list[Command]) -> str | None:
     """The output of a lone `echo`/`printf %s` with constant arguments, else None."""
     if len(flow) != 1:
@@ -716,6 +753,12 @@ def _echo_value(flow: list[Command]) -> str | None:
         return None
     if cmd.name == "echo" and not any(a.startswith("-") for a in cmd.argv):
         return " ".join(cmd.argv)
+    # `$(which curl)`, `$(command -v curl)`, `$(type -P curl)`: the program's path.
+    lookup = [a for a in cmd.argv if not a.startswith("-")]
+    if len(lookup) == 1 and (
+        cmd.name == "which" or (cmd.name in ("command", "type") and len(cmd.argv) == 2)
+    ):
+        return lookup[0]
     if cmd.name == "printf" and cmd.argv and "%" not in cmd.argv[0] and "\\" not in cmd.argv[0]:
         return cmd.argv[0]
     return None
@@ -744,7 +787,7 @@ def parse(line: str, limits: Limits | None = None, deadline: float | None = None
     state = _State(limits, deadline if deadline is not None else clock() + limits.deadline_s)
     bounded: str | None = None
     try:
-        src = prepass(line).encode("utf-8", "surrogatepass")
+        src = _source(line)
         tree = _parse_bytes(src, state.deadline)
         _Walker(src, state, 0, None).visit(tree.root_node)
     except _Bounded as exc:

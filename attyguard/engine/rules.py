@@ -100,8 +100,13 @@ class _LineList(list[Any]):
     lines: list[int]
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping and list item.
+# libyaml's parser when PyYAML has it: the pure-Python one takes ~0.5 s for the
+# shipped rules, which every new shell would pay at its first command.
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """Safe loader that remembers the line of every mapping and list item.
 
     Only `true`/`false` are booleans: YAML 1.1 also reads on/off/yes/no as
     booleans, which would turn the `on:` key of a regex matcher into True.
@@ -110,7 +115,7 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
