@@ -39,9 +39,11 @@ __all__ = [
     "TrustError",
     "TrustStore",
     "default_store_path",
+    "iso_time",
     "line_key",
     "open_trust_store",
     "redact",
+    "visible",
 ]
 
 STORE_NAME = "trust.sqlite3"
@@ -81,13 +83,13 @@ class TrustEntry:
             "sha256": self.sha256,
             "preview": self.preview,
             "rule_ids": list(self.rule_ids),
-            "created": _iso(self.created),
-            "last_used": _iso(self.last_used),
+            "created": iso_time(self.created),
+            "last_used": iso_time(self.last_used),
             "use_count": self.use_count,
         }
 
 
-def _iso(ts: float) -> str:
+def iso_time(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
@@ -199,7 +201,8 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-def _visible(ch: str) -> str:
+def visible(ch: str) -> str:
+    """One character as safe terminal text: controls and undecodable bytes escaped."""
     code = ord(ch)
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
         return f"\\x{code - 0xDC00:02x}"
@@ -218,7 +221,7 @@ def redact(line: str, limit: int = PREVIEW_MAX) -> str:
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     # A preview is printed on terminals: never carry escape sequences or NULs there.
-    text = "".join(_visible(ch) for ch in text)
+    text = "".join(visible(ch) for ch in text)
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
