@@ -334,7 +334,7 @@ def test_many_processes_write_at_once(home: Path, tmp_path: Path) -> None:
     ]
     go.touch()
     results = [p.communicate(timeout=120) for p in procs]
-    for proc, (out, err) in zip(procs, results, strict=True):
+    for proc, (_out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
     store = _open()
     entries = store.entries()
