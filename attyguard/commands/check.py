@@ -125,6 +125,11 @@ class _QuestionOnly:
         pass
 
 
+class _NoClient:
+    def classify(self, line: str) -> None:
+        return None
+
+
 def _warn(text: str) -> None:
     sys.stderr.write(text.rstrip("\n") + "\n")
 
@@ -153,6 +158,7 @@ def _build_guard(*, no_daemon: bool, socket: str | None,
                 from attyguard.daemon.client import DaemonClient
             except ImportError as exc:
                 _warn(f"attyguard: daemon client unavailable ({exc}); in-process verdicts")
+                daemon = _QuestionOnly(_NoClient())  # the verdict still notes the fallback
             else:
                 daemon = _QuestionOnly(DaemonClient(path, config.guard.daemon_timeout_ms))
     trust = _PeekTrust(store) if store is not None else None
