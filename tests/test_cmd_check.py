@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,40 @@ def test_batch_answers_each_line_before_the_next_arrives(home: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def daemon_socket(home: Path, tmp_path: Path) -> Iterator[Path]:
+    """A real `attyguard daemon` on a private socket (its log is printed on failure)."""
+    import time
+
+    sock = tmp_path / "d.sock"
+    log = tmp_path / "daemon.log"
+    env = {**os.environ, "ATTYGUARD_HOME": str(home)}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([ATTYGUARD, "daemon", "--socket", str(sock), "--config",
+                                 os.devnull], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        yield sock
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_verdict_from_a_real_daemon(home: Path, daemon_socket: Path) -> None:
+    proc = run(home, "check", "--json", "--daemon", str(daemon_socket), "--", "ls", "-l")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["source"] == "daemon"
+    lines = b'{"id": 1, "cmd": "pwd"}\n{"id": 2, "cmd": "ls"}\n'
+    batch = run(home, "check", "--batch", "--daemon", str(daemon_socket), stdin=lines)
+    answers = [json.loads(x) for x in batch.stdout.splitlines()]
+    assert [(a["id"], a["source"]) for a in answers] == [(1, "daemon"), (2, "daemon")]
