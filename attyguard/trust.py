@@ -51,6 +51,7 @@ SCHEMA_VERSION = 1
 PREVIEW_MAX = 300  # characters of redacted preview kept per entry
 BUSY_TIMEOUT_S = 5.0  # how long a write waits for another shell's transaction
 EXPORT_FORMAT = "attyguard-trust"
+QUICK_CHECK_MAX = 2 << 20  # bytes of store file checked page by page at open
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trust (
@@ -134,9 +135,12 @@ _R = "***"
 # A shell word-ish value: quoted strings or a run of non-space, non-operator chars.
 _VALUE = r"""(?:"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s'";|&<>()])+"""
 _SECRET_NAME = (
-    r"[A-Za-z0-9_]*(?:PASS(?:WORD|WD|PHRASE)?|TOKEN|SECRET|CREDENTIALS?|API_?KEY|"
-    r"ACCESS_?KEY|PRIVATE_?KEY)[A-Za-z0-9_]*"
+    r"(?:PASS(?:WORD|WD|PHRASE)?|TOKEN|SECRET|CREDENTIALS?|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY)"
 )
+# Patterns below are written to run in linear time on any line (possessive
+# quantifiers, look-behind anchors at the start of a run): a preview is made
+# for whatever the user trusts, heredocs and pasted blobs included.
+_REDACT_MAX = 1 << 16  # characters of a line looked at; the preview is far shorter
 
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     # PEM private key blocks (pasted inline or in a heredoc).
@@ -146,12 +150,13 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
         "-----BEGIN PRIVATE KEY-----" + _R + "-----END PRIVATE KEY-----",
     ),
     # scheme://user:password@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@/'\"]+@"), r"\1" + _R + "@"),
+    (re.compile(r"(?i)(?<![\w.+-])([a-z][a-z0-9+.-]*+://[^\s:/@'\"]*+:)[^\s@/'\"]++@"),
+     r"\1" + _R + "@"),
     # HTTP headers carrying credentials: -H 'Authorization: Bearer x', Cookie, X-Api-Key…
     (
         re.compile(
-            r"(?i)\b((?:proxy-)?authorization|cookie|set-cookie|x-[a-z0-9-]*(?:token|key|secret|auth)"
-            r"[a-z0-9-]*|api-?key)(\s*:\s*)[^'\"\n]+"
+            r"(?i)(?<![\w-])((?:(?:proxy-)?authorization|cookie|set-cookie|api-?key)(?![\w-])|"
+            r"x-(?=[\w-]*?(?:token|key|secret|auth))[\w-]*+)(\s*:\s*)[^'\"\n]+"
         ),
         r"\1\2" + _R,
     ),
@@ -172,16 +177,9 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
                    r"[^\s'\"]+"),
         r"\1" + _R,
     ),
-    # mysql-family -pSECRET (attached form only: `-p 22`, `mkdir -p` stay intact).
-    (
-        re.compile(r"(\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|"
-                   r"mariadb-dump)\b[^|;&\n]*?\s-p)(?!\s)(" + _VALUE + ")"),
-        r"\1" + _R,
-    ),
-    # sshpass -p SECRET / -pSECRET
-    (re.compile(r"(\bsshpass\b[^|;&\n]*?\s-p)(\s*)(" + _VALUE + ")"), r"\1\2" + _R),
     # NAME=value where NAME looks like a secret (PGPASSWORD=, GITHUB_TOKEN=, AWS_SECRET_…)
-    (re.compile(r"(?i)\b(" + _SECRET_NAME + r")(=)(" + _VALUE + ")"), r"\1\2" + _R),
+    (re.compile(r"(?i)(?<!\w)((?=\w*?" + _SECRET_NAME + r")\w++)(=)(" + _VALUE + ")"),
+     r"\1\2" + _R),
     # key=value in URLs / query strings
     (
         re.compile(r"(?i)([?&;](?:access_token|token|api_?key|key|password|passwd|secret|sig|"
@@ -201,6 +199,26 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# mysql-family -pSECRET (attached form only: `-p 22`, `mkdir -p` stay intact) and
+# sshpass -p SECRET: only inside a simple command naming that program. Segments
+# are split on | ; & and newlines outside quotes.
+_SEGMENT = re.compile(r"""(?:'[^']*+'?|"(?:[^"\\]|\\.)*+"?|[^|;&\n'"])++""")
+_MYSQL = re.compile(r"\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|"
+                    r"mariadb-dump)\b")
+_SSHPASS = re.compile(r"\bsshpass\b")
+_ATTACHED_P = re.compile(r"(\s-p)(?!\s)" + _VALUE)
+_SSHPASS_P = re.compile(r"(\s-p)(\s*)" + _VALUE)
+
+
+def _redact_segment(match: re.Match[str]) -> str:
+    segment = match.group(0)
+    if _MYSQL.search(segment):
+        segment = _ATTACHED_P.sub(r"\1" + _R, segment)
+    if _SSHPASS.search(segment):
+        segment = _SSHPASS_P.sub(r"\1\2" + _R, segment)
+    return segment
+
+
 def visible(ch: str) -> str:
     """One character as safe terminal text: controls and undecodable bytes escaped."""
     code = ord(ch)
@@ -217,12 +235,13 @@ def visible(ch: str) -> str:
 
 def redact(line: str, limit: int = PREVIEW_MAX) -> str:
     """The line with secrets replaced by ***, control characters made visible, shortened."""
-    text = line
+    text = line[:_REDACT_MAX]
+    text = _SEGMENT.sub(_redact_segment, text)
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     # A preview is printed on terminals: never carry escape sequences or NULs there.
-    text = "".join(visible(ch) for ch in text)
-    if len(text) > limit:
+    text = "".join(visible(ch) for ch in text[: limit + 1])
+    if len(text) > limit or len(line) > _REDACT_MAX:
         text = text[: limit - 1] + "…"
     return text
 
@@ -409,9 +428,14 @@ class TrustStore:
                 columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(trust)"))
                 if columns != _COLUMNS:
                     raise _Corrupt("not an attyguard trust store")
-                check = conn.execute("PRAGMA quick_check(1)").fetchone()
-                if not check or check[0] != "ok":
-                    raise _Corrupt(f"integrity check: {check[0] if check else 'no answer'}")
+                # quick_check is O(file size) and runs at every shell start: a
+                # few ms up to QUICK_CHECK_MAX (thousands of entries). Beyond
+                # that, damage is caught when a query meets it (lookup then
+                # answers False and `warning` is set).
+                if os.path.getsize(path) <= QUICK_CHECK_MAX:
+                    check = conn.execute("PRAGMA quick_check(1)").fetchone()
+                    if not check or check[0] != "ok":
+                        raise _Corrupt(f"integrity check: {check[0] if check else 'no answer'}")
             if mode is None or str(mode[0]).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot use WAL mode (got {mode})")
         except (_Corrupt, _Newer):

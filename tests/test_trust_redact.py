@@ -74,3 +74,14 @@ def test_key_is_sha256_of_the_bytes_bash_receives() -> None:
     raw = b"echo \xff"
     assert line_key(raw.decode("utf-8", "surrogateescape")) == hashlib.sha256(raw).hexdigest()
     assert len(line_key("\ud800")) == 64  # lone surrogates hash, never raise
+
+
+@pytest.mark.timeout(60)  # a hang guard: these took minutes with backtracking patterns
+@pytest.mark.parametrize(
+    "line",
+    ["mysql " * 10000, "sshpass " * 10000, "a." * 30000, "x-token-" * 10000, "PASSWORD" * 8000,
+     "a://b:" * 10000, "'" * 60000, '"\\' * 30000, "--a-" * 15000, "x" * 500000],
+)
+def test_pathological_lines_are_handled(line: str) -> None:
+    preview = redact(line)
+    assert 0 < len(preview) <= 300

@@ -100,7 +100,9 @@ def _main(argv: list[str]) -> int:
         if args.action == "clear":
             return _clear(store, args)
         if args.action == "export":
-            write_json({"format": "attyguard-trust", "version": 1,
+            from attyguard.trust import EXPORT_FORMAT
+
+            write_json({"format": EXPORT_FORMAT, "version": 1,
                         "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "entries": store.export_json()})
             return EXIT_OK
