@@ -108,7 +108,8 @@ def _list(rules: list[Any], as_json: bool) -> int:
     from rich.table import Table
 
     table = Table(title=f"{len(rules)} rules", title_justify="left")
-    for name in ("id", "family", "severity", "action", "title"):
+    table.add_column("id", no_wrap=True)  # ids are copied into `explain`: never split them
+    for name in ("family", "severity", "action", "title"):
         table.add_column(name, overflow="fold")
     for r in rules:
         j = _rule_json(r)
@@ -152,13 +153,14 @@ def _explain(rules: list[Any], rule_id: str, as_json: bool) -> int:
     return EXIT_OK
 
 
-_FAILURE_FIELDS = ("rule_id", "source", "example", "expected", "got", "message")
+_FAILURE_FIELDS = ("rule_id", "source", "example", "expected_match", "message")
 
 
 def _failure_json(failure: Any) -> dict[str, Any]:
     fields = {name: _plain(getattr(failure, name)) for name in _FAILURE_FIELDS
               if hasattr(failure, name)}
-    fields["text"] = _one_line(str(failure))
+    message = getattr(failure, "message", "")
+    fields["text"] = _one_line(str(failure) + (f" ({message})" if message else ""))
     return fields
 
 
