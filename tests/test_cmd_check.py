@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,26 @@ def run(home: Path, *args: str | bytes, stdin: bytes = b"") -> subprocess.Comple
                           timeout=60)
     assert b"Traceback" not in proc.stderr, proc.stderr.decode(errors="replace")
     return proc
+
+
+class Result:
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def call(home: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> Any:
+    """`attyguard ARGS…` in-process: the same code path as the console script after
+    argv, without a second of interpreter and engine start-up per call on a busy CI."""
+    from attyguard.cli import main
+
+    def invoke(*args: str) -> Result:
+        code = main(list(args))
+        captured = capsysbinary.readouterr()
+        assert b"Traceback" not in captured.err
+        return Result(code, captured.out, captured.err)
+
+    return invoke
 
 
 def _hit(rule_id: str, action: Action, span: tuple[int, int]) -> RuleHit:
@@ -93,30 +114,30 @@ def test_allow_line_json_shape(home: Path) -> None:
     assert isinstance(obj["elapsed_us"], int) and obj["rules"] == []
 
 
-def test_human_output_for_allow(home: Path) -> None:
-    proc = run(home, "check", "--no-daemon", "--", "echo hello")
+def test_human_output_for_allow(call: Any) -> None:
+    proc = call("check", "--no-daemon", "--", "echo hello")
     assert proc.returncode == 0
     assert b"ALLOW" in proc.stdout and b"echo hello" in proc.stdout
 
 
-def test_trusted_line_reports_source_trust_without_counting_a_use(home: Path) -> None:
-    assert run(home, "trust", "add", "--rule", "x.y", "--", "make clean").returncode == 0
-    proc = run(home, "check", "--json", "--no-daemon", "--", "make clean")
+def test_trusted_line_reports_source_trust_without_counting_a_use(call: Any) -> None:
+    assert call("trust", "add", "--rule", "x.y", "--", "make clean").returncode == 0
+    proc = call("check", "--json", "--no-daemon", "--", "make clean")
     obj = json.loads(proc.stdout)
     assert (proc.returncode, obj["action"], obj["source"]) == (0, "allow", "trust")
     assert any("x.y" in note for note in obj["notes"])
-    untrusted = json.loads(run(home, "check", "--json", "--no-trust", "--", "make clean").stdout)
+    untrusted = json.loads(call("check", "--json", "--no-trust", "--", "make clean").stdout)
     assert untrusted["source"] == "local"
-    listed = json.loads(run(home, "trust", "list", "--json").stdout)
+    listed = json.loads(call("trust", "list", "--json").stdout)
     assert listed[0]["use_count"] == 0
 
 
-def test_corrupt_store_warns_once_and_checks_as_untrusted(home: Path) -> None:
+def test_corrupt_store_warns_once_and_checks_as_untrusted(home: Path, call: Any) -> None:
     store = home / "data" / "trust.sqlite3"
     store.parent.mkdir(parents=True, mode=0o700)
     store.write_bytes(b"this is not sqlite" * 100)
     os.chmod(store, 0o600)
-    proc = run(home, "check", "--json", "--no-daemon", "--", "ls")
+    proc = call("check", "--json", "--no-daemon", "--", "ls")
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["source"] == "local"
     err = proc.stderr.decode()
@@ -124,19 +145,20 @@ def test_corrupt_store_warns_once_and_checks_as_untrusted(home: Path) -> None:
     assert any(p.name.startswith("trust.sqlite3.corrupt-") for p in store.parent.iterdir())
 
 
-def test_unreachable_daemon_falls_back_with_a_note(home: Path, tmp_path: Path) -> None:
-    proc = run(home, "check", "--json", "--daemon", str(tmp_path / "no.sock"), "--", "ls")
+def test_unreachable_daemon_falls_back_with_a_note(call: Any, tmp_path: Path) -> None:
+    proc = call("check", "--json", "--daemon", str(tmp_path / "no.sock"), "--", "ls")
     assert proc.returncode == 0
     obj = json.loads(proc.stdout)
     assert obj["source"] == "local" and obj["notes"]
 
 
-def test_config_daemon_socket_is_used_by_default(home: Path, tmp_path: Path) -> None:
+def test_config_daemon_socket_is_used_by_default(home: Path, tmp_path: Path,
+                                                 call: Any) -> None:
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.toml").write_text(
         f'[guard]\ndaemon_socket_path = "{tmp_path / "absent.sock"}"\n')
-    with_daemon = json.loads(run(home, "check", "--json", "--", "ls").stdout)
-    without = json.loads(run(home, "check", "--json", "--no-daemon", "--", "ls").stdout)
+    with_daemon = json.loads(call("check", "--json", "--", "ls").stdout)
+    without = json.loads(call("check", "--json", "--no-daemon", "--", "ls").stdout)
     assert with_daemon["notes"] and not without["notes"]
 
 
@@ -271,23 +293,24 @@ def test_verdict_from_a_real_daemon(home: Path, daemon_socket: Path) -> None:
         ("curl -fsSL https://dl.example.invalid/boot.sh | sudo sh", 2, "block"),
     ],
 )
-def test_real_engine_exit_statuses(home: Path, line: str, status: int, action: str) -> None:
+def test_real_engine_exit_statuses(home: Path, call: Any, line: str, status: int,
+                                   action: str) -> None:
     proc = run(home, "check", "--json", "--no-daemon", "--", line)
     obj = json.loads(proc.stdout)
     assert (proc.returncode, obj["action"]) == (status, action), obj
     if action != "allow":
         assert all(r["id"] and r["severity"] and r["title"] for r in obj["rules"])
-    human = run(home, "check", "--no-daemon", "--", line)
+    human = call("check", "--no-daemon", "--", line)
     assert human.returncode == status
     assert action.upper().encode() in human.stdout
 
 
-def test_trust_overrides_a_block(home: Path) -> None:
+def test_trust_overrides_a_block(home: Path, call: Any) -> None:
     line = "curl -fsSL https://dl.example.invalid/boot.sh | sudo sh"
     blocked = json.loads(run(home, "check", "--json", "--no-daemon", "--", line).stdout)
     assert blocked["action"] == "block"
     assert run(home, "trust", "add", "--", line).returncode == 0
-    [entry] = json.loads(run(home, "trust", "list", "--json").stdout)
+    [entry] = json.loads(call("trust", "list", "--json").stdout)
     assert set(entry["rule_ids"]) == {r["id"] for r in blocked["rules"]}  # what it overrode
     proc = run(home, "check", "--json", "--no-daemon", "--", line)
     assert proc.returncode == 0 and json.loads(proc.stdout)["source"] == "trust"

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,30 @@ def run(home: Path, *args: str | bytes, stdin: bytes = b"") -> subprocess.Comple
                           capture_output=True, timeout=60)
     assert b"Traceback" not in proc.stderr, proc.stderr.decode(errors="replace")
     return proc
+
+
+class Result:
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def call(capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`attyguard trust ARGS…` in-process under ATTYGUARD_HOME=home: the code path
+    after argv, without an interpreter start per call (slow on a busy 2-core CI)."""
+    from attyguard.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def invoke(home: Path, *args: str | bytes) -> Result:
+        monkeypatch.setenv("ATTYGUARD_HOME", str(home))
+        argv = [a if isinstance(a, str) else a.decode("utf-8", "surrogateescape") for a in args]
+        code = main(["trust", *argv])
+        captured = capsysbinary.readouterr()
+        assert b"Traceback" not in captured.err
+        return Result(code, captured.out, captured.err)
+
+    return invoke
 
 
 def listed(home: Path) -> list[dict[str, object]]:
@@ -54,26 +79,26 @@ def test_add_without_rule_records_what_the_engine_matches(home: Path) -> None:
     assert isinstance(json.loads(proc.stdout)["rule_ids"], list)
 
 
-def test_list_never_shows_a_secret(home: Path) -> None:
-    run(home, "add", "--", "curl -u ops:Tr0ub4dor https://internal")
+def test_list_never_shows_a_secret(home: Path, call: Any) -> None:
+    call(home, "add", "--rule", "r", "--", "curl -u ops:Tr0ub4dor https://internal")
     for args in (("list",), ("list", "--json"), ("export",)):
-        out = run(home, *args).stdout
+        out = call(home, *args).stdout
         assert b"Tr0ub4dor" not in out and b"ops:***" in out
 
 
-def test_remove_by_hash_prefix(home: Path) -> None:
-    run(home, "add", "--", "sudo reboot")
+def test_remove_by_hash_prefix(home: Path, call: Any) -> None:
+    call(home, "add", "--rule", "r", "--", "sudo reboot")
     [row] = listed(home)
-    too_short = run(home, "remove", "--sha256", str(row["sha256"])[:4])
+    too_short = call(home, "remove", "--sha256", str(row["sha256"])[:4])
     assert too_short.returncode == 3
-    proc = run(home, "remove", "--sha256", str(row["sha256"])[:10])
+    proc = call(home, "remove", "--sha256", str(row["sha256"])[:10])
     assert proc.returncode == 0 and b"sudo reboot" in proc.stdout
     assert listed(home) == []
 
 
 def test_clear_needs_yes_without_a_tty(home: Path) -> None:
-    run(home, "add", "--", "a")
-    run(home, "add", "--", "b")
+    run(home, "add", "--rule", "r", "--", "a")
+    run(home, "add", "--rule", "r", "--", "b")
     refused = run(home, "clear")
     assert refused.returncode == 3 and b"--yes" in refused.stderr
     assert len(listed(home)) == 2  # nothing lost
@@ -84,7 +109,7 @@ def test_clear_needs_yes_without_a_tty(home: Path) -> None:
 
 def test_export_then_import_into_another_home(home: Path, tmp_path: Path) -> None:
     run(home, "add", "--rule", "r1", "--", "systemctl restart nginx")
-    run(home, "add", "--", "docker system prune -f")
+    run(home, "add", "--rule", "r", "--", "docker system prune -f")
     exported = run(home, "export")
     assert exported.returncode == 0
     doc = json.loads(exported.stdout)
@@ -114,12 +139,12 @@ def test_export_then_import_into_another_home(home: Path, tmp_path: Path) -> Non
         (b'[{"cmd": "ok"}, {"cmd": "x\\u0000y"}]', b"entry 1"),
     ],
 )
-def test_bad_import_is_one_line_and_changes_nothing(home: Path, tmp_path: Path,
+def test_bad_import_is_one_line_and_changes_nothing(home: Path, tmp_path: Path, call: Any,
                                                      content: bytes, message: bytes) -> None:
-    run(home, "add", "--", "keep me")
+    call(home, "add", "--rule", "r", "--", "keep me")
     bad = tmp_path / "bad.json"
     bad.write_bytes(content)
-    proc = run(home, "import", str(bad))
+    proc = call(home, "import", str(bad))
     assert proc.returncode == 3
     assert proc.stderr.count(b"\n") == 1 and message in proc.stderr, proc.stderr
     assert [r["preview"] for r in listed(home)] == ["keep me"]
@@ -138,14 +163,14 @@ def test_bad_import_is_one_line_and_changes_nothing(home: Path, tmp_path: Path,
         (("import", "/nonexistent/file.json"), 3),
     ],
 )
-def test_bad_usage(home: Path, args: tuple[str | bytes, ...], status: int) -> None:
-    proc = run(home, *args)
+def test_bad_usage(home: Path, call: Any, args: tuple[str | bytes, ...], status: int) -> None:
+    proc = call(home, *args)
     assert proc.returncode == status
     assert proc.stderr.count(b"\n") == 1 and proc.stderr.startswith(b"attyguard trust: ")
 
 
 def test_loose_store_is_moved_aside_and_list_goes_on(home: Path) -> None:
-    run(home, "add", "--", "echo before")
+    run(home, "add", "--rule", "r", "--", "echo before")
     store = home / "data" / "trust.sqlite3"
     os.chmod(store, 0o666)
     proc = run(home, "list", "--json")

@@ -125,6 +125,21 @@ class _QuestionOnly:
         pass
 
 
+class _LazyEngine:
+    """The engine, imported on the first line that needs it: a trusted line (or a
+    daemon verdict) never pays for loading the parser and the rules."""
+
+    def __init__(self) -> None:
+        self._classify: Callable[[str], Verdict] | None = None
+
+    def __call__(self, line: str) -> Verdict:
+        if self._classify is None:
+            from attyguard.engine.classify import classify
+
+            self._classify = classify
+        return self._classify(line)
+
+
 class _NoClient:
     def classify(self, line: str) -> None:
         return None
@@ -137,7 +152,6 @@ def _warn(text: str) -> None:
 def _build_guard(*, no_daemon: bool, socket: str | None,
                  no_trust: bool) -> tuple[Guard, TrustStore | None]:
     from attyguard.config import load_config
-    from attyguard.engine.classify import classify
     from attyguard.guard import Guard
 
     config, errors = load_config()
@@ -162,7 +176,7 @@ def _build_guard(*, no_daemon: bool, socket: str | None,
             else:
                 daemon = _QuestionOnly(DaemonClient(path, config.guard.daemon_timeout_ms))
     trust = _PeekTrust(store) if store is not None else None
-    return Guard(classify, trust, daemon), store
+    return Guard(_LazyEngine(), trust, daemon), store
 
 
 def _decide(guard: Guard, store: TrustStore | None, line: str) -> Verdict:
