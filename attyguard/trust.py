@@ -322,13 +322,19 @@ def _move_aside(path: Path, reason: str) -> str:
     return f"moved aside to {moved}" if moved else "moved aside"
 
 
-def open_trust_store(path: Path | None = None) -> tuple[TrustStore | None, str | None]:
+def open_trust_store(
+    path: Path | None = None, *, create: bool = True
+) -> tuple[TrustStore | None, str | None]:
     """The user's trust store, or None and a one-line warning when it is unusable.
 
     Never raises. An unusable file is renamed aside (never deleted); the next
-    open starts an empty store in its place.
+    open starts an empty store in its place. With `create=False` a store
+    that does not exist yet is (None, None): a read-only question such as
+    `attyguard check` leaves no files behind.
     """
     path = default_store_path() if path is None else Path(path)
+    if not create and not os.path.lexists(path):
+        return None, None
     problem = _ensure_private_dir(path.parent)
     if problem:
         return None, f"attyguard: trust store not used: {problem}"

@@ -314,3 +314,9 @@ def test_trust_overrides_a_block(home: Path, call: Any) -> None:
     assert set(entry["rule_ids"]) == {r["id"] for r in blocked["rules"]}  # what it overrode
     proc = run(home, "check", "--json", "--no-daemon", "--", line)
     assert proc.returncode == 0 and json.loads(proc.stdout)["source"] == "trust"
+
+
+def test_check_writes_no_store_when_there_is_none(home: Path, call: Any) -> None:
+    proc = call("check", "--json", "--no-daemon", "--", "true")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["source"] == "local"
+    assert not (home / "data").exists()

@@ -363,3 +363,12 @@ def test_shared_line_counts_every_concurrent_use(home: Path, tmp_path: Path) -> 
     entry = store.get("shared line")
     assert entry is not None and entry.use_count == workers * count
     store.close()
+
+
+def test_open_without_create_leaves_no_files(home: Path) -> None:
+    assert open_trust_store(create=False) == (None, None)
+    assert not (home / "data" / STORE_NAME).exists()
+    _open().close()
+    store, warning = open_trust_store(create=False)
+    assert store is not None and warning is None
+    store.close()

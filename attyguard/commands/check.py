@@ -161,7 +161,7 @@ def _build_guard(*, no_daemon: bool, socket: str | None,
     if not no_trust:
         from attyguard.trust import open_trust_store
 
-        store, warning = open_trust_store()
+        store, warning = open_trust_store(create=False)
         if warning:
             _warn(warning)
     daemon = None
