@@ -184,3 +184,12 @@ def test_loose_store_is_moved_aside_and_list_goes_on(home: Path) -> None:
 def test_help_exits_0(home: Path) -> None:
     proc = run(home, "--help")
     assert proc.returncode == 0 and b"export" in proc.stdout
+
+
+def test_import_json_lines_of_full_commands(home: Path, call: Any, tmp_path: Path) -> None:
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text('{"cmd": "make install", "rule_ids": ["r"]}\n\n{"cmd": "make -C x clean"}\n')
+    proc = call(home, "import", "--json", str(lines))
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {"imported": 2}
+    rows = json.loads(call(home, "list", "--json").stdout)
+    assert sorted(r["preview"] for r in rows) == ["make -C x clean", "make install"]

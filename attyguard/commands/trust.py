@@ -213,6 +213,21 @@ def _clear(store: TrustStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _json_lines(text: str) -> list[Any] | None:
+    """Entries given as JSON lines (one object per line), else None."""
+    rows: list[Any] = []
+    for raw in text.splitlines():
+        if raw.strip():
+            try:
+                row = json.loads(raw)
+            except ValueError:
+                return None
+            if not isinstance(row, dict):
+                return None
+            rows.append(row)
+    return rows if len(rows) > 1 else None
+
+
 def _read_import(name: str) -> list[Any]:
     try:
         if name == "-":
@@ -232,7 +247,10 @@ def _read_import(name: str) -> list[Any]:
     try:
         obj = json.loads(text)
     except ValueError as exc:
-        raise CommandError(f"{where}: not JSON: {exc}") from None
+        as_lines = _json_lines(text)
+        if as_lines is None:
+            raise CommandError(f"{where}: not JSON: {exc}") from None
+        return as_lines
     if isinstance(obj, dict) and isinstance(obj.get("entries"), list):
         rows: list[Any] = obj["entries"]
         return rows
