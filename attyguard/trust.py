@@ -312,6 +312,9 @@ def _move_aside(path: Path, reason: str) -> str:
         target = part.with_name(path.name + suffix + part.name[len(path.name):])
         try:
             os.rename(part, target)
+        except FileNotFoundError:
+            # Another shell saw the same bad file at the same moment and moved it.
+            continue
         except OSError as exc:
             failure = f"could not move it aside: {exc.strerror}"
             break

@@ -372,3 +372,38 @@ def test_open_without_create_leaves_no_files(home: Path) -> None:
     store, warning = open_trust_store(create=False)
     assert store is not None and warning is None
     store.close()
+
+
+_OPENER = """
+import sys, time
+from pathlib import Path
+from attyguard.trust import open_trust_store
+go = Path(sys.argv[1])
+deadline = time.monotonic() + 30
+while not go.exists():
+    if time.monotonic() > deadline:
+        sys.exit("no go signal")
+    time.sleep(0.001)
+store, warning = open_trust_store()
+print("store" if store else "warning:" + str(warning))
+"""
+
+
+def test_shells_meeting_a_corrupt_store_at_once(home: Path, tmp_path: Path) -> None:
+    path = _store_path(home)
+    path.parent.mkdir(parents=True, mode=0o700)
+    garbage = b"\x00garbage\xff" * 500
+    path.write_bytes(garbage)
+    os.chmod(path, 0o600)
+    go = tmp_path / "go"
+    env = {**os.environ, "ATTYGUARD_HOME": str(home)}
+    procs = [subprocess.Popen([sys.executable, "-c", _OPENER, str(go)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    go.touch()
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0 and err == "", err
+        assert out.startswith(("store", "warning:")), out
+    kept = [p for p in _aside(home) if p.read_bytes() == garbage]
+    assert len(kept) == 1  # the user's bytes are kept, once

@@ -294,7 +294,8 @@ def _print_human(line: str, verdict: Verdict) -> None:
     head = Text()
     head.append(f" {verdict.action.value.upper()} ", style="reverse " +
                 _ACTION_STYLE[verdict.action.value])
-    head.append(f"  {verdict.reason}")
+    trusted = verdict.source.value == "trust"
+    head.append("  trusted by you" if trusted else f"  {verdict.reason}")
     console.print(head)
     meta = f"source {verdict.source.value} · {verdict.elapsed_us} µs"
     if verdict.rules:
