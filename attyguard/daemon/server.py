@@ -303,6 +303,7 @@ class DaemonServer:
         self._server: asyncio.AbstractServer | None = None
         self._socket_inode: tuple[int, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     # ---- life cycle
 
@@ -312,7 +313,7 @@ class DaemonServer:
         st = os.stat(path)
         self._socket_inode = (st.st_dev, st.st_ino)
         self._raise_fd_limit(self.config.daemon.max_connections + 64)
-        self._server = await asyncio.start_unix_server(self._handle, sock=sock)
+        self._server = await asyncio.start_unix_server(self._handle, sock=sock, backlog=512)
         self._tasks = [asyncio.create_task(self._prune_loop()),
                        asyncio.create_task(self._idle_loop())]
         mode = "0660 group " + self.config.daemon.group if self.group_gid is not None else "0600"
@@ -335,6 +336,10 @@ class DaemonServer:
             self._server.close()
         for conn in list(self.connections):
             conn.close()
+        # Let the handlers see their EOF and end, rather than be cancelled mid-read.
+        handlers = [t for t in self._handlers if not t.done()]
+        if handlers:
+            await asyncio.wait(handlers, timeout=2.0)
         self._unlink_own_socket()
         log.info("stopped")
 
@@ -411,6 +416,10 @@ class DaemonServer:
     # ---- connections
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         sock = writer.get_extra_info("socket")
         try:
             peer = peer_credentials(sock)
