@@ -62,6 +62,7 @@ log = logging.getLogger("attyguard.daemon")
 _SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python lacks the name
 _EVENT_BUFFER_LIMIT = 1 << 20  # a subscriber this far behind loses events, not the daemon memory
 _READ_CHUNK = 65536
+_PRUNE_SLICE = 128  # threat-map entries checked between two turns of the event loop
 
 
 class DaemonStartError(Exception):
@@ -397,10 +398,15 @@ class DaemonServer:
     async def _prune_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.daemon.prune_interval_s)
-            try:
-                self.threats.prune()
-            except Exception:  # upkeep must never end the daemon
-                log.exception("pruning the threat map failed")
+            pids = self.threats.pids()
+            # In slices, yielding between them: 10,000 /proc reads in one go would
+            # hold every waiting request for a few hundred milliseconds.
+            for first in range(0, len(pids), _PRUNE_SLICE):
+                try:
+                    self.threats.prune(pids[first : first + _PRUNE_SLICE])
+                except Exception:  # upkeep must never end the daemon
+                    log.exception("pruning the threat map failed")
+                await asyncio.sleep(0)
 
     async def _idle_loop(self) -> None:
         while True:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
@@ -170,10 +171,20 @@ class ThreatMap:
     def entries(self) -> list[ThreatEntry]:
         return sorted(self._entries.values(), key=lambda e: (-e.level, e.pid))
 
-    def prune(self) -> int:
-        """Drop entries whose process exited (or whose PID now names another process)."""
+    def pids(self) -> list[int]:
+        return list(self._entries)
+
+    def prune(self, pids: Iterable[int] | None = None) -> int:
+        """Drop entries whose process exited (or whose PID now names another process).
+
+        `pids` limits the check to those entries, so the server can prune a
+        large map in slices between requests instead of stalling them.
+        """
         gone = []
-        for pid, entry in self._entries.items():
+        for pid in list(self._entries) if pids is None else pids:
+            entry = self._entries.get(pid)
+            if entry is None:
+                continue
             info = self.table.info(pid)
             if info is None or info.start_time != entry.start_time:
                 gone.append(pid)
