@@ -61,7 +61,6 @@ log = logging.getLogger("attyguard.daemon")
 
 _SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python lacks the name
 _EVENT_BUFFER_LIMIT = 1 << 20  # a subscriber this far behind loses events, not the daemon memory
-_READ_CHUNK = 65536
 _PRUNE_SLICE = 128  # threat-map entries checked between two turns of the event loop
 
 
@@ -236,7 +235,7 @@ def load_tier2_plugin(name: str, model: str = "") -> tuple[Any, str | None]:
 @dataclass(eq=False)
 class _Connection:
     peer: Peer
-    writer: asyncio.StreamWriter
+    transport: asyncio.Transport
     privileged: bool
     last_active: float = field(default_factory=time.monotonic)
     subscriber: bool = False
@@ -244,7 +243,72 @@ class _Connection:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.writer.close()
+            self.transport.close()
+
+
+class _ClientProtocol(asyncio.Protocol):
+    """One connection: framing of newline-delimited requests with a size limit.
+
+    A Protocol (callbacks) rather than StreamReader/Writer coroutines: every
+    request is answered synchronously inside `data_received`, which measured
+    noticeably cheaper per round trip, and back-pressure is one pause/resume.
+    """
+
+    def __init__(self, server: DaemonServer) -> None:
+        self.server = server
+        self.conn: _Connection | None = None
+        self.buffer = bytearray()
+        self.discarding = False  # inside an oversized line: drop bytes until its newline
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.conn = self.server._accept(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.server.connections.discard(self.conn)
+            self.conn = None
+
+    def pause_writing(self) -> None:
+        # The client is not reading its replies: stop reading its requests,
+        # so it stalls itself and not the daemon's memory.
+        if self.conn is not None:
+            self.conn.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.conn is not None:
+            self.conn.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        conn.last_active = time.monotonic()
+        limit = self.server.config.daemon.max_request_bytes
+        too_large = f"request longer than {limit} bytes"
+        start = 0
+        while conn.transport is not None and not conn.transport.is_closing():
+            newline = data.find(b"\n", start)
+            if newline < 0:
+                if not self.discarding:
+                    self.buffer += data[start:]
+                    if len(self.buffer) > limit:
+                        self.buffer.clear()
+                        self.discarding = True
+                        conn.transport.write(protocol.encode_error(ErrorCode.TOO_LARGE,
+                                                                   too_large))
+                return
+            if self.discarding:
+                self.discarding = False
+            else:
+                self.buffer += data[start:newline]
+                line = bytes(self.buffer)
+                self.buffer.clear()
+                if len(line) > limit:
+                    conn.transport.write(protocol.encode_error(ErrorCode.TOO_LARGE, too_large))
+                elif line.strip():
+                    conn.transport.write(self.server._answer(conn, line))
+            start = newline + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +368,6 @@ class DaemonServer:
         self._server: asyncio.AbstractServer | None = None
         self._socket_inode: tuple[int, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._handlers: set[asyncio.Task[Any]] = set()
 
     # ---- life cycle
 
@@ -314,7 +377,9 @@ class DaemonServer:
         st = os.stat(path)
         self._socket_inode = (st.st_dev, st.st_ino)
         self._raise_fd_limit(self.config.daemon.max_connections + 64)
-        self._server = await asyncio.start_unix_server(self._handle, sock=sock, backlog=512)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _ClientProtocol(self), sock=sock,
+                                                     backlog=512)
         self._tasks = [asyncio.create_task(self._prune_loop()),
                        asyncio.create_task(self._idle_loop())]
         mode = "0660 group " + self.config.daemon.group if self.group_gid is not None else "0600"
@@ -337,10 +402,6 @@ class DaemonServer:
             self._server.close()
         for conn in list(self.connections):
             conn.close()
-        # Let the handlers see their EOF and end, rather than be cancelled mid-read.
-        handlers = [t for t in self._handlers if not t.done()]
-        if handlers:
-            await asyncio.wait(handlers, timeout=2.0)
         self._unlink_own_socket()
         log.info("stopped")
 
@@ -421,39 +482,25 @@ class DaemonServer:
 
     # ---- connections
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._handlers.add(task)
-            task.add_done_callback(self._handlers.discard)
-        sock = writer.get_extra_info("socket")
+    def _accept(self, transport: asyncio.Transport) -> _Connection | None:
+        """A new connection: identify the peer, refuse strangers, make room."""
         try:
-            peer = peer_credentials(sock)
+            peer = peer_credentials(transport.get_extra_info("socket"))
         except OSError as exc:
             log.warning("no peer credentials (%s); closing", exc)
-            writer.close()
-            return
+            transport.close()
+            return None
         why = refusal(peer, self.daemon_uid, self.group_gid, self.config.daemon.group)
         if why is not None:
             self.counters["refused_peers"] += 1
             log.warning("refused pid %d uid %d: %s", peer.pid, peer.uid, why)
-            writer.write(protocol.encode_error(ErrorCode.FORBIDDEN, why))
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.drain(), 1.0)
-            writer.close()
-            return
-        conn = _Connection(peer, writer, privileged=peer.uid in (0, self.daemon_uid))
+            transport.write(protocol.encode_error(ErrorCode.FORBIDDEN, why))
+            transport.close()  # after the buffered error line is flushed
+            return None
+        conn = _Connection(peer, transport, privileged=peer.uid in (0, self.daemon_uid))
         self._make_room()
         self.connections.add(conn)
-        try:
-            await self._serve(conn, reader)
-        except (ConnectionError, OSError):
-            pass  # abrupt disconnects are routine
-        except Exception:
-            log.exception("connection from pid %d failed", peer.pid)
-        finally:
-            self.connections.discard(conn)
-            conn.close()
+        return conn
 
     def _make_room(self) -> None:
         """Full: close the longest-idle non-subscriber so the newcomer gets served."""
@@ -468,48 +515,8 @@ class DaemonServer:
                 ErrorCode.BUSY, "too many connections; closing the longest idle"))
             victim.close()
 
-    async def _serve(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
-        buffer = bytearray()
-        discarding = False  # inside an oversized line: drop bytes until its newline
-        while True:
-            chunk = await reader.read(_READ_CHUNK)
-            if not chunk:
-                return
-            conn.last_active = time.monotonic()
-            limit = self.config.daemon.max_request_bytes
-            start = 0
-            while True:
-                newline = chunk.find(b"\n", start)
-                if newline < 0:
-                    if not discarding:
-                        buffer += chunk[start:]
-                        if len(buffer) > limit:
-                            buffer.clear()
-                            discarding = True
-                            await self._reply(conn, protocol.encode_error(
-                                ErrorCode.TOO_LARGE, f"request longer than {limit} bytes"))
-                    break
-                if discarding:
-                    discarding = False
-                else:
-                    buffer += chunk[start:newline]
-                    line = bytes(buffer)
-                    buffer.clear()
-                    if len(line) > limit:
-                        await self._reply(conn, protocol.encode_error(
-                            ErrorCode.TOO_LARGE, f"request longer than {limit} bytes"))
-                    elif line.strip():
-                        await self._reply(conn, self._answer(conn, line))
-                start = newline + 1
-
-    async def _reply(self, conn: _Connection, data: bytes) -> None:
-        conn.writer.write(data)
-        # Back-pressure on this connection only: a client that does not read
-        # its replies stalls itself, not the daemon.
-        await conn.writer.drain()
-
     def _send_nowait(self, conn: _Connection, data: bytes) -> bool:
-        transport = conn.writer.transport
+        transport = conn.transport
         if transport.is_closing() or transport.get_write_buffer_size() > _EVENT_BUFFER_LIMIT:
             return False
         transport.write(data)
