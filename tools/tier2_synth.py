@@ -139,6 +139,35 @@ def _b_net(r: random.Random) -> str:
     ])
 
 
+def _b_long(r: random.Random) -> str:
+    # Long, busy, perfectly ordinary lines: loops, pipelines, inline scripts.
+    f, d, u = r.choice(_FILES), r.choice(_DIRS), r.choice(_USERS)
+    return r.choice([
+        f"for f in {d}/*.{r.choice(['jpg', 'png', 'log'])}; do convert \"$f\" -resize 50% \"${{f%.*}}_small.jpg\"; done",
+        f"find {d} -type f -name '*.log' -mtime +7 -print0 | xargs -0 gzip -9 && echo done",
+        f"ps -eo pid,user,%cpu,%mem,cmd --sort=-%cpu | awk 'NR<=10 {{print $1, $2, $3}}' | column -t",
+        f"cat {f} | grep -v '^#' | sed 's/  */ /g' | cut -d' ' -f2- | sort | uniq -c | sort -rn | head -20",
+        f"while read -r line; do echo \"$line\" | awk -F: '{{print $1}}'; done < {f}",
+        f"git log --since='2 weeks ago' --author={u} --pretty=format:'%h %ad %s' --date=short | tee changes.txt",
+        f"docker run --rm -v $(pwd):/src -w /src -e HOME=/tmp -u $(id -u):$(id -g) python:3.12 python -m pytest -x",
+        f"kubectl get pods -A -o json | jq -r '.items[] | select(.status.phase!=\"Running\") | .metadata.name'",
+        f"python3 -c 'import json,sys; d=json.load(open(\"{f}\")); print(len(d), sorted(d)[:5])'",
+        f"awk 'BEGIN {{FS=\",\"}} {{sum += $3}} END {{printf \"%.2f\\n\", sum/NR}}' {f}",
+        f"tar -cf - {d} | pv -s $(du -sb {d} | awk '{{print $1}}') | gzip > {_word(r)}.tar.gz",
+        f"ssh {u}@{r.choice(_HOSTS)} 'sudo journalctl -u {r.choice(_SERVICES)} -n 200 --no-pager' | less -R",
+        f"openssl req -x509 -newkey rsa:4096 -keyout key.pem -out cert.pem -days 365 -nodes -subj '/CN={r.choice(_HOSTS)}'",
+        f"for i in $(seq 1 {r.randrange(3, 20)}); do curl -s -o /dev/null -w '%{{http_code}}\\n' {_url(r, False)}; sleep 1; done",
+        f"export PATH=\"$HOME/.local/bin:$PATH\" && pip install --user {r.choice(_PKGS)} && {r.choice(_PKGS)} --version",
+        f"echo \"$(date +%F) $(hostname) $(uptime -p)\" >> ~/{_word(r)}.log",
+        f"ffmpeg -i input.mp4 -vf scale=1280:-2 -c:v libx264 -crf 23 -preset fast -c:a copy output.mp4",
+        f"rsync -avh --delete --exclude '.git' --exclude 'node_modules' {d}/ {u}@{r.choice(_HOSTS)}:/srv/{_word(r)}/",
+        f"find . -name '*.py' -exec sh -c 'black \"$1\" && isort \"$1\"' _ {{}} \\;",
+        f"sudo sh -c 'echo {r.randrange(1, 100)} > /proc/sys/vm/swappiness'",
+        f"history | awk '{{print $2}}' | sort | uniq -c | sort -rn | head",
+        f"git ls-files -z | xargs -0 sed -i 's/{_word(r)}/{_word(r)}/g'",
+    ])
+
+
 # --- malicious ------------------------------------------------------------------------------
 
 def _m_download_exec(r: random.Random) -> str:
@@ -266,7 +295,7 @@ def _m_destructive(r: random.Random) -> str:
     ])
 
 
-_BENIGN: tuple[Callable[[random.Random], str], ...] = (_b_files, _b_dev, _b_admin, _b_net)
+_BENIGN: tuple[Callable[[random.Random], str], ...] = (_b_files, _b_dev, _b_admin, _b_net, _b_long)
 _MALICIOUS: tuple[Callable[[random.Random], str], ...] = (
     _m_download_exec, _m_reverse_shell, _m_obfuscated, _m_shell_escape, _m_persistence,
     _m_antiforensics, _m_credentials, _m_destructive,
