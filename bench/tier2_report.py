@@ -44,7 +44,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dev", type=Path, default=None, help="directory with malicious.jsonl, benign.jsonl")
+    ap.add_argument(
+        "--dev", type=Path, default=None, help="directory with malicious.jsonl, benign.jsonl"
+    )
     ap.add_argument("--json", action="store_true", help="one JSON object per plugin")
     args = ap.parse_args(argv)
     dev = args.dev or next(
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.json:
         print(f"dev split {dev}: {len(bad)} malicious (in scope), {len(good)} benign")
-        print(f"{'plugin':<10} {'thr':>5} {'precision':>9} {'recall':>7} {'FPR':>7} {'TP':>5} {'FP':>5} {'µs/line':>8}")
+        cols = ("precision", 9), ("recall", 7), ("FPR", 7), ("TP", 5), ("FP", 5), ("µs/line", 8)
+        print(f"{'plugin':<10} {'thr':>5} " + " ".join(f"{c:>{w}}" for c, w in cols))
     for name in TIER2_NAMES:
         plugin, warning = load_tier2(name)
         if warning:
@@ -69,16 +72,27 @@ def main(argv: list[str] | None = None) -> int:
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / len(bad) if bad else 0.0
         fpr = fp / len(good) if good else 0.0
-        row = {"plugin": plugin.name, "requested": name, "threshold": plugin.threshold,
-               "precision": round(precision, 4), "recall": round(recall, 4), "fpr": round(fpr, 5),
-               "tp": tp, "fp": fp, "malicious": len(bad), "benign": len(good),
-               "us_per_line": round(per_line, 1)}
+        row = {
+            "plugin": plugin.name,
+            "requested": name,
+            "threshold": plugin.threshold,
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+            "fpr": round(fpr, 5),
+            "tp": tp,
+            "fp": fp,
+            "malicious": len(bad),
+            "benign": len(good),
+            "us_per_line": round(per_line, 1),
+        }
         if args.json:
             print(json.dumps(row))
         else:
-            print(f"{plugin.name if plugin.name == name else name + '→' + plugin.name:<10} "
-                  f"{plugin.threshold:>5.2f} {precision:>9.3f} {recall:>7.3f} {fpr:>7.4f} "
-                  f"{tp:>5} {fp:>5} {per_line:>8.1f}")
+            print(
+                f"{plugin.name if plugin.name == name else name + '→' + plugin.name:<10} "
+                f"{plugin.threshold:>5.2f} {precision:>9.3f} {recall:>7.3f} {fpr:>7.4f} "
+                f"{tp:>5} {fp:>5} {per_line:>8.1f}"
+            )
     return 0
 
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(_ROOT))
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
+import tier2_synth  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-import tier2_synth  # noqa: E402
 from attyguard.daemon.tier2.features import FEATURE_NAMES, extract  # noqa: E402
 
 __all__ = ["build_model", "main", "train"]
@@ -66,7 +66,9 @@ def train(seed: int = tier2_synth.DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray,
     )
 
 
-def build_model(mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, bias: float) -> onnx.ModelProto:
+def build_model(
+    mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, bias: float
+) -> onnx.ModelProto:
     """The ONNX graph: input `features` [N, F] -> outputs `p` [N], `contrib` [N, F]."""
     n = len(FEATURE_NAMES)
     inits = [
@@ -108,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train the Tier-2 ONNX model on synthetic data.")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--seed", type=int, default=tier2_synth.DEFAULT_SEED)
-    ap.add_argument("--check", action="store_true", help="compare with the model at --out, write nothing")
+    ap.add_argument(
+        "--check", action="store_true", help="compare with the model at --out, write nothing"
+    )
     args = ap.parse_args(argv)
     mean, scale, coef, bias = train(args.seed)
     if args.check:
@@ -120,10 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         got = {t.name: numpy_helper.to_array(t) for t in shipped.graph.initializer}
         same = all(
             np.allclose(got[name].ravel(), want.ravel(), atol=1e-4)
-            for name, want in (("mean", mean), ("scale", scale), ("coef", coef),
-                               ("bias", np.array([bias], dtype=np.float32)))
+            for name, want in (
+                ("mean", mean),
+                ("scale", scale),
+                ("coef", coef),
+                ("bias", np.array([bias], dtype=np.float32)),
+            )
         )
-        print("train_tier2: shipped model " + ("matches" if same else "DIFFERS from") + " a retrain")
+        print(
+            "train_tier2: shipped model " + ("matches" if same else "DIFFERS from") + " a retrain"
+        )
         return 0 if same else 1
     model = build_model(mean, scale, coef, bias)
     args.out.write_bytes(model.SerializeToString())

@@ -107,19 +107,80 @@ _I = re.IGNORECASE
 _SEP_RE = re.compile(r"(\|\||\|&|\||&&|;|&|\n|\$\(|`|\(|\)|\{|\})")
 # Words that only wrap the real command: `sudo env nohup X` runs X.
 _WRAPPERS = frozenset(
-    {"sudo", "doas", "env", "nohup", "exec", "time", "command", "builtin", "nice", "setsid",
-     "stdbuf", "timeout", "xargs", "strace", "ltrace", "watch", "busybox", "torify", "proxychains",
-     "proxychains4", "unbuffer", "chroot", "ionice", "taskset", "then", "do", "else", "!"}
+    {
+        "sudo",
+        "doas",
+        "env",
+        "nohup",
+        "exec",
+        "time",
+        "command",
+        "builtin",
+        "nice",
+        "setsid",
+        "stdbuf",
+        "timeout",
+        "xargs",
+        "strace",
+        "ltrace",
+        "watch",
+        "busybox",
+        "torify",
+        "proxychains",
+        "proxychains4",
+        "unbuffer",
+        "chroot",
+        "ionice",
+        "taskset",
+        "then",
+        "do",
+        "else",
+        "!",
+    }
 )
 _QUOTED_WORD_RE = re.compile(r"[A-Za-z][\\'\"]+[A-Za-z]")
 _PLAIN_WORD_RE = re.compile(r"^[\w./-]+$")
 # Programs that run another program given as an argument: `nice /bin/sh` under
 # sudo is a root shell (GTFOBins' commonest shape).
 _SPAWNERS = frozenset(
-    {"env", "nice", "ionice", "flock", "stdbuf", "timeout", "setarch", "busybox", "xargs", "script",
-     "strace", "ltrace", "taskset", "chroot", "unshare", "nohup", "setsid", "time", "watch",
-     "run-parts", "capsh", "start-stop-daemon", "rlwrap", "cpulimit", "nsenter", "logsave", "dmsetup",
-     "multitime", "chrt", "torify", "unbuffer", "choom", "sg", "newgrp", "perf", "valgrind"}
+    {
+        "env",
+        "nice",
+        "ionice",
+        "flock",
+        "stdbuf",
+        "timeout",
+        "setarch",
+        "busybox",
+        "xargs",
+        "script",
+        "strace",
+        "ltrace",
+        "taskset",
+        "chroot",
+        "unshare",
+        "nohup",
+        "setsid",
+        "time",
+        "watch",
+        "run-parts",
+        "capsh",
+        "start-stop-daemon",
+        "rlwrap",
+        "cpulimit",
+        "nsenter",
+        "logsave",
+        "dmsetup",
+        "multitime",
+        "chrt",
+        "torify",
+        "unbuffer",
+        "choom",
+        "sg",
+        "newgrp",
+        "perf",
+        "valgrind",
+    }
 )
 _SHELL_WORD_RE = re.compile(r"^/?(?:[\w.-]+/)*(?:ba|da|z|k|a|tc|fi|mk)?sh$")
 _REDIR_RE = re.compile(r"^\d*(?:[<>]|&>)")
@@ -129,21 +190,90 @@ _INTERP_RE = re.compile(
     r"powershell|jjs|irb|rlwrap|osascript)[0-9.]*$"
 )
 _NET_TOOLS = frozenset(
-    {"curl", "wget", "nc", "ncat", "netcat", "socat", "telnet", "tftp", "ftp", "fetch", "aria2c",
-     "lwp-download", "lwp-request", "wget2", "httpie", "http", "openssl", "sftp", "rsync", "scp",
-     "smbclient", "dig", "nslookup", "ssh"}
+    {
+        "curl",
+        "wget",
+        "nc",
+        "ncat",
+        "netcat",
+        "socat",
+        "telnet",
+        "tftp",
+        "ftp",
+        "fetch",
+        "aria2c",
+        "lwp-download",
+        "lwp-request",
+        "wget2",
+        "httpie",
+        "http",
+        "openssl",
+        "sftp",
+        "rsync",
+        "scp",
+        "smbclient",
+        "dig",
+        "nslookup",
+        "ssh",
+    }
 )
 # Net tools that move payloads (ssh/scp/rsync/dig are everyday and only count as
 # "net" for the combination with execution below when they fetch over HTTP).
 _FETCHERS = frozenset(
-    {"curl", "wget", "wget2", "fetch", "aria2c", "lwp-download", "lwp-request", "tftp", "ftp",
-     "nc", "ncat", "netcat", "socat", "telnet", "openssl"}
+    {
+        "curl",
+        "wget",
+        "wget2",
+        "fetch",
+        "aria2c",
+        "lwp-download",
+        "lwp-request",
+        "tftp",
+        "ftp",
+        "nc",
+        "ncat",
+        "netcat",
+        "socat",
+        "telnet",
+        "openssl",
+    }
 )
 _RARE = frozenset(
-    {"nc", "ncat", "netcat", "socat", "telnet", "mkfifo", "mknod", "msfvenom", "msfconsole",
-     "nsenter", "insmod", "rmmod", "chattr", "setcap", "xterm", "shred", "srm", "wipe", "mimipenguin",
-     "linpeas.sh", "pspy", "chisel", "ngrok", "gcore", "unshadow", "john", "hashcat", "hydra",
-     "tcpdump", "tshark", "ettercap", "ptrace", "masscan"}
+    {
+        "nc",
+        "ncat",
+        "netcat",
+        "socat",
+        "telnet",
+        "mkfifo",
+        "mknod",
+        "msfvenom",
+        "msfconsole",
+        "nsenter",
+        "insmod",
+        "rmmod",
+        "chattr",
+        "setcap",
+        "xterm",
+        "shred",
+        "srm",
+        "wipe",
+        "mimipenguin",
+        "linpeas.sh",
+        "pspy",
+        "chisel",
+        "ngrok",
+        "gcore",
+        "unshadow",
+        "john",
+        "hashcat",
+        "hydra",
+        "tcpdump",
+        "tshark",
+        "ettercap",
+        "ptrace",
+        "masscan",
+    }
 )
 _INLINE_RE = re.compile(
     r"(?:^|[\s/])(?:(?:ba|da|z|k)?sh|python[0-9.]*|perl|ruby|php|node|nodejs|lua|pwsh|irb)"
@@ -151,7 +281,9 @@ _INLINE_RE = re.compile(
 )
 _DEV_TCP_RE = re.compile(r"/dev/(?:tcp|udp)/|/inet/(?:tcp|udp)/", _I)
 _B64_RE = re.compile(r"[A-Za-z0-9+/_-]{32,}={0,2}")
-_HEX_RE = re.compile(r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x[0-9a-fA-F]{2},?\s*){8,}|\b[0-9a-fA-F]{80,}\b")
+_HEX_RE = re.compile(
+    r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x[0-9a-fA-F]{2},?\s*){8,}|\b[0-9a-fA-F]{80,}\b"
+)
 _DECODE_RE = re.compile(
     r"base64\s+(?:-\w+\s+)*(?:-d|--decode|-D)\b|b64decode|xxd\s+(?:-\w+\s+)*-r|"
     r"openssl\s+(?:enc|base64)\b[^|;&\n]*\s-(?:d|a)\b|fromCharCode|uudecode|\batob\s*\(|"
@@ -406,9 +538,12 @@ def extract(line: str) -> tuple[float, ...]:
                 break
 
     seps = len(segs)
-    privilege = 1.0 if cmdset & _PRIV_WORDS or any(
-        s.words and _dequote(s.words[0]).rsplit("/", 1)[-1] in _PRIV_WORDS for s in segs
-    ) else 0.0
+    privilege = (
+        1.0
+        if cmdset & _PRIV_WORDS
+        or any(s.words and _dequote(s.words[0]).rsplit("/", 1)[-1] in _PRIV_WORDS for s in segs)
+        else 0.0
+    )
 
     vec = (
         min(len(line) / 400.0, 1.0),

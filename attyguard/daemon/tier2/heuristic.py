@@ -63,10 +63,8 @@ def heuristic_score(vec: tuple[float, ...]) -> Tier2Score:
     keep = 1.0
     parts: list[tuple[float, str]] = []
     for name, value in zip(FEATURE_NAMES, vec, strict=True):
-        if name == "max_token_entropy":
-            contrib = _entropy_evidence(value)
-        else:
-            contrib = WEIGHTS[name] * value
+        is_entropy = name == "max_token_entropy"
+        contrib = _entropy_evidence(value) if is_entropy else WEIGHTS[name] * value
         if contrib > 0.0:
             keep *= 1.0 - contrib
             if contrib >= _REASON_FLOOR:

@@ -27,7 +27,7 @@ _REASON_LOGIT = 0.5
 
 
 class OnnxTier2:
-    """Scores one line per `InferenceSession.run`; falls back to the heuristic on a runtime error."""
+    """One `InferenceSession.run` per line; answers like the heuristic after a runtime error."""
 
     name = "onnx"
     threshold = DEFAULT_THRESHOLD
@@ -47,8 +47,11 @@ class OnnxTier2:
             if not 0.0 <= p <= 1.0:  # NaN included
                 raise ValueError(f"model returned p={p!r}")
             ranked = sorted(
-                ((float(c), name) for name, c, x in zip(FEATURE_NAMES, contrib[0], vec[0], strict=True)
-                 if x > 0 and c >= _REASON_LOGIT),
+                (
+                    (float(c), name)
+                    for name, c, x in zip(FEATURE_NAMES, contrib[0], vec[0], strict=True)
+                    if x > 0 and c >= _REASON_LOGIT
+                ),
                 reverse=True,
             )
             return Tier2Score(p, tuple(FEATURE_REASONS[name] for _, name in ranked))
@@ -56,7 +59,9 @@ class OnnxTier2:
             # Never raise into the daemon: from now on answer like the heuristic.
             self._fallback = HeuristicTier2()
             score = self._fallback.score(line)
-            return Tier2Score(score.p, (*score.reasons, f"onnx failed ({type(exc).__name__}); heuristic used"))
+            return Tier2Score(
+                score.p, (*score.reasons, f"onnx failed ({type(exc).__name__}); heuristic used")
+            )
 
 
 def load_onnx(model_path: Path | None = None) -> tuple[OnnxTier2 | None, str]:
@@ -66,7 +71,10 @@ def load_onnx(model_path: Path | None = None) -> tuple[OnnxTier2 | None, str]:
         import numpy as np
         import onnxruntime as ort
     except Exception as exc:  # ImportError, or a broken native library
-        return None, f"onnxruntime not importable: {exc.__class__.__name__}: {exc}; install attyguard[onnx]"
+        return (
+            None,
+            f"onnxruntime not importable: {exc.__class__.__name__}: {exc}; install attyguard[onnx]",
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -80,7 +88,10 @@ def load_onnx(model_path: Path | None = None) -> tuple[OnnxTier2 | None, str]:
         session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
         names = session.get_modelmeta().custom_metadata_map.get("feature_names", "")
         if names != ",".join(FEATURE_NAMES):
-            return None, f"model {path} was trained on other features; retrain with tools/train_tier2.py"
+            return (
+                None,
+                f"model {path} was trained on other features; retrain with tools/train_tier2.py",
+            )
         plugin = OnnxTier2(session, np)
         probe = plugin.score("true")  # fails here, once, rather than on the first real line
         if plugin._fallback is not None:
