@@ -60,6 +60,10 @@ if [ -n "$root" ]; then
   [ -d "$root" ] || usage_error "--root $root: not a directory"
   root=$(cd "$root" && pwd)
 fi
+if [ -n "$wheel" ]; then
+  [ -f "$wheel" ] || die "--wheel $wheel: no such file"
+  wheel=$(cd "$(dirname "$wheel")" && pwd)/$(basename "$wheel")
+fi
 [ "$(id -u)" -eq 0 ] || die "must run as root (it creates a system group and writes /opt, /etc, /usr/local)"
 
 # Paths as the installed system sees them, and where this run writes them.
