@@ -286,8 +286,16 @@ def test_idle_connections_are_closed(make_daemon: Callable[..., RunningDaemon]) 
     daemon = make_daemon(config_text="[daemon]\nidle_timeout_s = 0.3\n")
     sock = _send(daemon.socket, b"", close=False)
     reply = _read_line(sock)  # the daemon says why, then closes
-    assert "idle" in reply["error"]["message"]
+    assert reply["error"]["code"] == "idle"
     assert sock.recv(10) == b""
+    # A shell's client whose connection was closed while idle reconnects within
+    # the same call: no command falls back to the local verdict because of it.
+    client = DaemonClient(daemon.socket, 2000)
+    assert client.classify("ls") is not None
+    wait_for(lambda: daemon.call("status")["connections"] == 1, 10,
+             "the daemon to close the idle client connection", daemon.log)
+    assert client.classify("ls") is not None
+    assert client.state == "connected"
 
 
 # --------------------------------------------------------------------------- crash, stop, restart

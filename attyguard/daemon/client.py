@@ -178,8 +178,12 @@ class DaemonClient:
                     if code in (protocol.ErrorCode.FORBIDDEN, protocol.ErrorCode.VERSION) \
                             and reply.get("id") is None:
                         raise _Unavailable(f"refused: {message or code}")
-                    if code == protocol.ErrorCode.BUSY and reply.get("id") is None:
-                        raise _Unavailable("daemon busy", retry_now=True)
+                    if code in (protocol.ErrorCode.BUSY, protocol.ErrorCode.IDLE) \
+                            and reply.get("id") is None:
+                        # The daemon closed this (idle or evicted) connection
+                        # before our request: a fresh one will be served.
+                        raise _Unavailable(f"daemon closed the connection ({code})",
+                                           retry_now=reused)
                     # A request-level error: the daemon is fine, this answer is not a verdict.
                     self._state = "connected"
                     self._backoff = 0.0

@@ -477,7 +477,7 @@ class DaemonServer:
             for conn in list(self.connections):
                 if not conn.subscriber and conn.last_active < cutoff:
                     self._send_nowait(conn, protocol.encode_error(
-                        ErrorCode.BAD_REQUEST, "idle timeout; closing"))
+                        ErrorCode.IDLE, "idle timeout; closing"))
                     conn.close()
 
     # ---- connections
