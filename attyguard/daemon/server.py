@@ -127,11 +127,16 @@ def bind_socket(path: str, group_gid: int | None, backlog: int = 512) -> socket.
     and anything that is not a socket is never removed.
     """
     parent = os.path.dirname(path) or "."
-    os.makedirs(parent, mode=0o755, exist_ok=True)
     try:
-        st = os.lstat(path)
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+    except OSError as exc:
+        raise DaemonStartError(f"cannot create {parent}: {exc.strerror}") from None
+    try:
+        st: os.stat_result | None = os.lstat(path)
     except FileNotFoundError:
         st = None
+    except OSError as exc:
+        raise DaemonStartError(f"cannot use {path}: {exc.strerror}") from None
     if st is not None:
         if not stat.S_ISSOCK(st.st_mode):
             raise DaemonStartError(f"{path} exists and is not a socket; not replacing it")
@@ -161,10 +166,16 @@ def bind_socket(path: str, group_gid: int | None, backlog: int = 512) -> socket.
         raise DaemonStartError(f"cannot bind {path}: {exc.strerror}") from None
     finally:
         os.umask(old_umask)
-    if group_gid is not None:
-        os.chown(path, -1, group_gid)
-        os.chmod(path, 0o660)
-    sock.listen(backlog)
+    try:
+        if group_gid is not None:
+            os.chown(path, -1, group_gid)
+            os.chmod(path, 0o660)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise DaemonStartError(f"cannot set up {path}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
 
@@ -642,17 +653,28 @@ class DaemonServer:
 
     def publish_warn(self, peer: Peer, line: str, verdict: Verdict) -> int:
         """A Block turned into a warn event (warn mode); returns how many got it."""
-        self.counters["events"] += 1
         shown = _one_line(line, 160)
-        text = f"pid {peer.pid} (uid {peer.uid}) would be blocked: {verdict.reason} — {shown}"
+        return self.publish_event(
+            f"pid {peer.pid} (uid {peer.uid}) would be blocked: {verdict.reason} — {shown}",
+            pid=peer.pid, uid=peer.uid, line=_one_line(line, 1024), reason=verdict.reason,
+            probability=round(verdict.probability, 4),
+            rules=[hit.rule_id for hit in verdict.rules])
+
+    def publish_event(self, text: str, *, pid: int, uid: int, **fields: Any) -> int:
+        """Send one warn event to the subscribers allowed to see it (this user's or all).
+
+        The entry point for every warn source: verdicts in warn mode today,
+        kernel sensors' would-be denials later. Never blocks: a subscriber
+        too far behind loses the event.
+        """
+        self.counters["events"] += 1
+        text = _one_line(text, 400)
         log.warning("warn event: %s", text)
-        data = protocol.encode_event(
-            "warn", text=text, pid=peer.pid, uid=peer.uid, line=_one_line(line, 1024),
-            reason=verdict.reason, probability=round(verdict.probability, 4),
-            rules=[hit.rule_id for hit in verdict.rules], time=round(time.time(), 3))
+        data = protocol.encode_event("warn", text=text, pid=pid, uid=uid, **fields,
+                                     time=round(time.time(), 3))
         delivered = 0
         for conn in list(self.connections):
-            if conn.subscriber and (conn.privileged or conn.peer.uid == peer.uid):
+            if conn.subscriber and (conn.privileged or conn.peer.uid == uid):
                 if self._send_nowait(conn, data):
                     delivered += 1
                 else:
