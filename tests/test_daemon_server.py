@@ -614,3 +614,52 @@ def _remaining(ps: Iterable[float]) -> float:
     for p in ps:
         out *= 1 - p
     return out
+
+
+SUBSCRIBER_SCRIPT = """
+import json, sys, threading
+from attyguard.daemon.client import WarnSubscriber
+events = []
+got = threading.Event()
+def on_event(text):
+    events.append(text)
+    got.set()
+sub = WarnSubscriber(sys.argv[1], on_event)
+sub.start()
+if not sub.connected.wait(20):
+    sys.exit("no subscription")
+print("ready", flush=True)
+got.wait(30)
+sub.stop()
+print(json.dumps(events), flush=True)
+"""
+
+
+@needs_root
+def test_users_only_see_warn_events_about_their_own_processes(
+        make_daemon: Callable[..., RunningDaemon]) -> None:
+    try:
+        gid = grp.getgrnam("users").gr_gid
+    except KeyError:
+        pytest.skip("no 'users' group on this machine")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    daemon = make_daemon(args=("--mode", "warn"),
+                         config_text='[daemon]\ngroup = "users"\n' + AUTO_BLOCK_ON_HIGH
+                         .replace("[daemon]\n", ""))
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", f"--groups={gid}"]
+    subscriber = subprocess.Popen([*as_nobody, sys.executable, "-c", SUBSCRIBER_SCRIPT,
+                                   daemon.socket], stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        assert subscriber.stdout is not None
+        assert subscriber.stdout.readline().strip() == "ready"
+        root_event = run_child(WARN_SCRIPT, daemon.socket)  # root's: not for nobody
+        own_event = run_child(WARN_SCRIPT, daemon.socket, user=NOBODY, groups=[gid])
+        assert own_event["verdict"]["action"] == "warn"
+        events = json.loads(subscriber.stdout.readline())
+    finally:
+        subscriber.kill()
+        subscriber.wait()
+    # Events reach a subscriber in order: had root's been delivered, it would be first.
+    assert events and f"pid {own_event['pid']} (uid {NOBODY})" in events[0]
+    assert all(f"pid {root_event['pid']} " not in event for event in events)
