@@ -58,6 +58,16 @@ def test_empty_map_costs_no_process_reads() -> None:
     assert table.reads == 0
 
 
+def test_unmarked_ancestors_are_cached_marked_ones_read_fresh() -> None:
+    table = tree()
+    threats = ThreatMap(table)
+    threats.mark(10, ThreatLevel.MEDIUM, "odd")
+    threats.level_of(30)
+    before = table.reads
+    assert threats.level_of(30)[0] is ThreatLevel.MEDIUM
+    assert table.reads - before == 1  # only the marked ancestor, 10, was read again
+
+
 def test_reused_pid_does_not_inherit_the_old_mark() -> None:
     table = tree()
     threats = ThreatMap(table)
