@@ -282,6 +282,17 @@ def test_hostile_clients_never_stop_a_good_client(
     assert daemon.proc is not None and daemon.proc.poll() is None
 
 
+def test_an_oversized_line_is_not_sent_and_does_not_mark_the_daemon_down(
+        make_daemon: Callable[..., RunningDaemon]) -> None:
+    daemon = make_daemon()
+    client = DaemonClient(daemon.socket, 2000)
+    start = time.monotonic()
+    assert client.classify("echo " + "x" * 200_000) is None  # -> the local engine decides
+    assert time.monotonic() - start < 0.05
+    assert client.classify("echo ok") is not None
+    assert client.state == "connected"
+
+
 def test_idle_connections_are_closed(make_daemon: Callable[..., RunningDaemon]) -> None:
     daemon = make_daemon(config_text="[daemon]\nidle_timeout_s = 0.3\n")
     sock = _send(daemon.socket, b"", close=False)
@@ -305,7 +316,7 @@ def test_kill_9_then_local_fallback_then_reconnect(
         make_daemon: Callable[..., RunningDaemon]) -> None:
     directory = short_tmpdir()
     daemon = make_daemon(directory=directory)
-    client = DaemonClient(daemon.socket, 50)
+    client = DaemonClient(daemon.socket, 2000)  # generous while the daemon is healthy
     local_calls: list[str] = []
 
     def local(line: str) -> Verdict:
@@ -315,6 +326,7 @@ def test_kill_9_then_local_fallback_then_reconnect(
     guard = Guard(local, daemon=client)
     assert guard.decide("ls").source is Source.DAEMON
     assert client.state == "connected"
+    client.timeout = 0.05  # the shell's default guard.daemon_timeout_ms
 
     daemon.signal(signal.SIGKILL)
     assert daemon.proc is not None
@@ -341,8 +353,9 @@ def test_kill_9_then_local_fallback_then_reconnect(
 def test_stopped_daemon_costs_at_most_the_deadline(
         make_daemon: Callable[..., RunningDaemon]) -> None:
     daemon = make_daemon()
-    client = DaemonClient(daemon.socket, 50)
+    client = DaemonClient(daemon.socket, 2000)
     assert client.classify("ls") is not None
+    client.timeout = 0.05
     daemon.signal(signal.SIGSTOP)
     try:
         start = time.monotonic()
