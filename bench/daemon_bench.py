@@ -6,6 +6,10 @@ talks to it with the real DaemonClient. Prints figures; asserts nothing.
     .venv/bin/python bench/daemon_bench.py [--requests 5000] [--clients 16]
                                            [--seconds 3] [--pids 10000]
 
+On a shared machine the round-trip tail is mostly waiting for a CPU (the
+bench prints the kernel's CPU pressure); `chrt -f 10 python bench/...
+--parts rtt` runs daemon and client SCHED_FIFO to show the tail without it.
+
 1. Round trip: one client, sequential `classify` calls; p50/p99/max, next to
    the same line classified in-process (engine + accumulator, the baseline:
    what the socket hop adds is the difference).
