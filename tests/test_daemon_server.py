@@ -458,12 +458,14 @@ def test_sighup_reload_good_and_bad_with_systemd_notify(
     assert _next_notify(notify).startswith("READY=1")
     assert daemon.call("status")["mode"] == "enforce"
 
-    daemon.config.write_text("[daemon]\nmode = \"warn\"\n[accumulator]\nauto_block = true\n")
+    daemon.config.write_text("[daemon]\nmode = \"warn\"\ntier2 = \"heuristic\"\n"
+                             "[accumulator]\nauto_block = true\n")
     daemon.signal(signal.SIGHUP)
     assert _next_notify(notify).startswith("RELOADING=1\nMONOTONIC_USEC=")
     assert _next_notify(notify).startswith("READY=1")
     status = daemon.call("status")
     assert status["mode"] == "warn" and status["auto_block"] is True
+    assert status["tier2"] == "heuristic"
 
     daemon.config.write_text("[daemon]\nmode = \"warn\"\n\n[accumulator]\nblock_threshold = 7\n")
     daemon.signal(signal.SIGHUP)
@@ -482,14 +484,22 @@ def test_sighup_reload_good_and_bad_with_systemd_notify(
     notify.close()
 
 
-def test_tier2_flag(make_daemon: Callable[..., RunningDaemon]) -> None:
-    daemon = make_daemon(args=("--tier2", "heuristic"))
-    tier2 = daemon.call("status")["tier2"]
+def test_command_line_wins_over_the_config_also_after_a_reload(
+        make_daemon: Callable[..., RunningDaemon]) -> None:
+    daemon = make_daemon(args=("--tier2", "heuristic", "--mode", "warn"),
+                         config_text='[daemon]\ntier2 = "stub"\nmode = "enforce"\n')
+    status = daemon.call("status")
     if importlib.util.find_spec("attyguard.daemon.tier2") is None:
-        assert tier2 == "stub"
+        assert status["tier2"] == "stub"
         assert "using stub for 'heuristic'" in daemon.log()
-    else:
-        assert tier2 == "heuristic"
+        return
+    assert (status["tier2"], status["mode"]) == ("heuristic", "warn")
+    daemon.config.write_text('[daemon]\ntier2 = "stub"\nmode = "enforce"\n'
+                             "[accumulator]\nwarn_threshold = 0.4\n")
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in daemon.log(), 10, "the reload", daemon.log)
+    status = daemon.call("status")
+    assert (status["tier2"], status["mode"]) == ("heuristic", "warn")
 
 
 # --------------------------------------------------------------------------- threats, block, warn
