@@ -86,6 +86,7 @@ out = {"pid": os.getpid(), "uid": os.getuid(), "status": status, "state": c.stat
 if status is not None:
     out["mark_pid1"] = c.request("mark", pid=1, level="high", reason="x")
     out["mark_self"] = c.request("mark", level="low", reason="self")
+    out["clear_self"] = c.request("clear", pid=os.getpid())
 print(json.dumps(out))
 """
 
@@ -190,6 +191,7 @@ def test_non_member_is_refused_even_when_the_file_mode_is_loosened(
     # ...and may mark its own process, not someone else's.
     assert member["mark_pid1"] is None
     assert member["mark_self"]["level"] == "low"
+    assert member["clear_self"] is None  # only root lifts marks, even one's own
     assert "forbidden" not in json.dumps(member["status"])
     entries = daemon.call("threats")["entries"]
     assert [e["pid"] for e in entries] == [member["pid"]]
@@ -557,6 +559,23 @@ def test_block_marks_the_shell_critical_and_its_tree_is_refused(
     assert result["third"]["action"] == "block"
     assert result["third"]["rules"][0]["id"] == "daemon.pid-critical"
     assert result["child"] == "block"  # a process started by the Critical shell inherits it
+
+
+def test_root_can_lift_a_critical_mark(make_daemon: Callable[..., RunningDaemon]) -> None:
+    daemon = make_daemon()
+    shell = subprocess.Popen(["sleep", "60"])
+    try:
+        assert daemon.call("mark", pid=shell.pid, level="critical", reason="x")["level"] \
+            == "critical"
+        entries = daemon.call("threats")["entries"]
+        assert [(e["pid"], e["level"]) for e in entries] == [(shell.pid, "critical")]
+        # root may lift the lock; a user may not (checked with a member uid elsewhere)
+        assert daemon.call("clear", pid=shell.pid) == {"v": 1, "id": 1, "ok": True,
+                                                       "pid": shell.pid, "cleared": True}
+        assert daemon.call("threats")["entries"] == []
+    finally:
+        shell.kill()
+        shell.wait()
 
 
 WARN_SCRIPT = """

@@ -51,6 +51,16 @@ def test_marks_only_raise() -> None:
     assert threats.mark(999, ThreatLevel.HIGH, "no such") is None
 
 
+def test_clear_forgets_only_that_mark() -> None:
+    threats = ThreatMap(tree())
+    threats.mark(10, ThreatLevel.CRITICAL, "blocked")
+    threats.mark(20, ThreatLevel.LOW, "meh")
+    entry = threats.clear(10)
+    assert entry is not None and entry.level is ThreatLevel.CRITICAL
+    assert threats.level_of(30)[0] is ThreatLevel.LOW
+    assert threats.clear(10) is None
+
+
 def test_empty_map_costs_no_process_reads() -> None:
     table = tree()
     threats = ThreatMap(table)

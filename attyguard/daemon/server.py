@@ -641,6 +641,18 @@ class DaemonServer:
                         conn.peer.pid, conn.peer.uid, reason[:200])
         return {"pid": pid, "level": now.label}
 
+    def _op_clear(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        # Only root lifts a mark: a user whose shell was locked down after a
+        # Block cannot unlock it themselves (that is the point of the lock).
+        pid = request.int_arg("pid")
+        if conn.peer.uid != 0:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "only root may clear a mark", request.id)
+        entry = self.threats.clear(pid)
+        if entry is not None:
+            log.warning("pid %d: mark %s cleared by pid %d", pid, entry.level.label,
+                        conn.peer.pid)
+        return {"pid": pid, "cleared": entry is not None}
+
     def _op_subscribe(self, conn: _Connection, request: Request) -> dict[str, Any]:
         if not conn.subscriber:
             subscribers = sum(1 for c in self.connections if c.subscriber)

@@ -147,6 +147,10 @@ class ThreatMap:
         self._entries[pid] = entry
         return entry
 
+    def clear(self, pid: int) -> ThreatEntry | None:
+        """Forget `pid`'s own mark (an operator's decision); the removed entry, if any."""
+        return self._entries.pop(pid, None)
+
     def level_of(self, pid: int) -> tuple[ThreatLevel, ThreatEntry | None]:
         """The effective level of `pid`: the highest of itself and its live ancestors.
 
