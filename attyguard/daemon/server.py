@@ -457,6 +457,9 @@ class DaemonServer:
                 self.tier2, warning = load_tier2_plugin(new.daemon.tier2, new.daemon.tier2_model)
                 if warning:
                     log.warning("%s", warning)
+            if new.daemon.group != self.config.daemon.group:
+                log.warning("reload: daemon.group changed to %s; who may connect follows "
+                            "now, the socket file's group on restart", new.daemon.group)
             self.group_gid = _group_gid(new.daemon.group)
             self.threats.max_entries = new.daemon.max_tracked_pids
             self.config = new
