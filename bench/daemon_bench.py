@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -249,6 +250,7 @@ def main() -> int:
         proc.terminate()
         proc.wait(10)
         log.close()
+        shutil.rmtree(directory, ignore_errors=True)
     return 0
 
 

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import ATTYGUARD, RunningDaemon, short_tmpdir, wait_for
+from daemon_harness import (
+    ATTYGUARD,
+    RunningDaemon,
+    remove_tmpdirs,
+    short_tmpdir,
+    wait_for,
+)
 
 from attyguard.daemon.client import DaemonClient, WarnSubscriber
 from attyguard.daemon.config import DEFAULT_DAEMON_CONFIG_TEXT
@@ -44,6 +50,12 @@ block_threshold = 0.3
 """
 
 
+@pytest.fixture(autouse=True)
+def _clean_tmpdirs() -> Iterator[None]:
+    yield
+    remove_tmpdirs()
+
+
 @pytest.fixture
 def make_daemon() -> Iterator[Callable[..., RunningDaemon]]:
     started: list[RunningDaemon] = []
@@ -58,6 +70,7 @@ def make_daemon() -> Iterator[Callable[..., RunningDaemon]]:
     for daemon in started:
         daemon.stop()
         print(f"--- daemon log ({daemon.log_path}) ---\n{daemon.log()}")
+    remove_tmpdirs()  # after the logs above were printed
 
 
 def run_child(script: str, *args: str, user: int | None = None, groups: list[int] | None = None,
