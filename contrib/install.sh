@@ -110,7 +110,7 @@ default_config() {
 socket = "/run/attyguard/attyguard.sock"
 group = "atty"
 mode = "enforce"
-tier2 = "heuristic"
+tier2 = "stub"
 
 [accumulator]
 auto_block = false
