@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install (or remove) attyguard system-wide, with its daemon as a systemd service.
 #
-#   sudo contrib/install.sh [--wheel FILE] [--login-shell] [--no-start] [--root DIR]
+#   sudo contrib/install.sh [--wheel FILE] [--onnx] [--login-shell] [--no-start] [--root DIR]
 #   sudo contrib/install.sh --uninstall [--purge] [--root DIR]
 #
 # What it does, idempotently (running it twice changes nothing the second time
 # except refreshing the installed code):
+#   - with --onnx, also the `onnx` extra (onnxruntime) for `tier2 = "onnx"`;
 #   - creates the system group `atty` (members may talk to the daemon's socket);
 #   - installs attyguard into its own virtual environment /opt/attyguard/venv
 #     (pip, from the source tree this script sits in, or from --wheel FILE) and
@@ -31,12 +32,13 @@ set -euo pipefail
 
 prog=install.sh
 die() { echo "$prog: $*" >&2; exit 1; }
-usage_error() { echo "$prog: $*" >&2; echo "usage: $prog [--root DIR] [--wheel FILE] [--login-shell] [--no-start] [--uninstall [--purge]]" >&2; exit 2; }
+usage_error() { echo "$prog: $*" >&2; echo "usage: $prog [--root DIR] [--wheel FILE] [--onnx] [--login-shell] [--no-start] [--uninstall [--purge]]" >&2; exit 2; }
 say() { echo "$prog: $*"; }
 
 root=""
 wheel=""
 build_dir=""
+extras=""
 uninstall=0
 purge=0
 login_shell=0
@@ -50,6 +52,7 @@ while (($#)); do
     --uninstall) uninstall=1; shift ;;
     --purge) purge=1; shift ;;
     --login-shell) login_shell=1; shift ;;
+    --onnx) extras="[onnx]"; shift ;;
     --no-start) start=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) usage_error "unknown argument: $1" ;;
@@ -86,7 +89,14 @@ fi
 
 # The group, in the target's /etc/group. groupadd --prefix edits DIR/etc/group
 # without chroot (so DIR needs no binaries), which is what --root requires.
-group_gid() { awk -F: -v g="$GROUP" '$1 == g { print $3; exit }' "$root/etc/group" 2>/dev/null; }
+# On the real system ask NSS (the group may come from LDAP/sssd), in --root the file.
+group_gid() {
+  if [ -z "$root" ]; then
+    getent group "$GROUP" | cut -d: -f3
+  else
+    awk -F: -v g="$GROUP" '$1 == g { print $3; exit }' "$root/etc/group" 2>/dev/null
+  fi
+}
 ensure_group() {
   if [ -n "$(group_gid)" ]; then return; fi
   local prefix=()
@@ -110,7 +120,7 @@ default_config() {
 socket = "/run/attyguard/attyguard.sock"
 group = "atty"
 mode = "enforce"
-tier2 = "heuristic"
+tier2 = "stub"
 
 [accumulator]
 auto_block = false
@@ -145,8 +155,8 @@ install_code() {
   # an unchanged version; then the dependencies, left alone when present.
   "$root$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall \
     "${pip_args[@]}" "$what" || die "pip could not install $what"
-  "$root$VENV/bin/python" -m pip install -q --disable-pip-version-check "${pip_args[@]}" "$what" \
-    || die "pip could not install the dependencies of $what"
+  "$root$VENV/bin/python" -m pip install -q --disable-pip-version-check "${pip_args[@]}" "$what$extras" \
+    || die "pip could not install the dependencies of $what$extras"
   install -d -m 0755 "$root$(dirname "$LINK")"
   ln -sfn "$VENV/bin/attyguard" "$root$LINK"
   say "installed attyguard in $VENV, linked $LINK"

@@ -143,6 +143,17 @@ def test_install_files_owners_modes(_installed_once: tuple[Path, str]) -> None:
         assert (st.st_uid, st.st_gid) == (0, 0), path
     assert (scratch / "etc/shells").read_text().splitlines().count("/usr/local/bin/attyguard") == 1
 
+    # The config is the daemon's own commented default (install.sh asks the
+    # installed attyguard for it), byte for byte.
+    want = subprocess.run(
+        [sys.executable, "-m", "attyguard", "daemon", "--print-default-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert want.returncode == 0, want.stderr
+    assert conf.read_text() == want.stdout
+
     # The package landed whole: code, and the Tier-2 model beside it.
     venv_py = scratch / "opt/attyguard/venv/bin/python"
     probe = subprocess.run(
@@ -228,3 +239,16 @@ def test_root_must_be_a_directory(tmp_path: Path) -> None:
     proc = run(tmp_path / "missing")
     assert proc.returncode == 2
     assert "not a directory" in proc.stderr
+
+
+def test_fallback_config_is_valid_for_the_daemon() -> None:
+    """The minimal config install.sh writes when the daemon cannot print one must load."""
+    from attyguard.daemon.config import parse_daemon_config
+
+    text = INSTALL.read_text()
+    start = text.index("cat <<'EOF'\n") + len("cat <<'EOF'\n")
+    fallback = text[start : text.index("\nEOF\n", start)]
+    assert "[daemon]" in fallback
+    config, errors = parse_daemon_config(fallback, "install.sh fallback")
+    assert errors == []
+    assert config.daemon.group == "atty"

@@ -450,6 +450,32 @@ def _m_shell_escape(r: random.Random) -> str:
     )
 
 
+def _m_shell_handoff(r: random.Random) -> str:
+    # Any program that accepts a command to run, given a shell, under sudo: the
+    # program names are invented on purpose, so the shape is learnt, not a list.
+    prog = r.choice(["tool", "helper", "runner", "mgr", "ctl", "agent", "util"]) + _word(r, 2)
+    opt = r.choice(
+        [
+            "-e ",
+            "-x ",
+            "--hook=",
+            "--exec=",
+            "--cmd ",
+            "-s ",
+            "--shell=",
+            "-o Cmd=",
+            "--run ",
+            "-P ",
+            "",
+        ]
+    )
+    sh = r.choice(["/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/sh"])
+    tail = r.choice(["", " -p", " -i", " 0<&2 1>&2", " x", " localhost", " --quiet"])
+    pre = r.choice(["sudo ", "sudo ", "sudo -u root ", "doas ", "su -c '"])
+    line = f"{pre}{prog} {opt}{sh}{tail}"
+    return line + ("'" if pre.startswith("su -c") else "")
+
+
 def _m_persistence(r: random.Random) -> str:
     url, h, p = _url(r, True), r.choice(_BAD_HOSTS), r.choice(_PORTS)
     payload = r.choice(
@@ -472,6 +498,9 @@ def _m_persistence(r: random.Random) -> str:
             f"useradd -o -u 0 -g 0 -M -d /root -s /bin/bash {_word(r)}",
             f"echo '{_word(r)}:x:0:0::/root:/bin/bash' >> /etc/passwd",
             f"echo '{payload}' | at now + 1 minute",
+            f"printf '%s\\n' '{payload}' | sudo tee -a /etc/rc.common",
+            f"echo '{payload}' >> /usr/local/etc/rc.d/{_word(r)}",
+            f"systemd-run --user --on-calendar '*:0/5' /bin/sh -c '{payload}'",
             f"trap '{payload}' EXIT",
             f"echo 'session optional pam_exec.so /tmp/.{_word(r, 3)}' >> /etc/pam.d/sshd",
         ]
@@ -503,6 +532,9 @@ def _m_antiforensics(r: random.Random) -> str:
             "chattr +i /etc/passwd",
             "iptables -F && ufw disable",
             "kill -9 $(pidof rsyslogd)",
+            "echo '' > $HISTFILE",
+            f"unlink /var/log/{r.choice(['syslog', 'messages', 'auth.log'])}",
+            "sed -i 's/^#Storage=.*/Storage=none/' /etc/systemd/journald.conf",
         ]
     )
 
@@ -560,6 +592,7 @@ _MALICIOUS: tuple[Callable[[random.Random], str], ...] = (
     _m_antiforensics,
     _m_credentials,
     _m_destructive,
+    _m_shell_handoff,
 )
 
 

@@ -66,6 +66,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "setuid_preload",
     "destructive",
     "background_detach",
+    "shell_path_arg",
 )
 
 # One short phrase per feature: the `reasons` a plugin reports.
@@ -98,6 +99,7 @@ FEATURE_REASONS: dict[str, str] = {
     "setuid_preload": "setuid bit, capabilities or LD_PRELOAD",
     "destructive": "destroys disks or the file system",
     "background_detach": "detaches into the background",
+    "shell_path_arg": "hands a shell (/bin/sh…) to another program",
 }
 
 _I = re.IGNORECASE
@@ -183,6 +185,10 @@ _SPAWNERS = frozenset(
     }
 )
 _SHELL_WORD_RE = re.compile(r"^/?(?:[\w.-]+/)*(?:ba|da|z|k|a|tc|fi|mk)?sh$")
+# A shell's absolute path as an *argument* (after `=`, a quote, a space…), not
+# as the command itself: `sudo tool --hook=/bin/sh` is how a program that may run
+# as root is made to start a shell (GTFOBins' commonest shape).
+_SHELL_PATH_ARG_RE = re.compile(r"[=:'\"\s{(,]/(?:usr/)?(?:local/)?bin/(?:ba|da|z|k)?sh\b")
 _REDIR_RE = re.compile(r"^\d*(?:[<>]|&>)")
 _ASSIGN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _INTERP_RE = re.compile(
@@ -288,8 +294,7 @@ _DECODE_RE = re.compile(
     r"base64\s+(?:-\w+\s+)*(?:-d|--decode|-D)\b|b64decode|xxd\s+(?:-\w+\s+)*-r|"
     r"openssl\s+(?:enc|base64)\b[^|;&\n]*\s-(?:d|a)\b|fromCharCode|uudecode|\batob\s*\(|"
     r"unhexlify|\.decode\(\s*['\"](?:base64|hex)|printf\s+['\"]?(?:\\x|\\[0-7]{3}|%b)|"
-    r"echo\s+-[a-z]*e[a-z]*\s+['\"]?\\(?:x|[0-7]{3})|\|\s*rev\s*\||FromBase64String",
-    _I,
+    r"echo\s+-[a-z]*e[a-z]*\s+['\"]?\\(?:x|[0-7]{3})|\|\s*rev\s*\||FromBase64String"
 )
 _HIDDEN_RE = re.compile(
     r"(?:^|[\s'\"=:>])(?:/tmp|/dev/shm|/var/tmp|/var/run|/run|/usr|/etc|/lib|/var|/opt|/bin)"
@@ -302,8 +307,7 @@ _SENSITIVE_STRONG_RE = re.compile(
     r"\.ssh/id_(?:rsa|dsa|ecdsa|ed25519)\b|\.bash_history|/proc/(?:\d+|self)/(?:mem|maps|environ)|"
     r"\.aws/credentials|\.docker/config\.json|\.kube/config|\.gnupg/|\.netrc\b|\.pgpass\b|"
     r"/var/lib/sss|krb5cc|\.git-credentials|keyring|/etc/ssl/private|gnome-keyring|"
-    r"\.mozilla/firefox/[^\s]*(?:logins|key[34])|\bLOGNAME\b.*passwd",
-    _I,
+    r"\.mozilla/firefox/[^\s]*(?:logins|key[34])|\bLOGNAME\b.*passwd"
 )
 # Reading /etc/passwd is everyday; writing it, or a uid-0 entry, is not.
 _PASSWD_WRITE_RE = re.compile(
@@ -315,8 +319,8 @@ _PERSIST_RE = re.compile(
     r"(?:>>?|tee\s+(?:-a\s+)?|cp\s+\S+\s+|mv\s+\S+\s+)\s*(?:/etc|/lib|/usr/lib)/systemd/system/|"
     r"\.config/systemd/user/|/etc/profile(?:\.d)?\b|/etc/update-motd\.d|/etc/xdg/autostart|"
     r"\bat\s+(?:now|midnight|-f)\b|>>\s*\S*authorized_keys|/etc/environment|/etc/bash\.bashrc|"
-    r"/lib/security/|pam_exec|/etc/pam\.d/|\.ssh/rc\b|trap\s+['\"][^'\"]*['\"]\s+(?:DEBUG|EXIT)",
-    _I,
+    r"/etc/rc\.d/|/rc\.common\b|systemd-run\s[^|;&\n]*--on-(?:calendar|boot|active)|"
+    r"/lib/security/|pam_exec|/etc/pam\.d/|\.ssh/rc\b|trap\s+['\"][^'\"]*['\"]\s+(?:DEBUG|EXIT)"
 )
 # Appending to a shell rc file is also how aliases are added: half the evidence.
 _RC_APPEND_RE = re.compile(
@@ -330,8 +334,8 @@ _ANTIFOR_RE = re.compile(
     r"(?:rm|shred|>|ln\s+-sf\s+/dev/null)\s+[^|;&\n]*\.bash_history|\b(?:utmpdump|wtmp)\b|"
     r"touch\s+(?:-\w+\s+)*-[a-z]*[rtd]\b|auditctl\s+-[De]|"
     r"systemctl\s+(?:stop|disable|mask)\s+(?:auditd|rsyslog|syslog|systemd-journald)|"
-    r"setenforce\s+0|ufw\s+disable|iptables\s+-F|chattr\s+[-+]i",
-    _I,
+    r"setenforce\s+0|ufw\s+disable|iptables\s+-F|chattr\s+[-+]i|unlink\s+/var/log/|"
+    r">\s*\$\{?HISTFILE|Storage=none|/etc/(?:security/)?(?:libaudit\.conf|audit)|/var/audit\b"
 )
 _SPAWN_RE = re.compile(
     r"-exec\s+/?(?:\S*/)?(?:ba|da|z|k)?sh\s+(?:-p\s+)?\\?;|\bos\.(?:system|exec\w*|popen|spawn\w*)\s*\(|"
@@ -342,8 +346,7 @@ _SPAWN_RE = re.compile(
     r"\$\s*sh\b|:\s*!\s*\S*sh\b|\bsystem\s+['\"]|\bshell\s*=\s*True|proc_open|passthru|"
     r"\bexecve?\s*\(|Runtime\.getRuntime|`/bin/(?:ba)?sh`|-TT\s*['\"]?/?\S*sh\b|\bexec\s+['\"]/?\S*sh['\"]|"
     r"LESSOPEN|PAGER=\S*sh|-o\s*ProxyCommand=?['\"]?;|\bgdb\s[^|;&\n]*-ex\s+['\"]?!|"
-    r"\bscript\s+-q\s+/dev/null|\bspawn\s+/?\S*sh\b|-e\s+['\"]?/?\S*sh\s+-c",
-    _I,
+    r"\bscript\s+-q\s+/dev/null|\bspawn\s+/?\S*sh\b|-e\s+['\"]?/?\S*sh\s+-c"
 )
 _SOCKET_RE = re.compile(
     r"/dev/(?:tcp|udp)/[^\s]+\s*(?:[0-9]?[<>]&\s*[0-9]|<|>)|[0-9]?>&\s*/dev/(?:tcp|udp)|"
@@ -352,13 +355,11 @@ _SOCKET_RE = re.compile(
     r"openssl\s+s_client[^\n]*\|\s*/?(?:\S*/)?(?:ba)?sh|"
     r"\btelnet\b[^\n]*\|\s*/?(?:\S*/)?(?:ba)?sh\b[^\n]*\|\s*\btelnet\b|"
     r"socket\.socket|TCPSocket|fsockopen|IO::Socket|new\s+net\.Socket|"
-    r"[0-9]>&[0-9]\s*\|\s*(?:nc|ncat|netcat)\b|\|\s*(?:nc|ncat|netcat)\s+\S+\s+\d+\s*>",
-    _I,
+    r"[0-9]>&[0-9]\s*\|\s*(?:nc|ncat|netcat)\b|\|\s*(?:nc|ncat|netcat)\s+\S+\s+\d+\s*>"
 )
 _EVAL_RE = re.compile(
     r"\beval\b|\b(?:source|\.)\s+<\(|(?:ba)?sh\s+<\(|\$\(\s*(?:curl|wget|echo\s+[^)]*\|\s*base64)|"
-    r"\b(?:ba)?sh\s+-c\s+['\"]?\$\(|\bexec\s*\(\s*(?:base64|zlib|marshal)|\bInvoke-Expression|\biex\b",
-    _I,
+    r"\b(?:ba)?sh\s+-c\s+['\"]?\$\(|\bexec\s*\(\s*(?:base64|zlib|marshal)|\bInvoke-Expression|\biex\b"
 )
 _OBF_RE = re.compile(
     r"\$\{?IFS\}?|\$'(?:\\x[0-9a-fA-F]{2}|\\[0-7]{3}){2,}|\|\s*rev\s*\||"
@@ -574,6 +575,7 @@ def extract(line: str) -> tuple[float, ...]:
         _flag(_SETUID_RE, text),
         _flag(_DESTRUCT_RE, text),
         _flag(_DETACH_RE, text),
+        (1.0 if privilege else 0.5) if _SHELL_PATH_ARG_RE.search(text) else 0.0,
     )
     return vec
 

@@ -45,6 +45,7 @@ WEIGHTS: dict[str, float] = {
     "setuid_preload": 0.55,
     "destructive": 0.7,
     "background_detach": 0.1,
+    "shell_path_arg": 0.6,  # 0.3 alone (docker exec … /bin/bash), 0.6 under sudo/su
 }
 
 # A contribution below this is not worth naming as a reason.
