@@ -93,7 +93,27 @@ def main(argv: list[str] | None = None) -> int:
                 f"{plugin.threshold:>5.2f} {precision:>9.3f} {recall:>7.3f} {fpr:>7.4f} "
                 f"{tp:>5} {fp:>5} {per_line:>8.1f}"
             )
+    if not args.json:
+        _pathological()
     return 0
+
+
+def _pathological() -> None:
+    """Worst time per plugin over hostile lines of MAX_CHARS (bounded-time check)."""
+    from attyguard.daemon.tier2.features import MAX_CHARS
+
+    seeds = ["tee -a ", "rm -r ", ">>", "'", "$(", "truncate ", "/dev/tcp/x", "\\x41", "a'b "]
+    lines = []
+    for w in seeds:
+        lines += [w * (MAX_CHARS // len(w) + 1), w + " " * MAX_CHARS, (w + ";") * (MAX_CHARS // 8)]
+    for name in ("heuristic", "onnx"):
+        plugin, _ = load_tier2(name)
+        worst = 0.0
+        for line in lines:
+            t0 = time.perf_counter()
+            plugin.score(line)
+            worst = max(worst, time.perf_counter() - t0)
+        print(f"{name}: worst of {len(lines)} hostile {MAX_CHARS}-char lines: {worst * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":
