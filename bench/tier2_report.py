@@ -94,8 +94,27 @@ def main(argv: list[str] | None = None) -> int:
                 f"{tp:>5} {fp:>5} {per_line:>8.1f}"
             )
     if not args.json:
+        _calibration(bad, good)
         _pathological()
     return 0
+
+
+def _calibration(bad: list[str], good: list[str]) -> None:
+    """Share of malicious lines per p bin: how far p reads as a probability on dev."""
+    edges = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.01)
+    for name in ("heuristic", "onnx"):
+        plugin, _ = load_tier2(name)
+        counts = [[0, 0] for _ in edges[:-1]]
+        for label, lines in ((1, bad), (0, good)):
+            for line in lines:
+                p = plugin.score(line).p
+                i = next(k for k in range(len(edges) - 1) if p < edges[k + 1])
+                counts[i][label] += 1
+        cells = []
+        for k, (neg, pos) in enumerate(counts):
+            share = f"{pos / (pos + neg):.2f}" if pos + neg else "  - "
+            cells.append(f"[{edges[k]:.1f},{min(edges[k + 1], 1.0):.1f}) n={pos + neg} mal={share}")
+        print(f"{name} calibration: " + "; ".join(cells))
 
 
 def _pathological() -> None:
