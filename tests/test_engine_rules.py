@@ -117,3 +117,34 @@ def test_registry_has_every_documented_type() -> None:
         assert f"### `{kind}`" in readme or f"`{kind}`" in readme, kind
     assert set(MATCHERS) >= {"command", "pipeline", "redirect", "sequence", "url", "decoded",
                              "regex", "all", "any"}
+
+
+def test_assignment_predicate() -> None:
+    text = GOOD.replace(
+        """      type: pipeline
+      source: {names: ["@fetchers"]}
+      sink: {names: [sh, bash]}""",
+        """      type: command
+      assignments_any: ['^HISTFILE=/dev/null$']""",
+    ).replace("atoms: [curl, wget]", "atoms: [histfile]").replace(
+        '"curl -s https://example.org | sh"', '"HISTFILE=/dev/null"'
+    ).replace('"curl -s https://example.org -o x"', '"echo $HISTFILE"')
+    rs = _load(text)
+    assert run_examples(rs) == []
+    assert Engine(rs).classify("HISTFILE=/dev/null bash").action is Action.WARN
+
+
+def test_atoms_are_substrings_and_caret_starts_a_word() -> None:
+    from attyguard.engine.atoms import AtomMatcher
+
+    atoms = AtomMatcher([["sh"], ["^nc"], ["cron"], []])
+    assert atoms.candidates("bash -i") == {0, 3}
+    assert atoms.candidates("git branch") == {3}
+    assert atoms.candidates("/bin/nc -e x") == {1, 3}
+    assert atoms.candidates("ncat -l") == {1, 3}
+    assert atoms.candidates("/etc/crontab") == {2, 3}
+
+
+def test_caret_alone_is_not_an_atom() -> None:
+    with pytest.raises(RuleError, match="atoms must be non-empty"):
+        _load(GOOD.replace("atoms: [curl, wget]", 'atoms: ["^"]'))

@@ -44,9 +44,13 @@ class _Unavailable(Exception):
 
 
 class DaemonClient:
-    def __init__(self, socket_path: str, timeout_ms: int) -> None:
+    def __init__(self, socket_path: str, timeout_ms: int, *,
+                 max_request_bytes: int = 65536) -> None:
         self.socket_path = socket_path
         self.timeout = max(1, timeout_ms) / 1000.0
+        # The daemon's default limit: a longer request would only earn a
+        # too_large error after being pushed through the socket, or a timeout.
+        self.max_request_bytes = max_request_bytes
         self._sock: socket.socket | None = None
         self._owner_pid = 0  # the connection identifies a process (SO_PEERCRED): not after fork
         self._buffer = bytearray()
@@ -160,15 +164,18 @@ class DaemonClient:
                 time.sleep(0.001)
 
     def _round_trip(self, op: str, args: dict[str, Any], deadline: float) -> dict[str, Any]:
-        sock, reused = self._connect(deadline)
         self._next_id += 1
         request_id = self._next_id
+        data = protocol.encode_request(op, request_id, **args)
+        if len(data) > self.max_request_bytes:
+            raise _RequestError("request too large for the daemon")
+        sock, reused = self._connect(deadline)
         try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             # If the daemon already closed, it may have said why first (forbidden):
             # read what it sent; _read_line ends in _ConnectionClosed if nothing.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                sock.sendall(protocol.encode_request(op, request_id, **args))
+                sock.sendall(data)
             while True:
                 reply = protocol.decode_message(self._read_line(sock, deadline))
                 if reply.get("ok") is False and reply.get("id") in (None, request_id):

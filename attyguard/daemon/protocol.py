@@ -37,7 +37,7 @@ __all__ = [
 
 PROTOCOL_VERSION = 1
 
-OPS = ("classify", "status", "threats", "mark", "subscribe")
+OPS = ("classify", "status", "threats", "mark", "clear", "subscribe")
 
 
 class ErrorCode:

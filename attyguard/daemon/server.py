@@ -127,11 +127,16 @@ def bind_socket(path: str, group_gid: int | None, backlog: int = 512) -> socket.
     and anything that is not a socket is never removed.
     """
     parent = os.path.dirname(path) or "."
-    os.makedirs(parent, mode=0o755, exist_ok=True)
     try:
-        st = os.lstat(path)
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+    except OSError as exc:
+        raise DaemonStartError(f"cannot create {parent}: {exc.strerror}") from None
+    try:
+        st: os.stat_result | None = os.lstat(path)
     except FileNotFoundError:
         st = None
+    except OSError as exc:
+        raise DaemonStartError(f"cannot use {path}: {exc.strerror}") from None
     if st is not None:
         if not stat.S_ISSOCK(st.st_mode):
             raise DaemonStartError(f"{path} exists and is not a socket; not replacing it")
@@ -161,10 +166,16 @@ def bind_socket(path: str, group_gid: int | None, backlog: int = 512) -> socket.
         raise DaemonStartError(f"cannot bind {path}: {exc.strerror}") from None
     finally:
         os.umask(old_umask)
-    if group_gid is not None:
-        os.chown(path, -1, group_gid)
-        os.chmod(path, 0o660)
-    sock.listen(backlog)
+    try:
+        if group_gid is not None:
+            os.chown(path, -1, group_gid)
+            os.chmod(path, 0o660)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise DaemonStartError(f"cannot set up {path}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
 
@@ -446,6 +457,9 @@ class DaemonServer:
                 self.tier2, warning = load_tier2_plugin(new.daemon.tier2, new.daemon.tier2_model)
                 if warning:
                     log.warning("%s", warning)
+            if new.daemon.group != self.config.daemon.group:
+                log.warning("reload: daemon.group changed to %s; who may connect follows "
+                            "now, the socket file's group on restart", new.daemon.group)
             self.group_gid = _group_gid(new.daemon.group)
             self.threats.max_entries = new.daemon.max_tracked_pids
             self.config = new
@@ -630,6 +644,18 @@ class DaemonServer:
                         conn.peer.pid, conn.peer.uid, reason[:200])
         return {"pid": pid, "level": now.label}
 
+    def _op_clear(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        # Only root lifts a mark: a user whose shell was locked down after a
+        # Block cannot unlock it themselves (that is the point of the lock).
+        pid = request.int_arg("pid")
+        if conn.peer.uid != 0:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "only root may clear a mark", request.id)
+        entry = self.threats.clear(pid)
+        if entry is not None:
+            log.warning("pid %d: mark %s cleared by pid %d", pid, entry.level.label,
+                        conn.peer.pid)
+        return {"pid": pid, "cleared": entry is not None}
+
     def _op_subscribe(self, conn: _Connection, request: Request) -> dict[str, Any]:
         if not conn.subscriber:
             subscribers = sum(1 for c in self.connections if c.subscriber)
@@ -642,17 +668,28 @@ class DaemonServer:
 
     def publish_warn(self, peer: Peer, line: str, verdict: Verdict) -> int:
         """A Block turned into a warn event (warn mode); returns how many got it."""
-        self.counters["events"] += 1
         shown = _one_line(line, 160)
-        text = f"pid {peer.pid} (uid {peer.uid}) would be blocked: {verdict.reason} — {shown}"
+        return self.publish_event(
+            f"pid {peer.pid} (uid {peer.uid}) would be blocked: {verdict.reason} — {shown}",
+            pid=peer.pid, uid=peer.uid, line=_one_line(line, 1024), reason=verdict.reason,
+            probability=round(verdict.probability, 4),
+            rules=[hit.rule_id for hit in verdict.rules])
+
+    def publish_event(self, text: str, *, pid: int, uid: int, **fields: Any) -> int:
+        """Send one warn event to the subscribers allowed to see it (this user's or all).
+
+        The entry point for every warn source: verdicts in warn mode today,
+        kernel sensors' would-be denials later. Never blocks: a subscriber
+        too far behind loses the event.
+        """
+        self.counters["events"] += 1
+        text = _one_line(text, 400)
         log.warning("warn event: %s", text)
-        data = protocol.encode_event(
-            "warn", text=text, pid=peer.pid, uid=peer.uid, line=_one_line(line, 1024),
-            reason=verdict.reason, probability=round(verdict.probability, 4),
-            rules=[hit.rule_id for hit in verdict.rules], time=round(time.time(), 3))
+        data = protocol.encode_event("warn", text=text, pid=pid, uid=uid, **fields,
+                                     time=round(time.time(), 3))
         delivered = 0
         for conn in list(self.connections):
-            if conn.subscriber and (conn.privileged or conn.peer.uid == peer.uid):
+            if conn.subscriber and (conn.privileged or conn.peer.uid == uid):
                 if self._send_nowait(conn, data):
                     delivered += 1
                 else:

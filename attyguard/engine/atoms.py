@@ -5,30 +5,20 @@ rule set. A scan of the normalised text returns the candidate rules; only
 those (plus the few rules without atoms) run their structural matchers, so a
 clean line costs one linear scan.
 
-Word-like atoms (only letters, digits, `.`, `_`, `-`) match whole words: `nc`
-is found in `nc -e` and `/bin/nc` but not in `branch`, which keeps short
-command names from sending every line to the parser. Other atoms (`/dev/tcp/`,
+Atoms are substrings (`sh` finds `bash`). An atom written `^nc` must start a
+word — it may not follow a letter or digit — so `^nc` finds `nc -e`, `/bin/nc`
+and `ncat` but not `branch`; rules use it to keep short command names from
+sending every line to the parser. Other atoms (`/dev/tcp/`,
 `$'\\`) match anywhere.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 import ahocorasick
 
-__all__ = ["AtomMatcher", "is_word_atom"]
-
-_WORD_ATOM = re.compile(r"[a-z0-9._-]+")
-
-
-def is_word_atom(atom: str) -> bool:
-    return _WORD_ATOM.fullmatch(atom) is not None
-
-
-def _is_word_char(c: str) -> bool:
-    return c.isalnum() or c == "_"
+__all__ = ["AtomMatcher"]
 
 
 class AtomMatcher:
@@ -48,9 +38,11 @@ class AtomMatcher:
         if owners:
             automaton = ahocorasick.Automaton()
             for atom, rules in owners.items():
-                left = _is_word_char(atom[0]) and is_word_atom(atom)
-                right = _is_word_char(atom[-1]) and is_word_atom(atom)
-                automaton.add_word(atom, (len(atom), left, right, tuple(rules)))
+                left = atom.startswith("^") and len(atom) > 1
+                literal = atom[1:] if left else atom
+                size, old_left, old_rules = automaton.get(literal, (len(literal), left, ()))
+                # One literal may be declared both ways: the plain (substring) form wins.
+                automaton.add_word(literal, (size, old_left and left, (*old_rules, *rules)))
             automaton.make_automaton()
             self._automaton = automaton
 
@@ -59,12 +51,9 @@ class AtomMatcher:
         found: set[int] = set(self.always)
         if self._automaton is None or not text:
             return found
-        last = len(text) - 1
-        for end, (size, left, right, rules) in self._automaton.iter(text):
+        for end, (size, left, rules) in self._automaton.iter(text):
             start = end - size + 1
-            if left and start > 0 and _is_word_char(text[start - 1]):
-                continue
-            if right and end < last and _is_word_char(text[end + 1]):
+            if left and start > 0 and text[start - 1].isalnum():
                 continue
             found.update(rules)
         return found

@@ -13,6 +13,7 @@ attyguard.resources.data_path("patterns"); `Engine(ruleset)` serves tests and
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -36,10 +37,19 @@ __all__ = [
 
 MAX_LINE = 65_536  # characters; longer input is not parsed at all (warn, says why)
 MAX_LAYERS = 3  # decoded payloads classified again, at most this deep
+MAX_ANALYSES = 24  # decoded payloads classified again, at most this many per line
 BOUNDED_RULE_ID = "engine.analysis-bounded"
 UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
 # Interpreters whose decoded input is shell text worth classifying again.
 _SHELL_SINKS = SHELLS | {"eval", "source", ".", "$(…)", "xargs"}
+
+
+# Lines that can hide their words from the prefilter until parsed: substitutions,
+# defaults (`${x:-curl}`), variables assigned earlier in the line (`a=cu; b=rl; $a$b`)
+_FORCE_PARSE = re.compile(
+    r"\$\(|`|\$\{[A-Za-z_]\w*:?-|[A-Za-z_]\w*=[^\s;&|]*[\s;&|][^\n]*\$\{?[A-Za-z_]"
+    r"|(?:^|[\s;|&(])/[^\s;|&]*[?*\[]"  # glob paths: `/???/b??h` is /bin/bash
+)
 
 
 def _bounded_hit(reason: str, span: Span | None = None) -> RuleHit:
@@ -55,6 +65,14 @@ def _bounded_hit(reason: str, span: Span | None = None) -> RuleHit:
         span=span,
         matched=reason,
     )
+
+
+@dataclass(slots=True)
+class _Budget:
+    """Work left for one line over all its decoded layers (mutable, per call)."""
+
+    deadline: float
+    analyses: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +109,8 @@ class Engine:
     def _classify(self, line: str) -> _Layer:
         if len(line) > MAX_LINE:
             return _Layer((_bounded_hit(f"line longer than {MAX_LINE} characters"),))
-        deadline = time.monotonic() + self.limits.deadline_s
-        hits = self._analyse(line, 0, deadline, None)
+        budget = _Budget(time.monotonic() + self.limits.deadline_s)
+        hits = self._analyse(line, 0, budget, None)
         # One hit per rule: the first (outermost) one explains it best.
         seen: set[str] = set()
         unique: list[RuleHit] = []
@@ -102,12 +120,17 @@ class Engine:
                 unique.append(hit)
         return _Layer(tuple(unique))
 
-    def _analyse(self, text: str, layer: int, deadline: float,
+    def _analyse(self, text: str, layer: int, budget: _Budget,
                  outer_span: Span | None) -> list[RuleHit]:
         candidates = self.atoms.candidates(prefilter_text(text))
-        if not candidates:
+        if not candidates and not _FORCE_PARSE.search(text):
             return []
-        parsed = parse(text, self.limits, deadline)
+        if layer > 0:
+            # Decoded layers share one budget, so nested payloads cannot multiply the work.
+            budget.analyses += 1
+            if budget.analyses > MAX_ANALYSES or time.monotonic() > budget.deadline:
+                return [_bounded_hit("too many decoded layers to analyse", outer_span)]
+        parsed = parse(text, self.limits, budget.deadline)
         payloads = find_payloads(parsed) if parsed.commands else ()
         normalized = _normalized(parsed)
         extra = normalized.lower()
@@ -130,11 +153,11 @@ class Engine:
                 probability=rule.probability, explanation=rule.explanation,
                 remediation=rule.remediation, span=span, matched=matched[:300],
             ))
-        hits.extend(self._payload_hits(payloads, layer, deadline, outer_span))
+        hits.extend(self._payload_hits(text, payloads, layer, budget, outer_span))
         return hits
 
-    def _payload_hits(self, payloads: tuple[Payload, ...], layer: int, deadline: float,
-                      outer_span: Span | None) -> list[RuleHit]:
+    def _payload_hits(self, text: str, payloads: tuple[Payload, ...], layer: int,
+                      budget: _Budget, outer_span: Span | None) -> list[RuleHit]:
         hits: list[RuleHit] = []
         for payload in payloads:
             if payload.fed_to not in _SHELL_SINKS and payload.fed_to != "":
@@ -143,7 +166,11 @@ class Engine:
                 hits.append(_bounded_hit(f"more than {MAX_LAYERS} encoded layers", outer_span))
                 break
             span = outer_span if outer_span is not None else payload.span
-            hits.extend(self._analyse(payload.text, layer + 1, deadline, span))
+            layer_text = payload.text
+            if payload.replaces and payload.replaces in text:
+                # `$(echo Y3VybA== | base64 -d) -s URL | sh`: put the decoded name back.
+                layer_text = text.replace(payload.replaces, payload.text.strip(), 1)
+            hits.extend(self._analyse(layer_text, layer + 1, budget, span))
         return hits
 
 

@@ -32,6 +32,7 @@ class Payload:
     fed_to: str  # command name the decoded text flows into ("" when it goes nowhere)
     decoders: tuple[str, ...]  # e.g. ("base64", "gzip"); () for a literal heredoc fed to sh
     span: Span
+    replaces: str = ""  # the `$(…)` text the decoded text stands for, when it is a command name
 
 
 def _b64(data: bytes) -> bytes | None:
@@ -219,18 +220,21 @@ def _flow_payloads(flow: tuple[Command, ...]) -> list[Payload]:
         if text is None:
             continue
         fed_to = sink.name if sink is not None else ""
+        replaces = ""
         if sink is not None and (sink.path.startswith("$(") or sink.path.startswith("`")):
             fed_to = "$(…)"
+            replaces = sink.path
         span_end = sink.span if sink is not None else flow[max(j - 1, i)].span
         out.append(Payload(text, fed_to, tuple(decoders),
-                           (min(src.span[0], span_end[0]), max(src.span[1], span_end[1]))))
+                           (min(src.span[0], span_end[0]), max(src.span[1], span_end[1])),
+                           replaces))
         break
     return out
 
 
 _B64_CALL_RE = re.compile(
     r"(?:b64decode|base64_decode|decode_base64|decode64|atob|Base64\.decode|from_base64|FromBase64String)"
-    r"\s*\(\s*[bu]?['\"]([A-Za-z0-9+/=_-]{8,})['\"]"
+    r"\s*\(\s*[bu]?['\"]([A-Za-z0-9+/=_-]{4,})['\"]"
 )
 
 
@@ -262,5 +266,6 @@ def find_payloads(parsed: Parsed) -> tuple[Payload, ...]:
                         out.append(Payload(text, cmd.name, ("base64",), cmd.span))
     # A decoded text that also reaches a command is reported once, with that command.
     sunk = {p.text for p in out if p.fed_to}
-    return tuple(p for p in out if p.fed_to or p.text not in sunk)[:16]
+    # Not truncated here: the engine's work budget bounds (and reports) the re-analysis.
+    return tuple(p for p in out if p.fed_to or p.text not in sunk)
 

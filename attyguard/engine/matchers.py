@@ -6,7 +6,8 @@ payloads). `MATCHERS` maps a `type` to a class whose `from_dict` validates its
 fields and raises `MatcherError` (rules.py adds `file:line` and the rule id).
 Every type is documented with an example in patterns/README.md.
 
-Types: command, pipeline, redirect, sequence, url, decoded, regex, all, any.
+Types: command, pipeline, redirect, sequence, url, decoded, regex, all, any; writes
+(engine/writes.py) and package (engine/packages.py).
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def _has_flag(argv: tuple[str, ...], flag: str) -> bool:
 
 _SPEC_KEYS = (
     "names", "not_names", "args_any", "args_all", "args_none", "flags_any", "flags_all",
-    "flags_none", "argline", "not_argline", "via", "min_args",
+    "flags_none", "argline", "not_argline", "via", "min_args", "assignments_any",
 )
 
 
@@ -176,6 +177,7 @@ class CommandSpec:
     not_argline: re.Pattern[str] | None
     via: frozenset[str]
     min_args: int
+    assignments_any: tuple[re.Pattern[str], ...] = ()
 
     @classmethod
     def from_dict(cls, d: Any, sets: Mapping[str, frozenset[str]], what: str) -> CommandSpec:
@@ -198,6 +200,7 @@ class CommandSpec:
             not_argline=_regex(d, "not_argline"),
             via=frozenset(_get_list(d, "via")),
             min_args=min_args,
+            assignments_any=_regexes(d, "assignments_any"),
         )
 
     def test(self, cmd: Command) -> bool:
@@ -207,6 +210,10 @@ class CommandSpec:
             return False
         if self.via and not (self.via.intersection(cmd.wrappers)
                              or self.via.intersection(cmd.inside)):
+            return False
+        if self.assignments_any and not any(
+            r.search(a) for r in self.assignments_any for a in cmd.assignments
+        ):
             return False
         argv = cmd.argv
         if len(argv) < self.min_args:
@@ -368,7 +375,7 @@ def _captured(cmd: Command, after_flags: tuple[str, ...], url_basename: bool,
                 out.add(v[len(flag) + 1 :])
             elif len(flag) == 2 and v.startswith(flag) and len(v) > 2 and not v.startswith("--"):
                 out.add(v[2:])
-        if url_basename:
+        if url_basename and _saves_under_url_name(cmd):
             m = _URL_RE.search(v)
             if m:
                 path = urlsplit(m.group(0)).path
@@ -380,6 +387,24 @@ def _captured(cmd: Command, after_flags: tuple[str, ...], url_basename: bool,
             if red.op in (">", ">>", ">|", "&>"):
                 out.add(red.target)
     return {f for f in out if f and f not in ("-", "/dev/stdout", "/dev/null")}
+
+
+# curl writes to stdout unless told to keep the remote name; wget keeps it unless -O.
+_REMOTE_NAME_FLAGS = ("-O", "--remote-name", "--remote-name-all")
+
+
+def _saves_under_url_name(cmd: Command) -> bool:
+    argv = cmd.argv
+    if cmd.name in ("curl", "curlie"):
+        return any(_has_flag(argv, f) for f in _REMOTE_NAME_FLAGS)
+    # wget and the rest keep the remote name unless given an output document
+    # (-O FILE, -O-, -qO-, -qOfile, --output-document[=FILE]).
+    for v in argv:
+        if v == "--output-document" or v.startswith("--output-document="):
+            return False
+        if re.fullmatch(r"-[a-zA-Z]*O.*", v):
+            return False
+    return True
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -436,7 +461,9 @@ class SequenceMatcher:
             if not files:
                 continue
             for later in cmds[i + 1 :]:
-                by_name = self.use in ("name", "any") and any(
+                # Running a file by name needs a slash (`./x`, `/tmp/x`): a bare `x` is
+                # looked up in PATH, not in the directory the download went to.
+                by_name = self.use in ("name", "any") and "/" in later.path and any(
                     _same_file(later.path, f) for f in files
                 )
                 by_arg = (
@@ -683,6 +710,18 @@ MATCHERS: dict[str, Callable[[dict[str, Any], Mapping[str, frozenset[str]]], Mat
     for cls in (CommandMatcher, PipelineMatcher, RedirectMatcher, SequenceMatcher, UrlMatcher,
                 DecodedMatcher, RegexMatcher, AllMatcher, AnyMatcher)
 }
+
+
+def _extra_matchers() -> dict[str, Callable[[dict[str, Any], Mapping[str, frozenset[str]]],
+                                            Matcher]]:
+    # Matchers kept in their own modules (they import this one, hence the late import).
+    from attyguard.engine.packages import PackageMatcher
+    from attyguard.engine.writes import WritesMatcher
+
+    return {cls.type_name: cls.from_dict for cls in (WritesMatcher, PackageMatcher)}
+
+
+MATCHERS.update(_extra_matchers())
 
 
 def build_matcher(d: Any, sets: Mapping[str, frozenset[str]]) -> Matcher:

@@ -9,6 +9,7 @@ Everything here is pure and linear in the input.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "decode_printf_escapes",
     "prefilter_text",
     "prepass",
+    "resolve_glob_path",
     "unescape_double",
     "unescape_unquoted",
 ]
@@ -158,3 +160,33 @@ def prefilter_text(line: str) -> str:
     if "IFS" in line or "{" in line:
         parts.append(prepass(text))
     return "\n".join(parts).lower()
+
+
+# Binaries attackers reach with glob paths (`/???/b??h`, `/u*/b*/n?`). The engine
+# is pure (no filesystem), so a glob is matched against this list of the usual
+# places rather than the disk. Order matters: the first match wins.
+_GLOB_DIRS = ("/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin")
+_GLOB_NAMES = (
+    "bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "curl",
+    "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",
+    "base64", "xxd", "openssl", "cat", "rm", "dd", "chmod", "chown", "crontab", "busybox",
+    "id", "whoami", "uname", "tar", "gzip", "mkfifo", "mknod", "ssh", "scp", "env",
+    "passwd", "shadow", "sudo", "su",
+)
+_GLOB_PATHS = (
+    *(f"{d}/{n}" for n in _GLOB_NAMES for d in _GLOB_DIRS),
+    *("/etc/passwd", "/etc/shadow", "/etc/sudoers", "/etc/hosts", "/etc/crontab"),
+)
+_GLOB_CHARS = re.compile(r"[?*\[]")
+
+
+def resolve_glob_path(word: str) -> str | None:
+    """`/???/b??h` -> `/bin/bash` (first well-known path the glob matches), else None."""
+    if not word.startswith("/") or not _GLOB_CHARS.search(word) or len(word) > 64:
+        return None
+    if not _GLOB_CHARS.sub("", word.rsplit("/", 1)[-1]):
+        return None  # `/usr/bin/*` lists a directory; it does not name one program
+    for path in _GLOB_PATHS:
+        if fnmatch.fnmatchcase(path, word):
+            return path
+    return None

@@ -17,6 +17,7 @@ silently ignored.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from attyguard.engine.normalize import (
     command_basename,
     decode_ansi_c,
     prepass,
+    resolve_glob_path,
     unescape_double,
     unescape_unquoted,
 )
@@ -143,7 +145,7 @@ _WRAPPERS: dict[str, frozenset[str]] = {
 # Wrappers whose first operand is not the command (timeout DURATION, chroot DIR, …).
 _WRAPPER_POSITIONALS = {"timeout": 1, "chroot": 1, "taskset": 1, "flock": 1}
 _EVAL_LIKE = frozenset({"eval"})
-_SU_LIKE = frozenset({"su", "runuser", "sudo"})  # `su -c STRING`
+_SU_LIKE = frozenset({"su", "runuser", "sudo", "script", "flock"})  # `su -c STRING`
 _IFS_SENTINEL = "\ue000"
 _MAX_LEVEL = 150
 
@@ -167,6 +169,8 @@ class _State:
     redirects: list[Redirect] = field(default_factory=list)
     scripts: list[tuple[str, str, Span]] = field(default_factory=list)
     has_error: bool = False
+    # Variables assigned earlier in the line with a constant value (`a=cu; b=rl; $a$b`).
+    variables: dict[str, str] = field(default_factory=dict)
 
     def tick(self) -> None:
         self.nodes += 1
@@ -270,6 +274,21 @@ class _Walker:
             for child in node.named_children:
                 out.extend(self.visit(child))
             return out
+        if kind in ("variable_assignment", "variable_assignments"):  # bare `a=cu` statement
+            parts = [node] if kind == "variable_assignment" else [
+                c for c in node.named_children if c.type == "variable_assignment"
+            ]
+            inner: list[Command] = []
+            values: list[str] = []
+            for part in parts:
+                value, dynamic, feeding, _post = self.word_value(part)
+                self.remember(value, dynamic)
+                inner.extend(feeding)
+                values.append(value)
+            cmd = Command("", "", (), self.span(node), assignments=tuple(values),
+                          depth=self.depth, inside=self.inside)
+            self.state.commands.append(cmd)
+            return [*inner, cmd]
         if kind == "ERROR":
             self.state.has_error = True
         out = []
@@ -367,6 +386,9 @@ class _Walker:
             post.extend(after)
             if red.op in ("<<", "<<-", "<<<"):
                 extra_scripts.append((red.target, red.span))
+        if not words:
+            for assignment in assignments:
+                self.remember(assignment, False)
         cmds = self.unwrap(words, tuple(reds), tuple(assignments), self.span(node))
         for cmd in cmds:
             self.state.commands.append(cmd)
@@ -408,7 +430,18 @@ class _Walker:
             return out
         if name in ("source", "."):
             return out
-        if name in ("su", "runuser"):  # su [options] [user] -c STRING: -c may come last
+        if name == "alias":  # alias ll='…': the value is shell text run later
+            for w in argv:
+                if "=" in w.value:
+                    out.append((w.value.split("=", 1)[1], w.span, "eval"))
+            return out
+        if name == "trap" and argv and not argv[0].value.startswith("-"):
+            out.append((argv[0].value, argv[0].span, "eval"))
+            return out
+        if name == "watch" and len(argv) == 1 and " " in argv[0].value:
+            out.append((argv[0].value, argv[0].span, "eval"))  # watch 'cmd | cmd'
+            return out
+        if name in ("su", "runuser", "script", "flock"):  # -c STRING may come anywhere
             for i, w in enumerate(argv[:-1]):
                 if w.value in ("-c", "--command", "--session-command"):
                     out.append((argv[i + 1].value, argv[i + 1].span, name))
@@ -434,9 +467,13 @@ class _Walker:
             if cmd.path.startswith("$"):  # `$PYTHON -c CODE`: an interpreter held in a variable
                 flags = frozenset({"-c", "-e"})
             if flags:
-                for i, w in enumerate(argv[:-1]):
-                    if w.value in flags:
+                for i, w in enumerate(argv):
+                    if w.value in flags and i + 1 < len(argv):
                         out.append((argv[i + 1].value, argv[i + 1].span, name))
+                        break
+                    attached = w.value[:2]
+                    if attached in flags and len(w.value) > 2:  # ruby -e'code'
+                        out.append((w.value[2:], w.span, name))
                         break
             if name in SHELLS or name in _INLINE_CODE_FLAGS:  # `sh <<EOF`, `python3 <<<CODE`
                 for text, span in stdin_scripts:
@@ -484,6 +521,10 @@ class _Walker:
                     continue
                 break
             j += _WRAPPER_POSITIONALS.get(name, 0)
+            if name == "flock" and j < len(words) and words[j].value in ("-c", "--command"):
+                break  # `flock FILE -c STRING`: flock runs the string itself
+            if name == "watch" and j == len(words) - 1 and " " in words[j].value:
+                break  # `watch 'a | b'`: watch hands the string to sh -c
             if name in ("sudo", "su") and j >= len(words):
                 break
             wrappers.append(name)
@@ -528,6 +569,10 @@ class _Walker:
         pre.extend(inner)
         post.extend(after)
         span = self.span(node)
+        if node.type == "word" and "/" in value:
+            resolved = resolve_glob_path(value)  # an unquoted glob: bash expands it
+            if resolved is not None:
+                value = resolved
         if _IFS_SENTINEL in value:
             for part in value.split(_IFS_SENTINEL):
                 if part:
@@ -571,12 +616,19 @@ class _Walker:
             t = self.text(node)
             if t == "$IFS" or t.startswith("${IFS"):
                 return (" " if quoted else _IFS_SENTINEL), False, [], []
+            known = self.expand(t)
+            if known is not None:
+                return known, False, [], []
             inner_cmds: list[Command] = []
             for child in node.named_children:
                 inner_cmds.extend(self.visit(child))
             return t, True, inner_cmds, []
         if kind == "command_substitution":
-            return self.text(node), True, self.visit(node), []
+            inner = self.visit(node)
+            folded = _echo_value(inner)
+            if folded is not None:  # `$(echo curl)` is just "curl"
+                return folded, False, inner, []
+            return self.text(node), True, inner, []
         if kind == "process_substitution":
             cmds = self.visit(node)
             if self.text(node).startswith(">"):
@@ -587,6 +639,27 @@ class _Walker:
         for child in node.named_children:
             inner_cmds.extend(self.visit(child))
         return self.text(node), True, inner_cmds, []
+
+    def remember(self, assignment: str, dynamic: bool) -> None:
+        name, _, value = assignment.partition("=")
+        if dynamic or not name.isidentifier() or _IFS_SENTINEL in value:
+            self.state.variables.pop(name, None)
+        else:
+            self.state.variables[name] = value
+
+    def expand(self, text: str) -> str | None:
+        """The value of `$v`, `${v}`, `${v:-word}` when the line itself decides it."""
+        m = _EXPANSION_RE.fullmatch(text)
+        if m is None:
+            return None
+        name = m.group(1) or m.group(2)
+        value = self.state.variables.get(name)
+        if value is not None:
+            return value
+        default = m.group(4)
+        if default is not None and name not in _ENVIRONMENT_DEFAULTS:
+            return unescape_unquoted(default.strip("'\""))
+        return None
 
     def redirect(
         self, node: tree_sitter.Node, command: str
@@ -629,12 +702,32 @@ class _Walker:
         return Redirect(op, target, self.span(node), fd, command), pre, post
 
 
+_EXPANSION_RE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)(:?-(.*))?\})", re.DOTALL)
+# Variables whose value comes from the environment: a default is not their value.
+_ENVIRONMENT_DEFAULTS = frozenset({"HOME", "PATH", "USER", "SHELL", "PWD", "TMPDIR", "LANG"})
+
+
+def _echo_value(flow: list[Command]) -> str | None:
+    """The output of a lone `echo`/`printf %s` with constant arguments, else None."""
+    if len(flow) != 1:
+        return None
+    cmd = flow[0]
+    if any(w.dynamic for w in cmd.args) or cmd.redirects:
+        return None
+    if cmd.name == "echo" and not any(a.startswith("-") for a in cmd.argv):
+        return " ".join(cmd.argv)
+    if cmd.name == "printf" and cmd.argv and "%" not in cmd.argv[0] and "\\" not in cmd.argv[0]:
+        return cmd.argv[0]
+    return None
+
+
 # `python -c CODE`, `perl -e CODE`, … : code kept for raw-text rules.
 _INLINE_CODE_FLAGS: dict[str, frozenset[str]] = {
     **{n: frozenset({"-c"}) for n in ("python", "python2", "python3", "pypy", "pypy3")},
     **{n: frozenset({"-e", "-E"}) for n in ("perl", "ruby")},
     **{n: frozenset({"-e", "--eval", "-p", "--print"}) for n in ("node", "nodejs", "deno")},
     "php": frozenset({"-r"}),
+    **{n: frozenset({"-c", "-Command", "-command", "-C"}) for n in ("pwsh", "powershell")},
     "lua": frozenset({"-e"}),
     "awk": frozenset(),
 }

@@ -243,7 +243,7 @@ def _build_rule(raw: Any, family: str, name: str, line: int,
     explanation = _str_field(raw, "explanation", where, rid)
     remediation = _str_field(raw, "remediation", where, rid)
     atoms = tuple(a.lower() for a in _str_list(raw, "atoms", where, rid))
-    if any(not a for a in atoms):
+    if any(not a.removeprefix("^") for a in atoms):
         raise RuleError(where, "atoms must be non-empty strings", rid)
     match = raw.get("match")
     if not isinstance(match, dict):
