@@ -104,85 +104,29 @@ FEATURE_REASONS: dict[str, str] = {
 
 _I = re.IGNORECASE
 
+
+def _words(text: str) -> frozenset[str]:
+    """A set of names written as one space-separated string (easier to read and edit)."""
+    return frozenset(text.split())
+
+
 # Separators between simple commands. `$(`, backticks and parentheses are
 # treated as separators too: their contents are commands of their own.
 _SEP_RE = re.compile(r"(\|\||\|&|\||&&|;|&|\n|\$\(|`|\(|\)|\{|\})")
 # Words that only wrap the real command: `sudo env nohup X` runs X.
-_WRAPPERS = frozenset(
-    {
-        "sudo",
-        "doas",
-        "env",
-        "nohup",
-        "exec",
-        "time",
-        "command",
-        "builtin",
-        "nice",
-        "setsid",
-        "stdbuf",
-        "timeout",
-        "xargs",
-        "strace",
-        "ltrace",
-        "watch",
-        "busybox",
-        "torify",
-        "proxychains",
-        "proxychains4",
-        "unbuffer",
-        "chroot",
-        "ionice",
-        "taskset",
-        "then",
-        "do",
-        "else",
-        "!",
-    }
+_WRAPPERS = _words(
+    "sudo doas env nohup exec time command builtin nice setsid stdbuf timeout xargs strace "
+    "ltrace watch busybox torify proxychains proxychains4 unbuffer chroot ionice taskset then "
+    "do else !"
 )
 _QUOTED_WORD_RE = re.compile(r"[A-Za-z][\\'\"]+[A-Za-z]")
 _PLAIN_WORD_RE = re.compile(r"^[\w./-]+$")
 # Programs that run another program given as an argument: `nice /bin/sh` under
 # sudo is a root shell (GTFOBins' commonest shape).
-_SPAWNERS = frozenset(
-    {
-        "env",
-        "nice",
-        "ionice",
-        "flock",
-        "stdbuf",
-        "timeout",
-        "setarch",
-        "busybox",
-        "xargs",
-        "script",
-        "strace",
-        "ltrace",
-        "taskset",
-        "chroot",
-        "unshare",
-        "nohup",
-        "setsid",
-        "time",
-        "watch",
-        "run-parts",
-        "capsh",
-        "start-stop-daemon",
-        "rlwrap",
-        "cpulimit",
-        "nsenter",
-        "logsave",
-        "dmsetup",
-        "multitime",
-        "chrt",
-        "torify",
-        "unbuffer",
-        "choom",
-        "sg",
-        "newgrp",
-        "perf",
-        "valgrind",
-    }
+_SPAWNERS = _words(
+    "env nice ionice flock stdbuf timeout setarch busybox xargs script strace ltrace taskset "
+    "chroot unshare nohup setsid time watch run-parts capsh start-stop-daemon rlwrap cpulimit "
+    "nsenter logsave dmsetup multitime chrt torify unbuffer choom sg newgrp perf valgrind"
 )
 _SHELL_WORD_RE = re.compile(r"^/?(?:[\w.-]+/)*(?:ba|da|z|k|a|tc|fi|mk)?sh$")
 # A shell's absolute path as an *argument* (after `=`, a quote, a space…), not
@@ -195,91 +139,20 @@ _INTERP_RE = re.compile(
     r"^(?:ba|da|z|k|a|c|tc|fi|mk)?sh$|^(?:python|perl|ruby|php|node|nodejs|lua|tclsh|pwsh|"
     r"powershell|jjs|irb|rlwrap|osascript)[0-9.]*$"
 )
-_NET_TOOLS = frozenset(
-    {
-        "curl",
-        "wget",
-        "nc",
-        "ncat",
-        "netcat",
-        "socat",
-        "telnet",
-        "tftp",
-        "ftp",
-        "fetch",
-        "aria2c",
-        "lwp-download",
-        "lwp-request",
-        "wget2",
-        "httpie",
-        "http",
-        "openssl",
-        "sftp",
-        "rsync",
-        "scp",
-        "smbclient",
-        "dig",
-        "nslookup",
-        "ssh",
-    }
+_NET_TOOLS = _words(
+    "curl wget nc ncat netcat socat telnet tftp ftp fetch aria2c lwp-download lwp-request "
+    "wget2 httpie http openssl sftp rsync scp smbclient dig nslookup ssh"
 )
 # Net tools that move payloads (ssh/scp/rsync/dig are everyday and only count as
 # "net" for the combination with execution below when they fetch over HTTP).
-_FETCHERS = frozenset(
-    {
-        "curl",
-        "wget",
-        "wget2",
-        "fetch",
-        "aria2c",
-        "lwp-download",
-        "lwp-request",
-        "tftp",
-        "ftp",
-        "nc",
-        "ncat",
-        "netcat",
-        "socat",
-        "telnet",
-        "openssl",
-    }
+_FETCHERS = _words(
+    "curl wget wget2 fetch aria2c lwp-download lwp-request tftp ftp nc ncat netcat socat "
+    "telnet openssl"
 )
-_RARE = frozenset(
-    {
-        "nc",
-        "ncat",
-        "netcat",
-        "socat",
-        "telnet",
-        "mkfifo",
-        "mknod",
-        "msfvenom",
-        "msfconsole",
-        "nsenter",
-        "insmod",
-        "rmmod",
-        "chattr",
-        "setcap",
-        "xterm",
-        "shred",
-        "srm",
-        "wipe",
-        "mimipenguin",
-        "linpeas.sh",
-        "pspy",
-        "chisel",
-        "ngrok",
-        "gcore",
-        "unshadow",
-        "john",
-        "hashcat",
-        "hydra",
-        "tcpdump",
-        "tshark",
-        "ettercap",
-        "ptrace",
-        "masscan",
-    }
+_RARE = _words(
+    "nc ncat netcat socat telnet mkfifo mknod msfvenom msfconsole nsenter insmod rmmod chattr "
+    "setcap xterm shred srm wipe mimipenguin linpeas.sh pspy chisel ngrok gcore unshadow john "
+    "hashcat hydra tcpdump tshark ettercap ptrace masscan"
 )
 _INLINE_RE = re.compile(
     r"(?:^|[\s/])(?:(?:ba|da|z|k)?sh|python[0-9.]*|perl|ruby|php|node|nodejs|lua|pwsh|irb)"
