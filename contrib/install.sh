@@ -27,7 +27,7 @@
 # --root DIR prefixes every path (and edits DIR/etc/group, DIR/etc/shells) and
 # never touches systemd: it exists so the tests can check files, owners and
 # modes in a scratch directory. Environment for tests and packagers:
-#   ATTYGUARD_PYTHON    interpreter that creates the venv (default: python3)
+#   ATTYGUARD_PYTHON    interpreter that creates the venv (default: /usr/bin/python3 if >= 3.11, else python3)
 #   ATTYGUARD_PIP_ARGS  extra pip arguments (e.g. "--no-deps", "--no-index --find-links DIR")
 #   CC                  C compiler for the login launcher (default: cc)
 #
@@ -132,8 +132,24 @@ block_threshold = 0.95
 EOF
 }
 
+# The venv's interpreter runs every login of every account that uses
+# attyguard as its shell, so it must be executable by all of them: a Python
+# under /root (pyenv, the default python3 on some images) is not. Prefer the
+# system's Python when it is new enough and has venv.
+default_python() {
+  local p
+  for p in /usr/bin/python3 python3; do
+    if command -v "$p" >/dev/null 2>&1 &&
+      "$p" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  echo python3
+}
+
 install_code() {
-  local python=${ATTYGUARD_PYTHON:-python3} pip_args=()
+  local python=${ATTYGUARD_PYTHON:-$(default_python)} pip_args=()
   # Word splitting is wanted: ATTYGUARD_PIP_ARGS holds several arguments.
   # shellcheck disable=SC2206
   [ -z "${ATTYGUARD_PIP_ARGS:-}" ] || pip_args=($ATTYGUARD_PIP_ARGS)
