@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import pwd
+import re
 import secrets
 import shlex
 import shutil
@@ -59,6 +60,9 @@ _ETC_SHELLS = Path("/etc/shells")
 # Serialises our edits of /etc/shells with other test runs on this machine
 # (several worktrees may run their suites at once).
 _ETC_SHELLS_LOCK = Path("/run/lock/attyguard-tests-etc-shells.lock")
+
+# Printed by the tmux wrapper after the program under test ends, then its status.
+EXIT_TAG = "agtest-exited:"
 
 SSHD = Path("/usr/sbin/sshd")
 SFTP_SERVER = Path("/usr/lib/openssh/sftp-server")
@@ -467,14 +471,20 @@ class Tmux:
         return done.stdout
 
     def start(self, argv: Sequence[str]) -> None:
-        # remain-on-exit (set in the server's config file, so before the program can
-        # end) keeps the pane after its program ends: the exit status can be read
-        # and the last screen shown.
+        """Run `argv` in a new session; a wrapper prints its exit status when it ends.
+
+        The status is read from the screen rather than from tmux's pane_dead_status:
+        under load tmux was seen to report the pane dead with no status for 15 s.
+        remain-on-exit (set in the server's config file, so before the program can
+        end) keeps the last screen for the failure report.
+        """
         conf = self.socket_path.with_name("tmux.conf")
         conf.write_text("set -g remain-on-exit on\nset -g history-limit 5000\n")
+        command = " ".join(shlex.quote(a) for a in argv)
+        wrapped = f"{command}; echo; echo {EXIT_TAG}$?"
         self.cmd(
             "-f", str(conf), "new-session", "-d", "-s", "t", "-x", "120", "-y", "40",
-            " ".join(shlex.quote(a) for a in argv),
+            "/bin/sh", "-c", wrapped,
         )  # fmt: skip
 
     def screen(self) -> str:
@@ -488,33 +498,43 @@ class Tmux:
         return self.cmd("display-message", "-p", "-t", "t", fmt, check=False).strip()
 
     def exit_status(self) -> str | None:
-        """The pane program's exit status ("7", or "signal 9"), None while it runs.
-
-        tmux marks the pane dead when the pty closes, which can be before it has
-        reaped the program: wait for the status, not only for the death.
-        """
-        fields = self.pane("#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").split(":")
-        dead, status, sig = (*fields, "", "", "")[:3]
-        if dead != "1" or not (status or sig):
-            return None
-        return status or f"signal {sig}"
+        """The program's exit status as printed by the wrapper, None while it runs."""
+        found = re.findall(rf"^{EXIT_TAG}(\d+)$", self.screen(), re.MULTILINE)
+        return found[-1] if found else None
 
     def wait_exit(self, what: str, timeout: float = 15) -> str:
         """Wait for the pane's program to end; return its exit status."""
-        wait_until(
-            lambda: self.exit_status() is not None,
-            what,
-            timeout,
-            explain=lambda: "screen:\n" + self.screen(),
-        )
+        wait_until(lambda: self.exit_status() is not None, what, timeout, explain=self.explain)
         return self.exit_status() or ""
+
+    def explain(self) -> str:
+        """The screen and the processes still on the pane's terminal."""
+        tty = self.pane("#{pane_tty}")
+        ps = (
+            subprocess.run(
+                ["ps", "-o", "pid,ppid,user,stat,wchan:20,args", "-t", tty.removeprefix("/dev/")],
+                capture_output=True,
+                text=True,
+            ).stdout
+            if tty
+            else ""
+        )
+        state = self.pane("dead=#{pane_dead} status=#{pane_dead_status} pid=#{pane_pid}")
+        pid = self.pane("#{pane_pid}")
+        if pid.isdigit():
+            ps += subprocess.run(
+                ["ps", "-o", "pid,ppid,user,stat,wchan:20,args", "--pid", pid, "--ppid", pid],
+                capture_output=True,
+                text=True,
+            ).stdout
+        return f"screen:\n{self.screen()}\npane: {state} tty={tty}\nprocesses on it:\n{ps}"
 
     def wait_screen(self, predicate: Callable[[str], bool], what: str, timeout: float = 15) -> str:
         wait_until(
             lambda: predicate(self.screen()),
             what,
             timeout,
-            explain=lambda: "screen:\n" + self.screen(),
+            explain=self.explain,
         )
         return self.screen()
 
