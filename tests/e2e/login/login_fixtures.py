@@ -39,6 +39,7 @@ import psutil
 import pytest
 
 __all__ = [
+    "PROFILE_MARK",
     "PROMPT",
     "LoginUser",
     "Sshd",
@@ -55,6 +56,8 @@ __all__ = [
 # waiting for "the prompt" is waiting for one exact string (bash and attyguard
 # both show the user's PS1).
 PROMPT = "agtest-ready$ "
+# Exported by the test user's ~/.profile: only a login shell reads that file.
+PROFILE_MARK = "profile-was-read"
 
 _ETC_SHELLS = Path("/etc/shells")
 # Serialises our edits of /etc/shells with other test runs on this machine
@@ -106,22 +109,75 @@ def _attyguard_path() -> Path:
     return Path(sys.executable).parent / "attyguard"
 
 
+def _reachable_by_others(path: Path) -> bool:
+    """Whether an account other than root can execute `path` (every parent searchable)."""
+    real = Path(os.path.realpath(path))
+    if not real.exists() or not real.stat().st_mode & 0o001:
+        return False
+    return all(parent.stat().st_mode & 0o001 for parent in real.parents)
+
+
+_LAUNCHER = """#!{python} -IS
+# attyguard login tests: the test venv's interpreter lives where other accounts
+# cannot reach it, so run the same attyguard code and libraries with a
+# same-version interpreter they can (-I: no environment, -S: no system site).
+import site
+import sys
+
+sys.path[:0] = [{site_dir!r}]
+site.addsitedir({site_dir!r})  # its .pth files: the editable install of this tree
+from attyguard.cli import main
+
+sys.exit(main())
+"""
+
+
+def _launcher_for_other_accounts(workdir: Path) -> Path:
+    """An `attyguard` that the test account can execute, running this tree's code."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    pythons = [Path(d) / version for d in ("/usr/bin", "/usr/local/bin", "/bin")]
+    python = next((p for p in pythons if _reachable_by_others(p)), None)
+    if python is None:
+        pytest.skip(
+            f"{sys.executable} cannot be run by other accounts and no {version} that "
+            "they can run was found"
+        )
+    site_dirs = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    if not site_dirs or not _reachable_by_others(Path(site_dirs[0])):
+        pytest.skip("the test venv's site-packages cannot be read by other accounts")
+    launcher = workdir / "attyguard"
+    launcher.write_text(_LAUNCHER.format(python=python, site_dir=site_dirs[0]))
+    launcher.chmod(0o755)
+    return launcher
+
+
 @pytest.fixture(scope="session", params=["bash", "attyguard"])
-def login_shell(request: pytest.FixtureRequest) -> Path:
+def login_shell(request: pytest.FixtureRequest) -> Iterator[Path]:
     """The absolute path of the login shell under test.
 
     bash is the control: the same tests passing with bash and failing with
-    attyguard point at attyguard, not at the harness.
+    attyguard point at attyguard, not at the harness. attyguard is the test
+    venv's own script when other accounts can run it, else a launcher of the
+    same code (see _LAUNCHER).
     """
     _need_root()
     if request.param == "bash":
-        return Path("/bin/bash")
+        yield Path("/bin/bash")
+        return
     path = _attyguard_path()
     if not path.exists():
         pytest.skip(f"{path} is not installed: run the tests from the venv (contrib/dev.sh)")
     if importlib.util.find_spec("attyguard.shell.main") is None:
         pytest.skip("the guarded shell (attyguard.shell.main) is not in this tree yet")
-    return path
+    if _reachable_by_others(Path(sys.executable)):
+        yield path
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="agtest-shell-"))
+    workdir.chmod(0o755)
+    try:
+        yield _launcher_for_other_accounts(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def engine_blocks(line: str) -> tuple[bool, str]:
@@ -272,10 +328,11 @@ def login_user(login_shell: Path) -> Iterator[LoginUser]:
             bashrc = home / ".bashrc"
             old = bashrc.read_bytes() if bashrc.exists() else b""
             user.file(".bashrc", old + _BASHRC.encode())
-            # Login shells read ~/.profile; make sure it leads to ~/.bashrc even without /etc/skel.
+            # Login shells read ~/.profile (Debian's skel one sources ~/.bashrc); the
+            # marker it exports shows whether a session was started as a login shell.
             profile = home / ".profile"
-            if not profile.exists():
-                user.file(".profile", b'[ -n "$BASH_VERSION" ] && . "$HOME/.bashrc"\n')
+            old = profile.read_bytes() if profile.exists() else b'. "$HOME/.bashrc"\n'
+            user.file(".profile", old + f"export AGTEST_PROFILE={PROFILE_MARK}\n".encode())
             yield user
         finally:
             _end_processes_of(pwd.getpwnam(name).pw_uid)

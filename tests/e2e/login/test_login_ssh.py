@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from login_fixtures import PROMPT, Sshd, Tmux, engine_blocks
+from login_fixtures import PROFILE_MARK, PROMPT, Sshd, Tmux, engine_blocks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -100,8 +100,9 @@ def test_rsync_both_ways(sshd: Sshd, tmp_path: Path) -> None:
 def test_ssh_interactive_login(sshd: Sshd, tmux: Tmux) -> None:
     tmux.start(sshd.ssh_argv("-tt"))
     tmux.wait_screen(lambda s: PROMPT.rstrip() in s, "the login prompt over ssh")
-    tmux.send("echo hi")
-    tmux.wait_screen(lambda s: "hi" in s.splitlines(), "the output of `echo hi`")
+    tmux.send('echo hi; echo "$AGTEST_PROFILE"')
+    lines = tmux.wait_screen(lambda s: "hi" in s.splitlines(), "the output of `echo hi`")
+    assert PROFILE_MARK in lines.splitlines(), "not a login shell: no ~/.profile\n" + tmux.explain()
     tmux.send("exit")
     status = tmux.wait_exit("the ssh session to end after `exit`")
     assert status == "0", tmux.screen() + "\n" + sshd.log()[-3000:]
