@@ -43,8 +43,9 @@ from ptyprocess import PtyProcess
 __all__ = ["Figures", "ShellUnderTest", "main", "measure"]
 
 PS1 = r"AGB\#> "
-# The prompt as it appears on screen: AGB<command number>>.
-PROMPT_RE = re.compile(rb"AGB(\d+)> ")
+# The prompt as it appears on screen: AGB<command number>> (a front end may draw
+# the trailing space as a cursor move, so it is not part of the pattern).
+PROMPT_RE = re.compile(rb"AGB(\d+)>")
 # CSI, OSC (BEL or ST terminated), and two-byte escapes: what a front end may
 # put between the characters of a prompt it redraws.
 ESCAPES_RE = re.compile(
@@ -87,7 +88,8 @@ class PromptWatcher:
 
     def __init__(self, shell: ShellUnderTest, env: dict[str, str], cwd: str) -> None:
         self.proc = PtyProcess.spawn(list(shell.argv), env=env, cwd=cwd, dimensions=(24, 80))
-        self.last_prompt = 0
+        # bash -i shows AGB1> first; attyguard (expanding PS1 itself) was seen to show AGB0>.
+        self.last_prompt = -1
         self.tail = b""
         self.bytes_read = 0
 
