@@ -192,7 +192,8 @@ def engine_blocks(line: str) -> tuple[bool, str]:
         stdin=subprocess.DEVNULL,
         timeout=30,
     )
-    said = f"exit {done.returncode}: {(done.stdout + done.stderr).strip()[:300]}"
+    output = (done.stdout + done.stderr).strip().splitlines()
+    said = f"exit {done.returncode}: {output[-1][:200] if output else 'no output'}"
     try:
         verdict = json.loads(done.stdout)
     except ValueError:
