@@ -265,7 +265,8 @@ def report(guarded: Figures, plain: Figures, args: argparse.Namespace) -> str:
     head = ("figure (median)", "attyguard", "bash -i", "ratio", "target", "met")
     lines = [
         f"shell bench: start-up ×{args.runs}, round trips ×{args.round_trips}, "
-        f"seq ×{args.seq_runs}; {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+        f"seq ×{args.seq_runs}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         "  ".join(h.ljust(w) for h, w in zip(head, width, strict=True)),
     ]
     for name, g, p, unit, target, ok in rows:
