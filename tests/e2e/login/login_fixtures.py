@@ -1,8 +1,10 @@
 """Fixtures and helpers for the login-shell reality tests: a real user, `su`, a real sshd, tmux.
 
 Everything here is real, nothing is mocked: a throw-away Unix account whose
-/etc/passwd shell is the shell under test (plain bash as the control, the real
-`attyguard` binary of the test venv), a private OpenSSH server on a free
+/etc/passwd shell is the shell under test (plain bash as the control, then the
+`attyguard` of the test venv — or, when that venv's interpreter is out of other
+accounts' reach as with pyenv under /root, a launcher running the same code with
+a same-version system interpreter), a private OpenSSH server on a free
 loopback port with its own config and host key, and a private tmux server for
 the interactive cases. Each fixture undoes what it did (account, /etc/shells
 line, sshd, tmux server, the account's leftover processes — found by the
