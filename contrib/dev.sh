@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 venv=${ATTYGUARD_VENV:-$root/.venv}
 
-apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo)
+apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo git)
 
 need_apt() {
   local missing=()

