@@ -6,9 +6,17 @@ __ag_b=$'\e]133;ag-'"$__ag_nonce"$';B\a'
 __ag_c=$'\e]133;ag-'"$__ag_nonce"$';C\a'
 __ag_p=$'\e]133;ag-'"$__ag_nonce"$';P\a'
 # Hidden prompts: readline must count them as zero-width.
-__ag_ps1_mark='\['"$__ag_b"'\]'
+# PS0 counts commands (__ag_n); __ag_post records the count it reported
+# (__ag_done). If PROMPT_COMMAND did not run (unset, replaced), the PS1
+# expansion notices (index 0 of __ag_ok is unset) and runs __ag_rescue in a
+# command substitution: it reports and drains typeahead like __ag_post, so
+# keys typed meanwhile still cannot reach readline. Normally no fork happens.
+__ag_n=${__ag_n:-0}
+__ag_done=${__ag_done:-0}
+__ag_ok=([1]="$__ag_b")
+__ag_ps1_mark='\[${__ag_ok[__ag_done==__ag_n]:-$(__ag_rescue)}\]'
 __ag_ps2_mark='\['"$__ag_p"'\]'
-__ag_ps0_mark="$__ag_c"
+__ag_ps0_mark='${__ag_ok[__ag_n+=1]::0}'"$__ag_c"
 
 if [[ -z ${__ag_ps1+set} ]]; then
   __ag_ps1=${PS1-'\s-\v\$ '}
@@ -39,6 +47,7 @@ __ag_fix_hooks() {
   done
   PROMPT_COMMAND=(__ag_pre "${kept[@]}" __ag_post)
   # The user may have set PS1/PS2 at the prompt or in a PROMPT_COMMAND item.
+  __ag_ok=([1]="$__ag_b")
   if [[ $PS1 != "$__ag_ps1_mark" ]]; then
     __ag_ps1=${PS1//"$__ag_ps1_mark"/}
   fi
@@ -48,25 +57,23 @@ __ag_fix_hooks() {
   PS1=$__ag_ps1_mark
   PS2=$__ag_ps2_mark
   [[ $PS0 == *"$__ag_ps0_mark"* ]] || PS0=$__ag_ps0_mark${PS0//"$__ag_ps0_mark"/}
+  __ag_done=$__ag_n
   # Child shells must not inherit the hidden prompts.
   export -n PS1 PS2 PS0 PROMPT_COMMAND
 }
 
-__ag_post() {
-  local st=$?
-  [[ -n $__ag_ran_pre ]] && st=$__ag_status
-  __ag_ran_pre=
-  __ag_fix_hooks
-  local ps1 ps2
+__ag_report() {
+  # $1 status, $2 "1" if reported by the rescue path. Record, D mark, then
+  # hand typeahead back: keys typed while the command ran are still queued
+  # on the tty; read them up to the front end's ack (GS nonce GS) so they are
+  # classified in the prompt buffer instead of reaching readline.
+  local st=$1 ps1 ps2
   __ag_setstatus "$st"
   ps1=${__ag_ps1@P}
   __ag_setstatus "$st"
   ps2=${__ag_ps2@P}
-  __ag_record D "$st" "$PWD" "$ps1" "$ps2"
-  __ag_mark "D;$st"
-  # Typeahead: keys typed while the command ran are still queued on the tty.
-  # Read them up to the front end's ack (GS nonce GS) and hand them back, so
-  # they are classified in the prompt buffer instead of reaching readline.
+  __ag_record D "$st" "$PWD" "$ps1" "$ps2" "$2"
+  __ag_mark "D;$st" >&2
   local ta= piece n=0
   while IFS= read -r -s -d $'\x1d' -t 5 piece; do
     [[ $piece == "$__ag_nonce" ]] && break
@@ -74,7 +81,24 @@ __ag_post() {
     ((++n > 10000)) && break
   done
   __ag_record T "${ta%$'\x1d'}"
+}
+
+__ag_post() {
+  local st=$?
+  [[ -n $__ag_ran_pre ]] && st=$__ag_status
+  __ag_ran_pre=
+  __ag_done=$__ag_n
+  __ag_fix_hooks
+  __ag_report "$st" ""
   __ag_setstatus "$st"
+}
+
+__ag_rescue() {
+  # In a command substitution of PS1 (a subshell): PROMPT_COMMAND did not
+  # run. Report like __ag_post; the front end then sends the repair key.
+  local st=$?
+  __ag_report "$st" 1
+  printf '%s' "$__ag_b"
 }
 
 __ag_complete() {
@@ -118,21 +142,35 @@ __ag_complete() {
         spec=$(complete -p -- "$cmd" 2>/dev/null)
       fi
     fi
-    if [[ $spec == *' -F '* ]]; then
-      local func=${spec##*-F }
-      func=${func%% *}
+    # The spec as words (complete -p prints it quoted for re-use):
+    # complete OPTIONS… NAME. -F runs the function the way readline would;
+    # every other option means the same to compgen.
+    local -a parts=() opts=()
+    eval "parts=($spec)" 2>/dev/null
+    local func= i
+    for ((i = 1; i < ${#parts[@]} - 1; i++)); do
+      if [[ ${parts[i]} == -F ]]; then
+        func=${parts[i + 1]}
+        ((i++))
+      elif [[ ${parts[i]} == -[oAGWCXPS] ]]; then
+        opts+=("${parts[i]}" "${parts[i + 1]}")
+        ((i++))
+      else
+        opts+=("${parts[i]}")
+      fi
+    done
+    if ((${#opts[@]})); then
+      mapfile -t cands < <(compgen "${opts[@]}" -- "$cur" 2>/dev/null)
+    fi
+    if [[ -n $func ]]; then
       local -a COMP_WORDS=("${words[@]}")
       [[ -z $cur ]] && COMP_WORDS+=("")
       local COMP_CWORD=$cword COMP_LINE=$left COMP_POINT=${#left} COMP_TYPE=9 COMP_KEY=9
       local -a COMPREPLY=()
       "$func" "$cmd" "$cur" "${COMP_WORDS[cword - 1]}" &>/dev/null
-      cands=("${COMPREPLY[@]}")
-    elif [[ $spec == *' -W '* ]]; then
-      local wl=${spec#*-W }
-      eval "wl=$wl" 2>/dev/null
-      mapfile -t cands < <(compgen -W "${wl%% -*}" -- "$cur")
+      cands+=("${COMPREPLY[@]}")
     fi
-    if ((${#cands[@]} == 0)) && [[ $spec != *' -F '* ]]; then
+    if ((${#cands[@]} == 0)) && [[ -z $spec || $spec == *'-o default'* || $spec == *'-o bashdefault'* ]]; then
       mapfile -t cands < <(compgen -f -- "$cur")
     fi
   fi
@@ -151,14 +189,10 @@ __ag_complete() {
 }
 
 __ag_repair() {
-  # Bound with bind -x: the front end saw a prompt without our D mark
-  # (someone unset or replaced PROMPT_COMMAND): reinstall and report.
+  # Bound with bind -x: the front end saw the rescue path report (PROMPT_COMMAND
+  # was unset or replaced): reinstall the hooks.
   local st=$?
   __ag_fix_hooks
-  __ag_setstatus "$st"
-  local ps1=${__ag_ps1@P}
-  __ag_setstatus "$st"
-  __ag_record D "$st" "$PWD" "$ps1" "${__ag_ps2@P}"
   __ag_record R "$st"
   return "$st"
 }

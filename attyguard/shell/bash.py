@@ -88,6 +88,16 @@ def _status_of(wait_status: int) -> int:
     return 128 - code if code < 0 else code
 
 
+_DEBUG = os.environ.get("ATTYGUARD_DEBUG_LOG", "")
+
+
+def _debug(*what: object) -> None:
+    """Protocol trace for debugging (env ATTYGUARD_DEBUG_LOG=PATH); off by default."""
+    if _DEBUG:
+        with open(_DEBUG, "a", encoding="utf-8") as f:
+            print(f"{time.monotonic():.4f}", *what, file=f)
+
+
 class BashChild:
     """One interactive bash on a pty, driven through attyguard's hooks."""
 
@@ -104,6 +114,7 @@ class BashChild:
         self.state = PromptState()
         self.exit_status: int | None = None
         self._pending_records: list[Record] = []
+        self._needs_repair = False
         self._out_pending = b""
         self._ack = b"\x1d" + nonce.encode() + b"\x1d"
         self._ack_echo = b"^]" + nonce.encode() + b"^]"
@@ -190,6 +201,7 @@ class BashChild:
         return self.exit_status
 
     def _apply_record(self, rec: Record) -> None:
+        _debug("record", rec)
         if rec.kind == "D" and len(rec.fields) >= 4:
             try:
                 self.state.status = int(rec.fields[0])
@@ -198,6 +210,8 @@ class BashChild:
             self.state.cwd = rec.fields[1]
             self.state.ps1 = _strip_rl_markers(rec.fields[2])
             self.state.ps2 = _strip_rl_markers(rec.fields[3])
+            # Reported by the PS1 rescue path: PROMPT_COMMAND is gone, repair it.
+            self._needs_repair = len(rec.fields) > 4 and rec.fields[4] == "1"
         elif rec.kind == "T":
             self.state.typeahead = (rec.fields[0] if rec.fields else "").encode(
                 "utf-8", "surrogateescape")
@@ -219,6 +233,7 @@ class BashChild:
         if tty_fd is not None:
             self.sync_size_from(tty_fd)
         self.state.typeahead = b""
+        _debug("send", text)
         self._write_master(_PASTE_START + sanitize_line(text) + _PASTE_END + b"\r")
 
     def run(self, text: str, in_fd: int | None, out_fd: int | None) -> RunResult:
@@ -254,7 +269,10 @@ class BashChild:
 
     def _step(self, run: _Run, in_fd: int | None, out_fd: int | None, timeout: float) -> None:
         rlist = [self.master, self.fifo]
-        if in_fd is not None:
+        # The user's keys go to bash only while a command runs: before that
+        # readline is still taking our line (a ^Z there would be lost), after
+        # the D mark they must not reach readline unclassified (typeahead).
+        if in_fd is not None and run.phase == "run":
             rlist.append(in_fd)
         wlist = [self.master] if self._out_pending else []
         try:
@@ -269,6 +287,7 @@ class BashChild:
             except OSError:
                 data = b""
             if data:
+                _debug("stdin", data)
                 self._write_master(data)
         if self.fifo in readable:
             self._pending_records.extend(self._read_fifo())
@@ -286,7 +305,7 @@ class BashChild:
                 run.last_activity = time.monotonic()
                 self._handle_output(run, out, out_fd)
         if not readable and run.result is None:
-            self._check_stalled(run)
+            self._check_stalled(run, out_fd)
 
     def _handle_records(self, run: _Run) -> None:
         for rec in list(self._pending_records):
@@ -345,6 +364,7 @@ class BashChild:
         _write_all(out_fd, piece)
 
     def _output_mark(self, run: _Run, mark: Mark, out_fd: int | None) -> None:
+        _debug("mark", mark, run.phase, run.got_d, run.got_t)
         if mark.kind == "C":
             if run.phase == "echo":
                 run.dropped.clear()
@@ -367,13 +387,18 @@ class BashChild:
                     if rec is not None:
                         self._apply_record(rec)
                 run.result = RunResult("done", self.state.status)
+                if self._needs_repair:
+                    # readline is reading now: the bind -x key reinstalls the hooks
+                    # (its R record and redraw arrive while idle and are ignored).
+                    self._needs_repair = False
+                    self._write_master(_KEY_REPAIR)
             elif run.phase != "echo" and not run.repaired:
                 # (In the echo phase a B is readline redrawing the old prompt.)
                 # A prompt without our D: PROMPT_COMMAND was unset or replaced.
                 run.repaired = True
                 self._write_master(_KEY_REPAIR)
 
-    def _check_stalled(self, run: _Run) -> None:
+    def _check_stalled(self, run: _Run, out_fd: int | None) -> None:
         """Hooks gone entirely (e.g. `exec bash`): bash idles at its own prompt."""
         if run.repaired or time.monotonic() - run.last_activity < _STALL_S:
             return
@@ -382,6 +407,9 @@ class BashChild:
         run.repaired = True
         run.phase = "echo"
         run.dropped.clear()
+        if out_fd is not None:
+            # bash drew its own prompt on this line: the front end draws ours.
+            _write_all(out_fd, b"\r\x1b[K")
         fix = (f"__ag_nonce={self.nonce} __ag_dir={_sq(str(self.dir))}; "
                f". {_sq(str(self.hooks))}")
         self._write_master(b"\x15" + _PASTE_START + fix.encode() + _PASTE_END + b"\r")
@@ -405,7 +433,10 @@ class BashChild:
             self._reap()
             return None
         out = b"".join(p for p in self.marks.feed(data) if isinstance(p, bytes))
-        self._pending_records.extend(self._read_fifo())
+        # Only completion answers are expected while idle, and they are read
+        # synchronously; anything else here (a repair's R) is stale.
+        self._pending_records = [r for r in self._pending_records + self._read_fifo()
+                                 if r.kind == "K"]
         return out
 
     # --- completion -----------------------------------------------------------------

@@ -7,7 +7,9 @@ attyguard adds.
 
 from __future__ import annotations
 
+from prompt_toolkit import search
 from prompt_toolkit.application import run_in_terminal
+from prompt_toolkit.filters import is_searching
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from attyguard.shell.text import one_line
@@ -38,5 +40,11 @@ def load_shell_bindings(warnings: WarnBuffer) -> KeyBindings:
         """Alt+Shift+W: print the buffered warnings above the prompt and clear them."""
         text = dump_warnings(warnings)
         run_in_terminal(lambda: print(text, end="", flush=True))
+
+    @kb.add("enter", filter=is_searching)
+    def _accept_search_and_run(event: KeyPressEvent) -> None:
+        """Enter in a Ctrl-R search runs the match, as in readline."""
+        search.accept_search()
+        event.app.current_buffer.validate_and_handle()
 
     return kb
