@@ -44,10 +44,11 @@ import pytest
 __all__ = [
     "PROFILE_MARK",
     "PROMPT",
+    "EngineSaid",
     "LoginUser",
     "Sshd",
     "Tmux",
-    "engine_blocks",
+    "engine_verdict",
     "login_shell",
     "login_user",
     "sshd",
@@ -183,11 +184,17 @@ def login_shell(request: pytest.FixtureRequest) -> Iterator[Path]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def engine_blocks(line: str) -> tuple[bool, str]:
-    """Whether `attyguard check --json -- LINE` says block, and what it printed."""
+@dataclass(frozen=True)
+class EngineSaid:
+    action: str  # "allow" | "warn" | "block", or "" when attyguard check gave no verdict
+    text: str  # one line: exit status and the last line printed
+
+
+def engine_verdict(line: str) -> EngineSaid:
+    """What `attyguard check --json -- LINE` says about `line`."""
     path = _attyguard_path()
     if not path.exists():
-        return False, f"{path} is not installed"
+        return EngineSaid("", f"{path} is not installed")
     done = subprocess.run(
         [str(path), "check", "--json", "--", line],
         capture_output=True,
@@ -200,8 +207,11 @@ def engine_blocks(line: str) -> tuple[bool, str]:
     try:
         verdict = json.loads(done.stdout)
     except ValueError:
-        return False, said
-    return isinstance(verdict, dict) and verdict.get("action") == "block", said
+        return EngineSaid("", said)
+    action = verdict.get("action") if isinstance(verdict, dict) else None
+    return EngineSaid(
+        action if isinstance(action, str) else "", f"exit {done.returncode}: {action}"
+    )
 
 
 @contextlib.contextmanager

