@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
 from attyguard.config import Config
 from attyguard.engine.verdict import Action
 from attyguard.shell.bash import BashChild, RunResult, raw_terminal
-from attyguard.shell.text import one_line, typeahead_lines
+from attyguard.shell.text import one_line, split_typeahead
 from attyguard.shell.warnings import WarnBuffer
 from attyguard.shell.wiring import Wired
 
@@ -40,7 +39,7 @@ class Session:
     in_fd: int = 0
     out_fd: int = 1
     pending: str = ""  # the command so far while bash waits for more (PS2)
-    queued: deque[str] = field(default_factory=deque)  # typed-ahead finished lines
+    keys: str = ""  # typed ahead while a command ran: replayed as keystrokes
     default: str = ""
 
     # --- the one enforcement point ----------------------------------------------------
@@ -93,14 +92,9 @@ class Session:
         cwd = self.child.state.cwd
         if cwd:
             self._osc(f"7;file://{os.uname().nodename}{quote(cwd)}")
-        lines, rest = typeahead_lines(self.child.state.typeahead)
+        typed = self.child.state.typeahead.decode("utf-8", "replace")
         self.child.state.typeahead = b""
-        self.queued.extend(lines)
-        if rest:
-            if self.queued:
-                self.queued.append("\0" + rest)  # unfinished: goes in the buffer
-            else:
-                self.default = rest
+        self.keys += typed
 
     def _cancel_pending(self) -> None:
         self.pending = ""
@@ -119,21 +113,15 @@ class Session:
         from attyguard.shell.prompt import ChildGone, Eof, Interrupted
 
         while True:
-            accept = False
             default = self.default
-            if self.queued:
-                item = self.queued.popleft()
-                if item.startswith("\0"):
-                    default = item[1:]
-                else:
-                    default, accept = item, True
+            keys, self.keys = split_typeahead(self.keys)
             self.default = ""
             state = self.child.state
             message = state.ps2 if self.pending else state.ps1
             if not self.pending:
                 self._osc("133;A")
             got = self.ui.read(  # type: ignore[attr-defined]
-                message, default=default, accept_default=accept,
+                message, default=default, keys=keys,
                 idle_fd=self.child.master, on_idle=self.child.read_idle)
             if isinstance(got, ChildGone):
                 return self.child.close()
