@@ -54,7 +54,8 @@ def test_missing_script_is_bash_error(attyguard_bin, ag_env, tmp_path):
 
 
 def test_commands_on_stdin(attyguard_bin, ag_env):
-    p = run([attyguard_bin], env=ag_env, input=b"read line; echo got:$line\nrest of input\nexit 6\n")
+    script = b"read line; echo got:$line\nrest of input\nexit 6\n"
+    p = run([attyguard_bin], env=ag_env, input=script)
     assert p.returncode == 6, p
     assert p.stdout == b"got:rest of input\n"
 
