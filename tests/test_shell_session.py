@@ -63,7 +63,7 @@ def make(tmp_path):
         devnull = os.open(os.devnull, os.O_WRONLY)
         session = Session(
             child=child,  # type: ignore[arg-type]
-            wired=Wired(Guard(verdict_for, trust=trust)),
+            get_wired=lambda: Wired(Guard(verdict_for, trust=trust)),
             config=Config(), ui=None, warnings=WarnBuffer(),
             ask_warn=lambda: answer,
             show=lambda ft: shown.append("".join(t for _, t in ft)),  # type: ignore[attr-defined]

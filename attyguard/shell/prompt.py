@@ -106,13 +106,19 @@ class ShellPrompt:
 
     def read(self, message: str, *, default: str = "", keys: str = "",
              idle_fd: int | None = None,
-             on_idle: Callable[[], bytes | None] | None = None) -> ReadResult:
+             on_idle: Callable[[], bytes | None] | None = None,
+             after_render: Callable[[], None] | None = None) -> ReadResult:
         """Read one line; while waiting, output on `idle_fd` is printed above the prompt."""
         gone = False
         loops: list[asyncio.AbstractEventLoop] = []
 
         def pre_run() -> None:
             loop = asyncio.get_running_loop()
+            if after_render is not None:
+                def once(_app: object) -> None:
+                    self.session.app.after_render -= once
+                    loop.call_soon(after_render)
+                self.session.app.after_render += once
             if keys:
                 # Typeahead replays as keystrokes: Tab completes, Enter accepts
                 # (and the line then goes through the session's enforcement).
