@@ -370,7 +370,8 @@ class BashChild:
                 run.dropped.clear()
                 run.phase = "run"
         elif mark.kind == "P":
-            if run.phase in ("echo", "run", "run_quiet"):
+            # (While cancelling, a P is readline redrawing PS2 before the ^C lands.)
+            if run.phase in ("echo", "run"):
                 run.result = RunResult("more", self.state.status)
         elif mark.kind == "D":
             rec = self._take_record("D")

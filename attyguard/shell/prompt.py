@@ -20,7 +20,9 @@ from prompt_toolkit.application import run_in_terminal
 from prompt_toolkit.formatted_text import ANSI, FormattedText
 from prompt_toolkit.history import History
 from prompt_toolkit.input import Input
+from prompt_toolkit.input.vt100_parser import Vt100Parser
 from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.key_binding.key_processor import KeyPress
 from prompt_toolkit.output import Output
 from prompt_toolkit.shortcuts import CompleteStyle
 
@@ -102,17 +104,33 @@ class ShellPrompt:
             parts.append(("", "│ Alt+Shift+W: show warnings "))
         return FormattedText(parts)
 
-    def read(self, message: str, *, default: str = "", accept_default: bool = False,
+    def read(self, message: str, *, default: str = "", keys: str = "",
              idle_fd: int | None = None,
-             on_idle: Callable[[], bytes | None] | None = None) -> ReadResult:
+             on_idle: Callable[[], bytes | None] | None = None,
+             after_render: Callable[[], None] | None = None) -> ReadResult:
         """Read one line; while waiting, output on `idle_fd` is printed above the prompt."""
         gone = False
         loops: list[asyncio.AbstractEventLoop] = []
 
         def pre_run() -> None:
+            loop = asyncio.get_running_loop()
+            if after_render is not None:
+                def once(_app: object) -> None:
+                    self.session.app.after_render -= once
+                    loop.call_soon(after_render)
+                self.session.app.after_render += once
+            if keys:
+                # Typeahead replays as keystrokes: Tab completes, Enter accepts
+                # (and the line then goes through the session's enforcement).
+                presses: list[KeyPress] = []
+                parser = Vt100Parser(presses.append)
+                parser.feed(keys)
+                parser.flush()
+                processor = self.session.app.key_processor
+                processor.feed_multiple(presses)
+                loop.call_soon(processor.process_keys)
             if idle_fd is None or on_idle is None:
                 return
-            loop = asyncio.get_running_loop()
             loops.append(loop)
 
             def readable() -> None:
@@ -130,8 +148,7 @@ class ShellPrompt:
             loop.add_reader(idle_fd, readable)
 
         try:
-            text = self.session.prompt(ANSI(message), default=default,
-                                       accept_default=accept_default, pre_run=pre_run)
+            text = self.session.prompt(ANSI(message), default=default, pre_run=pre_run)
         except EOFError:
             return ChildGone() if gone else Eof()
         except KeyboardInterrupt:

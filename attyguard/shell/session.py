@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
 from attyguard.config import Config
 from attyguard.engine.verdict import Action
 from attyguard.shell.bash import BashChild, RunResult, raw_terminal
-from attyguard.shell.text import one_line, typeahead_lines
+from attyguard.shell.text import one_line, split_typeahead
 from attyguard.shell.warnings import WarnBuffer
 from attyguard.shell.wiring import Wired
 
@@ -31,7 +30,7 @@ __all__ = ["Session", "run_interactive"]
 @dataclass
 class Session:
     child: BashChild
-    wired: Wired
+    get_wired: Callable[[], Wired]  # waits for the Guard if it is still loading
     config: Config
     ui: object  # ShellPrompt (typed loosely: prompt_toolkit is imported lazily)
     warnings: WarnBuffer
@@ -40,17 +39,26 @@ class Session:
     in_fd: int = 0
     out_fd: int = 1
     pending: str = ""  # the command so far while bash waits for more (PS2)
-    queued: deque[str] = field(default_factory=deque)  # typed-ahead finished lines
+    keys: str = ""  # typed ahead while a command ran: replayed as keystrokes
     default: str = ""
+    after_first_render: Callable[[], None] | None = None
+    _notes_shown: bool = False
 
     # --- the one enforcement point ----------------------------------------------------
 
     def submit(self, text: str) -> RunResult | None:
         """Classify what would run and act on the verdict; None if nothing ran."""
+        from prompt_toolkit.formatted_text import FormattedText
+
         from attyguard.shell.confirm import refused_text, warn_text
 
         full = f"{self.pending}\n{text}" if self.pending else text
-        verdict = self.wired.guard.decide(full)
+        wired = self.get_wired()
+        if not self._notes_shown:
+            self._notes_shown = True
+            for note in wired.warnings:
+                self.show(FormattedText([("", f"attyguard: {note}\n")]))
+        verdict = wired.guard.decide(full)
         if verdict.action is Action.BLOCK:
             self.show(refused_text(verdict, self.config.ui.refused_style))
             self.warnings.add(f"refused: {verdict.reason}: {one_line(full, 120)}")
@@ -67,7 +75,7 @@ class Session:
                 self.default = text  # nothing typed is lost
                 return None
             if answer == "trust":
-                self.wired.guard.remember(full, verdict)
+                wired.guard.remember(full, verdict)
         return self._run(text, full)
 
     # --- running --------------------------------------------------------------------
@@ -93,14 +101,9 @@ class Session:
         cwd = self.child.state.cwd
         if cwd:
             self._osc(f"7;file://{os.uname().nodename}{quote(cwd)}")
-        lines, rest = typeahead_lines(self.child.state.typeahead)
+        typed = self.child.state.typeahead.decode("utf-8", "replace")
         self.child.state.typeahead = b""
-        self.queued.extend(lines)
-        if rest:
-            if self.queued:
-                self.queued.append("\0" + rest)  # unfinished: goes in the buffer
-            else:
-                self.default = rest
+        self.keys += typed
 
     def _cancel_pending(self) -> None:
         self.pending = ""
@@ -119,21 +122,16 @@ class Session:
         from attyguard.shell.prompt import ChildGone, Eof, Interrupted
 
         while True:
-            accept = False
             default = self.default
-            if self.queued:
-                item = self.queued.popleft()
-                if item.startswith("\0"):
-                    default = item[1:]
-                else:
-                    default, accept = item, True
+            keys, self.keys = split_typeahead(self.keys)
             self.default = ""
             state = self.child.state
             message = state.ps2 if self.pending else state.ps1
             if not self.pending:
                 self._osc("133;A")
+            first, self.after_first_render = self.after_first_render, None
             got = self.ui.read(  # type: ignore[attr-defined]
-                message, default=default, accept_default=accept,
+                message, default=default, keys=keys, after_render=first,
                 idle_fd=self.child.master, on_idle=self.child.read_idle)
             if isinstance(got, ChildGone):
                 return self.child.close()
@@ -185,21 +183,21 @@ def _interactive(child: BashChild) -> int:
     config, errors = load_config()
     for error in errors:
         print(f"attyguard: config: {error}", file=sys.stderr)
-    wired = _wire(config)
-    for note in wired.warnings:
-        print(f"attyguard: {note}", file=sys.stderr)
-    # Start-up output (motd, rc files) passes through untouched.
-    with raw_terminal(0):
-        first = child.passthrough(0, 1, phase="run")
-    if first.kind == "exited":
-        return first.status
-
+    # bash reads its rc files meanwhile; its output waits in the pty.
     from prompt_toolkit import print_formatted_text
 
     from attyguard.shell.confirm import ask_warn
     from attyguard.shell.history import SharedFileHistory
     from attyguard.shell.keys import load_shell_bindings
     from attyguard.shell.prompt import ShellPrompt
+    from attyguard.shell.wiring import GuardLoader
+
+    # Start-up output (motd, rc files) passes through untouched.
+    with raw_terminal(0):
+        first = child.passthrough(0, 1, phase="run")
+    if first.kind == "exited":
+        return first.status
+    loader = GuardLoader(config)
 
     warnings = WarnBuffer()
     subscriber = _subscribe(config, warnings)
@@ -209,23 +207,20 @@ def _interactive(child: BashChild) -> int:
         warnings=warnings,
         bindings=load_shell_bindings(warnings),
         status_bar=config.ui.status_bar,
-        daemon_state=lambda: wired.daemon_state,
+        daemon_state=lambda: loader.loaded.daemon_state if loader.loaded else "",
     )
-    session = Session(child=child, wired=wired, config=config, ui=ui, warnings=warnings,
-                      ask_warn=ask_warn, show=lambda ft: print_formatted_text(ft, end=""))
+    session = Session(child=child, get_wired=loader.get, config=config, ui=ui,
+                      warnings=warnings, ask_warn=ask_warn,
+                      show=lambda ft: print_formatted_text(ft, end=""),
+                      after_first_render=loader.start)
     session._after_command(child.state.status)
     try:
         return session.loop()
     finally:
         if subscriber is not None:
             subscriber.stop()
-        wired.close()
-
-
-def _wire(config: Config) -> Wired:
-    from attyguard.shell.wiring import build_guard
-
-    return build_guard(config)
+        if loader.loaded is not None:
+            loader.loaded.close()
 
 
 class _Stoppable(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["escape_controls", "one_line", "typeahead_lines"]
+__all__ = ["escape_controls", "one_line", "split_typeahead", "typeahead_lines"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -18,6 +18,19 @@ def one_line(text: str, limit: int = 200) -> str:
     """`text` escaped, newlines and tabs shown as \\n and \\t, cut to `limit` characters."""
     flat = escape_controls(text).replace("\n", "\\n").replace("\t", "\\t")
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def split_typeahead(data: str) -> tuple[str, str]:
+    """Typed-ahead keys -> (keys for the next prompt, keys for the ones after).
+
+    The next prompt gets everything up to and including the first Enter
+    (as CR, the Enter key); the rest waits, so no keystroke is lost when that
+    line is accepted.
+    """
+    for i, ch in enumerate(data):
+        if ch in "\r\n":
+            return data[:i] + "\r", data[i + 1 :]
+    return data, ""
 
 
 _ESCAPE_SEQ = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)?")

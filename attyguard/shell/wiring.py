@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from attyguard.config import Config
 from attyguard.guard import Guard
 
-__all__ = ["Wired", "build_guard"]
+__all__ = ["GuardLoader", "Wired", "build_guard"]
 
 
 @dataclass
@@ -67,3 +68,49 @@ def build_guard(config: Config) -> Wired:
         except Exception as exc:
             notes.append(f"daemon client unavailable ({exc}); in-process verdicts only")
     return Wired(Guard(classify, trust=trust, daemon=daemon), daemon, notes)
+
+
+class GuardLoader:
+    """Builds the Guard on a thread once the first prompt is up.
+
+    Loading the engine (parser, rules) takes longer than everything else at
+    start-up; the user is typing meanwhile. `get()` waits for it, so nothing
+    is ever forwarded unclassified.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._thread: threading.Thread | None = None
+        self._wired: Wired | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._load, name="attyguard-guard",
+                                                daemon=True)
+                self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            self._wired = build_guard(self.config)
+        except Exception as exc:  # the engine never raises by contract; be sure anyway
+            self._wired = Wired(Guard(_refuse_all), warnings=[
+                f"classifier failed to load ({exc}); every line is refused"])
+
+    @property
+    def loaded(self) -> Wired | None:
+        return self._wired
+
+    def get(self) -> Wired:
+        self.start()
+        assert self._thread is not None
+        self._thread.join()
+        assert self._wired is not None
+        return self._wired
+
+
+def _refuse_all(line: str) -> Any:
+    from attyguard.engine.verdict import Action, Verdict
+
+    return Verdict(Action.BLOCK, notes=("classifier unavailable",))

@@ -2,8 +2,9 @@
 
 `attyguard_bin`: the console script of the test venv.
 `ag_env`: an environment with HOME and ATTYGUARD_HOME in a tmp dir, a
-  predictable prompt (`PS1='[\\w]$ '` in ~/.bashrc), TERM=tmux-256color and
-  PROMPT_TOOLKIT_NO_CPR=1.
+  predictable prompt (`PS1='[\\w]$ '` in ~/.bashrc) and TERM=tmux-256color
+  (cursor position reports stay on: tmux answers them, and the status bar
+  needs them).
 `shell`: a factory starting attyguard (or any argv) in a fresh tmux server,
   waiting for the first prompt; every server is killed at teardown.
 """
@@ -46,7 +47,6 @@ def ag_env(tmp_path: Path, ag_home: Path) -> dict[str, str]:
         "ATTYGUARD_HOME": str(tmp_path / "aghome"),
         "TERM": "tmux-256color",
         "LANG": os.environ.get("LANG", "C.UTF-8"),
-        "PROMPT_TOOLKIT_NO_CPR": "1",
         "USER": os.environ.get("USER", "root"),
         "ATTYGUARD_DEBUG_LOG": str(tmp_path / "debug.log"),
     }

