@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 venv=${ATTYGUARD_VENV:-$root/.venv}
 
-apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo git)
+apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo git gcc libc6-dev)
 
 need_apt() {
   local missing=()

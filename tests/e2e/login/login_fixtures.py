@@ -1,10 +1,11 @@
 """Fixtures and helpers for the login-shell reality tests: a real user, `su`, a real sshd, tmux.
 
 Everything here is real, nothing is mocked: a throw-away Unix account whose
-/etc/passwd shell is the shell under test (plain bash as the control, then the
-`attyguard` of the test venv — or, when that venv's interpreter is out of other
-accounts' reach as with pyenv under /root, a launcher running the same code with
-a same-version system interpreter), a private OpenSSH server on a free
+/etc/passwd shell is the shell under test (plain bash as the control, then
+attyguard as an installation has it: contrib/login-launcher.c in front of this
+tree's attyguard — run, when the test venv's interpreter is out of other
+accounts' reach as pyenv's under /root is, by a same-version system interpreter
+that sees the same packages), a private OpenSSH server on a free
 loopback port with its own config and host key, and a private tmux server for
 the interactive cases. Each fixture undoes what it did (account, /etc/shells
 line, sshd, tmux server, the account's leftover processes — found by the
@@ -121,23 +122,27 @@ def _reachable_by_others(path: Path) -> bool:
     return all(parent.stat().st_mode & 0o001 for parent in real.parents)
 
 
-_LAUNCHER = """#!{python} -IS
-# attyguard login tests: the test venv's interpreter lives where other accounts
-# cannot reach it, so run the same attyguard code and libraries with a
-# same-version interpreter they can (-I: no environment, -S: no system site).
-import site
+# The launcher /etc/passwd names (a #! script would lose argv[0]'s login mark).
+_BUILD_LAUNCHER = Path(__file__).resolve().parents[3] / "contrib" / "build-launcher.sh"
+
+_SHIM_PTH = "import site; site.addsitedir({site_dir!r})\n"
+_SHIM_SCRIPT = """#!{python}
+# attyguard login tests: this tree's attyguard, run by an interpreter that other
+# accounts can reach (the test venv's lives under /root, as pyenv's does).
 import sys
 
-sys.path[:0] = [{site_dir!r}]
-site.addsitedir({site_dir!r})  # its .pth files: the editable install of this tree
 from attyguard.cli import main
 
 sys.exit(main())
 """
 
 
-def _launcher_for_other_accounts(workdir: Path) -> Path:
-    """An `attyguard` that the test account can execute, running this tree's code."""
+def _shim_venv(venv: Path) -> Path:
+    """A venv of a same-version system interpreter that sees the test venv's packages.
+
+    The test venv's interpreter is out of other accounts' reach; this one runs the
+    same attyguard code (the editable install) and the same libraries.
+    """
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     pythons = [Path(d) / version for d in ("/usr/bin", "/usr/local/bin", "/bin")]
     python = next((p for p in pythons if _reachable_by_others(p)), None)
@@ -149,9 +154,34 @@ def _launcher_for_other_accounts(workdir: Path) -> Path:
     site_dirs = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
     if not site_dirs or not _reachable_by_others(Path(site_dirs[0])):
         pytest.skip("the test venv's site-packages cannot be read by other accounts")
+    made = subprocess.run(
+        [str(python), "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot make a venv with {python}: {made.stderr.strip()[-200:]}")
+    (venv / "lib" / version / "site-packages" / "_agtest_shim.pth").write_text(
+        _SHIM_PTH.format(site_dir=site_dirs[0])
+    )
+    script = venv / "bin" / "attyguard"
+    script.write_text(_SHIM_SCRIPT.format(python=venv / "bin" / "python"))
+    script.chmod(0o755)
+    return venv
+
+
+def _login_launcher(workdir: Path) -> Path:
+    """contrib/login-launcher.c built for a venv that the test account can run."""
+    if not _BUILD_LAUNCHER.exists():
+        pytest.skip(f"{_BUILD_LAUNCHER} is not in this tree")
+    _need_tool(os.environ.get("CC", "cc"), "builds contrib/login-launcher.c")
+    venv = Path(sys.executable).parent.parent
+    if not _reachable_by_others(Path(sys.executable)):
+        venv = _shim_venv(workdir / "venv")
     launcher = workdir / "attyguard"
-    launcher.write_text(_LAUNCHER.format(python=python, site_dir=site_dirs[0]))
-    launcher.chmod(0o755)
+    built = subprocess.run(
+        ["bash", str(_BUILD_LAUNCHER), str(launcher), str(venv)], capture_output=True, text=True
+    )
+    if built.returncode != 0:
+        pytest.fail(f"contrib/build-launcher.sh failed: {built.stderr.strip()}")
     return launcher
 
 
@@ -160,26 +190,22 @@ def login_shell(request: pytest.FixtureRequest) -> Iterator[Path]:
     """The absolute path of the login shell under test.
 
     bash is the control: the same tests passing with bash and failing with
-    attyguard point at attyguard, not at the harness. attyguard is the test
-    venv's own script when other accounts can run it, else a launcher of the
-    same code (see _LAUNCHER).
+    attyguard point at attyguard, not at the harness. attyguard is what a real
+    installation puts in /etc/passwd: the login launcher (contrib/) in front of
+    this tree's attyguard, run by an interpreter the test account can reach.
     """
     _need_root()
     if request.param == "bash":
         yield Path("/bin/bash")
         return
-    path = _attyguard_path()
-    if not path.exists():
-        pytest.skip(f"{path} is not installed: run the tests from the venv (contrib/dev.sh)")
+    if not _attyguard_path().exists():
+        pytest.skip(f"{_attyguard_path()} is not installed: run the tests from the venv")
     if importlib.util.find_spec("attyguard.shell.main") is None:
         pytest.skip("the guarded shell (attyguard.shell.main) is not in this tree yet")
-    if _reachable_by_others(Path(sys.executable)):
-        yield path
-        return
     workdir = Path(tempfile.mkdtemp(prefix="agtest-shell-"))
     workdir.chmod(0o755)
     try:
-        yield _launcher_for_other_accounts(workdir)
+        yield _login_launcher(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -48,23 +48,8 @@ def test_su_dash_c_runs_in_the_users_home_as_the_user(login_user: LoginUser) -> 
     assert (done.returncode, done.stdout) == (0, want), _explain(done)
 
 
-def _su_login_gap(user: LoginUser, request: pytest.FixtureRequest) -> None:
-    # Known gap, strict so that it fails loudly once fixed: `su -` marks a login
-    # shell only by argv[0] "-attyguard", which the kernel drops when it runs a
-    # script (#!) — attyguard then sees neither that nor an sshd/login parent.
-    if user.shell.name == "attyguard":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="attyguard does not know it is a login shell under `su -` "
-                "(argv[0] '-attyguard' is lost through its #! launcher)",
-            )
-        )
-
-
-def test_su_dash_c_is_a_login_shell(login_user: LoginUser, request: pytest.FixtureRequest) -> None:
+def test_su_dash_c_is_a_login_shell(login_user: LoginUser) -> None:
     # `su -` starts the shell as "-SHELL": bash then reads ~/.profile even with -c.
-    _su_login_gap(login_user, request)
     done = _su(login_user, 'echo "$AGTEST_PROFILE"')
     assert (done.returncode, done.stdout) == (0, PROFILE_MARK + "\n"), _explain(done)
 
@@ -90,10 +75,7 @@ def test_su_dash_interactive_login(login_user: LoginUser, tmux: Tmux) -> None:
     _end_session(tmux)
 
 
-def test_su_dash_interactive_is_a_login_shell(
-    login_user: LoginUser, tmux: Tmux, request: pytest.FixtureRequest
-) -> None:
-    _su_login_gap(login_user, request)
+def test_su_dash_interactive_is_a_login_shell(login_user: LoginUser, tmux: Tmux) -> None:
     _su_session(login_user, tmux)
     tmux.send('echo "profile: $AGTEST_PROFILE."')
     lines = tmux.wait_screen(
