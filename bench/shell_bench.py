@@ -9,6 +9,7 @@ stripping terminal escape sequences — no sleeps, no guessing.
 
 Figures (medians over N runs, N configurable):
   start-up     spawn → first prompt                 (target: attyguard ≤ 150 ms)
+  -c true      `SHELL -c true` with no tty → exit   (no target: what ssh CMD/scp/rsync pay)
   round trip   send `true` + Enter → next prompt    (target: attyguard ≤ 5 ms)
   throughput   `seq 1 1500000` drained from the pty → next prompt
                                                     (target: attyguard ≤ 1.5 × bash)
@@ -31,6 +32,7 @@ import re
 import select
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,6 +79,7 @@ class ShellUnderTest:
 @dataclass
 class Figures:
     startup_s: list[float] = field(default_factory=list)
+    command_s: list[float] = field(default_factory=list)
     round_trip_s: list[float] = field(default_factory=list)
     throughput_s: list[float] = field(default_factory=list)
     throughput_bytes: int = 0
@@ -189,6 +192,25 @@ def measure(
                 watcher.close()
         progress(f"{shell.label}: start-up done")
 
+        # `SHELL -c CMD` with no terminal: what every `ssh host CMD`, scp, rsync and
+        # git-over-ssh pays once per connection.
+        for i in range(runs + 1):
+            start = time.perf_counter()
+            done = subprocess.run(
+                [shell.argv[0], "-c", "true"],
+                env=env,
+                cwd=str(home),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=timeout,
+            )
+            if done.returncode != 0:
+                raise BenchError(f"`-c true` exited {done.returncode}: {done.stderr[-200:]!r}")
+            if i > 0:
+                figures.command_s.append(time.perf_counter() - start)
+        progress(f"{shell.label}: -c done")
+
         watcher = PromptWatcher(shell, env, str(home))
         try:
             watcher.wait_prompt(timeout)
@@ -245,6 +267,14 @@ def report(guarded: Figures, plain: Figures, args: argparse.Namespace) -> str:
             lambda g, p: g <= 0.150,
         ),
         (
+            "`-c true`, no tty",
+            _median(guarded.command_s),
+            _median(plain.command_s),
+            "ms",
+            "—",
+            lambda g, p: True,
+        ),
+        (
             "round trip of `true`",
             _median(guarded.round_trip_s),
             _median(plain.round_trip_s),
@@ -271,6 +301,8 @@ def report(guarded: Figures, plain: Figures, args: argparse.Namespace) -> str:
     ]
     for name, g, p, unit, target, ok in rows:
         met = "n/a" if g is None or p is None else ("yes" if ok(g, p) else "NO")
+        if target == "—":
+            met = ""
         cells = (name, _fmt(g, unit), _fmt(p, unit), _ratio(g, p), target, met)
         lines.append("  ".join(c.ljust(w) for c, w in zip(cells, width, strict=True)))
     if plain.throughput_bytes:
@@ -286,6 +318,7 @@ def _as_json(guarded: Figures, plain: Figures) -> str:
     def one(f: Figures) -> dict[str, object]:
         return {
             "startup_s": _median(f.startup_s),
+            "command_s": _median(f.command_s),
             "round_trip_s": _median(f.round_trip_s),
             "throughput_s": _median(f.throughput_s),
             "throughput_bytes": f.throughput_bytes,
