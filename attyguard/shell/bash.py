@@ -59,6 +59,7 @@ class PromptState:
     ps1: str = ""
     ps2: str = "> "
     typeahead: bytes = b""
+    editing_mode: str = "emacs"  # bash's `set -o vi` / `set -o emacs`, for the front end
 
 
 @dataclass
@@ -212,6 +213,8 @@ class BashChild:
             self.state.ps2 = _strip_rl_markers(rec.fields[3])
             # Reported by the PS1 rescue path: PROMPT_COMMAND is gone, repair it.
             self._needs_repair = len(rec.fields) > 4 and rec.fields[4] == "1"
+            if len(rec.fields) > 5 and rec.fields[5] in ("vi", "emacs"):
+                self.state.editing_mode = rec.fields[5]
         elif rec.kind == "T":
             self.state.typeahead = (rec.fields[0] if rec.fields else "").encode(
                 "utf-8", "surrogateescape")

@@ -27,6 +27,6 @@ class BashCompleter(Completer):
         single = len(candidates) == 1
         for cand in candidates:
             # Like readline: a unique, finished word gets its trailing space.
-            text = cand + " " if single and not cand.endswith("/") else cand
-            display = cand.rstrip("/").rsplit("/", 1)[-1] + ("/" if cand.endswith("/") else "")
+            text = cand + " " if single and not cand.endswith(("/", " ")) else cand
+            display = cand.rstrip(" ").rstrip("/").rsplit("/", 1)[-1] + ("/" if cand.endswith("/") else "")
             yield Completion(text, start_position=start, display=display or cand)
