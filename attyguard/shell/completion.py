@@ -28,5 +28,7 @@ class BashCompleter(Completer):
         for cand in candidates:
             # Like readline: a unique, finished word gets its trailing space.
             text = cand + " " if single and not cand.endswith(("/", " ")) else cand
-            display = cand.rstrip(" ").rstrip("/").rsplit("/", 1)[-1] + ("/" if cand.endswith("/") else "")
+            bare = cand.rstrip(" ")
+            # Show the last path component, as readline lists file names.
+            display = bare.rstrip("/").rsplit("/", 1)[-1] + ("/" if bare.endswith("/") else "")
             yield Completion(text, start_position=start, display=display or cand)
