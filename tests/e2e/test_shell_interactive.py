@@ -332,3 +332,21 @@ def test_config_turns_off_status_bar_and_marks(attyguard_bin, ag_env, tmp_path):
     finally:
         child.close(force=True)
     assert b"\x1b]133;" not in seen and b"attyguard" not in seen
+
+
+def test_bash_killed_while_idle_ends_attyguard(shell):
+    t = shell()
+    t.send_line("(sleep 0.5; kill -KILL $$) &")
+    assert t.wait_exit() == 137
+
+
+def test_stopped_jobs_warn_once_then_exit(shell):
+    t = shell()
+    t.send_line("echo started; sleep 30")
+    t.wait_for(r"^started$")
+    t.send_keys("C-z")
+    t.wait_for(r"Stopped\s+sleep 30\n\[~\]\$$")
+    t.send_keys("C-d")
+    t.wait_for(r"There are stopped jobs\.\n\[~\]\$$")
+    t.send_keys("C-d")
+    assert t.wait_exit() is not None
