@@ -32,8 +32,13 @@ __ag_record() {
 __ag_setstatus() { return "$1"; }
 
 __ag_pre() {
-  __ag_status=$?
-  __ag_ran_pre=1
+  # Frameworks that prepend with PROMPT_COMMAND="x;$PROMPT_COMMAND" (direnv)
+  # make a second call: only the first one sees the command's status.
+  local st=$?
+  if [[ -z $__ag_ran_pre ]]; then
+    __ag_status=$st
+    __ag_ran_pre=1
+  fi
   return "$__ag_status"
 }
 

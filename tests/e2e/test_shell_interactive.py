@@ -350,3 +350,22 @@ def test_stopped_jobs_warn_once_then_exit(shell):
     t.wait_for(r"There are stopped jobs\.\n\[~\]\$$")
     t.send_keys("C-d")
     assert t.wait_exit() is not None
+
+
+def test_prompt_command_frameworks(shell, ag_home):
+    # A git-prompt-like PROMPT_COMMAND that builds PS1 from $?, a direnv-like
+    # string prepend, and a PS0 of its own: the wrapper keeps working.
+    (ag_home / ".bashrc").write_text(
+        "fw() { local s=$?; PS1=\"[fw $s]$ \"; }\n"
+        "PROMPT_COMMAND=fw\n"
+        "_hook() { return $?; }\n"
+        "PROMPT_COMMAND=\"_hook;$PROMPT_COMMAND\"\n"
+        "PS0='$(: preexec)'\n")
+    t = shell(wait_prompt=False)
+    t.wait_for(r"^\[fw 0\]\$$")
+    t.send_line("(exit 3)")
+    t.wait_for(r"^\[fw 3\]\$$")
+    t.send_line("PROMPT_COMMAND+=('echo appended-hook')")
+    t.wait_for(r"^appended-hook\n\[fw 0\]\$$")
+    t.send_line("false")
+    t.wait_for(r"^appended-hook\n\[fw 1\]\$$")
