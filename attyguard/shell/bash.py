@@ -37,7 +37,7 @@ _KEY_COMPLETE = b"\x1b[57701~"
 _KEY_REPAIR = b"\x1b[57702~"
 _RL_LEAVE = b"\x1b[?2004l"  # readline leaves the line: its echo region ends here
 # A wedged child (hooks gone, e.g. after `exec bash`) is looked at after this long.
-_STALL_S = 0.4
+_STALL_S = 0.8
 
 
 class BashExited(Exception):
@@ -406,7 +406,12 @@ class BashChild:
         """Hooks gone entirely (e.g. `exec bash`): bash idles at its own prompt."""
         if run.repaired or time.monotonic() - run.last_activity < _STALL_S:
             return
-        if not self._bash_at_readline():
+        if run.got_d or not self._bash_at_readline():
+            return
+        # __ag_post's own `read` looks like readline too, but it starts only
+        # after its D mark is written: checked in this order, a D still in
+        # the pty buffer shows up here and we let it be handled normally.
+        if select.select([self.master, self.fifo], [], [], 0)[0]:
             return
         run.repaired = True
         run.phase = "echo"
