@@ -32,8 +32,13 @@ __ag_record() {
 __ag_setstatus() { return "$1"; }
 
 __ag_pre() {
-  __ag_status=$?
-  __ag_ran_pre=1
+  # Frameworks that prepend with PROMPT_COMMAND="x;$PROMPT_COMMAND" (direnv)
+  # make a second call: only the first one sees the command's status.
+  local st=$?
+  if [[ -z $__ag_ran_pre ]]; then
+    __ag_status=$st
+    __ag_ran_pre=1
+  fi
   return "$__ag_status"
 }
 
@@ -72,8 +77,12 @@ __ag_report() {
   ps1=${__ag_ps1@P}
   __ag_setstatus "$st"
   ps2=${__ag_ps2@P}
-  __ag_record D "$st" "$PWD" "$ps1" "$ps2" "$2"
-  __ag_mark "D;$st" >&2
+  local mode=emacs
+  [[ -o vi ]] && mode=vi
+  __ag_record D "$st" "$PWD" "$ps1" "$ps2" "$2" "$mode"
+  # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
+  # in the rescue path stdout is the command substitution.
+  __ag_mark "D;$st" >/dev/tty 2>/dev/null || __ag_mark "D;$st" >&2
   local ta= piece n=0
   while IFS= read -r -s -d $'\x1d' -t 5 piece; do
     [[ $piece == "$__ag_nonce" ]] && break
@@ -201,9 +210,9 @@ __ag_fix_hooks
 # Lines arrive as one bracketed paste: readline must treat it as text.
 bind 'set enable-bracketed-paste on' 2>/dev/null
 bind 'set enable-active-region off' 2>/dev/null
-bind -x '"\e[57701~": __ag_complete' 2>/dev/null
-bind -x '"\e[57702~": __ag_repair' 2>/dev/null
-if [[ -o vi ]]; then
-  bind -m vi-insert -x '"\e[57701~": __ag_complete' 2>/dev/null
-  bind -m vi-insert -x '"\e[57702~": __ag_repair' 2>/dev/null
-fi
+# In every editing mode's keymap, so `set -o vi` later keeps them working.
+for __ag_km in emacs vi-insert vi-command; do
+  bind -m "$__ag_km" -x '"\e[57701~": __ag_complete' 2>/dev/null
+  bind -m "$__ag_km" -x '"\e[57702~": __ag_repair' 2>/dev/null
+done
+unset __ag_km

@@ -88,3 +88,23 @@ def test_typeahead_goes_to_the_front_end(child):
     assert child.state.typeahead in (b"echo sneaky\n", b"echo sneaky\r")
     # bash did not run it
     assert run(child, "echo $?") == ("done", b"0\r\n")
+
+
+def test_vi_mode_keeps_the_protocol(child):
+    run(child, "set -o vi; exec 3>/dev/null")
+    assert child.state.editing_mode == "vi"
+    assert run(child, "echo still; false") == ("done", b"still\r\n")
+    assert child.state.status == 1
+    run(child, "zzvi_fn() { :; }")
+    assert child.complete("zzvi_", 5) == ("zzvi_", ["zzvi_fn"])
+
+
+def test_typeahead_in_rescue_path_is_not_a_bypass(child, tmp_path):
+    marker = tmp_path / "bypassed"
+    run(child, "unset PROMPT_COMMAND")
+    child.send_line("sleep 0.3")
+    child._write_master(f"touch {marker}\r".encode())
+    assert child.passthrough(None, None, phase="echo").kind == "done"
+    assert child.state.typeahead.startswith(f"touch {marker}".encode())
+    run(child, "true")
+    assert not marker.exists()

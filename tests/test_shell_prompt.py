@@ -96,3 +96,14 @@ def test_ctrl_r_then_enter_runs_match(pipe):
 )
 def test_idle_noise(data, noise):
     assert idle_noise(data) is noise
+
+
+def test_editing_mode_follows_bash():
+    from prompt_toolkit.enums import EditingMode
+
+    with create_pipe_input() as inp:
+        ui = make(inp)
+        ui.set_editing_mode("vi")
+        assert ui.session.editing_mode is EditingMode.VI
+        ui.set_editing_mode("emacs")
+        assert ui.session.editing_mode is EditingMode.EMACS

@@ -37,7 +37,7 @@ _KEY_COMPLETE = b"\x1b[57701~"
 _KEY_REPAIR = b"\x1b[57702~"
 _RL_LEAVE = b"\x1b[?2004l"  # readline leaves the line: its echo region ends here
 # A wedged child (hooks gone, e.g. after `exec bash`) is looked at after this long.
-_STALL_S = 0.4
+_STALL_S = 0.8
 
 
 class BashExited(Exception):
@@ -59,6 +59,7 @@ class PromptState:
     ps1: str = ""
     ps2: str = "> "
     typeahead: bytes = b""
+    editing_mode: str = "emacs"  # bash's `set -o vi` / `set -o emacs`, for the front end
 
 
 @dataclass
@@ -212,6 +213,8 @@ class BashChild:
             self.state.ps2 = _strip_rl_markers(rec.fields[3])
             # Reported by the PS1 rescue path: PROMPT_COMMAND is gone, repair it.
             self._needs_repair = len(rec.fields) > 4 and rec.fields[4] == "1"
+            if len(rec.fields) > 5 and rec.fields[5] in ("vi", "emacs"):
+                self.state.editing_mode = rec.fields[5]
         elif rec.kind == "T":
             self.state.typeahead = (rec.fields[0] if rec.fields else "").encode(
                 "utf-8", "surrogateescape")
@@ -403,7 +406,12 @@ class BashChild:
         """Hooks gone entirely (e.g. `exec bash`): bash idles at its own prompt."""
         if run.repaired or time.monotonic() - run.last_activity < _STALL_S:
             return
-        if not self._bash_at_readline():
+        if run.got_d or not self._bash_at_readline():
+            return
+        # __ag_post's own `read` looks like readline too, but it starts only
+        # after its D mark is written: checked in this order, a D still in
+        # the pty buffer shows up here and we let it be handled normally.
+        if select.select([self.master, self.fifo], [], [], 0)[0]:
             return
         run.repaired = True
         run.phase = "echo"

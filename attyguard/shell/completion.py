@@ -27,6 +27,8 @@ class BashCompleter(Completer):
         single = len(candidates) == 1
         for cand in candidates:
             # Like readline: a unique, finished word gets its trailing space.
-            text = cand + " " if single and not cand.endswith("/") else cand
-            display = cand.rstrip("/").rsplit("/", 1)[-1] + ("/" if cand.endswith("/") else "")
+            text = cand + " " if single and not cand.endswith(("/", " ")) else cand
+            bare = cand.rstrip(" ")
+            # Show the last path component, as readline lists file names.
+            display = bare.rstrip("/").rsplit("/", 1)[-1] + ("/" if bare.endswith("/") else "")
             yield Completion(text, start_position=start, display=display or cand)

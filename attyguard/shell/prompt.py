@@ -104,6 +104,12 @@ class ShellPrompt:
             parts.append(("", "│ Alt+Shift+W: show warnings "))
         return FormattedText(parts)
 
+    def set_editing_mode(self, mode: str) -> None:
+        """Follow bash's `set -o vi|emacs` (and readline's editing-mode)."""
+        from prompt_toolkit.enums import EditingMode
+
+        self.session.editing_mode = EditingMode.VI if mode == "vi" else EditingMode.EMACS
+
     def read(self, message: str, *, default: str = "", keys: str = "",
              idle_fd: int | None = None,
              on_idle: Callable[[], bytes | None] | None = None,

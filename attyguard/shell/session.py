@@ -127,6 +127,7 @@ class Session:
             self.default = ""
             state = self.child.state
             message = state.ps2 if self.pending else state.ps1
+            self.ui.set_editing_mode(state.editing_mode)  # type: ignore[attr-defined]
             if not self.pending:
                 self._osc("133;A")
             first, self.after_first_render = self.after_first_render, None
@@ -170,6 +171,13 @@ def run_interactive(*, login: bool, norc: bool = False, noprofile: bool = False)
     if noprofile:
         env["__AG_NOPROFILE"] = "1"
     child = BashChild.spawn(data_path("shellrc"), login=login, size=_terminal_size(0), env=env)
+    # The terminal is raw whenever a key could matter (prompt, passthrough), so
+    # ^C/^Z/^\ arrive as bytes; in the short cooked gaps between the two they
+    # must not kill or stop the login shell itself (bash was spawned before).
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
+        signal.signal(sig, signal.SIG_IGN)
     try:
         return _interactive(child)
     finally:

@@ -286,3 +286,86 @@ def test_shell_integration_marks_reach_outer_terminal(attyguard_bin, ag_env):
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+def test_bash_completion_git_where_installed(shell, ag_home):
+    import shutil
+    from pathlib import Path
+
+    script = Path("/usr/share/bash-completion/bash_completion")
+    if not script.exists() or shutil.which("git") is None:
+        pytest.skip("bash-completion or git is not installed")
+    (ag_home / ".bashrc").write_text(f"PS1='[\\w]$ '\n. {script}\n")
+    t = shell()
+    t.send_text("git chec")
+    t.send_keys("Tab")
+    t.wait_for(r"\$ git checkout$")
+    t.send_keys("C-u")
+
+
+def test_login_shell_reads_profile_not_bashrc(shell, ag_home):
+    (ag_home / ".bash_profile").write_text("PS1='[\\w]$ '\nexport AG_FROM=profile\n")
+    (ag_home / ".bashrc").write_text("PS1='[\\w]$ '\nexport AG_FROM=bashrc\n")
+    t = shell("-l")
+    t.send_line("echo from=$AG_FROM; logout")
+    t.wait_for(r"^from=profile$")
+    assert t.wait_exit() == 0
+
+
+def test_config_turns_off_status_bar_and_marks(attyguard_bin, ag_env, tmp_path):
+    import pexpect
+
+    config = tmp_path / "aghome" / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[ui]\nstatus_bar = false\nshell_integration_marks = false\n"
+                      "[bogus]\nx = 1\n")
+    child = pexpect.spawn(str(attyguard_bin), env=ag_env, dimensions=(24, 80), timeout=10,
+                          cwd=ag_env["HOME"])
+    try:
+        child.expect(r"unknown section \[bogus\]")
+        child.expect(r"\[~\]\$")
+        child.send("echo x-$((6*7))\r")
+        child.expect(r"x-42")
+        child.send("\x04")
+        child.expect(pexpect.EOF)
+        seen = child.before or b""
+    finally:
+        child.close(force=True)
+    assert b"\x1b]133;" not in seen and b"attyguard" not in seen
+
+
+def test_bash_killed_while_idle_ends_attyguard(shell):
+    t = shell()
+    t.send_line("(sleep 0.5; kill -KILL $$) &")
+    assert t.wait_exit() == 137
+
+
+def test_stopped_jobs_warn_once_then_exit(shell):
+    t = shell()
+    t.send_line("echo started; sleep 30")
+    t.wait_for(r"^started$")
+    t.send_keys("C-z")
+    t.wait_for(r"Stopped\s+sleep 30\n\[~\]\$$")
+    t.send_keys("C-d")
+    t.wait_for(r"There are stopped jobs\.\n\[~\]\$$")
+    t.send_keys("C-d")
+    assert t.wait_exit() is not None
+
+
+def test_prompt_command_frameworks(shell, ag_home):
+    # A git-prompt-like PROMPT_COMMAND that builds PS1 from $?, a direnv-like
+    # string prepend, and a PS0 of its own: the wrapper keeps working.
+    (ag_home / ".bashrc").write_text(
+        "fw() { local s=$?; PS1=\"[fw $s]$ \"; }\n"
+        "PROMPT_COMMAND=fw\n"
+        "_hook() { return $?; }\n"
+        "PROMPT_COMMAND=\"_hook;$PROMPT_COMMAND\"\n"
+        "PS0='$(: preexec)'\n")
+    t = shell(wait_prompt=False)
+    t.wait_for(r"^\[fw 0\]\$$")
+    t.send_line("(exit 3)")
+    t.wait_for(r"^\[fw 3\]\$$")
+    t.send_line("PROMPT_COMMAND+=('echo appended-hook')")
+    t.wait_for(r"^appended-hook\n\[fw 0\]\$$")
+    t.send_line("false")
+    t.wait_for(r"^appended-hook\n\[fw 1\]\$$")
