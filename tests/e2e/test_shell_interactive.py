@@ -195,7 +195,10 @@ def test_less_and_vim_with_resize(shell, ag_home):
     t.wait_for(r"^\[~\]\$$")
     t.send_line("vim -u NONE -N f.txt")
     t.wait_for(r"^line 0\n")
+    t.wait_for(r"^line 28$")
     t.resize(60, 20)
+    # vim has redrawn for the new size once row 19 is gone
+    t.wait_for(lambda screen: "line 18" in screen and "line 19" not in screen)
     t.send_text(":echo &columns . 'x' . &lines\r")
     t.wait_for(r"^60x20")
     t.send_text(":q!\r")
