@@ -110,7 +110,7 @@ class ShellPrompt:
 
         self.session.editing_mode = EditingMode.VI if mode == "vi" else EditingMode.EMACS
 
-    def read(self, message: str, *, default: str = "", keys: str = "",
+    def read(self, message: str, *, default: str = "", keys: str = "", continuation: str = "",
              idle_fd: int | None = None,
              on_idle: Callable[[], bytes | None] | None = None,
              after_render: Callable[[], None] | None = None) -> ReadResult:
@@ -154,7 +154,10 @@ class ShellPrompt:
             loop.add_reader(idle_fd, readable)
 
         try:
-            text = self.session.prompt(ANSI(message), default=default, pre_run=pre_run)
+            # Lines after the first (a pasted block) are drawn after the user's PS2.
+            cont = ANSI(continuation) if continuation else None
+            text = self.session.prompt(ANSI(message), default=default, pre_run=pre_run,
+                                       prompt_continuation=cont)
         except EOFError:
             return ChildGone() if gone else Eof()
         except KeyboardInterrupt:

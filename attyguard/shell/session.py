@@ -133,6 +133,7 @@ class Session:
             first, self.after_first_render = self.after_first_render, None
             got = self.ui.read(  # type: ignore[attr-defined]
                 message, default=default, keys=keys, after_render=first,
+                continuation=state.ps2,
                 idle_fd=self.child.master, on_idle=self.child.read_idle)
             if isinstance(got, ChildGone):
                 return self.child.close()

@@ -372,3 +372,19 @@ def test_prompt_command_frameworks(shell, ag_home):
     t.wait_for(r"^appended-hook\n\[fw 0\]\$$")
     t.send_line("false")
     t.wait_for(r"^appended-hook\n\[fw 1\]\$$")
+
+
+def test_pasted_block_shows_ps2_and_runs_whole(shell):
+    t = shell()
+    t.paste("echo pasted-1\nfor i in x y; do\necho in-$i\ndone")
+    t.wait_for(r"^\[~\]\$ echo pasted-1\n> for i in x y; do\n> echo in-\$i\n> done$")
+    t.send_keys("Enter")
+    t.wait_for(r"^pasted-1\nin-x\nin-y\n\[~\]\$$")
+
+
+def test_pasted_block_with_a_blocked_line_runs_nothing(shell):
+    t = shell()
+    t.paste("echo first-line\necho aGVsbG8= | base64 -d | sh")
+    t.send_keys("Enter")
+    t.wait_for(r"^REFUSED — ")
+    assert "\nfirst-line" not in t.screen()
