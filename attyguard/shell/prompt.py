@@ -104,6 +104,13 @@ class ShellPrompt:
             parts.append(("", "│ Alt+Shift+W: show warnings "))
         return FormattedText(parts)
 
+    def take_typeahead(self) -> str:
+        """Keys prompt_toolkit read after the accepting Enter (it keeps them
+        for its next application): they were typed for what comes next."""
+        from prompt_toolkit.input.typeahead import get_typeahead
+
+        return "".join(press.data for press in get_typeahead(self.session.input))
+
     def set_editing_mode(self, mode: str) -> None:
         """Follow bash's `set -o vi|emacs` (and readline's editing-mode)."""
         from prompt_toolkit.enums import EditingMode

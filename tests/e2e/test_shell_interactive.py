@@ -179,7 +179,8 @@ def test_broken_prompt_command_does_not_hang(shell):
 def test_exec_bash_is_repaired(shell):
     t = shell()
     t.send_line("exec bash")
-    t.wait_for(r"^\[~\]\$$")
+    # the repaired prompt is attyguard's again: it has the status bar
+    t.wait_for(lambda s: s.splitlines()[-1].strip() == "attyguard" and "[~]$\n" in s)
     t.send_line("echo after-exec; false")
     t.wait_for(r"^after-exec\n\[~\]\$$")
     t.send_line("exit 4")
@@ -388,3 +389,11 @@ def test_pasted_block_with_a_blocked_line_runs_nothing(shell):
     t.send_keys("Enter")
     t.wait_for(r"^REFUSED — ")
     assert "\nfirst-line" not in t.screen()
+
+
+def test_fast_typing_keeps_every_line_in_order(shell):
+    t = shell()
+    t.send_line("echo one; sleep 0.2")
+    t.send_line("echo two")
+    t.send_line("echo three")
+    t.wait_for(r"^one\n(.*\n)*two\n(.*\n)*three\n\[~\]\$$")
