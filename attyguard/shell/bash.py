@@ -62,7 +62,7 @@ class PromptState:
 
 @dataclass
 class _Run:
-    phase: str = "echo"  # echo -> run -> after_d -> done
+    phase: str = "echo"  # echo -> parsed -> run -> after_d; "run_quiet" when cancelling
     dropped: bytearray = field(default_factory=bytearray)
     got_d: bool = False
     got_t: bool = False
@@ -367,7 +367,10 @@ class BashChild:
                 run.dropped.clear()
                 if rest.startswith(b"\r"):
                     rest = rest[1:]
-                self._enter_run(run)
+                # Readline is done with the line, but bash may still ask for a
+                # continuation (P): output passes now (syntax errors), the
+                # user's keys only once the command runs (C).
+                run.phase = "parsed"
                 if rest and out_fd is not None:
                     _write_all(out_fd, rest)
             return
@@ -382,12 +385,12 @@ class BashChild:
     def _output_mark(self, run: _Run, mark: Mark, out_fd: int | None) -> None:
         _debug("mark", mark, run.phase, run.got_d, run.got_t)
         if mark.kind == "C":
-            if run.phase == "echo":
+            if run.phase in ("echo", "parsed"):
                 run.dropped.clear()
                 self._enter_run(run)
         elif mark.kind == "P":
             # (While cancelling, a P is readline redrawing PS2 before the ^C lands.)
-            if run.phase in ("echo", "run"):
+            if run.phase in ("echo", "parsed", "run"):
                 run.result = RunResult("more", self.state.status)
         elif mark.kind == "D":
             rec = self._take_record("D")

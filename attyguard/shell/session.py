@@ -100,6 +100,7 @@ class Session:
                                     early=early.encode("utf-8", "surrogateescape"))
         if result.kind == "more":
             self.pending = full
+            self._collect_typeahead()
             return result
         self.pending = ""
         if result.kind == "done":
@@ -113,6 +114,10 @@ class Session:
             from urllib.parse import quote
 
             self._osc(f"7;file://{os.uname().nodename}{quote(cwd)}")
+        self._collect_typeahead()
+
+    def _collect_typeahead(self) -> None:
+        """Keys typed while bash had the terminal: replayed into the next prompts."""
         typed = self.child.state.typeahead.decode("utf-8", "replace")
         self.child.state.typeahead = b""
         self.keys += typed
