@@ -1,0 +1,308 @@
+"""The shell's side of the daemon socket: DaemonClient and WarnSubscriber (seed V2-D).
+
+`DaemonClient` is called on every command line, so it must never make the
+shell wait: every call has one deadline (`guard.daemon_timeout_ms`) covering
+connect, send and reply, and any failure — no socket, refused, slow, killed,
+garbage — is `None`, which sends the Guard to its in-process verdict. A dead
+daemon is not re-dialled on every command: failures back off (0.25 s doubling
+to 5 s) but are always retried, so a restarted daemon is picked up again.
+
+Synchronous sockets on purpose: the shell's enforcement point is synchronous
+and a blocking socket with a timeout is the simplest thing that keeps the
+deadline. `WarnSubscriber` is a daemon thread holding a `subscribe` stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from attyguard.daemon import protocol
+from attyguard.engine.verdict import Verdict
+
+__all__ = ["DaemonClient", "WarnSubscriber"]
+
+_BACKOFF_FIRST = 0.25
+_BACKOFF_MAX = 5.0
+_MAX_REPLY = 16 << 20  # a reply longer than this is a broken daemon, not a verdict
+
+
+class _Unavailable(Exception):
+    """Internal: why this call gets no answer (becomes `state`)."""
+
+    def __init__(self, why: str, *, retry_now: bool = False) -> None:
+        super().__init__(why)
+        self.why = why
+        self.retry_now = retry_now  # a reused connection died: one fresh dial may still work
+
+
+class DaemonClient:
+    def __init__(self, socket_path: str, timeout_ms: int) -> None:
+        self.socket_path = socket_path
+        self.timeout = max(1, timeout_ms) / 1000.0
+        self._sock: socket.socket | None = None
+        self._owner_pid = 0  # the connection identifies a process (SO_PEERCRED): not after fork
+        self._buffer = bytearray()
+        self._state = "unavailable: not connected yet"
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._next_id = 0
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        """'connected' or 'unavailable: <why>' (for the status bar)."""
+        return self._state
+
+    def classify(self, line: str) -> Verdict | None:
+        reply = self.request("classify", line=line)
+        if reply is None:
+            return None
+        try:
+            return Verdict.from_json(reply["verdict"])
+        except (KeyError, TypeError, ValueError):
+            self._state = "unavailable: malformed verdict from the daemon"
+            return None
+
+    def report_block(self, verdict: Verdict) -> None:
+        """Mark this shell's own PID Critical: its next line is refused outright (V2-J-2)."""
+        self.request("mark", pid=os.getpid(), level="critical", reason=verdict.reason[:200])
+
+    def request(self, op: str, **args: Any) -> dict[str, Any] | None:
+        """One round trip; the reply object when ok, else None. Never raises."""
+        with self._lock:
+            deadline = time.monotonic() + self.timeout
+            for _attempt in range(2):
+                try:
+                    return self._round_trip(op, args, deadline)
+                except _RequestError:
+                    return None  # the daemon is fine; this request just has no answer
+                except _Unavailable as exc:
+                    self._disconnect()
+                    if exc.retry_now and time.monotonic() < deadline:
+                        continue
+                    self._fail(exc.why)
+                    return None
+                except Exception as exc:  # never let a client bug reach the shell
+                    self._disconnect()
+                    self._fail(f"client error: {type(exc).__name__}")
+                    return None
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._disconnect()
+            self._state = "unavailable: closed"
+
+    # ---- internals
+
+    def _fail(self, why: str) -> None:
+        self._state = f"unavailable: {why}"
+        self._backoff = min(_BACKOFF_MAX, max(_BACKOFF_FIRST, self._backoff * 2))
+        self._retry_at = time.monotonic() + self._backoff
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        self._sock = None
+        self._buffer.clear()
+
+    def _connect(self, deadline: float) -> tuple[socket.socket, bool]:
+        """The open connection (reused=True) or a fresh one."""
+        if self._sock is not None and self._owner_pid == os.getpid():
+            return self._sock, True
+        self._disconnect()
+        if time.monotonic() < self._retry_at:
+            raise _Unavailable(self._state.removeprefix("unavailable: "))
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            sock.connect(self.socket_path)
+        except FileNotFoundError:
+            sock.close()
+            raise _Unavailable(f"no daemon socket at {self.socket_path}") from None
+        except ConnectionRefusedError:
+            sock.close()
+            raise _Unavailable("daemon not running (connection refused)") from None
+        except PermissionError:
+            sock.close()
+            raise _Unavailable(f"permission denied on {self.socket_path} "
+                               "(not in the daemon's group?)") from None
+        except TimeoutError:
+            sock.close()
+            raise _Unavailable("daemon did not accept in time") from None
+        except OSError as exc:
+            sock.close()
+            raise _Unavailable(f"cannot connect: {exc.strerror or exc}") from None
+        self._sock = sock
+        self._owner_pid = os.getpid()
+        return sock, False
+
+    def _round_trip(self, op: str, args: dict[str, Any], deadline: float) -> dict[str, Any]:
+        sock, reused = self._connect(deadline)
+        self._next_id += 1
+        request_id = self._next_id
+        try:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            sock.sendall(protocol.encode_request(op, request_id, **args))
+            while True:
+                reply = protocol.decode_message(self._read_line(sock, deadline))
+                if reply.get("ok") is False and reply.get("id") in (None, request_id):
+                    error = reply.get("error") or {}
+                    code = str(error.get("code", "")) if isinstance(error, dict) else ""
+                    message = str(error.get("message", "")) if isinstance(error, dict) else ""
+                    if code in (protocol.ErrorCode.FORBIDDEN, protocol.ErrorCode.VERSION) \
+                            and reply.get("id") is None:
+                        raise _Unavailable(f"refused: {message or code}")
+                    if code == protocol.ErrorCode.BUSY and reply.get("id") is None:
+                        raise _Unavailable("daemon busy", retry_now=True)
+                    # A request-level error: the daemon is fine, this answer is not a verdict.
+                    self._state = "connected"
+                    self._backoff = 0.0
+                    raise _RequestError(message)
+                if reply.get("id") == request_id and reply.get("ok") is True:
+                    self._state = "connected"
+                    self._backoff = 0.0
+                    return reply
+                # Anything else (an event, a stale reply) is skipped.
+        except TimeoutError:
+            raise _Unavailable(f"daemon timed out after {self.timeout * 1000:.0f} ms") from None
+        except (BrokenPipeError, ConnectionResetError, _ConnectionClosed):
+            raise _Unavailable("connection lost", retry_now=reused) from None
+        except protocol.ProtocolError:
+            raise _Unavailable("garbled reply from the daemon") from None
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                raise _Unavailable("connection lost", retry_now=reused) from None
+            raise _Unavailable(f"socket error: {exc.strerror or exc}") from None
+
+    def _read_line(self, sock: socket.socket, deadline: float) -> bytes:
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                line = bytes(self._buffer[:newline])
+                del self._buffer[: newline + 1]
+                return line
+            if len(self._buffer) > _MAX_REPLY:
+                raise protocol.ProtocolError(protocol.ErrorCode.TOO_LARGE, "reply too long")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            sock.settimeout(remaining)
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise _ConnectionClosed
+            self._buffer += chunk
+
+
+class _ConnectionClosed(Exception):
+    pass
+
+
+class _RequestError(Exception):
+    pass
+
+
+class WarnSubscriber:
+    """A daemon thread holding a `subscribe` stream; `on_event(text)` per warn event."""
+
+    def __init__(
+        self,
+        socket_path: str,
+        on_event: Callable[[str], None],
+        *,
+        backoff_first: float = 0.5,
+        backoff_max: float = 10.0,
+    ) -> None:
+        self.socket_path = socket_path
+        self.on_event = on_event
+        self.backoff_first = backoff_first
+        self.backoff_max = backoff_max
+        self.connected = threading.Event()  # set while a subscription is live
+        self._stopping = threading.Event()
+        self._sock: socket.socket | None = None
+        self._sock_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="attyguard-warn-subscriber",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stopping.set()
+        with self._sock_lock:
+            if self._sock is not None:
+                # Wakes the blocked recv() at once (close alone would not).
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = self.backoff_first
+        while not self._stopping.is_set():
+            if self._subscribe_once():
+                backoff = self.backoff_first  # it worked for a while: start over
+            if self._stopping.wait(backoff):
+                break
+            backoff = min(self.backoff_max, backoff * 2)
+
+    def _subscribe_once(self) -> bool:
+        """One connection's life; True if the subscription was accepted."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        with self._sock_lock:
+            if self._stopping.is_set():
+                sock.close()
+                return False
+            self._sock = sock
+        subscribed = False
+        try:
+            sock.settimeout(2.0)
+            sock.connect(self.socket_path)
+            sock.sendall(protocol.encode_request("subscribe", "subscribe"))
+            buffer = bytearray()
+            while not self._stopping.is_set():
+                newline = buffer.find(b"\n")
+                if newline < 0:
+                    if len(buffer) > _MAX_REPLY:
+                        return subscribed
+                    sock.settimeout(None if subscribed else 2.0)
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return subscribed
+                    buffer += chunk
+                    continue
+                line = bytes(buffer[:newline])
+                del buffer[: newline + 1]
+                message = protocol.decode_message(line)
+                if not subscribed:
+                    if message.get("ok") is not True:
+                        return False
+                    subscribed = True
+                    self.connected.set()
+                elif message.get("event") == "warn":
+                    self._deliver(str(message.get("text", "")))
+        except (OSError, protocol.ProtocolError):
+            return subscribed
+        finally:
+            self.connected.clear()
+            with self._sock_lock:
+                self._sock = None
+            sock.close()
+        return subscribed
+
+    def _deliver(self, text: str) -> None:
+        # The shell's callback failing must not end the subscription.
+        with contextlib.suppress(Exception):
+            self.on_event(text)
+

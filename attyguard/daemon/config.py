@@ -1,0 +1,238 @@
+"""The daemon's TOML configuration: defaults, strict validation, located errors.
+
+Unlike the per-user shell config (which must never stop a login shell), the
+daemon's config is checked strictly: any unknown key, wrong type or value out
+of range is an error located as file:line. At start-up errors stop the daemon
+(an administrator's typo must not silently disable auto-block); on a SIGHUP
+reload they keep the old configuration running and are logged.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from attyguard.config import ConfigError
+from attyguard.daemon.accumulator import AccumulatorConfig
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_DAEMON_CONFIG_TEXT",
+    "DEFAULT_SOCKET",
+    "DaemonConfig",
+    "DaemonSection",
+    "load_daemon_config",
+    "parse_daemon_config",
+]
+
+DEFAULT_CONFIG_PATH = "/etc/attyguard/attyguard.toml"
+DEFAULT_SOCKET = "/run/attyguard/attyguard.sock"
+
+MODES = ("enforce", "warn")
+TIER2_NAMES = ("stub", "heuristic", "onnx")
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSection:
+    socket: str = DEFAULT_SOCKET
+    group: str = "atty"
+    mode: str = "enforce"
+    tier2: str = "stub"
+    tier2_model: str = ""
+    max_request_bytes: int = 65536
+    idle_timeout_s: float = 60.0
+    max_connections: int = 256
+    max_subscribers: int = 32
+    max_tracked_pids: int = 65536
+    prune_interval_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    daemon: DaemonSection = field(default_factory=DaemonSection)
+    accumulator: AccumulatorConfig = field(default_factory=AccumulatorConfig)
+
+
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("daemon", "mode"): MODES,
+    ("daemon", "tier2"): TIER2_NAMES,
+}
+
+# (section, key) -> (lowest, highest) allowed, inclusive.
+_RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("daemon", "max_request_bytes"): (256, 64 << 20),
+    ("daemon", "idle_timeout_s"): (0.1, 86400.0),
+    ("daemon", "max_connections"): (4, 100000),
+    ("daemon", "max_subscribers"): (1, 10000),
+    ("daemon", "max_tracked_pids"): (16, 10_000_000),
+    ("daemon", "prune_interval_s"): (0.05, 3600.0),
+}
+_PROBABILITY_KEYS = ("block_threshold", "warn_threshold", "level_low", "level_medium",
+                     "level_high", "level_critical", "prior_low", "prior_medium", "prior_high")
+
+DEFAULT_DAEMON_CONFIG_TEXT = """\
+# attyguard daemon configuration (TOML). Every key is optional; shown are the
+# defaults. Checked strictly: an unknown key or a bad value is an error with
+# its file:line. `systemctl reload attyguard` (SIGHUP) re-reads this file; a
+# bad file is reported and the running configuration is kept.
+
+[daemon]
+# Unix socket the shells connect to (changing it needs a restart).
+socket = "/run/attyguard/attyguard.sock"
+# Group allowed to connect (the socket is created 0660 with this group when
+# it exists). root and the daemon's own user may always connect.
+group = "atty"
+# "enforce": Block verdicts refuse the line. "warn": they are answered as
+# warn and published as events to subscribers (the shell's ⚠ N counter).
+mode = "enforce"
+# Tier-2 scorer: "stub" (scores 0), "heuristic", or "onnx" (a small model).
+tier2 = "stub"
+# Model file for tier2 = "onnx"; empty means the model shipped with attyguard.
+tier2_model = ""
+# Longest request line accepted; a longer one gets an error reply.
+max_request_bytes = 65536
+# A connection that sends nothing for this long is closed (subscribers excepted).
+idle_timeout_s = 60.0
+# Open connections at most; when full, the longest-idle one is closed.
+max_connections = 256
+# Warn-event subscribers at most.
+max_subscribers = 32
+# Marked processes remembered at most (least serious, oldest forgotten first).
+max_tracked_pids = 65536
+# How often exited processes are dropped from the threat map.
+prune_interval_s = 2.0
+
+[accumulator]
+# P = 1 - prod(1 - p_i) over the Tier-1 rules' probabilities, the Tier-2 score
+# and the process tree's prior below.
+# Opt-in auto-Block: block a line when P >= block_threshold even though no
+# Tier-1 rule blocks it. Off by default.
+auto_block = false
+block_threshold = 0.95
+# An allowed line is raised to warn when P >= warn_threshold.
+warn_threshold = 0.5
+# P -> threat level: the lowest P of each level.
+level_low = 0.2
+level_medium = 0.5
+level_high = 0.8
+level_critical = 0.95
+# What a process tree's current level adds to its next line.
+prior_low = 0.05
+prior_medium = 0.15
+prior_high = 0.35
+# Raise the asking process's level to the level of P (at most high; critical
+# only comes from a block).
+raise_pid_level = true
+"""
+
+
+def _line_of(text: str, section: str, key: str | None) -> int | None:
+    """Line of `key` in `[section]` (or of the section header); tomllib gives none."""
+    in_section = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("["):
+            in_section = line.strip("[] ") == section
+            if key is None and in_section:
+                return number
+            continue
+        if in_section and key is not None and re.match(rf"{re.escape(key)}\s*=", line):
+            return number
+    return None
+
+
+def _check_value(section: str, key: str, value: Any, default: Any) -> str | None:
+    """None if `value` may replace `default`, else the message."""
+    name = f"{section}.{key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            return f"{name} must be true or false, got {type(value).__name__}"
+        return None
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{name} must be a number, got {type(value).__name__}"
+    elif type(value) is not type(default):
+        return f"{name} must be {type(default).__name__}, got {type(value).__name__}"
+    choices = _CHOICES.get((section, key))
+    if choices and value not in choices:
+        return f"{name} must be one of {', '.join(choices)}, got {value!r}"
+    bounds = _RANGES.get((section, key))
+    if bounds is None and section == "accumulator" and key in _PROBABILITY_KEYS:
+        bounds = (0.0, 1.0)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        return f"{name} must be between {bounds[0]:g} and {bounds[1]:g}, got {value!r}"
+    return None
+
+
+def parse_daemon_config(
+    text: str, path: str = "<config>"
+) -> tuple[DaemonConfig, list[ConfigError]]:
+    """Parse and validate; with any error the returned config is the defaults."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        return DaemonConfig(), [ConfigError(path, int(match.group(1)) if match else None,
+                                            f"not valid TOML: {message}")]
+    errors: list[ConfigError] = []
+    config = DaemonConfig()
+    sections = {f.name for f in fields(DaemonConfig)}
+    for section, table in data.items():
+        if section not in sections:
+            errors.append(ConfigError(path, _line_of(text, section, None),
+                                      f"unknown section [{section}]"))
+            continue
+        if not isinstance(table, dict):
+            errors.append(ConfigError(path, None, f"{section} must be a table"))
+            continue
+        current = getattr(config, section)
+        known = {f.name for f in fields(current)}
+        updates: dict[str, Any] = {}
+        for key, value in table.items():
+            line = _line_of(text, section, key)
+            if key not in known:
+                errors.append(ConfigError(path, line, f"unknown key {section}.{key}"))
+                continue
+            default = getattr(current, key)
+            problem = _check_value(section, key, value, default)
+            if problem:
+                errors.append(ConfigError(path, line, problem))
+                continue
+            updates[key] = float(value) if isinstance(default, float) else value
+        config = replace(config, **{section: replace(current, **updates)})
+
+    acc = config.accumulator
+    if not acc.level_low <= acc.level_medium <= acc.level_high <= acc.level_critical:
+        errors.append(ConfigError(path, _line_of(text, "accumulator", "level_low")
+                                  or _line_of(text, "accumulator", None),
+                                  "accumulator levels must rise: level_low <= level_medium "
+                                  "<= level_high <= level_critical"))
+    if config.daemon.max_subscribers >= config.daemon.max_connections:
+        errors.append(ConfigError(path, _line_of(text, "daemon", "max_subscribers"),
+                                  "daemon.max_subscribers must be below max_connections "
+                                  "(room must remain for shells asking for verdicts)"))
+    if errors:
+        return DaemonConfig(), errors
+    return config, []
+
+
+def load_daemon_config(path: Path, *, missing_ok: bool) -> tuple[DaemonConfig, list[ConfigError]]:
+    """Read `path`; a missing file is the defaults when `missing_ok` (the default path)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if missing_ok:
+            return DaemonConfig(), []
+        return DaemonConfig(), [ConfigError(str(path), None, "no such file")]
+    except OSError as exc:
+        return DaemonConfig(), [ConfigError(str(path), None, f"cannot read: {exc.strerror}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return DaemonConfig(), [ConfigError(str(path), line, "not valid UTF-8")]
+    return parse_daemon_config(text, str(path))

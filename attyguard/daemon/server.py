@@ -1,0 +1,726 @@
+"""`attyguard daemon`: the asyncio sidecar behind the Unix socket (seed V2-A/C/D/J).
+
+It owns the socket (safe creation, peer checks by SO_PEERCRED), the framing of
+newline-delimited JSON with hard limits, the dispatch of protocol ops, the
+PID threat map's upkeep, Tier-2 loading, warn-mode events, SIGHUP reloads and
+systemd readiness notification. Decisions themselves are made by pure code:
+the Tier-1 engine (`attyguard.engine.classify`), the Tier-2 plugin and
+`accumulator.accumulate`; message shapes live in `protocol`.
+
+Hostile or broken clients are the normal case for a root daemon on a shared
+socket: every connection is bounded (request size, idle time, write buffer)
+and a full connection table closes its longest-idle connection instead of
+refusing newcomers, so a flood of idle sockets cannot lock out the shells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import signal
+import socket
+import stat
+import struct
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from attyguard.daemon import protocol
+from attyguard.daemon.accumulator import accumulate
+from attyguard.daemon.config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_DAEMON_CONFIG_TEXT,
+    MODES,
+    TIER2_NAMES,
+    DaemonConfig,
+    load_daemon_config,
+)
+from attyguard.daemon.protocol import ErrorCode, ProtocolError, Request
+from attyguard.daemon.threats import ProcessTable, ProcfsProcessTable, ThreatLevel, ThreatMap
+from attyguard.engine.verdict import Action, Verdict
+
+__all__ = [
+    "DaemonServer",
+    "DaemonStartError",
+    "Peer",
+    "SystemdNotifier",
+    "bind_socket",
+    "load_tier2_plugin",
+    "main",
+    "peer_credentials",
+]
+
+log = logging.getLogger("attyguard.daemon")
+
+_SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python lacks the name
+_EVENT_BUFFER_LIMIT = 1 << 20  # a subscriber this far behind loses events, not the daemon memory
+_READ_CHUNK = 65536
+
+
+class DaemonStartError(Exception):
+    """The daemon cannot start (socket in use, not a socket, no permission…)."""
+
+
+# --------------------------------------------------------------------------- peers
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Who is on the other end, as the kernel says (SO_PEERCRED), never as the request says."""
+
+    pid: int
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+
+def peer_credentials(sock: Any) -> Peer:
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    groups: tuple[int, ...] = ()
+    # Supplementary groups at connect time (so `newgrp atty` and a fresh login
+    # both count, and a group removed from /etc/group since does not).
+    for count in (256, 65536):
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 4 * count)
+        except OSError:
+            continue
+        groups = struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4])
+        break
+    return Peer(pid, uid, gid, groups)
+
+
+def refusal(peer: Peer, daemon_uid: int, group_gid: int | None, group_name: str) -> str | None:
+    """None if `peer` may use the daemon, else why not (independent of file modes)."""
+    if peer.uid in (0, daemon_uid):
+        return None
+    if group_gid is not None and (peer.gid == group_gid or group_gid in peer.groups):
+        return None
+    if group_gid is None:
+        return f"uid {peer.uid} may not use this daemon (group {group_name!r} does not exist)"
+    return f"uid {peer.uid} is not a member of group {group_name!r}"
+
+
+# --------------------------------------------------------------------------- socket
+
+
+def _group_gid(name: str) -> int | None:
+    if not name:
+        return None
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+def bind_socket(path: str, group_gid: int | None, backlog: int = 512) -> socket.socket:
+    """Create the listening socket at `path`, 0660 (group `group_gid`) or 0600.
+
+    A stale socket left by a dead daemon is replaced; a live one is not stolen
+    and anything that is not a socket is never removed.
+    """
+    parent = os.path.dirname(path) or "."
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise DaemonStartError(f"{path} exists and is not a socket; not replacing it")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)  # nobody listens: a dead daemon's leftover
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise DaemonStartError(f"cannot check existing socket {path}: {exc}") from None
+        else:
+            raise DaemonStartError(f"another daemon is already listening on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # bind() creates the file with 0777 & ~umask: with 0o177 it is born 0600,
+    # so there is no moment where it is wider than intended. Start-up is
+    # single-threaded, so changing the process umask briefly is safe here.
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        raise DaemonStartError(f"cannot bind {path}: {exc.strerror}") from None
+    finally:
+        os.umask(old_umask)
+    if group_gid is not None:
+        os.chown(path, -1, group_gid)
+        os.chmod(path, 0o660)
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+# --------------------------------------------------------------------------- systemd
+
+
+class SystemdNotifier:
+    """sd_notify(3) by hand: one datagram to $NOTIFY_SOCKET (no libsystemd dependency)."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = os.environ.get("NOTIFY_SOCKET") if address is None else address
+
+    def notify(self, *fields: str) -> None:
+        if not self.address:
+            return
+        # '@' names a socket in the abstract namespace: a leading NUL on the wire.
+        target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.sendto("\n".join(fields).encode(), target)
+        except OSError as exc:
+            log.debug("sd_notify to %s failed: %s", self.address, exc)
+
+    def monotonic_usec(self) -> str:
+        return f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
+
+
+# --------------------------------------------------------------------------- tier 2
+
+
+@dataclass(frozen=True, slots=True)
+class _ZeroScore:
+    p: float = 0.0
+    reasons: tuple[str, ...] = ()
+
+
+class _StubTier2:
+    """Stands in while the Tier-2 package is absent: scores every line 0."""
+
+    name = "stub"
+
+    def score(self, line: str) -> _ZeroScore:
+        return _ZeroScore()
+
+
+def load_tier2_plugin(name: str, model: str = "") -> tuple[Any, str | None]:
+    """The Tier-2 plugin `name` and an optional one-line warning.
+
+    Imported lazily: the tier2 package (and onnxruntime behind it) is optional
+    and may be missing; then every name is served by a stub, with a warning.
+    """
+    try:
+        from attyguard.daemon.tier2 import load_tier2
+    except ImportError as exc:
+        return _StubTier2(), (None if name == "stub"
+                              else f"Tier-2 plugins unavailable ({exc}); using stub for {name!r}")
+    try:
+        plugin, warning = load_tier2(name, model_path=Path(model) if model else None)
+        return plugin, warning
+    except Exception as exc:  # a broken plugin must not keep the daemon down
+        return _StubTier2(), f"Tier-2 {name!r} failed to load ({exc}); using stub"
+
+
+# --------------------------------------------------------------------------- server
+
+
+@dataclass(eq=False)
+class _Connection:
+    peer: Peer
+    writer: asyncio.StreamWriter
+    privileged: bool
+    last_active: float = field(default_factory=time.monotonic)
+    subscriber: bool = False
+    dropped_events: int = 0
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Command-line values that win over the config file, on start and on reload."""
+
+    socket: str | None = None
+    tier2: str | None = None
+    mode: str | None = None
+
+    def apply(self, config: DaemonConfig) -> DaemonConfig:
+        section = config.daemon
+        if self.socket:
+            section = replace(section, socket=self.socket)
+        if self.tier2:
+            section = replace(section, tier2=self.tier2)
+        if self.mode:
+            section = replace(section, mode=self.mode)
+        return replace(config, daemon=section)
+
+
+class DaemonServer:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        *,
+        config_path: Path | None = None,
+        config_missing_ok: bool = True,
+        overrides: Overrides | None = None,
+        engine: Callable[[str], Verdict] | None = None,
+        process_table: ProcessTable | None = None,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.overrides = overrides or Overrides()
+        self.config = self.overrides.apply(config)
+        self.config_path = config_path
+        self.config_missing_ok = config_missing_ok
+        if engine is None:
+            from attyguard.engine.classify import classify
+
+            engine = classify
+        self.engine: Callable[[str], Verdict] = engine
+        self.threats = ThreatMap(process_table or ProcfsProcessTable(),
+                                 self.config.daemon.max_tracked_pids)
+        self.notifier = notifier or SystemdNotifier()
+        self.tier2, warning = load_tier2_plugin(self.config.daemon.tier2,
+                                                self.config.daemon.tier2_model)
+        if warning:
+            log.warning("%s", warning)
+        self.daemon_uid = os.geteuid()
+        self.group_gid = _group_gid(self.config.daemon.group)
+        self.connections: set[_Connection] = set()
+        self.started = time.monotonic()
+        self.counters = {"requests": 0, "errors": 0, "refused_peers": 0, "evicted": 0,
+                         "events": 0}
+        self._stop = asyncio.Event()
+        self._server: asyncio.AbstractServer | None = None
+        self._socket_inode: tuple[int, int] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- life cycle
+
+    async def start(self) -> None:
+        path = self.config.daemon.socket
+        sock = bind_socket(path, self.group_gid)
+        st = os.stat(path)
+        self._socket_inode = (st.st_dev, st.st_ino)
+        self._raise_fd_limit(self.config.daemon.max_connections + 64)
+        self._server = await asyncio.start_unix_server(self._handle, sock=sock)
+        self._tasks = [asyncio.create_task(self._prune_loop()),
+                       asyncio.create_task(self._idle_loop())]
+        mode = "0660 group " + self.config.daemon.group if self.group_gid is not None else "0600"
+        log.info("listening on %s (%s), mode %s, tier2 %s, auto_block %s", path, mode,
+                 self.config.daemon.mode, getattr(self.tier2, "name", "?"),
+                 "on" if self.config.accumulator.auto_block else "off")
+        self.notifier.notify("READY=1", f"STATUS=listening on {path}")
+
+    async def wait_stopped(self) -> None:
+        await self._stop.wait()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def close(self) -> None:
+        self.notifier.notify("STOPPING=1")
+        for task in self._tasks:
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.close()
+        self._unlink_own_socket()
+        log.info("stopped")
+
+    def _unlink_own_socket(self) -> None:
+        # Only our own socket: a daemon started after us may own the path now.
+        path = self.config.daemon.socket
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if (st.st_dev, st.st_ino) == self._socket_inode:
+                os.unlink(path)
+
+    @staticmethod
+    def _raise_fd_limit(wanted: int) -> None:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+    def reload(self) -> bool:
+        """SIGHUP: re-read the config; on any error keep running the old one."""
+        self.notifier.notify("RELOADING=1", self.notifier.monotonic_usec())
+        try:
+            if self.config_path is None:
+                log.info("reload: no config file; nothing to do")
+                return True
+            new, errors = load_daemon_config(self.config_path,
+                                             missing_ok=self.config_missing_ok)
+            if errors:
+                for error in errors:
+                    log.error("reload failed, keeping the running config: %s", error)
+                return False
+            new = self.overrides.apply(new)
+            if new.daemon.socket != self.config.daemon.socket:
+                log.warning("reload: daemon.socket changed to %s; takes effect on restart",
+                            new.daemon.socket)
+                new = replace(new, daemon=replace(new.daemon, socket=self.config.daemon.socket))
+            if (new.daemon.tier2, new.daemon.tier2_model) != (self.config.daemon.tier2,
+                                                              self.config.daemon.tier2_model):
+                self.tier2, warning = load_tier2_plugin(new.daemon.tier2, new.daemon.tier2_model)
+                if warning:
+                    log.warning("%s", warning)
+            self.group_gid = _group_gid(new.daemon.group)
+            self.threats.max_entries = new.daemon.max_tracked_pids
+            self.config = new
+            log.info("reloaded %s: mode %s, tier2 %s, auto_block %s", self.config_path,
+                     new.daemon.mode, getattr(self.tier2, "name", "?"),
+                     "on" if new.accumulator.auto_block else "off")
+            return True
+        finally:
+            self.notifier.notify("READY=1", "STATUS=running")
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.daemon.prune_interval_s)
+            try:
+                self.threats.prune()
+            except Exception:  # upkeep must never end the daemon
+                log.exception("pruning the threat map failed")
+
+    async def _idle_loop(self) -> None:
+        while True:
+            timeout = self.config.daemon.idle_timeout_s
+            await asyncio.sleep(min(1.0, timeout / 4))
+            cutoff = time.monotonic() - timeout
+            for conn in list(self.connections):
+                if not conn.subscriber and conn.last_active < cutoff:
+                    self._send_nowait(conn, protocol.encode_error(
+                        ErrorCode.BAD_REQUEST, "idle timeout; closing"))
+                    conn.close()
+
+    # ---- connections
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        try:
+            peer = peer_credentials(sock)
+        except OSError as exc:
+            log.warning("no peer credentials (%s); closing", exc)
+            writer.close()
+            return
+        why = refusal(peer, self.daemon_uid, self.group_gid, self.config.daemon.group)
+        if why is not None:
+            self.counters["refused_peers"] += 1
+            log.warning("refused pid %d uid %d: %s", peer.pid, peer.uid, why)
+            writer.write(protocol.encode_error(ErrorCode.FORBIDDEN, why))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.drain(), 1.0)
+            writer.close()
+            return
+        conn = _Connection(peer, writer, privileged=peer.uid in (0, self.daemon_uid))
+        self._make_room()
+        self.connections.add(conn)
+        try:
+            await self._serve(conn, reader)
+        except (ConnectionError, OSError):
+            pass  # abrupt disconnects are routine
+        except Exception:
+            log.exception("connection from pid %d failed", peer.pid)
+        finally:
+            self.connections.discard(conn)
+            conn.close()
+
+    def _make_room(self) -> None:
+        """Full: close the longest-idle non-subscriber so the newcomer gets served."""
+        while len(self.connections) >= self.config.daemon.max_connections:
+            candidates = [c for c in self.connections if not c.subscriber]
+            if not candidates:
+                return
+            victim = min(candidates, key=lambda c: c.last_active)
+            self.connections.discard(victim)
+            self.counters["evicted"] += 1
+            self._send_nowait(victim, protocol.encode_error(
+                ErrorCode.BUSY, "too many connections; closing the longest idle"))
+            victim.close()
+
+    async def _serve(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
+        buffer = bytearray()
+        discarding = False  # inside an oversized line: drop bytes until its newline
+        while True:
+            chunk = await reader.read(_READ_CHUNK)
+            if not chunk:
+                return
+            conn.last_active = time.monotonic()
+            limit = self.config.daemon.max_request_bytes
+            start = 0
+            while True:
+                newline = chunk.find(b"\n", start)
+                if newline < 0:
+                    if not discarding:
+                        buffer += chunk[start:]
+                        if len(buffer) > limit:
+                            buffer.clear()
+                            discarding = True
+                            await self._reply(conn, protocol.encode_error(
+                                ErrorCode.TOO_LARGE, f"request longer than {limit} bytes"))
+                    break
+                if discarding:
+                    discarding = False
+                else:
+                    buffer += chunk[start:newline]
+                    line = bytes(buffer)
+                    buffer.clear()
+                    if len(line) > limit:
+                        await self._reply(conn, protocol.encode_error(
+                            ErrorCode.TOO_LARGE, f"request longer than {limit} bytes"))
+                    elif line.strip():
+                        await self._reply(conn, self._answer(conn, line))
+                start = newline + 1
+
+    async def _reply(self, conn: _Connection, data: bytes) -> None:
+        conn.writer.write(data)
+        # Back-pressure on this connection only: a client that does not read
+        # its replies stalls itself, not the daemon.
+        await conn.writer.drain()
+
+    def _send_nowait(self, conn: _Connection, data: bytes) -> bool:
+        transport = conn.writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > _EVENT_BUFFER_LIMIT:
+            return False
+        transport.write(data)
+        return True
+
+    # ---- ops
+
+    def _answer(self, conn: _Connection, line: bytes) -> bytes:
+        self.counters["requests"] += 1
+        request_id: Any = None
+        try:
+            request = protocol.decode_request(line)
+            request_id = request.id
+            handler = getattr(self, f"_op_{request.op}")
+            payload: dict[str, Any] = handler(conn, request)
+            return protocol.encode_reply(request.id, **payload)
+        except ProtocolError as exc:
+            self.counters["errors"] += 1
+            return protocol.encode_error(exc.code, exc.message,
+                                         exc.request_id if exc.request_id is not None
+                                         else request_id)
+        except Exception as exc:
+            self.counters["errors"] += 1
+            log.exception("request from pid %d failed", conn.peer.pid)
+            return protocol.encode_error(ErrorCode.INTERNAL,
+                                         f"internal error: {type(exc).__name__}", request_id)
+
+    def _op_classify(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        start = time.perf_counter_ns()
+        line = request.str_arg("line", max_len=self.config.daemon.max_request_bytes)
+        acc = self.config.accumulator
+        tier1 = self.engine(line)
+        try:
+            score = self.tier2.score(line)
+        except Exception:  # the contract says it never raises; the daemon does not bet on it
+            log.exception("Tier-2 %s failed; scoring 0", getattr(self.tier2, "name", "?"))
+            score = _ZeroScore()
+        prior, entry = self.threats.level_of(conn.peer.pid)
+        assessment = accumulate(tier1, score, prior, acc,
+                                tier2_name=str(getattr(self.tier2, "name", "tier2")),
+                                prior_reason=entry.reason if entry is not None else "")
+        verdict = assessment.verdict
+        raise_to = min(assessment.level, ThreatLevel.HIGH)
+        if acc.raise_pid_level and prior < raise_to:
+            self.threats.mark(conn.peer.pid, raise_to, verdict.reason)
+        if verdict.action is Action.BLOCK and self.config.daemon.mode == "warn":
+            self.publish_warn(conn.peer, line, verdict)
+            verdict = replace(verdict, action=Action.WARN,
+                              notes=(*verdict.notes, "warn mode: the daemon would block this"))
+        verdict = replace(verdict, elapsed_us=(time.perf_counter_ns() - start) // 1000)
+        return {"verdict": verdict.to_json()}
+
+    def _op_status(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        from attyguard import __version__
+
+        cfg = self.config
+        return {
+            "version": __version__,
+            "protocol": protocol.PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "mode": cfg.daemon.mode,
+            "tier2": getattr(self.tier2, "name", "?"),
+            "auto_block": cfg.accumulator.auto_block,
+            "block_threshold": cfg.accumulator.block_threshold,
+            "config": str(self.config_path) if self.config_path else None,
+            "connections": len(self.connections),
+            "subscribers": sum(1 for c in self.connections if c.subscriber),
+            "tracked_pids": len(self.threats),
+            "counters": dict(self.counters),
+            "peer": {"pid": conn.peer.pid, "uid": conn.peer.uid, "gid": conn.peer.gid},
+        }
+
+    def _op_threats(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        # Marks carry command titles: a user sees the marks on their own processes.
+        entries = [e.to_json() for e in self.threats.entries()
+                   if conn.privileged or e.uid == conn.peer.uid]
+        payload: dict[str, Any] = {"entries": entries}
+        if "pid" in request.args:
+            pid = request.int_arg("pid")
+            info = self.threats.table.info(pid)
+            if info is None:
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"no process {pid}", request.id)
+            if not conn.privileged and info.uid != conn.peer.uid:
+                raise ProtocolError(ErrorCode.FORBIDDEN, f"process {pid} is not yours", request.id)
+            level, entry = self.threats.level_of(pid)
+            payload["effective"] = {"pid": pid, "level": level.label,
+                                    "from_pid": entry.pid if entry is not None else None}
+        return payload
+
+    def _op_mark(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        pid = request.int_arg("pid", default=conn.peer.pid)
+        try:
+            level = ThreatLevel.parse(request.str_arg("level"))
+        except KeyError:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                "mark: 'level' must be none, low, medium, high or critical",
+                                request.id) from None
+        reason = request.str_arg("reason", default="", max_len=4096)
+        info = self.threats.table.info(pid)
+        if info is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no process {pid}", request.id)
+        # Only root or the process's owner: a user must not taint another's shell.
+        if conn.peer.uid != 0 and info.uid != conn.peer.uid:
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                f"uid {conn.peer.uid} may not mark process {pid}", request.id)
+        entry = self.threats.mark(pid, level, reason, info)
+        now = entry.level if entry is not None else ThreatLevel.NONE
+        if now >= ThreatLevel.HIGH:
+            log.warning("pid %d marked %s by pid %d uid %d: %s", pid, now.label,
+                        conn.peer.pid, conn.peer.uid, reason[:200])
+        return {"pid": pid, "level": now.label}
+
+    def _op_subscribe(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        if not conn.subscriber:
+            subscribers = sum(1 for c in self.connections if c.subscriber)
+            if subscribers >= self.config.daemon.max_subscribers:
+                raise ProtocolError(ErrorCode.BUSY, "too many subscribers", request.id)
+            conn.subscriber = True
+        return {"subscribed": True, "mode": self.config.daemon.mode}
+
+    # ---- events
+
+    def publish_warn(self, peer: Peer, line: str, verdict: Verdict) -> int:
+        """A Block turned into a warn event (warn mode); returns how many got it."""
+        self.counters["events"] += 1
+        shown = _one_line(line, 160)
+        text = f"pid {peer.pid} (uid {peer.uid}) would be blocked: {verdict.reason} — {shown}"
+        log.warning("warn event: %s", text)
+        data = protocol.encode_event(
+            "warn", text=text, pid=peer.pid, uid=peer.uid, line=_one_line(line, 1024),
+            reason=verdict.reason, probability=round(verdict.probability, 4),
+            rules=[hit.rule_id for hit in verdict.rules], time=round(time.time(), 3))
+        delivered = 0
+        for conn in list(self.connections):
+            if conn.subscriber and (conn.privileged or conn.peer.uid == peer.uid):
+                if self._send_nowait(conn, data):
+                    delivered += 1
+                else:
+                    conn.dropped_events += 1
+        return delivered
+
+
+def _one_line(text: str, limit: int) -> str:
+    """Printable, single-line, bounded: event text lands in a status bar and logs."""
+    cleaned = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256
+                      else "?" for ch in text)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        # stderr goes to the journal: sd-daemon(3) "<N>" prefixes carry the priority.
+        class _Journal(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                prio = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+                return f"<{prio.get(record.levelname, 6)}>{super().format(record)}"
+
+        handler.setFormatter(_Journal("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("attyguard daemon: %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="attyguard daemon",
+        description="The attyguard sidecar: verdicts over a Unix socket, PID threat map, "
+        "Tier-2, accumulator. Runs in the foreground; logs to stderr.")
+    parser.add_argument("--socket", help="Unix socket path (default: daemon.socket of the "
+                        "config, /run/attyguard/attyguard.sock)")
+    parser.add_argument("--config", help=f"TOML config (default {DEFAULT_CONFIG_PATH}; "
+                        "a missing default file means defaults)")
+    parser.add_argument("--tier2", choices=TIER2_NAMES, help="Tier-2 scorer")
+    parser.add_argument("--mode", choices=MODES,
+                        help="enforce: Block refuses; warn: Block becomes an event + warn")
+    parser.add_argument("--print-default-config", action="store_true",
+                        help="print the commented default config and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+async def _run(server: DaemonServer) -> int:
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, server.request_stop)
+    loop.add_signal_handler(signal.SIGINT, server.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
+    try:
+        await server.start()
+    except DaemonStartError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        await server.wait_stopped()
+    finally:
+        await server.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.print_default_config:
+        sys.stdout.write(DEFAULT_DAEMON_CONFIG_TEXT)
+        return 0
+    _setup_logging(args.verbose)
+    config_path = Path(args.config or DEFAULT_CONFIG_PATH)
+    missing_ok = args.config is None
+    config, errors = load_daemon_config(config_path, missing_ok=missing_ok)
+    if errors:
+        for error in errors:
+            print(f"attyguard daemon: {error}", file=sys.stderr)
+        return 2
+    # Warm the engine before READY=1: the first verdict must not pay for rule loading.
+    from attyguard.engine.classify import classify
+
+    classify("true")
+    server = DaemonServer(config, config_path=config_path, config_missing_ok=missing_ok,
+                          overrides=Overrides(args.socket, args.tier2, args.mode),
+                          engine=classify)
+    try:
+        return asyncio.run(_run(server))
+    except KeyboardInterrupt:
+        return 0
