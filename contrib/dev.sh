@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 venv=${ATTYGUARD_VENV:-$root/.venv}
 
-apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo)
+# systemd: systemd-analyze, which checks contrib/attyguard.service in the tests.
+apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd)
 
 need_apt() {
   local missing=()
@@ -47,7 +48,7 @@ case $cmd in
     ;;
   test)
     need_apt
-    need_venv dev,onnx
+    need_venv dev,onnx,train
     export PATH="$venv/bin:$PATH"
     echo "== ruff" && ruff check attyguard tests bench
     echo "== mypy" && mypy attyguard

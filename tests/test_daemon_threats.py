@@ -51,11 +51,31 @@ def test_marks_only_raise() -> None:
     assert threats.mark(999, ThreatLevel.HIGH, "no such") is None
 
 
+def test_clear_forgets_only_that_mark() -> None:
+    threats = ThreatMap(tree())
+    threats.mark(10, ThreatLevel.CRITICAL, "blocked")
+    threats.mark(20, ThreatLevel.LOW, "meh")
+    entry = threats.clear(10)
+    assert entry is not None and entry.level is ThreatLevel.CRITICAL
+    assert threats.level_of(30)[0] is ThreatLevel.LOW
+    assert threats.clear(10) is None
+
+
 def test_empty_map_costs_no_process_reads() -> None:
     table = tree()
     threats = ThreatMap(table)
     assert threats.level_of(30) == (ThreatLevel.NONE, None)
     assert table.reads == 0
+
+
+def test_unmarked_ancestors_are_cached_marked_ones_read_fresh() -> None:
+    table = tree()
+    threats = ThreatMap(table)
+    threats.mark(10, ThreatLevel.MEDIUM, "odd")
+    threats.level_of(30)
+    before = table.reads
+    assert threats.level_of(30)[0] is ThreatLevel.MEDIUM
+    assert table.reads - before == 1  # only the marked ancestor, 10, was read again
 
 
 def test_reused_pid_does_not_inherit_the_old_mark() -> None:

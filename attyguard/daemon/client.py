@@ -36,16 +36,21 @@ _MAX_REPLY = 16 << 20  # a reply longer than this is a broken daemon, not a verd
 class _Unavailable(Exception):
     """Internal: why this call gets no answer (becomes `state`)."""
 
-    def __init__(self, why: str, *, retry_now: bool = False) -> None:
+    def __init__(self, why: str, *, retry_now: bool = False, waiting: bool = False) -> None:
         super().__init__(why)
         self.why = why
         self.retry_now = retry_now  # a reused connection died: one fresh dial may still work
+        self.waiting = waiting  # still backing off: not a new failure, the clock is not reset
 
 
 class DaemonClient:
-    def __init__(self, socket_path: str, timeout_ms: int) -> None:
+    def __init__(self, socket_path: str, timeout_ms: int, *,
+                 max_request_bytes: int = 65536) -> None:
         self.socket_path = socket_path
         self.timeout = max(1, timeout_ms) / 1000.0
+        # The daemon's default limit: a longer request would only earn a
+        # too_large error after being pushed through the socket, or a timeout.
+        self.max_request_bytes = max_request_bytes
         self._sock: socket.socket | None = None
         self._owner_pid = 0  # the connection identifies a process (SO_PEERCRED): not after fork
         self._buffer = bytearray()
@@ -87,7 +92,8 @@ class DaemonClient:
                     self._disconnect()
                     if exc.retry_now and time.monotonic() < deadline:
                         continue
-                    self._fail(exc.why)
+                    if not exc.waiting:
+                        self._fail(exc.why)
                     return None
                 except Exception as exc:  # never let a client bug reach the shell
                     self._disconnect()
@@ -120,11 +126,10 @@ class DaemonClient:
             return self._sock, True
         self._disconnect()
         if time.monotonic() < self._retry_at:
-            raise _Unavailable(self._state.removeprefix("unavailable: "))
+            raise _Unavailable(self._state.removeprefix("unavailable: "), waiting=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            sock.settimeout(max(0.001, deadline - time.monotonic()))
-            sock.connect(self.socket_path)
+            self._dial(sock, deadline)
         except FileNotFoundError:
             sock.close()
             raise _Unavailable(f"no daemon socket at {self.socket_path}") from None
@@ -145,13 +150,32 @@ class DaemonClient:
         self._owner_pid = os.getpid()
         return sock, False
 
+    def _dial(self, sock: socket.socket, deadline: float) -> None:
+        # A Unix socket whose listen backlog is full answers EAGAIN at once
+        # instead of waiting (even with a timeout): retry briefly within the deadline.
+        while True:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            try:
+                sock.connect(self.socket_path)
+                return
+            except BlockingIOError:
+                if time.monotonic() + 0.001 >= deadline:
+                    raise TimeoutError from None
+                time.sleep(0.001)
+
     def _round_trip(self, op: str, args: dict[str, Any], deadline: float) -> dict[str, Any]:
-        sock, reused = self._connect(deadline)
         self._next_id += 1
         request_id = self._next_id
+        data = protocol.encode_request(op, request_id, **args)
+        if len(data) > self.max_request_bytes:
+            raise _RequestError("request too large for the daemon")
+        sock, reused = self._connect(deadline)
         try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
-            sock.sendall(protocol.encode_request(op, request_id, **args))
+            # If the daemon already closed, it may have said why first (forbidden):
+            # read what it sent; _read_line ends in _ConnectionClosed if nothing.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(data)
             while True:
                 reply = protocol.decode_message(self._read_line(sock, deadline))
                 if reply.get("ok") is False and reply.get("id") in (None, request_id):
@@ -161,8 +185,12 @@ class DaemonClient:
                     if code in (protocol.ErrorCode.FORBIDDEN, protocol.ErrorCode.VERSION) \
                             and reply.get("id") is None:
                         raise _Unavailable(f"refused: {message or code}")
-                    if code == protocol.ErrorCode.BUSY and reply.get("id") is None:
-                        raise _Unavailable("daemon busy", retry_now=True)
+                    if code in (protocol.ErrorCode.BUSY, protocol.ErrorCode.IDLE) \
+                            and reply.get("id") is None:
+                        # The daemon closed this (idle or evicted) connection
+                        # before our request: a fresh one will be served.
+                        raise _Unavailable(f"daemon closed the connection ({code})",
+                                           retry_now=reused)
                     # A request-level error: the daemon is fine, this answer is not a verdict.
                     self._state = "connected"
                     self._backoff = 0.0

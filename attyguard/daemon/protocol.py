@@ -37,7 +37,7 @@ __all__ = [
 
 PROTOCOL_VERSION = 1
 
-OPS = ("classify", "status", "threats", "mark", "subscribe")
+OPS = ("classify", "status", "threats", "mark", "clear", "subscribe")
 
 
 class ErrorCode:
@@ -49,7 +49,8 @@ class ErrorCode:
     VERSION = "unsupported_version"
     FORBIDDEN = "forbidden"  # peer not allowed to connect, or to do this op
     NOT_FOUND = "not_found"  # mark: no such process
-    BUSY = "busy"  # too many subscribers
+    BUSY = "busy"  # too many subscribers, or this connection closed to make room
+    IDLE = "idle"  # this connection was idle too long and is being closed
     INTERNAL = "internal"  # the daemon failed on this request (it keeps serving)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
@@ -34,6 +35,9 @@ __all__ = [
 
 # Deeper trees than this are cut short (a fork bomb must not make lookups slow).
 PRIOR_DEPTH_LIMIT = 128
+# Unmarked ancestors' /proc data is reused this long (seconds) by level_of.
+_INFO_CACHE_TTL = 1.0
+_INFO_CACHE_MAX = 8192
 
 
 class ThreatLevel(IntEnum):
@@ -119,6 +123,7 @@ class ThreatMap:
         self.table = table
         self.max_entries = max(1, max_entries)
         self._entries: dict[int, ThreatEntry] = {}
+        self._info_cache: dict[int, tuple[float, ProcInfo]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -142,6 +147,10 @@ class ThreatMap:
         self._entries[pid] = entry
         return entry
 
+    def clear(self, pid: int) -> ThreatEntry | None:
+        """Forget `pid`'s own mark (an operator's decision); the removed entry, if any."""
+        return self._entries.pop(pid, None)
+
     def level_of(self, pid: int) -> tuple[ThreatLevel, ThreatEntry | None]:
         """The effective level of `pid`: the highest of itself and its live ancestors.
 
@@ -156,7 +165,11 @@ class ThreatMap:
             if current <= 0 or current in seen:
                 break
             seen.add(current)
-            info = self.table.info(current)
+            # A marked PID is read fresh (its start time must still match: PID
+            # reuse); the unmarked links of the chain (bash, sshd, systemd…)
+            # change rarely and come from a short-lived cache.
+            info = self.table.info(current) if current in self._entries \
+                else self._cached_info(current)
             if info is None:
                 break
             entry = self._valid_entry(current, info)
@@ -167,13 +180,35 @@ class ThreatMap:
             current = info.ppid
         return (best.level, best) if best is not None else (ThreatLevel.NONE, None)
 
+    def _cached_info(self, pid: int) -> ProcInfo | None:
+        now = time.monotonic()
+        hit = self._info_cache.get(pid)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        info = self.table.info(pid)
+        if len(self._info_cache) >= _INFO_CACHE_MAX:
+            self._info_cache.clear()  # crude but bounded; refills in one walk
+        if info is not None:
+            self._info_cache[pid] = (now + _INFO_CACHE_TTL, info)
+        return info
+
     def entries(self) -> list[ThreatEntry]:
         return sorted(self._entries.values(), key=lambda e: (-e.level, e.pid))
 
-    def prune(self) -> int:
-        """Drop entries whose process exited (or whose PID now names another process)."""
+    def pids(self) -> list[int]:
+        return list(self._entries)
+
+    def prune(self, pids: Iterable[int] | None = None) -> int:
+        """Drop entries whose process exited (or whose PID now names another process).
+
+        `pids` limits the check to those entries, so the server can prune a
+        large map in slices between requests instead of stalling them.
+        """
         gone = []
-        for pid, entry in self._entries.items():
+        for pid in list(self._entries) if pids is None else pids:
+            entry = self._entries.get(pid)
+            if entry is None:
+                continue
             info = self.table.info(pid)
             if info is None or info.start_time != entry.start_time:
                 gone.append(pid)
