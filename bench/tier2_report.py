@@ -93,7 +93,46 @@ def main(argv: list[str] | None = None) -> int:
                 f"{plugin.threshold:>5.2f} {precision:>9.3f} {recall:>7.3f} {fpr:>7.4f} "
                 f"{tp:>5} {fp:>5} {per_line:>8.1f}"
             )
+    if not args.json:
+        _calibration(bad, good)
+        _pathological()
     return 0
+
+
+def _calibration(bad: list[str], good: list[str]) -> None:
+    """Share of malicious lines per p bin: how far p reads as a probability on dev."""
+    edges = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.01)
+    for name in ("heuristic", "onnx"):
+        plugin, _ = load_tier2(name)
+        counts = [[0, 0] for _ in edges[:-1]]
+        for label, lines in ((1, bad), (0, good)):
+            for line in lines:
+                p = plugin.score(line).p
+                i = next(k for k in range(len(edges) - 1) if p < edges[k + 1])
+                counts[i][label] += 1
+        cells = []
+        for k, (neg, pos) in enumerate(counts):
+            share = f"{pos / (pos + neg):.2f}" if pos + neg else "  - "
+            cells.append(f"[{edges[k]:.1f},{min(edges[k + 1], 1.0):.1f}) n={pos + neg} mal={share}")
+        print(f"{name} calibration: " + "; ".join(cells))
+
+
+def _pathological() -> None:
+    """Worst time per plugin over hostile lines of MAX_CHARS (bounded-time check)."""
+    from attyguard.daemon.tier2.features import MAX_CHARS
+
+    seeds = ["tee -a ", "rm -r ", ">>", "'", "$(", "truncate ", "/dev/tcp/x", "\\x41", "a'b "]
+    lines = []
+    for w in seeds:
+        lines += [w * (MAX_CHARS // len(w) + 1), w + " " * MAX_CHARS, (w + ";") * (MAX_CHARS // 8)]
+    for name in ("heuristic", "onnx"):
+        plugin, _ = load_tier2(name)
+        worst = 0.0
+        for line in lines:
+            t0 = time.perf_counter()
+            plugin.score(line)
+            worst = max(worst, time.perf_counter() - t0)
+        print(f"{name}: worst of {len(lines)} hostile {MAX_CHARS}-char lines: {worst * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 venv=${ATTYGUARD_VENV:-$root/.venv}
 
-# systemd: systemd-analyze, which checks contrib/attyguard.service in the tests.
-apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd)
+# systemd: systemd-analyze checks contrib/attyguard.service; shellcheck checks contrib/install.sh.
+apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck)
 
 need_apt() {
   local missing=()

@@ -6,11 +6,11 @@
 #
 # What it does, idempotently (running it twice changes nothing the second time
 # except refreshing the installed code):
-#   - with --onnx, also the `onnx` extra (onnxruntime) for `tier2 = "onnx"`;
 #   - creates the system group `atty` (members may talk to the daemon's socket);
 #   - installs attyguard into its own virtual environment /opt/attyguard/venv
 #     (pip, from the source tree this script sits in, or from --wheel FILE) and
-#     links /usr/local/bin/attyguard to it;
+#     links /usr/local/bin/attyguard to it; with --onnx also the `onnx` extra
+#     (onnxruntime), needed for `tier2 = "onnx"`;
 #   - installs /etc/systemd/system/attyguard.service and, if missing, the default
 #     config /etc/attyguard/attyguard.toml (an existing one is never overwritten);
 #   - enables and (re)starts the service when systemd is running (/run/systemd/system);
@@ -135,7 +135,7 @@ install_code() {
   [ -z "${ATTYGUARD_PIP_ARGS:-}" ] || pip_args=($ATTYGUARD_PIP_ARGS)
   install -d -m 0755 -o root -g root "$root$OPT"
   if [ ! -x "$root$VENV/bin/python" ]; then
-    "$python" -m venv "$root$VENV" || die "cannot create the virtual environment $root$VENV"
+    "$python" -m venv "$root$VENV" || die "cannot create the virtual environment $root$VENV (Debian: apt-get install python3-venv)"
   fi
   local what
   if [ -n "$wheel" ]; then

@@ -252,3 +252,21 @@ def test_fallback_config_is_valid_for_the_daemon() -> None:
     config, errors = parse_daemon_config(fallback, "install.sh fallback")
     assert errors == []
     assert config.daemon.group == "atty"
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) absent")
+def test_refuses_without_root(scratch: Path) -> None:
+    # The script goes in on stdin: the checkout (or pytest's tmp dir) may be
+    # unreadable to uid 65534.
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", "-s"],
+        input=INSTALL.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "install.sh: must run as root (it creates a system group and writes /opt, /etc, /usr/local)"
+    ]

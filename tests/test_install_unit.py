@@ -1,4 +1,4 @@
-"""contrib/attyguard.service: `systemd-analyze verify` clean, security exposure ≤ 2.0, contents."""
+"""contrib/attyguard.service (systemd-analyze verify, exposure <= 2.0); install.sh shellcheck."""
 
 from __future__ import annotations
 
@@ -67,3 +67,14 @@ def test_unit_keeps_what_the_daemon_and_sensors_need() -> None:
     assert svc["ExecStart"].startswith("/usr/local/bin/attyguard daemon ")
     assert svc["NoNewPrivileges"] == "yes"
     assert _unit()["Install"]["WantedBy"] == "multi-user.target"
+
+
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck absent (contrib/dev.sh installs it)"
+)
+def test_install_script_passes_shellcheck() -> None:
+    script = UNIT.parent / "install.sh"
+    proc = subprocess.run(
+        ["shellcheck", "--severity=style", str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -104,85 +104,29 @@ FEATURE_REASONS: dict[str, str] = {
 
 _I = re.IGNORECASE
 
+
+def _words(text: str) -> frozenset[str]:
+    """A set of names written as one space-separated string (easier to read and edit)."""
+    return frozenset(text.split())
+
+
 # Separators between simple commands. `$(`, backticks and parentheses are
 # treated as separators too: their contents are commands of their own.
 _SEP_RE = re.compile(r"(\|\||\|&|\||&&|;|&|\n|\$\(|`|\(|\)|\{|\})")
 # Words that only wrap the real command: `sudo env nohup X` runs X.
-_WRAPPERS = frozenset(
-    {
-        "sudo",
-        "doas",
-        "env",
-        "nohup",
-        "exec",
-        "time",
-        "command",
-        "builtin",
-        "nice",
-        "setsid",
-        "stdbuf",
-        "timeout",
-        "xargs",
-        "strace",
-        "ltrace",
-        "watch",
-        "busybox",
-        "torify",
-        "proxychains",
-        "proxychains4",
-        "unbuffer",
-        "chroot",
-        "ionice",
-        "taskset",
-        "then",
-        "do",
-        "else",
-        "!",
-    }
+_WRAPPERS = _words(
+    "sudo doas env nohup exec time command builtin nice setsid stdbuf timeout xargs strace "
+    "ltrace watch busybox torify proxychains proxychains4 unbuffer chroot ionice taskset then "
+    "do else !"
 )
 _QUOTED_WORD_RE = re.compile(r"[A-Za-z][\\'\"]+[A-Za-z]")
 _PLAIN_WORD_RE = re.compile(r"^[\w./-]+$")
 # Programs that run another program given as an argument: `nice /bin/sh` under
 # sudo is a root shell (GTFOBins' commonest shape).
-_SPAWNERS = frozenset(
-    {
-        "env",
-        "nice",
-        "ionice",
-        "flock",
-        "stdbuf",
-        "timeout",
-        "setarch",
-        "busybox",
-        "xargs",
-        "script",
-        "strace",
-        "ltrace",
-        "taskset",
-        "chroot",
-        "unshare",
-        "nohup",
-        "setsid",
-        "time",
-        "watch",
-        "run-parts",
-        "capsh",
-        "start-stop-daemon",
-        "rlwrap",
-        "cpulimit",
-        "nsenter",
-        "logsave",
-        "dmsetup",
-        "multitime",
-        "chrt",
-        "torify",
-        "unbuffer",
-        "choom",
-        "sg",
-        "newgrp",
-        "perf",
-        "valgrind",
-    }
+_SPAWNERS = _words(
+    "env nice ionice flock stdbuf timeout setarch busybox xargs script strace ltrace taskset "
+    "chroot unshare nohup setsid time watch run-parts capsh start-stop-daemon rlwrap cpulimit "
+    "nsenter logsave dmsetup multitime chrt torify unbuffer choom sg newgrp perf valgrind"
 )
 _SHELL_WORD_RE = re.compile(r"^/?(?:[\w.-]+/)*(?:ba|da|z|k|a|tc|fi|mk)?sh$")
 # A shell's absolute path as an *argument* (after `=`, a quote, a space…), not
@@ -195,91 +139,20 @@ _INTERP_RE = re.compile(
     r"^(?:ba|da|z|k|a|c|tc|fi|mk)?sh$|^(?:python|perl|ruby|php|node|nodejs|lua|tclsh|pwsh|"
     r"powershell|jjs|irb|rlwrap|osascript)[0-9.]*$"
 )
-_NET_TOOLS = frozenset(
-    {
-        "curl",
-        "wget",
-        "nc",
-        "ncat",
-        "netcat",
-        "socat",
-        "telnet",
-        "tftp",
-        "ftp",
-        "fetch",
-        "aria2c",
-        "lwp-download",
-        "lwp-request",
-        "wget2",
-        "httpie",
-        "http",
-        "openssl",
-        "sftp",
-        "rsync",
-        "scp",
-        "smbclient",
-        "dig",
-        "nslookup",
-        "ssh",
-    }
+_NET_TOOLS = _words(
+    "curl wget nc ncat netcat socat telnet tftp ftp fetch aria2c lwp-download lwp-request "
+    "wget2 httpie http openssl sftp rsync scp smbclient dig nslookup ssh"
 )
 # Net tools that move payloads (ssh/scp/rsync/dig are everyday and only count as
 # "net" for the combination with execution below when they fetch over HTTP).
-_FETCHERS = frozenset(
-    {
-        "curl",
-        "wget",
-        "wget2",
-        "fetch",
-        "aria2c",
-        "lwp-download",
-        "lwp-request",
-        "tftp",
-        "ftp",
-        "nc",
-        "ncat",
-        "netcat",
-        "socat",
-        "telnet",
-        "openssl",
-    }
+_FETCHERS = _words(
+    "curl wget wget2 fetch aria2c lwp-download lwp-request tftp ftp nc ncat netcat socat "
+    "telnet openssl"
 )
-_RARE = frozenset(
-    {
-        "nc",
-        "ncat",
-        "netcat",
-        "socat",
-        "telnet",
-        "mkfifo",
-        "mknod",
-        "msfvenom",
-        "msfconsole",
-        "nsenter",
-        "insmod",
-        "rmmod",
-        "chattr",
-        "setcap",
-        "xterm",
-        "shred",
-        "srm",
-        "wipe",
-        "mimipenguin",
-        "linpeas.sh",
-        "pspy",
-        "chisel",
-        "ngrok",
-        "gcore",
-        "unshadow",
-        "john",
-        "hashcat",
-        "hydra",
-        "tcpdump",
-        "tshark",
-        "ettercap",
-        "ptrace",
-        "masscan",
-    }
+_RARE = _words(
+    "nc ncat netcat socat telnet mkfifo mknod msfvenom msfconsole nsenter insmod rmmod chattr "
+    "setcap xterm shred srm wipe mimipenguin linpeas.sh pspy chisel ngrok gcore unshadow john "
+    "hashcat hydra tcpdump tshark ettercap ptrace masscan"
 )
 _INLINE_RE = re.compile(
     r"(?:^|[\s/])(?:(?:ba|da|z|k)?sh|python[0-9.]*|perl|ruby|php|node|nodejs|lua|pwsh|irb)"
@@ -292,7 +165,7 @@ _HEX_RE = re.compile(
 )
 _DECODE_RE = re.compile(
     r"base64\s+(?:-\w+\s+)*(?:-d|--decode|-D)\b|b64decode|xxd\s+(?:-\w+\s+)*-r|"
-    r"openssl\s+(?:enc|base64)\b[^|;&\n]*\s-(?:d|a)\b|fromCharCode|uudecode|\batob\s*\(|"
+    r"openssl\s+(?:enc|base64)\b[^|;&\n]{0,200}\s-(?:d|a)\b|fromCharCode|uudecode|\batob\s*\(|"
     r"unhexlify|\.decode\(\s*['\"](?:base64|hex)|printf\s+['\"]?(?:\\x|\\[0-7]{3}|%b)|"
     r"echo\s+-[a-z]*e[a-z]*\s+['\"]?\\(?:x|[0-7]{3})|\|\s*rev\s*\||FromBase64String"
 )
@@ -307,58 +180,58 @@ _SENSITIVE_STRONG_RE = re.compile(
     r"\.ssh/id_(?:rsa|dsa|ecdsa|ed25519)\b|\.bash_history|/proc/(?:\d+|self)/(?:mem|maps|environ)|"
     r"\.aws/credentials|\.docker/config\.json|\.kube/config|\.gnupg/|\.netrc\b|\.pgpass\b|"
     r"/var/lib/sss|krb5cc|\.git-credentials|keyring|/etc/ssl/private|gnome-keyring|"
-    r"\.mozilla/firefox/[^\s]*(?:logins|key[34])|\bLOGNAME\b.*passwd"
+    r"\.mozilla/firefox/[^\s]{0,128}(?:logins|key[34])|\bLOGNAME\b.{0,200}passwd"
 )
 # Reading /etc/passwd is everyday; writing it, or a uid-0 entry, is not.
 _PASSWD_WRITE_RE = re.compile(
-    r"(?:>>?|tee\s+(?:-a\s+)?)\s*/etc/(?:passwd|group)\b|:0:0:|useradd\s[^|;&\n]*-o\s+-u\s*0"
+    r"(?:>>?\s*|tee\s+(?:-a\s+)?)/etc/(?:passwd|group)\b|:0:0:|useradd\s[^|;&\n]{0,200}-o\s+-u\s*0"
 )
 _PERSIST_RE = re.compile(
     r"\bcrontab\s+(?!-l\b)(?!-e\b)\S|\|\s*crontab\b|/etc/cron|/var/spool/cron|"
     r"/etc/rc\.local|ld\.so\.preload|/etc/init\.d/|\.config/autostart|"
-    r"(?:>>?|tee\s+(?:-a\s+)?|cp\s+\S+\s+|mv\s+\S+\s+)\s*(?:/etc|/lib|/usr/lib)/systemd/system/|"
+    r"(?:>>?\s*|tee\s+(?:-a\s+)?|cp\s+\S{1,128}\s+|mv\s+\S{1,128}\s+)(?:/etc|/lib|/usr/lib)/systemd/system/|"
     r"\.config/systemd/user/|/etc/profile(?:\.d)?\b|/etc/update-motd\.d|/etc/xdg/autostart|"
-    r"\bat\s+(?:now|midnight|-f)\b|>>\s*\S*authorized_keys|/etc/environment|/etc/bash\.bashrc|"
-    r"/etc/rc\.d/|/rc\.common\b|systemd-run\s[^|;&\n]*--on-(?:calendar|boot|active)|"
-    r"/lib/security/|pam_exec|/etc/pam\.d/|\.ssh/rc\b|trap\s+['\"][^'\"]*['\"]\s+(?:DEBUG|EXIT)"
+    r"\bat\s+(?:now|midnight|-f)\b|>>\s*\S{0,128}authorized_keys|/etc/environment|/etc/bash\.bashrc|"
+    r"/etc/rc\.d/|/rc\.common\b|systemd-run\s[^|;&\n]{0,200}--on-(?:calendar|boot|active)|"
+    r"/lib/security/|pam_exec|/etc/pam\.d/|\.ssh/rc\b|trap\s+['\"][^'\"]{0,200}['\"]\s+(?:DEBUG|EXIT)"
 )
 # Appending to a shell rc file is also how aliases are added: half the evidence.
 _RC_APPEND_RE = re.compile(
-    r"(?:>>?|tee\s+(?:-a\s+)?)\s*\S*\.(?:bashrc|bash_profile|bash_login|profile|zshrc|zprofile|"
+    r"(?:>>?\s*|tee\s+(?:-a\s+)?)\S{0,128}\.(?:bashrc|bash_profile|bash_login|profile|zshrc|zprofile|"
     r"bash_logout)\b|systemctl\s+(?:--\w+\s+)*link\b"
 )
 _ANTIFOR_RE = re.compile(
     r"history\s+-[cw]\b|unset\s+HIST|HISTFILE=|HISTSIZE=0|HISTFILESIZE=0|set\s+\+o\s+history|"
-    r"\bshred\b|\bsrm\b|\bwipe\b|journalctl\s+[^|;&\n]*--(?:vacuum|rotate)|"
-    r"(?:>|rm\s+(?:-\w+\s+)*|truncate\s+[^|;&\n]*|cat\s+/dev/null\s*>\s*)\s*/var/log/|"
-    r"(?:rm|shred|>|ln\s+-sf\s+/dev/null)\s+[^|;&\n]*\.bash_history|\b(?:utmpdump|wtmp)\b|"
+    r"\bshred\b|\bsrm\b|\bwipe\b|journalctl\s+[^|;&\n]{0,200}--(?:vacuum|rotate)|"
+    r"(?:>\s*|rm\s+(?:-\w+\s+)*|cat\s+/dev/null\s*>\s*)/var/log/|truncate\s[^|;&\n]{0,200}?/var/log/|"
+    r"(?:rm|shred|>|ln\s+-sf\s+/dev/null)\s+[^|;&\n]{0,200}\.bash_history|\b(?:utmpdump|wtmp)\b|"
     r"touch\s+(?:-\w+\s+)*-[a-z]*[rtd]\b|auditctl\s+-[De]|"
     r"systemctl\s+(?:stop|disable|mask)\s+(?:auditd|rsyslog|syslog|systemd-journald)|"
     r"setenforce\s+0|ufw\s+disable|iptables\s+-F|chattr\s+[-+]i|unlink\s+/var/log/|"
     r">\s*\$\{?HISTFILE|Storage=none|/etc/(?:security/)?(?:libaudit\.conf|audit)|/var/audit\b"
 )
 _SPAWN_RE = re.compile(
-    r"-exec\s+/?(?:\S*/)?(?:ba|da|z|k)?sh\s+(?:-p\s+)?\\?;|\bos\.(?:system|exec\w*|popen|spawn\w*)\s*\(|"
+    r"-exec\s+/?(?:\S{0,64}/)?(?:ba|da|z|k)?sh\s+(?:-p\s+)?\\?;|\bos\.(?:system|exec\w*|popen|spawn\w*)\s*\(|"
     r"pty\.spawn|subprocess\.(?:call|run|Popen|check_output)|\bsystem\s*\(|\bexec\s*\(|"
-    r"['\"]?!\s*/?(?:\S*/)?(?:ba|da|z|k)?sh\b|--to-command|checkpoint-action=exec|"
+    r"['\"]?!\s*/?(?:\S{0,64}/)?(?:ba|da|z|k)?sh\b|--to-command|checkpoint-action=exec|"
     r"/bin/(?:ba|da|z|k)?sh\s+-p\b|\b(?:ba|da|z|k)?sh\s+-i\b|io\.popen|os\.execute|Kernel\.exec|"
-    r"child_process|\bspawn\s*\(|\bexec\s+/bin/|\bexec=/?\S*sh\b|\bpopen\s*\(|"
-    r"\$\s*sh\b|:\s*!\s*\S*sh\b|\bsystem\s+['\"]|\bshell\s*=\s*True|proc_open|passthru|"
-    r"\bexecve?\s*\(|Runtime\.getRuntime|`/bin/(?:ba)?sh`|-TT\s*['\"]?/?\S*sh\b|\bexec\s+['\"]/?\S*sh['\"]|"
-    r"LESSOPEN|PAGER=\S*sh|-o\s*ProxyCommand=?['\"]?;|\bgdb\s[^|;&\n]*-ex\s+['\"]?!|"
-    r"\bscript\s+-q\s+/dev/null|\bspawn\s+/?\S*sh\b|-e\s+['\"]?/?\S*sh\s+-c"
+    r"child_process|\bspawn\s*\(|\bexec\s+/bin/|\bexec=/?\S{0,128}sh\b|\bpopen\s*\(|"
+    r"\$\s*sh\b|:\s*!\s*\S{0,128}sh\b|\bsystem\s+['\"]|\bshell\s*=\s*True|proc_open|passthru|"
+    r"\bexecve?\s*\(|Runtime\.getRuntime|`/bin/(?:ba)?sh`|-TT\s*['\"]?/?\S{0,128}sh\b|\bexec\s+['\"]/?\S{0,128}sh['\"]|"
+    r"LESSOPEN|PAGER=\S{0,128}sh|-o\s*ProxyCommand=?['\"]?;|\bgdb\s[^|;&\n]{0,200}-ex\s+['\"]?!|"
+    r"\bscript\s+-q\s+/dev/null|\bspawn\s+/?\S{0,128}sh\b|-e\s+['\"]?/?\S{0,128}sh\s+-c"
 )
 _SOCKET_RE = re.compile(
-    r"/dev/(?:tcp|udp)/[^\s]+\s*(?:[0-9]?[<>]&\s*[0-9]|<|>)|[0-9]?>&\s*/dev/(?:tcp|udp)|"
-    r"\bexec\s+\d+<>|\b(?:nc|ncat|netcat)\b[^|;&\n]*\s-[a-z]*[ec]\s|"
-    r"\bsocat\b[^|;&\n]*\b(?:exec|system)[:']|mkfifo[^\n]*\b(?:nc|ncat|netcat|telnet|openssl)\b|"
-    r"openssl\s+s_client[^\n]*\|\s*/?(?:\S*/)?(?:ba)?sh|"
-    r"\btelnet\b[^\n]*\|\s*/?(?:\S*/)?(?:ba)?sh\b[^\n]*\|\s*\btelnet\b|"
+    r"/dev/(?:tcp|udp)/[^\s]{1,128}\s*(?:[0-9]?[<>]&\s*[0-9]|<|>)|[0-9]?>&\s*/dev/(?:tcp|udp)|"
+    r"\bexec\s+\d+<>|\b(?:nc|ncat|netcat)\b[^|;&\n]{0,200}\s-[a-z]*[ec]\s|"
+    r"\bsocat\b[^|;&\n]{0,200}\b(?:exec|system)[:']|mkfifo[^\n]{0,200}\b(?:nc|ncat|netcat|telnet|openssl)\b|"
+    r"openssl\s+s_client[^\n]{0,200}\|\s*/?(?:\S{0,64}/)?(?:ba)?sh|"
+    r"\btelnet\b[^\n]{0,200}\|\s*/?(?:\S{0,64}/)?(?:ba)?sh\b[^\n]{0,200}\|\s*\btelnet\b|"
     r"socket\.socket|TCPSocket|fsockopen|IO::Socket|new\s+net\.Socket|"
-    r"[0-9]>&[0-9]\s*\|\s*(?:nc|ncat|netcat)\b|\|\s*(?:nc|ncat|netcat)\s+\S+\s+\d+\s*>"
+    r"[0-9]>&[0-9]\s*\|\s*(?:nc|ncat|netcat)\b|\|\s*(?:nc|ncat|netcat)\s+\S{1,128}\s+\d+\s*>"
 )
 _EVAL_RE = re.compile(
-    r"\beval\b|\b(?:source|\.)\s+<\(|(?:ba)?sh\s+<\(|\$\(\s*(?:curl|wget|echo\s+[^)]*\|\s*base64)|"
+    r"\beval\b|\b(?:source|\.)\s+<\(|(?:ba)?sh\s+<\(|\$\(\s*(?:curl|wget|echo\s+[^)]{0,200}\|\s*base64)|"
     r"\b(?:ba)?sh\s+-c\s+['\"]?\$\(|\bexec\s*\(\s*(?:base64|zlib|marshal)|\bInvoke-Expression|\biex\b"
 )
 _OBF_RE = re.compile(
@@ -370,12 +243,12 @@ _IP_RE = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\[[0-9a-fA-F:]{3,}\]")
 _SETUID_RE = re.compile(
     r"\bchmod\s+(?:-\w+\s+)*(?:[ugoa]*\+[rwx]*s|[2467][0-7]{3})\b|\bsetcap\b|LD_PRELOAD=|"
     r"LD_LIBRARY_PATH=|cap_setuid|cap_dac|/etc/ld\.so\.preload|\bsudo\s+-u\s*#-?1|"
-    r"NOPASSWD|\bchown\s+root[^|;&\n]*&&\s*chmod\s+[ugo]*\+s",
+    r"NOPASSWD|\bchown\s+root[^|;&\n]{0,200}&&\s*chmod\s+[ugo]*\+s",
 )
 _DESTRUCT_RE = re.compile(
     r"\brm\s+(?:-[a-zA-Z]+\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+(?:-[a-zA-Z-]+\s+)*"
     r"(?:/|/\*|~/?|\$HOME/?|/(?:etc|usr|var|bin|boot|home|lib)/?)(?:\s|$|;)|"
-    r"\bmkfs(?:\.\w+)?\b|\bdd\s+if=/dev/(?:zero|urandom|random)\b[^|;&\n]*\bof=/dev/(?:sd|nvme|hd|vd|xvd|mmcblk|disk)|"
+    r"\bmkfs(?:\.\w+)?\b|\bdd\s+if=/dev/(?:zero|urandom|random)\b[^|;&\n]{0,200}\bof=/dev/(?:sd|nvme|hd|vd|xvd|mmcblk|disk)|"
     r":\(\)\s*\{|>\s*/dev/(?:sd|nvme|hd|vd)[a-z]|\bwipefs\b|"
     r"\bchmod\s+-R\s+(?:0?777|000)\s+/(?:\s|$)|--no-preserve-root|\bfdisk\s+/dev/|"
     r"\bcrontab\s+-r\b|\bkill\s+-9\s+-1\b",
