@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 venv=${ATTYGUARD_VENV:-$root/.venv}
 
-# systemd: systemd-analyze checks contrib/attyguard.service; shellcheck checks contrib/install.sh.
-apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck)
+# systemd: systemd-analyze checks contrib/attyguard.service; shellcheck checks contrib/install.sh;
+# gcc, libc6-dev: install.sh builds the login launcher (contrib/login-launcher.c).
+apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck gcc libc6-dev)
 
 need_apt() {
   local missing=()

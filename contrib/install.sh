@@ -8,9 +8,12 @@
 # except refreshing the installed code):
 #   - creates the system group `atty` (members may talk to the daemon's socket);
 #   - installs attyguard into its own virtual environment /opt/attyguard/venv
-#     (pip, from the source tree this script sits in, or from --wheel FILE) and
-#     links /usr/local/bin/attyguard to it; with --onnx also the `onnx` extra
-#     (onnxruntime), needed for `tier2 = "onnx"`;
+#     (pip, from the source tree this script sits in, or from --wheel FILE); with
+#     --onnx also the `onnx` extra (onnxruntime), needed for `tier2 = "onnx"`;
+#   - makes /usr/local/bin/attyguard the login launcher (contrib/login-launcher.c,
+#     compiled here) that runs the venv's attyguard: login(1) and sshd mark a
+#     login shell only by a '-' in argv[0], which pip's #! script never sees.
+#     Without a working C compiler it is a symlink instead, with a warning;
 #   - installs /etc/systemd/system/attyguard.service and, if missing, the default
 #     config /etc/attyguard/attyguard.toml (an existing one is never overwritten);
 #   - enables and (re)starts the service when systemd is running (/run/systemd/system);
@@ -26,6 +29,7 @@
 # modes in a scratch directory. Environment for tests and packagers:
 #   ATTYGUARD_PYTHON    interpreter that creates the venv (default: python3)
 #   ATTYGUARD_PIP_ARGS  extra pip arguments (e.g. "--no-deps", "--no-index --find-links DIR")
+#   CC                  C compiler for the login launcher (default: cc)
 #
 # Exit status: 0 done, 1 failed (one line on stderr says why), 2 bad usage.
 set -euo pipefail
@@ -157,9 +161,33 @@ install_code() {
     "${pip_args[@]}" "$what" || die "pip could not install $what"
   "$root$VENV/bin/python" -m pip install -q --disable-pip-version-check "${pip_args[@]}" "$what$extras" \
     || die "pip could not install the dependencies of $what$extras"
+  say "installed attyguard in $VENV"
+}
+
+# /usr/local/bin/attyguard: the compiled login launcher, or (no compiler) a symlink.
+# The launcher has the final paths ($VENV, not $root$VENV) baked in.
+install_entry() {
   install -d -m 0755 "$root$(dirname "$LINK")"
+  local cc=${CC:-cc} why err
+  if ! command -v "$cc" >/dev/null; then
+    why="no C compiler ($cc)"
+  elif ! err=$(bash "$here/build-launcher.sh" "$root$LINK" "$root$VENV" "$VENV" 2>&1); then
+    why="cannot build the login launcher: $(printf '%s\n' "$err" | head -n 1)"
+  else
+    say "installed $LINK (login launcher for $VENV/bin/attyguard)"
+    return
+  fi
   ln -sfn "$VENV/bin/attyguard" "$root$LINK"
-  say "installed attyguard in $VENV, linked $LINK"
+  echo "$prog: warning: $why; linked $LINK instead, which cannot tell a login shell: as one it needs '-l' (install gcc and re-run to fix)" >&2
+}
+
+# Ours: our symlink, or a launcher with our venv's path baked in.
+is_our_entry() {
+  if [ -L "$root$LINK" ]; then
+    [ "$(readlink "$root$LINK")" = "$VENV/bin/attyguard" ]
+  else
+    [ -f "$root$LINK" ] && grep -qaF -- "$VENV/bin/attyguard" "$root$LINK"
+  fi
 }
 
 install_unit_and_config() {
@@ -205,6 +233,7 @@ start_service() {
 do_install() {
   ensure_group
   install_code
+  install_entry
   install_unit_and_config
   if ((login_shell)); then add_login_shell; fi
   start_service
@@ -223,7 +252,7 @@ do_uninstall() {
   fi
   rm -f "$root$UNIT"
   if ((use_systemd)); then systemctl daemon-reload; fi
-  if [ -L "$root$LINK" ] && [ "$(readlink "$root$LINK")" = "$VENV/bin/attyguard" ]; then
+  if is_our_entry; then
     rm -f "$root$LINK"
   fi
   rm -rf "$root$OPT"

@@ -70,7 +70,9 @@ def installed(_installed_once: tuple[Path, str], tmp_path: Path) -> Path:
     return copy
 
 
-def run(root: Path, *args: str, wheel: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    root: Path, *args: str, wheel: Path | None = None, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     argv = ["bash", str(INSTALL), "--root", str(root), *args]
     if wheel is not None:
         argv += ["--wheel", str(wheel)]
@@ -78,6 +80,8 @@ def run(root: Path, *args: str, wheel: Path | None = None) -> subprocess.Complet
     # (and its shipped model) is what must land in the venv.
     env = {**os.environ, "ATTYGUARD_PIP_ARGS": "--no-deps", "ATTYGUARD_PYTHON": sys.executable}
     env.pop("VIRTUAL_ENV", None)
+    env.pop("CC", None)
+    env.update(extra_env)
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -127,9 +131,17 @@ def test_install_files_owners_modes(_installed_once: tuple[Path, str]) -> None:
     assert line is not None, (scratch / "etc" / "group").read_text()
     assert int(line.split(":")[2]) < 1000, "atty must be a system group"
 
-    link = scratch / "usr/local/bin/attyguard"
-    assert link.is_symlink()
-    assert os.readlink(link) == "/opt/attyguard/venv/bin/attyguard"  # the target system's path
+    # The entry point is the compiled login launcher (tests/test_launcher.py checks
+    # what it does), naming the target system's paths, not the scratch root's.
+    entry = scratch / "usr/local/bin/attyguard"
+    assert entry.is_file() and not entry.is_symlink()
+    assert (mode(entry), entry.stat().st_uid, entry.stat().st_gid) == (0o755, 0, 0)
+    binary = entry.read_bytes()
+    assert binary.startswith(b"\x7fELF")
+    assert b"/opt/attyguard/venv/bin/python\0" in binary
+    assert b"/opt/attyguard/venv/bin/attyguard\0" in binary
+    assert str(scratch).encode() not in binary
+    assert "login launcher" in out
     assert (scratch / "opt/attyguard/venv/bin/attyguard").is_file()
     assert mode(scratch / "opt/attyguard") == 0o755
 
@@ -194,7 +206,7 @@ def test_uninstall_keeps_config_then_purge(installed: Path) -> None:
     scratch = installed
     ok(run(scratch, "--uninstall"))
     assert not (scratch / "opt/attyguard").exists()
-    assert not (scratch / "usr/local/bin/attyguard").is_symlink()
+    assert not os.path.lexists(scratch / "usr/local/bin/attyguard")
     assert not (scratch / "etc/systemd/system/attyguard.service").exists()
     assert "/usr/local/bin/attyguard" not in (scratch / "etc/shells").read_text().splitlines()
     assert (scratch / "etc/shells").read_text() == "/bin/sh\n/bin/bash\n"
@@ -204,6 +216,32 @@ def test_uninstall_keeps_config_then_purge(installed: Path) -> None:
     ok(run(scratch, "--uninstall", "--purge"))
     assert not (scratch / "etc/attyguard").exists()
     assert group_line(scratch) is None
+
+
+def test_without_compiler_falls_back_to_a_symlink(installed: Path, wheel: Path) -> None:
+    scratch = installed
+    entry = scratch / "usr/local/bin/attyguard"
+    proc = run(scratch, "--login-shell", wheel=wheel, CC="/nonexistent/cc")
+    ok(proc)
+    assert entry.is_symlink()
+    assert os.readlink(entry) == "/opt/attyguard/venv/bin/attyguard"  # the target system's path
+    warnings = [ln for ln in proc.stderr.splitlines() if "warning" in ln]
+    assert len(warnings) == 1 and "no C compiler (/nonexistent/cc)" in warnings[0], proc.stderr
+    assert "-l" in warnings[0]
+    # With a compiler again, the symlink becomes the launcher; uninstall removes either.
+    ok(run(scratch, wheel=wheel))
+    assert entry.is_file() and not entry.is_symlink()
+    ok(run(scratch, "--uninstall"))
+    assert not os.path.lexists(entry)
+
+
+def test_uninstall_keeps_a_foreign_entry_point(installed: Path) -> None:
+    scratch = installed
+    entry = scratch / "usr/local/bin/attyguard"
+    entry.unlink()
+    entry.write_text("#!/bin/sh\n# someone else's attyguard\n")
+    ok(run(scratch, "--uninstall"))
+    assert entry.read_text() == "#!/bin/sh\n# someone else's attyguard\n"
 
 
 def test_uninstall_refuses_while_it_is_a_login_shell(installed: Path) -> None:

@@ -1,4 +1,4 @@
-"""contrib/attyguard.service (systemd-analyze verify, exposure <= 2.0); install.sh shellcheck."""
+"""contrib/attyguard.service (systemd-analyze verify, exposure <= 2.0); scripts' shellcheck."""
 
 from __future__ import annotations
 
@@ -72,8 +72,9 @@ def test_unit_keeps_what_the_daemon_and_sensors_need() -> None:
 @pytest.mark.skipif(
     shutil.which("shellcheck") is None, reason="shellcheck absent (contrib/dev.sh installs it)"
 )
-def test_install_script_passes_shellcheck() -> None:
-    script = UNIT.parent / "install.sh"
+@pytest.mark.parametrize("name", ["install.sh", "build-launcher.sh"])
+def test_install_script_passes_shellcheck(name: str) -> None:
+    script = UNIT.parent / name
     proc = subprocess.run(
         ["shellcheck", "--severity=style", str(script)], capture_output=True, text=True, timeout=120
     )
