@@ -1,0 +1,83 @@
+"""bash-compatible command line of `attyguard` used as a shell (pure).
+
+Understands what login, sshd, scp, rsync, editors and scripts pass to a
+shell: `-c CMD [name args…]`, `-l`/`--login`, `-i`, `-s`, `FILE args…`, and
+bash's other options (kept and passed on to bash unchanged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["ShellArgs", "parse_args"]
+
+# Options that take the next argument as their value.
+_WITH_VALUE = {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"}
+_LONG_FLAGS = {
+    "--login", "--noprofile", "--norc", "--posix", "--verbose", "--noediting",
+    "--restricted", "--debugger", "--dump-strings", "--dump-po-strings", "--wordexp",
+    "--protected", "--pretty-print",
+}
+
+
+@dataclass
+class ShellArgs:
+    login: bool = False
+    command: str | None = None  # -c
+    force_interactive: bool = False  # -i
+    read_stdin: bool = False  # -s
+    file: str | None = None
+    operands: list[str] = field(default_factory=list)  # after FILE / CMD
+    norc: bool = False
+    noprofile: bool = False
+    error: str | None = None
+
+
+def parse_args(argv: list[str]) -> ShellArgs:
+    args = ShellArgs()
+    want_c = False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if arg in _WITH_VALUE:
+            if i + 1 >= len(argv):
+                args.error = f"{arg}: option requires an argument"
+                return args
+            i += 2
+            continue
+        if arg.startswith("--"):
+            if arg == "--login":
+                args.login = True
+            elif arg == "--norc":
+                args.norc = True
+            elif arg == "--noprofile":
+                args.noprofile = True
+            elif arg not in _LONG_FLAGS:
+                args.error = f"{arg}: invalid option"
+                return args
+            i += 1
+            continue
+        if len(arg) > 1 and arg[0] in "-+":
+            letters = arg[1:]
+            if arg[0] == "-":
+                want_c = want_c or "c" in letters
+                args.login = args.login or "l" in letters
+                args.force_interactive = args.force_interactive or "i" in letters
+                args.read_stdin = args.read_stdin or "s" in letters
+            i += 1
+            continue
+        break
+    rest = argv[i:]
+    if want_c:
+        if not rest:
+            args.error = "-c: option requires an argument"
+            return args
+        args.command, args.operands = rest[0], rest[1:]
+    elif rest and not args.read_stdin:
+        args.file, args.operands = rest[0], rest[1:]
+    else:
+        args.operands = rest
+    return args

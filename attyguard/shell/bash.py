@@ -1,0 +1,528 @@
+"""The persistent bash child: spawn, send a line, passthrough, completion, exit.
+
+Owns the pty and the side channel and nothing about the UI: every method
+that touches the user's terminal takes its fds as parameters. The protocol
+with shellrc/hooks.bash (marks on the pty, records on a FIFO) is described
+there; `marks.py` parses both channels.
+
+Imports only the standard library: this module is on the start-up path,
+before prompt_toolkit is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import select
+import signal
+import struct
+import tempfile
+import termios
+import time
+import tty
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser
+
+__all__ = ["BashChild", "BashExited", "RunResult", "sanitize_line"]
+
+_READ = 65536
+_PASTE_START = b"\x1b[200~"
+_PASTE_END = b"\x1b[201~"
+_KEY_COMPLETE = b"\x1b[57701~"
+_KEY_REPAIR = b"\x1b[57702~"
+_RL_LEAVE = b"\x1b[?2004l"  # readline leaves the line: its echo region ends here
+# A wedged child (hooks gone, e.g. after `exec bash`) is looked at after this long.
+_STALL_S = 0.4
+
+
+class BashExited(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"bash exited with status {status}")
+        self.status = status
+
+
+@dataclass
+class RunResult:
+    kind: str  # "done" (prompt is back), "more" (bash wants a continuation line), "exited"
+    status: int = 0
+
+
+@dataclass
+class PromptState:
+    status: int = 0
+    cwd: str = ""
+    ps1: str = ""
+    ps2: str = "> "
+    typeahead: bytes = b""
+    editing_mode: str = "emacs"  # bash's `set -o vi` / `set -o emacs`, for the front end
+
+
+@dataclass
+class _Run:
+    phase: str = "echo"  # echo -> run -> after_d -> done
+    dropped: bytearray = field(default_factory=bytearray)
+    got_d: bool = False
+    got_t: bool = False
+    result: RunResult | None = None
+    last_activity: float = 0.0
+    repaired: bool = False
+
+
+def sanitize_line(text: str) -> bytes:
+    """The bytes of one bracketed paste carrying `text` to readline.
+
+    The end-of-paste sequence and C0 controls other than newline and tab
+    would let the text escape the paste and act as keys, so they go.
+    """
+    text = text.replace("\x1b[201~", "")
+    cleaned = "".join(c for c in text if c in "\n\t" or not (ord(c) < 32 or ord(c) == 127))
+    return cleaned.encode("utf-8", "surrogateescape")
+
+
+def _status_of(wait_status: int) -> int:
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
+_DEBUG = os.environ.get("ATTYGUARD_DEBUG_LOG", "")
+
+
+def _debug(*what: object) -> None:
+    """Protocol trace for debugging (env ATTYGUARD_DEBUG_LOG=PATH); off by default."""
+    if _DEBUG:
+        with open(_DEBUG, "a", encoding="utf-8") as f:
+            print(f"{time.monotonic():.4f}", *what, file=f)
+
+
+class BashChild:
+    """One interactive bash on a pty, driven through attyguard's hooks."""
+
+    def __init__(self, pid: int, master: int, session_dir: Path, nonce: str,
+                 hooks: Path) -> None:
+        self.pid = pid
+        self.master = master
+        self.dir = session_dir
+        self.nonce = nonce
+        self.hooks = hooks
+        self.fifo = os.open(session_dir / "ch", os.O_RDWR | os.O_NONBLOCK)
+        self.marks = MarkParser(nonce)
+        self.records = RecordParser(nonce)
+        self.state = PromptState()
+        self.exit_status: int | None = None
+        self._pending_records: list[Record] = []
+        self._needs_repair = False
+        self._out_pending = b""
+        self._ack = b"\x1d" + nonce.encode() + b"\x1d"
+        self._ack_echo = b"^]" + nonce.encode() + b"^]"
+
+    # --- start-up -------------------------------------------------------------------
+
+    @classmethod
+    def spawn(cls, rcdir: Path, *, login: bool = False, size: tuple[int, int] | None = None,
+              bash: str = "/bin/bash", env: dict[str, str] | None = None) -> BashChild:
+        nonce = secrets.token_hex(8)
+        session_dir = Path(tempfile.mkdtemp(prefix="attyguard-"))
+        os.mkfifo(session_dir / "ch", 0o600)
+        child_env = dict(os.environ if env is None else env)
+        child_env.update(__AG_NONCE=nonce, __AG_DIR=str(session_dir),
+                         __AG_LOGIN="1" if login else "")
+        rc = str(rcdir / "attyguard.bash")
+        if not os.path.exists(bash):
+            bash = "bash"
+        argv = [bash, "--rcfile", rc, "-i"]
+        pid, master = os.forkpty()
+        if pid == 0:  # child
+            try:
+                if size is not None:
+                    _set_size(0, size)
+                os.execvpe(argv[0], argv, child_env)
+            finally:
+                os._exit(127)
+        os.set_blocking(master, False)
+        return cls(pid, master, session_dir, nonce, rcdir / "hooks.bash")
+
+    def set_size(self, size: tuple[int, int]) -> None:
+        _set_size(self.master, size)
+
+    def sync_size_from(self, tty_fd: int) -> None:
+        with contextlib.suppress(OSError):
+            self.set_size(_get_size(tty_fd))
+
+    # --- low-level channel handling -------------------------------------------------
+
+    def _read_master(self) -> bytes | None:
+        """Bytes from the pty, b"" if none now, None once bash has gone."""
+        try:
+            return os.read(self.master, _READ)
+        except BlockingIOError:
+            return b""
+        except OSError:
+            return None
+
+    def _read_fifo(self) -> list[Record]:
+        got: list[Record] = []
+        while True:
+            try:
+                data = os.read(self.fifo, _READ)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            got.extend(self.records.feed(data))
+        return got
+
+    def _write_master(self, data: bytes) -> None:
+        """Queue `data` for bash; flushed as the pty accepts it (never blocks)."""
+        self._out_pending += data
+        self._flush_master()
+
+    def _flush_master(self) -> None:
+        while self._out_pending:
+            try:
+                n = os.write(self.master, self._out_pending)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._out_pending = b""
+                return
+            self._out_pending = self._out_pending[n:]
+
+    def _reap(self) -> int:
+        if self.exit_status is None:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                self.exit_status = _status_of(status)
+            except ChildProcessError:
+                self.exit_status = 0
+        return self.exit_status
+
+    def _apply_record(self, rec: Record) -> None:
+        _debug("record", rec)
+        if rec.kind == "D" and len(rec.fields) >= 4:
+            try:
+                self.state.status = int(rec.fields[0])
+            except ValueError:
+                self.state.status = 1
+            self.state.cwd = rec.fields[1]
+            self.state.ps1 = _strip_rl_markers(rec.fields[2])
+            self.state.ps2 = _strip_rl_markers(rec.fields[3])
+            # Reported by the PS1 rescue path: PROMPT_COMMAND is gone, repair it.
+            self._needs_repair = len(rec.fields) > 4 and rec.fields[4] == "1"
+            if len(rec.fields) > 5 and rec.fields[5] in ("vi", "emacs"):
+                self.state.editing_mode = rec.fields[5]
+        elif rec.kind == "T":
+            self.state.typeahead = (rec.fields[0] if rec.fields else "").encode(
+                "utf-8", "surrogateescape")
+
+    # --- the first prompt -----------------------------------------------------------
+
+    def wait_ready(self, timeout: float = 30.0, out_fd: int | None = None) -> bool:
+        """Wait for the first prompt; start-up output goes to `out_fd`."""
+        run = _Run(phase="run")
+        run.last_activity = time.monotonic()
+        deadline = time.monotonic() + timeout
+        while run.result is None and time.monotonic() < deadline:
+            self._step(run, None, out_fd, min(0.2, max(0.0, deadline - time.monotonic())))
+        return run.result is not None and run.result.kind == "done"
+
+    # --- running a line -------------------------------------------------------------
+
+    def send_line(self, text: str, tty_fd: int | None = None) -> None:
+        if tty_fd is not None:
+            self.sync_size_from(tty_fd)
+        self.state.typeahead = b""
+        _debug("send", text)
+        self._write_master(_PASTE_START + sanitize_line(text) + _PASTE_END + b"\r")
+
+    def run(self, text: str, in_fd: int | None, out_fd: int | None) -> RunResult:
+        """Send `text` and pass the terminal through until bash is back at a prompt.
+
+        `in_fd`/`out_fd` are the user's terminal (None: no passthrough, for
+        tests); the caller puts it in raw mode (see `raw_terminal`).
+        """
+        self.send_line(text, in_fd)
+        return self.passthrough(in_fd, out_fd)
+
+    def passthrough(self, in_fd: int | None, out_fd: int | None,
+                    phase: str = "echo") -> RunResult:
+        run = _Run(phase=phase)
+        run.last_activity = time.monotonic()
+        old_winch = None
+        if in_fd is not None and os.isatty(in_fd):
+            def on_winch(_sig: int, _frame: object) -> None:
+                self.sync_size_from(in_fd)
+            old_winch = signal.signal(signal.SIGWINCH, on_winch)
+        try:
+            while run.result is None:
+                self._step(run, in_fd, out_fd, _STALL_S)
+        finally:
+            if old_winch is not None:
+                signal.signal(signal.SIGWINCH, old_winch)
+        return run.result
+
+    def cancel_continuation(self) -> RunResult:
+        """Abandon a half-entered command (bash is at PS2): ^C, then the prompt."""
+        self._write_master(b"\x03")
+        return self.passthrough(None, None, phase="run_quiet")
+
+    def _step(self, run: _Run, in_fd: int | None, out_fd: int | None, timeout: float) -> None:
+        rlist = [self.master, self.fifo]
+        # The user's keys go to bash only while a command runs: before that
+        # readline is still taking our line (a ^Z there would be lost), after
+        # the D mark they must not reach readline unclassified (typeahead).
+        if in_fd is not None and run.phase == "run":
+            rlist.append(in_fd)
+        wlist = [self.master] if self._out_pending else []
+        try:
+            readable, writable, _ = select.select(rlist, wlist, [], timeout)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries
+            return
+        if writable:
+            self._flush_master()
+        if in_fd is not None and in_fd in readable:
+            try:
+                data = os.read(in_fd, _READ)
+            except OSError:
+                data = b""
+            if data:
+                _debug("stdin", data)
+                self._write_master(data)
+        if self.fifo in readable:
+            self._pending_records.extend(self._read_fifo())
+            self._handle_records(run)
+        if self.master in readable:
+            out = self._read_master()
+            if out is None:
+                self._pending_records.extend(self._read_fifo())
+                tail = self.marks.flush()
+                if tail and out_fd is not None and run.phase not in ("echo", "run_quiet"):
+                    _write_all(out_fd, tail)
+                run.result = RunResult("exited", self._reap())
+                return
+            if out:
+                run.last_activity = time.monotonic()
+                self._handle_output(run, out, out_fd)
+        if not readable and run.result is None:
+            self._check_stalled(run, out_fd)
+
+    def _handle_records(self, run: _Run) -> None:
+        for rec in list(self._pending_records):
+            if rec.kind == "T":
+                self._apply_record(rec)
+                run.got_t = True
+                self._pending_records.remove(rec)
+            elif rec.kind == "R" and run.repaired:
+                # Hooks reinstalled by __ag_repair; its D record carried the state.
+                self._pending_records.remove(rec)
+                d = self._take_record("D")
+                if d is not None:
+                    self._apply_record(d)
+                run.result = RunResult("done", self.state.status)
+
+    def _take_record(self, kind: str) -> Record | None:
+        """The newest pending record of `kind`; older ones of that kind are stale."""
+        self._pending_records.extend(self._read_fifo())
+        found = [r for r in self._pending_records if r.kind == kind]
+        if not found:
+            return None
+        self._pending_records = [r for r in self._pending_records if r.kind != kind]
+        return found[-1]
+
+    def _handle_output(self, run: _Run, data: bytes, out_fd: int | None) -> None:
+        for piece in self.marks.feed(data):
+            if run.result is not None:
+                # After the prompt is back, anything more is idle output.
+                if isinstance(piece, bytes) and out_fd is not None:
+                    _write_all(out_fd, piece)
+                continue
+            if isinstance(piece, bytes):
+                self._output_bytes(run, piece, out_fd)
+                continue
+            self._output_mark(run, piece, out_fd)
+
+    def _output_bytes(self, run: _Run, piece: bytes, out_fd: int | None) -> None:
+        if run.phase == "echo":
+            run.dropped += piece
+            i = run.dropped.find(_RL_LEAVE)
+            if i >= 0:
+                rest = bytes(run.dropped[i + len(_RL_LEAVE):])
+                run.dropped.clear()
+                if rest.startswith(b"\r"):
+                    rest = rest[1:]
+                run.phase = "run"
+                if rest and out_fd is not None:
+                    _write_all(out_fd, rest)
+            return
+        if run.phase == "after_d":
+            # Readline re-enabling bracketed paste is for its own prompt, which
+            # the front end draws; the ack may be echoed if it beat `read -s`.
+            piece = piece.replace(self._ack_echo, b"").replace(b"\x1b[?2004h", b"")
+        if run.phase == "run_quiet" or out_fd is None or not piece:
+            return
+        _write_all(out_fd, piece)
+
+    def _output_mark(self, run: _Run, mark: Mark, out_fd: int | None) -> None:
+        _debug("mark", mark, run.phase, run.got_d, run.got_t)
+        if mark.kind == "C":
+            if run.phase == "echo":
+                run.dropped.clear()
+                run.phase = "run"
+        elif mark.kind == "P":
+            # (While cancelling, a P is readline redrawing PS2 before the ^C lands.)
+            if run.phase in ("echo", "run"):
+                run.result = RunResult("more", self.state.status)
+        elif mark.kind == "D":
+            rec = self._take_record("D")
+            if rec is None:
+                return  # a D mark without its record is forged: ignore it
+            self._apply_record(rec)
+            run.got_d = True
+            run.phase = "after_d"
+            self._write_master(self._ack)
+        elif mark.kind == "B":
+            if run.got_d:
+                if not run.got_t:
+                    rec = self._take_record("T")
+                    if rec is not None:
+                        self._apply_record(rec)
+                run.result = RunResult("done", self.state.status)
+                if self._needs_repair:
+                    # readline is reading now: the bind -x key reinstalls the hooks
+                    # (its R record and redraw arrive while idle and are ignored).
+                    self._needs_repair = False
+                    self._write_master(_KEY_REPAIR)
+            elif run.phase != "echo" and not run.repaired:
+                # (In the echo phase a B is readline redrawing the old prompt.)
+                # A prompt without our D: PROMPT_COMMAND was unset or replaced.
+                run.repaired = True
+                self._write_master(_KEY_REPAIR)
+
+    def _check_stalled(self, run: _Run, out_fd: int | None) -> None:
+        """Hooks gone entirely (e.g. `exec bash`): bash idles at its own prompt."""
+        if run.repaired or time.monotonic() - run.last_activity < _STALL_S:
+            return
+        if not self._bash_at_readline():
+            return
+        run.repaired = True
+        run.phase = "echo"
+        run.dropped.clear()
+        if out_fd is not None:
+            # bash drew its own prompt on this line: the front end draws ours.
+            _write_all(out_fd, b"\r\x1b[K")
+        fix = (f"__ag_nonce={self.nonce} __ag_dir={_sq(str(self.dir))}; "
+               f". {_sq(str(self.hooks))}")
+        self._write_master(b"\x15" + _PASTE_START + fix.encode() + _PASTE_END + b"\r")
+
+    def _bash_at_readline(self) -> bool:
+        try:
+            if os.tcgetpgrp(self.master) != self.pid:
+                return False
+            lflag = termios.tcgetattr(self.master)[3]
+        except OSError:
+            return False
+        # readline runs the tty with ICANON and ECHO off; `read` keeps ICANON.
+        return not (lflag & termios.ICANON) and not (lflag & termios.ECHO)
+
+    # --- idle: output while the prompt is shown ---------------------------------------
+
+    def read_idle(self) -> bytes | None:
+        """Output that arrived while idle (background jobs), marks stripped; None: bash gone."""
+        data = self._read_master()
+        if data is None:
+            self._reap()
+            return None
+        out = b"".join(p for p in self.marks.feed(data) if isinstance(p, bytes))
+        # Only completion answers are expected while idle, and they are read
+        # synchronously; anything else here (a repair's R) is stale.
+        self._pending_records = [r for r in self._pending_records + self._read_fifo()
+                                 if r.kind == "K"]
+        return out
+
+    # --- completion -----------------------------------------------------------------
+
+    def complete(self, line: str, point: int, timeout: float = 2.0) -> tuple[str, list[str]]:
+        """Ask the live bash for completions of `line` at `point`: (word, candidates)."""
+        req = self.dir / "req"
+        tmp = self.dir / "req.tmp"
+        point_bytes = len(line[:point].encode("utf-8", "surrogateescape"))
+        tmp.write_bytes(f"{point_bytes}\n".encode() + line.encode("utf-8", "surrogateescape")
+                        + b"\0")
+        os.replace(tmp, req)
+        self._write_master(_KEY_COMPLETE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rec = self._take_record("K")
+            if rec is not None:
+                return (rec.fields[0] if rec.fields else ""), list(rec.fields[1:])
+            select.select([self.fifo], [], [], max(0.0, deadline - time.monotonic()))
+        return "", []
+
+    # --- the end --------------------------------------------------------------------
+
+    def exit(self, in_fd: int | None, out_fd: int | None) -> RunResult:
+        """Ask bash to exit as if the user typed `exit` (history saved, EXIT traps run)."""
+        return self.run("exit", in_fd, out_fd)
+
+    def close(self) -> int:
+        with contextlib.suppress(OSError):
+            os.close(self.master)
+        with contextlib.suppress(OSError):
+            os.close(self.fifo)
+        if self.exit_status is None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGHUP)
+        status = self._reap()
+        for name in ("ch", "req", "req.tmp"):
+            with contextlib.suppress(OSError):
+                (self.dir / name).unlink()
+        with contextlib.suppress(OSError):
+            self.dir.rmdir()
+        return status
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: int) -> Iterator[None]:
+    """The user's terminal in raw mode, switched with TCSANOW (keeps typeahead)."""
+    if not os.isatty(fd):
+        yield
+        return
+    old = termios.tcgetattr(fd)
+    tty.setraw(fd, termios.TCSANOW)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, old)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+            continue
+        view = view[n:]
+
+
+def _get_size(fd: int) -> tuple[int, int]:
+    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    return rows, cols
+
+
+def _set_size(fd: int, size: tuple[int, int]) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+
+
+def _strip_rl_markers(text: str) -> str:
+    # ${PS1@P} turns \[ \] into \001 \002 (readline's invisible-region markers).
+    return text.replace("\x01", "").replace("\x02", "")
+
+
+def _sq(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"

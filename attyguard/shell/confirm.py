@@ -1,0 +1,103 @@
+"""What the user sees of a verdict: the warn choice and the REFUSED line.
+
+`ask_warn` is a tiny prompt_toolkit application reading one key:
+y -> "yes" (run once), t -> "trust" (remember, then run), anything else ->
+"cancel". Its input/output are parameters so tests drive it headless.
+Everything shown from the command line is escaped first (`text.one_line`):
+control characters never reach the terminal raw.
+"""
+
+from __future__ import annotations
+
+from prompt_toolkit.application import Application
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.input import Input
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.keys import Keys
+from prompt_toolkit.layout import Layout, Window
+from prompt_toolkit.layout.controls import FormattedTextControl
+from prompt_toolkit.output import Output
+
+from attyguard.engine.verdict import Verdict
+from attyguard.shell.text import one_line
+
+__all__ = ["ask_warn", "pt_style", "refused_text", "warn_text"]
+
+
+def pt_style(style: str) -> str:
+    """A rich-like style ("bold red on white") as a prompt_toolkit style string."""
+    words = style.split()
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if words[i] == "on" and i + 1 < len(words):
+            out.append(f"bg:{words[i + 1]}")
+            i += 2
+            continue
+        out.append(words[i])
+        i += 1
+    return " ".join(out)
+
+
+def refused_text(verdict: Verdict, style: str) -> FormattedText:
+    return FormattedText([(pt_style(style), f"REFUSED — {one_line(verdict.reason)}"),
+                          ("", "\n")])
+
+
+def warn_text(verdict: Verdict, style: str) -> FormattedText:
+    parts = [(pt_style(style), f"⚠ {one_line(verdict.reason)}")]
+    for hit in verdict.rules[:3]:
+        if hit.explanation:
+            parts.append(("", f"\n  {one_line(hit.explanation)}"))
+    parts.append(("", "\n"))
+    return FormattedText(parts)
+
+
+_QUESTION = FormattedText([("bold", "[y]es"), ("", " / "), ("bold", "[t]rust"),
+                           ("", " / cancel? ")])
+
+
+def _answer_yes(event: KeyPressEvent) -> None:
+    """y: run this line once."""
+    event.app.exit(result="yes")
+
+
+def _answer_trust(event: KeyPressEvent) -> None:
+    """t: remember this line as trusted, then run it."""
+    event.app.exit(result="trust")
+
+
+def _answer_cancel(event: KeyPressEvent) -> None:
+    """Any other key: do not run; the line goes back to the prompt."""
+    event.app.exit(result="cancel")
+
+
+def confirm_bindings() -> KeyBindings:
+    kb = KeyBindings()
+    kb.add("y")(_answer_yes)
+    kb.add("Y")(_answer_yes)
+    kb.add("t")(_answer_trust)
+    kb.add("T")(_answer_trust)
+    kb.add(Keys.Any)(_answer_cancel)
+    kb.add("c-c")(_answer_cancel)
+    kb.add("c-d")(_answer_cancel)
+    kb.add("enter")(_answer_cancel)
+    kb.add("escape", eager=True)(_answer_cancel)
+    return kb
+
+
+def ask_warn(input: Input | None = None, output: Output | None = None) -> str:
+    """Ask `[y]es / [t]rust / cancel` and return "yes", "trust" or "cancel"."""
+    app: Application[str] = Application(
+        layout=Layout(Window(FormattedTextControl(_QUESTION), height=1,
+                             dont_extend_height=True)),
+        key_bindings=confirm_bindings(),
+        input=input,
+        output=output,
+        erase_when_done=False,
+    )
+    try:
+        result = app.run()
+    except (KeyboardInterrupt, EOFError):
+        return "cancel"
+    return result if result in ("yes", "trust") else "cancel"

@@ -1,0 +1,91 @@
+"""Command history shared by every attyguard shell of a user, kept atomically.
+
+One file in attyguard.paths.state_dir(). Each entry is appended with a single
+write(2) on an O_APPEND descriptor under an exclusive flock, so concurrent
+shells interleave whole entries and never lose each other's lines; trimming
+to shell.history_size rewrites a temporary file and renames it over, under
+the same lock. Format (prompt_toolkit's FileHistory format): "# <time>" then
+each line of the entry prefixed with "+".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from prompt_toolkit.history import History
+
+__all__ = ["SharedFileHistory", "encode_entry", "parse_entries"]
+
+
+def encode_entry(text: str, when: float | None = None) -> bytes:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+    body = "".join(f"+{line}\n" for line in text.split("\n"))
+    return f"\n# {stamp}\n{body}".encode("utf-8", "surrogateescape")
+
+
+def parse_entries(data: str) -> list[str]:
+    """Entries oldest first."""
+    entries: list[str] = []
+    lines: list[str] = []
+    for line in data.split("\n"):
+        if line.startswith("+"):
+            lines.append(line[1:])
+        elif lines:
+            entries.append("\n".join(lines))
+            lines = []
+    if lines:
+        entries.append("\n".join(lines))
+    return entries
+
+
+class SharedFileHistory(History):
+    def __init__(self, path: Path, max_entries: int = 50000) -> None:
+        super().__init__()
+        self.path = path
+        self.max_entries = max_entries
+
+    def load_history_strings(self) -> Iterable[str]:
+        try:
+            data = self.path.read_bytes().decode("utf-8", "surrogateescape")
+        except OSError:
+            return []
+        entries = parse_entries(data)
+        if self.max_entries and len(entries) > self.max_entries * 2:
+            self._trim()
+        seen: set[str] = set()
+        newest_first = []
+        for entry in reversed(entries):
+            if entry not in seen:  # one copy of each, most recent position
+                seen.add(entry)
+                newest_first.append(entry)
+        return newest_first[: self.max_entries or None]
+
+    def store_string(self, string: str) -> None:
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                os.write(fd, encode_entry(string))
+            finally:
+                os.close(fd)
+
+    def _trim(self) -> None:
+        """Keep the newest max_entries entries (atomic rename, under the lock)."""
+        with contextlib.suppress(OSError):
+            fd = os.open(self.path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                data = self.path.read_bytes().decode("utf-8", "surrogateescape")
+                keep = parse_entries(data)[-self.max_entries:]
+                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                tmp.write_bytes(b"".join(encode_entry(e) for e in keep))
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, self.path)
+            finally:
+                os.close(fd)

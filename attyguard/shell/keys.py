@@ -1,0 +1,50 @@
+"""The shell prompt's own key bindings, as named functions over passed-in state.
+
+Ctrl-D (empty line -> end the shell), Ctrl-C (drop the line), Enter, Tab,
+Up/Down and Ctrl-R are prompt_toolkit's own emacs/vi bindings; here is what
+attyguard adds.
+"""
+
+from __future__ import annotations
+
+from prompt_toolkit import search
+from prompt_toolkit.application import run_in_terminal
+from prompt_toolkit.filters import is_searching
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+
+from attyguard.shell.text import one_line
+from attyguard.shell.warnings import WarnBuffer
+
+__all__ = ["format_warnings", "load_shell_bindings"]
+
+
+def format_warnings(items: list[str]) -> str:
+    """The text Alt+Shift+W puts into scrollback for these buffered warnings."""
+    if not items:
+        return "attyguard: no warnings\n"
+    lines = [f"attyguard: {len(items)} warning(s):"]
+    lines += [f"  ⚠ {one_line(item)}" for item in items]
+    return "\n".join(lines) + "\n"
+
+
+def dump_warnings(warnings: WarnBuffer) -> str:
+    """Drain the buffer (so the status bar goes back to no ⚠) and format it."""
+    return format_warnings(warnings.drain())
+
+
+def load_shell_bindings(warnings: WarnBuffer) -> KeyBindings:
+    kb = KeyBindings()
+
+    @kb.add("escape", "W")
+    def _show_warnings(event: KeyPressEvent) -> None:
+        """Alt+Shift+W: print the buffered warnings above the prompt and clear them."""
+        text = dump_warnings(warnings)
+        run_in_terminal(lambda: print(text, end="", flush=True))
+
+    @kb.add("enter", filter=is_searching)
+    def _accept_search_and_run(event: KeyPressEvent) -> None:
+        """Enter in a Ctrl-R search runs the match, as in readline."""
+        search.accept_search()
+        event.app.current_buffer.validate_and_handle()
+
+    return kb

@@ -1,0 +1,111 @@
+"""Streaming parsers for the bash child's two channels (pure, no I/O).
+
+`MarkParser` splits pty output into passthrough bytes and attyguard's own
+nonce-tagged OSC 133 marks (ESC ] 133 ; ag-<nonce> ; <letter>[;args] BEL).
+Only our marks are removed; everything else, including other programs'
+OSC 133 marks, passes byte-exact. A chunk tail that could be the start of
+our mark is held back until the next chunk decides it; nothing else is.
+The hot path is `bytes.find` on whole chunks: no per-byte Python work.
+
+`RecordParser` reassembles side-channel records (NUL-terminated fields
+`@<nonce> TYPE fields… @end`); fields that do not belong to a record of this
+nonce are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Mark", "MarkParser", "Record", "RecordParser", "mark_prefix"]
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    kind: str  # "B" prompt, "C" command starts, "D" finished, "P" continuation
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    kind: str  # "D" status/cwd/prompts, "T" typeahead, "K" completions, "R" repaired
+    fields: tuple[str, ...]
+
+
+def mark_prefix(nonce: str) -> bytes:
+    return b"\x1b]133;ag-" + nonce.encode("ascii") + b";"
+
+
+_MAX_MARK = 256  # a mark longer than this is not ours: pass it through
+
+
+class MarkParser:
+    def __init__(self, nonce: str) -> None:
+        self.prefix = mark_prefix(nonce)
+        self._held = b""
+
+    def feed(self, data: bytes) -> list[bytes | Mark]:
+        """Split `data` into output bytes and marks, in order."""
+        if self._held:
+            data = self._held + data
+            self._held = b""
+        out: list[bytes | Mark] = []
+        prefix = self.prefix
+        start = 0
+        while True:
+            i = data.find(prefix, start)
+            if i < 0:
+                break
+            end = data.find(b"\x07", i + len(prefix))
+            if end < 0:
+                if len(data) - i > _MAX_MARK:
+                    # Not terminated within bounds: not ours after all.
+                    out.append(data[start : i + 1])
+                    start = i + 1
+                    continue
+                if i > start:
+                    out.append(data[start:i])
+                self._held = data[i:]
+                return out
+            if i > start:
+                out.append(data[start:i])
+            body = data[i + len(prefix) : end].decode("utf-8", "replace")
+            kind, _, rest = body.partition(";")
+            out.append(Mark(kind, tuple(rest.split(";")) if rest else ()))
+            start = end + 1
+        tail = data[start:]
+        # Hold back only a tail that is a proper prefix of our mark.
+        j = tail.rfind(b"\x1b", max(0, len(tail) - len(prefix) + 1))
+        if j >= 0 and prefix.startswith(tail[j:]):
+            self._held = tail[j:]
+            tail = tail[:j]
+        if tail:
+            out.append(tail)
+        return out
+
+    def flush(self) -> bytes:
+        held, self._held = self._held, b""
+        return held
+
+
+class RecordParser:
+    def __init__(self, nonce: str) -> None:
+        self.start = ("@" + nonce).encode("ascii")
+        self._buf = b""
+        self._fields: list[bytes] | None = None
+
+    def feed(self, data: bytes) -> list[Record]:
+        self._buf += data
+        records: list[Record] = []
+        *complete, self._buf = self._buf.split(b"\0")
+        for field in complete:
+            if field == self.start:
+                self._fields = []
+            elif self._fields is not None:
+                if field == b"@end":
+                    if self._fields:
+                        decoded = [f.decode("utf-8", "surrogateescape") for f in self._fields]
+                        records.append(Record(decoded[0], tuple(decoded[1:])))
+                    self._fields = None
+                else:
+                    self._fields.append(field)
+        return records

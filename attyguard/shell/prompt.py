@@ -1,0 +1,174 @@
+"""The prompt_toolkit front end: one PromptSession reused for every line.
+
+Draws the user's own PS1/PS2 as bash expanded them, keeps history and Tab
+completion, shows the status bar, and prints background-job output that
+bash produces while the prompt is up (it reads the pty only while idle).
+It returns what the user typed; deciding what happens to it is the session's
+job (the one enforcement point).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.application import run_in_terminal
+from prompt_toolkit.formatted_text import ANSI, FormattedText
+from prompt_toolkit.history import History
+from prompt_toolkit.input import Input
+from prompt_toolkit.input.vt100_parser import Vt100Parser
+from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.key_binding.key_processor import KeyPress
+from prompt_toolkit.output import Output
+from prompt_toolkit.shortcuts import CompleteStyle
+
+from attyguard.shell.completion import BashCompleter
+from attyguard.shell.warnings import WarnBuffer
+
+__all__ = ["ChildGone", "Eof", "Interrupted", "ShellPrompt", "idle_noise"]
+
+
+@dataclass(frozen=True)
+class Eof:
+    """Ctrl-D on an empty line."""
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """Ctrl-C: the line was dropped."""
+
+
+@dataclass(frozen=True)
+class ChildGone:
+    """bash went away while the prompt was shown."""
+
+
+ReadResult = str | Eof | Interrupted | ChildGone
+
+# What readline writes when it redraws its (invisible) prompt, e.g. after a
+# bind -x handler: not output for the user.
+_NOISE = re.compile(rb"\r|\x1b\[K|\x1b\[\?2004[hl]|\x1b\[\d*[ABCD]")
+
+
+def idle_noise(data: bytes) -> bool:
+    """True if idle pty output is only readline redrawing its prompt."""
+    return not _NOISE.sub(b"", data).strip(b"\n")
+
+
+class ShellPrompt:
+    def __init__(
+        self,
+        *,
+        history: History | None,
+        complete: Callable[[str, int], tuple[str, list[str]]] | None,
+        warnings: WarnBuffer,
+        bindings: KeyBindings,
+        status_bar: bool,
+        daemon_state: Callable[[], str] = lambda: "",
+        input: Input | None = None,
+        output: Output | None = None,
+    ) -> None:
+        self.warnings = warnings
+        self.daemon_state = daemon_state
+        self.session: PromptSession[str] = PromptSession(
+            history=history,
+            completer=BashCompleter(complete) if complete is not None else None,
+            complete_while_typing=False,
+            complete_style=CompleteStyle.READLINE_LIKE,
+            key_bindings=bindings,
+            bottom_toolbar=self._toolbar if status_bar else None,
+            input=input,
+            output=output,
+            erase_when_done=False,
+            enable_history_search=False,
+        )
+        warnings.on_change = self._invalidate
+
+    def _invalidate(self) -> None:
+        app = self.session.app
+        with contextlib.suppress(Exception):
+            app.invalidate()
+
+    def _toolbar(self) -> FormattedText:
+        parts: list[tuple[str, str]] = []
+        n = self.warnings.count
+        parts.append(("bold fg:ansiyellow" if n else "", f" ⚠ {n} " if n else " attyguard "))
+        state = self.daemon_state()
+        if state:
+            parts.append(("", f"│ daemon: {state} "))
+        if n:
+            parts.append(("", "│ Alt+Shift+W: show warnings "))
+        return FormattedText(parts)
+
+    def set_editing_mode(self, mode: str) -> None:
+        """Follow bash's `set -o vi|emacs` (and readline's editing-mode)."""
+        from prompt_toolkit.enums import EditingMode
+
+        self.session.editing_mode = EditingMode.VI if mode == "vi" else EditingMode.EMACS
+
+    def read(self, message: str, *, default: str = "", keys: str = "",
+             idle_fd: int | None = None,
+             on_idle: Callable[[], bytes | None] | None = None,
+             after_render: Callable[[], None] | None = None) -> ReadResult:
+        """Read one line; while waiting, output on `idle_fd` is printed above the prompt."""
+        gone = False
+        loops: list[asyncio.AbstractEventLoop] = []
+
+        def pre_run() -> None:
+            loop = asyncio.get_running_loop()
+            if after_render is not None:
+                def once(_app: object) -> None:
+                    self.session.app.after_render -= once
+                    loop.call_soon(after_render)
+                self.session.app.after_render += once
+            if keys:
+                # Typeahead replays as keystrokes: Tab completes, Enter accepts
+                # (and the line then goes through the session's enforcement).
+                presses: list[KeyPress] = []
+                parser = Vt100Parser(presses.append)
+                parser.feed(keys)
+                parser.flush()
+                processor = self.session.app.key_processor
+                processor.feed_multiple(presses)
+                loop.call_soon(processor.process_keys)
+            if idle_fd is None or on_idle is None:
+                return
+            loops.append(loop)
+
+            def readable() -> None:
+                nonlocal gone
+                data = on_idle()
+                if data is None:
+                    gone = True
+                    loop.remove_reader(idle_fd)
+                    with contextlib.suppress(Exception):
+                        self.session.app.exit(result="")
+                    return
+                if data and not idle_noise(data):
+                    run_in_terminal(lambda: _write_out(data))
+
+            loop.add_reader(idle_fd, readable)
+
+        try:
+            text = self.session.prompt(ANSI(message), default=default, pre_run=pre_run)
+        except EOFError:
+            return ChildGone() if gone else Eof()
+        except KeyboardInterrupt:
+            return Interrupted()
+        finally:
+            for loop in loops:
+                if idle_fd is not None and not loop.is_closed():
+                    loop.remove_reader(idle_fd)
+        return ChildGone() if gone else text
+
+
+def _write_out(data: bytes) -> None:
+    import os
+    import sys
+
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), data)

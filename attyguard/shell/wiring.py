@@ -1,0 +1,116 @@
+"""Building the Guard the shell enforces with, from config and what is installed.
+
+The trust store (attyguard.trust) and the daemon client
+(attyguard.daemon.client) are built on other branches; until they land, or
+when they are broken, the shell keeps working on the in-process engine and
+says so once. Light on purpose: the non-interactive modes use it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from attyguard.config import Config
+from attyguard.guard import Guard
+
+__all__ = ["GuardLoader", "Wired", "build_guard"]
+
+
+@dataclass
+class Wired:
+    guard: Guard
+    daemon: Any = None  # a DaemonClient when configured
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def daemon_state(self) -> str:
+        if self.daemon is None:
+            return ""
+        try:
+            return str(self.daemon.state)
+        except Exception:  # a broken optional part must not break the prompt
+            return "unavailable"
+
+    def close(self) -> None:
+        for part in (self.guard.trust, self.daemon):
+            close = getattr(part, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+
+def build_guard(config: Config) -> Wired:
+    from attyguard.engine.classify import classify
+
+    notes: list[str] = []
+    trust = None
+    try:
+        trust_mod = importlib.import_module("attyguard.trust")
+    except ImportError:
+        trust_mod = None
+    if trust_mod is not None:
+        try:
+            trust, warning = trust_mod.open_trust_store()
+            if warning:
+                notes.append(f"trust store: {warning}")
+        except Exception as exc:
+            notes.append(f"trust store unavailable: {exc}")
+    daemon = None
+    if config.guard.daemon_socket_path:
+        try:
+            client_mod = importlib.import_module("attyguard.daemon.client")
+            daemon = client_mod.DaemonClient(config.guard.daemon_socket_path,
+                                             config.guard.daemon_timeout_ms)
+        except Exception as exc:
+            notes.append(f"daemon client unavailable ({exc}); in-process verdicts only")
+    return Wired(Guard(classify, trust=trust, daemon=daemon), daemon, notes)
+
+
+class GuardLoader:
+    """Builds the Guard on a thread once the first prompt is up.
+
+    Loading the engine (parser, rules) takes longer than everything else at
+    start-up; the user is typing meanwhile. `get()` waits for it, so nothing
+    is ever forwarded unclassified.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._thread: threading.Thread | None = None
+        self._wired: Wired | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._load, name="attyguard-guard",
+                                                daemon=True)
+                self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            self._wired = build_guard(self.config)
+        except Exception as exc:  # the engine never raises by contract; be sure anyway
+            self._wired = Wired(Guard(_refuse_all), warnings=[
+                f"classifier failed to load ({exc}); every line is refused"])
+
+    @property
+    def loaded(self) -> Wired | None:
+        return self._wired
+
+    def get(self) -> Wired:
+        self.start()
+        assert self._thread is not None
+        self._thread.join()
+        assert self._wired is not None
+        return self._wired
+
+
+def _refuse_all(line: str) -> Any:
+    from attyguard.engine.verdict import Action, Verdict
+
+    return Verdict(Action.BLOCK, notes=("classifier unavailable",))

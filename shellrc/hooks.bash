@@ -1,0 +1,218 @@
+# attyguard's hooks (sourced last by attyguard.bash, and again to repair them).
+# Needs: __ag_nonce, __ag_dir. Idempotent: sourcing it twice changes nothing.
+
+__ag_mark() { printf '\e]133;ag-%s;%s\a' "$__ag_nonce" "$1"; }
+__ag_b=$'\e]133;ag-'"$__ag_nonce"$';B\a'
+__ag_c=$'\e]133;ag-'"$__ag_nonce"$';C\a'
+__ag_p=$'\e]133;ag-'"$__ag_nonce"$';P\a'
+# Hidden prompts: readline must count them as zero-width.
+# PS0 counts commands (__ag_n); __ag_post records the count it reported
+# (__ag_done). If PROMPT_COMMAND did not run (unset, replaced), the PS1
+# expansion notices (index 0 of __ag_ok is unset) and runs __ag_rescue in a
+# command substitution: it reports and drains typeahead like __ag_post, so
+# keys typed meanwhile still cannot reach readline. Normally no fork happens.
+__ag_n=${__ag_n:-0}
+__ag_done=${__ag_done:-0}
+__ag_ok=([1]="$__ag_b")
+__ag_ps1_mark='\[${__ag_ok[__ag_done==__ag_n]:-$(__ag_rescue)}\]'
+__ag_ps2_mark='\['"$__ag_p"'\]'
+__ag_ps0_mark='${__ag_ok[__ag_n+=1]::0}'"$__ag_c"
+
+if [[ -z ${__ag_ps1+set} ]]; then
+  __ag_ps1=${PS1-'\s-\v\$ '}
+  __ag_ps2=${PS2-'> '}
+fi
+__ag_ran_pre=
+
+__ag_record() {
+  # One write per record; the FIFO reader is always open (O_RDWR) on the other end.
+  printf '%s\0' "@$__ag_nonce" "$@" @end >"$__ag_dir/ch" 2>/dev/null
+}
+
+__ag_setstatus() { return "$1"; }
+
+__ag_pre() {
+  # Frameworks that prepend with PROMPT_COMMAND="x;$PROMPT_COMMAND" (direnv)
+  # make a second call: only the first one sees the command's status.
+  local st=$?
+  if [[ -z $__ag_ran_pre ]]; then
+    __ag_status=$st
+    __ag_ran_pre=1
+  fi
+  return "$__ag_status"
+}
+
+__ag_fix_hooks() {
+  # Keep __ag_pre first and __ag_post last however the user or a framework
+  # (bash-preexec, starship, direnv…) rewrote PROMPT_COMMAND.
+  local -a kept=()
+  local item
+  for item in "${PROMPT_COMMAND[@]}"; do
+    [[ $item == __ag_pre || $item == __ag_post || -z $item ]] || kept+=("$item")
+  done
+  PROMPT_COMMAND=(__ag_pre "${kept[@]}" __ag_post)
+  # The user may have set PS1/PS2 at the prompt or in a PROMPT_COMMAND item.
+  __ag_ok=([1]="$__ag_b")
+  if [[ $PS1 != "$__ag_ps1_mark" ]]; then
+    __ag_ps1=${PS1//"$__ag_ps1_mark"/}
+  fi
+  if [[ $PS2 != "$__ag_ps2_mark" ]]; then
+    __ag_ps2=${PS2//"$__ag_ps2_mark"/}
+  fi
+  PS1=$__ag_ps1_mark
+  PS2=$__ag_ps2_mark
+  [[ $PS0 == *"$__ag_ps0_mark"* ]] || PS0=$__ag_ps0_mark${PS0//"$__ag_ps0_mark"/}
+  __ag_done=$__ag_n
+  # Child shells must not inherit the hidden prompts.
+  export -n PS1 PS2 PS0 PROMPT_COMMAND
+}
+
+__ag_report() {
+  # $1 status, $2 "1" if reported by the rescue path. Record, D mark, then
+  # hand typeahead back: keys typed while the command ran are still queued
+  # on the tty; read them up to the front end's ack (GS nonce GS) so they are
+  # classified in the prompt buffer instead of reaching readline.
+  local st=$1 ps1 ps2
+  __ag_setstatus "$st"
+  ps1=${__ag_ps1@P}
+  __ag_setstatus "$st"
+  ps2=${__ag_ps2@P}
+  local mode=emacs
+  [[ -o vi ]] && mode=vi
+  __ag_record D "$st" "$PWD" "$ps1" "$ps2" "$2" "$mode"
+  # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
+  # in the rescue path stdout is the command substitution.
+  __ag_mark "D;$st" >/dev/tty 2>/dev/null || __ag_mark "D;$st" >&2
+  local ta= piece n=0
+  while IFS= read -r -s -d $'\x1d' -t 5 piece; do
+    [[ $piece == "$__ag_nonce" ]] && break
+    ta+=$piece$'\x1d'
+    ((++n > 10000)) && break
+  done
+  __ag_record T "${ta%$'\x1d'}"
+}
+
+__ag_post() {
+  local st=$?
+  [[ -n $__ag_ran_pre ]] && st=$__ag_status
+  __ag_ran_pre=
+  __ag_done=$__ag_n
+  __ag_fix_hooks
+  __ag_report "$st" ""
+  __ag_setstatus "$st"
+}
+
+__ag_rescue() {
+  # In a command substitution of PS1 (a subshell): PROMPT_COMMAND did not
+  # run. Report like __ag_post; the front end then sends the repair key.
+  local st=$?
+  __ag_report "$st" 1
+  printf '%s' "$__ag_b"
+}
+
+__ag_complete() {
+  # Bound with bind -x: answer a completion request (written by the front
+  # end into $__ag_dir/req as "POINT\nLINE") on the side channel without
+  # touching history, $? or the readline buffer.
+  local st=$? req point line
+  IFS= read -r -d '' req <"$__ag_dir/req"
+  point=${req%%$'\n'*}
+  line=${req#*$'\n'}
+  local left=${line:0:point}
+  local -a words=()
+  read -r -a words <<<"$left"
+  local cur=
+  [[ $left == *[^[:space:]] ]] && cur=${words[-1]}
+  local -a cands=()
+  local -i cword=${#words[@]}
+  [[ -n $cur ]] && cword=cword-1
+  if ((cword == 0)); then
+    if [[ $cur == */* ]]; then
+      mapfile -t cands < <(compgen -f -- "$cur")
+    else
+      mapfile -t cands < <(compgen -A alias -A function -A builtin -A keyword -A command -- "$cur" | sort -u)
+    fi
+  elif [[ $cur == '$'* ]]; then
+    mapfile -t cands < <(compgen -v -- "${cur#\$}" | sed 's/^/$/')
+  else
+    local cmd=${words[0]} spec=
+    spec=$(complete -p -- "$cmd" 2>/dev/null)
+    if [[ -z $spec ]] && complete -p -D &>/dev/null; then
+      # bash-completion loads specs on demand through the default (-D) spec.
+      local dfunc
+      dfunc=$(complete -p -D 2>/dev/null)
+      dfunc=${dfunc##*-F }
+      dfunc=${dfunc%% *}
+      if [[ -n $dfunc ]]; then
+        local -a COMP_WORDS=("${words[@]}")
+        [[ -z $cur ]] && COMP_WORDS+=("")
+        local COMP_CWORD=$cword COMP_LINE=$left COMP_POINT=${#left} COMP_TYPE=9 COMP_KEY=9
+        "$dfunc" "$cmd" "$cur" "${COMP_WORDS[cword - 1]}" &>/dev/null
+        spec=$(complete -p -- "$cmd" 2>/dev/null)
+      fi
+    fi
+    # The spec as words (complete -p prints it quoted for re-use):
+    # complete OPTIONS… NAME. -F runs the function the way readline would;
+    # every other option means the same to compgen.
+    local -a parts=() opts=()
+    eval "parts=($spec)" 2>/dev/null
+    local func= i
+    for ((i = 1; i < ${#parts[@]} - 1; i++)); do
+      if [[ ${parts[i]} == -F ]]; then
+        func=${parts[i + 1]}
+        ((i++))
+      elif [[ ${parts[i]} == -[oAGWCXPS] ]]; then
+        opts+=("${parts[i]}" "${parts[i + 1]}")
+        ((i++))
+      else
+        opts+=("${parts[i]}")
+      fi
+    done
+    if ((${#opts[@]})); then
+      mapfile -t cands < <(compgen "${opts[@]}" -- "$cur" 2>/dev/null)
+    fi
+    if [[ -n $func ]]; then
+      local -a COMP_WORDS=("${words[@]}")
+      [[ -z $cur ]] && COMP_WORDS+=("")
+      local COMP_CWORD=$cword COMP_LINE=$left COMP_POINT=${#left} COMP_TYPE=9 COMP_KEY=9
+      local -a COMPREPLY=()
+      "$func" "$cmd" "$cur" "${COMP_WORDS[cword - 1]}" &>/dev/null
+      cands+=("${COMPREPLY[@]}")
+    fi
+    if ((${#cands[@]} == 0)) && [[ -z $spec || $spec == *'-o default'* || $spec == *'-o bashdefault'* ]]; then
+      mapfile -t cands < <(compgen -f -- "$cur")
+    fi
+  fi
+  local -a out=() c
+  for c in "${cands[@]}"; do
+    if [[ -d $c && $c != */ && $cword -gt 0 ]] || [[ $cur == */* && -d $c && $c != */ ]]; then
+      out+=("$c/")
+    else
+      out+=("$c")
+    fi
+  done
+  __ag_record K "$cur" "${out[@]:0:2000}"
+  READLINE_LINE=
+  READLINE_POINT=0
+  return "$st"
+}
+
+__ag_repair() {
+  # Bound with bind -x: the front end saw the rescue path report (PROMPT_COMMAND
+  # was unset or replaced): reinstall the hooks.
+  local st=$?
+  __ag_fix_hooks
+  __ag_record R "$st"
+  return "$st"
+}
+
+__ag_fix_hooks
+# Lines arrive as one bracketed paste: readline must treat it as text.
+bind 'set enable-bracketed-paste on' 2>/dev/null
+bind 'set enable-active-region off' 2>/dev/null
+# In every editing mode's keymap, so `set -o vi` later keeps them working.
+for __ag_km in emacs vi-insert vi-command; do
+  bind -m "$__ag_km" -x '"\e[57701~": __ag_complete' 2>/dev/null
+  bind -m "$__ag_km" -x '"\e[57702~": __ag_repair' 2>/dev/null
+done
+unset __ag_km

@@ -1,0 +1,110 @@
+"""The bash child driven directly (no terminal): protocol, state, repair, completion."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from attyguard.resources import data_path
+from attyguard.shell.bash import BashChild, sanitize_line
+
+
+@pytest.fixture
+def child(tmp_path) -> Iterator[BashChild]:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("PS1='[\\w]$ '\nalias ll='echo alias-ll'\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm"}
+    c = BashChild.spawn(data_path("shellrc"), size=(24, 80), env=env)
+    assert c.wait_ready(10), "no first prompt"
+    yield c
+    c.close()
+
+
+def run(c: BashChild, line: str) -> tuple[str, bytes]:
+    r, w = os.pipe()
+    try:
+        result = c.run(line, None, w)
+    finally:
+        os.close(w)
+    with os.fdopen(r, "rb") as f:
+        return result.kind, f.read()
+
+
+def test_state_after_commands(child):
+    assert run(child, "cd /tmp; false") == ("done", b"")
+    assert (child.state.status, child.state.cwd) == (1, "/tmp")
+    assert child.state.ps1 == "[/tmp]$ "
+    assert run(child, "echo $?; ll") == ("done", b"1\r\nalias-ll\r\n")
+
+
+def test_continuation_then_complete(child):
+    assert run(child, "for i in 1 2; do")[0] == "more"
+    assert run(child, "echo n$i; done") == ("done", b"n1\r\nn2\r\n")
+
+
+def test_cancel_continuation(child):
+    assert run(child, "echo 'open")[0] == "more"
+    assert child.cancel_continuation().kind == "done"
+    assert run(child, "echo fine") == ("done", b"fine\r\n")
+
+
+def test_syntax_error_message_is_shown(child):
+    kind, out = run(child, "echo a; ) bad")
+    assert kind == "done" and b"syntax error" in out
+    assert child.state.status == 2
+
+
+def test_unset_prompt_command_is_repaired(child):
+    run(child, "unset PROMPT_COMMAND")
+    assert run(child, "cd /; echo ok") == ("done", b"ok\r\n")
+    assert child.state.cwd == "/"
+    # and the hooks are back: PROMPT_COMMAND carries them again
+    assert run(child, 'echo "${PROMPT_COMMAND[*]}"')[1] == b"__ag_pre __ag_post\r\n"
+
+
+def test_pasted_text_cannot_escape_the_paste(child):
+    assert sanitize_line("a\x1b[201~b\x03c\nd\te") == b"ab" + b"c\nd\te"
+    assert run(child, "echo x\x1b[201~\rdate") == ("done", b"xdate\r\n")
+
+
+def test_completion_of_session_names(child):
+    run(child, "zzag_fn() { :; }; zzag_var=1")
+    assert child.complete("zzag_", 5) == ("zzag_", ["zzag_fn"])
+    assert child.complete("echo $zzag_", 11) == ("$zzag_", ["$zzag_var"])
+    assert run(child, "echo $?") == ("done", b"0\r\n")
+
+
+def test_typeahead_goes_to_the_front_end(child):
+    child.send_line("sleep 0.3")
+    # keys arriving while the command runs: written to the pty like a user would
+    deadline = time.monotonic() + 5
+    child._write_master(b"echo sneaky\r")
+    result = child.passthrough(None, None, phase="echo")
+    assert result.kind == "done" and time.monotonic() < deadline
+    assert child.state.typeahead in (b"echo sneaky\n", b"echo sneaky\r")
+    # bash did not run it
+    assert run(child, "echo $?") == ("done", b"0\r\n")
+
+
+def test_vi_mode_keeps_the_protocol(child):
+    run(child, "set -o vi; exec 3>/dev/null")
+    assert child.state.editing_mode == "vi"
+    assert run(child, "echo still; false") == ("done", b"still\r\n")
+    assert child.state.status == 1
+    run(child, "zzvi_fn() { :; }")
+    assert child.complete("zzvi_", 5) == ("zzvi_", ["zzvi_fn"])
+
+
+def test_typeahead_in_rescue_path_is_not_a_bypass(child, tmp_path):
+    marker = tmp_path / "bypassed"
+    run(child, "unset PROMPT_COMMAND")
+    child.send_line("sleep 0.3")
+    child._write_master(f"touch {marker}\r".encode())
+    assert child.passthrough(None, None, phase="echo").kind == "done"
+    assert child.state.typeahead.startswith(f"touch {marker}".encode())
+    run(child, "true")
+    assert not marker.exists()

@@ -1,0 +1,43 @@
+"""Headless prompt_toolkit tests of the warn choice and the REFUSED line."""
+
+from __future__ import annotations
+
+import pytest
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict
+from attyguard.shell.confirm import ask_warn, pt_style, refused_text, warn_text
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [("y", "yes"), ("Y", "yes"), ("t", "trust"), ("n", "cancel"), ("\r", "cancel"),
+     ("\x03", "cancel"), ("\x1b", "cancel"), ("q", "cancel")],
+)
+def test_ask_warn_answers(keys, expected):
+    with create_pipe_input() as inp:
+        inp.send_text(keys)
+        assert ask_warn(input=inp, output=DummyOutput()) == expected
+
+
+def hit(title: str, explanation: str = "") -> RuleHit:
+    return RuleHit("r1", title, Severity.HIGH, Action.BLOCK, 0.9, explanation=explanation)
+
+
+def test_refused_text_escapes_controls_and_uses_style():
+    verdict = Verdict(Action.BLOCK, rules=(hit("bad\x1b[2Jthing"),))
+    (style, text), _ = list(refused_text(verdict, "bold red on white"))
+    assert style == "bold red bg:white"
+    assert text == "REFUSED — bad\\x1b[2Jthing"
+
+
+def test_warn_text_lists_explanations_escaped():
+    verdict = Verdict(Action.WARN, rules=(hit("risky", "why\x07 it is"),))
+    text = "".join(part for _, part in warn_text(verdict, "bold yellow"))
+    assert "⚠ risky" in text and "why\\x07 it is" in text
+
+
+def test_pt_style():
+    assert pt_style("bold red") == "bold red"
+    assert pt_style("italic blue on black") == "italic blue bg:black"

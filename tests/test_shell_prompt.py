@@ -1,0 +1,109 @@
+"""Headless tests of the prompt front end and its key bindings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from attyguard.shell.keys import load_shell_bindings
+from attyguard.shell.prompt import Eof, Interrupted, ShellPrompt, idle_noise
+from attyguard.shell.warnings import WarnBuffer
+
+
+@pytest.fixture
+def pipe() -> Iterator[PipeInput]:
+    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
+        yield inp
+
+
+def make(pipe: PipeInput, warnings: WarnBuffer | None = None,
+         complete=None, history=None) -> ShellPrompt:
+    warnings = warnings or WarnBuffer()
+    return ShellPrompt(history=history or InMemoryHistory(), complete=complete,
+                       warnings=warnings, bindings=load_shell_bindings(warnings),
+                       status_bar=True, input=pipe, output=DummyOutput())
+
+
+def test_enter_returns_the_line(pipe):
+    pipe.send_text("echo hi\r")
+    assert make(pipe).read("$ ") == "echo hi"
+
+
+def test_ctrl_d_on_empty_line_is_eof_and_ctrl_c_interrupts(pipe):
+    ui = make(pipe)
+    pipe.send_text("\x04")
+    assert isinstance(ui.read("$ "), Eof)
+    pipe.send_text("half a line\x03")
+    assert isinstance(ui.read("$ "), Interrupted)
+
+
+def test_alt_shift_w_drains_warnings(pipe, capsys):
+    warnings = WarnBuffer()
+    warnings.add("first warning")
+    ui = make(pipe, warnings)
+    pipe.send_text("\x1bW")
+    pipe.send_text("done\r")
+    assert ui.read("$ ") == "done"
+    assert warnings.count == 0
+
+
+def test_status_bar_shows_count():
+    warnings = WarnBuffer()
+    with create_pipe_input() as inp:
+        ui = make(inp, warnings)
+        assert "attyguard" in "".join(t for _, t in ui._toolbar())
+        warnings.add("x")
+        assert "⚠ 1" in "".join(t for _, t in ui._toolbar())
+
+
+def test_tab_asks_the_completer_only_on_tab(pipe):
+    asked: list[tuple[str, int]] = []
+
+    def complete(line: str, point: int) -> tuple[str, list[str]]:
+        asked.append((line, point))
+        return "zzf", ["zzfunc_defined"]
+
+    ui = make(pipe, complete=complete)
+    pipe.send_text("zzf\t\r")
+    assert ui.read("$ ") == "zzfunc_defined "
+    assert asked == [("zzf", 3)]
+
+
+def test_typeahead_keys_replay(pipe):
+    ui = make(pipe)
+    assert ui.read("$ ", keys="echo typed\r") == "echo typed"
+    pipe.send_text(" more\r")
+    assert ui.read("$ ", keys="partial") == "partial more"
+
+
+def test_ctrl_r_then_enter_runs_match(pipe):
+    history = InMemoryHistory()
+    history.append_string("echo remembered-line")
+    history.append_string("ls")
+    ui = make(pipe, history=history)
+    pipe.send_text("\x12remem\r")
+    assert ui.read("$ ") == "echo remembered-line"
+
+
+@pytest.mark.parametrize(
+    ("data", "noise"),
+    [(b"\r\x1b[K\r", True), (b"\x1b[?2004h", True), (b"hello\r\n", False), (b"", True)],
+)
+def test_idle_noise(data, noise):
+    assert idle_noise(data) is noise
+
+
+def test_editing_mode_follows_bash():
+    from prompt_toolkit.enums import EditingMode
+
+    with create_pipe_input() as inp:
+        ui = make(inp)
+        ui.set_editing_mode("vi")
+        assert ui.session.editing_mode is EditingMode.VI
+        ui.set_editing_mode("emacs")
+        assert ui.session.editing_mode is EditingMode.EMACS

@@ -1,0 +1,125 @@
+"""The one enforcement point, with a fake classifier, a fake bash and no terminal."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import pytest
+
+from attyguard.config import Config
+from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict
+from attyguard.guard import Guard
+from attyguard.shell.bash import PromptState, RunResult
+from attyguard.shell.session import Session
+from attyguard.shell.warnings import WarnBuffer
+from attyguard.shell.wiring import Wired
+
+
+def verdict_for(line: str) -> Verdict:
+    if "evil" in line:
+        return Verdict(Action.BLOCK, rules=(RuleHit("b1", "evil thing", Severity.CRITICAL,
+                                                    Action.BLOCK, 0.99),))
+    if "risky" in line:
+        return Verdict(Action.WARN, rules=(RuleHit("w1", "risky thing", Severity.HIGH,
+                                                   Action.WARN, 0.6),))
+    return Verdict(Action.ALLOW)
+
+
+@dataclass
+class FakeChild:
+    sent: list[str] = field(default_factory=list)
+    cancelled: int = 0
+    more_after: set[str] = field(default_factory=set)
+    state: PromptState = field(default_factory=PromptState)
+    master: int = -1
+
+    def run(self, text: str, in_fd: int | None, out_fd: int | None) -> RunResult:
+        self.sent.append(text)
+        return RunResult("more" if text in self.more_after else "done", 0)
+
+    def cancel_continuation(self) -> RunResult:
+        self.cancelled += 1
+        return RunResult("done", 130)
+
+
+@dataclass
+class FakeTrust:
+    added: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    def lookup(self, line: str) -> bool:
+        return any(line == a for a, _ in self.added)
+
+    def add(self, line: str, rule_ids: tuple[str, ...]) -> None:
+        self.added.append((line, rule_ids))
+
+
+@pytest.fixture
+def make(tmp_path):
+    def build(answer: str = "cancel"):
+        child = FakeChild()
+        trust = FakeTrust()
+        shown: list[str] = []
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        session = Session(
+            child=child,  # type: ignore[arg-type]
+            get_wired=lambda: Wired(Guard(verdict_for, trust=trust)),
+            config=Config(), ui=None, warnings=WarnBuffer(),
+            ask_warn=lambda: answer,
+            show=lambda ft: shown.append("".join(t for _, t in ft)),  # type: ignore[attr-defined]
+            in_fd=os.open(os.devnull, os.O_RDONLY), out_fd=devnull,
+        )
+        return session, child, trust, shown
+    return build
+
+
+def test_allow_runs(make):
+    session, child, _, shown = make()
+    assert session.submit("ls -l").kind == "done"
+    assert child.sent == ["ls -l"] and shown == []
+
+
+def test_block_refuses_and_runs_nothing(make):
+    session, child, _, shown = make()
+    assert session.submit("do evil") is None
+    assert child.sent == []
+    assert shown == ["REFUSED — evil thing\n"]
+    assert session.default == ""  # the buffer is cleared
+    assert session.warnings.count == 1
+
+
+@pytest.mark.parametrize("answer", ["cancel"])
+def test_warn_cancel_restores_the_line(make, answer):
+    session, child, trust, shown = make(answer)
+    assert session.submit("risky op") is None
+    assert child.sent == [] and trust.added == []
+    assert session.default == "risky op"
+    assert shown and shown[0].startswith("⚠ risky thing")
+    assert session.warnings.count == 1
+
+
+def test_warn_yes_runs_once(make):
+    session, child, trust, _ = make("yes")
+    session.submit("risky op")
+    assert child.sent == ["risky op"] and trust.added == []
+
+
+def test_warn_trust_remembers_then_runs_and_next_time_no_question(make):
+    session, child, trust, _shown = make("trust")
+    session.submit("risky op")
+    assert trust.added == [("risky op", ("w1",))]
+    assert child.sent == ["risky op"]
+    session.ask_warn = lambda: pytest.fail("asked again for a trusted line")  # type: ignore[assignment]
+    session.submit("risky op")
+    assert child.sent == ["risky op", "risky op"]
+
+
+def test_continuation_is_classified_whole_and_refusal_cancels_it(make):
+    session, child, _, _shown = make()
+    child.more_after = {"echo start \\"}
+    assert session.submit("echo start \\").kind == "more"
+    assert session.pending == "echo start \\"
+    assert session.submit("evil") is None  # "echo start \\\nevil" is blocked
+    assert child.cancelled == 1 and session.pending == ""
+    assert child.sent == ["echo start \\"]
+
