@@ -1,0 +1,86 @@
+"""The shell under test as a real account's login shell, reached through `su - USER`.
+
+`su -` starts the account's /etc/passwd shell as a login shell (argv[0] "-NAME"),
+with `-c CMD` for a command: exactly what happens on a machine where someone ran
+`chsh -s $(which attyguard)`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from login_fixtures import PROFILE_MARK, PROMPT, LoginUser, Tmux
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+
+def _su(user: LoginUser, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["su", "-", user.name, "-c", command],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+    )
+
+
+def _explain(done: subprocess.CompletedProcess[str]) -> str:
+    return (
+        f"argv: {done.args!r}\nexit: {done.returncode}\n"
+        f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    )
+
+
+def test_su_dash_c_runs_the_command(login_user: LoginUser) -> None:
+    done = _su(login_user, "echo $((6*7))")
+    assert (done.returncode, done.stdout) == (0, "42\n"), _explain(done)
+
+
+def test_su_dash_c_keeps_the_exit_status(login_user: LoginUser) -> None:
+    done = _su(login_user, "exit 7")
+    assert done.returncode == 7, _explain(done)
+
+
+def test_su_dash_c_runs_in_the_users_home_as_the_user(login_user: LoginUser) -> None:
+    done = _su(login_user, 'echo "$(id -un) $PWD $HOME"')
+    want = f"{login_user.name} {login_user.home} {login_user.home}\n"
+    assert (done.returncode, done.stdout) == (0, want), _explain(done)
+
+
+def test_su_dash_c_is_a_login_shell(login_user: LoginUser) -> None:
+    # `su -` starts the shell as "-SHELL": bash then reads ~/.profile even with -c.
+    done = _su(login_user, 'echo "$AGTEST_PROFILE"')
+    assert (done.returncode, done.stdout) == (0, PROFILE_MARK + "\n"), _explain(done)
+
+
+def _su_session(user: LoginUser, tmux: Tmux) -> None:
+    tmux.start(["su", "-", user.name])
+    tmux.wait_screen(lambda s: PROMPT.rstrip() in s, "the login prompt")
+
+
+def _end_session(tmux: Tmux) -> None:
+    tmux.send("exit")
+    status = tmux.wait_exit("the login shell to end after `exit`")
+    assert status == "0", tmux.explain()
+
+
+def test_su_dash_interactive_login(login_user: LoginUser, tmux: Tmux) -> None:
+    _su_session(login_user, tmux)
+    tmux.send("echo $((6*7)); id -un")
+    tmux.wait_screen(
+        lambda s: "42" in s.splitlines() and login_user.name in s.splitlines(),
+        "the output of `echo $((6*7)); id -un`",
+    )
+    _end_session(tmux)
+
+
+def test_su_dash_interactive_is_a_login_shell(login_user: LoginUser, tmux: Tmux) -> None:
+    _su_session(login_user, tmux)
+    tmux.send('echo "profile: $AGTEST_PROFILE."')
+    lines = tmux.wait_screen(
+        lambda s: any(line.startswith("profile: ") for line in s.splitlines()),
+        "the output of the profile check",
+    ).splitlines()
+    assert f"profile: {PROFILE_MARK}." in lines, "~/.profile was not read\n" + tmux.explain()
+    _end_session(tmux)
