@@ -216,13 +216,17 @@ def test_trusted_line_short_circuits_the_daemon_block(scene, attyguard_bin, ag_e
 
 def test_absent_daemon_at_start_falls_back_then_reconnects(scene):
     s = scene(start_daemon=False, timeout_ms=150)
-    s.round_trip()
+    s.round_trip()  # the first line also waits for the guard to load
+    absent = [s.round_trip() for _ in range(3)]
     s.wait(r"daemon: unavailable: no daemon socket at ")
     s.t.send_line(BLOCKED)  # the in-process patterns still guard
     s.wait(r"^REFUSED — .+\n\[~\]\$$")
     s.daemon.start()
     s.wait_connected()
     assert s.requests() >= 2, s.dump()
+    connected = [s.round_trip() for _ in range(3)]
+    # Figure only: "before" is with the daemon answering, "after" without it.
+    assert _added_delay("absent daemon vs connected", connected, absent) < SLACK_S, s.dump()
 
 
 def test_daemon_killed_mid_session_falls_back_then_reconnects(scene):
