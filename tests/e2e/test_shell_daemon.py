@@ -102,6 +102,14 @@ class Scene:
         """The daemon's request counter (this status call included)."""
         return int(self.call("status")["counters"]["requests"])
 
+    def wait_subscribed(self, timeout: float = 15.0) -> None:
+        """Until the shell's WarnSubscriber holds a subscription (it backs off ≤ 10 s)."""
+        deadline = time.monotonic() + timeout
+        while self.call("status")["subscribers"] < 1:
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"the shell never subscribed to warn events\n{self.dump()}")
+            time.sleep(0.02)
+
     def level_of(self, pid: int) -> str:
         return str(self.call("threats", pid=pid)["effective"]["level"])
 
@@ -224,6 +232,7 @@ def test_absent_daemon_at_start_falls_back_then_reconnects(scene):
     s.daemon.start()
     s.wait_connected()
     assert s.requests() >= 2, s.dump()
+    s.wait_subscribed()
     connected = [s.round_trip() for _ in range(3)]
     # Figure only: "before" is with the daemon answering, "after" without it.
     assert _added_delay("absent daemon vs connected", connected, absent) < SLACK_S, s.dump()
@@ -249,6 +258,7 @@ def test_daemon_killed_mid_session_falls_back_then_reconnects(scene):
     s.daemon.start()  # same socket path: the stale socket file is replaced
     s.wait_connected()
     assert s.requests() >= 2, s.dump()
+    s.wait_subscribed()  # warn events reach this shell again
 
 
 def test_stopped_daemon_costs_at_most_the_deadline_then_recovers(scene):
@@ -277,10 +287,7 @@ def test_stopped_daemon_costs_at_most_the_deadline_then_recovers(scene):
 def test_warn_mode_event_reaches_status_bar_and_alt_shift_w(scene):
     s = scene(daemon_args=("--mode", "warn"), daemon_config=AUTO_BLOCK)
     s.wait_connected()
-    deadline = time.monotonic() + 10
-    while s.call("status")["subscribers"] < 1:  # the shell's WarnSubscriber
-        assert time.monotonic() < deadline, f"the shell never subscribed\n{s.dump()}"
-        time.sleep(0.02)
+    s.wait_subscribed()
     pid = s.shell_pid()
     s.t.send_line(f"{WARNED}; echo warn-mode-ran")
     # The daemon would block it; in warn mode the shell asks instead.
