@@ -97,6 +97,13 @@ class GuardLoader:
         except Exception as exc:  # the engine never raises by contract; be sure anyway
             self._wired = Wired(Guard(_refuse_all), warnings=[
                 f"classifier failed to load ({exc}); every line is refused"])
+            return
+        if self._wired.daemon is not None:
+            # While the daemon answers, the in-process rules are never loaded,
+            # so the first fallback (daemon killed or stopped) would pay for
+            # loading them (0.2-0.35 s measured) on top of the daemon deadline.
+            # Loaded here instead, like the first line does without a daemon.
+            _warm_engine()
 
     @property
     def loaded(self) -> Wired | None:
@@ -108,6 +115,13 @@ class GuardLoader:
         self._thread.join()
         assert self._wired is not None
         return self._wired
+
+
+def _warm_engine() -> None:
+    with contextlib.suppress(Exception):
+        from attyguard.engine.classify import default_engine
+
+        default_engine()
 
 
 def _refuse_all(line: str) -> Any:
