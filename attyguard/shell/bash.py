@@ -26,7 +26,7 @@ from pathlib import Path
 
 from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser
 
-__all__ = ["BashChild", "BashExited", "RunResult", "sanitize_line"]
+__all__ = ["BashChild", "PromptState", "RunResult", "raw_terminal", "sanitize_line"]
 
 _READ = 65536
 _PASTE_START = b"\x1b[200~"
@@ -36,12 +36,6 @@ _KEY_REPAIR = b"\x1b[57702~"
 _RL_LEAVE = b"\x1b[?2004l"  # readline leaves the line: its echo region ends here
 # A wedged child (hooks gone, e.g. after `exec bash`) is looked at after this long.
 _STALL_S = 0.8
-
-
-class BashExited(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(f"bash exited with status {status}")
-        self.status = status
 
 
 @dataclass

@@ -21,7 +21,7 @@ from prompt_toolkit.output import Output
 from attyguard.engine.verdict import Verdict
 from attyguard.shell.text import one_line
 
-__all__ = ["ask_warn", "pt_style", "refused_text", "warn_text"]
+__all__ = ["ask_warn", "confirm_bindings", "pt_style", "refused_text", "warn_text"]
 
 
 def pt_style(style: str) -> str:

@@ -52,7 +52,8 @@ def main(argv: list[str]) -> int:
     if args.error:
         print(f"attyguard: {args.error}", file=sys.stderr)
         return 2
-    if not is_interactive(args, os.isatty(0), os.isatty(2)):
+    # The UI needs a terminal: `-i` with commands piped in is bash's business.
+    if not is_interactive(args, os.isatty(0), os.isatty(2)) or not os.isatty(0):
         from attyguard.shell.noninteractive import run_noninteractive
 
         return run_noninteractive(args, argv)
