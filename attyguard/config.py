@@ -90,8 +90,8 @@ daemon_timeout_ms = 50
 """
 
 
-def _line_of(text: str, section: str, key: str | None) -> int | None:
-    """Best-effort line number of `key` in `[section]` (tomllib gives none)."""
+def toml_line_of(text: str, section: str, key: str | None) -> int | None:
+    """Best-effort line of `key` in `[section]` (or of the header); tomllib gives none."""
     in_section = False
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -105,22 +105,48 @@ def _line_of(text: str, section: str, key: str | None) -> int | None:
     return None
 
 
-def parse_config(text: str, path: str = "<config>") -> tuple[Config, list[ConfigError]]:
-    errors: list[ConfigError] = []
+def parse_toml(text: str, path: str) -> tuple[dict[str, Any] | None, ConfigError | None]:
+    """tomllib, with its error turned into a located ConfigError."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text), None
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
         line = int(match.group(1)) if match else None
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        return Config(), [ConfigError(path, line, f"not valid TOML: {message}; using defaults")]
+        return None, ConfigError(path, line, f"not valid TOML: {message}")
+
+
+def read_config_text(path: Path) -> str | ConfigError:
+    """The file's text, or a located error; FileNotFoundError is the caller's to judge."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        return ConfigError(str(path), None, f"cannot read: {exc.strerror}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ConfigError(str(path), raw[: exc.start].count(b"\n") + 1, "not valid UTF-8")
+
+
+def _using_defaults(error: ConfigError) -> ConfigError:
+    return replace(error, message=f"{error.message}; using defaults")
+
+
+def parse_config(text: str, path: str = "<config>") -> tuple[Config, list[ConfigError]]:
+    errors: list[ConfigError] = []
+    data, error = parse_toml(text, path)
+    if data is None:
+        assert error is not None
+        return Config(), [_using_defaults(error)]
 
     config = Config()
     sections = {f.name: f for f in fields(Config)}
     for section_name, section_value in data.items():
         if section_name not in sections:
             errors.append(
-                ConfigError(path, _line_of(text, section_name, None),
+                ConfigError(path, toml_line_of(text, section_name, None),
                             f"unknown section [{section_name}] ignored")
             )
             continue
@@ -131,7 +157,7 @@ def parse_config(text: str, path: str = "<config>") -> tuple[Config, list[Config
         updates: dict[str, Any] = {}
         known = {f.name: f for f in fields(current)}
         for key, value in section_value.items():
-            line = _line_of(text, section_name, key)
+            line = toml_line_of(text, section_name, key)
             if key not in known:
                 errors.append(ConfigError(path, line, f"unknown key {section_name}.{key} ignored"))
                 continue
@@ -166,15 +192,9 @@ def load_config(path: Path | None = None) -> tuple[Config, list[ConfigError]]:
 
         path = config_file()
     try:
-        raw = path.read_bytes()
+        text = read_config_text(path)
     except FileNotFoundError:
         return Config(), []
-    except OSError as exc:
-        error = ConfigError(str(path), None, f"cannot read: {exc.strerror}; using defaults")
-        return Config(), [error]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return Config(), [ConfigError(str(path), line, "not valid UTF-8; using defaults")]
+    if isinstance(text, ConfigError):
+        return Config(), [_using_defaults(text)]
     return parse_config(text, str(path))

@@ -9,13 +9,11 @@ reload they keep the old configuration running and are logged.
 
 from __future__ import annotations
 
-import re
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from attyguard.config import ConfigError
+from attyguard.config import ConfigError, parse_toml, read_config_text, toml_line_of
 from attyguard.daemon.accumulator import AccumulatorConfig
 
 __all__ = [
@@ -129,21 +127,6 @@ raise_pid_level = true
 """
 
 
-def _line_of(text: str, section: str, key: str | None) -> int | None:
-    """Line of `key` in `[section]` (or of the section header); tomllib gives none."""
-    in_section = False
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if line.startswith("["):
-            in_section = line.strip("[] ") == section
-            if key is None and in_section:
-                return number
-            continue
-        if in_section and key is not None and re.match(rf"{re.escape(key)}\s*=", line):
-            return number
-    return None
-
-
 def _check_value(section: str, key: str, value: Any, default: Any) -> str | None:
     """None if `value` may replace `default`, else the message."""
     name = f"{section}.{key}"
@@ -171,19 +154,16 @@ def parse_daemon_config(
     text: str, path: str = "<config>"
 ) -> tuple[DaemonConfig, list[ConfigError]]:
     """Parse and validate; with any error the returned config is the defaults."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        return DaemonConfig(), [ConfigError(path, int(match.group(1)) if match else None,
-                                            f"not valid TOML: {message}")]
+    data, error = parse_toml(text, path)
+    if data is None:
+        assert error is not None
+        return DaemonConfig(), [error]
     errors: list[ConfigError] = []
     config = DaemonConfig()
     sections = {f.name for f in fields(DaemonConfig)}
     for section, table in data.items():
         if section not in sections:
-            errors.append(ConfigError(path, _line_of(text, section, None),
+            errors.append(ConfigError(path, toml_line_of(text, section, None),
                                       f"unknown section [{section}]"))
             continue
         if not isinstance(table, dict):
@@ -193,7 +173,7 @@ def parse_daemon_config(
         known = {f.name for f in fields(current)}
         updates: dict[str, Any] = {}
         for key, value in table.items():
-            line = _line_of(text, section, key)
+            line = toml_line_of(text, section, key)
             if key not in known:
                 errors.append(ConfigError(path, line, f"unknown key {section}.{key}"))
                 continue
@@ -207,12 +187,12 @@ def parse_daemon_config(
 
     acc = config.accumulator
     if not acc.level_low <= acc.level_medium <= acc.level_high <= acc.level_critical:
-        errors.append(ConfigError(path, _line_of(text, "accumulator", "level_low")
-                                  or _line_of(text, "accumulator", None),
+        errors.append(ConfigError(path, toml_line_of(text, "accumulator", "level_low")
+                                  or toml_line_of(text, "accumulator", None),
                                   "accumulator levels must rise: level_low <= level_medium "
                                   "<= level_high <= level_critical"))
     if config.daemon.max_subscribers >= config.daemon.max_connections:
-        errors.append(ConfigError(path, _line_of(text, "daemon", "max_subscribers"),
+        errors.append(ConfigError(path, toml_line_of(text, "daemon", "max_subscribers"),
                                   "daemon.max_subscribers must be below max_connections "
                                   "(room must remain for shells asking for verdicts)"))
     if errors:
@@ -223,16 +203,11 @@ def parse_daemon_config(
 def load_daemon_config(path: Path, *, missing_ok: bool) -> tuple[DaemonConfig, list[ConfigError]]:
     """Read `path`; a missing file is the defaults when `missing_ok` (the default path)."""
     try:
-        raw = path.read_bytes()
+        text = read_config_text(path)
     except FileNotFoundError:
         if missing_ok:
             return DaemonConfig(), []
         return DaemonConfig(), [ConfigError(str(path), None, "no such file")]
-    except OSError as exc:
-        return DaemonConfig(), [ConfigError(str(path), None, f"cannot read: {exc.strerror}")]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return DaemonConfig(), [ConfigError(str(path), line, "not valid UTF-8")]
+    if isinstance(text, ConfigError):
+        return DaemonConfig(), [text]
     return parse_daemon_config(text, str(path))
