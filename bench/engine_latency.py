@@ -32,6 +32,16 @@ HOSTILE = {
 }
 
 
+ADVERSARIAL_TOKENS = [
+    "a=b ", "{a,", "$(", "'", '"', "\\x41", "/", "-", "http://", "base64 ", "curl ", "| ",
+    "sh ", "exec(", "socket ", "eval ", "%", "..", "~/.", "/etc/", "$'\\x", "${IFS}",
+    "chmod +", "rm -rf ", "/dev/tcp/", "crontab ", ".bashrc ", ">>", "echo ", "python -c ",
+    "import ", "\\", "a", "а", "xn--", "\x1b[", "\u202e", "npm i ", "nc -e ", "; ", "&& ",
+    "`", "<(", "<<EOF\n", "=", "*", "?", "[", "sudo ", "find . -exec ", "xargs ", "\n",
+    "$a", "c${u}", "\t", "0x41", "%41", "&#", "ssh ", "scp ", "tar ", "dd if=", "mkfs ",
+]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -76,6 +86,18 @@ def main(argv: list[str] | None = None) -> int:
         base.append((time.perf_counter_ns() - t) / 1000)
     print(f"  prefilter alone: p50 {percentile(base, 0.5):.1f} us  p99 {percentile(base, 0.99):.1f}"
           f" us (ratio p50 {percentile(samples, 0.5) / max(percentile(base, 0.5), 0.01):.1f}x)")
+    # Adversarial repetition: every rule's regex and matcher over ~60 KB of one token
+    # (catastrophic backtracking shows up here as seconds instead of milliseconds).
+    worst: list[tuple[float, str]] = []
+    for token in ADVERSARIAL_TOKENS:
+        line = (token * (60_000 // max(1, len(token))))[:60_000]
+        t = time.perf_counter()
+        verdict = engine.classify(line)
+        worst.append((time.perf_counter() - t, f"{token!r} -> {verdict.action.value}"))
+    worst.sort(reverse=True)
+    print(f"adversarial 60 KB repetitions of {len(worst)} tokens, slowest in-process:")
+    for secs, what in worst[:5]:
+        print(f"  {secs * 1000:8.1f} ms  {what}")
     print("hostile lines (whole process: python -c 'classify(line)'):")
     for name, line in HOSTILE.items():
         code = ("import sys,time; from attyguard.engine.classify import classify; "

@@ -155,3 +155,19 @@ def test_pipeline_through() -> None:
                      "through: {names: [base64]}, sink: {names: [sh]}}", "[curl]")
     assert _hits(engine, "curl u | base64 -d | sh")
     assert not _hits(engine, "curl u | sh")
+
+
+def test_a_backtracking_regex_is_stopped_and_reported() -> None:
+    # A leading [^ ]* retried from every position is quadratic on one long word.
+    engine = _engine("{type: regex, on: raw, pattern: '[^ ]*(?:[a-z][^ ]*X|X[^ ]*[a-z])'}",
+                     "[aaa]")
+    verdict = engine.classify("a" * 60_000)
+    assert verdict.action.value == "warn"
+    assert any("took too long" in h.matched for h in verdict.rules)
+
+
+def test_bad_regex_is_a_located_error() -> None:
+    from attyguard.engine.rules import RuleError
+
+    with pytest.raises(RuleError, match=r"t\.yaml:\d+: rule 't': 'pattern': bad regex"):
+        _engine("{type: regex, pattern: '('}")

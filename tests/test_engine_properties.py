@@ -70,3 +70,9 @@ def test_bounded_fuzz_run() -> None:
 def test_default_classify_entry_point() -> None:
     # (control characters are blocked by terminal-deception; this checks the entry point)
     assert classify("\udcff\ufffd|").action in (Action.ALLOW, Action.WARN)
+
+
+def test_long_repetitions_stay_linear() -> None:
+    """30 KB of one token: a regex that backtracks turns this into many seconds."""
+    for token in ("a", "а", "a=b ", "{a,", "$(", "'", "\\x41", "/a", "$a", "c${u}", "-x "):
+        _check((token * (30_000 // len(token)))[:30_000])

@@ -55,3 +55,22 @@ def test_errors(argv):
 )
 def test_interactive_rule(argv, stdin_tty, stderr_tty, expected):
     assert is_interactive(parse_args(argv), stdin_tty, stderr_tty) is expected
+
+
+@pytest.mark.parametrize(
+    ("argv0", "parent", "env", "login"),
+    [
+        ("-attyguard", "tmux: server", {"SHLVL": "1"}, True),
+        ("attyguard", "sshd", {}, True),
+        ("attyguard", "sshd-session", {}, True),
+        ("attyguard", "su", {}, True),  # su - : environment cleared
+        ("attyguard", "su", {"SHLVL": "2"}, False),  # plain su keeps it
+        ("attyguard", "sudo", {}, True),  # sudo -i
+        ("attyguard", "bash", {}, False),
+        ("attyguard", "tmux: server", {"SHLVL": "1"}, False),
+    ],
+)
+def test_login_from_context(argv0, parent, env, login):
+    from attyguard.shell.main import _login_from_context
+
+    assert _login_from_context(argv0, parent, env) is login

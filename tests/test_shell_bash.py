@@ -108,3 +108,14 @@ def test_typeahead_in_rescue_path_is_not_a_bypass(child, tmp_path):
     assert child.state.typeahead.startswith(f"touch {marker}".encode())
     run(child, "true")
     assert not marker.exists()
+
+
+def test_keys_are_not_forwarded_to_a_continuation_prompt(child, tmp_path):
+    marker = tmp_path / "leaked"
+    # early keys for a line bash answers with PS2: they come back as typeahead
+    child.send_line("echo 'open")
+    result = child.passthrough(None, None, early=f"touch {marker}\r".encode())
+    assert result.kind == "more"
+    assert child.state.typeahead == f"touch {marker}\r".encode()
+    child.cancel_continuation()
+    assert not marker.exists()

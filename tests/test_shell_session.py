@@ -34,7 +34,8 @@ class FakeChild:
     state: PromptState = field(default_factory=PromptState)
     master: int = -1
 
-    def run(self, text: str, in_fd: int | None, out_fd: int | None) -> RunResult:
+    def run(self, text: str, in_fd: int | None, out_fd: int | None,
+            early: bytes = b"") -> RunResult:
         self.sent.append(text)
         return RunResult("more" if text in self.more_after else "done", 0)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from attyguard.shell.text import escape_controls, one_line, split_typeahead, typeahead_lines
+from attyguard.shell.text import escape_controls, one_line, split_typeahead
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,3 @@ def test_one_line_flattens_and_cuts():
 def test_split_typeahead(keys, now, later):
     assert split_typeahead(keys) == (now, later)
 
-
-def test_typeahead_lines_edits():
-    assert typeahead_lines(b"ab\x7fc\x1b[Ad\rnext") == (["acd"], "next")
-    assert typeahead_lines(b"junk\x15clean") == ([], "clean")

@@ -43,12 +43,24 @@ UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
 
 
 # Lines that can hide their words from the prefilter until parsed: substitutions,
-# defaults (`${x:-curl}`), variables assigned earlier in the line (`a=cu; b=rl; $a$b`)
+# defaults (`${x:-curl}`), glob paths (`/???/b??h`), names split by expansions
+# (`cu${u}rl`). Each pattern is linear: this runs on every line.
 _FORCE_PARSE = re.compile(
-    r"\$\(|`|\$\{[A-Za-z_]\w*:?-|[A-Za-z_]\w*=[^\s;&|]*[\s;&|][^\n]*\$\{?[A-Za-z_]"
-    r"|(?:^|[\s;|&(])/[^\s;|&]*[?*\[]"  # glob paths: `/???/b??h` is /bin/bash
-    r"|[A-Za-z]\$(?:\{[A-Za-z_@*][^}]*\}|[A-Za-z_@*])"  # `c${u}rl`, `w$@get`
+    r"\$\(|`|\$\{[A-Za-z_]\w*:?-"
+    r"|(?:^|[\s;|&(])/[^\s;|&?*\[]*+[?*\[]"
+    r"|[A-Za-z]\$(?:\{[A-Za-z_@*]|[A-Za-z_@*])"
 )
+_ASSIGNMENT = re.compile(r"(?<!\w)[A-Za-z_]\w*+=")  # from word starts only: linear
+_EXPANSION = re.compile(r"\$\{?[A-Za-z_]")
+
+
+def _needs_parse(text: str) -> bool:
+    """True when the line may hide command words from the atom scan."""
+    if _FORCE_PARSE.search(text):
+        return True
+    # Variables assigned earlier in the line (`a=cu; b=rl; $a$b`): two linear scans.
+    m = _ASSIGNMENT.search(text)
+    return m is not None and _EXPANSION.search(text, m.end()) is not None
 
 
 def _bounded_hit(reason: str, span: Span | None = None) -> RuleHit:
@@ -122,7 +134,7 @@ class Engine:
     def _analyse(self, text: str, layer: int, budget: _Budget,
                  outer_span: Span | None) -> list[RuleHit]:
         candidates = self.atoms.candidates(prefilter_text(text))
-        if not candidates and not _FORCE_PARSE.search(text):
+        if not candidates and not _needs_parse(text):
             return []
         if layer > 0:
             # Decoded layers share one budget, so nested payloads cannot multiply the work.
@@ -142,7 +154,12 @@ class Engine:
             hits.append(_bounded_hit(parsed.bounded, outer_span))
         for index in sorted(candidates):
             rule = self.rules[index]
-            result = rule.matcher.match(analysis)
+            try:
+                result = rule.matcher.match(analysis)
+            except TimeoutError:  # a rule's regex hit its time limit (matchers.py)
+                hits.append(_bounded_hit(f"rule {rule.id} took too long on this line",
+                                         outer_span))
+                continue
             if result is None:
                 continue
             span = outer_span if outer_span is not None else result.span

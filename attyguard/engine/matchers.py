@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
+import regex
+
 from attyguard.engine.decode import Payload
 from attyguard.engine.parse import Command, Parsed, Redirect, Span
 
@@ -616,12 +618,35 @@ class DecodedMatcher:
         return None
 
 
+REGEX_TIMEOUT_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class _TimedPattern:
+    """A rule's raw-text regex, searched with a time limit.
+
+    Rule authors write backtracking regexes over whole lines; one of them over a
+    long hostile line can take minutes (seen: 60 KB of one letter). The `regex`
+    module stops a search at a timeout (TimeoutError); the engine reports the
+    line as not fully analysed instead of hanging the shell.
+    """
+
+    compiled: regex.Pattern[str]
+
+    @property
+    def pattern(self) -> str:
+        return str(self.compiled.pattern)
+
+    def search(self, text: str) -> regex.Match[str] | None:
+        return self.compiled.search(text, timeout=REGEX_TIMEOUT_S)
+
+
 @dataclass(frozen=True, slots=True)
 class RegexMatcher:
     """Raw-text fallback for what structure cannot express (use sparingly, with atoms)."""
 
     type_name: ClassVar[str] = "regex"
-    pattern: re.Pattern[str]
+    pattern: _TimedPattern
     on: str  # raw | typed (raw, layer 0 only) | normalized | scripts | heredocs
 
     @classmethod
@@ -630,11 +655,14 @@ class RegexMatcher:
         on = d.get("on", "normalized")
         if on not in ("raw", "typed", "normalized", "scripts", "heredocs"):
             raise MatcherError("'on' must be raw, typed, normalized, scripts or heredocs")
-        flags = re.IGNORECASE if _bool(d, "ignore_case", True) else 0
-        pattern = _regex(d, "pattern", flags | re.MULTILINE)
-        if pattern is None:
-            raise MatcherError("regex matcher needs 'pattern'")
-        return cls(pattern, str(on))
+        value = d.get("pattern")
+        if not isinstance(value, str):
+            raise MatcherError("regex matcher needs 'pattern' (a regex string)")
+        flags = regex.MULTILINE | (regex.IGNORECASE if _bool(d, "ignore_case", True) else 0)
+        try:
+            return cls(_TimedPattern(regex.compile(value, flags)), str(on))
+        except regex.error as exc:
+            raise MatcherError(f"'pattern': bad regex {value!r}: {exc}") from None
 
     def match(self, a: Analysis) -> MatchResult | None:
         if self.on == "scripts":

@@ -30,7 +30,10 @@ __all__ = [
 IFS_RE = re.compile(r"\$\{IFS[^}]{0,16}\}|\$IFS(?![A-Za-z0-9_])")
 # A stand-alone brace list `{curl,-fsSL,URL}` expands to its items as words.
 # Only stand-alone lists (after a separator) are rewritten: `file{,.bak}` stays.
-_BRACE_RE = re.compile(r"(?:(?<=^)|(?<=[\s;|&(]))\{([^{}\s'\"$]*,[^{}\s'\"]*)\}(?=$|[\s;|&)])")
+# Possessive items: no backtracking, so `{a,a,a,…` without a closing brace stays linear.
+_BRACE_RE = re.compile(
+    r"(?:(?<=^)|(?<=[\s;|&(]))\{([^{}\s'\"$,]*+(?:,[^{}\s'\"$,]*+)++)\}(?=$|[\s;|&)])"
+)
 
 
 def prepass(line: str) -> str:

@@ -101,6 +101,8 @@ class Parsed:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """Work bounds for one line; hitting one is reported in `Parsed.bounded`."""
+
     max_depth: int = 6  # nested bash -c / eval / substitution layers
     max_nodes: int = 20_000  # tree nodes visited over all layers
     max_commands: int = 2_000
@@ -152,6 +154,8 @@ _MAX_LEVEL = 150
 
 
 class _Bounded(Exception):
+    """Raised inside the walk when a bound is hit; `parse` turns it into `bounded`."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason

@@ -7,8 +7,6 @@ bash's other options (kept and passed on to bash unchanged).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 __all__ = ["ShellArgs", "parse_args"]
 
 # Options that take the next argument as their value.
@@ -20,17 +18,19 @@ _LONG_FLAGS = {
 }
 
 
-@dataclass
 class ShellArgs:
-    login: bool = False
-    command: str | None = None  # -c
-    force_interactive: bool = False  # -i
-    read_stdin: bool = False  # -s
-    file: str | None = None
-    operands: list[str] = field(default_factory=list)  # after FILE / CMD
-    norc: bool = False
-    noprofile: bool = False
-    error: str | None = None
+    # A plain class, not a dataclass: this module is on the path to spawning
+    # bash, which should start before the heavier imports.
+    def __init__(self) -> None:
+        self.login = False
+        self.command: str | None = None  # -c
+        self.force_interactive = False  # -i
+        self.read_stdin = False  # -s
+        self.file: str | None = None
+        self.operands: list[str] = []  # after FILE / CMD
+        self.norc = False
+        self.noprofile = False
+        self.error: str | None = None
 
 
 def parse_args(argv: list[str]) -> ShellArgs:

@@ -14,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import select
 import signal
 import struct
-import tempfile
 import termios
 import time
 import tty
@@ -28,7 +26,7 @@ from pathlib import Path
 
 from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser
 
-__all__ = ["BashChild", "BashExited", "RunResult", "sanitize_line"]
+__all__ = ["BashChild", "PromptState", "RunResult", "raw_terminal", "sanitize_line"]
 
 _READ = 65536
 _PASTE_START = b"\x1b[200~"
@@ -37,13 +35,7 @@ _KEY_COMPLETE = b"\x1b[57701~"
 _KEY_REPAIR = b"\x1b[57702~"
 _RL_LEAVE = b"\x1b[?2004l"  # readline leaves the line: its echo region ends here
 # A wedged child (hooks gone, e.g. after `exec bash`) is looked at after this long.
-_STALL_S = 0.4
-
-
-class BashExited(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(f"bash exited with status {status}")
-        self.status = status
+_STALL_S = 0.8
 
 
 @dataclass
@@ -64,13 +56,15 @@ class PromptState:
 
 @dataclass
 class _Run:
-    phase: str = "echo"  # echo -> run -> after_d -> done
+    phase: str = "echo"  # echo -> parsed -> run -> after_d; "run_quiet" when cancelling
     dropped: bytearray = field(default_factory=bytearray)
     got_d: bool = False
     got_t: bool = False
     result: RunResult | None = None
     last_activity: float = 0.0
     repaired: bool = False
+    held: bytes = b""  # keys kept from a bash without hooks (become typeahead)
+    early: bytes = b""  # keys typed before the command started (sent when it runs)
 
 
 def sanitize_line(text: str) -> bytes:
@@ -125,8 +119,8 @@ class BashChild:
     @classmethod
     def spawn(cls, rcdir: Path, *, login: bool = False, size: tuple[int, int] | None = None,
               bash: str = "/bin/bash", env: dict[str, str] | None = None) -> BashChild:
-        nonce = secrets.token_hex(8)
-        session_dir = Path(tempfile.mkdtemp(prefix="attyguard-"))
+        nonce = os.urandom(8).hex()
+        session_dir = _private_dir()
         os.mkfifo(session_dir / "ch", 0o600)
         child_env = dict(os.environ if env is None else env)
         child_env.update(__AG_NONCE=nonce, __AG_DIR=str(session_dir),
@@ -239,18 +233,21 @@ class BashChild:
         _debug("send", text)
         self._write_master(_PASTE_START + sanitize_line(text) + _PASTE_END + b"\r")
 
-    def run(self, text: str, in_fd: int | None, out_fd: int | None) -> RunResult:
+    def run(self, text: str, in_fd: int | None, out_fd: int | None,
+            early: bytes = b"") -> RunResult:
         """Send `text` and pass the terminal through until bash is back at a prompt.
 
         `in_fd`/`out_fd` are the user's terminal (None: no passthrough, for
-        tests); the caller puts it in raw mode (see `raw_terminal`).
+        tests); the caller puts it in raw mode (see `raw_terminal`). `early`
+        are keys typed after Enter but before the passthrough began: they go
+        to the command once it runs, like keys typed then would.
         """
         self.send_line(text, in_fd)
-        return self.passthrough(in_fd, out_fd)
+        return self.passthrough(in_fd, out_fd, early=early)
 
     def passthrough(self, in_fd: int | None, out_fd: int | None,
-                    phase: str = "echo") -> RunResult:
-        run = _Run(phase=phase)
+                    phase: str = "echo", early: bytes = b"") -> RunResult:
+        run = _Run(phase=phase, early=early)
         run.last_activity = time.monotonic()
         old_winch = None
         if in_fd is not None and os.isatty(in_fd):
@@ -260,6 +257,10 @@ class BashChild:
         try:
             while run.result is None:
                 self._step(run, in_fd, out_fd, _STALL_S)
+            # Keys never delivered (bash wanted a continuation line, or the
+            # command ended first) stay the user's: the prompt gets them.
+            if run.early or run.held:
+                self.state.typeahead = run.early + run.held + self.state.typeahead
         finally:
             if old_winch is not None:
                 signal.signal(signal.SIGWINCH, old_winch)
@@ -291,7 +292,13 @@ class BashChild:
                 data = b""
             if data:
                 _debug("stdin", data)
-                self._write_master(data)
+                if not run.got_d and self._bash_at_readline():
+                    # Our hooks are gone (`exec bash`…): these keys would reach
+                    # readline unclassified. Keep them for the prompt; repair now.
+                    run.held += data
+                    self._check_stalled(run, out_fd, now=True)
+                else:
+                    self._write_master(data)
         if self.fifo in readable:
             self._pending_records.extend(self._read_fifo())
             self._handle_records(run)
@@ -354,7 +361,10 @@ class BashChild:
                 run.dropped.clear()
                 if rest.startswith(b"\r"):
                     rest = rest[1:]
-                run.phase = "run"
+                # Readline is done with the line, but bash may still ask for a
+                # continuation (P): output passes now (syntax errors), the
+                # user's keys only once the command runs (C).
+                run.phase = "parsed"
                 if rest and out_fd is not None:
                     _write_all(out_fd, rest)
             return
@@ -369,12 +379,12 @@ class BashChild:
     def _output_mark(self, run: _Run, mark: Mark, out_fd: int | None) -> None:
         _debug("mark", mark, run.phase, run.got_d, run.got_t)
         if mark.kind == "C":
-            if run.phase == "echo":
+            if run.phase in ("echo", "parsed"):
                 run.dropped.clear()
-                run.phase = "run"
+                self._enter_run(run)
         elif mark.kind == "P":
             # (While cancelling, a P is readline redrawing PS2 before the ^C lands.)
-            if run.phase in ("echo", "run"):
+            if run.phase in ("echo", "parsed", "run"):
                 run.result = RunResult("more", self.state.status)
         elif mark.kind == "D":
             rec = self._take_record("D")
@@ -402,11 +412,22 @@ class BashChild:
                 run.repaired = True
                 self._write_master(_KEY_REPAIR)
 
-    def _check_stalled(self, run: _Run, out_fd: int | None) -> None:
+    def _enter_run(self, run: _Run) -> None:
+        run.phase = "run"
+        if run.early:
+            early, run.early = run.early, b""
+            self._write_master(early)
+
+    def _check_stalled(self, run: _Run, out_fd: int | None, now: bool = False) -> None:
         """Hooks gone entirely (e.g. `exec bash`): bash idles at its own prompt."""
-        if run.repaired or time.monotonic() - run.last_activity < _STALL_S:
+        if run.repaired or (not now and time.monotonic() - run.last_activity < _STALL_S):
             return
-        if not self._bash_at_readline():
+        if run.got_d or not self._bash_at_readline():
+            return
+        # __ag_post's own `read` looks like readline too, but it starts only
+        # after its D mark is written: checked in this order, a D still in
+        # the pty buffer shows up here and we let it be handled normally.
+        if select.select([self.master, self.fifo], [], [], 0)[0]:
             return
         run.repaired = True
         run.phase = "echo"
@@ -419,14 +440,17 @@ class BashChild:
         self._write_master(b"\x15" + _PASTE_START + fix.encode() + _PASTE_END + b"\r")
 
     def _bash_at_readline(self) -> bool:
+        """bash itself (no job) is in the foreground, reading a line with readline."""
         try:
             if os.tcgetpgrp(self.master) != self.pid:
                 return False
-            lflag = termios.tcgetattr(self.master)[3]
+            attrs = termios.tcgetattr(self.master)
         except OSError:
             return False
-        # readline runs the tty with ICANON and ECHO off; `read` keeps ICANON.
-        return not (lflag & termios.ICANON) and not (lflag & termios.ECHO)
+        iflag, lflag = attrs[0], attrs[3]
+        # readline runs the tty with ICANON, ECHO and ICRNL off; the `read`
+        # builtin keeps ICRNL even with -s/-n/-d (so __ag_post's read is not it).
+        return not (lflag & (termios.ICANON | termios.ECHO)) and not (iflag & termios.ICRNL)
 
     # --- idle: output while the prompt is shown ---------------------------------------
 
@@ -497,6 +521,21 @@ def raw_terminal(fd: int) -> Iterator[None]:
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSANOW, old)
+
+
+def _private_dir() -> Path:
+    """A fresh 0700 directory for the FIFO (tempfile costs ~10 ms of imports)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
+    if not os.access(base, os.W_OK):
+        base = "/tmp"
+    for _ in range(100):
+        path = Path(base) / f"attyguard-{os.urandom(6).hex()}"
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return path
+    raise OSError("cannot create a private directory")
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -21,7 +21,7 @@ from prompt_toolkit.output import Output
 from attyguard.engine.verdict import Verdict
 from attyguard.shell.text import one_line
 
-__all__ = ["ask_warn", "pt_style", "refused_text", "warn_text"]
+__all__ = ["ask_warn", "confirm_bindings", "pt_style", "refused_text", "warn_text"]
 
 
 def pt_style(style: str) -> str:
@@ -72,6 +72,9 @@ def _answer_cancel(event: KeyPressEvent) -> None:
     event.app.exit(result="cancel")
 
 
+_SHOWN = {"yes": "yes", "trust": "trust", "cancel": "cancelled"}
+
+
 def confirm_bindings() -> KeyBindings:
     kb = KeyBindings()
     kb.add("y")(_answer_yes)
@@ -88,8 +91,17 @@ def confirm_bindings() -> KeyBindings:
 
 def ask_warn(input: Input | None = None, output: Output | None = None) -> str:
     """Ask `[y]es / [t]rust / cancel` and return "yes", "trust" or "cancel"."""
+    def question() -> FormattedText:
+        # Once answered, the final frame (left in scrollback) says what was chosen.
+        answer = None
+        future = app.future
+        if future is not None and future.done() and not future.cancelled() \
+                and future.exception() is None:
+            answer = _SHOWN.get(future.result())
+        return FormattedText([*_QUESTION, ("bold", answer or "")])
+
     app: Application[str] = Application(
-        layout=Layout(Window(FormattedTextControl(_QUESTION), height=1,
+        layout=Layout(Window(FormattedTextControl(question), height=1,
                              dont_extend_height=True)),
         key_bindings=confirm_bindings(),
         input=input,

@@ -15,7 +15,7 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from attyguard.shell.text import one_line
 from attyguard.shell.warnings import WarnBuffer
 
-__all__ = ["format_warnings", "load_shell_bindings"]
+__all__ = ["dump_warnings", "format_warnings", "load_shell_bindings"]
 
 
 def format_warnings(items: list[str]) -> str:

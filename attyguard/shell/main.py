@@ -24,18 +24,27 @@ def is_interactive(args: ShellArgs, stdin_tty: bool, stderr_tty: bool) -> bool:
     return args.force_interactive or (stdin_tty and stderr_tty)
 
 
-def _login_from_context(argv0: str) -> bool:
-    # login(1)/sshd mark a login shell with a leading "-" in argv[0]; behind a
-    # Python console-script launcher that argv[0] is lost, so also look at who
-    # started us.
+def _login_from_context(argv0: str, parent: str, environ: dict[str, str]) -> bool:
+    """Was this shell started as a login shell?
+
+    login(1), sshd, `su -` and `sudo -i` say so with a leading "-" in argv[0],
+    but behind a Python console-script launcher that argv[0] is lost. So also
+    look at who started us: sshd and login only start login shells; su and
+    sudo clear the environment (no SHLVL) exactly when they start one.
+    """
     if os.path.basename(argv0).startswith("-"):
         return True
+    if parent in ("sshd", "sshd-session", "login"):
+        return True
+    return parent in ("su", "sudo") and "SHLVL" not in environ
+
+
+def _parent_name() -> str:
     try:
         with open(f"/proc/{os.getppid()}/comm", encoding="utf-8") as f:
-            parent = f.read().strip()
+            return f.read().strip()
     except OSError:
-        return False
-    return parent in ("sshd", "sshd-session", "login")
+        return ""
 
 
 def main(argv: list[str]) -> int:
@@ -43,11 +52,13 @@ def main(argv: list[str]) -> int:
     if args.error:
         print(f"attyguard: {args.error}", file=sys.stderr)
         return 2
-    if not is_interactive(args, os.isatty(0), os.isatty(2)):
+    # The UI needs a terminal: `-i` with commands piped in is bash's business.
+    if not is_interactive(args, os.isatty(0), os.isatty(2)) or not os.isatty(0):
         from attyguard.shell.noninteractive import run_noninteractive
 
         return run_noninteractive(args, argv)
-    login = args.login or _login_from_context(sys.argv[0] if sys.argv else "")
+    login = args.login or _login_from_context(sys.argv[0] if sys.argv else "", _parent_name(),
+                                              dict(os.environ))
     from attyguard.shell.session import run_interactive
 
     return run_interactive(login=login, norc=args.norc, noprofile=args.noprofile)

@@ -104,13 +104,20 @@ class ShellPrompt:
             parts.append(("", "│ Alt+Shift+W: show warnings "))
         return FormattedText(parts)
 
+    def take_typeahead(self) -> str:
+        """Keys prompt_toolkit read after the accepting Enter (it keeps them
+        for its next application): they were typed for what comes next."""
+        from prompt_toolkit.input.typeahead import get_typeahead
+
+        return "".join(press.data for press in get_typeahead(self.session.input))
+
     def set_editing_mode(self, mode: str) -> None:
         """Follow bash's `set -o vi|emacs` (and readline's editing-mode)."""
         from prompt_toolkit.enums import EditingMode
 
         self.session.editing_mode = EditingMode.VI if mode == "vi" else EditingMode.EMACS
 
-    def read(self, message: str, *, default: str = "", keys: str = "",
+    def read(self, message: str, *, default: str = "", keys: str = "", continuation: str = "",
              idle_fd: int | None = None,
              on_idle: Callable[[], bytes | None] | None = None,
              after_render: Callable[[], None] | None = None) -> ReadResult:
@@ -154,7 +161,10 @@ class ShellPrompt:
             loop.add_reader(idle_fd, readable)
 
         try:
-            text = self.session.prompt(ANSI(message), default=default, pre_run=pre_run)
+            # Lines after the first (a pasted block) are drawn after the user's PS2.
+            cont = ANSI(continuation) if continuation else None
+            text = self.session.prompt(ANSI(message), default=default, pre_run=pre_run,
+                                       prompt_continuation=cont)
         except EOFError:
             return ChildGone() if gone else Eof()
         except KeyboardInterrupt:

@@ -14,15 +14,15 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Protocol
 
-from attyguard.config import Config
-from attyguard.engine.verdict import Action
 from attyguard.shell.bash import BashChild, RunResult, raw_terminal
 from attyguard.shell.text import one_line, split_typeahead
 from attyguard.shell.warnings import WarnBuffer
-from attyguard.shell.wiring import Wired
+
+if TYPE_CHECKING:  # imported lazily: bash is spawned before anything heavy
+    from attyguard.config import Config
+    from attyguard.shell.wiring import Wired
 
 __all__ = ["Session", "run_interactive"]
 
@@ -50,6 +50,7 @@ class Session:
         """Classify what would run and act on the verdict; None if nothing ran."""
         from prompt_toolkit.formatted_text import FormattedText
 
+        from attyguard.engine.verdict import Action
         from attyguard.shell.confirm import refused_text, warn_text
 
         full = f"{self.pending}\n{text}" if self.pending else text
@@ -65,6 +66,9 @@ class Session:
             if self.pending:
                 self._cancel_pending()
             return None
+        # Keys typed after Enter are for what comes next, never an answer to
+        # the question below: take them out of prompt_toolkit's hands first.
+        early = self._take_typeahead()
         if verdict.action is Action.WARN:
             self.show(warn_text(verdict, self.config.ui.warn_style))
             answer = self.ask_warn()
@@ -73,10 +77,11 @@ class Session:
                 f"{one_line(full, 120)}")
             if answer == "cancel":
                 self.default = text  # nothing typed is lost
+                self.keys = early + self.keys
                 return None
             if answer == "trust":
                 wired.guard.remember(full, verdict)
-        return self._run(text, full)
+        return self._run(text, full, early)
 
     # --- running --------------------------------------------------------------------
 
@@ -84,12 +89,18 @@ class Session:
         if self.config.ui.shell_integration_marks:
             os.write(self.out_fd, f"\x1b]{body}\x07".encode())
 
-    def _run(self, text: str, full: str) -> RunResult:
+    def _take_typeahead(self) -> str:
+        take = getattr(self.ui, "take_typeahead", None)
+        return take() if take is not None else ""
+
+    def _run(self, text: str, full: str, early: str = "") -> RunResult:
         self._osc("133;C")
         with raw_terminal(self.in_fd):
-            result = self.child.run(text, self.in_fd, self.out_fd)
+            result = self.child.run(text, self.in_fd, self.out_fd,
+                                    early=early.encode("utf-8", "surrogateescape"))
         if result.kind == "more":
             self.pending = full
+            self._collect_typeahead()
             return result
         self.pending = ""
         if result.kind == "done":
@@ -100,7 +111,13 @@ class Session:
         self._osc(f"133;D;{status}")
         cwd = self.child.state.cwd
         if cwd:
+            from urllib.parse import quote
+
             self._osc(f"7;file://{os.uname().nodename}{quote(cwd)}")
+        self._collect_typeahead()
+
+    def _collect_typeahead(self) -> None:
+        """Keys typed while bash had the terminal: replayed into the next prompts."""
         typed = self.child.state.typeahead.decode("utf-8", "replace")
         self.child.state.typeahead = b""
         self.keys += typed
@@ -133,6 +150,7 @@ class Session:
             first, self.after_first_render = self.after_first_render, None
             got = self.ui.read(  # type: ignore[attr-defined]
                 message, default=default, keys=keys, after_render=first,
+                continuation=state.ps2,
                 idle_fd=self.child.master, on_idle=self.child.read_idle)
             if isinstance(got, ChildGone):
                 return self.child.close()

@@ -1,10 +1,10 @@
-"""Making untrusted text safe to show: control characters escaped, never sent raw."""
+"""Text helpers (pure): untrusted text made safe to show, and typed-ahead keys split per prompt."""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["escape_controls", "one_line", "split_typeahead", "typeahead_lines"]
+__all__ = ["escape_controls", "one_line", "split_typeahead"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -31,30 +31,3 @@ def split_typeahead(data: str) -> tuple[str, str]:
         if ch in "\r\n":
             return data[:i] + "\r", data[i + 1 :]
     return data, ""
-
-
-_ESCAPE_SEQ = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)?")
-
-
-def typeahead_lines(data: bytes) -> tuple[list[str], str]:
-    """Keys typed while a command ran -> (finished lines, unfinished rest).
-
-    Editing keys are applied the simple way (backspace deletes, Ctrl-U kills
-    the line); escape sequences (arrows…) and other controls are dropped.
-    Finished lines go through the same enforcement as any typed line.
-    """
-    text = _ESCAPE_SEQ.sub("", data.decode("utf-8", "replace"))
-    lines: list[str] = []
-    current: list[str] = []
-    for ch in text:
-        if ch in "\r\n":
-            lines.append("".join(current))
-            current = []
-        elif ch in "\x7f\x08":
-            if current:
-                current.pop()
-        elif ch == "\x15":
-            current = []
-        elif ch == "\t" or ord(ch) >= 32:
-            current.append(ch)
-    return lines, "".join(current)

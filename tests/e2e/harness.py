@@ -5,6 +5,7 @@
         t.wait_for(r"\\$ $")              # regex on the whole screen, with a deadline
         t.send_line("echo hi")            # literal text + Enter
         t.send_keys("C-c")                # tmux key names: C-c, C-z, Escape, Up, Tab, M-W …
+        t.paste("line 1\nline 2")         # a bracketed paste
         t.wait_for(r"^hi$")
         print(t.screen())                 # the visible screen as text
         t.resize(80, 20)
@@ -119,6 +120,11 @@ class Tmux:
     def send_line(self, text: str) -> None:
         self.send_text(text)
         self.send_keys("Enter")
+
+    def paste(self, text: str) -> None:
+        """Paste `text` the way a terminal does (bracketed, if the program asked for it)."""
+        self.tmux("set-buffer", "--", text)
+        self.tmux("paste-buffer", "-p", "-d", "-t", "0")
 
     def resize(self, cols: int, rows: int) -> None:
         self.tmux("resize-window", "-t", "0", "-x", str(cols), "-y", str(rows))

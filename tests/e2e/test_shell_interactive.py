@@ -179,7 +179,8 @@ def test_broken_prompt_command_does_not_hang(shell):
 def test_exec_bash_is_repaired(shell):
     t = shell()
     t.send_line("exec bash")
-    t.wait_for(r"^\[~\]\$$")
+    # the repaired prompt is attyguard's again: it has the status bar
+    t.wait_for(lambda s: s.splitlines()[-1].strip() == "attyguard" and "[~]$\n" in s)
     t.send_line("echo after-exec; false")
     t.wait_for(r"^after-exec\n\[~\]\$$")
     t.send_line("exit 4")
@@ -195,7 +196,10 @@ def test_less_and_vim_with_resize(shell, ag_home):
     t.wait_for(r"^\[~\]\$$")
     t.send_line("vim -u NONE -N f.txt")
     t.wait_for(r"^line 0\n")
+    t.wait_for(r"^line 28$")
     t.resize(60, 20)
+    # vim has redrawn for the new size once row 19 is gone
+    t.wait_for(lambda screen: "line 18" in screen and "line 19" not in screen)
     t.send_text(":echo &columns . 'x' . &lines\r")
     t.wait_for(r"^60x20")
     t.send_text(":q!\r")
@@ -369,3 +373,27 @@ def test_prompt_command_frameworks(shell, ag_home):
     t.wait_for(r"^appended-hook\n\[fw 0\]\$$")
     t.send_line("false")
     t.wait_for(r"^appended-hook\n\[fw 1\]\$$")
+
+
+def test_pasted_block_shows_ps2_and_runs_whole(shell):
+    t = shell()
+    t.paste("echo pasted-1\nfor i in x y; do\necho in-$i\ndone")
+    t.wait_for(r"^\[~\]\$ echo pasted-1\n> for i in x y; do\n> echo in-\$i\n> done$")
+    t.send_keys("Enter")
+    t.wait_for(r"^pasted-1\nin-x\nin-y\n\[~\]\$$")
+
+
+def test_pasted_block_with_a_blocked_line_runs_nothing(shell):
+    t = shell()
+    t.paste("echo first-line\necho aGVsbG8= | base64 -d | sh")
+    t.send_keys("Enter")
+    t.wait_for(r"^REFUSED — ")
+    assert "\nfirst-line" not in t.screen()
+
+
+def test_fast_typing_keeps_every_line_in_order(shell):
+    t = shell()
+    t.send_line("echo one; sleep 0.2")
+    t.send_line("echo two")
+    t.send_line("echo three")
+    t.wait_for(r"^one\n(.*\n)*two\n(.*\n)*three\n\[~\]\$$")

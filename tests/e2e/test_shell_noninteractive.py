@@ -110,3 +110,9 @@ def test_config_error_reported_once_and_continues(attyguard_bin, ag_env):
     p = run([attyguard_bin, "-c", "echo ok"], env=ag_env)
     assert (p.returncode, p.stdout) == (0, b"ok\n"), p
     assert p.stderr.count(b"noninteractive_warn") == 1
+
+
+def test_forced_interactive_with_piped_stdin_is_bash(attyguard_bin, ag_env):
+    p = run([attyguard_bin, "-i"], env=ag_env, input=b"echo flags=$-\nexit 2\n")
+    assert p.returncode == 2, p
+    assert b"flags=" in p.stdout and b"i" in p.stdout.split(b"flags=")[1]

@@ -43,6 +43,7 @@ import psutil
 import pytest
 
 __all__ = [
+    "LOGIN_SHELLS",
     "PROFILE_MARK",
     "PROMPT",
     "EngineSaid",
@@ -168,14 +169,19 @@ def _shim_venv(venv: Path) -> Path:
     return venv
 
 
+def _venv_for_other_accounts(workdir: Path) -> Path:
+    """The test venv if the test account can run its interpreter, else a shim of it."""
+    if _reachable_by_others(Path(sys.executable)):
+        return Path(sys.executable).parent.parent
+    return _shim_venv(workdir / "venv")
+
+
 def _login_launcher(workdir: Path) -> Path:
     """contrib/login-launcher.c built for a venv that the test account can run."""
     if not _BUILD_LAUNCHER.exists():
         pytest.skip(f"{_BUILD_LAUNCHER} is not in this tree")
     _need_tool(os.environ.get("CC", "cc"), "builds contrib/login-launcher.c")
-    venv = Path(sys.executable).parent.parent
-    if not _reachable_by_others(Path(sys.executable)):
-        venv = _shim_venv(workdir / "venv")
+    venv = _venv_for_other_accounts(workdir)
     launcher = workdir / "attyguard"
     built = subprocess.run(
         ["bash", str(_BUILD_LAUNCHER), str(launcher), str(venv)], capture_output=True, text=True
@@ -185,14 +191,21 @@ def _login_launcher(workdir: Path) -> Path:
     return launcher
 
 
-@pytest.fixture(scope="session", params=["bash", "attyguard"])
-def login_shell(request: pytest.FixtureRequest) -> Iterator[Path]:
-    """The absolute path of the login shell under test.
+# bash: the control — the same test passing with bash and failing with attyguard
+#   points at attyguard, not at the harness.
+# attyguard-launcher: what contrib/install.sh puts in /etc/passwd, the compiled
+#   login launcher in front of the console script.
+# attyguard-script: what `chsh -s $(which attyguard)` after a pip install gives,
+#   the #! console script itself (argv[0]'s "-" is lost: the shell must infer a
+#   login from its context).
+LOGIN_SHELLS = ["bash", "attyguard-launcher", "attyguard-script"]
 
-    bash is the control: the same tests passing with bash and failing with
-    attyguard point at attyguard, not at the harness. attyguard is what a real
-    installation puts in /etc/passwd: the login launcher (contrib/) in front of
-    this tree's attyguard, run by an interpreter the test account can reach.
+
+@pytest.fixture(scope="session", params=LOGIN_SHELLS)
+def login_shell(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The absolute path of the login shell under test (named attyguard for attyguard).
+
+    attyguard runs this tree's code, by an interpreter the test account can reach.
     """
     _need_root()
     if request.param == "bash":
@@ -205,7 +218,10 @@ def login_shell(request: pytest.FixtureRequest) -> Iterator[Path]:
     workdir = Path(tempfile.mkdtemp(prefix="agtest-shell-"))
     workdir.chmod(0o755)
     try:
-        yield _login_launcher(workdir)
+        if request.param == "attyguard-launcher":
+            yield _login_launcher(workdir)
+        else:
+            yield _venv_for_other_accounts(workdir) / "bin" / "attyguard"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

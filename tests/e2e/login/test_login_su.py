@@ -48,8 +48,18 @@ def test_su_dash_c_runs_in_the_users_home_as_the_user(login_user: LoginUser) -> 
     assert (done.returncode, done.stdout) == (0, want), _explain(done)
 
 
-def test_su_dash_c_is_a_login_shell(login_user: LoginUser) -> None:
+def test_su_dash_c_is_a_login_shell(login_user: LoginUser, request: pytest.FixtureRequest) -> None:
     # `su -` starts the shell as "-SHELL": bash then reads ~/.profile even with -c.
+    if "attyguard-script" in request.node.callspec.id:
+        # Strict: fails loudly once fixed. Through the #! console script the "-" is
+        # lost, and the su/sshd context guess is made only for interactive shells.
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="`su - USER -c CMD` with the console script as login shell: "
+                "not a login shell (~/.profile unread)",
+            )
+        )
     done = _su(login_user, 'echo "$AGTEST_PROFILE"')
     assert (done.returncode, done.stdout) == (0, PROFILE_MARK + "\n"), _explain(done)
 
