@@ -204,7 +204,8 @@ def default_engine() -> Engine:
     global _DEFAULT, _DEFAULT_ERROR
     if _DEFAULT is None:
         try:
-            _DEFAULT = Engine(load_rules())
+            # lazy: regexes compile on first use (start-up cost; tests check them all).
+            _DEFAULT = Engine(load_rules(lazy=True))
             _DEFAULT_ERROR = None
         except (RuleError, OSError) as exc:
             _DEFAULT = Engine(RuleSet(()))
