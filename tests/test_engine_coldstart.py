@@ -96,3 +96,24 @@ def test_a_clean_line_imports_no_regex_engine() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout.split()
     assert out == ["allow", "False"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("family: demo\nrules: []\nrules: []\n", r"demo\.yaml:3: invalid YAML: duplicate key 'rules'"),
+    ("family: demo\n1: x\n", r"demo\.yaml:2: invalid YAML: keys must be strings"),
+    ("family: demo\nrules: [\n", r"demo\.yaml:\d: invalid YAML"),
+])
+def test_yaml_errors_stay_located(text: str, message: str) -> None:
+    with pytest.raises(RuleError, match=message):
+        load_rules_text(text, "demo.yaml")
+
+
+def test_yaml_scalars_keep_their_types() -> None:
+    from attyguard.engine.rules import _Loader, _parse_yaml
+
+    doc = _parse_yaml("a: [on, yes, true, 'true', 1, 1.5, ~, x]\nb: &x {k: v}\nc: *x\n"
+                      "d: {<<: *x, z: 2}\n", "demo.yaml")
+    assert doc == {"a": ["on", "yes", True, "true", 1, 1.5, None, "x"], "b": {"k": "v"},
+                   "c": {"k": "v"}, "d": {"k": "v", "z": 2}}
+    assert doc["a"].lines == [1] * 8 and doc["d"].line == 4
+    assert _Loader.__mro__[1].__name__ in ("CSafeLoader", "SafeLoader")
