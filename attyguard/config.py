@@ -8,7 +8,6 @@ file:line, that the caller shows once.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -106,6 +105,10 @@ def _line_of(text: str, section: str, key: str | None) -> int | None:
 
 
 def parse_config(text: str, path: str = "<config>") -> tuple[Config, list[ConfigError]]:
+    # Imported here, not at module level: most users have no config file, and
+    # tomllib costs ~20 ms of every `attyguard -c` start-up (ssh, scp, git, editors).
+    import tomllib
+
     errors: list[ConfigError] = []
     try:
         data = tomllib.loads(text)
