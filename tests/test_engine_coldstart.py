@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from attyguard.engine import classify as classify_module
 from attyguard.engine.classify import Engine
 from attyguard.engine.matchers import LazyPattern, lazy_regexes
 from attyguard.engine.rules import RuleError, load_rules, load_rules_text
@@ -47,7 +48,8 @@ RULES = textwrap.dedent("""\
 
 
 def test_lazy_rules_equal_eager_ones() -> None:
-    lazy = load_rules(lazy=True)
+    with lazy_regexes():
+        lazy = load_rules()
     eager = load_rules()
     assert lazy.rules == eager.rules
     assert len(lazy.rules) > 10
@@ -88,6 +90,17 @@ def test_bad_regex_eager_is_located_lazy_is_never_an_allow(arg: str, raw: str,
     # An unchecked broken pattern (edited shipped rules) fails when its rule runs:
     # the line is reported as not fully analysed, never allowed in silence.
     assert Engine(rules).classify("frob --now").action is not Action.ALLOW
+
+
+def test_default_engine_is_lazy() -> None:
+    classify_module.reset_default_engine()
+    try:
+        engine = classify_module.default_engine()
+        patterns = [p for r in engine.rules
+                    for p in getattr(getattr(r.matcher, "spec", None), "args_any", ())]
+        assert patterns and all(p._compiled is None for p in patterns)
+    finally:
+        classify_module.reset_default_engine()
 
 
 def test_a_clean_line_imports_no_regex_engine() -> None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from attyguard.engine.matchers import Matcher, MatcherError, build_matcher, lazy_regexes
+from attyguard.engine.matchers import Matcher, MatcherError, build_matcher
 from attyguard.engine.verdict import Action, Severity
 
 __all__ = [
@@ -330,20 +329,14 @@ def load_rules_text(
     return RuleSet(rules, (name,))
 
 
-def load_rules(path: Path | str | None = None, *, lazy: bool = False) -> RuleSet:
+def load_rules(path: Path | str | None = None) -> RuleSet:
     """Load every `*.yaml`/`*.yml` family file under `path` (default: the shipped patterns/).
 
     `_sets.yaml` (named command sets shared by all families) is read first.
     Raises RuleError (file:line, rule id) on the first problem, including duplicate ids.
-    `lazy=True` compiles the rules' regexes on first use and leaves them unchecked
-    (matchers.lazy_regexes): for the shipped rules at start-up, which the test
-    suite loads with lazy=False.
+    Inside `matchers.lazy_regexes()` the rules' regexes compile on first use,
+    unchecked (the default engine's start-up; the test suite checks them all).
     """
-    with lazy_regexes() if lazy else nullcontext():
-        return _load_rules(path)
-
-
-def _load_rules(path: Path | str | None) -> RuleSet:
     if path is None:
         from attyguard.resources import data_path
 
