@@ -13,6 +13,7 @@ Types: command, pipeline, redirect, sequence, url, decoded, regex, all, any; wri
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -91,17 +92,21 @@ def lazy_regexes() -> Iterator[None]:
 class LazyPattern:
     """A `re` pattern compiled on first use (see lazy_regexes); only the search API used.
 
-    Compiled at most a few times under a race (harmless: same result). A pattern
-    that fails to compile here (only if the shipped rules were edited unchecked)
-    raises re.error inside the matcher; the engine answers warn for that line.
+    `search` is an attribute, not a method: once compiled it is the compiled
+    pattern's own bound `search`, so matching costs no more than before (the
+    matchers search on every candidate rule of every line). Compiled at most a
+    few times under a race (harmless: same result). A pattern that fails to
+    compile here (only if the shipped rules were edited unchecked) raises
+    re.error inside the matcher; the engine answers warn for that line.
     """
 
-    __slots__ = ("_compiled", "flags", "pattern")
+    __slots__ = ("_compiled", "flags", "pattern", "search")
 
     def __init__(self, pattern: str, flags: int = 0) -> None:
         self.pattern = pattern
         self.flags = flags
         self._compiled: re.Pattern[str] | None = None
+        self.search: Callable[[str], re.Match[str] | None] = self._search_first
         if _EAGER.get():
             self.compiled()
 
@@ -109,9 +114,10 @@ class LazyPattern:
         compiled = self._compiled
         if compiled is None:
             compiled = self._compiled = re.compile(self.pattern, self.flags)
+            self.search = compiled.search
         return compiled
 
-    def search(self, string: str) -> re.Match[str] | None:
+    def _search_first(self, string: str) -> re.Match[str] | None:
         return self.compiled().search(string)
 
     def __eq__(self, other: object) -> bool:
@@ -696,12 +702,14 @@ class _TimedPattern:
     `regex` module imported) on first use, as LazyPattern, unless built eagerly.
     """
 
-    __slots__ = ("_compiled", "ignore_case", "pattern")
+    __slots__ = ("_compiled", "ignore_case", "pattern", "search")
 
     def __init__(self, pattern: str, ignore_case: bool) -> None:
         self.pattern = pattern
         self.ignore_case = ignore_case
         self._compiled: regex.Pattern[str] | None = None
+        # As LazyPattern.search: the compiled search itself once compiled.
+        self.search: Callable[[str], regex.Match[str] | None] = self._search_first
         if _EAGER.get():
             self.compiled()
 
@@ -715,9 +723,10 @@ class _TimedPattern:
                 compiled = self._compiled = regex.compile(self.pattern, flags)
             except regex.error as exc:
                 raise MatcherError(f"'pattern': bad regex {self.pattern!r}: {exc}") from None
+            self.search = functools.partial(compiled.search, timeout=REGEX_TIMEOUT_S)
         return compiled
 
-    def search(self, text: str) -> regex.Match[str] | None:
+    def _search_first(self, text: str) -> regex.Match[str] | None:
         return self.compiled().search(text, timeout=REGEX_TIMEOUT_S)
 
     def __eq__(self, other: object) -> bool:
