@@ -14,8 +14,9 @@ on the 2 shared cores hits every case alike) and prints medians in ms:
 
 `--baseline DIR` measures a second source tree the same way in the same run
 (e.g. `git archive <rev> | tar -x -C DIR`), each tree put first on PYTHONPATH,
-and prints the ratio current/baseline. ATTYGUARD_HOME points at an empty
-temporary directory, so no user config or trust store is read; bytecode is
+and prints the ratio current/baseline. HOME is an empty temporary directory
+(ATTYGUARD_HOME and XDG_* unset, as for a real user: no config file, a new
+trust store); bytecode is
 written and used (PYTHONDONTWRITEBYTECODE is dropped) as in an install. Prints
 figures, never asserts; exits 1 when a command fails.
 """
@@ -50,7 +51,11 @@ def _cases(tree: Path | None) -> dict[str, list[str]]:
 
 def _env(tree: Path | None, home: str) -> dict[str, str]:
     # Run from `home` too: `python -c` puts the working directory first on sys.path.
-    env = dict(os.environ, ATTYGUARD_HOME=home, HOME=home)
+    # HOME, not ATTYGUARD_HOME: a real user has no override, so the platformdirs
+    # lookup of the config and trust store paths is part of the cost measured.
+    env = {k: v for k, v in os.environ.items()
+           if k != "ATTYGUARD_HOME" and not k.startswith("XDG_")}
+    env["HOME"] = home
     env.pop("PYTHONPATH", None)
     # An installed attyguard has its bytecode (pip compiles it); without .pyc files
     # every start-up would also pay for compiling the sources.
