@@ -8,7 +8,6 @@ file:line, that the caller shows once.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -107,6 +106,10 @@ def toml_line_of(text: str, section: str, key: str | None) -> int | None:
 
 def parse_toml(text: str, path: str) -> tuple[dict[str, Any] | None, ConfigError | None]:
     """tomllib, with its error turned into a located ConfigError."""
+    # Imported here, not at module level: most users have no config file, and
+    # tomllib costs ~20 ms of every `attyguard -c` start-up (ssh, scp, git, editors).
+    import tomllib
+
     try:
         return tomllib.loads(text), None
     except tomllib.TOMLDecodeError as exc:

@@ -13,26 +13,32 @@ Types: command, pipeline, redirect, sequence, url, decoded, regex, all, any; wri
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
-
-import regex
 
 from attyguard.engine.decode import Payload
 from attyguard.engine.parse import Command, Parsed, Redirect, Span
+
+if TYPE_CHECKING:
+    import regex  # imported on first use (_TimedPattern): ~20 ms nobody needs at start-up
 
 __all__ = [
     "MATCHERS",
     "Analysis",
     "CommandSpec",
+    "LazyPattern",
     "MatchResult",
     "Matcher",
     "MatcherError",
     "build_matcher",
+    "lazy_regexes",
 ]
 
 
@@ -61,6 +67,71 @@ class Matcher(Protocol):
     def match(self, a: Analysis) -> MatchResult | None: ...
 
 
+# -- regexes compiled on first use ----------------------------------------------------------
+
+# Compiling the ~230 regexes of the shipped rules was most of the engine's start-up
+# (which every `ssh host CMD` pays), yet the atom prefilter means most rules never run
+# on a given line. Under `lazy_regexes()` (the shipped rules' default engine, whose
+# every pattern the test suite compiles) a pattern compiles on first use; otherwise
+# (the default: `attyguard rules`, tests, inline rules) at load, so a bad regex is a
+# RuleError with file:line. A ContextVar, not a parameter, so that every matcher's
+# `from_dict` (here, writes.py, packages.py) keeps its signature.
+_EAGER: ContextVar[bool] = ContextVar("attyguard_eager_regexes", default=True)
+
+
+@contextmanager
+def lazy_regexes() -> Iterator[None]:
+    """Matchers built inside this block compile their regexes on first use, unchecked."""
+    token = _EAGER.set(False)
+    try:
+        yield
+    finally:
+        _EAGER.reset(token)
+
+
+class LazyPattern:
+    """A `re` pattern compiled on first use (see lazy_regexes); only the search API used.
+
+    `search` is an attribute, not a method: once compiled it is the compiled
+    pattern's own bound `search`, so matching costs no more than before (the
+    matchers search on every candidate rule of every line). Compiled at most a
+    few times under a race (harmless: same result). A pattern that fails to
+    compile here (only if the shipped rules were edited unchecked) raises
+    re.error inside the matcher; the engine answers warn for that line.
+    """
+
+    __slots__ = ("_compiled", "flags", "pattern", "search")
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        self.flags = flags
+        self._compiled: re.Pattern[str] | None = None
+        self.search: Callable[[str], re.Match[str] | None] = self._search_first
+        if _EAGER.get():
+            self.compiled()
+
+    def compiled(self) -> re.Pattern[str]:
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = re.compile(self.pattern, self.flags)
+            self.search = compiled.search
+        return compiled
+
+    def _search_first(self, string: str) -> re.Match[str] | None:
+        return self.compiled().search(string)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LazyPattern):
+            return NotImplemented
+        return (self.pattern, self.flags) == (other.pattern, other.flags)
+
+    def __hash__(self) -> int:
+        return hash((self.pattern, self.flags))
+
+    def __repr__(self) -> str:
+        return f"LazyPattern({self.pattern!r}, {self.flags})"
+
+
 # -- field helpers --------------------------------------------------------------------------
 
 
@@ -75,24 +146,24 @@ def _get_list(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _regexes(d: Mapping[str, Any], key: str) -> tuple[re.Pattern[str], ...]:
+def _regexes(d: Mapping[str, Any], key: str) -> tuple[LazyPattern, ...]:
     out = []
     for pattern in _get_list(d, key):
         try:
-            out.append(re.compile(pattern))
+            out.append(LazyPattern(pattern))
         except re.error as exc:
             raise MatcherError(f"{key!r}: bad regex {pattern!r}: {exc}") from None
     return tuple(out)
 
 
-def _regex(d: Mapping[str, Any], key: str, flags: int = 0) -> re.Pattern[str] | None:
+def _regex(d: Mapping[str, Any], key: str, flags: int = 0) -> LazyPattern | None:
     value = d.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
         raise MatcherError(f"{key!r} must be a regex string")
     try:
-        return re.compile(value, flags)
+        return LazyPattern(value, flags)
     except re.error as exc:
         raise MatcherError(f"{key!r}: bad regex {value!r}: {exc}") from None
 
@@ -170,17 +241,17 @@ class CommandSpec:
 
     names: NameSet
     not_names: NameSet
-    args_any: tuple[re.Pattern[str], ...]
-    args_all: tuple[re.Pattern[str], ...]
-    args_none: tuple[re.Pattern[str], ...]
+    args_any: tuple[LazyPattern, ...]
+    args_all: tuple[LazyPattern, ...]
+    args_none: tuple[LazyPattern, ...]
     flags_any: tuple[str, ...]
     flags_all: tuple[str, ...]
     flags_none: tuple[str, ...]
-    argline: re.Pattern[str] | None
-    not_argline: re.Pattern[str] | None
+    argline: LazyPattern | None
+    not_argline: LazyPattern | None
     via: frozenset[str]
     min_args: int
-    assignments_any: tuple[re.Pattern[str], ...] = ()
+    assignments_any: tuple[LazyPattern, ...] = ()
 
     @classmethod
     def from_dict(cls, d: Any, sets: Mapping[str, frozenset[str]], what: str) -> CommandSpec:
@@ -322,7 +393,7 @@ class RedirectMatcher:
     type_name: ClassVar[str] = "redirect"
     ops: frozenset[str]
     target_glob: tuple[str, ...]
-    target_regex: re.Pattern[str] | None
+    target_regex: LazyPattern | None
     not_target_glob: tuple[str, ...]
     command: CommandSpec | None
 
@@ -507,12 +578,12 @@ class UrlMatcher:
     type_name: ClassVar[str] = "url"
     command: CommandSpec | None
     schemes: frozenset[str]
-    host_regex: re.Pattern[str] | None
+    host_regex: LazyPattern | None
     host_is_ip: bool | None
     punycode: bool | None
     non_ascii: bool | None
     tlds: frozenset[str]
-    path_regex: re.Pattern[str] | None
+    path_regex: LazyPattern | None
     ports: frozenset[int]
 
     @classmethod
@@ -590,7 +661,7 @@ class DecodedMatcher:
     type_name: ClassVar[str] = "decoded"
     feeds: NameSet
     decoders: frozenset[str]
-    payload_regex: re.Pattern[str] | None
+    payload_regex: LazyPattern | None
     min_length: int
 
     @classmethod
@@ -621,24 +692,53 @@ class DecodedMatcher:
 REGEX_TIMEOUT_S = 0.05
 
 
-@dataclass(frozen=True, slots=True)
 class _TimedPattern:
     """A rule's raw-text regex, searched with a time limit.
 
     Rule authors write backtracking regexes over whole lines; one of them over a
     long hostile line can take minutes (seen: 60 KB of one letter). The `regex`
     module stops a search at a timeout (TimeoutError); the engine reports the
-    line as not fully analysed instead of hanging the shell.
+    line as not fully analysed instead of hanging the shell. Compiled (and the
+    `regex` module imported) on first use, as LazyPattern, unless built eagerly.
     """
 
-    compiled: regex.Pattern[str]
+    __slots__ = ("_compiled", "ignore_case", "pattern", "search")
 
-    @property
-    def pattern(self) -> str:
-        return str(self.compiled.pattern)
+    def __init__(self, pattern: str, ignore_case: bool) -> None:
+        self.pattern = pattern
+        self.ignore_case = ignore_case
+        self._compiled: regex.Pattern[str] | None = None
+        # As LazyPattern.search: the compiled search itself once compiled.
+        self.search: Callable[[str], regex.Match[str] | None] = self._search_first
+        if _EAGER.get():
+            self.compiled()
 
-    def search(self, text: str) -> regex.Match[str] | None:
-        return self.compiled.search(text, timeout=REGEX_TIMEOUT_S)
+    def compiled(self) -> regex.Pattern[str]:
+        compiled = self._compiled
+        if compiled is None:
+            import regex
+
+            flags = regex.MULTILINE | (regex.IGNORECASE if self.ignore_case else 0)
+            try:
+                compiled = self._compiled = regex.compile(self.pattern, flags)
+            except regex.error as exc:
+                raise MatcherError(f"'pattern': bad regex {self.pattern!r}: {exc}") from None
+            self.search = functools.partial(compiled.search, timeout=REGEX_TIMEOUT_S)
+        return compiled
+
+    def _search_first(self, text: str) -> regex.Match[str] | None:
+        return self.compiled().search(text, timeout=REGEX_TIMEOUT_S)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _TimedPattern):
+            return NotImplemented
+        return (self.pattern, self.ignore_case) == (other.pattern, other.ignore_case)
+
+    def __hash__(self) -> int:
+        return hash((self.pattern, self.ignore_case))
+
+    def __repr__(self) -> str:
+        return f"_TimedPattern({self.pattern!r}, ignore_case={self.ignore_case})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,11 +758,8 @@ class RegexMatcher:
         value = d.get("pattern")
         if not isinstance(value, str):
             raise MatcherError("regex matcher needs 'pattern' (a regex string)")
-        flags = regex.MULTILINE | (regex.IGNORECASE if _bool(d, "ignore_case", True) else 0)
-        try:
-            return cls(_TimedPattern(regex.compile(value, flags)), str(on))
-        except regex.error as exc:
-            raise MatcherError(f"'pattern': bad regex {value!r}: {exc}") from None
+        # A bad pattern raises MatcherError when compiled (here, unless lazy_regexes).
+        return cls(_TimedPattern(value, bool(_bool(d, "ignore_case", True))), str(on))
 
     def match(self, a: Analysis) -> MatchResult | None:
         if self.on == "scripts":

@@ -105,12 +105,42 @@ class _LineList(list[Any]):
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
     """Safe loader that remembers the line of every mapping and list item.
 
     Only `true`/`false` are booleans: YAML 1.1 also reads on/off/yes/no as
     booleans, which would turn the `on:` key of a regex matcher into True.
+
+    Even with libyaml, tagging and building the ~7,000 nodes of the shipped
+    rules runs in Python and was most of their load time (every new shell pays
+    it): the two overrides below are PyYAML's own logic minus what these files
+    never use (path resolvers; identity bookkeeping for plain strings).
     """
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        # BaseResolver.resolve without path resolvers (none are registered).
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, regexp in self.yaml_implicit_resolvers.get(value[:1], ()):
+                    if regexp.match(value):
+                        return str(tag)
+            return str(self.DEFAULT_SCALAR_TAG)
+        if kind is yaml.SequenceNode:
+            return str(self.DEFAULT_SEQUENCE_TAG)
+        return str(self.DEFAULT_MAPPING_TAG)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # A string scalar is its value (what construct_yaml_str returns), without the
+        # per-node cache and recursion bookkeeping only collections need.
+        if node.tag == _STR_TAG and type(node) is yaml.ScalarNode:
+            return node.value
+        return super().construct_object(node, deep)
+
+
+assert not _Loader.yaml_path_resolvers  # resolve() above relies on it
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -304,6 +334,8 @@ def load_rules(path: Path | str | None = None) -> RuleSet:
 
     `_sets.yaml` (named command sets shared by all families) is read first.
     Raises RuleError (file:line, rule id) on the first problem, including duplicate ids.
+    Inside `matchers.lazy_regexes()` the rules' regexes compile on first use,
+    unchecked (the default engine's start-up; the test suite checks them all).
     """
     if path is None:
         from attyguard.resources import data_path

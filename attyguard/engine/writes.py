@@ -17,7 +17,6 @@ Reading is not writing: `cat ~/.bashrc`, `less /etc/crontab` never match.
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -25,6 +24,7 @@ from typing import Any, ClassVar
 from attyguard.engine.matchers import (
     Analysis,
     CommandSpec,
+    LazyPattern,
     MatcherError,
     MatchResult,
     _check_keys,
@@ -164,7 +164,7 @@ class WritesMatcher:
 
     type_name: ClassVar[str] = "writes"
     target_glob: tuple[str, ...]
-    target_regex: re.Pattern[str] | None
+    target_regex: LazyPattern | None
     not_target_glob: tuple[str, ...]
     how: frozenset[str]
     command: CommandSpec | None

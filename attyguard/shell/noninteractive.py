@@ -2,8 +2,10 @@
 
 A block verdict prints one line on stderr and exits 126 without running
 anything; a warn verdict prints one line and runs (config
-shell.noninteractive_warn = "refuse" makes it exit 126). Then bash replaces
-this process, so exit status, stdin and signals are bash's own.
+shell.noninteractive_warn = "refuse" makes it exit 126). A classifier that
+cannot be imported or whose rules cannot be loaded also exits 126 with one
+line (fail closed: nobody is there to confirm). Then bash replaces this
+process, so exit status, stdin and signals are bash's own.
 """
 
 from __future__ import annotations
@@ -40,11 +42,16 @@ def _read_stdin_to_memfd() -> tuple[str, int]:
     return data.decode("utf-8", "surrogateescape"), fd
 
 
+def _unavailable(why: object) -> int:
+    text = " ".join(str(why).split())[:300]
+    print(f"attyguard: REFUSED — classifier unavailable ({text}); nothing was run",
+          file=sys.stderr)
+    return 126
+
+
 def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
     from attyguard.config import load_config
-    from attyguard.engine.verdict import Action
     from attyguard.shell.text import one_line
-    from attyguard.shell.wiring import build_guard
 
     config, errors = load_config()
     for error in errors:
@@ -60,7 +67,15 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
             text = ""  # bash reports the missing/unreadable file itself
     else:
         text, stdin_fd = _read_stdin_to_memfd()
-    wired = build_guard(config)
+    try:
+        # Imports the engine (parser, rule model): a broken install fails here.
+        from attyguard.engine.classify import UNAVAILABLE_RULE_ID
+        from attyguard.engine.verdict import Action
+        from attyguard.shell.wiring import build_guard
+
+        wired = build_guard(config)
+    except Exception as exc:
+        return _unavailable(f"{type(exc).__name__}: {exc}")
     for note in wired.warnings:
         print(f"attyguard: {note}", file=sys.stderr)
     try:
@@ -70,6 +85,11 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         return 126
     finally:
         wired.close()
+    unavailable = [h for h in verdict.rules if h.rule_id == UNAVAILABLE_RULE_ID]
+    if unavailable:
+        # The rules failed to load (the engine answers warn, for the interactive
+        # shell's user to judge): with no user here, refuse rather than run unchecked.
+        return _unavailable(unavailable[0].explanation)
     if verdict.action is Action.BLOCK:
         print(f"attyguard: REFUSED — {one_line(verdict.reason)}: {one_line(text, 120)}",
               file=sys.stderr)
