@@ -104,7 +104,10 @@ def test_typeahead_with_enter_runs_after(shell):
 
 def test_ctrl_d_exits_with_bash_status_and_runs_exit_trap(shell, ag_home):
     t = shell()
-    t.send_line("trap 'echo bye > ~/trap-ran' EXIT; false")
+    # Wait for the command's own output first: the bare-prompt pattern also
+    # matches the prompt the line was typed at, before the screen shows it.
+    t.send_line("trap 'echo bye > ~/trap-ran' EXIT; echo armed; false")
+    t.wait_for(r"^armed$")
     t.wait_for(r"^\[~\]\$$")
     t.send_keys("C-d")
     status = t.wait_exit()
@@ -121,7 +124,8 @@ def test_exit_n(shell, status):
 
 def test_tab_completes_session_function(shell):
     t = shell()
-    t.send_line("zzagfunc_hello() { echo completed-func; }")
+    t.send_line("zzagfunc_hello() { echo completed-func; }; echo defined")
+    t.wait_for(r"^defined$")
     t.wait_for(r"^\[~\]\$$")
     t.send_text("zzagfunc_h")
     t.send_keys("Tab")
@@ -132,7 +136,8 @@ def test_tab_completes_session_function(shell):
 
 def test_tab_completes_programmable_spec(shell):
     t = shell()
-    t.send_line("complete -W 'alpha-one beta-two' zzcmd; zzcmd() { echo got-$1; }")
+    t.send_line("complete -W 'alpha-one beta-two' zzcmd; zzcmd() { echo got-$1; }; echo defined")
+    t.wait_for(r"^defined$")
     t.wait_for(r"^\[~\]\$$")
     t.send_text("zzcmd bet")
     t.send_keys("Tab")
