@@ -87,6 +87,9 @@ class ShellPrompt:
             enable_history_search=False,
         )
         warnings.on_change = self._invalidate
+        # One event loop for every line: `PromptSession.prompt` would build and
+        # tear down a fresh loop (epoll, self-pipe, signal handlers) per line.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _invalidate(self) -> None:
         app = self.session.app
@@ -163,8 +166,14 @@ class ShellPrompt:
         try:
             # Lines after the first (a pasted block) are drawn after the user's PS2.
             cont = ANSI(continuation) if continuation else None
-            text = self.session.prompt(ANSI(message), default=default, pre_run=pre_run,
-                                       prompt_continuation=cont)
+            if self._loop is None or self._loop.is_closed():
+                self._loop = asyncio.new_event_loop()
+            # handle_sigint=False: the terminal is raw, so ^C arrives as a key;
+            # asyncio's SIGINT handler would also replace the login shell's
+            # SIG_IGN with Python's default handler once the prompt ends.
+            text = self._loop.run_until_complete(self.session.prompt_async(
+                ANSI(message), default=default, pre_run=pre_run, prompt_continuation=cont,
+                handle_sigint=False))
         except EOFError:
             return ChildGone() if gone else Eof()
         except KeyboardInterrupt:
