@@ -107,3 +107,36 @@ def test_editing_mode_follows_bash():
         assert ui.session.editing_mode is EditingMode.VI
         ui.set_editing_mode("emacs")
         assert ui.session.editing_mode is EditingMode.EMACS
+
+
+def test_slim_layout_keeps_what_the_shell_shows(pipe):
+    from prompt_toolkit.layout.containers import Window
+    from prompt_toolkit.layout.controls import SearchBufferControl
+    from prompt_toolkit.layout.menus import CompletionsMenu, MultiColumnCompletionsMenu
+
+    ui = make(pipe)
+    parts = list(ui.session.app.layout.walk())
+    assert any(isinstance(c, CompletionsMenu) for c in parts)
+    assert any(isinstance(c, Window) and isinstance(c.content, SearchBufferControl)
+               for c in parts)
+    # The input once: PromptSession's layout also holds a framed copy of it.
+    inputs = [c for c in parts if isinstance(c, Window)
+              and getattr(c.content, "buffer", None) is ui.session.default_buffer]
+    assert len(inputs) == 1
+    assert not any(isinstance(c, MultiColumnCompletionsMenu) for c in parts)
+
+
+def test_no_render_after_the_line_is_accepted_but_the_final_one(pipe):
+    ui = make(pipe)
+    app = ui.session.app
+    after_accept: list[bool] = []
+
+    def note(_app: object) -> None:
+        if app.future is not None and app.future.done():
+            after_accept.append(True)
+
+    app.before_render += note
+    for line in ("echo one", "echo two", "echo three"):
+        pipe.send_text(line + "\r")
+        assert ui.read("$ ") == line
+    assert len(after_accept) == 3  # one "done" render per line, nothing in between
