@@ -92,6 +92,7 @@ class ShellPrompt:
         warnings.on_change = self._invalidate
         _cache_key_bindings(self.session.app)
         _slim_layout(self.session.app.layout.container)
+        _no_redraw_after_accept(self.session.app)
         # One event loop for every line: `PromptSession.prompt` would build and
         # tear down a fresh loop (epoll, self-pipe, signal handlers) per line.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -211,6 +212,27 @@ def _slim_layout(root: Container) -> None:
     # Only the readline-like completion menu can appear (Ctrl-N in vi mode).
     main.floats = [f for f in main.floats if isinstance(f.content, CompletionsMenu)]
     root.children = [main, bottom]
+
+
+def _no_redraw_after_accept(app: object) -> None:
+    """Skip the redraw a keystroke scheduled when the line is already accepted.
+
+    Typing then Enter invalidates the screen; the redraw is queued and,
+    measured, ran in most round trips after Enter had already set the result,
+    just before prompt_toolkit's own final ("done") render: a whole render
+    for nothing. The final render is never skipped.
+    """
+    redraw = getattr(app, "_redraw", None)
+    if redraw is None or not hasattr(app, "future"):
+        return  # another prompt_toolkit version: keep its behaviour
+
+    def _redraw(render_as_done: bool = False) -> None:
+        future = app.future
+        if not render_as_done and future is not None and future.done():
+            return
+        redraw(render_as_done)
+
+    app._redraw = _redraw  # type: ignore[attr-defined]
 
 
 class _PerRenderBindings(KeyBindingsBase):
