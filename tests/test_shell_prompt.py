@@ -140,3 +140,18 @@ def test_no_render_after_the_line_is_accepted_but_the_final_one(pipe):
         pipe.send_text(line + "\r")
         assert ui.read("$ ") == line
     assert len(after_accept) == 3  # one "done" render per line, nothing in between
+
+
+def test_history_recall_order_after_the_first_prompt(pipe):
+    history = InMemoryHistory()
+    for i in range(50):
+        history.append_string(f"echo {i}")
+    ui = make(pipe, history=history)
+    pipe.send_text("first\r")
+    assert ui.read("$ ") == "first"
+    # Filled in one step from here on: the same entries, newest first.
+    pipe.send_text("\x1b[A\x1b[A\r")
+    assert ui.read("$ ") == "echo 49"
+    pipe.send_text("\x1b[A" * 4 + "\r")  # echo 49, first, echo 49, echo 48
+    assert ui.read("$ ") == "echo 48"
+    assert list(ui.session.default_buffer._working_lines)[:3] == ["echo 0", "echo 1", "echo 2"]
