@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,6 +62,24 @@ _NOISE = re.compile(rb"\r|\x1b\[K|\x1b\[\?2004[hl]|\x1b\[\d*[ABCD]")
 def idle_noise(data: bytes) -> bool:
     """True if idle pty output is only readline redrawing its prompt."""
     return not _NOISE.sub(b"", data).strip(b"\n")
+
+
+_VALID_SIGNALS = frozenset(signal.valid_signals())
+
+
+class _PromptLoop(asyncio.SelectorEventLoop):
+    """The prompt's event loop, checking signal numbers against a cached set.
+
+    prompt_toolkit installs and removes its SIGWINCH handler around every
+    line; asyncio checks the number each time against `signal.valid_signals()`,
+    a fresh set of ~64 enum members per call: measured ~7% of a round trip.
+    """
+
+    def _check_signal(self, sig: int) -> None:
+        if not isinstance(sig, int):
+            raise TypeError(f"sig must be an int, not {sig!r}")
+        if sig not in _VALID_SIGNALS:
+            raise ValueError(f"invalid signal number {sig}")
 
 
 class ShellPrompt:
@@ -175,7 +194,7 @@ class ShellPrompt:
             # Lines after the first (a pasted block) are drawn after the user's PS2.
             cont = ANSI(continuation) if continuation else None
             if self._loop is None or self._loop.is_closed():
-                self._loop = asyncio.new_event_loop()
+                self._loop = _PromptLoop()
             # handle_sigint=False: the terminal is raw, so ^C arrives as a key;
             # asyncio's SIGINT handler would also replace the login shell's
             # SIG_IGN with Python's default handler once the prompt ends.
