@@ -126,20 +126,32 @@ def test_slim_layout_keeps_what_the_shell_shows(pipe):
     assert not any(isinstance(c, MultiColumnCompletionsMenu) for c in parts)
 
 
-def test_no_render_after_the_line_is_accepted_but_the_final_one(pipe):
-    ui = make(pipe)
-    app = ui.session.app
-    after_accept: list[bool] = []
+def test_no_render_after_the_line_is_accepted_but_the_final_one(pipe, tmp_path):
+    # A real VT100 output (to a file): DummyOutput renders too quickly for the
+    # keystroke's queued redraw to still be pending when Enter is handled.
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.output.vt100 import Vt100_Output
 
-    def note(_app: object) -> None:
-        if app.future is not None and app.future.done():
-            after_accept.append(True)
+    warnings = WarnBuffer()
+    with open(tmp_path / "screen", "w") as screen:
+        out = Vt100_Output(screen, lambda: Size(24, 80), term="xterm-256color",
+                           enable_cpr=False)
+        ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=warnings,
+                         bindings=load_shell_bindings(warnings), status_bar=True,
+                         input=pipe, output=out)
+        app = ui.session.app
+        after_accept: list[bool] = []
 
-    app.before_render += note
-    for line in ("echo one", "echo two", "echo three"):
-        pipe.send_text(line + "\r")
-        assert ui.read("$ ") == line
-    assert len(after_accept) == 3  # one "done" render per line, nothing in between
+        def note(_app: object) -> None:
+            if app.future is not None and app.future.done():
+                after_accept.append(True)
+
+        app.before_render += note
+        lines = [f"echo {i}" for i in range(20)]
+        for line in lines:
+            pipe.send_text(line + "\r")
+            assert ui.read("$ ") == line
+    assert len(after_accept) == len(lines)  # one "done" render per line, nothing in between
 
 
 def test_history_recall_order_after_the_first_prompt(pipe):
