@@ -107,3 +107,63 @@ def test_editing_mode_follows_bash():
         assert ui.session.editing_mode is EditingMode.VI
         ui.set_editing_mode("emacs")
         assert ui.session.editing_mode is EditingMode.EMACS
+
+
+def test_slim_layout_keeps_what_the_shell_shows(pipe):
+    from prompt_toolkit.layout.containers import Window
+    from prompt_toolkit.layout.controls import SearchBufferControl
+    from prompt_toolkit.layout.menus import CompletionsMenu, MultiColumnCompletionsMenu
+
+    ui = make(pipe)
+    parts = list(ui.session.app.layout.walk())
+    assert any(isinstance(c, CompletionsMenu) for c in parts)
+    assert any(isinstance(c, Window) and isinstance(c.content, SearchBufferControl)
+               for c in parts)
+    # The input once: PromptSession's layout also holds a framed copy of it.
+    inputs = [c for c in parts if isinstance(c, Window)
+              and getattr(c.content, "buffer", None) is ui.session.default_buffer]
+    assert len(inputs) == 1
+    assert not any(isinstance(c, MultiColumnCompletionsMenu) for c in parts)
+
+
+def test_no_render_after_the_line_is_accepted_but_the_final_one(pipe, tmp_path):
+    # A real VT100 output (to a file): DummyOutput renders too quickly for the
+    # keystroke's queued redraw to still be pending when Enter is handled.
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    warnings = WarnBuffer()
+    with open(tmp_path / "screen", "w") as screen:
+        out = Vt100_Output(screen, lambda: Size(24, 80), term="xterm-256color",
+                           enable_cpr=False)
+        ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=warnings,
+                         bindings=load_shell_bindings(warnings), status_bar=True,
+                         input=pipe, output=out)
+        app = ui.session.app
+        after_accept: list[bool] = []
+
+        def note(_app: object) -> None:
+            if app.future is not None and app.future.done():
+                after_accept.append(True)
+
+        app.before_render += note
+        lines = [f"echo {i}" for i in range(20)]
+        for line in lines:
+            pipe.send_text(line + "\r")
+            assert ui.read("$ ") == line
+    assert len(after_accept) == len(lines)  # one "done" render per line, nothing in between
+
+
+def test_history_recall_order_after_the_first_prompt(pipe):
+    history = InMemoryHistory()
+    for i in range(50):
+        history.append_string(f"echo {i}")
+    ui = make(pipe, history=history)
+    pipe.send_text("first\r")
+    assert ui.read("$ ") == "first"
+    # Filled in one step from here on: the same entries, newest first.
+    pipe.send_text("\x1b[A\x1b[A\r")
+    assert ui.read("$ ") == "echo 49"
+    pipe.send_text("\x1b[A" * 4 + "\r")  # echo 49, first, echo 49, echo 48
+    assert ui.read("$ ") == "echo 48"
+    assert list(ui.session.default_buffer._working_lines)[:3] == ["echo 0", "echo 1", "echo 2"]

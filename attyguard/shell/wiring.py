@@ -98,12 +98,12 @@ class GuardLoader:
             self._wired = Wired(Guard(_refuse_all), warnings=[
                 f"classifier failed to load ({exc}); every line is refused"])
             return
-        if self._wired.daemon is not None:
-            # While the daemon answers, the in-process rules are never loaded,
-            # so the first fallback (daemon killed or stopped) would pay for
-            # loading them (0.2-0.35 s measured) on top of the daemon deadline.
-            # Loaded here instead, like the first line does without a daemon.
-            _warm_engine()
+        # The rules are loaded here too, not by the first line: without a
+        # daemon the first command would otherwise wait for them (0.2-0.35 s
+        # measured) after Enter; with one, the first fallback (daemon killed or
+        # stopped) would pay for them on top of the daemon deadline. get()
+        # joins this thread, so a line typed meanwhile still waits for them.
+        _warm_engine()
 
     @property
     def loaded(self) -> Wired | None:
