@@ -30,6 +30,9 @@ __all__ = ["BashChild", "PromptState", "RunResult", "raw_terminal", "sanitize_li
 
 _READ = 65536
 _BATCH = 1 << 18  # most bytes passed to the user's terminal per write
+# Linux's line discipline hands out at most this much per pty read; a shorter
+# read means the pty was empty (elsewhere reads may cap lower: no batching then).
+_PTY_READ_MAX = 4095
 _PASTE_START = b"\x1b[200~"
 _PASTE_END = b"\x1b[201~"
 _KEY_COMPLETE = b"\x1b[57701~"
@@ -180,6 +183,8 @@ class BashChild:
                 break
             chunks.append(chunk)
             total += len(chunk)
+            if len(chunk) < _PTY_READ_MAX:
+                break  # the pty was emptied: skip the read that would say EAGAIN
         return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), False
 
     def _read_fifo(self) -> list[Record]:
