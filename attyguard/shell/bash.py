@@ -29,10 +29,6 @@ from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser
 __all__ = ["BashChild", "PromptState", "RunResult", "raw_terminal", "sanitize_line"]
 
 _READ = 65536
-_BATCH = 1 << 18  # most bytes passed to the user's terminal per write
-# Linux's line discipline hands out at most this much per pty read; a shorter
-# read means the pty was empty (elsewhere reads may cap lower: no batching then).
-_PTY_READ_MAX = 4095
 _PASTE_START = b"\x1b[200~"
 _PASTE_END = b"\x1b[201~"
 _KEY_COMPLETE = b"\x1b[57701~"
@@ -161,31 +157,6 @@ class BashChild:
             return b""
         except OSError:
             return None
-
-    def _drain_master(self) -> tuple[bytes, bool]:
-        """All the pty holds now, up to `_BATCH` bytes: (data, bash has gone).
-
-        A pty read returns at most ~4 KiB (the line discipline's buffer), so
-        a fast writer is read in a loop until the pty is empty and the batch
-        goes to the user's terminal in one write: fewer wake-ups and syscalls
-        on both hops than one select/read/write round per 4 KiB.
-        """
-        chunks: list[bytes] = []
-        total = 0
-        while total < _BATCH:
-            try:
-                chunk = os.read(self.master, _READ)
-            except BlockingIOError:
-                break
-            except OSError:
-                return b"".join(chunks), True
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if len(chunk) < _PTY_READ_MAX:
-                break  # the pty was emptied: skip the read that would say EAGAIN
-        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), False
 
     def _read_fifo(self) -> list[Record]:
         got: list[Record] = []
@@ -332,17 +303,17 @@ class BashChild:
             self._pending_records.extend(self._read_fifo())
             self._handle_records(run)
         if self.master in readable:
-            out, gone = self._drain_master()
-            if out:
-                run.last_activity = time.monotonic()
-                self._handle_output(run, out, out_fd)
-            if gone and run.result is None:
+            out = self._read_master()
+            if out is None:
                 self._pending_records.extend(self._read_fifo())
                 tail = self.marks.flush()
                 if tail and out_fd is not None and run.phase not in ("echo", "run_quiet"):
                     _write_all(out_fd, tail)
                 run.result = RunResult("exited", self._reap())
                 return
+            if out:
+                run.last_activity = time.monotonic()
+                self._handle_output(run, out, out_fd)
         if not readable and run.result is None:
             self._check_stalled(run, out_fd)
 
