@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 
@@ -119,3 +120,27 @@ def test_keys_are_not_forwarded_to_a_continuation_prompt(child, tmp_path):
     assert child.state.typeahead == f"touch {marker}\r".encode()
     child.cancel_continuation()
     assert not marker.exists()
+
+
+def test_bulk_output_passes_byte_exact(child):
+    # Far more than one pty read (~4 KiB): the passthrough batches reads, and
+    # a foreign OSC 133 mark in the middle of the stream must survive intact.
+    r, w = os.pipe()
+    got = bytearray()
+
+    def drain() -> None:
+        with os.fdopen(r, "rb") as f:
+            while chunk := f.read1(65536):
+                got.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        result = child.run(r"seq 1 30000; printf '\033]133;A\007'; seq 5 7", None, w)
+    finally:
+        os.close(w)
+        reader.join(10)
+    expected = b"".join(b"%d\r\n" % i for i in range(1, 30001)) + b"\x1b]133;A\x075\r\n6\r\n7\r\n"
+    assert result.kind == "done"
+    # (readline may clear to the end of line as the prompt comes back)
+    assert bytes(got).removesuffix(b"\x1b[K") == expected
