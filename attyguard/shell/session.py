@@ -260,10 +260,8 @@ def _subscribe(config: Config, warnings: WarnBuffer) -> _Stoppable | None:
     if not config.guard.daemon_socket_path:
         return None
     try:
-        from attyguard.daemon.client import WarnSubscriber  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    try:
+        from attyguard.daemon.client import WarnSubscriber
+
         sub: _Stoppable = WarnSubscriber(config.guard.daemon_socket_path, warnings.add)
         sub.start()
     except Exception as exc:

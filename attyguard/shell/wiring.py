@@ -1,15 +1,14 @@
 """Building the Guard the shell enforces with, from config and what is installed.
 
-The trust store (attyguard.trust) and the daemon client
-(attyguard.daemon.client) are built on other branches; until they land, or
-when they are broken, the shell keeps working on the in-process engine and
-says so once. Light on purpose: the non-interactive modes use it too.
+When the trust store (attyguard.trust) or the daemon client
+(attyguard.daemon.client) is broken, the shell keeps working on the
+in-process engine and says so once. Light on purpose: the non-interactive
+modes use it too, so the optional parts are imported only when used.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,22 +48,20 @@ def build_guard(config: Config) -> Wired:
     notes: list[str] = []
     trust = None
     try:
-        trust_mod = importlib.import_module("attyguard.trust")
-    except ImportError:
-        trust_mod = None
-    if trust_mod is not None:
-        try:
-            trust, warning = trust_mod.open_trust_store()
-            if warning:
-                notes.append(f"trust store: {warning}")
-        except Exception as exc:
-            notes.append(f"trust store unavailable: {exc}")
+        from attyguard.trust import open_trust_store
+
+        trust, warning = open_trust_store()
+        if warning:
+            notes.append(f"trust store: {warning}")
+    except Exception as exc:  # a broken optional part degrades, it never stops the shell
+        notes.append(f"trust store unavailable: {exc}")
     daemon = None
     if config.guard.daemon_socket_path:
         try:
-            client_mod = importlib.import_module("attyguard.daemon.client")
-            daemon = client_mod.DaemonClient(config.guard.daemon_socket_path,
-                                             config.guard.daemon_timeout_ms)
+            from attyguard.daemon.client import DaemonClient
+
+            daemon = DaemonClient(config.guard.daemon_socket_path,
+                                  config.guard.daemon_timeout_ms)
         except Exception as exc:
             notes.append(f"daemon client unavailable ({exc}); in-process verdicts only")
     return Wired(Guard(classify, trust=trust, daemon=daemon), daemon, notes)
