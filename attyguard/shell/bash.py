@@ -256,6 +256,11 @@ class BashChild:
             old_winch = signal.signal(signal.SIGWINCH, on_winch)
         try:
             while run.result is None:
+                if (run.phase == "run" and not run.repaired and not self._out_pending
+                        and in_fd is not None and out_fd is not None):
+                    self._pump(run, in_fd, out_fd)
+                    if run.result is not None:
+                        break
                 self._step(run, in_fd, out_fd, _STALL_S)
             # Keys never delivered (bash wanted a continuation line, or the
             # command ended first) stay the user's: the prompt gets them.
@@ -270,6 +275,45 @@ class BashChild:
         """Abandon a half-entered command (bash is at PS2): ^C, then the prompt."""
         self._write_master(b"\x03")
         return self.passthrough(None, None, phase="run_quiet")
+
+    def _pump(self, run: _Run, in_fd: int, out_fd: int) -> None:
+        """The command's output to the terminal while it runs: the hot loop.
+
+        `seq 1 1500000` is ~3,600 pty reads; measured with cProfile, `_step`'s
+        general handling (the FIFO in the select set, mark parsing into a
+        list, phase checks) cost ~17 µs of Python per read against ~5 µs
+        here, and every CPU-ms the relay takes is a ms the reader of the
+        user's terminal does not get on a 2-core machine. Only plain output
+        is handled here: anything else (a key, a mark, an error, a stall)
+        returns to `_step`, which sees the same still-readable fd.
+        The FIFO is left out: bash writes no record while a command runs
+        (the D record comes with the D mark, read then).
+        """
+        master = self.master
+        rlist = [master, in_fd]
+        plain = self.marks.plain
+        while True:
+            try:
+                readable, _, _ = select.select(rlist, [], [], _STALL_S)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+            if master not in readable or in_fd in readable:
+                return
+            try:
+                data = os.read(master, _READ)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return  # bash has gone: `_step` finds the same error and reaps it
+            if not data:
+                return
+            run.last_activity = time.monotonic()
+            if plain(data):
+                _write_all(out_fd, data)
+                continue
+            self._handle_output(run, data, out_fd)
+            if run.phase != "run" or run.result is not None or self._out_pending:
+                return
 
     def _step(self, run: _Run, in_fd: int | None, out_fd: int | None, timeout: float) -> None:
         rlist = [self.master, self.fifo]
