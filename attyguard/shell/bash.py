@@ -26,7 +26,8 @@ from pathlib import Path
 
 from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser
 
-__all__ = ["BashChild", "PromptState", "RunResult", "raw_terminal", "sanitize_line"]
+__all__ = ["BashChild", "PromptState", "RunResult", "interactive_bash_argv", "raw_terminal",
+           "sanitize_line"]
 
 _READ = 65536
 _PASTE_START = b"\x1b[200~"
@@ -97,8 +98,10 @@ class BashChild:
     """One interactive bash on a pty, driven through attyguard's hooks."""
 
     def __init__(self, pid: int, master: int, session_dir: Path, nonce: str,
-                 hooks: Path) -> None:
+                 hooks: Path, argv: list[str] | None = None) -> None:
         self.pid = pid
+        # What /proc/PID/cmdline says while this is still our bash (not exec'd away).
+        self.argv = [os.fsencode(a) for a in argv] if argv is not None else None
         self.master = master
         self.dir = session_dir
         self.nonce = nonce
@@ -138,7 +141,7 @@ class BashChild:
             finally:
                 os._exit(127)
         os.set_blocking(master, False)
-        return cls(pid, master, session_dir, nonce, rcdir / "hooks.bash")
+        return cls(pid, master, session_dir, nonce, rcdir / "hooks.bash", argv)
 
     def set_size(self, size: tuple[int, int]) -> None:
         _set_size(self.master, size)
@@ -336,9 +339,10 @@ class BashChild:
                 data = b""
             if data:
                 _debug("stdin", data)
-                if not run.got_d and self._bash_at_readline():
+                if not run.got_d and (self._bash_at_readline() or self._replaced_by_bash()):
                     # Our hooks are gone (`exec bash`…): these keys would reach
-                    # readline unclassified. Keep them for the prompt; repair now.
+                    # readline unclassified. Keep them for the prompt; repair as
+                    # soon as readline is up.
                     run.held += data
                     self._check_stalled(run, out_fd, now=True)
                 else:
@@ -483,6 +487,28 @@ class BashChild:
                f". {_sq(str(self.hooks))}")
         self._write_master(b"\x15" + _PASTE_START + fix.encode() + _PASTE_END + b"\r")
 
+    def _replaced_by_bash(self) -> bool:
+        """`exec bash` replaced our bash, which is itself in the foreground.
+
+        The new bash has none of our hooks: nothing drains keys queued on the
+        pty before its readline starts and reads them as a command line. While
+        it starts (and runs its rc files itself) the terminal is cooked, so
+        `_bash_at_readline` cannot tell it from the `read` builtin; its
+        command line can. A program the new bash's rc files start runs in its
+        own process group and still gets the keys (a passphrase prompt must
+        work), so keys typed during such a program can still reach readline.
+        """
+        if self.argv is None:
+            return False
+        try:
+            if os.tcgetpgrp(self.master) != self.pid:
+                return False
+            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")[:-1]
+        except OSError:
+            return False
+        return argv != self.argv and interactive_bash_argv(argv)
+
     def _bash_at_readline(self) -> bool:
         """bash itself (no job) is in the foreground, reading a line with readline."""
         try:
@@ -591,6 +617,39 @@ def _write_all(fd: int, data: bytes) -> None:
             select.select([], [fd], [], 1.0)
             continue
         view = view[n:]
+
+
+# bash options that take the next word as their argument.
+_BASH_OPTARG = frozenset({b"--rcfile", b"--init-file", b"-o", b"+o", b"-O", b"+O"})
+
+
+def interactive_bash_argv(argv: list[bytes]) -> bool:
+    """Would this command line (from /proc/PID/cmdline) start an interactive bash
+    on a terminal? bash's rule: -i, or neither -c nor a script operand."""
+    if not argv or os.path.basename(argv[0]).lstrip(b"-") != b"bash":
+        return False
+    forced = False
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == b"--":
+            i += 1
+            break
+        if arg in _BASH_OPTARG:
+            i += 2
+            continue
+        if arg.startswith(b"--"):
+            i += 1
+            continue
+        if len(arg) > 1 and arg[:1] in (b"-", b"+"):
+            letters = arg[1:]
+            if arg[:1] == b"-" and b"c" in letters:
+                return False
+            forced = forced or (arg[:1] == b"-" and b"i" in letters)
+            i += 2 if letters[-1:] in (b"o", b"O") else 1
+            continue
+        break
+    return forced or i >= len(argv)
 
 
 def _get_size(fd: int) -> tuple[int, int]:
