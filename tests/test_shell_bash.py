@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from attyguard.resources import data_path
-from attyguard.shell.bash import BashChild, sanitize_line
+from attyguard.shell.bash import BashChild, interactive_bash_argv, sanitize_line
 
 
 @pytest.fixture
@@ -144,3 +144,22 @@ def test_bulk_output_passes_byte_exact(child):
     assert result.kind == "done"
     # (readline may clear to the end of line as the prompt comes back)
     assert bytes(got).removesuffix(b"\x1b[K") == expected
+
+
+@pytest.mark.parametrize(("argv", "interactive"), [
+    ([b"bash"], True),
+    ([b"/usr/bin/bash", b"-l"], True),
+    ([b"-bash"], True),
+    ([b"bash", b"--rcfile", b"x.rc", b"--norc"], True),
+    ([b"bash", b"-o", b"vi"], True),
+    ([b"bash", b"-i", b"script.sh"], True),
+    ([b"bash", b"script.sh"], False),
+    ([b"bash", b"-c", b"echo hi"], False),
+    ([b"bash", b"-xc", b"echo hi"], False),
+    ([b"bash", b"--", b"script.sh"], False),
+    ([b"vim"], False),
+    ([b"zsh"], False),
+    ([], False),
+])
+def test_interactive_bash_argv(argv, interactive):
+    assert interactive_bash_argv(argv) is interactive

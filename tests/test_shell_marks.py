@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser, mark_prefix
 
@@ -20,6 +22,34 @@ def collect(parser: MarkParser, chunks: list[bytes]) -> list[bytes | Mark]:
         elif item != b"":
             merged.append(item)
     return merged
+
+
+# Chunks built from pieces that matter to the parser: our prefix (whole or
+# cut), ESC, BEL, ordinary text.
+_PIECES = st.sampled_from([P, P[:5], P[:-1], b"\x1b", b"\x07", b"D;0", b"abc", b"\r\n"])
+_CHUNKS = st.lists(st.lists(_PIECES, max_size=8).map(b"".join), min_size=1, max_size=4)
+
+
+@given(_CHUNKS)
+def test_plain_means_feed_would_pass_the_chunk_unchanged(chunks):
+    """The passthrough's hot loop writes a chunk `plain` accepts without feeding it:
+    that must be exactly what feeding would have produced, whatever came before."""
+    parser = MarkParser(NONCE)
+    for chunk in chunks:
+        is_plain = parser.plain(chunk)
+        fed = parser.feed(chunk)
+        if is_plain:
+            assert fed == ([chunk] if chunk else [])
+            assert parser.flush() == b""
+
+
+def test_plain_refuses_a_chunk_with_our_mark_or_a_possible_start_of_one():
+    parser = MarkParser(NONCE)
+    assert parser.plain(b"lots of output\r\n")
+    assert not parser.plain(b"x" + P + b"D;0\x07")
+    assert not parser.plain(b"x" + P[:4])
+    parser.feed(b"x" + P[:4])  # held back: the next chunk must be fed
+    assert not parser.plain(b"more")
 
 
 def test_marks_are_stripped_and_everything_else_passes():

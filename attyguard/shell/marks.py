@@ -43,6 +43,14 @@ class MarkParser:
         self.prefix = mark_prefix(nonce)
         self._held = b""
 
+    def plain(self, data: bytes) -> bool:
+        """True if `data` is output only and nothing is held: `feed` would
+        return it unchanged, so the caller may pass it on without feeding."""
+        if self._held or self.prefix in data:
+            return False
+        # A tail that could start our mark must go through `feed` (held back).
+        return data.find(b"\x1b", max(0, len(data) - len(self.prefix) + 1)) < 0
+
     def feed(self, data: bytes) -> list[bytes | Mark]:
         """Split `data` into output bytes and marks, in order."""
         if self._held:

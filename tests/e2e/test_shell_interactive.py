@@ -192,6 +192,25 @@ def test_exec_bash_is_repaired(shell):
     assert t.wait_exit() == 4
 
 
+def test_keys_typed_while_exec_bash_starts_are_classified(shell, ag_home, tmp_path):
+    """The exec'd bash has no hooks yet: keys typed while it reads its rc files must
+    not reach its readline; they land in attyguard's buffer once the hooks are back."""
+    marker = tmp_path / "leaked"
+    (ag_home / ".bashrc").write_text(
+        "PS1='[\\w]$ '\nHISTFILE=~/.bash_history\n"
+        # Only the exec'd bash is slow, and slow in bash itself (no child process).
+        "if [[ -n $AG_SLOW_RC ]]; then echo slow-rc-start; SECONDS=0\n"
+        "  while ((SECONDS < 2)); do :; done; fi\n")
+    t = shell()
+    t.send_line("export AG_SLOW_RC=1; exec bash")
+    t.wait_for(r"^slow-rc-start$")
+    t.send_line(f"touch {marker}; bash -i >& /dev/tcp/127.0.0.1/9 0>&1")
+    t.wait_for(r"REFUSED", timeout=15)
+    assert not marker.exists()
+    t.send_line("echo still-guarded")
+    t.wait_for(r"^still-guarded\n\[~\]\$$")
+
+
 def test_less_and_vim_with_resize(shell, ag_home):
     (ag_home / "f.txt").write_text("".join(f"line {i}\n" for i in range(200)))
     t = shell()
