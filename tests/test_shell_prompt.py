@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -167,3 +169,80 @@ def test_history_recall_order_after_the_first_prompt(pipe):
     pipe.send_text("\x1b[A" * 4 + "\r")  # echo 49, first, echo 49, echo 48
     assert ui.read("$ ") == "echo 48"
     assert list(ui.session.default_buffer._working_lines)[:3] == ["echo 0", "echo 1", "echo 2"]
+
+
+def test_a_pending_key_sequence_is_still_flushed_after_timeoutlen(pipe):
+    # Ctrl-X alone is also the prefix of Ctrl-X Ctrl-Y: the key processor
+    # waits `timeoutlen` for the rest, then runs the short binding.
+    from prompt_toolkit.key_binding import KeyBindings
+
+    bindings = KeyBindings()
+    bindings.add("c-x")(lambda event: event.current_buffer.insert_text("short"))
+    bindings.add("c-x", "c-y")(lambda event: event.current_buffer.insert_text("long"))
+    ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=WarnBuffer(),
+                     bindings=bindings, status_bar=False, input=pipe, output=DummyOutput())
+    ui.session.app.timeoutlen = 0.05
+    flushed: list[str] = []
+
+    def after_render() -> None:
+        # The first frame is drawn: Ctrl-X now, Enter once the timer ran it.
+        pipe.send_text("\x18")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+
+        def wait() -> None:
+            if "short" in ui.session.default_buffer.text or loop.time() > deadline:
+                flushed.append(ui.session.default_buffer.text)
+                pipe.send_text("\r")
+                return
+            loop.call_later(0.01, wait)
+
+        loop.call_soon(wait)
+
+    assert ui.read("$ ", after_render=after_render) == "short"
+    assert flushed == ["short"]
+    pipe.send_text("\x18\x19\r")  # the whole sequence still takes the long binding
+    assert ui.read("$ ") == "long"
+
+
+def test_a_warning_from_another_thread_redraws_the_waiting_prompt(pipe):
+    # The prompt's loop skips the self-pipe only for its own thread: a warn
+    # event arriving on the subscriber's thread must still wake it.
+    warnings = WarnBuffer()
+    ui = make(pipe, warnings)
+    app = ui.session.app
+    renders: list[int] = []
+
+    def after_render() -> None:
+        renders.append(app.render_counter)
+        # Deadline: a loop left asleep would only wake here; Ctrl-C then fails the test.
+        asyncio.get_running_loop().call_later(10, pipe.send_text, "\x03")
+        threading.Thread(target=warnings.add, args=("from a thread",)).start()
+
+    def note(_app: object) -> None:
+        if renders and app.render_counter > renders[0] and "⚠ 1" in "".join(
+                t for _, t in ui._toolbar()):
+            renders.append(app.render_counter)
+            pipe.send_text("\r")
+
+    app.after_render += note
+    assert ui.read("$ ", after_render=after_render) == ""
+    assert len(renders) >= 2
+
+
+def test_typing_starts_no_per_key_background_tasks(pipe):
+    # No validator or auto-suggest here: inserting text must not start tasks.
+    ui = make(pipe)
+    app = ui.session.app
+    started: list[object] = []
+    create = app.create_background_task
+
+    def counting(coroutine):  # type: ignore[no-untyped-def]
+        started.append(coroutine)
+        return create(coroutine)
+
+    app.create_background_task = counting
+    pipe.send_text("echo a long enough line\r")
+    assert ui.read("$ ") == "echo a long enough line"
+    names = [getattr(c, "__qualname__", "") for c in started]
+    assert not [n for n in names if "validat" in n or "suggest" in n or "wait" in n], names
