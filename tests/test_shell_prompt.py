@@ -246,3 +246,39 @@ def test_typing_starts_no_per_key_background_tasks(pipe):
     assert ui.read("$ ") == "echo a long enough line"
     names = [getattr(c, "__qualname__", "") for c in started]
     assert not [n for n in names if "validat" in n or "suggest" in n or "wait" in n], names
+
+
+def test_only_unused_input_processors_are_dropped(pipe):
+    from prompt_toolkit.layout.processors import (
+        AppendAutoSuggestion,
+        ConditionalProcessor,
+        DisplayMultipleCursors,
+        HighlightIncrementalSearchProcessor,
+        HighlightSelectionProcessor,
+        PasswordProcessor,
+    )
+
+    ui = make(pipe)
+    [control] = [w.content for w in ui.session.app.layout.find_all_windows()
+                 if getattr(w.content, "buffer", None) is ui.session.default_buffer]
+    kinds = {type(p.processor if isinstance(p, ConditionalProcessor) else p)
+             for p in control.input_processors}
+    assert {HighlightIncrementalSearchProcessor, HighlightSelectionProcessor,
+            DisplayMultipleCursors} <= kinds
+    assert not kinds & {AppendAutoSuggestion, PasswordProcessor}
+
+
+def test_heights_follow_the_buffer_between_renders(pipe):
+    ui = make(pipe)
+    root = ui.session.app.layout.container
+    heights: list[int] = []
+
+    def after_render() -> None:
+        buffer = ui.session.default_buffer
+        heights.append(root.preferred_height(80, 24).preferred)
+        buffer.text = "one\ntwo\nthree"  # (a key handler could do this)
+        heights.append(root.preferred_height(80, 24).preferred)
+        pipe.send_text("\r")
+
+    assert ui.read("$ ", after_render=after_render) == "one\ntwo\nthree"
+    assert heights[1] == heights[0] + 2

@@ -15,11 +15,11 @@ import contextvars
 import re
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.application import run_in_terminal
+from prompt_toolkit.application import Application, run_in_terminal
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.formatted_text import ANSI, FormattedText
 from prompt_toolkit.history import History
@@ -28,8 +28,23 @@ from prompt_toolkit.input.vt100_parser import Vt100Parser
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.key_binding.key_bindings import Binding, KeyBindingsBase, KeysTuple
 from prompt_toolkit.key_binding.key_processor import KeyPress
-from prompt_toolkit.layout.containers import ConditionalContainer, Container, FloatContainer, HSplit
+from prompt_toolkit.layout.containers import (
+    ConditionalContainer,
+    Container,
+    FloatContainer,
+    HSplit,
+    Window,
+)
+from prompt_toolkit.layout.controls import BufferControl
+from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.layout.menus import CompletionsMenu
+from prompt_toolkit.layout.processors import (
+    AfterInput,
+    AppendAutoSuggestion,
+    ConditionalProcessor,
+    DynamicProcessor,
+    PasswordProcessor,
+)
 from prompt_toolkit.output import Output
 from prompt_toolkit.shortcuts import CompleteStyle
 
@@ -130,6 +145,8 @@ class ShellPrompt:
         _slim_layout(self.session.app.layout.container)
         _no_redraw_after_accept(self.session.app)
         _less_loop_churn(self.session.app, self.session.default_buffer)
+        _lean_input_processors(self.session.app.layout.find_all_windows())
+        _heights_once_per_render(self.session.app)
         _fast_history(self.session.default_buffer)
         # One event loop for every line: `PromptSession.prompt` would build and
         # tear down a fresh loop (epoll, self-pipe, signal handlers) per line.
@@ -299,6 +316,71 @@ def _less_loop_churn(app: object, buffer: Buffer) -> None:
     processor._start_timeout = _start_timeout  # type: ignore[union-attr]
 
 
+def _lean_input_processors(windows: Iterable[Window]) -> None:
+    """Drop the input processors of PromptSession features this shell never uses.
+
+    Every render runs each processor over every input line (twice: once to
+    measure, once to draw). Auto-suggestion, password masking, extra
+    per-call processors and the placeholder are never enabled here
+    (`ShellPrompt.read` passes none of them); search and selection
+    highlighting and vi's multiple cursors stay.
+    """
+    unused = (AppendAutoSuggestion, PasswordProcessor, DynamicProcessor, AfterInput)
+    for window in windows:
+        control = window.content
+        if not isinstance(control, BufferControl) or not control.input_processors:
+            continue
+        control.input_processors = [
+            p for p in control.input_processors
+            if not isinstance(p.processor if isinstance(p, ConditionalProcessor) else p, unused)]
+
+
+class _HeightCache:
+    """A container's `preferred_height`, computed once per (width, room) while rendering.
+
+    One render asks each container for its height several times (the root
+    HSplit, then its children again while dividing the room, each asking its
+    control to build its content anew): measured ~12 calls per render for a
+    layout of 4 containers. Nothing a height depends on changes during a
+    render; outside renders (key handlers) the cache is off and empty.
+    """
+
+    def __init__(self, compute: Callable[[int, int], Dimension]) -> None:
+        self.compute = compute
+        self.on = False
+        self.seen: dict[tuple[int, int], Dimension] = {}
+
+    def __call__(self, width: int, max_available_height: int) -> Dimension:
+        if not self.on:
+            return self.compute(width, max_available_height)
+        key = (width, max_available_height)
+        found = self.seen.get(key)
+        if found is None:
+            found = self.seen[key] = self.compute(width, max_available_height)
+        return found
+
+
+def _heights_once_per_render(app: Application[str]) -> None:
+    caches: list[_HeightCache] = []
+    for container in app.layout.walk():
+        cache = _HeightCache(container.preferred_height)
+        container.preferred_height = cache  # type: ignore[method-assign]
+        caches.append(cache)
+
+    def start(_app: object) -> None:
+        for cache in caches:
+            cache.seen.clear()  # (a render that raised never reached `stop`)
+            cache.on = True
+
+    def stop(_app: object) -> None:
+        for cache in caches:
+            cache.on = False
+            cache.seen.clear()
+
+    app.before_render += start
+    app.after_render += stop
+
+
 def _fast_history(buffer: Buffer) -> None:
     """Fill the input's history in one step once it is loaded.
 
@@ -358,6 +440,11 @@ class _PerRenderBindings(KeyBindingsBase):
     trip was measured there. The layout is fixed between two renders; only
     the focused window can change (a key handler moving focus), so it stays
     part of the key. Anything else forgets the cache at the next render.
+    Each lookup on the merged bindings also re-derives their version from
+    every nested registry (~30 calls per key press), for bindings that only
+    change when a registry is edited: that check runs once per render here,
+    and key presses read the merged copy it keeps up to date. Filters are not
+    cached: the key processor still evaluates them for every key.
     """
 
     def __init__(self, inner: KeyBindingsBase, app: object) -> None:
@@ -373,7 +460,9 @@ class _PerRenderBindings(KeyBindingsBase):
         window = self._app.layout.current_window  # type: ignore[attr-defined]
         if self._merged is None or window is not self._window:
             self._window = window
-            self._merged = self._inner._key_bindings  # type: ignore[attr-defined]
+            merged = self._inner._key_bindings  # type: ignore[attr-defined]
+            merged._version  # noqa: B018  (brings the merged copy up to date)
+            self._merged = getattr(merged, "_bindings2", merged)
         return self._merged
 
     @property
