@@ -282,3 +282,16 @@ def test_heights_follow_the_buffer_between_renders(pipe):
 
     assert ui.read("$ ", after_render=after_render) == "one\ntwo\nthree"
     assert heights[1] == heights[0] + 2
+
+
+def test_on_accept_hears_the_line_before_the_final_frame(pipe):
+    ui = make(pipe)
+    app = ui.session.app
+    heard: list[tuple[str, int]] = []
+    pipe.send_text("echo early\r")
+    result = ui.read("$ ", on_accept=lambda text: heard.append((text, app.render_counter)))
+    assert result == "echo early"
+    assert len(heard) == 1 and heard[0][0] == "echo early"
+    assert app.render_counter > heard[0][1]  # the "done" frame came after
+    pipe.send_text("next\r")
+    assert ui.read("$ ") == "next" and len(heard) == 1  # only for the read that asked

@@ -151,6 +151,8 @@ class ShellPrompt:
         # One event loop for every line: `PromptSession.prompt` would build and
         # tear down a fresh loop (epoll, self-pipe, signal handlers) per line.
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_accept: Callable[[str], None] | None = None
+        _tell_on_accept(self.session.default_buffer, lambda: self._on_accept)
 
     def _invalidate(self) -> None:
         app = self.session.app
@@ -184,10 +186,27 @@ class ShellPrompt:
     def read(self, message: str, *, default: str = "", keys: str = "", continuation: str = "",
              idle_fd: int | None = None,
              on_idle: Callable[[], bytes | None] | None = None,
-             after_render: Callable[[], None] | None = None) -> ReadResult:
-        """Read one line; while waiting, output on `idle_fd` is printed above the prompt."""
+             after_render: Callable[[], None] | None = None,
+             on_accept: Callable[[str], None] | None = None) -> ReadResult:
+        """Read one line; while waiting, output on `idle_fd` is printed above the prompt.
+
+        `on_accept(text)` runs as Enter accepts the line, before the prompt's
+        final frame is drawn and the application torn down (the line is
+        returned as usual afterwards).
+        """
         gone = False
         loops: list[asyncio.AbstractEventLoop] = []
+
+        def accepted(text: str) -> None:
+            # What bash writes from here on (its echo of the line, if
+            # `on_accept` sent it) is the passthrough's to read, not idle output.
+            for loop in loops:
+                if idle_fd is not None:
+                    loop.remove_reader(idle_fd)
+            if on_accept is not None:
+                on_accept(text)
+
+        self._on_accept = accepted
 
         def pre_run() -> None:
             loop = asyncio.get_running_loop()
@@ -240,6 +259,7 @@ class ShellPrompt:
         except KeyboardInterrupt:
             return Interrupted()
         finally:
+            self._on_accept = None
             for loop in loops:
                 if idle_fd is not None and not loop.is_closed():
                     loop.remove_reader(idle_fd)
@@ -267,6 +287,19 @@ def _slim_layout(root: Container) -> None:
     # Only the readline-like completion menu can appear (Ctrl-N in vi mode).
     main.floats = [f for f in main.floats if isinstance(f.content, CompletionsMenu)]
     root.children = [main, bottom]
+
+
+def _tell_on_accept(buffer: Buffer, listener: Callable[[], Callable[[str], None] | None]) -> None:
+    """Call the current `listener()` with the text as Enter accepts it, first thing."""
+    accept = buffer.accept_handler
+
+    def accept_and_tell(buf: Buffer) -> bool:
+        tell = listener()
+        if tell is not None:
+            tell(buf.document.text)
+        return accept(buf) if accept is not None else False
+
+    buffer.accept_handler = accept_and_tell
 
 
 def _less_loop_churn(app: object, buffer: Buffer) -> None:
