@@ -108,6 +108,18 @@ wrap(session.Session, "submit", "submit (classify, send, wait for bash)")
 wrap(guard.Guard, "decide", "  of which Guard.decide")
 wrap(bash.BashChild, "passthrough", "  of which passthrough")
 wrap(session.Session, "_after_command", "after_command")
+import gc
+gc_t = [0.0]
+def on_gc(phase, info):
+    if not on[0]:
+        return
+    if phase == "start":
+        gc_t[0] = time.process_time()
+    else:
+        d = acc.setdefault(f"garbage collection (generation {info['generation']})", [0.0, 0])
+        d[0] += time.process_time() - gc_t[0]
+        d[1] += 1
+gc.callbacks.append(on_gc)
 from attyguard.cli import main
 sys.exit(main())
 """

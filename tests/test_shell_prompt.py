@@ -295,3 +295,25 @@ def test_on_accept_hears_the_line_before_the_final_frame(pipe):
     assert app.render_counter > heard[0][1]  # the "done" frame came after
     pipe.send_text("next\r")
     assert ui.read("$ ") == "next" and len(heard) == 1  # only for the read that asked
+
+
+def test_each_read_draws_its_own_prompt_message(pipe, tmp_path):
+    # The prompt's fragments are worked out once per message: a new message
+    # (the next PS1, or PS2) must still be drawn, and a two-line PS1 too.
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    warnings = WarnBuffer()
+    path = tmp_path / "screen"
+    with open(path, "w") as screen:
+        out = Vt100_Output(screen, lambda: Size(24, 80), term="xterm-256color",
+                           enable_cpr=False)
+        ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=warnings,
+                         bindings=load_shell_bindings(warnings), status_bar=True,
+                         input=pipe, output=out)
+        for message in ("\x1b[32mfirst\x1b[0m> ", "second> ", "upper line\nthird> "):
+            pipe.send_text("x\r")
+            assert ui.read(message) == "x"
+    drawn = path.read_text()
+    for text in ("first> x", "second> x", "upper line", "third> x"):
+        assert text in drawn, drawn
