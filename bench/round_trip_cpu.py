@@ -3,7 +3,8 @@
 
 Wall-clock figures on 2 shared cores are noisy; this script reports what the
 machine's load does not change much: on-CPU time per round trip of the front
-end (every thread of the attyguard process) and of its bash child, read from
+end (every thread of the attyguard process), of its bash child and of this
+harness (reading the terminal, as a terminal emulator would), read from
 /proc/<pid>/task/*/schedstat (nanoseconds) before and after N round trips,
 context switches per round trip, and the median wall time for reference.
 
@@ -251,6 +252,7 @@ def _measure(args: argparse.Namespace, argv_: tuple[str, ...], dump: str | None,
             if dump:
                 os.kill(front, signal.SIGUSR1)
             before = _snapshot(front)
+            before["harness_ns"] = time.process_time_ns()
             walls: list[float] = []
             for _ in range(args.round_trips):
                 start = time.perf_counter()
@@ -258,6 +260,7 @@ def _measure(args: argparse.Namespace, argv_: tuple[str, ...], dump: str | None,
                 watcher.wait_prompt(args.timeout)
                 walls.append(time.perf_counter() - start)
             after = _snapshot(front)
+            after["harness_ns"] = time.process_time_ns()
             if dump:
                 os.kill(front, signal.SIGUSR2)
                 deadline = time.monotonic() + args.timeout
@@ -276,10 +279,12 @@ def _summary(runs: list[_Run], n: int) -> str:
     wall = med([statistics.median(r.walls) for r in runs]) * 1000
     front = med([r.delta["front_ns"] / n / 1e6 for r in runs])
     bash = med([r.delta["bash_ns"] / n / 1e6 for r in runs])
+    harness = med([r.delta["harness_ns"] / n / 1e6 for r in runs])
     fcs = med([r.delta["front_cs"] / n for r in runs])
     bcs = med([r.delta["bash_cs"] / n for r in runs])
     return (f"wall median {wall:.2f} ms; CPU front end {front:.3f} ms/rt, bash {bash:.3f} "
-            f"ms/rt; context switches front {fcs:.1f}/rt, bash {bcs:.1f}/rt")
+            f"ms/rt, this harness {harness:.3f} ms/rt; context switches front {fcs:.1f}/rt, "
+            f"bash {bcs:.1f}/rt")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -204,3 +204,31 @@ def test_a_continuation_is_classified_whole_when_accepted(make_early):
     session.pending = "echo start \\"
     session.accepting("evil")
     assert decided == ["echo start \\\nevil"] and child.early_sent == []
+
+
+def test_the_end_of_a_command_and_the_next_prompt_are_marked_in_one_write(make, tmp_path):
+    session, child, _, _ = make()
+    reads, writes = os.pipe()
+    session.out_fd = writes
+    session.child.state.cwd = "/some where"
+
+    class OneLine:
+        def set_editing_mode(self, mode: str) -> None:
+            pass
+
+        def read(self, *args: object, **kwargs: object) -> object:
+            from attyguard.shell.prompt import ChildGone
+
+            return ChildGone()
+
+    session.ui = OneLine()
+    child.close = lambda: 0  # type: ignore[attr-defined]
+    child.read_idle = lambda: b""  # type: ignore[attr-defined]
+    session._after_command(3)
+    assert session.loop() == 0
+    os.close(writes)
+    data = os.read(reads, 4096)
+    os.close(reads)
+    host = os.uname().nodename
+    assert data == (b"\x1b]133;D;3\x07\x1b]7;file://" + host.encode() + b"/some%20where\x07"
+                    b"\x1b]133;A\x07")

@@ -61,6 +61,7 @@ class Session:
     ready_wired: Callable[[], Wired | None] = _not_ready
     _notes_shown: bool = False
     _decided: _Decided | None = None
+    _held_marks: str = ""
 
     # --- the one enforcement point ----------------------------------------------------
 
@@ -136,9 +137,23 @@ class Session:
 
     # --- running --------------------------------------------------------------------
 
-    def _osc(self, body: str) -> None:
-        if self.config.ui.shell_integration_marks:
-            os.write(self.out_fd, f"\x1b]{body}\x07".encode())
+    def _osc(self, body: str, *, hold: bool = False) -> None:
+        """Write a shell-integration mark; `hold`: with the next one, in one write.
+
+        A command's end (D), its directory (7) and the next prompt (A) go out
+        together: one write instead of three, each of which wakes the
+        terminal (or tmux) to parse a few bytes.
+        """
+        if not self.config.ui.shell_integration_marks:
+            return
+        self._held_marks += f"\x1b]{body}\x07"
+        if not hold:
+            self._flush_marks()
+
+    def _flush_marks(self) -> None:
+        if self._held_marks:
+            data, self._held_marks = self._held_marks.encode(), ""
+            os.write(self.out_fd, data)
 
     def _take_typeahead(self) -> str:
         take = getattr(self.ui, "take_typeahead", None)
@@ -162,12 +177,12 @@ class Session:
         return result
 
     def _after_command(self, status: int) -> None:
-        self._osc(f"133;D;{status}")
+        self._osc(f"133;D;{status}", hold=True)
         cwd = self.child.state.cwd
-        if cwd:
+        if cwd and self.config.ui.shell_integration_marks:
             from urllib.parse import quote
 
-            self._osc(f"7;file://{os.uname().nodename}{quote(cwd)}")
+            self._osc(f"7;file://{_hostname()}{quote(cwd)}", hold=True)
         self._collect_typeahead()
 
     def _collect_typeahead(self) -> None:
@@ -201,7 +216,8 @@ class Session:
             message = state.ps2 if self.pending else state.ps1
             self.ui.set_editing_mode(state.editing_mode)  # type: ignore[attr-defined]
             if not self.pending:
-                self._osc("133;A")
+                self._osc("133;A", hold=True)
+            self._flush_marks()  # (before the prompt draws anything)
             first, self.after_first_render = self.after_first_render, None
             got = self.ui.read(  # type: ignore[attr-defined]
                 message, default=default, keys=keys, after_render=first,
@@ -224,6 +240,17 @@ class Session:
             result = self.submit(got)
             if result is not None and result.kind == "exited":
                 return result.status
+
+
+def _hostname() -> str:
+    """This host's name for OSC 7, asked once (a uname(2) per command otherwise)."""
+    global _HOSTNAME
+    if _HOSTNAME is None:
+        _HOSTNAME = os.uname().nodename
+    return _HOSTNAME
+
+
+_HOSTNAME: str | None = None
 
 
 def _terminal_size(fd: int) -> tuple[int, int] | None:
