@@ -83,11 +83,16 @@ __ag_report() {
   # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
   # in the rescue path stdout is the command substitution.
   __ag_mark "D;$st" >/dev/tty 2>/dev/null || __ag_mark "D;$st" >&2
-  local ta= piece n=0
-  while IFS= read -r -s -d $'\x1d' -t 5 piece; do
+  # Only the first read waits with a deadline (a front end that never
+  # acks must not wedge the shell): with -t, read polls before every byte
+  # (4 syscalls a byte instead of 1); the ack is written in one piece, so
+  # once its first byte is here the rest is too.
+  local ta= piece n=0 deadline=(-t 5)
+  while IFS= read -r -s -d $'\x1d' "${deadline[@]}" piece; do
     [[ $piece == "$__ag_nonce" ]] && break
     ta+=$piece$'\x1d'
     ((++n > 10000)) && break
+    deadline=()
   done
   __ag_record T "${ta%$'\x1d'}"
 }

@@ -91,6 +91,22 @@ def test_typeahead_goes_to_the_front_end(child):
     assert run(child, "echo $?") == ("done", b"0\r\n")
 
 
+def test_typeahead_holding_the_ack_separator_is_still_not_a_bypass(child, tmp_path):
+    # Ctrl-] (the ack's separator) typed ahead splits the typeahead into
+    # pieces; every piece still comes back to the front end, none reaches
+    # readline, and the shell does not wait for a second ack.
+    marker = tmp_path / "bypassed"
+    child.send_line("sleep 0.3")
+    keys = f"a\x1db\x1d\x1dtouch {marker}\r".encode()
+    child._write_master(keys)
+    deadline = time.monotonic() + 5
+    assert child.passthrough(None, None, phase="echo").kind == "done"
+    assert time.monotonic() < deadline
+    assert child.state.typeahead.replace(b"\n", b"\r") == keys
+    run(child, "true")
+    assert not marker.exists()
+
+
 def test_vi_mode_keeps_the_protocol(child):
     run(child, "set -o vi; exec 3>/dev/null")
     assert child.state.editing_mode == "vi"

@@ -318,3 +318,33 @@ def test_each_read_draws_its_own_prompt_message(pipe, tmp_path):
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", path.read_text())
     for text in ("first> x", "second> x", "upper line", "third> x"):
         assert text in drawn, drawn
+
+
+def test_the_status_bar_keeps_its_own_style_across_the_row(pipe, tmp_path):
+    # Window styles are still applied to the whole row (only the unused
+    # "class:last-line" pass is skipped): the bar is drawn reversed.
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    warnings = WarnBuffer()
+    path = tmp_path / "screen"
+    with open(path, "w") as screen:
+        out = Vt100_Output(screen, lambda: Size(24, 80), term="xterm-256color",
+                           enable_cpr=False)
+        ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=warnings,
+                         bindings=load_shell_bindings(warnings), status_bar=True,
+                         input=pipe, output=out)
+        app = ui.session.app
+
+        def height_known() -> None:
+            # (what a terminal's cursor position report tells; a file has none)
+            app.renderer._min_available_height = 10
+            app.after_render += lambda _app: pipe.send_text("x\r")
+            app.invalidate()
+
+        assert ui.read("$ ", after_render=height_known) == "x"
+    drawn = path.read_text()
+    bar = drawn[drawn.index(" attyguard "):]
+    # reverse video (SGR 7) from the bar's text to the end of its 80 columns
+    assert re.search(r"\x1b\[[0-9;]*\b7m attyguard ", drawn), drawn
+    assert " " * 60 in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", bar)

@@ -36,7 +36,7 @@ from prompt_toolkit.layout.containers import (
     HSplit,
     Window,
 )
-from prompt_toolkit.layout.controls import BufferControl
+from prompt_toolkit.layout.controls import BufferControl, UIContent
 from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.layout.menus import CompletionsMenu
 from prompt_toolkit.layout.processors import (
@@ -46,8 +46,10 @@ from prompt_toolkit.layout.processors import (
     DynamicProcessor,
     PasswordProcessor,
 )
+from prompt_toolkit.layout.screen import Screen, WritePosition
 from prompt_toolkit.output import Output
 from prompt_toolkit.shortcuts import CompleteStyle
+from prompt_toolkit.utils import to_str
 
 from attyguard.shell.completion import BashCompleter
 from attyguard.shell.warnings import WarnBuffer
@@ -189,6 +191,7 @@ class ShellPrompt:
         _less_loop_churn(self.session.app, self.session.default_buffer)
         _lean_input_processors(self.session.app.layout.find_all_windows())
         _heights_once_per_render(self.session.app)
+        _no_last_line_class(self.session.app.layout.find_all_windows())
         _fast_history(self.session.default_buffer)
         # One event loop for every line: `PromptSession.prompt` would build and
         # tear down a fresh loop (epoll, self-pipe, signal handlers) per line.
@@ -410,6 +413,27 @@ def _lean_input_processors(windows: Iterable[Window]) -> None:
             if not isinstance(p.processor if isinstance(p, ConditionalProcessor) else p, unused)]
 
 
+def _no_last_line_class(windows: Iterable[Window]) -> None:
+    """Skip styling each window's last row as "class:last-line".
+
+    prompt_toolkit restyles every cell of that row on every render (for
+    full-screen apps that underline it); no style this prompt uses gives the
+    class a look (prompt_toolkit's own default only styles it inside dialogs),
+    so it changed nothing on screen and cost two passes over a terminal row
+    per render. Left alone if `Window` does not look as expected.
+    """
+    for window in windows:
+        if not hasattr(window, "_apply_style"):
+            return
+
+        def apply_style(new_screen: Screen, write_position: WritePosition, parent_style: str,
+                        window: Window = window) -> None:
+            new_screen.fill_area(write_position, style=f"{parent_style} {to_str(window.style)}",
+                                 after=False)
+
+        window._apply_style = apply_style  # type: ignore[method-assign]
+
+
 class _HeightCache:
     """A container's `preferred_height`, computed once per (width, room) while rendering.
 
@@ -435,12 +459,41 @@ class _HeightCache:
         return found
 
 
+class _ContentCache:
+    """The input's `create_content`, built once per (width, preview) while rendering.
+
+    A render builds the input's content twice: once to measure its height
+    (asked with a dummy height of 1), once to draw it, running every input
+    processor over every line both times. The processors used here (search
+    and selection highlighting, vi multiple cursors) do not look at the
+    height; outside renders the cache is off and empty.
+    """
+
+    def __init__(self, compute: Callable[..., UIContent]) -> None:
+        self.compute = compute
+        self.on = False
+        self.seen: dict[tuple[int, bool], UIContent] = {}
+
+    def __call__(self, width: int, height: int, preview_search: bool = False) -> UIContent:
+        if not self.on:
+            return self.compute(width, height, preview_search)
+        key = (width, preview_search)
+        found = self.seen.get(key)
+        if found is None:
+            found = self.seen[key] = self.compute(width, height, preview_search)
+        return found
+
+
 def _heights_once_per_render(app: Application[str]) -> None:
-    caches: list[_HeightCache] = []
+    caches: list[_HeightCache | _ContentCache] = []
     for container in app.layout.walk():
         cache = _HeightCache(container.preferred_height)
         container.preferred_height = cache  # type: ignore[method-assign]
         caches.append(cache)
+        if isinstance(container, Window) and type(container.content) is BufferControl:
+            content = _ContentCache(container.content.create_content)
+            container.content.create_content = content  # type: ignore[method-assign]
+            caches.append(content)
 
     def start(_app: object) -> None:
         for cache in caches:
