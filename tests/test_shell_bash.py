@@ -107,6 +107,56 @@ def test_typeahead_holding_the_ack_separator_is_still_not_a_bypass(child, tmp_pa
     assert not marker.exists()
 
 
+def _type_while_running(c: BashChild, keys: bytes) -> bytes:
+    """Run a command that waits, type `keys` once it runs, return the typeahead."""
+    r, w = os.pipe()
+    typed = threading.Event()
+
+    def type_when_running() -> None:
+        seen = b""
+        while b"running" not in seen:
+            seen += os.read(r, 4096)
+        os.write(c.master, keys)  # (like the user's keys: the command's cooked tty)
+        typed.set()
+        while os.read(r, 4096):
+            pass
+
+    watcher = threading.Thread(target=type_when_running, daemon=True)
+    watcher.start()
+    c.send_line("echo running; sleep 0.5")
+    result = c.passthrough(None, w, phase="echo")
+    os.close(w)
+    watcher.join(5)
+    os.close(r)
+    assert result.kind == "done" and typed.is_set()
+    return c.state.typeahead
+
+
+@pytest.mark.parametrize("keys, back", [
+    (b"\x04", b"\x04"),  # Ctrl-D on its own: the prompt then ends the shell, as bash would
+    (b"ab\x04cd", b"ab\x04cd"),
+    (b"ls\r\x04", b"ls\n\x04"),
+    (b"plain", b"plain"),
+])
+def test_ctrl_d_typed_while_a_command_runs_comes_back(child, keys, back):
+    # The cooked tty turns the end-of-file key into a mark that reads as a
+    # NUL; it used to be dropped on the way back (the known gap).
+    assert _type_while_running(child, keys) == back
+    assert run(child, "echo next") == ("done", b"next\r\n")  # nothing left for readline
+
+
+def test_a_typed_ctrl_at_stays_a_nul(child):
+    # Ctrl-@ (a NUL) forwarded to the command leaves the same mark: then the
+    # pieces are joined with the NUL the user typed, never turned into Ctrl-D.
+    from attyguard.shell.bash import _eof_for, _Run
+    from attyguard.shell.marks import Record
+
+    child._apply_record(Record("T", ("a", "b")), _eof_for(_Run(typed_nul=True)))
+    assert child.state.typeahead == b"a\0b"
+    child._apply_record(Record("T", ("a", "b")), _eof_for(_Run()))
+    assert child.state.typeahead == b"a\x04b"
+
+
 def test_vi_mode_keeps_the_protocol(child):
     run(child, "set -o vi; exec 3>/dev/null")
     assert child.state.editing_mode == "vi"

@@ -348,3 +348,10 @@ def test_the_status_bar_keeps_its_own_style_across_the_row(pipe, tmp_path):
     # reverse video (SGR 7) from the bar's text to the end of its 80 columns
     assert re.search(r"\x1b\[[0-9;]*\b7m attyguard ", drawn), drawn
     assert " " * 60 in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", bar)
+
+
+def test_a_typed_ahead_ctrl_d_on_an_empty_line_is_eof(pipe):
+    ui = make(pipe)
+    assert isinstance(ui.read("$ ", keys="\x04"), Eof)
+    pipe.send_text("x\r")
+    assert ui.read("$ ", keys="ab\x01\x04") == "xb"  # not empty: Ctrl-D deletes a character
