@@ -210,3 +210,17 @@ def test_bulk_output_passes_byte_exact(child):
     assert result.kind == "done"
     # (readline may clear to the end of line as the prompt comes back)
     assert bytes(got).removesuffix(b"\x1b[K") == expected
+
+
+def test_the_acks_echo_is_dropped_even_when_split_across_reads(child):
+    # (bash's `read -s` turns echo off only once it runs: an early ack is echoed)
+    from attyguard.shell.bash import _Run
+
+    run_ = _Run(phase="after_d")
+    r, w = os.pipe()
+    echo = child._ack_echo
+    for piece in (b"\x1b[?2004h" + echo[:5], echo[5:12], echo[12:] + b"kept"):
+        child._output_bytes(run_, piece, w)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        assert f.read() == b"kept"

@@ -66,6 +66,7 @@ class _Run:
     held: bytes = b""  # keys kept from a bash without hooks (become typeahead)
     early: bytes = b""  # keys typed before the command started (sent when it runs)
     typed_nul: bool = False  # a NUL (Ctrl-@) went to the command: see `_eof_for`
+    echo_held: bytes = b""  # after D: what may be the start of the ack's echo
 
 
 def sanitize_line(text: str) -> bytes:
@@ -77,6 +78,14 @@ def sanitize_line(text: str) -> bytes:
     text = text.replace("\x1b[201~", "")
     cleaned = "".join(c for c in text if c in "\n\t" or not (ord(c) < 32 or ord(c) == 127))
     return cleaned.encode("utf-8", "surrogateescape")
+
+
+def _partial_tail(data: bytes, pattern: bytes) -> int:
+    """Length of the longest end of `data` that is a proper start of `pattern`."""
+    for k in range(min(len(data), len(pattern) - 1), 0, -1):
+        if data.endswith(pattern[:k]):
+            return k
+    return 0
 
 
 def _eof_for(run: _Run) -> bytes:
@@ -385,8 +394,14 @@ class BashChild:
             return
         if run.phase == "after_d":
             # Readline re-enabling bracketed paste is for its own prompt, which
-            # the front end draws; the ack may be echoed if it beat `read -s`.
+            # the front end draws; the ack may be echoed if it beat `read -s`,
+            # and that echo may come in two reads: a tail that could start it
+            # waits for the next piece (dropped if the prompt comes first).
+            piece = run.echo_held + piece
             piece = piece.replace(self._ack_echo, b"").replace(b"\x1b[?2004h", b"")
+            keep = _partial_tail(piece, self._ack_echo)
+            run.echo_held = piece[len(piece) - keep:] if keep else b""
+            piece = piece[:len(piece) - keep]
         if run.phase == "run_quiet" or out_fd is None or not piece:
             return
         _write_all(out_fd, piece)
