@@ -19,6 +19,8 @@ and environment; its PromptWatcher is reused). Prints figures and exits 0;
 
     .venv/bin/python bench/round_trip_cpu.py --round-trips 300
     .venv/bin/python bench/round_trip_cpu.py --round-trips 300 --profile /tmp/rt.pstats
+    .venv/bin/python bench/round_trip_cpu.py --round-trips 300 --phases /tmp/rt.json
+    .venv/bin/python bench/round_trip_cpu.py --repeat 5 --baseline /tmp/base   # before/after
 """
 
 from __future__ import annotations
@@ -200,6 +202,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="runs per tree, medians (1)")
     parser.add_argument("--baseline", metavar="DIR",
                         help="also run another source tree (first on PYTHONPATH), interleaved")
+    parser.add_argument("--tree", metavar="DIR",
+                        help="measure another source tree (first on PYTHONPATH) instead of "
+                             "this one, e.g. to profile a baseline")
     parser.add_argument("--top", type=int, default=25, help="profile rows to print (25)")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-wait limit in s (30)")
     args = parser.parse_args(argv)
@@ -295,9 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile and args.phases:
         print("round_trip_cpu: --profile and --phases exclude each other", file=sys.stderr)
         return 2
-    if args.baseline and not os.path.isdir(os.path.join(args.baseline, "attyguard")):
-        print(f"round_trip_cpu: {args.baseline} holds no attyguard package", file=sys.stderr)
-        return 2
+    for tree in (args.baseline, args.tree):
+        if tree and not os.path.isdir(os.path.join(tree, "attyguard")):
+            print(f"round_trip_cpu: {tree} holds no attyguard package", file=sys.stderr)
+            return 2
     dump = args.profile or args.phases
     if dump and os.path.exists(dump):
         os.unlink(dump)
@@ -313,14 +319,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Interleaved, so the machine's load hits both alike.
             if args.baseline:
                 baseline.append(_measure(args, argv_, None, os.path.abspath(args.baseline)))
-            current.append(_measure(args, argv_, dump, None))
+            current.append(_measure(args, argv_, dump, args.tree and os.path.abspath(args.tree)))
     except (BenchError, OSError) as err:
         print(f"round_trip_cpu: could not be measured: {err}", file=sys.stderr)
         return 1
     n = args.round_trips
     print(f"round trips: {n} × {args.repeat} runs (medians); load {os.getloadavg()[0]:.1f}; "
           f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
-    print(f"  current:  {_summary(current, n)}")
+    print(f"  {'tree ' + args.tree if args.tree else 'current'}:  {_summary(current, n)}")
     if baseline:
         print(f"  baseline: {_summary(baseline, n)}")
     if args.profile:
