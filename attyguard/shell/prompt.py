@@ -197,6 +197,7 @@ class ShellPrompt:
         # tear down a fresh loop (epoll, self-pipe, signal handlers) per line.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_accept: Callable[[str], None] | None = None
+        self._parsed: dict[str, ANSI] = {}
         _tell_on_accept(self.session.default_buffer, lambda: self._on_accept)
 
     def _invalidate(self) -> None:
@@ -214,6 +215,20 @@ class ShellPrompt:
         if n:
             parts.append(("", "│ Alt+Shift+W: show warnings "))
         return FormattedText(parts)
+
+    def _ansi(self, text: str) -> ANSI:
+        """`text` parsed as ANSI once: PS1/PS2 rarely change between prompts.
+
+        Parsing walks the text one character at a time, and the same object
+        lets `_ShellPromptSession` keep the prompt's fragments from the last
+        prompt too. A few recent texts are kept (PS1, PS2, a changing PS1).
+        """
+        found = self._parsed.get(text)
+        if found is None:
+            if len(self._parsed) >= 8:
+                self._parsed.clear()
+            found = self._parsed[text] = ANSI(text)
+        return found
 
     def take_typeahead(self) -> str:
         """Keys prompt_toolkit read after the accepting Enter (it keeps them
@@ -290,14 +305,14 @@ class ShellPrompt:
 
         try:
             # Lines after the first (a pasted block) are drawn after the user's PS2.
-            cont = ANSI(continuation) if continuation else None
+            cont = self._ansi(continuation) if continuation else None
             if self._loop is None or self._loop.is_closed():
                 self._loop = _PromptLoop()
             # handle_sigint=False: the terminal is raw, so ^C arrives as a key;
             # asyncio's SIGINT handler would also replace the login shell's
             # SIG_IGN with Python's default handler once the prompt ends.
             text = self._loop.run_until_complete(self.session.prompt_async(
-                ANSI(message), default=default, pre_run=pre_run, prompt_continuation=cont,
+                self._ansi(message), default=default, pre_run=pre_run, prompt_continuation=cont,
                 handle_sigint=False))
         except EOFError:
             return ChildGone() if gone else Eof()
