@@ -70,8 +70,8 @@ __ag_fix_hooks() {
 __ag_report() {
   # $1 status, $2 "1" if reported by the rescue path. Record, D mark, then
   # hand typeahead back: keys typed while the command ran are still queued
-  # on the tty; read them up to the front end's ack (GS nonce GS) so they are
-  # classified in the prompt buffer instead of reaching readline.
+  # on the tty; read them up to the front end's ack (GS nonce GS NUL) so they
+  # are classified in the prompt buffer instead of reaching readline.
   local st=$1 ps1 ps2
   __ag_setstatus "$st"
   ps1=${__ag_ps1@P}
@@ -83,13 +83,24 @@ __ag_report() {
   # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
   # in the rescue path stdout is the command substitution.
   __ag_mark "D;$st" >/dev/tty 2>/dev/null || __ag_mark "D;$st" >&2
-  local ta= piece n=0
-  while IFS= read -r -s -d $'\x1d' -t 5 piece; do
-    [[ $piece == "$__ag_nonce" ]] && break
-    ta+=$piece$'\x1d'
+  # The ack ends in a NUL, and the keys are read in NUL-separated pieces:
+  # a Ctrl-D typed while a command ran (cooked tty) is queued as the line
+  # discipline's end-of-file mark, which reads as a NUL here and which
+  # `read` would otherwise drop; each piece is its own field of the T
+  # record, and the front end puts the Ctrl-D back between them. Without
+  # typeahead this is one read. (-t: a front end that never acks must not
+  # wedge the shell.)
+  local ack=$'\x1d'"$__ag_nonce"$'\x1d' piece n=0
+  local -a ta=()
+  while IFS= read -r -s -d '' -t 5 piece; do
+    if [[ $piece == *"$ack" ]]; then
+      ta+=("${piece%"$ack"}")
+      break
+    fi
+    ta+=("$piece")
     ((++n > 10000)) && break
   done
-  __ag_record T "${ta%$'\x1d'}"
+  __ag_record T "${ta[@]}"
 }
 
 __ag_post() {

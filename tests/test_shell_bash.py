@@ -91,6 +91,72 @@ def test_typeahead_goes_to_the_front_end(child):
     assert run(child, "echo $?") == ("done", b"0\r\n")
 
 
+def test_typeahead_holding_the_ack_separator_is_still_not_a_bypass(child, tmp_path):
+    # Ctrl-] (the ack's separator) typed ahead splits the typeahead into
+    # pieces; every piece still comes back to the front end, none reaches
+    # readline, and the shell does not wait for a second ack.
+    marker = tmp_path / "bypassed"
+    child.send_line("sleep 0.3")
+    keys = f"a\x1db\x1d\x1dtouch {marker}\r".encode()
+    child._write_master(keys)
+    deadline = time.monotonic() + 5
+    assert child.passthrough(None, None, phase="echo").kind == "done"
+    assert time.monotonic() < deadline
+    assert child.state.typeahead.replace(b"\n", b"\r") == keys
+    run(child, "true")
+    assert not marker.exists()
+
+
+def _type_while_running(c: BashChild, keys: bytes) -> bytes:
+    """Run a command that waits, type `keys` once it runs, return the typeahead."""
+    r, w = os.pipe()
+    typed = threading.Event()
+
+    def type_when_running() -> None:
+        seen = b""
+        while b"running" not in seen:
+            seen += os.read(r, 4096)
+        os.write(c.master, keys)  # (like the user's keys: the command's cooked tty)
+        typed.set()
+        while os.read(r, 4096):
+            pass
+
+    watcher = threading.Thread(target=type_when_running, daemon=True)
+    watcher.start()
+    c.send_line("echo running; sleep 0.5")
+    result = c.passthrough(None, w, phase="echo")
+    os.close(w)
+    watcher.join(5)
+    os.close(r)
+    assert result.kind == "done" and typed.is_set()
+    return c.state.typeahead
+
+
+@pytest.mark.parametrize("keys, back", [
+    (b"\x04", b"\x04"),  # Ctrl-D on its own: the prompt then ends the shell, as bash would
+    (b"ab\x04cd", b"ab\x04cd"),
+    (b"ls\r\x04", b"ls\n\x04"),
+    (b"plain", b"plain"),
+])
+def test_ctrl_d_typed_while_a_command_runs_comes_back(child, keys, back):
+    # The cooked tty turns the end-of-file key into a mark that reads as a
+    # NUL; it used to be dropped on the way back (the known gap).
+    assert _type_while_running(child, keys) == back
+    assert run(child, "echo next") == ("done", b"next\r\n")  # nothing left for readline
+
+
+def test_a_typed_ctrl_at_stays_a_nul(child):
+    # Ctrl-@ (a NUL) forwarded to the command leaves the same mark: then the
+    # pieces are joined with the NUL the user typed, never turned into Ctrl-D.
+    from attyguard.shell.bash import _eof_for, _Run
+    from attyguard.shell.marks import Record
+
+    child._apply_record(Record("T", ("a", "b")), _eof_for(_Run(typed_nul=True)))
+    assert child.state.typeahead == b"a\0b"
+    child._apply_record(Record("T", ("a", "b")), _eof_for(_Run()))
+    assert child.state.typeahead == b"a\x04b"
+
+
 def test_vi_mode_keeps_the_protocol(child):
     run(child, "set -o vi; exec 3>/dev/null")
     assert child.state.editing_mode == "vi"
@@ -163,3 +229,17 @@ def test_bulk_output_passes_byte_exact(child):
 ])
 def test_interactive_bash_argv(argv, interactive):
     assert interactive_bash_argv(argv) is interactive
+
+
+def test_the_acks_echo_is_dropped_even_when_split_across_reads(child):
+    # (bash's `read -s` turns echo off only once it runs: an early ack is echoed)
+    from attyguard.shell.bash import _Run
+
+    run_ = _Run(phase="after_d")
+    r, w = os.pipe()
+    echo = child._ack_echo
+    for piece in (b"\x1b[?2004h" + echo[:5], echo[5:12], echo[12:] + b"kept"):
+        child._output_bytes(run_, piece, w)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        assert f.read() == b"kept"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -167,3 +170,188 @@ def test_history_recall_order_after_the_first_prompt(pipe):
     pipe.send_text("\x1b[A" * 4 + "\r")  # echo 49, first, echo 49, echo 48
     assert ui.read("$ ") == "echo 48"
     assert list(ui.session.default_buffer._working_lines)[:3] == ["echo 0", "echo 1", "echo 2"]
+
+
+def test_a_pending_key_sequence_is_still_flushed_after_timeoutlen(pipe):
+    # Ctrl-X alone is also the prefix of Ctrl-X Ctrl-Y: the key processor
+    # waits `timeoutlen` for the rest, then runs the short binding.
+    from prompt_toolkit.key_binding import KeyBindings
+
+    bindings = KeyBindings()
+    bindings.add("c-x")(lambda event: event.current_buffer.insert_text("short"))
+    bindings.add("c-x", "c-y")(lambda event: event.current_buffer.insert_text("long"))
+    ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=WarnBuffer(),
+                     bindings=bindings, status_bar=False, input=pipe, output=DummyOutput())
+    ui.session.app.timeoutlen = 0.05
+    flushed: list[str] = []
+
+    def after_render() -> None:
+        # The first frame is drawn: Ctrl-X now, Enter once the timer ran it.
+        pipe.send_text("\x18")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+
+        def wait() -> None:
+            if "short" in ui.session.default_buffer.text or loop.time() > deadline:
+                flushed.append(ui.session.default_buffer.text)
+                pipe.send_text("\r")
+                return
+            loop.call_later(0.01, wait)
+
+        loop.call_soon(wait)
+
+    assert ui.read("$ ", after_render=after_render) == "short"
+    assert flushed == ["short"]
+    pipe.send_text("\x18\x19\r")  # the whole sequence still takes the long binding
+    assert ui.read("$ ") == "long"
+
+
+def test_a_warning_from_another_thread_redraws_the_waiting_prompt(pipe):
+    # The prompt's loop skips the self-pipe only for its own thread: a warn
+    # event arriving on the subscriber's thread must still wake it.
+    warnings = WarnBuffer()
+    ui = make(pipe, warnings)
+    app = ui.session.app
+    renders: list[int] = []
+
+    def after_render() -> None:
+        renders.append(app.render_counter)
+        # Deadline: a loop left asleep would only wake here; Ctrl-C then fails the test.
+        asyncio.get_running_loop().call_later(10, pipe.send_text, "\x03")
+        threading.Thread(target=warnings.add, args=("from a thread",)).start()
+
+    def note(_app: object) -> None:
+        if renders and app.render_counter > renders[0] and "⚠ 1" in "".join(
+                t for _, t in ui._toolbar()):
+            renders.append(app.render_counter)
+            pipe.send_text("\r")
+
+    app.after_render += note
+    assert ui.read("$ ", after_render=after_render) == ""
+    assert len(renders) >= 2
+
+
+def test_typing_starts_no_per_key_background_tasks(pipe):
+    # No validator or auto-suggest here: inserting text must not start tasks.
+    ui = make(pipe)
+    app = ui.session.app
+    started: list[object] = []
+    create = app.create_background_task
+
+    def counting(coroutine):  # type: ignore[no-untyped-def]
+        started.append(coroutine)
+        return create(coroutine)
+
+    app.create_background_task = counting
+    pipe.send_text("echo a long enough line\r")
+    assert ui.read("$ ") == "echo a long enough line"
+    names = [getattr(c, "__qualname__", "") for c in started]
+    assert not [n for n in names if "validat" in n or "suggest" in n or "wait" in n], names
+
+
+def test_only_unused_input_processors_are_dropped(pipe):
+    from prompt_toolkit.layout.processors import (
+        AppendAutoSuggestion,
+        ConditionalProcessor,
+        DisplayMultipleCursors,
+        HighlightIncrementalSearchProcessor,
+        HighlightSelectionProcessor,
+        PasswordProcessor,
+    )
+
+    ui = make(pipe)
+    [control] = [w.content for w in ui.session.app.layout.find_all_windows()
+                 if getattr(w.content, "buffer", None) is ui.session.default_buffer]
+    kinds = {type(p.processor if isinstance(p, ConditionalProcessor) else p)
+             for p in control.input_processors}
+    assert {HighlightIncrementalSearchProcessor, HighlightSelectionProcessor,
+            DisplayMultipleCursors} <= kinds
+    assert not kinds & {AppendAutoSuggestion, PasswordProcessor}
+
+
+def test_heights_follow_the_buffer_between_renders(pipe):
+    ui = make(pipe)
+    root = ui.session.app.layout.container
+    heights: list[int] = []
+
+    def after_render() -> None:
+        buffer = ui.session.default_buffer
+        heights.append(root.preferred_height(80, 24).preferred)
+        buffer.text = "one\ntwo\nthree"  # (a key handler could do this)
+        heights.append(root.preferred_height(80, 24).preferred)
+        pipe.send_text("\r")
+
+    assert ui.read("$ ", after_render=after_render) == "one\ntwo\nthree"
+    assert heights[1] == heights[0] + 2
+
+
+def test_on_accept_hears_the_line_before_the_final_frame(pipe):
+    ui = make(pipe)
+    app = ui.session.app
+    heard: list[tuple[str, int]] = []
+    pipe.send_text("echo early\r")
+    result = ui.read("$ ", on_accept=lambda text: heard.append((text, app.render_counter)))
+    assert result == "echo early"
+    assert len(heard) == 1 and heard[0][0] == "echo early"
+    assert app.render_counter > heard[0][1]  # the "done" frame came after
+    pipe.send_text("next\r")
+    assert ui.read("$ ") == "next" and len(heard) == 1  # only for the read that asked
+
+
+def test_each_read_draws_its_own_prompt_message(pipe, tmp_path):
+    # The prompt's fragments are worked out once per message: a new message
+    # (the next PS1, or PS2) must still be drawn, and a two-line PS1 too.
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    warnings = WarnBuffer()
+    path = tmp_path / "screen"
+    with open(path, "w") as screen:
+        out = Vt100_Output(screen, lambda: Size(24, 80), term="xterm-256color",
+                           enable_cpr=False)
+        ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=warnings,
+                         bindings=load_shell_bindings(warnings), status_bar=True,
+                         input=pipe, output=out)
+        for message in ("\x1b[32mfirst\x1b[0m> ", "second> ", "upper line\nthird> "):
+            pipe.send_text("x\r")
+            assert ui.read(message) == "x"
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", path.read_text())
+    for text in ("first> x", "second> x", "upper line", "third> x"):
+        assert text in drawn, drawn
+
+
+def test_the_status_bar_keeps_its_own_style_across_the_row(pipe, tmp_path):
+    # Window styles are still applied to the whole row (only the unused
+    # "class:last-line" pass is skipped): the bar is drawn reversed.
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    warnings = WarnBuffer()
+    path = tmp_path / "screen"
+    with open(path, "w") as screen:
+        out = Vt100_Output(screen, lambda: Size(24, 80), term="xterm-256color",
+                           enable_cpr=False)
+        ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=warnings,
+                         bindings=load_shell_bindings(warnings), status_bar=True,
+                         input=pipe, output=out)
+        app = ui.session.app
+
+        def height_known() -> None:
+            # (what a terminal's cursor position report tells; a file has none)
+            app.renderer._min_available_height = 10
+            app.after_render += lambda _app: pipe.send_text("x\r")
+            app.invalidate()
+
+        assert ui.read("$ ", after_render=height_known) == "x"
+    drawn = path.read_text()
+    bar = drawn[drawn.index(" attyguard "):]
+    # reverse video (SGR 7) from the bar's text to the end of its 80 columns
+    assert re.search(r"\x1b\[[0-9;]*\b7m attyguard ", drawn), drawn
+    assert " " * 60 in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", bar)
+
+
+def test_a_typed_ahead_ctrl_d_on_an_empty_line_is_eof(pipe):
+    ui = make(pipe)
+    assert isinstance(ui.read("$ ", keys="\x04"), Eof)
+    pipe.send_text("x\r")
+    assert ui.read("$ ", keys="ab\x01\x04") == "xb"  # not empty: Ctrl-D deletes a character

@@ -124,3 +124,111 @@ def test_continuation_is_classified_whole_and_refusal_cancels_it(make):
     assert child.cancelled == 1 and session.pending == ""
     assert child.sent == ["echo start \\"]
 
+
+
+@dataclass
+class EarlyChild(FakeChild):
+    """Records whether a line came through `send_line` (early) or `run`."""
+
+    early_sent: list[str] = field(default_factory=list)
+    passed: int = 0
+
+    def send_line(self, text: str, tty_fd: int | None = None) -> None:
+        self.early_sent.append(text)
+
+    def passthrough(self, in_fd: int | None, out_fd: int | None,
+                    phase: str = "echo", early: bytes = b"") -> RunResult:
+        self.passed += 1
+        return RunResult("done", 0)
+
+
+@pytest.fixture
+def make_early(tmp_path):
+    def build(answer: str = "cancel", ready: bool = True):
+        child = EarlyChild()
+        decided: list[str] = []
+
+        def counting(line: str) -> Verdict:
+            decided.append(line)
+            return verdict_for(line)
+
+        wired = Wired(Guard(counting, trust=FakeTrust()))
+        shown: list[str] = []
+        session = Session(
+            child=child,  # type: ignore[arg-type]
+            get_wired=lambda: wired, ready_wired=lambda: wired if ready else None,
+            config=Config(), ui=None, warnings=WarnBuffer(), ask_warn=lambda: answer,
+            show=lambda ft: shown.append("".join(t for _, t in ft)),  # type: ignore[attr-defined]
+            in_fd=os.open(os.devnull, os.O_RDONLY), out_fd=os.open(os.devnull, os.O_WRONLY),
+        )
+        session._notes_shown = True  # (not the first line)
+        return session, child, decided, shown
+    return build
+
+
+def test_an_allowed_line_goes_to_bash_as_enter_accepts_it(make_early):
+    session, child, decided, _ = make_early()
+    session.accepting("ls -l")
+    assert child.early_sent == ["ls -l"] and decided == ["ls -l"]  # classified first
+    assert session.submit("ls -l").kind == "done"
+    assert child.passed == 1 and child.sent == []  # not sent a second time
+    assert decided == ["ls -l"]  # nor classified twice
+
+
+@pytest.mark.parametrize("line, answer", [("do evil", "yes"), ("risky op", "cancel"),
+                                          ("risky op", "yes")])
+def test_warned_or_blocked_lines_are_never_sent_early(make_early, line, answer):
+    session, child, decided, shown = make_early(answer)
+    session.accepting(line)
+    assert child.early_sent == []
+    session.submit(line)
+    assert decided == [line]  # the early verdict is the one acted on
+    assert child.sent == ([line] if "risky" in line and answer == "yes" else [])
+    assert shown  # REFUSED or the warning, as without the early verdict
+
+
+def test_nothing_is_decided_early_while_the_guard_loads_or_on_the_first_line(make_early):
+    session, child, decided, _ = make_early(ready=False)
+    session.accepting("ls")
+    assert child.early_sent == [] and decided == []
+    session.submit("ls")
+    assert child.sent == ["ls"] and decided == ["ls"]
+    session, child, decided, _ = make_early()
+    session._notes_shown = False
+    session.accepting("ls")
+    assert child.early_sent == [] and decided == []
+
+
+def test_a_continuation_is_classified_whole_when_accepted(make_early):
+    session, child, decided, _ = make_early()
+    session.pending = "echo start \\"
+    session.accepting("evil")
+    assert decided == ["echo start \\\nevil"] and child.early_sent == []
+
+
+def test_the_end_of_a_command_and_the_next_prompt_are_marked_in_one_write(make, tmp_path):
+    session, child, _, _ = make()
+    reads, writes = os.pipe()
+    session.out_fd = writes
+    session.child.state.cwd = "/some where"
+
+    class OneLine:
+        def set_editing_mode(self, mode: str) -> None:
+            pass
+
+        def read(self, *args: object, **kwargs: object) -> object:
+            from attyguard.shell.prompt import ChildGone
+
+            return ChildGone()
+
+    session.ui = OneLine()
+    child.close = lambda: 0  # type: ignore[attr-defined]
+    child.read_idle = lambda: b""  # type: ignore[attr-defined]
+    session._after_command(3)
+    assert session.loop() == 0
+    os.close(writes)
+    data = os.read(reads, 4096)
+    os.close(reads)
+    host = os.uname().nodename
+    assert data == (b"\x1b]133;D;3\x07\x1b]7;file://" + host.encode() + b"/some%20where\x07"
+                    b"\x1b]133;A\x07")

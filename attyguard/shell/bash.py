@@ -66,6 +66,8 @@ class _Run:
     repaired: bool = False
     held: bytes = b""  # keys kept from a bash without hooks (become typeahead)
     early: bytes = b""  # keys typed before the command started (sent when it runs)
+    typed_nul: bool = False  # a NUL (Ctrl-@) went to the command: see `_eof_for`
+    echo_held: bytes = b""  # after D: what may be the start of the ack's echo
 
 
 def sanitize_line(text: str) -> bytes:
@@ -77,6 +79,25 @@ def sanitize_line(text: str) -> bytes:
     text = text.replace("\x1b[201~", "")
     cleaned = "".join(c for c in text if c in "\n\t" or not (ord(c) < 32 or ord(c) == 127))
     return cleaned.encode("utf-8", "surrogateescape")
+
+
+def _partial_tail(data: bytes, pattern: bytes) -> int:
+    """Length of the longest end of `data` that is a proper start of `pattern`."""
+    for k in range(min(len(data), len(pattern) - 1), 0, -1):
+        if data.endswith(pattern[:k]):
+            return k
+    return 0
+
+
+def _eof_for(run: _Run) -> bytes:
+    """What a NUL in the drained typeahead stood for.
+
+    A cooked tty queues the end-of-file key (Ctrl-D) as a NUL; a typed
+    Ctrl-@ is a NUL too. Unless the user typed a Ctrl-@ during this command,
+    it was a Ctrl-D: replayed at the prompt, it ends the shell on an empty
+    line as bash would.
+    """
+    return b"\0" if run.typed_nul else b"\x04"
 
 
 def _status_of(wait_status: int) -> int:
@@ -114,8 +135,8 @@ class BashChild:
         self._pending_records: list[Record] = []
         self._needs_repair = False
         self._out_pending = b""
-        self._ack = b"\x1d" + nonce.encode() + b"\x1d"
-        self._ack_echo = b"^]" + nonce.encode() + b"^]"
+        self._ack = b"\x1d" + nonce.encode() + b"\x1d\0"
+        self._ack_echo = b"^]" + nonce.encode() + b"^]^@"
 
     # --- start-up -------------------------------------------------------------------
 
@@ -198,7 +219,7 @@ class BashChild:
                 self.exit_status = 0
         return self.exit_status
 
-    def _apply_record(self, rec: Record) -> None:
+    def _apply_record(self, rec: Record, eof: bytes = b"\x04") -> None:
         _debug("record", rec)
         if rec.kind == "D" and len(rec.fields) >= 4:
             try:
@@ -213,8 +234,10 @@ class BashChild:
             if len(rec.fields) > 5 and rec.fields[5] in ("vi", "emacs"):
                 self.state.editing_mode = rec.fields[5]
         elif rec.kind == "T":
-            self.state.typeahead = (rec.fields[0] if rec.fields else "").encode(
-                "utf-8", "surrogateescape")
+            # Pieces split where the tty queued an end-of-file mark: the
+            # Ctrl-D typed there (or a Ctrl-@, which queues the same NUL).
+            self.state.typeahead = eof.join(
+                f.encode("utf-8", "surrogateescape") for f in rec.fields)
 
     # --- the first prompt -----------------------------------------------------------
 
@@ -347,6 +370,7 @@ class BashChild:
                     self._check_stalled(run, out_fd, now=True)
                 else:
                     self._write_master(data)
+                    run.typed_nul = run.typed_nul or b"\0" in data
         if self.fifo in readable:
             self._pending_records.extend(self._read_fifo())
             self._handle_records(run)
@@ -368,7 +392,7 @@ class BashChild:
     def _handle_records(self, run: _Run) -> None:
         for rec in list(self._pending_records):
             if rec.kind == "T":
-                self._apply_record(rec)
+                self._apply_record(rec, _eof_for(run))
                 run.got_t = True
                 self._pending_records.remove(rec)
             elif rec.kind == "R" and run.repaired:
@@ -418,8 +442,14 @@ class BashChild:
             return
         if run.phase == "after_d":
             # Readline re-enabling bracketed paste is for its own prompt, which
-            # the front end draws; the ack may be echoed if it beat `read -s`.
+            # the front end draws; the ack may be echoed if it beat `read -s`,
+            # and that echo may come in two reads: a tail that could start it
+            # waits for the next piece (dropped if the prompt comes first).
+            piece = run.echo_held + piece
             piece = piece.replace(self._ack_echo, b"").replace(b"\x1b[?2004h", b"")
+            keep = _partial_tail(piece, self._ack_echo)
+            run.echo_held = piece[len(piece) - keep:] if keep else b""
+            piece = piece[:len(piece) - keep]
         if run.phase == "run_quiet" or out_fd is None or not piece:
             return
         _write_all(out_fd, piece)
@@ -447,7 +477,7 @@ class BashChild:
                 if not run.got_t:
                     rec = self._take_record("T")
                     if rec is not None:
-                        self._apply_record(rec)
+                        self._apply_record(rec, _eof_for(run))
                 run.result = RunResult("done", self.state.status)
                 if self._needs_repair:
                     # readline is reading now: the bind -x key reinstalls the hooks

@@ -11,25 +11,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import re
 import signal
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.application import run_in_terminal
+from prompt_toolkit.application import Application, run_in_terminal
 from prompt_toolkit.buffer import Buffer
-from prompt_toolkit.formatted_text import ANSI, FormattedText
+from prompt_toolkit.formatted_text import ANSI, FormattedText, StyleAndTextTuples
 from prompt_toolkit.history import History
 from prompt_toolkit.input import Input
 from prompt_toolkit.input.vt100_parser import Vt100Parser
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.key_binding.key_bindings import Binding, KeyBindingsBase, KeysTuple
 from prompt_toolkit.key_binding.key_processor import KeyPress
-from prompt_toolkit.layout.containers import ConditionalContainer, Container, FloatContainer, HSplit
+from prompt_toolkit.layout.containers import (
+    ConditionalContainer,
+    Container,
+    FloatContainer,
+    HSplit,
+    Window,
+)
+from prompt_toolkit.layout.controls import BufferControl, UIContent
+from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.layout.menus import CompletionsMenu
+from prompt_toolkit.layout.processors import (
+    AfterInput,
+    AppendAutoSuggestion,
+    ConditionalProcessor,
+    DynamicProcessor,
+    PasswordProcessor,
+)
+from prompt_toolkit.layout.screen import Screen, WritePosition
 from prompt_toolkit.output import Output
 from prompt_toolkit.shortcuts import CompleteStyle
+from prompt_toolkit.utils import to_str
 
 from attyguard.shell.completion import BashCompleter
 from attyguard.shell.warnings import WarnBuffer
@@ -81,6 +101,61 @@ class _PromptLoop(asyncio.SelectorEventLoop):
         if sig not in _VALID_SIGNALS:
             raise ValueError(f"invalid signal number {sig}")
 
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: object,
+                             context: contextvars.Context | None = None) -> asyncio.Handle:
+        """`call_soon` when already on the running loop's own thread.
+
+        prompt_toolkit schedules every redraw and invalidate event this way,
+        even from inside the loop; asyncio then wakes its own selector through
+        the self-pipe (a send, a recv and an extra loop pass each time), for
+        callbacks the running loop picks up anyway. Other threads (the warn
+        subscriber) still wake the loop.
+        """
+        if self._thread_id == threading.get_ident():  # type: ignore[attr-defined]
+            return self.call_soon(callback, *args, context=context)
+        return super().call_soon_threadsafe(callback, *args, context=context)
+
+
+class _ShellPromptSession(PromptSession[str]):
+    """PromptSession that works out the prompt's fragments once per prompt, not per use.
+
+    One render asks for the prompt text about six times (is it multi-line,
+    the line above the input, the first input line), each time converting
+    the message again and rebuilding the first line one character at a time:
+    ~15% of a render measured with a short coloured PS1, more with a long
+    one. The message is a fixed ANSI text for the whole of one `read`.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._prompt_of: object = None
+        self._prompt: StyleAndTextTuples = []
+        self._first_line_of: object = None
+        self._first_line: StyleAndTextTuples = []
+        super().__init__(**kwargs)
+
+    def _get_prompt(self) -> StyleAndTextTuples:
+        message = self.message
+        if not isinstance(message, ANSI):
+            return super()._get_prompt()
+        if message is not self._prompt_of:
+            self._prompt = super()._get_prompt()
+            self._prompt_of = message
+        return self._prompt
+
+    def _get_line_prefix(self, line_number: int, wrap_count: int,
+                         get_prompt_text_2: Callable[[], StyleAndTextTuples],
+                         ) -> StyleAndTextTuples:
+        def first_line() -> StyleAndTextTuples:
+            message = self.message
+            if not isinstance(message, ANSI):
+                return get_prompt_text_2()
+            if message is not self._first_line_of:
+                self._first_line = get_prompt_text_2()
+                self._first_line_of = message
+            return self._first_line
+
+        return super()._get_line_prefix(line_number, wrap_count, first_line)
+
 
 class ShellPrompt:
     def __init__(
@@ -97,7 +172,7 @@ class ShellPrompt:
     ) -> None:
         self.warnings = warnings
         self.daemon_state = daemon_state
-        self.session: PromptSession[str] = PromptSession(
+        self.session: PromptSession[str] = _ShellPromptSession(
             history=history,
             completer=BashCompleter(complete) if complete is not None else None,
             complete_while_typing=False,
@@ -113,10 +188,17 @@ class ShellPrompt:
         _cache_key_bindings(self.session.app)
         _slim_layout(self.session.app.layout.container)
         _no_redraw_after_accept(self.session.app)
+        _less_loop_churn(self.session.app, self.session.default_buffer)
+        _lean_input_processors(self.session.app.layout.find_all_windows())
+        _heights_once_per_render(self.session.app)
+        _no_last_line_class(self.session.app.layout.find_all_windows())
         _fast_history(self.session.default_buffer)
         # One event loop for every line: `PromptSession.prompt` would build and
         # tear down a fresh loop (epoll, self-pipe, signal handlers) per line.
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_accept: Callable[[str], None] | None = None
+        self._parsed: dict[str, ANSI] = {}
+        _tell_on_accept(self.session.default_buffer, lambda: self._on_accept)
 
     def _invalidate(self) -> None:
         app = self.session.app
@@ -134,6 +216,20 @@ class ShellPrompt:
             parts.append(("", "│ Alt+Shift+W: show warnings "))
         return FormattedText(parts)
 
+    def _ansi(self, text: str) -> ANSI:
+        """`text` parsed as ANSI once: PS1/PS2 rarely change between prompts.
+
+        Parsing walks the text one character at a time, and the same object
+        lets `_ShellPromptSession` keep the prompt's fragments from the last
+        prompt too. A few recent texts are kept (PS1, PS2, a changing PS1).
+        """
+        found = self._parsed.get(text)
+        if found is None:
+            if len(self._parsed) >= 8:
+                self._parsed.clear()
+            found = self._parsed[text] = ANSI(text)
+        return found
+
     def take_typeahead(self) -> str:
         """Keys prompt_toolkit read after the accepting Enter (it keeps them
         for its next application): they were typed for what comes next."""
@@ -150,10 +246,27 @@ class ShellPrompt:
     def read(self, message: str, *, default: str = "", keys: str = "", continuation: str = "",
              idle_fd: int | None = None,
              on_idle: Callable[[], bytes | None] | None = None,
-             after_render: Callable[[], None] | None = None) -> ReadResult:
-        """Read one line; while waiting, output on `idle_fd` is printed above the prompt."""
+             after_render: Callable[[], None] | None = None,
+             on_accept: Callable[[str], None] | None = None) -> ReadResult:
+        """Read one line; while waiting, output on `idle_fd` is printed above the prompt.
+
+        `on_accept(text)` runs as Enter accepts the line, before the prompt's
+        final frame is drawn and the application torn down (the line is
+        returned as usual afterwards).
+        """
         gone = False
         loops: list[asyncio.AbstractEventLoop] = []
+
+        def accepted(text: str) -> None:
+            # What bash writes from here on (its echo of the line, if
+            # `on_accept` sent it) is the passthrough's to read, not idle output.
+            for loop in loops:
+                if idle_fd is not None:
+                    loop.remove_reader(idle_fd)
+            if on_accept is not None:
+                on_accept(text)
+
+        self._on_accept = accepted
 
         def pre_run() -> None:
             loop = asyncio.get_running_loop()
@@ -192,20 +305,21 @@ class ShellPrompt:
 
         try:
             # Lines after the first (a pasted block) are drawn after the user's PS2.
-            cont = ANSI(continuation) if continuation else None
+            cont = self._ansi(continuation) if continuation else None
             if self._loop is None or self._loop.is_closed():
                 self._loop = _PromptLoop()
             # handle_sigint=False: the terminal is raw, so ^C arrives as a key;
             # asyncio's SIGINT handler would also replace the login shell's
             # SIG_IGN with Python's default handler once the prompt ends.
             text = self._loop.run_until_complete(self.session.prompt_async(
-                ANSI(message), default=default, pre_run=pre_run, prompt_continuation=cont,
+                self._ansi(message), default=default, pre_run=pre_run, prompt_continuation=cont,
                 handle_sigint=False))
         except EOFError:
             return ChildGone() if gone else Eof()
         except KeyboardInterrupt:
             return Interrupted()
         finally:
+            self._on_accept = None
             for loop in loops:
                 if idle_fd is not None and not loop.is_closed():
                     loop.remove_reader(idle_fd)
@@ -233,6 +347,181 @@ def _slim_layout(root: Container) -> None:
     # Only the readline-like completion menu can appear (Ctrl-N in vi mode).
     main.floats = [f for f in main.floats if isinstance(f.content, CompletionsMenu)]
     root.children = [main, bottom]
+
+
+def _tell_on_accept(buffer: Buffer, listener: Callable[[], Callable[[str], None] | None]) -> None:
+    """Call the current `listener()` with the text as Enter accepts it, first thing."""
+    accept = buffer.accept_handler
+
+    def accept_and_tell(buf: Buffer) -> bool:
+        tell = listener()
+        if tell is not None:
+            tell(buf.document.text)
+        return accept(buf) if accept is not None else False
+
+    buffer.accept_handler = accept_and_tell
+
+
+def _less_loop_churn(app: object, buffer: Buffer) -> None:
+    """Stop the per-keystroke and per-line event-loop tasks this shell never needs.
+
+    Measured per `true` + Enter: ~12 background tasks and ~19 re-queued
+    redraw callbacks, about a third of the front end's CPU per line:
+    - PromptSession gives its buffer always-present validator and auto-suggest
+      wrappers, so every inserted character starts two tasks that find
+      nothing to do (this shell has neither; completion is Tab-only);
+    - the key processor starts a `timeoutlen` timer task after every batch
+      of keys, even when no key sequence is pending (only then it matters);
+    - redraws are re-queued until the loop is idle (`max_render_postpone_time`)
+      — a throttle for busy full-screen apps; here it meant one more loop
+      pass per queued task, and the redraw is still coalesced (prompt_toolkit
+      never queues a second one while one is pending);
+    - the terminal size is also polled by a task, for threads/Windows where
+      SIGWINCH cannot be used; this prompt runs in the main thread on Unix,
+      where prompt_toolkit's SIGWINCH handler does the job.
+    Each is left alone if this prompt_toolkit does not look as expected.
+    """
+    if hasattr(buffer, "validator") and hasattr(buffer, "auto_suggest"):
+        buffer.validator = None
+        buffer.auto_suggest = None
+    if hasattr(app, "max_render_postpone_time"):
+        app.max_render_postpone_time = None
+    if hasattr(app, "terminal_size_polling_interval") and \
+            threading.current_thread() is threading.main_thread():
+        app.terminal_size_polling_interval = None
+    processor = getattr(app, "key_processor", None)
+    start = getattr(processor, "_start_timeout", None)
+    if start is None or not hasattr(processor, "key_buffer") \
+            or not hasattr(processor, "_flush_wait_task"):
+        return
+
+    def _start_timeout() -> None:
+        # As prompt_toolkit does: a new batch of keys cancels the old timer;
+        # a new one is only needed while a key sequence waits for its end.
+        if processor.key_buffer:  # type: ignore[union-attr]
+            start()
+            return
+        task = processor._flush_wait_task  # type: ignore[union-attr]
+        if task is not None:
+            task.cancel()
+            processor._flush_wait_task = None  # type: ignore[union-attr]
+
+    processor._start_timeout = _start_timeout  # type: ignore[union-attr]
+
+
+def _lean_input_processors(windows: Iterable[Window]) -> None:
+    """Drop the input processors of PromptSession features this shell never uses.
+
+    Every render runs each processor over every input line (twice: once to
+    measure, once to draw). Auto-suggestion, password masking, extra
+    per-call processors and the placeholder are never enabled here
+    (`ShellPrompt.read` passes none of them); search and selection
+    highlighting and vi's multiple cursors stay.
+    """
+    unused = (AppendAutoSuggestion, PasswordProcessor, DynamicProcessor, AfterInput)
+    for window in windows:
+        control = window.content
+        if not isinstance(control, BufferControl) or not control.input_processors:
+            continue
+        control.input_processors = [
+            p for p in control.input_processors
+            if not isinstance(p.processor if isinstance(p, ConditionalProcessor) else p, unused)]
+
+
+def _no_last_line_class(windows: Iterable[Window]) -> None:
+    """Skip styling each window's last row as "class:last-line".
+
+    prompt_toolkit restyles every cell of that row on every render (for
+    full-screen apps that underline it); no style this prompt uses gives the
+    class a look (prompt_toolkit's own default only styles it inside dialogs),
+    so it changed nothing on screen and cost two passes over a terminal row
+    per render. Left alone if `Window` does not look as expected.
+    """
+    for window in windows:
+        if not hasattr(window, "_apply_style"):
+            return
+
+        def apply_style(new_screen: Screen, write_position: WritePosition, parent_style: str,
+                        window: Window = window) -> None:
+            new_screen.fill_area(write_position, style=f"{parent_style} {to_str(window.style)}",
+                                 after=False)
+
+        window._apply_style = apply_style  # type: ignore[method-assign]
+
+
+class _HeightCache:
+    """A container's `preferred_height`, computed once per (width, room) while rendering.
+
+    One render asks each container for its height several times (the root
+    HSplit, then its children again while dividing the room, each asking its
+    control to build its content anew): measured ~12 calls per render for a
+    layout of 4 containers. Nothing a height depends on changes during a
+    render; outside renders (key handlers) the cache is off and empty.
+    """
+
+    def __init__(self, compute: Callable[[int, int], Dimension]) -> None:
+        self.compute = compute
+        self.on = False
+        self.seen: dict[tuple[int, int], Dimension] = {}
+
+    def __call__(self, width: int, max_available_height: int) -> Dimension:
+        if not self.on:
+            return self.compute(width, max_available_height)
+        key = (width, max_available_height)
+        found = self.seen.get(key)
+        if found is None:
+            found = self.seen[key] = self.compute(width, max_available_height)
+        return found
+
+
+class _ContentCache:
+    """The input's `create_content`, built once per (width, preview) while rendering.
+
+    A render builds the input's content twice: once to measure its height
+    (asked with a dummy height of 1), once to draw it, running every input
+    processor over every line both times. The processors used here (search
+    and selection highlighting, vi multiple cursors) do not look at the
+    height; outside renders the cache is off and empty.
+    """
+
+    def __init__(self, compute: Callable[..., UIContent]) -> None:
+        self.compute = compute
+        self.on = False
+        self.seen: dict[tuple[int, bool], UIContent] = {}
+
+    def __call__(self, width: int, height: int, preview_search: bool = False) -> UIContent:
+        if not self.on:
+            return self.compute(width, height, preview_search)
+        key = (width, preview_search)
+        found = self.seen.get(key)
+        if found is None:
+            found = self.seen[key] = self.compute(width, height, preview_search)
+        return found
+
+
+def _heights_once_per_render(app: Application[str]) -> None:
+    caches: list[_HeightCache | _ContentCache] = []
+    for container in app.layout.walk():
+        cache = _HeightCache(container.preferred_height)
+        container.preferred_height = cache  # type: ignore[method-assign]
+        caches.append(cache)
+        if isinstance(container, Window) and type(container.content) is BufferControl:
+            content = _ContentCache(container.content.create_content)
+            container.content.create_content = content  # type: ignore[method-assign]
+            caches.append(content)
+
+    def start(_app: object) -> None:
+        for cache in caches:
+            cache.seen.clear()  # (a render that raised never reached `stop`)
+            cache.on = True
+
+    def stop(_app: object) -> None:
+        for cache in caches:
+            cache.on = False
+            cache.seen.clear()
+
+    app.before_render += start
+    app.after_render += stop
 
 
 def _fast_history(buffer: Buffer) -> None:
@@ -294,6 +583,11 @@ class _PerRenderBindings(KeyBindingsBase):
     trip was measured there. The layout is fixed between two renders; only
     the focused window can change (a key handler moving focus), so it stays
     part of the key. Anything else forgets the cache at the next render.
+    Each lookup on the merged bindings also re-derives their version from
+    every nested registry (~30 calls per key press), for bindings that only
+    change when a registry is edited: that check runs once per render here,
+    and key presses read the merged copy it keeps up to date. Filters are not
+    cached: the key processor still evaluates them for every key.
     """
 
     def __init__(self, inner: KeyBindingsBase, app: object) -> None:
@@ -309,7 +603,9 @@ class _PerRenderBindings(KeyBindingsBase):
         window = self._app.layout.current_window  # type: ignore[attr-defined]
         if self._merged is None or window is not self._window:
             self._window = window
-            self._merged = self._inner._key_bindings  # type: ignore[attr-defined]
+            merged = self._inner._key_bindings  # type: ignore[attr-defined]
+            merged._version  # noqa: B018  (brings the merged copy up to date)
+            self._merged = getattr(merged, "_bindings2", merged)
         return self._merged
 
     @property

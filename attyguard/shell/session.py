@@ -22,9 +22,23 @@ from attyguard.shell.warnings import WarnBuffer
 
 if TYPE_CHECKING:  # imported lazily: bash is spawned before anything heavy
     from attyguard.config import Config
+    from attyguard.engine.verdict import Verdict
     from attyguard.shell.wiring import Wired
 
 __all__ = ["Session", "run_interactive"]
+
+
+def _not_ready() -> Wired | None:
+    return None
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """A verdict reached as Enter accepted `text`; `sent`: bash already has the line."""
+
+    text: str
+    verdict: Verdict
+    sent: bool
 
 
 @dataclass
@@ -42,9 +56,40 @@ class Session:
     keys: str = ""  # typed ahead while a command ran: replayed as keystrokes
     default: str = ""
     after_first_render: Callable[[], None] | None = None
+    # The Guard if it is loaded and warm, else None (never waits): lets
+    # `accepting` decide while the prompt is still finishing its last frame.
+    ready_wired: Callable[[], Wired | None] = _not_ready
     _notes_shown: bool = False
+    _decided: _Decided | None = None
+    _held_marks: str = ""
 
     # --- the one enforcement point ----------------------------------------------------
+
+    def accepting(self, text: str) -> None:
+        """Enter has accepted `text`; the prompt has yet to draw its final frame.
+
+        Called by the prompt from its Enter handler. Classifies the line here
+        already and, if it is allowed, hands it to bash at once, so bash reads
+        and runs it while the prompt finishes drawing and tears down (on the
+        other core) instead of after. Still classified before bash sees it;
+        `submit` then acts on this verdict and only passes the terminal
+        through. Anything but a plain allow (warn, block), or a Guard still
+        loading, is left to `submit` as before.
+        """
+        from attyguard.engine.verdict import Action
+
+        self._decided = None
+        wired = self.ready_wired()
+        if wired is None or not self._notes_shown:
+            return  # (the first line also shows the Guard's notes: submit's job)
+        verdict = wired.guard.decide(self._full(text))
+        sent = verdict.action is Action.ALLOW
+        if sent:
+            self.child.send_line(text, self.in_fd)
+        self._decided = _Decided(text, verdict, sent)
+
+    def _full(self, text: str) -> str:
+        return f"{self.pending}\n{text}" if self.pending else text
 
     def submit(self, text: str) -> RunResult | None:
         """Classify what would run and act on the verdict; None if nothing ran."""
@@ -53,13 +98,20 @@ class Session:
         from attyguard.engine.verdict import Action
         from attyguard.shell.confirm import refused_text, warn_text
 
-        full = f"{self.pending}\n{text}" if self.pending else text
+        decided, self._decided = self._decided, None
+        if decided is not None and decided.sent:
+            # Classified and allowed as Enter accepted it; bash is running it.
+            return self._run(decided.text, self._full(decided.text), self._take_typeahead(),
+                             sent=True)
+        if decided is not None and decided.text != text:
+            decided = None  # (not the line the prompt returned: decide again)
+        full = self._full(text)
         wired = self.get_wired()
         if not self._notes_shown:
             self._notes_shown = True
             for note in wired.warnings:
                 self.show(FormattedText([("", f"attyguard: {note}\n")]))
-        verdict = wired.guard.decide(full)
+        verdict = decided.verdict if decided is not None else wired.guard.decide(full)
         if verdict.action is Action.BLOCK:
             self.show(refused_text(verdict, self.config.ui.refused_style))
             self.warnings.add(f"refused: {verdict.reason}: {one_line(full, 120)}")
@@ -85,19 +137,36 @@ class Session:
 
     # --- running --------------------------------------------------------------------
 
-    def _osc(self, body: str) -> None:
-        if self.config.ui.shell_integration_marks:
-            os.write(self.out_fd, f"\x1b]{body}\x07".encode())
+    def _osc(self, body: str, *, hold: bool = False) -> None:
+        """Write a shell-integration mark; `hold`: with the next one, in one write.
+
+        A command's end (D), its directory (7) and the next prompt (A) go out
+        together: one write instead of three, each of which wakes the
+        terminal (or tmux) to parse a few bytes.
+        """
+        if not self.config.ui.shell_integration_marks:
+            return
+        self._held_marks += f"\x1b]{body}\x07"
+        if not hold:
+            self._flush_marks()
+
+    def _flush_marks(self) -> None:
+        if self._held_marks:
+            data, self._held_marks = self._held_marks.encode(), ""
+            os.write(self.out_fd, data)
 
     def _take_typeahead(self) -> str:
         take = getattr(self.ui, "take_typeahead", None)
         return take() if take is not None else ""
 
-    def _run(self, text: str, full: str, early: str = "") -> RunResult:
+    def _run(self, text: str, full: str, early: str = "", sent: bool = False) -> RunResult:
         self._osc("133;C")
+        keys = early.encode("utf-8", "surrogateescape")
         with raw_terminal(self.in_fd):
-            result = self.child.run(text, self.in_fd, self.out_fd,
-                                    early=early.encode("utf-8", "surrogateescape"))
+            if sent:  # (by `accepting`: bash has the line already)
+                result = self.child.passthrough(self.in_fd, self.out_fd, early=keys)
+            else:
+                result = self.child.run(text, self.in_fd, self.out_fd, early=keys)
         if result.kind == "more":
             self.pending = full
             self._collect_typeahead()
@@ -108,12 +177,12 @@ class Session:
         return result
 
     def _after_command(self, status: int) -> None:
-        self._osc(f"133;D;{status}")
+        self._osc(f"133;D;{status}", hold=True)
         cwd = self.child.state.cwd
-        if cwd:
+        if cwd and self.config.ui.shell_integration_marks:
             from urllib.parse import quote
 
-            self._osc(f"7;file://{os.uname().nodename}{quote(cwd)}")
+            self._osc(f"7;file://{_hostname()}{quote(cwd)}", hold=True)
         self._collect_typeahead()
 
     def _collect_typeahead(self) -> None:
@@ -139,6 +208,7 @@ class Session:
         from attyguard.shell.prompt import ChildGone, Eof, Interrupted
 
         while True:
+            self._decided = None  # (set by `accepting` during the read below)
             default = self.default
             keys, self.keys = split_typeahead(self.keys)
             self.default = ""
@@ -146,11 +216,12 @@ class Session:
             message = state.ps2 if self.pending else state.ps1
             self.ui.set_editing_mode(state.editing_mode)  # type: ignore[attr-defined]
             if not self.pending:
-                self._osc("133;A")
+                self._osc("133;A", hold=True)
+            self._flush_marks()  # (before the prompt draws anything)
             first, self.after_first_render = self.after_first_render, None
             got = self.ui.read(  # type: ignore[attr-defined]
                 message, default=default, keys=keys, after_render=first,
-                continuation=state.ps2,
+                continuation=state.ps2, on_accept=self.accepting,
                 idle_fd=self.child.master, on_idle=self.child.read_idle)
             if isinstance(got, ChildGone):
                 return self.child.close()
@@ -169,6 +240,17 @@ class Session:
             result = self.submit(got)
             if result is not None and result.kind == "exited":
                 return result.status
+
+
+def _hostname() -> str:
+    """This host's name for OSC 7, asked once (a uname(2) per command otherwise)."""
+    global _HOSTNAME
+    if _HOSTNAME is None:
+        _HOSTNAME = os.uname().nodename
+    return _HOSTNAME
+
+
+_HOSTNAME: str | None = None
 
 
 def _terminal_size(fd: int) -> tuple[int, int] | None:
@@ -238,7 +320,8 @@ def _interactive(child: BashChild) -> int:
     session = Session(child=child, get_wired=loader.get, config=config, ui=ui,
                       warnings=warnings, ask_warn=ask_warn,
                       show=lambda ft: print_formatted_text(ft, end=""),
-                      after_first_render=loader.start)
+                      after_first_render=loader.start,
+                      ready_wired=lambda: loader.ready)
     session._after_command(child.state.status)
     try:
         return session.loop()

@@ -106,6 +106,14 @@ class GuardLoader:
     def loaded(self) -> Wired | None:
         return self._wired
 
+    @property
+    def ready(self) -> Wired | None:
+        """The Guard once loading has finished entirely (rules warm), else None: never waits."""
+        thread = self._thread
+        if thread is None or thread.is_alive():
+            return None
+        return self._wired
+
     def get(self) -> Wired:
         self.start()
         assert self._thread is not None

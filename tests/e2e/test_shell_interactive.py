@@ -115,6 +115,18 @@ def test_ctrl_d_exits_with_bash_status_and_runs_exit_trap(shell, ag_home):
     assert (ag_home / "trap-ran").read_text() == "bye\n"
 
 
+def test_ctrl_d_typed_ahead_while_a_command_runs_ends_the_shell(shell, ag_home):
+    # As in bash: a Ctrl-D typed during a command reaches the next (empty)
+    # prompt and ends the shell there, with bash's status and EXIT trap.
+    t = shell()
+    t.send_line("trap 'echo bye > ~/trap-ran' EXIT; echo started; sleep 1.5; false")
+    t.wait_for(r"^started$")
+    t.send_keys("C-d")
+    status = t.wait_exit()
+    assert status == 1, t.screen()
+    assert (ag_home / "trap-ran").read_text() == "bye\n"
+
+
 @pytest.mark.parametrize("status", [0, 3, 130])
 def test_exit_n(shell, status):
     t = shell()
