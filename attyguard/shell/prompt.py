@@ -187,6 +187,7 @@ class ShellPrompt:
         warnings.on_change = self._invalidate
         _cache_key_bindings(self.session.app)
         _slim_layout(self.session.app.layout.container)
+        _status_bar_without_cpr(self.session)
         _no_redraw_after_accept(self.session.app)
         _less_loop_churn(self.session.app, self.session.default_buffer)
         _lean_input_processors(self.session.app.layout.find_all_windows())
@@ -347,6 +348,28 @@ def _slim_layout(root: Container) -> None:
     # Only the readline-like completion menu can appear (Ctrl-N in vi mode).
     main.floats = [f for f in main.floats if isinstance(f.content, CompletionsMenu)]
     root.children = [main, bottom]
+
+
+def _status_bar_without_cpr(session: PromptSession[str]) -> None:
+    """Show the status bar on terminals that never answer cursor-position requests.
+
+    PromptSession hides its bottom toolbar until it knows how far the screen
+    goes below the cursor (a CPR answer), to spare terminals that answer late
+    a toolbar that jumps. A terminal that does not answer at all (or
+    PROMPT_TOOLKIT_NO_CPR=1) would never see the warn counter: there the
+    toolbar is drawn right under the input instead.
+    """
+    from prompt_toolkit.filters import Condition, is_done, renderer_height_is_known
+    from prompt_toolkit.renderer import CPR_Support
+
+    app = session.app
+    for child in getattr(app.layout.container, "children", []):
+        if (isinstance(child, ConditionalContainer) and isinstance(child.content, Window)
+                and "bottom-toolbar" in str(child.content.style)):
+            no_cpr = Condition(lambda: app.renderer.cpr_support is CPR_Support.NOT_SUPPORTED)
+            wanted = Condition(lambda: session.bottom_toolbar is not None)
+            child.filter = ~is_done & (renderer_height_is_known | no_cpr) & wanted
+            return
 
 
 def _tell_on_accept(buffer: Buffer, listener: Callable[[], Callable[[str], None] | None]) -> None:

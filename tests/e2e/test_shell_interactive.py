@@ -433,3 +433,16 @@ def test_fast_typing_keeps_every_line_in_order(shell):
     t.send_line("echo two")
     t.send_line("echo three")
     t.wait_for(r"^one\n(.*\n)*two\n(.*\n)*three\n\[~\]\$$")
+
+
+def test_status_bar_without_cursor_position_reports(shell, ag_env):
+    """A terminal that never answers CPR still gets the status bar (under the input)."""
+    t = shell(env={**ag_env, "PROMPT_TOOLKIT_NO_CPR": "1"})
+    t.send_line("echo no-cpr")
+
+    def bar_under_prompt(screen: str) -> bool:
+        lines = screen.rstrip("\n").splitlines()
+        return (len(lines) >= 2 and lines[-2].startswith("[~]$")
+                and lines[-1].strip() == "attyguard" and "no-cpr" in screen)
+
+    t.wait_for(bar_under_prompt)
