@@ -42,6 +42,9 @@ _STALL_S = 0.8
 class RunResult:
     kind: str  # "done" (prompt is back), "more" (bash wants a continuation line), "exited"
     status: int = 0
+    # The prompt came back only through a hook repair (no clean D record): what
+    # readline draws next is not known in advance (the instant prompt stays off).
+    repaired: bool = False
 
 
 @dataclass
@@ -64,6 +67,7 @@ class _Run:
     last_activity: float = 0.0
     repaired: bool = False
     held: bytes = b""  # keys kept from a bash without hooks (become typeahead)
+    repair_key_sent: bool = False
     early: bytes = b""  # keys typed before the command started (sent when it runs)
 
 
@@ -113,6 +117,8 @@ class BashChild:
         self._out_pending = b""
         self._ack = b"\x1d" + nonce.encode() + b"\x1d"
         self._ack_echo = b"^]" + nonce.encode() + b"^]"
+        # The last bytes passed to the user's terminal: does output end mid-line?
+        self.out_tail = b""
 
     # --- start-up -------------------------------------------------------------------
 
@@ -264,7 +270,10 @@ class BashChild:
         finally:
             if old_winch is not None:
                 signal.signal(signal.SIGWINCH, old_winch)
-        return run.result
+        result = run.result
+        assert result is not None  # the loop above ends only with a result
+        result.repaired = run.repaired or run.repair_key_sent
+        return result
 
     def cancel_continuation(self) -> RunResult:
         """Abandon a half-entered command (bash is at PS2): ^C, then the prompt."""
@@ -374,6 +383,7 @@ class BashChild:
             piece = piece.replace(self._ack_echo, b"").replace(b"\x1b[?2004h", b"")
         if run.phase == "run_quiet" or out_fd is None or not piece:
             return
+        self.out_tail = piece[-64:]
         _write_all(out_fd, piece)
 
     def _output_mark(self, run: _Run, mark: Mark, out_fd: int | None) -> None:
@@ -405,6 +415,7 @@ class BashChild:
                     # readline is reading now: the bind -x key reinstalls the hooks
                     # (its R record and redraw arrive while idle and are ignored).
                     self._needs_repair = False
+                    run.repair_key_sent = True
                     self._write_master(_KEY_REPAIR)
             elif run.phase != "echo" and not run.repaired:
                 # (In the echo phase a B is readline redrawing the old prompt.)

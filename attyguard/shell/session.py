@@ -10,13 +10,24 @@ whole command entered so far.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import termios
+import tty
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attyguard.shell.bash import BashChild, RunResult, raw_terminal
+from attyguard.shell.instant import (
+    InstantPrompt,
+    draw_instant_prompt,
+    ends_at_line_start,
+    first_prompt_input,
+    prompt_input_attrs,
+    prompt_rows,
+)
 from attyguard.shell.text import one_line, split_typeahead
 from attyguard.shell.warnings import WarnBuffer
 
@@ -42,6 +53,7 @@ class Session:
     keys: str = ""  # typed ahead while a command ran: replayed as keystrokes
     default: str = ""
     after_first_render: Callable[[], None] | None = None
+    instant: InstantPrompt | None = None  # the first PS1, drawn before the front end
     _notes_shown: bool = False
 
     # --- the one enforcement point ----------------------------------------------------
@@ -108,12 +120,7 @@ class Session:
         return result
 
     def _after_command(self, status: int) -> None:
-        self._osc(f"133;D;{status}")
-        cwd = self.child.state.cwd
-        if cwd:
-            from urllib.parse import quote
-
-            self._osc(f"7;file://{os.uname().nodename}{quote(cwd)}")
+        _finished_marks(self.config, self.out_fd, status, self.child.state.cwd)
         self._collect_typeahead()
 
     def _collect_typeahead(self) -> None:
@@ -145,7 +152,10 @@ class Session:
             state = self.child.state
             message = state.ps2 if self.pending else state.ps1
             self.ui.set_editing_mode(state.editing_mode)  # type: ignore[attr-defined]
-            if not self.pending:
+            instant, self.instant = self.instant, None
+            if instant is not None:
+                instant.hand_over()  # drawn (after its 133;A) while the front end loaded
+            elif not self.pending:
                 self._osc("133;A")
             first, self.after_first_render = self.after_first_render, None
             got = self.ui.read(  # type: ignore[attr-defined]
@@ -204,29 +214,57 @@ def run_interactive(*, login: bool, norc: bool = False, noprofile: bool = False)
 
 def _interactive(child: BashChild) -> int:
     from attyguard.config import load_config
-    from attyguard.paths import state_dir
 
     config, errors = load_config()
     for error in errors:
         print(f"attyguard: config: {error}", file=sys.stderr)
     # bash reads its rc files meanwhile; its output waits in the pty.
+    saved = _tty_attrs(0)
+    if saved is not None:
+        tty.setraw(0, termios.TCSANOW)
+    try:
+        # Start-up output (motd, rc files) passes through untouched.
+        first = child.passthrough(0, 1, phase="run")
+        if saved is not None:
+            # Straight from raw to prompt_toolkit's input mode, never cooked in
+            # between: keys typed until its first prompt stay queued, unechoed.
+            termios.tcsetattr(0, termios.TCSANOW, prompt_input_attrs(saved))
+        if first.kind == "exited":
+            return first.status
+        return _first_prompt(child, config, first, saved)
+    finally:
+        if saved is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(0, termios.TCSANOW, saved)
+
+
+def _first_prompt(child: BashChild, config: Config, first: RunResult,
+                  saved: list[Any] | None) -> int:
+    """The instant prompt if it is safe, then prompt_toolkit and the loop."""
+    warnings = WarnBuffer()
+    subscriber = _subscribe(config, warnings)  # (may print: before anything is drawn)
+    _finished_marks(config, 1, child.state.status, child.state.cwd)
+    instant = None
+    size = _terminal_size(0)
+    if (saved is not None and size is not None and first.kind == "done" and not first.repaired
+            and ends_at_line_start(child.out_tail)):
+        rows = prompt_rows(child.state.ps1, size[1], size[0])
+        if rows is not None:
+            instant = draw_instant_prompt(
+                1, child.state.ps1, rows, reserve_below=1 if config.ui.status_bar else 0,
+                mark=_osc_bytes(config, "133;A"))
+
+    # Only now the front end: ≈120 ms of imports and set-up the user no longer waits for.
     from prompt_toolkit import print_formatted_text
 
+    from attyguard.paths import state_dir
     from attyguard.shell.confirm import ask_warn
     from attyguard.shell.history import SharedFileHistory
     from attyguard.shell.keys import load_shell_bindings
     from attyguard.shell.prompt import ShellPrompt
     from attyguard.shell.wiring import GuardLoader
 
-    # Start-up output (motd, rc files) passes through untouched.
-    with raw_terminal(0):
-        first = child.passthrough(0, 1, phase="run")
-    if first.kind == "exited":
-        return first.status
     loader = GuardLoader(config)
-
-    warnings = WarnBuffer()
-    subscriber = _subscribe(config, warnings)
     ui = ShellPrompt(
         history=SharedFileHistory(state_dir() / "history", config.shell.history_size),
         complete=child.complete,
@@ -234,12 +272,13 @@ def _interactive(child: BashChild) -> int:
         bindings=load_shell_bindings(warnings),
         status_bar=config.ui.status_bar,
         daemon_state=lambda: loader.loaded.daemon_state if loader.loaded else "",
+        input=first_prompt_input(0, saved) if saved is not None else None,
     )
     session = Session(child=child, get_wired=loader.get, config=config, ui=ui,
                       warnings=warnings, ask_warn=ask_warn,
                       show=lambda ft: print_formatted_text(ft, end=""),
-                      after_first_render=loader.start)
-    session._after_command(child.state.status)
+                      after_first_render=loader.start, instant=instant)
+    session._collect_typeahead()
     try:
         return session.loop()
     finally:
@@ -247,6 +286,31 @@ def _interactive(child: BashChild) -> int:
             subscriber.stop()
         if loader.loaded is not None:
             loader.loaded.close()
+
+
+def _tty_attrs(fd: int) -> list[Any] | None:
+    if not os.isatty(fd):
+        return None
+    try:
+        return termios.tcgetattr(fd)
+    except termios.error:
+        return None
+
+
+def _osc_bytes(config: Config, body: str) -> str:
+    return f"\x1b]{body}\x07" if config.ui.shell_integration_marks else ""
+
+
+def _finished_marks(config: Config, out_fd: int, status: int, cwd: str) -> None:
+    """OSC 133;D (the command finished) and OSC 7 (cwd) for the outer terminal."""
+    if not config.ui.shell_integration_marks:
+        return
+    marks = _osc_bytes(config, f"133;D;{status}")
+    if cwd:
+        from urllib.parse import quote
+
+        marks += _osc_bytes(config, f"7;file://{os.uname().nodename}{quote(cwd)}")
+    os.write(out_fd, marks.encode())
 
 
 class _Stoppable(Protocol):
