@@ -570,8 +570,10 @@ def _set_size(fd: int, size: tuple[int, int]) -> None:
 
 
 def _strip_rl_markers(text: str) -> str:
-    # ${PS1@P} turns \[ \] into \001 \002 (readline's invisible-region markers).
-    return text.replace("\x01", "").replace("\x02", "")
+    # ${PS1@P} turns \[ \] into \001 \002 (readline's invisible-region markers),
+    # and \n into CR LF (for readline's own redisplay): the front end would show
+    # the CR as ^M, so a multi-line PS1 gets plain newlines.
+    return text.replace("\x01", "").replace("\x02", "").replace("\r\n", "\n")
 
 
 def _sq(text: str) -> str:
