@@ -12,6 +12,9 @@ Figures (medians over N runs, N configurable):
   first key    spawn → a key typed as soon as the prompt shows is echoed
                (attyguard draws its first prompt before its front end is up:
                this is when the shell really answers; no target)
+  its CPU      CPU time the shell's own process used up to that echo
+               (/proc/PID/schedstat; not the bash child's): a figure that
+               the load of a shared machine disturbs far less than wall time
   -c true      `SHELL -c true` with no tty → exit   (no target: what ssh CMD/scp/rsync pay)
   round trip   send `true` + Enter → next prompt    (target: attyguard ≤ 5 ms)
   throughput   `seq 1 1500000` drained from the pty → next prompt
@@ -84,6 +87,7 @@ class ShellUnderTest:
 class Figures:
     startup_s: list[float] = field(default_factory=list)
     first_key_s: list[float] = field(default_factory=list)
+    first_key_cpu_s: list[float] = field(default_factory=list)
     command_s: list[float] = field(default_factory=list)
     round_trip_s: list[float] = field(default_factory=list)
     throughput_s: list[float] = field(default_factory=list)
@@ -154,6 +158,14 @@ class PromptWatcher:
             self.bytes_read += len(chunk)
             self.tail = ESCAPES_RE.sub(b"", self.tail + chunk)[-CARRY:]
 
+    def cpu_s(self) -> float | None:
+        """CPU time the shell's process has used so far (Linux), None if unknown."""
+        try:
+            with open(f"/proc/{self.proc.pid}/schedstat", encoding="ascii") as f:
+                return int(f.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return None
+
     def send(self, text: bytes) -> None:
         os.write(self.proc.fd, text)
 
@@ -219,10 +231,13 @@ def measure(
                 watcher.send(FIRST_KEY)
                 watcher.wait_text(FIRST_KEY, timeout)
                 echoed = time.perf_counter()
+                cpu = watcher.cpu_s()
                 watcher.send(b"\x15")
                 if i > 0:  # the first start-up fills the page cache: not counted
                     figures.startup_s.append(shown - start)
                     figures.first_key_s.append(echoed - start)
+                    if cpu is not None:
+                        figures.first_key_cpu_s.append(cpu)
             finally:
                 watcher.close()
         progress(f"{shell.label}: start-up done")
@@ -310,6 +325,14 @@ def report(guarded: Figures, plain: Figures, args: argparse.Namespace) -> str:
             lambda g, p: True,
         ),
         (
+            "  its CPU (shell process)",
+            _median(guarded.first_key_cpu_s),
+            _median(plain.first_key_cpu_s),
+            "ms",
+            "—",
+            lambda g, p: True,
+        ),
+        (
             "`-c true`, no tty",
             _median(guarded.command_s),
             _median(plain.command_s),
@@ -362,6 +385,7 @@ def _as_json(guarded: Figures, plain: Figures) -> str:
         return {
             "startup_s": _median(f.startup_s),
             "first_key_s": _median(f.first_key_s),
+            "first_key_cpu_s": _median(f.first_key_cpu_s),
             "command_s": _median(f.command_s),
             "round_trip_s": _median(f.round_trip_s),
             "throughput_s": _median(f.throughput_s),
