@@ -11,6 +11,7 @@ whole command entered so far.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 import termios
@@ -33,7 +34,7 @@ from attyguard.shell.warnings import WarnBuffer
 
 if TYPE_CHECKING:  # imported lazily: bash is spawned before anything heavy
     from attyguard.config import Config
-    from attyguard.shell.wiring import Wired
+    from attyguard.shell.wiring import GuardLoader, Wired
 
 __all__ = ["Session", "run_interactive"]
 
@@ -277,15 +278,30 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
     session = Session(child=child, get_wired=loader.get, config=config, ui=ui,
                       warnings=warnings, ask_warn=ask_warn,
                       show=lambda ft: print_formatted_text(ft, end=""),
-                      after_first_render=loader.start, instant=instant)
+                      after_first_render=lambda: _started(loader), instant=instant)
     session._collect_typeahead()
     try:
         return session.loop()
     finally:
+        _collect_again()
         if subscriber is not None:
             subscriber.stop()
         if loader.loaded is not None:
             loader.loaded.close()
+
+
+def _started(loader: GuardLoader) -> None:
+    """The first prompt is up: collector back on, then the Guard loads meanwhile."""
+    _collect_again()
+    loader.start()
+
+
+def _collect_again() -> None:
+    # Off since shell/main.py; what start-up made lives as long as the shell,
+    # so it goes to the permanent generation that collections do not walk.
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _tty_attrs(fd: int) -> list[Any] | None:
