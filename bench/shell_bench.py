@@ -12,8 +12,8 @@ Figures (medians over N runs, N configurable):
   first key    spawn → a key typed as soon as the prompt shows is echoed
                (attyguard draws its first prompt before its front end is up:
                this is when the shell really answers; no target)
-  its CPU      CPU time the shell's own process used up to that echo
-               (/proc/PID/schedstat; not the bash child's): a figure that
+  its CPU      CPU time the shell's own process used up to that echo (all its
+               threads, /proc/PID/task/*/schedstat; not the bash child's): a figure that
                the load of a shared machine disturbs far less than wall time
   -c true      `SHELL -c true` with no tty → exit   (no target: what ssh CMD/scp/rsync pay)
   round trip   send `true` + Enter → next prompt    (target: attyguard ≤ 5 ms)
@@ -159,12 +159,19 @@ class PromptWatcher:
             self.tail = ESCAPES_RE.sub(b"", self.tail + chunk)[-CARRY:]
 
     def cpu_s(self) -> float | None:
-        """CPU time the shell's process has used so far (Linux), None if unknown."""
+        """CPU time the shell's process (all its threads) has used so far; None if unknown."""
+        total = 0
         try:
-            with open(f"/proc/{self.proc.pid}/schedstat", encoding="ascii") as f:
-                return int(f.read().split()[0]) / 1e9
+            tasks = os.listdir(f"/proc/{self.proc.pid}/task")
+            for tid in tasks:
+                try:
+                    with open(f"/proc/{self.proc.pid}/task/{tid}/schedstat", encoding="ascii") as f:
+                        total += int(f.read().split()[0])
+                except FileNotFoundError:  # a thread that just ended
+                    continue
         except (OSError, ValueError, IndexError):
             return None
+        return total / 1e9
 
     def send(self, text: bytes) -> None:
         os.write(self.proc.fd, text)
