@@ -114,6 +114,20 @@ def test_draw_multiline_hands_over_at_first_row() -> None:
     assert data == b"\n\x1b[1Atop\n[~]$ \x1b[0m\x1b[?2004h\r\x1b[1A"
 
 
+def test_hand_over_after_resize_starts_below() -> None:
+    r, w = os.pipe()
+    try:
+        prompt = draw_instant_prompt(w, "top\n$ ", 2, reserve_below=0, mark="", size=(24, 80))
+        os.read(r, 4096)
+        prompt.hand_over((24, 60))  # narrower: the drawn lines may have wrapped
+        assert os.read(r, 4096) == b"\r\n"
+        prompt.hand_over((24, 80))  # same size: back over the drawn prompt
+        assert os.read(r, 4096) == b"\r\x1b[1A"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_draw_nothing_reserved_for_one_line_without_status_bar() -> None:
     data, _ = _drawn(ps1="$ ", rows=1, reserve_below=0, mark="")
     assert data == b"$ \x1b[0m\x1b[?2004h\r"

@@ -98,16 +98,25 @@ class InstantPrompt:
 
     out_fd: int
     rows: int
+    size: tuple[int, int] | None = None  # (rows, columns) of the terminal when drawn
 
-    def hand_over(self) -> None:
+    def hand_over(self, size: tuple[int, int] | None = None) -> None:
         """Cursor back to the PS1's first column: prompt_toolkit's first render
-        erases from its starting point down and draws the same prompt there."""
+        erases from its starting point down and draws the same prompt there.
+
+        If the terminal was resized meanwhile (`size` differs), where the
+        drawn lines ended up is unknown (wrapped, reflowed): the front end
+        starts on a fresh line below instead, never over them.
+        """
+        if size is not None and self.size is not None and size != self.size:
+            _write_all(self.out_fd, b"\r\n")
+            return
         up = f"\x1b[{self.rows - 1}A" if self.rows > 1 else ""
         _write_all(self.out_fd, f"\r{up}".encode())
 
 
 def draw_instant_prompt(out_fd: int, ps1: str, rows: int, *, reserve_below: int,
-                        mark: str) -> InstantPrompt:
+                        mark: str, size: tuple[int, int] | None = None) -> InstantPrompt:
     """Draw `ps1` (judged safe by `prompt_rows`) at the cursor, which is at column 0.
 
     `reserve_below` rows under the prompt are scrolled into view first (the
@@ -121,7 +130,7 @@ def draw_instant_prompt(out_fd: int, ps1: str, rows: int, *, reserve_below: int,
     # is up must arrive as one paste, not as lines each ending in Enter.
     _write_all(out_fd, f"{reserve}{mark}{ps1}\x1b[0m{_PASTE_ON}".encode("utf-8",
                                                                        "surrogateescape"))
-    return InstantPrompt(out_fd, rows)
+    return InstantPrompt(out_fd, rows, size)
 
 
 def first_prompt_input(fd: int, restore: list[Any] | None) -> Any:

@@ -156,7 +156,8 @@ class Session:
             self.ui.set_editing_mode(state.editing_mode)  # type: ignore[attr-defined]
             instant, self.instant = self.instant, None
             if instant is not None:
-                instant.hand_over()  # drawn (after its 133;A) while the front end loaded
+                # Drawn (after its 133;A) while the front end loaded.
+                instant.hand_over(_terminal_size(self.in_fd))
             elif not self.pending:
                 self._osc("133;A")
             first, self.after_first_render = self.after_first_render, None
@@ -254,7 +255,7 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
         if rows is not None:
             instant = draw_instant_prompt(
                 1, child.state.ps1, rows, reserve_below=1 if config.ui.status_bar else 0,
-                mark=_osc_bytes(config, "133;A"))
+                mark=_osc_bytes(config, "133;A"), size=size)
 
     # Only now the front end: ≈120 ms of imports and set-up the user no longer waits for.
     from prompt_toolkit import print_formatted_text
