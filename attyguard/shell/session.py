@@ -249,8 +249,8 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
     _finished_marks(config, 1, child.state.status, child.state.cwd)
     instant = None
     size = _terminal_size(0)
-    if (saved is not None and size is not None and first.kind == "done" and not first.repaired
-            and ends_at_line_start(child.out_tail)):
+    if (saved is not None and size is not None and os.isatty(1) and first.kind == "done"
+            and not first.repaired and ends_at_line_start(child.out_tail)):
         rows = prompt_rows(child.state.ps1, size[1], size[0])
         if rows is not None:
             instant = draw_instant_prompt(
