@@ -131,3 +131,11 @@ def test_hand_over_after_resize_starts_below() -> None:
 def test_draw_nothing_reserved_for_one_line_without_status_bar() -> None:
     data, _ = _drawn(ps1="$ ", rows=1, reserve_below=0, mark="")
     assert data == b"$ \x1b[0m\x1b[?2004h\r"
+
+
+def test_shellrc_dir_follows_data_path() -> None:
+    from attyguard.resources import data_path
+    from attyguard.shell.spawn import shellrc_dir
+
+    assert os.path.samefile(shellrc_dir(), data_path("shellrc"))
+    assert os.path.isfile(os.path.join(shellrc_dir(), "attyguard.bash"))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser
+from attyguard.shell.spawn import Started, set_size, start_bash
 
 __all__ = ["BashChild", "PromptState", "RunResult", "raw_terminal", "sanitize_line"]
 
@@ -125,26 +126,13 @@ class BashChild:
     @classmethod
     def spawn(cls, rcdir: Path, *, login: bool = False, size: tuple[int, int] | None = None,
               bash: str = "/bin/bash", env: dict[str, str] | None = None) -> BashChild:
-        nonce = os.urandom(8).hex()
-        session_dir = _private_dir()
-        os.mkfifo(session_dir / "ch", 0o600)
-        child_env = dict(os.environ if env is None else env)
-        child_env.update(__AG_NONCE=nonce, __AG_DIR=str(session_dir),
-                         __AG_LOGIN="1" if login else "")
-        rc = str(rcdir / "attyguard.bash")
-        if not os.path.exists(bash):
-            bash = "bash"
-        argv = [bash, "--rcfile", rc, "-i"]
-        pid, master = os.forkpty()
-        if pid == 0:  # child
-            try:
-                if size is not None:
-                    _set_size(0, size)
-                os.execvpe(argv[0], argv, child_env)
-            finally:
-                os._exit(127)
-        os.set_blocking(master, False)
-        return cls(pid, master, session_dir, nonce, rcdir / "hooks.bash")
+        return cls.adopt(start_bash(str(rcdir), login=login, size=size, bash=bash, env=env))
+
+    @classmethod
+    def adopt(cls, started: Started) -> BashChild:
+        """Take over a child started by `attyguard.shell.spawn.start_bash`."""
+        return cls(started.pid, started.master, Path(started.session_dir), started.nonce,
+                   Path(started.rcdir) / "hooks.bash")
 
     def set_size(self, size: tuple[int, int]) -> None:
         _set_size(self.master, size)
@@ -534,21 +522,6 @@ def raw_terminal(fd: int) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSANOW, old)
 
 
-def _private_dir() -> Path:
-    """A fresh 0700 directory for the FIFO (tempfile costs ~10 ms of imports)."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
-    if not os.access(base, os.W_OK):
-        base = "/tmp"
-    for _ in range(100):
-        path = Path(base) / f"attyguard-{os.urandom(6).hex()}"
-        try:
-            path.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        return path
-    raise OSError("cannot create a private directory")
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -566,7 +539,7 @@ def _get_size(fd: int) -> tuple[int, int]:
 
 
 def _set_size(fd: int, size: tuple[int, int]) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    set_size(fd, size)
 
 
 def _strip_rl_markers(text: str) -> str:

@@ -30,6 +30,14 @@ from attyguard.shell.instant import (
     prompt_input_attrs,
     prompt_rows,
 )
+from attyguard.shell.spawn import (
+    Started,
+    ignore_terminal_signals,
+    interactive_env,
+    shellrc_dir,
+    start_bash,
+    terminal_size,
+)
 from attyguard.shell.text import one_line, split_typeahead
 from attyguard.shell.warnings import WarnBuffer
 
@@ -157,7 +165,7 @@ class Session:
             instant, self.instant = self.instant, None
             if instant is not None:
                 # Drawn (after its 133;A) while the front end loaded.
-                instant.hand_over(_terminal_size(self.in_fd))
+                instant.hand_over(terminal_size(self.in_fd))
             elif not self.pending:
                 self._osc("133;A")
             first, self.after_first_render = self.after_first_render, None
@@ -184,31 +192,15 @@ class Session:
                 return result.status
 
 
-def _terminal_size(fd: int) -> tuple[int, int] | None:
-    try:
-        size = os.get_terminal_size(fd)
-    except OSError:
-        return None
-    return size.lines, size.columns
-
-
-def run_interactive(*, login: bool, norc: bool = False, noprofile: bool = False) -> int:
-    from attyguard.resources import data_path
-
-    # bash first: its start-up runs while we import prompt_toolkit.
-    env = dict(os.environ)
-    if norc:
-        env["__AG_NORC"] = "1"
-    if noprofile:
-        env["__AG_NOPROFILE"] = "1"
-    child = BashChild.spawn(data_path("shellrc"), login=login, size=_terminal_size(0), env=env)
-    # The terminal is raw whenever a key could matter (prompt, passthrough), so
-    # ^C/^Z/^\ arrive as bytes; in the short cooked gaps between the two they
-    # must not kill or stop the login shell itself (bash was spawned before).
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
-        signal.signal(sig, signal.SIG_IGN)
+def run_interactive(*, login: bool, norc: bool = False, noprofile: bool = False,
+                    started: Started | None = None) -> int:
+    """The interactive shell; `started`: the bash child shell/main.py started already."""
+    if started is None:
+        # bash first: its start-up runs while we import prompt_toolkit.
+        started = start_bash(shellrc_dir(), login=login, size=terminal_size(0),
+                             env=interactive_env(norc=norc, noprofile=noprofile))
+        ignore_terminal_signals()
+    child = BashChild.adopt(started)
     try:
         return _interactive(child)
     finally:
@@ -248,7 +240,7 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
     subscriber = _subscribe(config, warnings)  # (may print: before anything is drawn)
     _finished_marks(config, 1, child.state.status, child.state.cwd)
     instant = None
-    size = _terminal_size(0)
+    size = terminal_size(0)
     if (saved is not None and size is not None and os.isatty(1) and first.kind == "done"
             and not first.repaired and ends_at_line_start(child.out_tail)):
         rows = prompt_rows(child.state.ps1, size[1], size[0])
