@@ -13,7 +13,7 @@ Figures (medians over N runs, N configurable):
                (attyguard draws its first prompt before its front end is up:
                this is when the shell really answers; no target)
   its CPU      CPU time the shell's own process used up to that echo (all its
-               threads, /proc/PID/task/*/schedstat; not the bash child's): a figure that
+               threads, ended ones too; not the bash child's): a figure that
                the load of a shared machine disturbs far less than wall time
   -c true      `SHELL -c true` with no tty → exit   (no target: what ssh CMD/scp/rsync pay)
   round trip   send `true` + Enter → next prompt    (target: attyguard ≤ 5 ms)
@@ -159,19 +159,27 @@ class PromptWatcher:
             self.tail = ESCAPES_RE.sub(b"", self.tail + chunk)[-CARRY:]
 
     def cpu_s(self) -> float | None:
-        """CPU time the shell's process (all its threads) has used so far; None if unknown."""
-        total = 0
+        """CPU time the shell's process has used so far, all threads (Linux); None if unknown.
+
+        Two sources, the larger wins: the running threads' schedstat (ns,
+        but threads that have ended are gone from it) and utime + stime of
+        /proc/PID/stat (ended threads included, but in 10 ms clock ticks).
+        """
+        pid = self.proc.pid
+        live = 0
         try:
-            tasks = os.listdir(f"/proc/{self.proc.pid}/task")
-            for tid in tasks:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for tid in os.listdir(f"/proc/{pid}/task"):
                 try:
-                    with open(f"/proc/{self.proc.pid}/task/{tid}/schedstat", encoding="ascii") as f:
-                        total += int(f.read().split()[0])
+                    with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as f:
+                        live += int(f.read().split()[0])
                 except FileNotFoundError:  # a thread that just ended
                     continue
         except (OSError, ValueError, IndexError):
             return None
-        return total / 1e9
+        return max(ticks, live / 1e9)
 
     def send(self, text: bytes) -> None:
         os.write(self.proc.fd, text)
