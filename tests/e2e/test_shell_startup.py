@@ -154,3 +154,18 @@ def test_prompt_start_mark_emitted_once_before_prompt(attyguard_bin, ag_env):
         proc.terminate(force=True)
     assert out.count(b"\x1b]133;A\x07") == 1, out
     assert out.index(b"\x1b]133;A\x07") < out.index(b"]$ "), out
+
+
+def test_keys_typed_while_rc_files_run_are_classified(shell, ag_home):
+    # A slow rc: keys typed before any prompt reach bash's tty while it reads
+    # its rc files; they come back as typeahead and are classified like the rest.
+    (ag_home / ".bashrc").write_text("PS1='[\\w]$ '\necho rc-starting\nsleep 1\n")
+    t = shell(wait_prompt=False)
+    t.wait_for(r"^rc-starting$")
+    t.send_line("echo early-$((1+1))")
+    t.send_line(BLOCKED)
+    t.wait_for(r"^early-2$", timeout=20)
+    t.wait_for(r"^REFUSED — ", timeout=20)
+    t.send_line("echo after-rc")
+    t.wait_for(r"^after-rc\n\[~\]\$$")
+    assert not (ag_home / "ran-marker").exists(), t.screen()
