@@ -34,6 +34,9 @@ from attyguard.shell.instant import (
         ("a\nb", 80, 3, 2),
         ("", 80, 24, None),
         ("\x1b]0;title\x07$ ", 80, 24, None),  # OSC: prompt_toolkit shows its text
+        ("\x01\x1b]0;u@h: ~\x07\x02[~]$ ", 80, 24, 1),  # ...unless hidden (\[ \])
+        ("\x01\x1b]2;t\x1b\\\x02" + "x" * 79, 80, 24, 1),  # ST-terminated, zero width
+        ("\x01\x1b[s\x02$ ", 80, 24, None),  # a hidden cursor save: not drawn by us
         ("\x1b[2J$ ", 80, 24, None),  # a CSI other than SGR
         ("\x1b[5C$ ", 80, 24, None),
         ("tab\there$ ", 80, 24, None),
@@ -126,6 +129,30 @@ def test_hand_over_after_resize_starts_below() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_draw_writes_hidden_regions_without_markers() -> None:
+    data, _ = _drawn(ps1="\x01\x1b]0;t\x07\x02$ ", rows=1, reserve_below=0, mark="")
+    assert data == b"\x1b]0;t\x07$ \x1b[0m\x1b[?2004h\r"
+
+
+@pytest.mark.parametrize(
+    ("expanded", "prompt"),
+    [
+        ("[~]$ ", "[~]$ "),
+        # colours in \[ \]: unwrapped, prompt_toolkit styles them itself
+        ("\x01\x1b[01;32m\x02u@h\x01\x1b[00m\x02$ ", "\x1b[01;32mu@h\x1b[00m$ "),
+        # a window title in \[ \]: kept hidden, or its text would be printed
+        ("\x01\x1b]0;u@h: ~\x07\x02$ ", "\x01\x1b]0;u@h: ~\x07\x02$ "),
+        ("top\r\n$ ", "top\n$ "),  # bash's \n: CR LF
+        ("a\x01b$ ", "ab$ "),  # unpaired: dropped
+        ("\x01\x1b]0;t\x07\x02x\x02$ ", "\x1b]0;t\x07x$ "),
+    ],
+)
+def test_prompt_from_bash(expanded: str, prompt: str) -> None:
+    from attyguard.shell.bash import _strip_rl_markers
+
+    assert _strip_rl_markers(expanded) == prompt
 
 
 def test_draw_nothing_reserved_for_one_line_without_status_bar() -> None:

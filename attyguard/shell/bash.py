@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import select
 import signal
 import struct
@@ -542,11 +543,26 @@ def _set_size(fd: int, size: tuple[int, int]) -> None:
     set_size(fd, size)
 
 
+_RL_REGION = re.compile("\x01([^\x01\x02]*)\x02")
+_SGR_ONLY = re.compile(r"(?:\x1b\[[0-9;:]*m)*")
+
+
 def _strip_rl_markers(text: str) -> str:
-    # ${PS1@P} turns \[ \] into \001 \002 (readline's invisible-region markers),
-    # and \n into CR LF (for readline's own redisplay): the front end would show
-    # the CR as ^M, so a multi-line PS1 gets plain newlines.
-    return text.replace("\x01", "").replace("\x02", "").replace("\r\n", "\n")
+    """A prompt as bash expanded it (${PS1@P}), made fit for prompt_toolkit's ANSI().
+
+    bash turns \\[ \\] into \\001 \\002 (readline's invisible regions).
+    Regions holding only SGR colours are unwrapped: ANSI() turns those into
+    its own styles. Others keep the markers, which ANSI() writes out as
+    zero-width escapes: without them it would print the text of, e.g., the
+    window title Debian's default PS1 sets (`0;user@host: ~`). Unpaired
+    markers are all dropped (ANSI() would hide the rest of the prompt).
+    \\n comes as CR LF (for readline's own redisplay): the CR would show as ^M.
+    """
+    text = _RL_REGION.sub(
+        lambda m: m.group(1) if _SGR_ONLY.fullmatch(m.group(1)) else m.group(0), text)
+    if "\x01" in _RL_REGION.sub("", text) or "\x02" in _RL_REGION.sub("", text):
+        text = text.replace("\x01", "").replace("\x02", "")
+    return text.replace("\r\n", "\n")
 
 
 def _sq(text: str) -> str:

@@ -33,6 +33,9 @@ __all__ = ["InstantPrompt", "draw_instant_prompt", "ends_at_line_start", "first_
 # ANSI() and a terminal render alike. Cursor moves, OSC titles (prompt_toolkit
 # shows their text once bash's \[ \] markers are gone) and the rest fall back.
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
+# An OSC (window title…) in readline's invisible-region markers: bash.py keeps
+# those markers and prompt_toolkit writes the sequence out unseen, as we do.
+_HIDDEN_OSC = re.compile("\x01\x1b\\][^\x01\x02\x07\x1b]*(?:\x07|\x1b\\\\)\x02")
 
 
 def prompt_rows(ps1: str, columns: int, rows: int) -> int | None:
@@ -47,7 +50,7 @@ def prompt_rows(ps1: str, columns: int, rows: int) -> int | None:
     """
     if not ps1 or columns < 2 or rows < 2:
         return None
-    lines = _SGR.sub("", ps1).split("\n")
+    lines = _SGR.sub("", _HIDDEN_OSC.sub("", ps1)).split("\n")
     if len(lines) >= rows:
         return None
     for line in lines:
@@ -128,8 +131,10 @@ def draw_instant_prompt(out_fd: int, ps1: str, rows: int, *, reserve_below: int,
     reserve = "\n" * extra + f"\x1b[{extra}A" if extra else ""
     # Bracketed paste on now, as prompt_toolkit will: a block pasted before it
     # is up must arrive as one paste, not as lines each ending in Enter.
-    _write_all(out_fd, f"{reserve}{mark}{ps1}\x1b[0m{_PASTE_ON}".encode("utf-8",
-                                                                       "surrogateescape"))
+    # Hidden regions' markers are readline's (and prompt_toolkit's): not for the terminal.
+    text = ps1.replace("\x01", "").replace("\x02", "")
+    _write_all(out_fd, f"{reserve}{mark}{text}\x1b[0m{_PASTE_ON}".encode("utf-8",
+                                                                        "surrogateescape"))
     return InstantPrompt(out_fd, rows, size)
 
 

@@ -169,3 +169,15 @@ def test_keys_typed_while_rc_files_run_are_classified(shell, ag_home):
     t.send_line("echo after-rc")
     t.wait_for(r"^after-rc\n\[~\]\$$")
     assert not (ag_home / "ran-marker").exists(), t.screen()
+
+
+def test_window_title_in_ps1_is_set_not_shown(shell, slow_env, ag_home):
+    # Debian's default PS1 in an xterm: \[\e]0;…\a\] sets the window title.
+    (ag_home / ".bashrc").write_text("PS1='\\[\\e]0;ag-title-\\u\\a\\][\\w]$ '\n")
+    t = shell(env=slow_env, wait_prompt=False)
+    _wait_instant(t, slow_env, PROMPT_RE)
+    t.wait_for(lambda s: _front_end_up(s), timeout=20)
+    t.send_line("echo titled")
+    screen = t.wait_for(r"^titled\n\[~\]\$$")
+    assert "ag-title" not in screen and "0;" not in screen, screen
+    assert t.tmux("display", "-p", "-t", "0", "#{pane_title}").startswith("ag-title-"), screen
