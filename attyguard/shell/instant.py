@@ -10,9 +10,10 @@ prompt_toolkit reads them as its first keys. Before its first render the
 cursor goes back to where the PS1 starts, and prompt_toolkit draws the same
 prompt over it (its first render erases from there down).
 
-Drawn only when that is sure to look the same: plain text and SGR colours,
-no line as wide as the terminal, fewer lines than the screen, start-up output
-ending at the start of a line. Anything else keeps the old behaviour
+Drawn only when that is sure to look the same: plain text, SGR colours and
+hidden (\\[ \\]) OSC sequences such as a window title, no line as wide as
+the terminal, fewer lines than the screen, start-up output ending at the
+start of a line. Anything else keeps the old behaviour
 (nothing drawn until prompt_toolkit's first render).
 
 Standard library only: this module runs before prompt_toolkit is imported.

@@ -298,7 +298,8 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
                 1, child.state.ps1, rows, reserve_below=1 if config.ui.status_bar else 0,
                 mark=_osc_bytes(config, "133;A"), size=size)
 
-    # Only now the front end: ≈120 ms of imports and set-up the user no longer waits for.
+    # Only now the front end (≈120 ms of imports, then its set-up): the prompt is
+    # on screen meanwhile and keys typed wait in the tty.
     if preload is not None:
         preload.join()
     from prompt_toolkit import print_formatted_text
