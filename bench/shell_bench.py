@@ -9,6 +9,12 @@ stripping terminal escape sequences — no sleeps, no guessing.
 
 Figures (medians over N runs, N configurable):
   start-up     spawn → first prompt                 (target: attyguard ≤ 150 ms)
+  first key    spawn → a key typed as soon as the prompt shows is echoed
+               (attyguard draws its first prompt before its front end is up:
+               this is when the shell really answers; no target)
+  its CPU      CPU time the shell's own process used up to that echo (all its
+               threads, ended ones too; not the bash child's): a figure that
+               the load of a shared machine disturbs far less than wall time
   -c true      `SHELL -c true` with no tty → exit   (no target: what ssh CMD/scp/rsync pay)
   round trip   send `true` + Enter → next prompt    (target: attyguard ≤ 5 ms)
   throughput   `seq 1 1500000` drained from the pty → next prompt
@@ -53,6 +59,7 @@ PROMPT_RE = re.compile(rb"AGB(\d+)>")
 ESCAPES_RE = re.compile(
     rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|[\x00-\x08\x0e-\x1f]"
 )
+FIRST_KEY = b"Q"
 READ_SIZE = 65536
 # Kept from the previous chunk so a prompt split across two reads is still seen.
 CARRY = 512
@@ -79,6 +86,8 @@ class ShellUnderTest:
 @dataclass
 class Figures:
     startup_s: list[float] = field(default_factory=list)
+    first_key_s: list[float] = field(default_factory=list)
+    first_key_cpu_s: list[float] = field(default_factory=list)
     command_s: list[float] = field(default_factory=list)
     round_trip_s: list[float] = field(default_factory=list)
     throughput_s: list[float] = field(default_factory=list)
@@ -127,6 +136,50 @@ class PromptWatcher:
                 # Anything after the prompt (a front end's cursor moves) is not a prompt.
                 self.tail = b""
                 return seen_also
+
+    def wait_text(self, text: bytes, timeout: float) -> None:
+        """Read until `text` shows in the output (escapes stripped) after the last prompt."""
+        deadline = time.perf_counter() + timeout
+        fd = self.proc.fd
+        while text not in self.tail:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise BenchError(f"{text!r} not echoed within {timeout:.0f} s; "
+                                 f"last output: {self._last()}")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, READ_SIZE)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise BenchError(f"the shell exited; last output: {self._last()}")
+            self.bytes_read += len(chunk)
+            self.tail = ESCAPES_RE.sub(b"", self.tail + chunk)[-CARRY:]
+
+    def cpu_s(self) -> float | None:
+        """CPU time the shell's process has used so far, all threads (Linux); None if unknown.
+
+        Two sources, the larger wins: the running threads' schedstat (ns,
+        but threads that have ended are gone from it) and utime + stime of
+        /proc/PID/stat (ended threads included, but in 10 ms clock ticks).
+        """
+        pid = self.proc.pid
+        live = 0
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as f:
+                        live += int(f.read().split()[0])
+                except FileNotFoundError:  # a thread that just ended
+                    continue
+        except (OSError, ValueError, IndexError):
+            return None
+        return max(ticks, live / 1e9)
 
     def send(self, text: bytes) -> None:
         os.write(self.proc.fd, text)
@@ -186,8 +239,20 @@ def measure(
             watcher = PromptWatcher(shell, env, str(home))
             try:
                 watcher.wait_prompt(timeout)
+                shown = time.perf_counter()
+                # A key typed the moment the prompt shows, as an impatient user
+                # would; echoed only once the shell really reads (no prompt
+                # below contains it). Ctrl-U then empties the line again.
+                watcher.send(FIRST_KEY)
+                watcher.wait_text(FIRST_KEY, timeout)
+                echoed = time.perf_counter()
+                cpu = watcher.cpu_s()
+                watcher.send(b"\x15")
                 if i > 0:  # the first start-up fills the page cache: not counted
-                    figures.startup_s.append(time.perf_counter() - start)
+                    figures.startup_s.append(shown - start)
+                    figures.first_key_s.append(echoed - start)
+                    if cpu is not None:
+                        figures.first_key_cpu_s.append(cpu)
             finally:
                 watcher.close()
         progress(f"{shell.label}: start-up done")
@@ -267,6 +332,22 @@ def report(guarded: Figures, plain: Figures, args: argparse.Namespace) -> str:
             lambda g, p: g <= 0.150,
         ),
         (
+            "start-up to first key echoed",
+            _median(guarded.first_key_s),
+            _median(plain.first_key_s),
+            "ms",
+            "—",
+            lambda g, p: True,
+        ),
+        (
+            "  its CPU (shell process)",
+            _median(guarded.first_key_cpu_s),
+            _median(plain.first_key_cpu_s),
+            "ms",
+            "—",
+            lambda g, p: True,
+        ),
+        (
             "`-c true`, no tty",
             _median(guarded.command_s),
             _median(plain.command_s),
@@ -318,6 +399,8 @@ def _as_json(guarded: Figures, plain: Figures) -> str:
     def one(f: Figures) -> dict[str, object]:
         return {
             "startup_s": _median(f.startup_s),
+            "first_key_s": _median(f.first_key_s),
+            "first_key_cpu_s": _median(f.first_key_cpu_s),
             "command_s": _median(f.command_s),
             "round_trip_s": _median(f.round_trip_s),
             "throughput_s": _median(f.throughput_s),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import select
 import signal
 import struct
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser
+from attyguard.shell.spawn import Started, set_size, start_bash
 
 __all__ = ["BashChild", "PromptState", "RunResult", "interactive_bash_argv", "raw_terminal",
            "sanitize_line"]
@@ -43,6 +45,9 @@ _STALL_S = 0.8
 class RunResult:
     kind: str  # "done" (prompt is back), "more" (bash wants a continuation line), "exited"
     status: int = 0
+    # The prompt came back only through a hook repair (no clean D record): what
+    # readline draws next is not known in advance (the instant prompt stays off).
+    repaired: bool = False
 
 
 @dataclass
@@ -65,6 +70,7 @@ class _Run:
     last_activity: float = 0.0
     repaired: bool = False
     held: bytes = b""  # keys kept from a bash without hooks (become typeahead)
+    repair_key_sent: bool = False
     early: bytes = b""  # keys typed before the command started (sent when it runs)
     typed_nul: bool = False  # a NUL (Ctrl-@) went to the command: see `_eof_for`
     echo_held: bytes = b""  # after D: what may be the start of the ack's echo
@@ -137,32 +143,21 @@ class BashChild:
         self._out_pending = b""
         self._ack = b"\x1d" + nonce.encode() + b"\x1d\0"
         self._ack_echo = b"^]" + nonce.encode() + b"^]^@"
+        # The last bytes passed to the user's terminal: does output end mid-line?
+        self.out_tail = b""
 
     # --- start-up -------------------------------------------------------------------
 
     @classmethod
     def spawn(cls, rcdir: Path, *, login: bool = False, size: tuple[int, int] | None = None,
               bash: str = "/bin/bash", env: dict[str, str] | None = None) -> BashChild:
-        nonce = os.urandom(8).hex()
-        session_dir = _private_dir()
-        os.mkfifo(session_dir / "ch", 0o600)
-        child_env = dict(os.environ if env is None else env)
-        child_env.update(__AG_NONCE=nonce, __AG_DIR=str(session_dir),
-                         __AG_LOGIN="1" if login else "")
-        rc = str(rcdir / "attyguard.bash")
-        if not os.path.exists(bash):
-            bash = "bash"
-        argv = [bash, "--rcfile", rc, "-i"]
-        pid, master = os.forkpty()
-        if pid == 0:  # child
-            try:
-                if size is not None:
-                    _set_size(0, size)
-                os.execvpe(argv[0], argv, child_env)
-            finally:
-                os._exit(127)
-        os.set_blocking(master, False)
-        return cls(pid, master, session_dir, nonce, rcdir / "hooks.bash", argv)
+        return cls.adopt(start_bash(str(rcdir), login=login, size=size, bash=bash, env=env))
+
+    @classmethod
+    def adopt(cls, started: Started) -> BashChild:
+        """Take over a child started by `attyguard.shell.spawn.start_bash`."""
+        return cls(started.pid, started.master, Path(started.session_dir), started.nonce,
+                   Path(started.rcdir) / "hooks.bash", started.argv)
 
     def set_size(self, size: tuple[int, int]) -> None:
         _set_size(self.master, size)
@@ -295,7 +290,10 @@ class BashChild:
         finally:
             if old_winch is not None:
                 signal.signal(signal.SIGWINCH, old_winch)
-        return run.result
+        result = run.result
+        assert result is not None  # the loop above ends only with a result
+        result.repaired = run.repaired or run.repair_key_sent
+        return result
 
     def cancel_continuation(self) -> RunResult:
         """Abandon a half-entered command (bash is at PS2): ^C, then the prompt."""
@@ -452,6 +450,7 @@ class BashChild:
             piece = piece[:len(piece) - keep]
         if run.phase == "run_quiet" or out_fd is None or not piece:
             return
+        self.out_tail = piece[-64:]
         _write_all(out_fd, piece)
 
     def _output_mark(self, run: _Run, mark: Mark, out_fd: int | None) -> None:
@@ -483,6 +482,7 @@ class BashChild:
                     # readline is reading now: the bind -x key reinstalls the hooks
                     # (its R record and redraw arrive while idle and are ignored).
                     self._needs_repair = False
+                    run.repair_key_sent = True
                     self._write_master(_KEY_REPAIR)
             elif run.phase != "echo" and not run.repaired:
                 # (In the echo phase a B is readline redrawing the old prompt.)
@@ -623,21 +623,6 @@ def raw_terminal(fd: int) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSANOW, old)
 
 
-def _private_dir() -> Path:
-    """A fresh 0700 directory for the FIFO (tempfile costs ~10 ms of imports)."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
-    if not os.access(base, os.W_OK):
-        base = "/tmp"
-    for _ in range(100):
-        path = Path(base) / f"attyguard-{os.urandom(6).hex()}"
-        try:
-            path.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        return path
-    raise OSError("cannot create a private directory")
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -688,12 +673,29 @@ def _get_size(fd: int) -> tuple[int, int]:
 
 
 def _set_size(fd: int, size: tuple[int, int]) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    set_size(fd, size)
+
+
+_RL_REGION = re.compile("\x01([^\x01\x02]*)\x02")
+_SGR_ONLY = re.compile(r"(?:\x1b\[[0-9;:]*m)*")
 
 
 def _strip_rl_markers(text: str) -> str:
-    # ${PS1@P} turns \[ \] into \001 \002 (readline's invisible-region markers).
-    return text.replace("\x01", "").replace("\x02", "")
+    """A prompt as bash expanded it (${PS1@P}), made fit for prompt_toolkit's ANSI().
+
+    bash turns \\[ \\] into \\001 \\002 (readline's invisible regions).
+    Regions holding only SGR colours are unwrapped: ANSI() turns those into
+    its own styles. Others keep the markers, which ANSI() writes out as
+    zero-width escapes: without them it would print the text of, e.g., the
+    window title Debian's default PS1 sets (`0;user@host: ~`). Unpaired
+    markers are all dropped (ANSI() would hide the rest of the prompt).
+    \\n comes as CR LF (for readline's own redisplay): the CR would show as ^M.
+    """
+    text = _RL_REGION.sub(
+        lambda m: m.group(1) if _SGR_ONLY.fullmatch(m.group(1)) else m.group(0), text)
+    if "\x01" in _RL_REGION.sub("", text) or "\x02" in _RL_REGION.sub("", text):
+        text = text.replace("\x01", "").replace("\x02", "")
+    return text.replace("\r\n", "\n")
 
 
 def _sq(text: str) -> str:

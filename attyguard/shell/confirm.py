@@ -9,6 +9,8 @@ control characters never reach the terminal raw.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prompt_toolkit.application import Application
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input import Input
@@ -18,8 +20,10 @@ from prompt_toolkit.layout import Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.output import Output
 
-from attyguard.engine.verdict import Verdict
 from attyguard.shell.text import one_line
+
+if TYPE_CHECKING:  # the engine loads on the Guard's thread, after the first prompt
+    from attyguard.engine.verdict import Verdict
 
 __all__ = ["ask_warn", "confirm_bindings", "pt_style", "refused_text", "warn_text"]
 

@@ -10,20 +10,42 @@ whole command entered so far.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import select
 import sys
+import termios
+import threading
+import tty
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attyguard.shell.bash import BashChild, RunResult, raw_terminal
+from attyguard.shell.instant import (
+    InstantPrompt,
+    draw_instant_prompt,
+    ends_at_line_start,
+    first_prompt_input,
+    prompt_input_attrs,
+    prompt_rows,
+)
+from attyguard.shell.spawn import (
+    Started,
+    ignore_terminal_signals,
+    interactive_env,
+    shellrc_dir,
+    start_bash,
+    terminal_size,
+)
 from attyguard.shell.text import one_line, split_typeahead
 from attyguard.shell.warnings import WarnBuffer
 
 if TYPE_CHECKING:  # imported lazily: bash is spawned before anything heavy
     from attyguard.config import Config
     from attyguard.engine.verdict import Verdict
-    from attyguard.shell.wiring import Wired
+    from attyguard.shell.wiring import GuardLoader, Wired
 
 __all__ = ["Session", "run_interactive"]
 
@@ -59,6 +81,7 @@ class Session:
     # The Guard if it is loaded and warm, else None (never waits): lets
     # `accepting` decide while the prompt is still finishing its last frame.
     ready_wired: Callable[[], Wired | None] = _not_ready
+    instant: InstantPrompt | None = None  # the first PS1, drawn before the front end
     _notes_shown: bool = False
     _decided: _Decided | None = None
     _held_marks: str = ""
@@ -177,12 +200,8 @@ class Session:
         return result
 
     def _after_command(self, status: int) -> None:
-        self._osc(f"133;D;{status}", hold=True)
-        cwd = self.child.state.cwd
-        if cwd and self.config.ui.shell_integration_marks:
-            from urllib.parse import quote
-
-            self._osc(f"7;file://{_hostname()}{quote(cwd)}", hold=True)
+        # (held: they go out with the next prompt's 133;A, in one write)
+        self._held_marks += _finished_marks_text(self.config, status, self.child.state.cwd)
         self._collect_typeahead()
 
     def _collect_typeahead(self) -> None:
@@ -215,9 +234,13 @@ class Session:
             state = self.child.state
             message = state.ps2 if self.pending else state.ps1
             self.ui.set_editing_mode(state.editing_mode)  # type: ignore[attr-defined]
-            if not self.pending:
+            instant, self.instant = self.instant, None
+            if instant is None and not self.pending:
                 self._osc("133;A", hold=True)
             self._flush_marks()  # (before the prompt draws anything)
+            if instant is not None:
+                # Drawn (after its 133;A) while the front end loaded.
+                instant.hand_over(terminal_size(self.in_fd))
             first, self.after_first_render = self.after_first_render, None
             got = self.ui.read(  # type: ignore[attr-defined]
                 message, default=default, keys=keys, after_render=first,
@@ -253,31 +276,15 @@ def _hostname() -> str:
 _HOSTNAME: str | None = None
 
 
-def _terminal_size(fd: int) -> tuple[int, int] | None:
-    try:
-        size = os.get_terminal_size(fd)
-    except OSError:
-        return None
-    return size.lines, size.columns
-
-
-def run_interactive(*, login: bool, norc: bool = False, noprofile: bool = False) -> int:
-    from attyguard.resources import data_path
-
-    # bash first: its start-up runs while we import prompt_toolkit.
-    env = dict(os.environ)
-    if norc:
-        env["__AG_NORC"] = "1"
-    if noprofile:
-        env["__AG_NOPROFILE"] = "1"
-    child = BashChild.spawn(data_path("shellrc"), login=login, size=_terminal_size(0), env=env)
-    # The terminal is raw whenever a key could matter (prompt, passthrough), so
-    # ^C/^Z/^\ arrive as bytes; in the short cooked gaps between the two they
-    # must not kill or stop the login shell itself (bash was spawned before).
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
-        signal.signal(sig, signal.SIG_IGN)
+def run_interactive(*, login: bool, norc: bool = False, noprofile: bool = False,
+                    started: Started | None = None) -> int:
+    """The interactive shell; `started`: the bash child shell/main.py started already."""
+    if started is None:
+        # bash first: its start-up runs while we import prompt_toolkit.
+        started = start_bash(shellrc_dir(), login=login, size=terminal_size(0),
+                             env=interactive_env(norc=norc, noprofile=noprofile))
+        ignore_terminal_signals()
+    child = BashChild.adopt(started)
     try:
         return _interactive(child)
     finally:
@@ -286,29 +293,108 @@ def run_interactive(*, login: bool, norc: bool = False, noprofile: bool = False)
 
 def _interactive(child: BashChild) -> int:
     from attyguard.config import load_config
-    from attyguard.paths import state_dir
 
     config, errors = load_config()
     for error in errors:
         print(f"attyguard: config: {error}", file=sys.stderr)
     # bash reads its rc files meanwhile; its output waits in the pty.
+    preload = _FrontEndPreload() if not _readable(child.fifo) else None
+    saved = _tty_attrs(0)
+    if saved is not None:
+        tty.setraw(0, termios.TCSANOW)
+    try:
+        # Start-up output (motd, rc files) passes through untouched.
+        first = child.passthrough(0, 1, phase="run")
+        if saved is not None:
+            # Straight from raw to prompt_toolkit's input mode, never cooked in
+            # between: keys typed until its first prompt stay queued, unechoed.
+            termios.tcsetattr(0, termios.TCSANOW, prompt_input_attrs(saved))
+        if first.kind == "exited":
+            return first.status
+        return _first_prompt(child, config, first, saved, preload)
+    finally:
+        if preload is not None:
+            preload.join()
+        if saved is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(0, termios.TCSANOW, saved)
+
+
+class _FrontEndPreload:
+    """The front end's imports on a thread, while bash is still reading its rc files.
+
+    Started only when bash has not reported its first prompt by the time our
+    own set-up is done (a slow rc: version managers, bash-completion…): the
+    main thread then only waits in select, so ≈120 ms of imports cost no
+    wall time. With a fast rc the main thread imports them itself right
+    after drawing the instant prompt (a thread then only competes with it).
+    While it runs the GIL is handed over every 1 ms instead of 5 ms, so the
+    main thread draws the instant prompt as soon as bash's record arrives.
+    Measured with `sleep 0.1` added to shell_bench.py's ~/.bashrc (15
+    start-ups, two alternating rounds): first key echoed 265/237 ms vs
+    323/325 ms without it; first prompt unchanged (155/143 vs 150/152 ms).
+    """
+
+    def __init__(self) -> None:
+        self._interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.001)
+        self._thread = threading.Thread(target=self._work, name="attyguard-preload",
+                                        daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _work() -> None:
+        # A failure shows when the main thread imports the same modules.
+        with contextlib.suppress(Exception):
+            import attyguard.shell.confirm
+            import attyguard.shell.history
+            import attyguard.shell.keys
+            import attyguard.shell.prompt
+            import attyguard.shell.wiring  # noqa: F401
+
+    def join(self) -> None:
+        """Wait for the imports (idempotent); the usual GIL hand-over again."""
+        self._thread.join()
+        sys.setswitchinterval(self._interval)
+
+
+def _readable(fd: int) -> bool:
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
+
+
+def _first_prompt(child: BashChild, config: Config, first: RunResult,
+                  saved: list[Any] | None, preload: _FrontEndPreload | None = None) -> int:
+    """The instant prompt if it is safe, then prompt_toolkit and the loop."""
+    warnings = WarnBuffer()
+    subscriber = _subscribe(config, warnings)  # (may print: before anything is drawn)
+    _finished_marks(config, 1, child.state.status, child.state.cwd)
+    instant = None
+    size = terminal_size(0)
+    if (saved is not None and size is not None and os.isatty(1) and first.kind == "done"
+            and not first.repaired and ends_at_line_start(child.out_tail)):
+        rows = prompt_rows(child.state.ps1, size[1], size[0])
+        if rows is not None:
+            instant = draw_instant_prompt(
+                1, child.state.ps1, rows, reserve_below=1 if config.ui.status_bar else 0,
+                mark=_osc_bytes(config, "133;A"), size=size)
+
+    # Only now the front end (≈120 ms of imports, then its set-up): the prompt is
+    # on screen meanwhile and keys typed wait in the tty.
+    if preload is not None:
+        preload.join()
     from prompt_toolkit import print_formatted_text
 
+    from attyguard.paths import state_dir
     from attyguard.shell.confirm import ask_warn
     from attyguard.shell.history import SharedFileHistory
     from attyguard.shell.keys import load_shell_bindings
     from attyguard.shell.prompt import ShellPrompt
     from attyguard.shell.wiring import GuardLoader
 
-    # Start-up output (motd, rc files) passes through untouched.
-    with raw_terminal(0):
-        first = child.passthrough(0, 1, phase="run")
-    if first.kind == "exited":
-        return first.status
     loader = GuardLoader(config)
-
-    warnings = WarnBuffer()
-    subscriber = _subscribe(config, warnings)
     ui = ShellPrompt(
         history=SharedFileHistory(state_dir() / "history", config.shell.history_size),
         complete=child.complete,
@@ -316,20 +402,88 @@ def _interactive(child: BashChild) -> int:
         bindings=load_shell_bindings(warnings),
         status_bar=config.ui.status_bar,
         daemon_state=lambda: loader.loaded.daemon_state if loader.loaded else "",
+        input=first_prompt_input(0, saved) if saved is not None else None,
     )
     session = Session(child=child, get_wired=loader.get, config=config, ui=ui,
                       warnings=warnings, ask_warn=ask_warn,
                       show=lambda ft: print_formatted_text(ft, end=""),
-                      after_first_render=loader.start,
+                      after_first_render=lambda: _started(loader, 0), instant=instant,
                       ready_wired=lambda: loader.ready)
-    session._after_command(child.state.status)
+    session._collect_typeahead()
     try:
         return session.loop()
     finally:
+        _collect_again()
         if subscriber is not None:
             subscriber.stop()
         if loader.loaded is not None:
             loader.loaded.close()
+
+
+def _started(loader: GuardLoader, in_fd: int) -> None:
+    """The first prompt is up: collector back on, then the Guard loads meanwhile.
+
+    Keys typed during start-up (waiting in the tty) are handled first: the
+    loader is ~0.2 s of CPU holding the GIL every other 5 ms, which would
+    stretch their echo. It starts once none are waiting; a line entered
+    before that starts it itself (`GuardLoader.get`), so nothing waits longer.
+    Measured over 39 start-ups each (a key typed as the instant prompt shows):
+    first render to that key's echo 9.1 ms median (upper quartile 10.3) vs
+    11.3 ms (19.2) with the loader started at the first render.
+    """
+    _collect_again()
+    if _readable(in_fd):
+        import asyncio
+
+        with contextlib.suppress(RuntimeError):  # no running loop: start now
+            asyncio.get_running_loop().call_later(_IDLE_CHECK_S, _started, loader, in_fd)
+            return
+    loader.start()
+
+
+# How often the first prompt looks again for keys still waiting (see _started).
+_IDLE_CHECK_S = 0.01
+
+
+
+
+def _collect_again() -> None:
+    # Off since shell/main.py; what start-up made lives as long as the shell,
+    # so it goes to the permanent generation that collections do not walk.
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+def _tty_attrs(fd: int) -> list[Any] | None:
+    if not os.isatty(fd):
+        return None
+    try:
+        return termios.tcgetattr(fd)
+    except termios.error:
+        return None
+
+
+def _osc_bytes(config: Config, body: str) -> str:
+    return f"\x1b]{body}\x07" if config.ui.shell_integration_marks else ""
+
+
+def _finished_marks_text(config: Config, status: int, cwd: str) -> str:
+    """OSC 133;D (the command finished) and OSC 7 (cwd) for the outer terminal."""
+    if not config.ui.shell_integration_marks:
+        return ""
+    marks = _osc_bytes(config, f"133;D;{status}")
+    if cwd:
+        from urllib.parse import quote
+
+        marks += _osc_bytes(config, f"7;file://{_hostname()}{quote(cwd)}")
+    return marks
+
+
+def _finished_marks(config: Config, out_fd: int, status: int, cwd: str) -> None:
+    marks = _finished_marks_text(config, status, cwd)
+    if marks:
+        os.write(out_fd, marks.encode())
 
 
 class _Stoppable(Protocol):

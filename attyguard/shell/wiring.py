@@ -11,10 +11,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attyguard.config import Config
-from attyguard.guard import Guard
+
+if TYPE_CHECKING:
+    # Imported where used: the Guard (and the engine's verdict types, 3 ms)
+    # are built on the loader thread, off the first prompt's path.
+    from attyguard.guard import Guard
 
 __all__ = ["GuardLoader", "Wired", "build_guard"]
 
@@ -44,6 +48,7 @@ class Wired:
 
 def build_guard(config: Config) -> Wired:
     from attyguard.engine.classify import classify
+    from attyguard.guard import Guard
 
     notes: list[str] = []
     trust = None
@@ -92,6 +97,8 @@ class GuardLoader:
         try:
             self._wired = build_guard(self.config)
         except Exception as exc:  # the engine never raises by contract; be sure anyway
+            from attyguard.guard import Guard
+
             self._wired = Wired(Guard(_refuse_all), warnings=[
                 f"classifier failed to load ({exc}); every line is refused"])
             return

@@ -1,0 +1,118 @@
+"""Starting the interactive bash child, before anything else is imported.
+
+bash reads the user's rc files (bash-completion, version managers: tens to
+hundreds of ms) while attyguard imports its own modules, so the child starts
+first, from this module alone: only `os` and C-level modules, no pathlib or
+dataclasses (≈45 ms of CPU between the entry point and `session.py` then
+overlap with bash's start-up). `BashChild.adopt` takes the started child
+over; `BashChild.spawn` is this plus that.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import termios
+
+__all__ = ["Started", "ignore_terminal_signals", "interactive_env", "shellrc_dir",
+           "start_bash", "terminal_size"]
+
+
+class Started:
+    """A bash child just started (a plain class: typing/dataclasses cost ms here)."""
+
+    __slots__ = ("argv", "master", "nonce", "pid", "rcdir", "session_dir")
+
+    def __init__(self, pid: int, master: int, session_dir: str, nonce: str, rcdir: str,
+                 argv: list[str] | None = None) -> None:
+        self.pid = pid
+        self.argv = argv  # as exec'd: /proc/PID/cmdline until bash is exec'd away
+        self.master = master  # the pty's master side, non-blocking
+        self.session_dir = session_dir  # 0700 directory holding the side-channel FIFO "ch"
+        self.nonce = nonce
+        self.rcdir = rcdir  # shellrc/: attyguard.bash and hooks.bash
+
+
+def shellrc_dir() -> str:
+    """attyguard's shellrc/ (the rule of `attyguard.resources.data_path`, without pathlib)."""
+    pkg = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    packaged = os.path.join(pkg, "_data", "shellrc")
+    if os.path.isdir(packaged):
+        return packaged
+    return os.path.join(os.path.dirname(pkg), "shellrc")
+
+
+def start_bash(rcdir: str, *, login: bool = False, size: tuple[int, int] | None = None,
+               bash: str = "/bin/bash", env: dict[str, str] | None = None) -> Started:
+    """`bash --rcfile <rcdir>/attyguard.bash -i` on a new pty, with its side channel."""
+    nonce = os.urandom(8).hex()
+    session_dir = _private_dir()
+    os.mkfifo(os.path.join(session_dir, "ch"), 0o600)
+    child_env = dict(os.environ if env is None else env)
+    child_env.update(__AG_NONCE=nonce, __AG_DIR=session_dir, __AG_LOGIN="1" if login else "")
+    rc = os.path.join(rcdir, "attyguard.bash")
+    if not os.path.exists(bash):
+        bash = "bash"
+    argv = [bash, "--rcfile", rc, "-i"]
+    pid, master = os.forkpty()
+    if pid == 0:  # child
+        try:
+            if size is not None:
+                set_size(0, size)
+            os.execvpe(argv[0], argv, child_env)
+        finally:
+            os._exit(127)
+    os.set_blocking(master, False)
+    return Started(pid, master, session_dir, nonce, rcdir, argv)
+
+
+def interactive_env(*, norc: bool = False, noprofile: bool = False) -> dict[str, str]:
+    """The environment of the interactive child (shellrc/attyguard.bash reads the flags)."""
+    env = dict(os.environ)
+    if norc:
+        env["__AG_NORC"] = "1"
+    if noprofile:
+        env["__AG_NOPROFILE"] = "1"
+    return env
+
+
+def ignore_terminal_signals() -> None:
+    """Right after the child starts: ^C/^Z/^\\ must not kill or stop attyguard itself.
+
+    The terminal is raw whenever a key could matter (prompt, passthrough),
+    so they arrive as bytes; in the short cooked gaps between the two they
+    would signal the login shell (bash has its own session on the pty).
+    """
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def terminal_size(fd: int) -> tuple[int, int] | None:
+    """(rows, columns) of the terminal on `fd`, None if it is not one."""
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        return None
+    return size.lines, size.columns
+
+
+def set_size(fd: int, size: tuple[int, int]) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+
+
+def _private_dir() -> str:
+    """A fresh 0700 directory for the FIFO (tempfile costs ~10 ms of imports)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
+    if not os.access(base, os.W_OK):
+        base = "/tmp"
+    for _ in range(100):
+        path = os.path.join(base, f"attyguard-{os.urandom(6).hex()}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
+    raise OSError("cannot create a private directory")
