@@ -109,23 +109,10 @@ class PromptWatcher:
         """Read until a prompt numbered above the last one; True if `also` was seen first."""
         deadline = time.perf_counter() + timeout
         seen_also = also is None
-        fd = self.proc.fd
         while True:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                raise BenchError(
-                    f"no new prompt within {timeout:.0f} s; last output: {self._last()}"
-                )
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, READ_SIZE)
-            except OSError:
-                chunk = b""
+            chunk = self._read(deadline, f"no new prompt within {timeout:.0f} s")
             if not chunk:
-                raise BenchError(f"the shell exited; last output: {self._last()}")
-            self.bytes_read += len(chunk)
+                continue
             window = ESCAPES_RE.sub(b"", self.tail + chunk)
             self.tail = window[-CARRY:]
             if not seen_also and also is not None and also in window:
@@ -140,23 +127,27 @@ class PromptWatcher:
     def wait_text(self, text: bytes, timeout: float) -> None:
         """Read until `text` shows in the output (escapes stripped) after the last prompt."""
         deadline = time.perf_counter() + timeout
-        fd = self.proc.fd
         while text not in self.tail:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                raise BenchError(f"{text!r} not echoed within {timeout:.0f} s; "
-                                 f"last output: {self._last()}")
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, READ_SIZE)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                raise BenchError(f"the shell exited; last output: {self._last()}")
-            self.bytes_read += len(chunk)
+            chunk = self._read(deadline, f"{text!r} not echoed within {timeout:.0f} s")
             self.tail = ESCAPES_RE.sub(b"", self.tail + chunk)[-CARRY:]
+
+    def _read(self, deadline: float, late: str) -> bytes:
+        """One read of the shell's output (b"" if the poll woke with nothing);
+        BenchError saying `late` past the deadline, or if the shell exited."""
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise BenchError(f"{late}; last output: {self._last()}")
+        ready, _, _ = select.select([self.proc.fd], [], [], left)
+        if not ready:
+            return b""
+        try:
+            chunk = os.read(self.proc.fd, READ_SIZE)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            raise BenchError(f"the shell exited; last output: {self._last()}")
+        self.bytes_read += len(chunk)
+        return chunk
 
     def cpu_s(self) -> float | None:
         """CPU time the shell's process has used so far, all threads (Linux); None if unknown.
