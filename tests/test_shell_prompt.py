@@ -298,20 +298,24 @@ def test_on_accept_hears_the_line_before_the_final_frame(pipe):
     assert ui.read("$ ") == "next" and len(heard) == 1  # only for the read that asked
 
 
-def test_each_read_draws_its_own_prompt_message(pipe, tmp_path):
-    # The prompt's fragments are worked out once per message: a new message
-    # (the next PS1, or PS2) must still be drawn, and a two-line PS1 too.
+def _drawing_to(screen, pipe: PipeInput) -> ShellPrompt:
+    """A prompt with the status bar whose real VT100 output goes to `screen` (24x80)."""
     from prompt_toolkit.data_structures import Size
     from prompt_toolkit.output.vt100 import Vt100_Output
 
     warnings = WarnBuffer()
+    out = Vt100_Output(screen, lambda: Size(24, 80), term="xterm-256color", enable_cpr=False)
+    return ShellPrompt(history=InMemoryHistory(), complete=None, warnings=warnings,
+                       bindings=load_shell_bindings(warnings), status_bar=True,
+                       input=pipe, output=out)
+
+
+def test_each_read_draws_its_own_prompt_message(pipe, tmp_path):
+    # The prompt's fragments are worked out once per message: a new message
+    # (the next PS1, or PS2) must still be drawn, and a two-line PS1 too.
     path = tmp_path / "screen"
     with open(path, "w") as screen:
-        out = Vt100_Output(screen, lambda: Size(24, 80), term="xterm-256color",
-                           enable_cpr=False)
-        ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=warnings,
-                         bindings=load_shell_bindings(warnings), status_bar=True,
-                         input=pipe, output=out)
+        ui = _drawing_to(screen, pipe)
         for message in ("\x1b[32mfirst\x1b[0m> ", "second> ", "upper line\nthird> "):
             pipe.send_text("x\r")
             assert ui.read(message) == "x"
@@ -323,17 +327,9 @@ def test_each_read_draws_its_own_prompt_message(pipe, tmp_path):
 def test_the_status_bar_keeps_its_own_style_across_the_row(pipe, tmp_path):
     # Window styles are still applied to the whole row (only the unused
     # "class:last-line" pass is skipped): the bar is drawn reversed.
-    from prompt_toolkit.data_structures import Size
-    from prompt_toolkit.output.vt100 import Vt100_Output
-
-    warnings = WarnBuffer()
     path = tmp_path / "screen"
     with open(path, "w") as screen:
-        out = Vt100_Output(screen, lambda: Size(24, 80), term="xterm-256color",
-                           enable_cpr=False)
-        ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=warnings,
-                         bindings=load_shell_bindings(warnings), status_bar=True,
-                         input=pipe, output=out)
+        ui = _drawing_to(screen, pipe)
         app = ui.session.app
 
         def height_known() -> None:
