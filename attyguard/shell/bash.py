@@ -303,12 +303,13 @@ class BashChild:
     def _pump(self, run: _Run, in_fd: int, out_fd: int) -> None:
         """The command's output to the terminal while it runs: the hot loop.
 
-        `seq 1 1500000` is ~3,600 pty reads; measured with cProfile, `_step`'s
-        general handling (the FIFO in the select set, mark parsing into a
-        list, phase checks) cost ~17 µs of Python per read against ~5 µs
-        here, and every CPU-ms the relay takes is a ms the reader of the
-        user's terminal does not get on a 2-core machine. Only plain output
-        is handled here: anything else (a key, a mark, an error, a stall)
+        `seq 1 1500000` is ~3,600 pty reads, and every CPU-ms the relay takes
+        is a ms the reader of the user's terminal does not get on a 2-core
+        machine. The gain is small (under cProfile ~19 -> ~17 us of Python per
+        read; user CPU per seq run unchanged within psutil's 10 ms ticks):
+        the loop now mostly waits in write(), and bench/relay_floor.py puts
+        attyguard level with a bare 20-line relay. Only plain output is
+        handled here: anything else (a key, a mark, an error, a stall)
         returns to `_step`, which sees the same still-readable fd.
         The FIFO is left out: bash writes no record while a command runs
         (the D record comes with the D mark, read then).
