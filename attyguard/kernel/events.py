@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "ALLOW",
     "AlgSocketEvent",
     "ConnectEvent",
+    "ExecDecision",
     "ExecEvent",
     "ExitEvent",
     "FdInfo",
@@ -96,5 +98,16 @@ class ConnectEvent:
     address: str  # printable address ("127.0.0.1", "::1", or a Unix path)
     port: int = 0
 
+
+@dataclass(frozen=True, slots=True)
+class ExecDecision:
+    """The daemon's answer to a permission rung: allow, or deny with its reason."""
+
+    allow: bool
+    reason: str = ""  # one line, shown as `REFUSED — <program>: <reason>`
+    rules: tuple[str, ...] = ()  # rule ids behind a deny (or a warn-mode event)
+
+
+ALLOW = ExecDecision(True)
 
 KernelEvent = ExecEvent | ForkEvent | ExitEvent | AlgSocketEvent | ConnectEvent
