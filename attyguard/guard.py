@@ -12,11 +12,13 @@ and each front end wire what they have; nothing here does I/O itself.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
+from attyguard.engine.state import ShellState
 from attyguard.engine.verdict import Action, Source, Verdict
 
 __all__ = ["DaemonClient", "Guard", "TrustStore"]
@@ -54,7 +56,7 @@ def _already_critical(verdict: Verdict) -> bool:
 class Guard:
     def __init__(
         self,
-        engine: Callable[[str], Verdict],
+        engine: Callable[..., Verdict],
         trust: TrustStore | None = None,
         daemon: DaemonClient | None = None,
     ) -> None:
@@ -62,9 +64,15 @@ class Guard:
         self.trust = trust
         self.daemon = daemon
 
-    def decide(self, line: str) -> Verdict:
+    def decide(self, line: str, state: ShellState | None = None) -> Verdict:
+        """The verdict for `line`; `state`: the live shell's values of the names it uses.
+
+        With a non-empty state the engine and the daemon judge the line as bash
+        will expand it, and a trusted line is trusted only with the same state
+        (trusting `eval "$v"` once must not trust every later `v`).
+        """
         start = time.perf_counter_ns()
-        if self.trust is not None and self.trust.lookup(line):
+        if self.trust is not None and self.trust.lookup(trust_text(line, state)):
             return Verdict(
                 Action.ALLOW,
                 source=Source.TRUST,
@@ -72,7 +80,9 @@ class Guard:
             )
         notes: tuple[str, ...] = ()
         if self.daemon is not None:
-            verdict = self.daemon.classify(line)
+            daemon: Any = self.daemon
+            verdict: Verdict | None = (daemon.classify(line, state=state) if state
+                                       else daemon.classify(line))
             if verdict is not None:
                 if verdict.action is Action.BLOCK and not _already_critical(verdict):
                     # V2-J-2: a daemon Block marks this shell Critical, so the
@@ -80,10 +90,23 @@ class Guard:
                     self.daemon.report_block(verdict)
                 return verdict.with_source(Source.DAEMON)
             notes = ("daemon unavailable; in-process verdict",)
-        verdict = self.engine(line)
-        return replace(verdict, source=Source.LOCAL, notes=verdict.notes + notes)
+        local = self.engine(line, state) if state else self.engine(line)
+        return replace(local, source=Source.LOCAL, notes=local.notes + notes)
 
-    def remember(self, line: str, verdict: Verdict) -> None:
+    def remember(self, line: str, verdict: Verdict, state: ShellState | None = None) -> None:
         """The user answered [t]rust: record it so the line is allowed next time."""
         if self.trust is not None:
-            self.trust.add(line, tuple(hit.rule_id for hit in verdict.rules))
+            self.trust.add(trust_text(line, state), tuple(hit.rule_id for hit in verdict.rules))
+
+
+def trust_text(line: str, state: ShellState | None) -> str:
+    """What the trust store keys on: the line, plus a digest of the state it used.
+
+    A line that uses no live state is trusted as itself (as before); one that
+    does carries a short digest after a NUL, so the same text with other
+    values behind its names is a different entry.
+    """
+    if not state:
+        return line
+    digest = hashlib.sha256(repr(state.key()).encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{line}\0state:{digest[:16]}"

@@ -29,7 +29,7 @@ __ag_record() {
   printf '%s\0' "@$__ag_nonce" "$@" @end >"$__ag_dir/ch" 2>/dev/null
 }
 
-__ag_setstatus() { return "$1"; }
+__ag_setstatus() { return "$1"; }  # (a second argument only sets $_)
 
 __ag_pre() {
   # Frameworks that prepend with PROMPT_COMMAND="x;$PROMPT_COMMAND" (direnv)
@@ -79,6 +79,7 @@ __ag_report() {
   ps2=${__ag_ps2@P}
   local mode=emacs
   [[ -o vi ]] && mode=vi
+  __ag_names
   __ag_record D "$st" "$PWD" "$ps1" "$ps2" "$2" "$mode"
   # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
   # in the rescue path stdout is the command substitution.
@@ -208,6 +209,78 @@ __ag_complete() {
   return "$st"
 }
 
+__ag_names() {
+  # At every prompt (no fork: builtins redirected to a file): what the front
+  # end must know about a line without asking bash (attyguard/shell/state.py).
+  # Every alias with its value, every function name, and the hash-table
+  # entries whose program is not named like the command (`hash -p FILE ls`).
+  local k p
+  {
+    for k in "${!BASH_ALIASES[@]}"; do
+      printf 'a\0%s\0%s\0' "$k" "${BASH_ALIASES[$k]}"
+    done
+    for k in "${!BASH_CMDS[@]}"; do
+      p=${BASH_CMDS[$k]}
+      [[ ${p##*/} == "$k" ]] || printf 'h\0%s\0%s\0' "$k" "$p"
+    done
+    printf 'F\0'
+    compgen -A function
+    printf '\0'
+  } >"$__ag_dir/names" 2>/dev/null
+}
+
+__ag_state() {
+  # Bound with bind -x: answer a state request (written by the front end into
+  # $__ag_dir/sreq as NUL-terminated v:NAME, f:NAME, t:) on the side channel
+  # as raw fields, without touching history, $? or the readline buffer:
+  #   V NAME VALUE | A|M NAME COUNT (KEY VALUE)... | F NAME DEFINITION | T TRAPS
+  # Locals are all __ag_*: bash scopes dynamically, and a user's variable
+  # named like a local here would otherwise be read as that local.
+  local __ag_st=$? __ag_item __ag_n __ag_k __ag_body
+  local -a __ag_req=() __ag_out=()
+  mapfile -t -d '' __ag_req <"$__ag_dir/sreq" 2>/dev/null
+  for __ag_item in "${__ag_req[@]}"; do
+    __ag_n=${__ag_item#?:}
+    [[ $__ag_n == __ag_* ]] && continue
+    case $__ag_item in
+      v:*)
+        declare -p -- "$__ag_n" &>/dev/null || continue
+        local -n __ag_r=$__ag_n
+        case ${__ag_r@a} in
+          *A*|*a*)
+            if [[ ${__ag_r@a} == *A* ]]; then
+              __ag_out+=(M "$__ag_n" "${#__ag_r[@]}")
+            else
+              __ag_out+=(A "$__ag_n" "${#__ag_r[@]}")
+            fi
+            for __ag_k in "${!__ag_r[@]}"; do __ag_out+=("$__ag_k" "${__ag_r[$__ag_k]}"); done
+            ;;
+          *) [[ -v __ag_r ]] && __ag_out+=(V "$__ag_n" "$__ag_r") ;;
+        esac
+        unset -n __ag_r
+        ;;
+      f:*)
+        declare -f -- "$__ag_n" >"$__ag_dir/fbody" 2>/dev/null || continue
+        __ag_body=
+        IFS= read -r -d '' __ag_body <"$__ag_dir/fbody"
+        __ag_out+=(F "$__ag_n" "$__ag_body")
+        ;;
+      t:)
+        trap -p >"$__ag_dir/fbody" 2>/dev/null
+        __ag_body=
+        IFS= read -r -d '' __ag_body <"$__ag_dir/fbody"
+        __ag_out+=(T "$__ag_body")
+        ;;
+    esac
+  done
+  __ag_record S "${__ag_out[@]}"
+  READLINE_LINE=
+  READLINE_POINT=0
+  # $1 is the caller's $_ (the binding passes it): the last word of this
+  # function's last command becomes $_ again for the user's next line.
+  __ag_setstatus "$__ag_st" "$1"
+}
+
 __ag_repair() {
   # Bound with bind -x: the front end saw the rescue path report (PROMPT_COMMAND
   # was unset or replaced): reinstall the hooks.
@@ -225,5 +298,6 @@ bind 'set enable-active-region off' 2>/dev/null
 for __ag_km in emacs vi-insert vi-command; do
   bind -m "$__ag_km" -x '"\e[57701~": __ag_complete' 2>/dev/null
   bind -m "$__ag_km" -x '"\e[57702~": __ag_repair' 2>/dev/null
+  bind -m "$__ag_km" -x '"\e[57703~": __ag_state "$_"' 2>/dev/null
 done
 unset __ag_km

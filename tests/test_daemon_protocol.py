@@ -63,3 +63,22 @@ def test_typed_arguments() -> None:
     with pytest.raises(ProtocolError) as info:
         long.str_arg("line", max_len=10)
     assert info.value.code == ErrorCode.TOO_LARGE
+
+
+def test_state_round_trips_and_bad_shapes_are_refused():
+    from attyguard.daemon.protocol import ProtocolError, state_from_json, state_to_json
+    from attyguard.engine.state import ShellState
+
+    state = ShellState(variables={"v": 'a "b"\n$c'}, arrays={"a": {"0": "x", "k 1": "y"}},
+                       aliases={"ll": "ls -l"}, functions={"f": "f () \n{ \n    true\n}\n"},
+                       hashed={"ls": "/tmp/x"}, traps={"EXIT": "echo bye"})
+    wire = state_to_json(state)
+    assert state_from_json(wire).key() == state.key()
+    assert state_to_json(ShellState(variables={"v": "1"})) == {"variables": {"v": "1"}}
+    for bad in ([], {"variables": {"v": 1}}, {"arrays": {"a": "x"}}, {"other": {}}):
+        try:
+            state_from_json(bad, 7)
+        except ProtocolError as exc:
+            assert exc.code == "bad_request" and exc.request_id == 7
+        else:
+            raise AssertionError(f"accepted {bad!r}")

@@ -43,6 +43,18 @@ class FakeChild:
         self.cancelled += 1
         return RunResult("done", 130)
 
+    # The live shell's state (attyguard/shell/state.py): a names file and answers.
+    names_data: bytes = b""
+    answers: tuple[str, ...] = ()
+    requests: list[bytes] = field(default_factory=list)
+
+    def names(self) -> bytes:
+        return self.names_data
+
+    def fetch_state(self, request: bytes) -> tuple[str, ...] | None:
+        self.requests.append(request)
+        return self.answers
+
 
 @dataclass
 class FakeTrust:
@@ -232,3 +244,65 @@ def test_the_end_of_a_command_and_the_next_prompt_are_marked_in_one_write(make, 
     host = os.uname().nodename
     assert data == (b"\x1b]133;D;3\x07\x1b]7;file://" + host.encode() + b"/some%20where\x07"
                     b"\x1b]133;A\x07")
+
+
+# --- the live shell's state (issue 9, families 1 and 2) ---------------------------------
+
+def test_state_the_line_uses_is_fetched_and_judged(tmp_path):
+    from attyguard.engine.state import ShellState
+
+    seen: list[ShellState | None] = []
+
+    def engine(line: str, state: ShellState | None = None) -> Verdict:
+        seen.append(state)
+        if state is not None and "evil" in state.variables.get("v", ""):
+            return verdict_for("evil")
+        return Verdict(Action.ALLOW)
+
+    child = FakeChild(answers=("V", "v", "evil payload"))
+    shown: list[str] = []
+    session = Session(
+        child=child,  # type: ignore[arg-type]
+        get_wired=lambda: Wired(Guard(engine)), config=Config(), ui=None,
+        warnings=WarnBuffer(), ask_warn=lambda: "cancel",
+        show=lambda ft: shown.append("".join(t for _, t in ft)),  # type: ignore[attr-defined]
+        in_fd=os.open(os.devnull, os.O_RDONLY), out_fd=os.open(os.devnull, os.O_WRONLY))
+    assert session.submit('eval "$v"') is None
+    assert child.sent == [] and shown and shown[0].startswith("REFUSED")
+    assert child.requests == [b"v:v\0"]
+    # A literal line asks nothing and the engine gets no state.
+    assert session.submit("ls -la").kind == "done"
+    assert child.requests == [b"v:v\0"] and seen[-1] is None
+
+
+def test_verdict_cache_keys_on_line_and_state():
+    from attyguard.engine.state import ShellState
+    from attyguard.shell.wiring import Remembering
+
+    calls: list[str] = []
+
+    def engine(line: str, state: ShellState | None = None) -> Verdict:
+        calls.append(state.variables.get("v", "") if state else "")
+        return Verdict(Action.ALLOW)
+
+    remembering = Remembering(engine)
+    a = ShellState(variables={"v": "a"})
+    b = ShellState(variables={"v": "b"})
+    for state in (a, a, b, None, None, ShellState(variables={"v": "a"})):
+        remembering('eval "$v"', state)
+    assert calls == ["a", "b", ""]
+
+
+def test_trust_is_for_the_line_with_its_state():
+    from attyguard.engine.state import ShellState
+
+    trust = FakeTrust()
+    guard = Guard(lambda line, state=None: verdict_for("risky"), trust=trust)
+    one = ShellState(variables={"v": "echo one"})
+    verdict = guard.decide('eval "$v"', state=one)
+    assert verdict.action is Action.WARN
+    guard.remember('eval "$v"', verdict, one)
+    assert guard.decide('eval "$v"', state=one).action is Action.ALLOW
+    assert guard.decide('eval "$v"', state=ShellState(variables={"v": "x"})).action \
+        is Action.WARN
+    assert guard.decide('eval "$v"').action is Action.WARN

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from attyguard.daemon import protocol
+from attyguard.engine.state import ShellState
 from attyguard.engine.verdict import Verdict
 
 __all__ = ["DaemonClient", "WarnSubscriber"]
@@ -65,8 +66,12 @@ class DaemonClient:
         """'connected' or 'unavailable: <why>' (for the status bar)."""
         return self._state
 
-    def classify(self, line: str) -> Verdict | None:
-        reply = self.request("classify", line=line)
+    def classify(self, line: str, state: ShellState | None = None) -> Verdict | None:
+        """`state`: the shell's values of the names `line` uses (docs/protocol.md)."""
+        if state:
+            reply = self.request("classify", line=line, state=protocol.state_to_json(state))
+        else:
+            reply = self.request("classify", line=line)
         if reply is None:
             return None
         try:

@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from attyguard.engine.state import ShellState
+
 __all__ = [
     "OPS",
     "PROTOCOL_VERSION",
@@ -33,6 +35,8 @@ __all__ = [
     "encode_event",
     "encode_reply",
     "encode_request",
+    "state_from_json",
+    "state_to_json",
 ]
 
 PROTOCOL_VERSION = 1
@@ -143,3 +147,42 @@ def encode_event(event: str, **payload: Any) -> bytes:
 def _short(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+# ---- the shell's state in a classify request (additive, issue 9)
+
+_STATE_MAPS = ("variables", "aliases", "functions", "hashed", "traps")
+
+
+def state_to_json(state: ShellState) -> dict[str, Any]:
+    """A ShellState as the `state` field of a `classify` request (empty maps left out)."""
+    out: dict[str, Any] = {name: dict(getattr(state, name))
+                           for name in _STATE_MAPS if getattr(state, name)}
+    if state.arrays:
+        out["arrays"] = {k: dict(v) for k, v in state.arrays.items()}
+    return out
+
+
+def state_from_json(value: Any, request_id: Any = None) -> ShellState:
+    """The `state` field back to a ShellState; ProtocolError if it is not that shape."""
+    def bad(why: str) -> ProtocolError:
+        return ProtocolError(ErrorCode.BAD_REQUEST, f"classify: 'state' {why}", request_id)
+
+    if not isinstance(value, dict):
+        raise bad("must be an object")
+    unknown = set(value) - {*_STATE_MAPS, "arrays"}
+    if unknown:
+        raise bad(f"has unknown field {sorted(unknown)[0][:40]!r}")
+    maps: dict[str, dict[str, str]] = {}
+    for name in _STATE_MAPS:
+        table = value.get(name, {})
+        if not isinstance(table, dict) or not all(
+                isinstance(v, str) for v in table.values()):
+            raise bad(f"'{name}' must map names to strings")
+        maps[name] = table
+    arrays = value.get("arrays", {})
+    if not isinstance(arrays, dict) or not all(
+            isinstance(a, dict) and all(isinstance(v, str) for v in a.values())
+            for a in arrays.values()):
+        raise bad("'arrays' must map names to objects of strings")
+    return ShellState(arrays=arrays, **maps)

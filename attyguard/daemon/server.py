@@ -349,7 +349,7 @@ class DaemonServer:
         config_path: Path | None = None,
         config_missing_ok: bool = True,
         overrides: Overrides | None = None,
-        engine: Callable[[str], Verdict] | None = None,
+        engine: Callable[..., Verdict] | None = None,
         process_table: ProcessTable | None = None,
         notifier: SystemdNotifier | None = None,
     ) -> None:
@@ -361,7 +361,7 @@ class DaemonServer:
             from attyguard.engine.classify import classify
 
             engine = classify
-        self.engine: Callable[[str], Verdict] = engine
+        self.engine: Callable[..., Verdict] = engine
         self.threats = ThreatMap(process_table or ProcfsProcessTable(),
                                  self.config.daemon.max_tracked_pids)
         self.notifier = notifier or SystemdNotifier()
@@ -562,7 +562,10 @@ class DaemonServer:
         start = time.perf_counter_ns()
         line = request.str_arg("line", max_len=self.config.daemon.max_request_bytes)
         acc = self.config.accumulator
-        tier1 = self.engine(line)
+        state = (protocol.state_from_json(request.args["state"], request.id)
+                 if request.args.get("state") else None)
+        # The shell's values of the names the line uses: judged as bash will expand it.
+        tier1 = self.engine(line, state) if state else self.engine(line)
         try:
             score = self.tier2.score(line)
         except Exception:  # the contract says it never raises; the daemon does not bet on it

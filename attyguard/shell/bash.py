@@ -36,6 +36,7 @@ _PASTE_START = b"\x1b[200~"
 _PASTE_END = b"\x1b[201~"
 _KEY_COMPLETE = b"\x1b[57701~"
 _KEY_REPAIR = b"\x1b[57702~"
+_KEY_STATE = b"\x1b[57703~"
 _RL_LEAVE = b"\x1b[?2004l"  # readline leaves the line: its echo region ends here
 # A wedged child (hooks gone, e.g. after `exec bash`) is looked at after this long.
 _STALL_S = 0.8
@@ -565,7 +566,7 @@ class BashChild:
         # Only completion answers are expected while idle, and they are read
         # synchronously; anything else here (a repair's R) is stale.
         self._pending_records = [r for r in self._pending_records + self._read_fifo()
-                                 if r.kind == "K"]
+                                 if r.kind in ("K", "S")]
         return out
 
     # --- completion -----------------------------------------------------------------
@@ -587,6 +588,36 @@ class BashChild:
             select.select([self.fifo], [], [], max(0.0, deadline - time.monotonic()))
         return "", []
 
+    # --- the shell's state (attyguard/shell/state.py) ------------------------------
+
+    def names(self) -> bytes:
+        """The names file the hooks rewrite at every prompt (b"" if absent)."""
+        try:
+            with open(self.dir / "names", "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    def fetch_state(self, request: bytes, timeout: float = 2.0) -> tuple[str, ...] | None:
+        """One round trip: `__ag_state` answers `request` with an `S` record (None: no answer).
+
+        bash must be idle at its prompt (readline reading), as for `complete`.
+        """
+        self._take_record("S")  # (a late answer to an earlier request is stale)
+        tmp = self.dir / "sreq.tmp"
+        tmp.write_bytes(request)
+        os.replace(tmp, self.dir / "sreq")
+        self._write_master(_KEY_STATE)
+        deadline = time.monotonic() + timeout
+        while True:
+            rec = self._take_record("S")
+            if rec is not None:
+                return rec.fields
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            select.select([self.fifo], [], [], left)
+
     # --- the end --------------------------------------------------------------------
 
     def exit(self, in_fd: int | None, out_fd: int | None) -> RunResult:
@@ -602,7 +633,7 @@ class BashChild:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGHUP)
         status = self._reap()
-        for name in ("ch", "req", "req.tmp"):
+        for name in ("ch", "req", "req.tmp", "names", "sreq", "sreq.tmp", "fbody"):
             with contextlib.suppress(OSError):
                 (self.dir / name).unlink()
         with contextlib.suppress(OSError):

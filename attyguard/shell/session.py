@@ -44,7 +44,9 @@ from attyguard.shell.warnings import WarnBuffer
 
 if TYPE_CHECKING:  # imported lazily: bash is spawned before anything heavy
     from attyguard.config import Config
+    from attyguard.engine.state import ShellState
     from attyguard.engine.verdict import Verdict
+    from attyguard.shell.state import Names
     from attyguard.shell.wiring import GuardLoader, Wired
 
 __all__ = ["Session", "run_interactive"]
@@ -61,6 +63,7 @@ class _Decided:
     text: str
     verdict: Verdict
     sent: bool
+    state: ShellState | None = None
 
 
 @dataclass
@@ -85,6 +88,8 @@ class Session:
     _notes_shown: bool = False
     _decided: _Decided | None = None
     _held_marks: str = ""
+    _names_data: bytes = b""
+    _names: Names | None = None
 
     # --- the one enforcement point ----------------------------------------------------
 
@@ -105,11 +110,24 @@ class Session:
         wired = self.ready_wired()
         if wired is None or not self._notes_shown:
             return  # (the first line also shows the Guard's notes: submit's job)
-        verdict = wired.guard.decide(self._full(text))
+        full = self._full(text)
+        state = self._state_for(full)
+        verdict = wired.guard.decide(full, state=state)
         sent = verdict.action is Action.ALLOW
         if sent:
             self.child.send_line(text, self.in_fd)
-        self._decided = _Decided(text, verdict, sent)
+        self._decided = _Decided(text, verdict, sent, state)
+
+    def _state_for(self, line: str) -> ShellState | None:
+        """The live bash's values of the names `line` uses (a round trip only if it uses any)."""
+        from attyguard.shell.state import build_state, encode_request, parse_names
+
+        data = self.child.names()
+        if data != self._names_data or self._names is None:
+            self._names_data, self._names = data, parse_names(data)
+        state = build_state(line, self._names,
+                            lambda needs: self.child.fetch_state(encode_request(needs)))
+        return state or None
 
     def _full(self, text: str) -> str:
         return f"{self.pending}\n{text}" if self.pending else text
@@ -134,7 +152,8 @@ class Session:
             self._notes_shown = True
             for note in wired.warnings:
                 self.show(FormattedText([("", f"attyguard: {note}\n")]))
-        verdict = decided.verdict if decided is not None else wired.guard.decide(full)
+        state = decided.state if decided is not None else self._state_for(full)
+        verdict = decided.verdict if decided is not None else wired.guard.decide(full, state=state)
         if verdict.action is Action.BLOCK:
             self.show(refused_text(verdict, self.config.ui.refused_style))
             self.warnings.add(f"refused: {verdict.reason}: {one_line(full, 120)}")
@@ -155,7 +174,7 @@ class Session:
                 self.keys = early + self.keys
                 return None
             if answer == "trust":
-                wired.guard.remember(full, verdict)
+                wired.guard.remember(full, verdict, state)
         return self._run(text, full, early)
 
     # --- running --------------------------------------------------------------------

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     # are built on the loader thread, off the first prompt's path.
     from collections.abc import Callable
 
+    from attyguard.engine.state import ShellState
     from attyguard.engine.verdict import Verdict
     from attyguard.guard import Guard
 
@@ -93,19 +94,22 @@ class Remembering:
     SIZE = 1024
     MAX_LINE = 4096  # longer lines are rare and would make the memory unbounded in practice
 
-    def __init__(self, engine: Callable[[str], Verdict]) -> None:
+    def __init__(self, engine: Callable[..., Verdict]) -> None:
         self.engine = engine
-        self.seen: dict[str, Verdict] = {}
+        self.seen: dict[object, Verdict] = {}
 
-    def __call__(self, line: str) -> Verdict:
-        found = self.seen.get(line)
+    def __call__(self, line: str, state: ShellState | None = None) -> Verdict:
+        # The same line with other values behind its names is another question.
+        key: object = (line, state.key()) if state else line
+        found = self.seen.get(key)
         if found is not None:
             return found
-        verdict = self.engine(line)
-        if len(line) <= self.MAX_LINE and _repeatable(verdict):
+        verdict = self.engine(line, state) if state else self.engine(line)
+        small = len(line) <= self.MAX_LINE and (not state or len(repr(key)) <= 4 * self.MAX_LINE)
+        if small and _repeatable(verdict):
             if len(self.seen) >= self.SIZE:
                 self.seen.clear()
-            self.seen[line] = verdict
+            self.seen[key] = verdict
         return verdict
 
 
@@ -180,7 +184,7 @@ def _warm_engine() -> None:
         default_engine()
 
 
-def _refuse_all(line: str) -> Any:
+def _refuse_all(line: str, state: object = None) -> Any:
     from attyguard.engine.verdict import Action, Verdict
 
     return Verdict(Action.BLOCK, notes=("classifier unavailable",))
