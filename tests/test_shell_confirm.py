@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
+from prompt_toolkit.output import DummyOutput, create_output
 
 from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict
 from attyguard.shell.confirm import ask_warn, pt_style, refused_text, warn_text
@@ -17,8 +19,30 @@ from attyguard.shell.confirm import ask_warn, pt_style, refused_text, warn_text
 )
 def test_ask_warn_answers(keys, expected):
     with create_pipe_input() as inp:
-        inp.send_text(keys)
-        assert ask_warn(input=inp, output=DummyOutput()) == expected
+        assert ask_warn(input=inp, output=DummyOutput(),
+                        on_shown=lambda: inp.send_text(keys)) == expected
+
+
+@pytest.mark.parametrize("early", ["y", "t", "yyy", "Y\r"])
+def test_keys_before_the_question_are_never_the_answer(early):
+    """Typed ahead with Enter (before the question is drawn): dropped, and said so."""
+    out = io.StringIO()
+    with create_pipe_input() as inp:
+        inp.send_text(early)
+        answer = ask_warn(input=inp, output=create_output(stdout=out),
+                          on_shown=lambda: inp.send_text("n"))
+    assert answer == "cancel"
+    assert "typed before this question was shown" in out.getvalue()
+
+
+def test_keys_typed_ahead_by_an_earlier_prompt_are_never_the_answer():
+    from prompt_toolkit.input.typeahead import store_typeahead
+    from prompt_toolkit.key_binding import KeyPress
+
+    with create_pipe_input() as inp:
+        store_typeahead(inp, [KeyPress("y", "y")])
+        assert ask_warn(input=inp, output=DummyOutput(),
+                        on_shown=lambda: inp.send_text("q")) == "cancel"
 
 
 def hit(title: str, explanation: str = "") -> RuleHit:

@@ -9,11 +9,14 @@ control characters never reach the terminal raw.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from prompt_toolkit import print_formatted_text
 from prompt_toolkit.application import Application
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input import Input
+from prompt_toolkit.input.typeahead import get_typeahead
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.keys import Keys
 from prompt_toolkit.layout import Layout, Window
@@ -93,8 +96,15 @@ def confirm_bindings() -> KeyBindings:
     return kb
 
 
-def ask_warn(input: Input | None = None, output: Output | None = None) -> str:
-    """Ask `[y]es / [t]rust / cancel` and return "yes", "trust" or "cancel"."""
+def ask_warn(input: Input | None = None, output: Output | None = None,
+             on_shown: Callable[[], None] | None = None) -> str:
+    """Ask `[y]es / [t]rust / cancel` and return "yes", "trust" or "cancel".
+
+    A key that arrived before the question was on screen is never an answer
+    (typed ahead after Enter, meant for what comes next): such keys are
+    dropped once the question has been drawn, and one line says so.
+    `on_shown` runs right after that (tests send their answer there).
+    """
     def question() -> FormattedText:
         # Once answered, the final frame (left in scrollback) says what was chosen.
         answer = None
@@ -112,8 +122,41 @@ def ask_warn(input: Input | None = None, output: Output | None = None) -> str:
         output=output,
         erase_when_done=False,
     )
+    dropped: list[str] = []
+
+    def pre_run() -> None:
+        # Keys an earlier prompt read ahead would be fed before the first draw.
+        dropped.extend(press.data for press in get_typeahead(app.input))
+
+    def shown(_app: object) -> None:
+        app.after_render -= shown
+        # The question is on the terminal now (the render flushed it): whatever
+        # is still queued on the input was typed before it could be seen.
+        dropped.extend(_queued_keys(app.input))
+        if on_shown is not None:
+            on_shown()
+
+    app.after_render += shown
     try:
-        result = app.run()
+        result = app.run(pre_run=pre_run)
     except (KeyboardInterrupt, EOFError):
-        return "cancel"
+        result = "cancel"
+    if dropped:
+        n = len(dropped)
+        print_formatted_text(FormattedText([(
+            "", f"attyguard: {n} key{'s' if n > 1 else ''} typed before this question was "
+                f"shown {'were' if n > 1 else 'was'} not taken as the answer\n")]),
+            output=app.output, end="")
     return result if result in ("yes", "trust") else "cancel"
+
+
+def _queued_keys(inp: Input) -> list[str]:
+    """Every key waiting on `inp` right now (read and discarded by the caller)."""
+    keys: list[str] = []
+    for _ in range(1000):  # (bounded: a flood of input must not hold the question forever)
+        got = inp.read_keys()
+        if not got:
+            break
+        keys.extend(press.data for press in got)
+    keys.extend(press.data for press in inp.flush_keys())
+    return keys
