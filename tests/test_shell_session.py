@@ -127,14 +127,39 @@ def test_warn_trust_remembers_then_runs_and_next_time_no_question(make):
     assert child.sent == ["risky op", "risky op"]
 
 
-def test_continuation_is_classified_whole_and_refusal_cancels_it(make):
+@pytest.mark.parametrize("first,second", [
+    ("echo start \\", "evil"),
+    ("echo 'open", "evil'"),
+    ("if true; then", "evil; fi"),
+    ("cat <<EOF", "evil\nEOF"),
+    ("echo one |", "evil"),
+])
+def test_continuation_is_collected_and_judged_whole_before_bash_sees_any(make, first, second):
+    session, child, _, shown = make()
+    assert session.submit(first) is None  # bash would ask for more: held, not sent
+    assert session.pending == first and child.sent == []
+    assert session.submit(second) is None  # the joined text is blocked
+    assert child.sent == [] and child.cancelled == 0 and session.pending == ""
+    assert shown and shown[-1].startswith("REFUSED")
+
+
+def test_complete_joined_text_is_sent_once(make):
+    session, child, _, _ = make()
+    assert session.submit("for i in 1 2; do") is None
+    assert session.submit("echo $i") is None
+    assert session.submit("done").kind == "done"
+    assert child.sent == ["for i in 1 2; do\necho $i\ndone"]
+
+
+def test_when_bash_itself_asks_for_more_refusal_cancels_it(make):
+    """An alias can open a loop: bash shows PS2 for a line the check called complete."""
     session, child, _, _shown = make()
-    child.more_after = {"echo start \\"}
-    assert session.submit("echo start \\").kind == "more"
-    assert session.pending == "echo start \\"
-    assert session.submit("evil") is None  # "echo start \\\nevil" is blocked
+    child.more_after = {"myloop"}
+    assert session.submit("myloop").kind == "more"
+    assert session.pending == "myloop"
+    assert session.submit("evil") is None  # "myloop\nevil" is blocked
     assert child.cancelled == 1 and session.pending == ""
-    assert child.sent == ["echo start \\"]
+    assert child.sent == ["myloop"]
 
 
 

@@ -88,6 +88,8 @@ class Session:
     _notes_shown: bool = False
     _decided: _Decided | None = None
     _held_marks: str = ""
+    _pending_in_bash: bool = False  # bash itself holds `pending` (it showed PS2)
+    _more_memo: tuple[str, bool] | None = None
     _names_data: bytes = b""
     _names: Names | None = None
 
@@ -111,11 +113,13 @@ class Session:
         if wired is None or not self._notes_shown:
             return  # (the first line also shows the Guard's notes: submit's job)
         full = self._full(text)
+        if self._wants_more(full):
+            return  # (held until the command is complete: submit's job)
         state = self._state_for(full)
         verdict = wired.guard.decide(full, state=state)
         sent = verdict.action is Action.ALLOW
         if sent:
-            self.child.send_line(text, self.in_fd)
+            self.child.send_line(self._to_send(text, full), self.in_fd)
         self._decided = _Decided(text, verdict, sent, state)
 
     def _state_for(self, line: str) -> ShellState | None:
@@ -128,6 +132,24 @@ class Session:
         state = build_state(line, self._names,
                             lambda needs: self.child.fetch_state(encode_request(needs)))
         return state or None
+
+    def _wants_more(self, full: str) -> bool:
+        """bash would ask for more (PS2): collect it here, judge and send it whole.
+
+        Once bash itself holds a part (it asked for more although the check
+        said complete, e.g. an alias opening a loop) the rest goes the old
+        way: each further part joined with it, judged, then sent.
+        """
+        from attyguard.shell.continuation import needs_more
+
+        if self._pending_in_bash:
+            return False
+        if self._more_memo is None or self._more_memo[0] != full:
+            self._more_memo = (full, needs_more(full))
+        return self._more_memo[1]
+
+    def _to_send(self, text: str, full: str) -> str:
+        return text if self._pending_in_bash else full
 
     def _full(self, text: str) -> str:
         return f"{self.pending}\n{text}" if self.pending else text
@@ -147,6 +169,9 @@ class Session:
         if decided is not None and decided.text != text:
             decided = None  # (not the line the prompt returned: decide again)
         full = self._full(text)
+        if self._wants_more(full):
+            self.pending = full  # shown with PS2; nothing of it reaches bash yet
+            return None
         wired = self.get_wired()
         if not self._notes_shown:
             self._notes_shown = True
@@ -175,7 +200,7 @@ class Session:
                 return None
             if answer == "trust":
                 wired.guard.remember(full, verdict, state)
-        return self._run(text, full, early)
+        return self._run(self._to_send(text, full), full, early)
 
     # --- running --------------------------------------------------------------------
 
@@ -211,9 +236,11 @@ class Session:
                 result = self.child.run(text, self.in_fd, self.out_fd, early=keys)
         if result.kind == "more":
             self.pending = full
+            self._pending_in_bash = True
             self._collect_typeahead()
             return result
         self.pending = ""
+        self._pending_in_bash = False
         if result.kind == "done":
             self._after_command(result.status)
         return result
@@ -231,7 +258,9 @@ class Session:
 
     def _cancel_pending(self) -> None:
         self.pending = ""
-        self.child.cancel_continuation()
+        if self._pending_in_bash:
+            self._pending_in_bash = False
+            self.child.cancel_continuation()
 
     def _exit(self) -> int | None:
         with raw_terminal(self.in_fd):
