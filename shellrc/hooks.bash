@@ -17,6 +17,12 @@ __ag_ok=([1]="$__ag_b")
 __ag_ps1_mark='\[${__ag_ok[__ag_done==__ag_n]:-$(__ag_rescue)}\]'
 __ag_ps2_mark='\['"$__ag_p"'\]'
 __ag_ps0_mark='${__ag_ok[__ag_n+=1]::0}'"$__ag_c"
+# History expansion is the front end's (attyguard/shell/history_expand.py):
+# bash must not expand the (already expanded) line again. `set -H`/`set +H`
+# stay the user's; bash's histchars is kept empty and the user's characters
+# live in __ag_hc (a new value the user gives histchars is taken over at the
+# next prompt; `unset histchars` means bash's default).
+[[ -z ${__ag_hc+set} ]] && __ag_hc=${histchars-'!^#'}
 
 if [[ -z ${__ag_ps1+set} ]]; then
   __ag_ps1=${PS1-'\s-\v\$ '}
@@ -63,6 +69,7 @@ __ag_fix_hooks() {
   PS2=$__ag_ps2_mark
   [[ $PS0 == *"$__ag_ps0_mark"* ]] || PS0=$__ag_ps0_mark${PS0//"$__ag_ps0_mark"/}
   __ag_done=$__ag_n
+  histchars=
   # Child shells must not inherit the hidden prompts.
   export -n PS1 PS2 PS0 PROMPT_COMMAND
 }
@@ -80,7 +87,12 @@ __ag_report() {
   local mode=emacs
   [[ -o vi ]] && mode=vi
   __ag_names
-  __ag_record D "$st" "$PWD" "$ps1" "$ps2" "$2" "$mode"
+  # History expansion as the user has it: their characters if `set -H`, and
+  # whether `shopt -s histverify` wants the result edited rather than run.
+  local hx= hv=
+  [[ $- == *H* ]] && hx=$__ag_hc
+  shopt -q histverify && hv=v
+  __ag_record D "$st" "$PWD" "$ps1" "$ps2" "$2" "$mode" "$hx" "$hv"
   # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
   # in the rescue path stdout is the command substitution.
   __ag_mark "D;$st" >/dev/tty 2>/dev/null || __ag_mark "D;$st" >&2
@@ -108,6 +120,12 @@ __ag_post() {
   local st=$?
   [[ -n $__ag_ran_pre ]] && st=$__ag_status
   __ag_ran_pre=
+  # The user may have set (or unset) histchars: theirs from now on.
+  if [[ -z ${histchars+set} ]]; then
+    __ag_hc='!^#'
+  elif [[ -n $histchars ]]; then
+    __ag_hc=$histchars
+  fi
   __ag_done=$__ag_n
   __ag_fix_hooks
   __ag_report "$st" ""
@@ -281,6 +299,52 @@ __ag_state() {
   __ag_setstatus "$__ag_st" "$1"
 }
 
+__ag_hist() {
+  # Bound with bind -x: history-expand the line in $__ag_dir/hreq with bash's
+  # own history (history -p, which stores nothing) and answer on the side
+  # channel: Y STATUS EXPANDED ERROR. $1 is the caller's $_ (kept, as in
+  # __ag_state).
+  local __ag_st=$? __ag_line= __ag_out= __ag_err= __ag_rc
+  IFS= read -r -d '' __ag_line <"$__ag_dir/hreq"
+  # `history -p` deletes the last history entry first when it was added by the
+  # line just read (it takes it for the `history -p` line itself): from a
+  # bind -x handler that would be the user's last command. `history -s` of
+  # that same entry replaces it and marks the last line as pushed, which -p
+  # respects; if it was not replaced but added (the last line was not saved,
+  # e.g. HISTCONTROL=ignorespace), the copy goes again.
+  local __ag_last= __ag_n0=$HISTCMD HISTTIMEFORMAT=
+  history 1 >"$__ag_dir/hout" 2>/dev/null
+  IFS= read -r -d '' __ag_last <"$__ag_dir/hout"
+  if [[ $__ag_last =~ ^\ *[0-9]+[*\ ]\ (.*)$ ]]; then
+    __ag_last=${BASH_REMATCH[1]%$'\n'}
+    history -s -- "$__ag_last"
+    ((HISTCMD > __ag_n0)) && history -d -1
+  fi
+  histchars=$__ag_hc
+  history -p -- "$__ag_line" >"$__ag_dir/hout" 2>"$__ag_dir/herr"
+  __ag_rc=$?
+  histchars=
+  IFS= read -r -d '' __ag_out <"$__ag_dir/hout"
+  IFS= read -r -d '' __ag_err <"$__ag_dir/herr"
+  __ag_record Y "$__ag_rc" "$__ag_out" "$__ag_err"
+  READLINE_LINE=
+  READLINE_POINT=0
+  __ag_setstatus "$__ag_st" "$1"
+}
+
+__ag_fced() {
+  # fc's editor when the front end rewrote an editing `fc` (history_expand.py):
+  # run the user's editor, keep what was written for the prompt, and give fc
+  # an empty file, so nothing edited runs before it is judged.
+  local __ag_ed=${__ag_fced_ed:-${FCEDIT:-${EDITOR:-vi}}} __ag_text= __ag_st
+  $__ag_ed "$1"
+  __ag_st=$?
+  IFS= read -r -d '' __ag_text <"$1"
+  printf '%s' "$__ag_text" >"$__ag_dir/fced"
+  : >"$1"
+  return "$__ag_st"
+}
+
 __ag_repair() {
   # Bound with bind -x: the front end saw the rescue path report (PROMPT_COMMAND
   # was unset or replaced): reinstall the hooks.
@@ -299,5 +363,6 @@ for __ag_km in emacs vi-insert vi-command; do
   bind -m "$__ag_km" -x '"\e[57701~": __ag_complete' 2>/dev/null
   bind -m "$__ag_km" -x '"\e[57702~": __ag_repair' 2>/dev/null
   bind -m "$__ag_km" -x '"\e[57703~": __ag_state "$_"' 2>/dev/null
+  bind -m "$__ag_km" -x '"\e[57704~": __ag_hist "$_"' 2>/dev/null
 done
 unset __ag_km

@@ -37,6 +37,7 @@ _PASTE_END = b"\x1b[201~"
 _KEY_COMPLETE = b"\x1b[57701~"
 _KEY_REPAIR = b"\x1b[57702~"
 _KEY_STATE = b"\x1b[57703~"
+_KEY_HISTORY = b"\x1b[57704~"
 _RL_LEAVE = b"\x1b[?2004l"  # readline leaves the line: its echo region ends here
 # A wedged child (hooks gone, e.g. after `exec bash`) is looked at after this long.
 _STALL_S = 0.8
@@ -59,6 +60,10 @@ class PromptState:
     ps2: str = "> "
     typeahead: bytes = b""
     editing_mode: str = "emacs"  # bash's `set -o vi` / `set -o emacs`, for the front end
+    # The user's history characters ("!^#") when `set -H` is on, else "" (no expansion);
+    # `shopt -s histverify`: an expanded line goes back to the buffer instead of running.
+    histchars: str = ""
+    histverify: bool = False
 
 
 @dataclass
@@ -229,6 +234,9 @@ class BashChild:
             self._needs_repair = len(rec.fields) > 4 and rec.fields[4] == "1"
             if len(rec.fields) > 5 and rec.fields[5] in ("vi", "emacs"):
                 self.state.editing_mode = rec.fields[5]
+            if len(rec.fields) > 7:
+                self.state.histchars = rec.fields[6]
+                self.state.histverify = rec.fields[7] == "v"
         elif rec.kind == "T":
             # Pieces split where the tty queued an end-of-file mark: the
             # Ctrl-D typed there (or a Ctrl-@, which queues the same NUL).
@@ -566,7 +574,7 @@ class BashChild:
         # Only completion answers are expected while idle, and they are read
         # synchronously; anything else here (a repair's R) is stale.
         self._pending_records = [r for r in self._pending_records + self._read_fifo()
-                                 if r.kind in ("K", "S")]
+                                 if r.kind in ("K", "S", "Y")]
         return out
 
     # --- completion -----------------------------------------------------------------
@@ -618,6 +626,29 @@ class BashChild:
                 return None
             select.select([self.fifo], [], [], left)
 
+    def expand_history(self, line: str, timeout: float = 2.0) -> tuple[int, str, str] | None:
+        """bash's own history expansion of `line` (`history -p`, nothing stored):
+        (status, expanded text, bash's error message); None if bash did not answer."""
+        self._take_record("Y")
+        tmp = self.dir / "hreq.tmp"
+        tmp.write_bytes(line.encode("utf-8", "surrogateescape") + b"\0")
+        os.replace(tmp, self.dir / "hreq")
+        self._write_master(_KEY_HISTORY)
+        deadline = time.monotonic() + timeout
+        while True:
+            rec = self._take_record("Y")
+            if rec is not None and len(rec.fields) >= 3:
+                try:
+                    status = int(rec.fields[0])
+                except ValueError:
+                    status = 1
+                # (`history -p` ends its output with a newline of its own)
+                return status, rec.fields[1].removesuffix("\n"), rec.fields[2].strip()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            select.select([self.fifo], [], [], left)
+
     # --- the end --------------------------------------------------------------------
 
     def exit(self, in_fd: int | None, out_fd: int | None) -> RunResult:
@@ -633,7 +664,8 @@ class BashChild:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGHUP)
         status = self._reap()
-        for name in ("ch", "req", "req.tmp", "names", "sreq", "sreq.tmp", "fbody"):
+        for name in ("ch", "req", "req.tmp", "names", "sreq", "sreq.tmp", "fbody", "hreq",
+                     "hreq.tmp", "hout", "herr"):
             with contextlib.suppress(OSError):
                 (self.dir / name).unlink()
         with contextlib.suppress(OSError):

@@ -90,6 +90,7 @@ class Session:
     _held_marks: str = ""
     _pending_in_bash: bool = False  # bash itself holds `pending` (it showed PS2)
     _more_memo: tuple[str, bool] | None = None
+    _fc_edit: bool = False  # an editing `fc` ran: its text comes back to the prompt
     _names_data: bytes = b""
     _names: Names | None = None
 
@@ -112,6 +113,8 @@ class Session:
         wired = self.ready_wired()
         if wired is None or not self._notes_shown:
             return  # (the first line also shows the Guard's notes: submit's job)
+        if self._resolve_needed(text):
+            return  # (history expansion or fc: what runs is not `text`; submit's job)
         full = self._full(text)
         if self._wants_more(full):
             return  # (held until the command is complete: submit's job)
@@ -132,6 +135,84 @@ class Session:
         state = build_state(line, self._names,
                             lambda needs: self.child.fetch_state(encode_request(needs)))
         return state or None
+
+    def _resolve_needed(self, text: str) -> bool:
+        from attyguard.shell.history_expand import might_expand
+
+        return might_expand(text, self.child.state.histchars) or text.lstrip().startswith("fc")
+
+    def _resolve(self, text: str) -> str | None:
+        """What bash will run for `text`: history expanded, `fc` resolved (history_expand.py).
+
+        None when nothing is to run: the expansion failed (bash's message is
+        shown and the text stays in the prompt), `:p` only prints, or
+        `histverify` wants the expansion edited first.
+        """
+        from prompt_toolkit.formatted_text import FormattedText
+
+        from attyguard.shell.history_expand import (
+            event_designator,
+            fc_substitute,
+            might_expand,
+            parse_fc,
+            print_only,
+            rewrite_fc_edit,
+        )
+        from attyguard.shell.text import escape_controls
+
+        def say(line: str) -> None:
+            self.show(FormattedText([("", escape_controls(line) + "\n")]))
+
+        prompt = self.child.state
+        if might_expand(text, prompt.histchars):
+            got = self.child.expand_history(text)
+            if got is not None:  # (no answer: bash will not expand it either)
+                status, expanded, error = got
+                if status != 0:
+                    say(error or "attyguard: history expansion failed")
+                    self.default = text  # nothing typed is lost
+                    return None
+                if print_only(text, prompt.histchars):
+                    say(expanded)
+                    return None
+                if expanded != text:
+                    say(expanded)  # as bash shows an expanded line
+                    if prompt.histverify:
+                        self.default = expanded
+                        return None
+                    text = expanded
+        call = parse_fc(text)
+        if call is None or call.mode == "list":
+            return text
+        if call.mode == "edit":
+            self._fc_edit = True
+            return rewrite_fc_edit(call)
+        designator = event_designator(call, prompt.histchars)
+        got = self.child.expand_history(designator) if designator else None
+        if got is None or got[0] != 0:
+            say(f"attyguard: fc: cannot tell which command {one_line(text, 80)} would run; "
+                "nothing ran")
+            self.default = text
+            return None
+        command = fc_substitute(got[1], call)
+        say(command)  # (fc -s shows the command it runs)
+        return command
+
+    def _take_fc_edit(self) -> None:
+        """After an editing `fc`: the edited text waits in the prompt, to be judged."""
+        from prompt_toolkit.formatted_text import FormattedText
+
+        self._fc_edit = False
+        path = self.child.dir / "fced"
+        try:
+            edited = path.read_text("utf-8", "surrogateescape")
+            path.unlink()
+        except (OSError, AttributeError):
+            return
+        if edited.strip():
+            self.default = edited.rstrip("\n")
+            self.show(FormattedText([("", "attyguard: the edited command is in the prompt; "
+                                          "Enter runs it\n")]))
 
     def _wants_more(self, full: str) -> bool:
         """bash would ask for more (PS2): collect it here, judge and send it whole.
@@ -168,6 +249,11 @@ class Session:
                              sent=True)
         if decided is not None and decided.text != text:
             decided = None  # (not the line the prompt returned: decide again)
+        if decided is None and self._resolve_needed(text):
+            resolved = self._resolve(text)
+            if resolved is None:
+                return None
+            text = resolved
         full = self._full(text)
         if self._wants_more(full):
             self.pending = full  # shown with PS2; nothing of it reaches bash yet
@@ -241,6 +327,8 @@ class Session:
             return result
         self.pending = ""
         self._pending_in_bash = False
+        if self._fc_edit:
+            self._take_fc_edit()
         if result.kind == "done":
             self._after_command(result.status)
         return result
