@@ -56,6 +56,7 @@ def _already_critical(verdict: Verdict) -> bool:
 class Guard:
     def __init__(
         self,
+        # engine(line) or engine(line, state): `classify` and `Engine.classify` take both.
         engine: Callable[..., Verdict],
         trust: TrustStore | None = None,
         daemon: DaemonClient | None = None,
@@ -80,18 +81,18 @@ class Guard:
             )
         notes: tuple[str, ...] = ()
         if self.daemon is not None:
-            daemon: Any = self.daemon
-            verdict: Verdict | None = (daemon.classify(line, state=state) if state
-                                       else daemon.classify(line))
-            if verdict is not None:
-                if verdict.action is Action.BLOCK and not _already_critical(verdict):
+            daemon: Any = self.daemon  # (classify(line, state=…) since issue 9)
+            answer: Verdict | None = (daemon.classify(line, state=state) if state
+                                      else daemon.classify(line))
+            if answer is not None:
+                if answer.action is Action.BLOCK and not _already_critical(answer):
                     # V2-J-2: a daemon Block marks this shell Critical, so the
                     # next line from this process tree is refused outright.
-                    self.daemon.report_block(verdict)
-                return verdict.with_source(Source.DAEMON)
+                    self.daemon.report_block(answer)
+                return answer.with_source(Source.DAEMON)
             notes = ("daemon unavailable; in-process verdict",)
-        local = self.engine(line, state) if state else self.engine(line)
-        return replace(local, source=Source.LOCAL, notes=local.notes + notes)
+        verdict = self.engine(line) if not state else self.engine(line, state)
+        return replace(verdict, source=Source.LOCAL, notes=verdict.notes + notes)
 
     def remember(self, line: str, verdict: Verdict, state: ShellState | None = None) -> None:
         """The user answered [t]rust: record it so the line is allowed next time."""

@@ -21,12 +21,14 @@ from attyguard.engine.atoms import AtomMatcher
 from attyguard.engine.decode import Payload, find_payloads
 from attyguard.engine.matchers import Analysis, lazy_regexes
 from attyguard.engine.normalize import prefilter_text
-from attyguard.engine.parse import Limits, Parsed, Span, parse
+from attyguard.engine.parse import Finding, Limits, Parsed, Span, parse
 from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
+from attyguard.engine.state import ShellState
 from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict, combine_probabilities
 
 __all__ = [
     "BOUNDED_RULE_ID",
+    "ENGINE_RULES",
     "MAX_LINE",
     "UNAVAILABLE_RULE_ID",
     "Engine",
@@ -47,6 +49,7 @@ UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
 # (`cu${u}rl`). Each pattern is linear: this runs on every line.
 _FORCE_PARSE = re.compile(
     r"\$\(|`|\$\{[A-Za-z_]\w*:?-"
+    r"|(?:^|[;|&(]|\b(?:then|do|else|sudo|exec|env|command)\s)\s*+\"?\$[{A-Za-z_!(]"
     r"|(?:^|[\s;|&(])/[^\s;|&?*\[]*+[?*\[]"
     r"|[A-Za-z]\$(?:\{[A-Za-z_@*]|[A-Za-z_@*])"
 )
@@ -78,12 +81,61 @@ def _bounded_hit(reason: str, span: Span | None = None) -> RuleHit:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EngineRule:
+    """A rule the walk itself decides (parse.Finding kinds), not expressible as a pattern."""
+
+    id: str
+    title: str
+    severity: Severity
+    action: Action
+    probability: float
+    explanation: str
+    remediation: str
+
+
+# parse.Finding.kind -> the rule it raises. Every finding warns: each is a way to make
+# bash run something the line does not show, and each has everyday look-alikes.
+ENGINE_RULES: dict[str, EngineRule] = {
+    "dynamic-command": EngineRule(
+        "engine.dynamic-command", "Program name hidden behind an expansion",
+        Severity.MEDIUM, Action.WARN, 0.35,
+        "The program this line runs is only known when bash expands it (a variable, "
+        "substitution or pattern that attyguard cannot resolve), so the program cannot be judged.",
+        "Write the program's name literally, or check what the expansion holds before running."),
+    "hash-path": EngineRule(
+        "engine.hash-path", "Command name pointed at another program",
+        Severity.HIGH, Action.WARN, 0.6,
+        "`hash -p FILE NAME` makes every later `NAME` run FILE instead of the usual program: "
+        "a way to hijack a command you type.",
+        "Run the program by its path instead, or `hash -r` to forget the entry."),
+    "env-file": EngineRule(
+        "engine.env-file", "File run by every new shell",
+        Severity.MEDIUM, Action.WARN, 0.45,
+        "BASH_ENV (and ENV for sh) names a file that every non-interactive shell started "
+        "from here runs first: code stored in it runs unseen with later commands.",
+        "Unset it (`unset BASH_ENV ENV`) unless you know the file and need it."),
+}
+
+
+def _finding_hit(finding: Finding, outer_span: Span | None) -> RuleHit:
+    rule = ENGINE_RULES[finding.kind]
+    return RuleHit(
+        rule_id=rule.id, title=rule.title, severity=rule.severity, action=rule.action,
+        probability=rule.probability, explanation=rule.explanation,
+        remediation=rule.remediation,
+        span=outer_span if outer_span is not None else finding.span,
+        matched=finding.detail[:300],
+    )
+
+
 @dataclass(slots=True)
 class _Budget:
     """Work left for one line over all its decoded layers (mutable, per call)."""
 
     deadline: float
     analyses: int = 0
+    state: ShellState | None = None  # the live shell's names: decoded layers run there too
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +153,11 @@ class Engine:
         self.limits = limits or Limits()
         self.atoms = AtomMatcher([r.atoms for r in self.rules])
 
-    def classify(self, line: str) -> Verdict:
+    def classify(self, line: str, state: ShellState | None = None) -> Verdict:
+        """Judge `line` as bash will run it; `state` is the live shell's names it uses."""
         start = time.perf_counter_ns()
         try:
-            layer = self._classify(line)
+            layer = self._classify(line, state or None)
         except Exception as exc:
             layer = _Layer((_bounded_hit(f"internal error: {type(exc).__name__}: {exc}"),))
         hits = layer.hits
@@ -117,10 +170,10 @@ class Engine:
             notes=layer.notes,
         )
 
-    def _classify(self, line: str) -> _Layer:
+    def _classify(self, line: str, state: ShellState | None) -> _Layer:
         if len(line) > MAX_LINE:
             return _Layer((_bounded_hit(f"line longer than {MAX_LINE} characters"),))
-        budget = _Budget(time.monotonic() + self.limits.deadline_s)
+        budget = _Budget(time.monotonic() + self.limits.deadline_s, state=state)
         hits = self._analyse(line, 0, budget, None)
         # One hit per rule: the first (outermost) one explains it best.
         seen: set[str] = set()
@@ -134,17 +187,20 @@ class Engine:
     def _analyse(self, text: str, layer: int, budget: _Budget,
                  outer_span: Span | None) -> list[RuleHit]:
         candidates = self.atoms.candidates(prefilter_text(text))
-        if not candidates and not _needs_parse(text):
+        # With the shell's state, any word may be an alias, function or variable.
+        if not candidates and budget.state is None and not _needs_parse(text):
             return []
         if layer > 0:
             # Decoded layers share one budget, so nested payloads cannot multiply the work.
             budget.analyses += 1
             if budget.analyses > MAX_ANALYSES or time.monotonic() > budget.deadline:
                 return [_bounded_hit("too many decoded layers to analyse", outer_span)]
-        parsed = parse(text, self.limits, budget.deadline)
+        parsed = parse(text, self.limits, budget.deadline, state=budget.state)
         payloads = find_payloads(parsed) if parsed.commands else ()
         normalized = _normalized(parsed)
         extra = normalized.lower()
+        if parsed.redirects:  # targets resolved by the parse (`$a/tcp/…`) hold atoms too
+            extra += "\n" + " ".join(f"{r.op} {r.target}" for r in parsed.redirects).lower()
         if payloads:
             extra += "\n" + "\n".join(p.text.lower() for p in payloads)
         candidates |= self.atoms.candidates(extra)
@@ -152,6 +208,10 @@ class Engine:
         hits: list[RuleHit] = []
         if parsed.bounded is not None:
             hits.append(_bounded_hit(parsed.bounded, outer_span))
+        # A decoded text may be data for a program (`base64 -d <<< …`), not shell code:
+        # only a typed line (or a shell's text within it) shows a hidden program.
+        hits.extend(_finding_hit(f, outer_span) for f in parsed.findings
+                    if layer == 0 or f.kind != "dynamic-command")
         for index in sorted(candidates):
             rule = self.rules[index]
             try:
@@ -222,10 +282,14 @@ def reset_default_engine() -> None:
     _DEFAULT_ERROR = None
 
 
-def classify(line: str) -> Verdict:
-    """Classify one command line with the shipped rules. Pure, bounded, never raises."""
+def classify(line: str, state: ShellState | None = None) -> Verdict:
+    """Classify one command line with the shipped rules. Pure, bounded, never raises.
+
+    `state` (the live shell's variables, aliases, functions…) makes the line
+    judged as bash will expand it.
+    """
     engine = default_engine()
-    verdict = engine.classify(line)
+    verdict = engine.classify(line, state)
     if _DEFAULT_ERROR is None:
         return verdict
     # Broken rule files must not turn into a silent allow-everything.
