@@ -716,3 +716,16 @@ def test_users_only_see_warn_events_about_their_own_processes(
     # Events reach a subscriber in order: had root's been delivered, it would be first.
     assert events and f"pid {own_event['pid']} (uid {NOBODY})" in events[0]
     assert all(f"pid {root_event['pid']} " not in event for event in events)
+
+
+def test_classify_with_the_shells_state(make_daemon: Callable[..., RunningDaemon]) -> None:
+    """Issue 9: the daemon judges a line as bash will expand it, with the shell's state."""
+    daemon = make_daemon()
+    line = 'eval "$v"'
+    plain = Verdict.from_json(daemon.call("classify", line=line)["verdict"])
+    stated = Verdict.from_json(daemon.call(
+        "classify", line=line,
+        state={"variables": {"v": "bash -i >& /dev/tcp/127.0.0.1/9 0>&1"}})["verdict"])
+    assert plain.action is Action.ALLOW and stated.action is Action.BLOCK
+    bad = daemon.call("classify", line=line, state={"variables": ["v"]})
+    assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
