@@ -11,16 +11,22 @@
 #           then mark "D", then it waits for the front end's ack so typeahead
 #           is handed back to the front end instead of being read by readline.
 # Marks are ESC ] 133 ; ag-<nonce> ; <letter> [; args] BEL. The nonce is
-# per-session and never exported, so a command cannot forge them by accident.
+# per-session and never exported, so a command cannot forge them.
 # Records go to a FIFO in a 0700 directory, opened per write (no fd leaks into
 # commands), as NUL-terminated fields: @<nonce> TYPE fields... @end.
 
-__ag_nonce=$__AG_NONCE
-__ag_dir=$__AG_DIR
+# The nonce, the channel's directory and the first line token come on an
+# inherited pipe (fd $__AG_FD), never in the environment or argv, where any
+# process could read them (/proc/PID/environ); the pipe is closed before
+# anything else runs.
+IFS= read -r -d '' __ag_nonce <&"$__AG_FD"
+IFS= read -r -d '' __ag_dir <&"$__AG_FD"
+IFS= read -r -d '' __ag_tok <&"$__AG_FD"
+exec {__AG_FD}<&-
 __ag_login=$__AG_LOGIN
 __ag_norc=$__AG_NORC
 __ag_noprofile=$__AG_NOPROFILE
-unset __AG_NONCE __AG_DIR __AG_LOGIN __AG_NORC __AG_NOPROFILE
+unset __AG_FD __AG_LOGIN __AG_NORC __AG_NOPROFILE
 
 # --- the user's start-up files, as bash itself would read them -----------------
 if [[ -n $__ag_login && -z $__ag_noprofile ]]; then

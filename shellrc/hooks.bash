@@ -1,5 +1,17 @@
 # attyguard's hooks (sourced last by attyguard.bash, and again to repair them).
-# Needs: __ag_nonce, __ag_dir. Idempotent: sourcing it twice changes nothing.
+# Needs: __ag_nonce, __ag_dir, __ag_tok. Sourcing it twice changes nothing.
+#
+# Side doors (issue 9, family 7): bash runs only lines the front end handed
+# over. Every line arrives with a one-time token that __ag_accept checks at
+# Enter (a key injected with TIOCSTI, or typed into a `read` that left
+# readline, has none: the line is emptied and reported); the functions and
+# constants here are readonly (a redefined __ag_* hook cannot run), and the
+# key bindings are put back at every prompt (a `bind -x` on our private key
+# sequences lasts one command at most).
+if [[ -n ${__ag_installed-} ]]; then
+  __ag_fix_hooks
+  return 0
+fi
 
 __ag_mark() { printf '\e]133;ag-%s;%s\a' "$__ag_nonce" "$1"; }
 __ag_b=$'\e]133;ag-'"$__ag_nonce"$';B\a'
@@ -29,6 +41,63 @@ if [[ -z ${__ag_ps1+set} ]]; then
   __ag_ps2=${PS2-'> '}
 fi
 __ag_ran_pre=
+
+__ag_names() {
+  # At every prompt, on the side channel (an N record, before D): what the
+  # front end must know about a line without asking bash
+  # (attyguard/shell/state.py): every alias with its value, the hash-table
+  # entries whose program is not named like the command (`hash -p FILE ls`),
+  # and every function name (one field, as `compgen` prints them).
+  local k p f=
+  local -a out=()
+  for k in "${!BASH_ALIASES[@]}"; do out+=(a "$k" "${BASH_ALIASES[$k]}"); done
+  for k in "${!BASH_CMDS[@]}"; do
+    p=${BASH_CMDS[$k]}
+    [[ ${p##*/} == "$k" ]] || out+=(h "$k" "$p")
+  done
+  compgen -A function >"$__ag_dir/fbody" 2>/dev/null
+  IFS= read -r -d '' f <"$__ag_dir/fbody"
+  __ag_record N "${out[@]}" F "$f"
+}
+
+__ag_accept() {
+  # Bound to Enter (before accept-line, in one macro). At the prompt the line
+  # must end with US TOKEN US NEXT, as the front end sends it: the token is
+  # checked and the next one kept. Anything else did not come from the front
+  # end: emptied (readline then accepts an empty line) and reported once (F).
+  # Inside a command (`read -e`, __ag_n != __ag_done) Enter is left alone.
+  local __ag_st=$?
+  if ((__ag_n == __ag_done)); then
+    local __ag_next=${READLINE_LINE##*$'\x1f'} __ag_rest=${READLINE_LINE%$'\x1f'*}
+    local __ag_got=${__ag_rest##*$'\x1f'}
+    if [[ $READLINE_LINE == *$'\x1f'*$'\x1f'* && $__ag_got == "$__ag_tok" \
+          && $__ag_next =~ ^[0-9a-f]{32}$ ]]; then
+      READLINE_LINE=${__ag_rest%$'\x1f'*}
+      __ag_tok=$__ag_next
+    else
+      [[ -n $READLINE_LINE ]] && __ag_record F "$READLINE_LINE"
+      READLINE_LINE=
+    fi
+    READLINE_POINT=${#READLINE_LINE}
+  fi
+  __ag_setstatus "$__ag_st" "$1"
+}
+
+__ag_bind() {
+  # Our keys, in every editing mode's keymap (`set -o vi` keeps them working).
+  # Run at every prompt: a user's `bind` can only displace them for one command.
+  local km
+  for km in emacs vi-insert vi-command; do
+    bind -m "$km" -x '"\e[57701~": __ag_complete' 2>/dev/null
+    bind -m "$km" -x '"\e[57702~": __ag_repair' 2>/dev/null
+    bind -m "$km" -x '"\e[57703~": __ag_state "$_"' 2>/dev/null
+    bind -m "$km" -x '"\e[57704~": __ag_hist "$_"' 2>/dev/null
+    bind -m "$km" -x '"\e[57706~": __ag_accept "$_"' 2>/dev/null
+    bind -m "$km" '"\e[57707~": accept-line' 2>/dev/null
+    bind -m "$km" '"\C-m": "\e[57706~\e[57707~"' 2>/dev/null
+    bind -m "$km" '"\C-j": "\e[57706~\e[57707~"' 2>/dev/null
+  done
+}
 
 __ag_record() {
   # One write per record; the FIFO reader is always open (O_RDWR) on the other end.
@@ -72,6 +141,7 @@ __ag_fix_hooks() {
   histchars=
   # Child shells must not inherit the hidden prompts.
   export -n PS1 PS2 PS0 PROMPT_COMMAND
+  __ag_bind
 }
 
 __ag_report() {
@@ -227,26 +297,6 @@ __ag_complete() {
   return "$st"
 }
 
-__ag_names() {
-  # At every prompt (no fork: builtins redirected to a file): what the front
-  # end must know about a line without asking bash (attyguard/shell/state.py).
-  # Every alias with its value, every function name, and the hash-table
-  # entries whose program is not named like the command (`hash -p FILE ls`).
-  local k p
-  {
-    for k in "${!BASH_ALIASES[@]}"; do
-      printf 'a\0%s\0%s\0' "$k" "${BASH_ALIASES[$k]}"
-    done
-    for k in "${!BASH_CMDS[@]}"; do
-      p=${BASH_CMDS[$k]}
-      [[ ${p##*/} == "$k" ]] || printf 'h\0%s\0%s\0' "$k" "$p"
-    done
-    printf 'F\0'
-    compgen -A function
-    printf '\0'
-  } >"$__ag_dir/names" 2>/dev/null
-}
-
 __ag_state() {
   # Bound with bind -x: answer a state request (written by the front end into
   # $__ag_dir/sreq as NUL-terminated v:NAME, f:NAME, t:) on the side channel
@@ -358,11 +408,10 @@ __ag_fix_hooks
 # Lines arrive as one bracketed paste: readline must treat it as text.
 bind 'set enable-bracketed-paste on' 2>/dev/null
 bind 'set enable-active-region off' 2>/dev/null
-# In every editing mode's keymap, so `set -o vi` later keeps them working.
-for __ag_km in emacs vi-insert vi-command; do
-  bind -m "$__ag_km" -x '"\e[57701~": __ag_complete' 2>/dev/null
-  bind -m "$__ag_km" -x '"\e[57702~": __ag_repair' 2>/dev/null
-  bind -m "$__ag_km" -x '"\e[57703~": __ag_state "$_"' 2>/dev/null
-  bind -m "$__ag_km" -x '"\e[57704~": __ag_hist "$_"' 2>/dev/null
-done
-unset __ag_km
+# Readonly from here on: a redefined hook or a changed mark would run code
+# that was never judged (at every prompt, or on Tab).
+declare -fr __ag_mark __ag_record __ag_setstatus __ag_pre __ag_fix_hooks __ag_report \
+  __ag_post __ag_rescue __ag_complete __ag_names __ag_state __ag_hist __ag_fced \
+  __ag_repair __ag_accept __ag_bind
+declare -r __ag_nonce __ag_dir __ag_b __ag_c __ag_p __ag_ps1_mark __ag_ps2_mark \
+  __ag_ps0_mark __ag_installed=1

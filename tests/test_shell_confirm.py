@@ -32,7 +32,7 @@ def test_keys_before_the_question_are_never_the_answer(early):
         answer = ask_warn(input=inp, output=create_output(stdout=out),
                           on_shown=lambda: inp.send_text("n"))
     assert answer == "cancel"
-    assert "typed before this question was shown" in out.getvalue()
+    assert f"({len(early)} early key" in out.getvalue()
 
 
 def test_keys_typed_ahead_by_an_earlier_prompt_are_never_the_answer():

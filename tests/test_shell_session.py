@@ -44,11 +44,11 @@ class FakeChild:
         return RunResult("done", 130)
 
     # The live shell's state (attyguard/shell/state.py): a names file and answers.
-    names_data: bytes = b""
+    names_data: tuple[str, ...] = ()
     answers: tuple[str, ...] = ()
     requests: list[bytes] = field(default_factory=list)
 
-    def names(self) -> bytes:
+    def names(self) -> tuple[str, ...]:
         return self.names_data
 
     def fetch_state(self, request: bytes) -> tuple[str, ...] | None:

@@ -56,13 +56,13 @@ def test_needs_of(line, variables, functions, traps):
 
 
 def test_names_file_is_parsed_and_ours_are_hidden():
-    data = (b"a\0ll\0ls -l\0a\0__ag_x\0y\0h\0ls\0/tmp/evil\0"
-            b"F\0deploy\n__ag_post\nhelper\n\0")
+    data = ("a", "ll", "ls -l", "a", "__ag_x", "y", "h", "ls", "/tmp/evil",
+            "F", "deploy\n__ag_post\nhelper\n")
     names = parse_names(data)
     assert dict(names.aliases) == {"ll": "ls -l"}
     assert names.functions == {"deploy", "helper"}
     assert dict(names.hashed) == {"ls": "/tmp/evil"}
-    assert parse_names(b"a\0trunc") == Names()  # a torn write: nothing invented
+    assert parse_names(("a", "trunc")) == Names()  # a torn record: nothing invented
 
 
 def test_request_encoding_skips_invalid_names():

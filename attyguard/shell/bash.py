@@ -131,7 +131,7 @@ class BashChild:
     """One interactive bash on a pty, driven through attyguard's hooks."""
 
     def __init__(self, pid: int, master: int, session_dir: Path, nonce: str,
-                 hooks: Path, argv: list[str] | None = None) -> None:
+                 hooks: Path, argv: list[str] | None = None, token: str = "") -> None:
         self.pid = pid
         # What /proc/PID/cmdline says while this is still our bash (not exec'd away).
         self.argv = [os.fsencode(a) for a in argv] if argv is not None else None
@@ -151,6 +151,18 @@ class BashChild:
         self._ack_echo = b"^]" + nonce.encode() + b"^]^@"
         # The last bytes passed to the user's terminal: does output end mid-line?
         self.out_tail = b""
+        # The line token bash expects next (hooks.bash: __ag_accept), and the one
+        # sent along with the last line, which becomes current once bash took it.
+        self._token = token
+        self._token_sent: str | None = None
+        # The names the hooks report at every prompt (N record; shell/state.py).
+        self.names_fields: tuple[str, ...] = ()
+        # Lines bash was given by something other than the front end (F records),
+        # emptied by the hooks: the session tells the user.
+        self.notices: list[str] = []
+        # Such a line was emptied while idle and bash is still finishing it (its
+        # D mark and ack): a line sent now would be drained as its typeahead.
+        self._foreign_running = False
 
     # --- start-up -------------------------------------------------------------------
 
@@ -163,7 +175,8 @@ class BashChild:
     def adopt(cls, started: Started) -> BashChild:
         """Take over a child started by `attyguard.shell.spawn.start_bash`."""
         return cls(started.pid, started.master, Path(started.session_dir), started.nonce,
-                   Path(started.rcdir) / "hooks.bash", started.argv)
+                   Path(started.rcdir) / "hooks.bash", started.argv,
+                   getattr(started, "token", ""))
 
     def set_size(self, size: tuple[int, int]) -> None:
         _set_size(self.master, size)
@@ -192,7 +205,13 @@ class BashChild:
                 break
             if not data:
                 break
-            got.extend(self.records.feed(data))
+            for rec in self.records.feed(data):
+                if rec.kind == "N":
+                    self.names_fields = rec.fields  # (the newest wins; never queued)
+                elif rec.kind == "F":
+                    self.notices.append(rec.fields[0] if rec.fields else "")
+                else:
+                    got.append(rec)
         return got
 
     def _write_master(self, data: bytes) -> None:
@@ -260,8 +279,24 @@ class BashChild:
         if tty_fd is not None:
             self.sync_size_from(tty_fd)
         self.state.typeahead = b""
+        if self._foreign_running:
+            self._settle()
         _debug("send", text)
-        self._write_master(_PASTE_START + sanitize_line(text) + _PASTE_END + b"\r")
+        self._write_master(_PASTE_START + sanitize_line(text) + self._line_token() + _PASTE_END
+                           + b"\r")
+
+    def _line_token(self) -> bytes:
+        """US TOKEN US NEXT: what __ag_accept checks at Enter (no token: a bash without
+        our hooks, e.g. in tests that drive one directly)."""
+        if not self._token:
+            return b""
+        self._token_sent = os.urandom(16).hex()
+        return f"\x1f{self._token}\x1f{self._token_sent}".encode()
+
+    def _token_taken(self) -> None:
+        """bash accepted the line we sent (a mark says so): its next token is current."""
+        if self._token_sent is not None:
+            self._token, self._token_sent = self._token_sent, None
 
     def run(self, text: str, in_fd: int | None, out_fd: int | None,
             early: bytes = b"") -> RunResult:
@@ -465,18 +500,30 @@ class BashChild:
 
     def _output_mark(self, run: _Run, mark: Mark, out_fd: int | None) -> None:
         _debug("mark", mark, run.phase, run.got_d, run.got_t)
+        if mark.kind in ("C", "P"):
+            self._token_taken()
         if mark.kind == "C":
             if run.phase in ("echo", "parsed"):
                 run.dropped.clear()
                 self._enter_run(run)
         elif mark.kind == "P":
-            # (While cancelling, a P is readline redrawing PS2 before the ^C lands.)
-            if run.phase in ("echo", "parsed", "run"):
+            # (While cancelling, a P is readline redrawing PS2 before the ^C lands;
+            # while readline still has the line, a P is its redraw after the
+            # token check at Enter: only a PS2 after readline left counts.)
+            if run.phase in ("parsed", "run"):
                 run.result = RunResult("more", self.state.status)
         elif mark.kind == "D":
             rec = self._take_record("D")
             if rec is None:
                 return  # a D mark without its record is forged: ignore it
+            sent = self._token_sent
+            if sent is not None and any(sent in text for text in self.notices):
+                # bash emptied our own line (its token did not match): say so once.
+                self.notices = [t for t in self.notices if sent not in t]
+                self.notices.append("(a line from attyguard itself: its token did not match)")
+                self._token_sent = None
+            else:
+                self._token_taken()  # (an empty line: accepted, no C)
             self._apply_record(rec)
             run.got_d = True
             run.phase = "after_d"
@@ -523,8 +570,9 @@ class BashChild:
         if out_fd is not None:
             # bash drew its own prompt on this line: the front end draws ours.
             _write_all(out_fd, b"\r\x1b[K")
-        fix = (f"__ag_nonce={self.nonce} __ag_dir={_sq(str(self.dir))}; "
-               f". {_sq(str(self.hooks))}")
+        self._token_sent = None
+        fix = (f"__ag_nonce={self.nonce} __ag_dir={_sq(str(self.dir))} "
+               f"__ag_tok={self._token}; . {_sq(str(self.hooks))}")
         self._write_master(b"\x15" + _PASTE_START + fix.encode() + _PASTE_END + b"\r")
 
     def _replaced_by_bash(self) -> bool:
@@ -570,12 +618,36 @@ class BashChild:
         if data is None:
             self._reap()
             return None
-        out = b"".join(p for p in self.marks.feed(data) if isinstance(p, bytes))
-        # Only completion answers are expected while idle, and they are read
-        # synchronously; anything else here (a repair's R) is stale.
+        out = b""
+        self._pending_records.extend(self._read_fifo())  # (an F comes before its D)
+        if self.notices:
+            self._foreign_running = True
+        for piece in self.marks.feed(data):
+            if isinstance(piece, bytes):
+                out += piece
+            elif piece.kind == "D" and self._take_record("D") is not None:
+                # bash ran an (emptied) line that did not come from us, e.g. keys
+                # injected with TIOCSTI: its hooks wait for the ack; what they
+                # drain is not the user's typing.
+                self._write_master(self._ack)
+                self._foreign_running = False
+        # Only answers (completion, state, history) are expected while idle, and
+        # they are read synchronously; anything else here (an R, a T) is stale.
         self._pending_records = [r for r in self._pending_records + self._read_fifo()
                                  if r.kind in ("K", "S", "Y")]
+        for text in self.notices:
+            out += _notice(text)
+        self.notices.clear()
         return out
+
+    def _settle(self, timeout: float = 2.0) -> None:
+        """Let bash finish a foreign (emptied) line before ours goes in."""
+        deadline = time.monotonic() + timeout
+        while self._foreign_running and time.monotonic() < deadline:
+            left = max(0.0, deadline - time.monotonic())
+            if select.select([self.master], [], [], left)[0] and self.read_idle() is None:
+                return
+        self._foreign_running = False
 
     # --- completion -----------------------------------------------------------------
 
@@ -598,13 +670,9 @@ class BashChild:
 
     # --- the shell's state (attyguard/shell/state.py) ------------------------------
 
-    def names(self) -> bytes:
-        """The names file the hooks rewrite at every prompt (b"" if absent)."""
-        try:
-            with open(self.dir / "names", "rb") as f:
-                return f.read()
-        except OSError:
-            return b""
+    def names(self) -> tuple[str, ...]:
+        """What the hooks reported at the last prompt (N record; shell/state.py)."""
+        return self.names_fields
 
     def fetch_state(self, request: bytes, timeout: float = 2.0) -> tuple[str, ...] | None:
         """One round trip: `__ag_state` answers `request` with an `S` record (None: no answer).
@@ -664,8 +732,8 @@ class BashChild:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGHUP)
         status = self._reap()
-        for name in ("ch", "req", "req.tmp", "names", "sreq", "sreq.tmp", "fbody", "hreq",
-                     "hreq.tmp", "hout", "herr"):
+        for name in ("ch", "req", "req.tmp", "sreq", "sreq.tmp", "fbody", "hreq",
+                     "hreq.tmp", "hout", "herr", "fced"):
             with contextlib.suppress(OSError):
                 (self.dir / name).unlink()
         with contextlib.suppress(OSError):
@@ -760,6 +828,14 @@ def _strip_rl_markers(text: str) -> str:
     if "\x01" in _RL_REGION.sub("", text) or "\x02" in _RL_REGION.sub("", text):
         text = text.replace("\x01", "").replace("\x02", "")
     return text.replace("\r\n", "\n")
+
+
+def _notice(text: str) -> bytes:
+    """The one line telling the user a line reached bash not through attyguard."""
+    from attyguard.shell.text import one_line
+
+    return (f"\r\nattyguard: input that did not come from attyguard reached bash and was "
+            f"not run: {one_line(text, 120)}\r\n").encode("utf-8", "replace")
 
 
 def _sq(text: str) -> str:

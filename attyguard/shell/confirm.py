@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from prompt_toolkit import print_formatted_text
 from prompt_toolkit.application import Application
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input import Input
 from prompt_toolkit.input.typeahead import get_typeahead
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding import KeyBindings, KeyPress, KeyPressEvent
 from prompt_toolkit.keys import Keys
 from prompt_toolkit.layout import Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
@@ -102,9 +101,11 @@ def ask_warn(input: Input | None = None, output: Output | None = None,
 
     A key that arrived before the question was on screen is never an answer
     (typed ahead after Enter, meant for what comes next): such keys are
-    dropped once the question has been drawn, and one line says so.
+    dropped once the question has been drawn, and the question line says so.
     `on_shown` runs right after that (tests send their answer there).
     """
+    dropped: list[str] = []
+
     def question() -> FormattedText:
         # Once answered, the final frame (left in scrollback) says what was chosen.
         answer = None
@@ -112,7 +113,12 @@ def ask_warn(input: Input | None = None, output: Output | None = None,
         if future is not None and future.done() and not future.cancelled() \
                 and future.exception() is None:
             answer = _SHOWN.get(future.result())
-        return FormattedText([*_QUESTION, ("bold", answer or "")])
+        note: list[tuple[str, str]] = []
+        if dropped:
+            n = len(dropped)
+            # (typed before the question was on screen: never an answer)
+            note = [("", f"  ({n} early key{'s' if n > 1 else ''} ignored)")]
+        return FormattedText([*_QUESTION, ("bold", answer or ""), *note])
 
     app: Application[str] = Application(
         layout=Layout(Window(FormattedTextControl(question), height=1,
@@ -122,8 +128,6 @@ def ask_warn(input: Input | None = None, output: Output | None = None,
         output=output,
         erase_when_done=False,
     )
-    dropped: list[str] = []
-
     def pre_run() -> None:
         # Keys an earlier prompt read ahead would be fed before the first draw.
         dropped.extend(press.data for press in get_typeahead(app.input))
@@ -132,7 +136,9 @@ def ask_warn(input: Input | None = None, output: Output | None = None,
         app.after_render -= shown
         # The question is on the terminal now (the render flushed it): whatever
         # is still queued on the input was typed before it could be seen.
-        dropped.extend(_queued_keys(app.input))
+        dropped.extend(_queued_keys(app))
+        if dropped:
+            app.invalidate()  # (the question now says so)
         if on_shown is not None:
             on_shown()
 
@@ -141,22 +147,32 @@ def ask_warn(input: Input | None = None, output: Output | None = None,
         result = app.run(pre_run=pre_run)
     except (KeyboardInterrupt, EOFError):
         result = "cancel"
-    if dropped:
-        n = len(dropped)
-        print_formatted_text(FormattedText([(
-            "", f"attyguard: {n} key{'s' if n > 1 else ''} typed before this question was "
-                f"shown {'were' if n > 1 else 'was'} not taken as the answer\n")]),
-            output=app.output, end="")
     return result if result in ("yes", "trust") else "cancel"
 
 
-def _queued_keys(inp: Input) -> list[str]:
-    """Every key waiting on `inp` right now (read and discarded by the caller)."""
+def _queued_keys(app: Application[str]) -> list[str]:
+    """Every key waiting on the input right now, read and dropped (returned).
+
+    The terminal's answer to the cursor-position request the question just
+    made is not a key: it goes on to prompt_toolkit as usual.
+    """
     keys: list[str] = []
+    kept: list[KeyPress] = []
     for _ in range(1000):  # (bounded: a flood of input must not hold the question forever)
-        got = inp.read_keys()
+        got = app.input.read_keys()
         if not got:
             break
-        keys.extend(press.data for press in got)
-    keys.extend(press.data for press in inp.flush_keys())
+        for press in got:
+            if press.key == Keys.CPRResponse:
+                kept.append(press)
+            else:
+                keys.append(press.data)
+    for press in app.input.flush_keys():
+        if press.key == Keys.CPRResponse:
+            kept.append(press)
+        else:
+            keys.append(press.data)
+    if kept:
+        app.key_processor.feed_multiple(kept)
+        app.key_processor.process_keys()
     return keys

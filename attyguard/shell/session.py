@@ -91,7 +91,7 @@ class Session:
     _pending_in_bash: bool = False  # bash itself holds `pending` (it showed PS2)
     _more_memo: tuple[str, bool] | None = None
     _fc_edit: bool = False  # an editing `fc` ran: its text comes back to the prompt
-    _names_data: bytes = b""
+    _names_data: tuple[str, ...] = ()
     _names: Names | None = None
 
     # --- the one enforcement point ----------------------------------------------------
@@ -320,6 +320,7 @@ class Session:
                 result = self.child.passthrough(self.in_fd, self.out_fd, early=keys)
             else:
                 result = self.child.run(text, self.in_fd, self.out_fd, early=keys)
+        self._tell_notices()
         if result.kind == "more":
             self.pending = full
             self._pending_in_bash = True
@@ -332,6 +333,16 @@ class Session:
         if result.kind == "done":
             self._after_command(result.status)
         return result
+
+    def _tell_notices(self) -> None:
+        """Lines bash was given by something other than us were emptied: say so, once each."""
+        from prompt_toolkit.formatted_text import FormattedText
+
+        notices = getattr(self.child, "notices", None)
+        while notices:
+            self.show(FormattedText([("", "attyguard: input that did not come from attyguard "
+                                          f"reached bash and was not run: "
+                                          f"{one_line(notices.pop(0), 120)}\n")]))
 
     def _after_command(self, status: int) -> None:
         # (held: they go out with the next prompt's 133;A, in one write)

@@ -22,10 +22,11 @@ __all__ = ["Started", "ignore_terminal_signals", "interactive_env", "shellrc_dir
 class Started:
     """A bash child just started (a plain class: typing/dataclasses cost ms here)."""
 
-    __slots__ = ("argv", "master", "nonce", "pid", "rcdir", "session_dir")
+    __slots__ = ("argv", "master", "nonce", "pid", "rcdir", "session_dir", "token")
 
     def __init__(self, pid: int, master: int, session_dir: str, nonce: str, rcdir: str,
-                 argv: list[str] | None = None) -> None:
+                 argv: list[str] | None = None, token: str = "") -> None:
+        self.token = token  # the first line's token (hooks.bash: __ag_accept)
         self.pid = pid
         self.argv = argv  # as exec'd: /proc/PID/cmdline until bash is exec'd away
         self.master = master  # the pty's master side, non-blocking
@@ -47,10 +48,16 @@ def start_bash(rcdir: str, *, login: bool = False, size: tuple[int, int] | None 
                bash: str = "/bin/bash", env: dict[str, str] | None = None) -> Started:
     """`bash --rcfile <rcdir>/attyguard.bash -i` on a new pty, with its side channel."""
     nonce = os.urandom(8).hex()
+    token = os.urandom(16).hex()  # the first line's token (hooks.bash: __ag_accept)
     session_dir = _private_dir()
     os.mkfifo(os.path.join(session_dir, "ch"), 0o600)
+    # The secrets go through a pipe bash reads and closes first thing, never
+    # the environment (readable in /proc/PID/environ by any of its children).
+    secrets_r, secrets_w = os.pipe()
+    os.write(secrets_w, f"{nonce}\0{session_dir}\0{token}\0".encode())
+    os.close(secrets_w)
     child_env = dict(os.environ if env is None else env)
-    child_env.update(__AG_NONCE=nonce, __AG_DIR=session_dir, __AG_LOGIN="1" if login else "")
+    child_env.update(__AG_FD=str(secrets_r), __AG_LOGIN="1" if login else "")
     rc = os.path.join(rcdir, "attyguard.bash")
     if not os.path.exists(bash):
         bash = "bash"
@@ -58,13 +65,15 @@ def start_bash(rcdir: str, *, login: bool = False, size: tuple[int, int] | None 
     pid, master = os.forkpty()
     if pid == 0:  # child
         try:
+            os.set_inheritable(secrets_r, True)
             if size is not None:
                 set_size(0, size)
             os.execvpe(argv[0], argv, child_env)
         finally:
             os._exit(127)
+    os.close(secrets_r)
     os.set_blocking(master, False)
-    return Started(pid, master, session_dir, nonce, rcdir, argv)
+    return Started(pid, master, session_dir, nonce, rcdir, argv, token)
 
 
 def interactive_env(*, norc: bool = False, noprofile: bool = False) -> dict[str, str]:

@@ -8,7 +8,7 @@ the asking itself (a `bind -x` handler answering on the side channel) is
 `BashChild.fetch_state` and `__ag_state` in shellrc/hooks.bash.
 
 Two sources, so that a line made of literal words costs no round trip:
-- the names file, rewritten by the hooks at every prompt: every alias with
+- the names record (N), sent by the hooks at every prompt: every alias with
   its value, every function's name, and every hash-table entry whose program
   is not named like the command (`hash -p FILE ls`). Aliases and hashed names
   are therefore known without asking;
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from attyguard.engine.state import EMPTY_STATE, ShellState
@@ -82,13 +82,12 @@ class Needs:
         return bool(self.variables or self.functions or self.traps)
 
 
-def parse_names(data: bytes) -> Names:
-    """The names file: NUL-separated `a NAME VALUE`, `h NAME PATH`, `f NAME` groups,
-    and `F NAMES` (newline-separated, as `compgen -A function` prints them).
+def parse_names(fields: Sequence[str]) -> Names:
+    """The hooks' N record: groups `a NAME VALUE`, `h NAME PATH`, `f NAME`, and
+    `F NAMES` (newline-separated, as `compgen -A function` prints them).
 
-    Malformed input (a truncated write) yields what could be read, never an error.
+    Malformed input yields what could be read, never an error.
     """
-    fields = [f.decode("utf-8", "surrogateescape") for f in data.split(b"\0")]
     aliases: dict[str, str] = {}
     functions: set[str] = set()
     hashed: dict[str, str] = {}

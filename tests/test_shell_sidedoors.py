@@ -1,0 +1,112 @@
+"""Side doors to bash (issue 9, family 7): only lines the front end handed over run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from attyguard.resources import data_path
+from attyguard.shell.bash import BashChild
+from attyguard.shell.state import Needs, encode_request
+
+
+@pytest.fixture
+def child(tmp_path) -> Iterator[BashChild]:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("PS1='$ '\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm"}
+    c = BashChild.spawn(data_path("shellrc"), size=(24, 80), env=env)
+    assert c.wait_ready(10), "no first prompt"
+    yield c
+    c.close()
+
+
+def run(c: BashChild, line: str) -> bytes:
+    r, w = os.pipe()
+    try:
+        assert c.run(line, None, w).kind == "done"
+    finally:
+        os.close(w)
+    with os.fdopen(r, "rb") as f:
+        return f.read()
+
+
+def idle_until(c: BashChild, want: bytes, timeout: float = 10.0) -> bytes:
+    """Read idle output (as the prompt does) until `want` shows up."""
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while want not in seen and time.monotonic() < deadline:
+        if select.select([c.master], [], [], 0.1)[0]:
+            got = c.read_idle()
+            assert got is not None, "bash went away"
+            seen += got
+    return seen
+
+
+def test_secrets_are_not_in_any_environment(child):
+    environ = Path(f"/proc/{child.pid}/environ").read_bytes()
+    assert child.nonce.encode() not in environ
+    assert str(child.dir).encode() not in environ
+    assert child._token.encode() not in environ
+    out = run(child, "cat /proc/$$/environ /proc/self/environ | tr '\\0' '\\n'; echo end")
+    assert child.nonce.encode() not in out and str(child.dir).encode() not in out
+    assert b"end\r\n" in out
+    # The inherited pipe (read end) is closed: neither bash nor its children hold it.
+    # (bash keeps a write-only pipe of its own for job control.)
+    fds = run(child, "ls -l /proc/$$/fd/ /proc/self/fd/ 2>/dev/null").splitlines()
+    assert not [line for line in fds if line.startswith(b"lr-x") and b"pipe:" in line]
+
+
+def test_keys_injected_with_tiocsti_at_the_idle_prompt_never_run(child, tmp_path):
+    marker = tmp_path / "injected"
+    injector = tmp_path / "inject.py"
+    injector.write_text(
+        "import fcntl, sys, termios, time\n"
+        "time.sleep(0.3)\n"
+        f"for c in b'touch {marker}\\r':\n"
+        "    fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))\n")
+    run(child, f"{sys.executable} {injector} &")
+    seen = idle_until(child, b"not run")
+    assert b"input that did not come from attyguard reached bash and was not run" in seen
+    assert not marker.exists()
+    # The shell is still in step: the next line runs normally.
+    assert b"still-fine\r\n" in run(child, "echo still-fine")
+    assert not marker.exists()
+
+
+def test_a_redefined_hook_cannot_run(child, tmp_path):
+    marker = tmp_path / "hooked"
+    out = run(child, f"__ag_state() {{ touch {marker}; }}; __ag_post() {{ touch {marker}; }}")
+    assert b"readonly function" in out
+    assert child.fetch_state(encode_request(Needs(frozenset({"HOME"})))) is not None
+    assert b"next\r\n" in run(child, "echo next")
+    assert not marker.exists()
+
+
+def test_a_bind_on_our_private_keys_lasts_one_command_at_most(child, tmp_path):
+    marker = tmp_path / "bound"
+    run(child, f"bind -x '\"\\e[57703~\": touch {marker}'; "
+               f"bind '\"\\C-m\": accept-line'")
+    fields = child.fetch_state(encode_request(Needs(frozenset({"HOME"}))))
+    assert fields is not None and "HOME" in fields
+    assert b"after\r\n" in run(child, "echo after")
+    assert not marker.exists()
+
+
+def test_a_forged_record_on_the_channel_is_ignored(child):
+    before = child.state.cwd
+    fd = os.open(child.dir / "ch", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, b"@0000000000000000\0D\x000\0/forged\0x\0y\0\0emacs\0@end\0")
+    finally:
+        os.close(fd)
+    run(child, "true")
+    assert child.state.cwd == before
