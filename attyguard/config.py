@@ -49,10 +49,19 @@ class GuardConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TerminalConfig:
+    # What programs' output may do to the terminal (attyguard/shell/oscfilter.py).
+    strip_clipboard: bool = False  # OSC 52: clipboard writes
+    strip_palette: bool = False  # OSC 4/104, 10-19/110-119: palette and default colours
+    strip_shell_marks: bool = False  # OSC 133 of other programs (attyguard's own stay)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     ui: UiConfig = field(default_factory=UiConfig)
     shell: ShellConfig = field(default_factory=ShellConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
+    terminal: TerminalConfig = field(default_factory=TerminalConfig)
 
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -86,6 +95,15 @@ noninteractive_warn = "run"
 daemon_socket_path = ""
 # How long to wait for the daemon before using the in-process verdict.
 daemon_timeout_ms = 50
+
+[terminal]
+# Remove these escape sequences from programs' output before it reaches the
+# terminal (README: "What reaches your terminal"). Clipboard writes (OSC 52):
+strip_clipboard = false
+# Palette and default-colour changes (OSC 4/104, 10-19/110-119):
+strip_palette = false
+# Other programs' shell-integration marks (OSC 133); attyguard's own are kept:
+strip_shell_marks = false
 """
 
 

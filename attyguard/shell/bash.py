@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser
+from attyguard.shell.oscfilter import OscFilter
 from attyguard.shell.spawn import Started, set_size, start_bash
 
 __all__ = ["BashChild", "PromptState", "RunResult", "interactive_bash_argv", "raw_terminal",
@@ -163,6 +164,8 @@ class BashChild:
         # Such a line was emptied while idle and bash is still finishing it (its
         # D mark and ack): a line sent now would be drained as its typeahead.
         self._foreign_running = False
+        # `[terminal]` stripping of programs' escape sequences (shell/oscfilter.py).
+        self.osc_filter: OscFilter | None = None
 
     # --- start-up -------------------------------------------------------------------
 
@@ -378,7 +381,7 @@ class BashChild:
                 return
             run.last_activity = time.monotonic()
             if plain(data):
-                _write_all(out_fd, data)
+                self._emit(out_fd, data)
                 continue
             self._handle_output(run, data, out_fd)
             if run.phase != "run" or run.result is not None or self._out_pending:
@@ -423,7 +426,7 @@ class BashChild:
                 self._pending_records.extend(self._read_fifo())
                 tail = self.marks.flush()
                 if tail and out_fd is not None and run.phase not in ("echo", "run_quiet"):
-                    _write_all(out_fd, tail)
+                    self._emit(out_fd, tail)
                 run.result = RunResult("exited", self._reap())
                 return
             if out:
@@ -431,6 +434,13 @@ class BashChild:
                 self._handle_output(run, out, out_fd)
         if not readable and run.result is None:
             self._check_stalled(run, out_fd)
+
+    def _emit(self, out_fd: int, data: bytes) -> None:
+        """Programs' output to the user's terminal, through the `[terminal]` filter."""
+        if self.osc_filter is not None:
+            data = self.osc_filter.feed(data)
+        if data:
+            _write_all(out_fd, data)
 
     def _handle_records(self, run: _Run) -> None:
         for rec in list(self._pending_records):
@@ -460,7 +470,7 @@ class BashChild:
             if run.result is not None:
                 # After the prompt is back, anything more is idle output.
                 if isinstance(piece, bytes) and out_fd is not None:
-                    _write_all(out_fd, piece)
+                    self._emit(out_fd, piece)
                 continue
             if isinstance(piece, bytes):
                 self._output_bytes(run, piece, out_fd)
@@ -481,7 +491,7 @@ class BashChild:
                 # user's keys only once the command runs (C).
                 run.phase = "parsed"
                 if rest and out_fd is not None:
-                    _write_all(out_fd, rest)
+                    self._emit(out_fd, rest)
             return
         if run.phase == "after_d":
             # Readline re-enabling bracketed paste is for its own prompt, which
@@ -496,7 +506,7 @@ class BashChild:
         if run.phase == "run_quiet" or out_fd is None or not piece:
             return
         self.out_tail = piece[-64:]
-        _write_all(out_fd, piece)
+        self._emit(out_fd, piece)
 
     def _output_mark(self, run: _Run, mark: Mark, out_fd: int | None) -> None:
         _debug("mark", mark, run.phase, run.got_d, run.got_t)
@@ -624,7 +634,7 @@ class BashChild:
             self._foreign_running = True
         for piece in self.marks.feed(data):
             if isinstance(piece, bytes):
-                out += piece
+                out += self.osc_filter.feed(piece) if self.osc_filter is not None else piece
             elif piece.kind == "D" and self._take_record("D") is not None:
                 # bash ran an (emptied) line that did not come from us, e.g. keys
                 # injected with TIOCSTI: its hooks wait for the ack; what they

@@ -43,9 +43,12 @@ from attyguard.shell.text import one_line, split_typeahead
 from attyguard.shell.warnings import WarnBuffer
 
 if TYPE_CHECKING:  # imported lazily: bash is spawned before anything heavy
+    from prompt_toolkit.output import ColorDepth
+
     from attyguard.config import Config
     from attyguard.engine.state import ShellState
     from attyguard.engine.verdict import Verdict
+    from attyguard.shell.oscfilter import OscFilter
     from attyguard.shell.state import Names
     from attyguard.shell.wiring import GuardLoader, Wired
 
@@ -444,6 +447,7 @@ def _interactive(child: BashChild) -> int:
     config, errors = load_config()
     for error in errors:
         print(f"attyguard: config: {error}", file=sys.stderr)
+    child.osc_filter = _osc_filter(config)
     # bash reads its rc files meanwhile; its output waits in the pty.
     preload = _FrontEndPreload() if not _readable(child.fifo) else None
     saved = _tty_attrs(0)
@@ -505,6 +509,28 @@ class _FrontEndPreload:
         sys.setswitchinterval(self._interval)
 
 
+def _osc_filter(config: Config) -> OscFilter | None:
+    """The `[terminal]` stripping of programs' escape sequences, if any is asked for."""
+    from attyguard.shell.oscfilter import OscFilter, osc_numbers
+
+    term = config.terminal
+    numbers = osc_numbers(clipboard=term.strip_clipboard, palette=term.strip_palette,
+                          shell_marks=term.strip_shell_marks)
+    return OscFilter(numbers) if numbers else None
+
+
+def _direct_colour() -> ColorDepth | None:
+    """24-bit colour for what attyguard prints (the REFUSED line above all): a
+    program's output can recolour palette entries (OSC 4), not direct colours.
+    Left to prompt_toolkit where the environment chose (NO_COLOR, its own
+    variable) or the terminal cannot show it."""
+    from prompt_toolkit.output import ColorDepth
+
+    if ColorDepth.from_env() is not None or os.environ.get("TERM", "") in ("dumb", "linux", ""):
+        return None
+    return ColorDepth.TRUE_COLOR
+
+
 def _readable(fd: int) -> bool:
     try:
         return bool(select.select([fd], [], [], 0)[0])
@@ -542,6 +568,7 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
     from attyguard.shell.wiring import GuardLoader
 
     loader = GuardLoader(config)
+    depth = _direct_colour()
     ui = ShellPrompt(
         history=SharedFileHistory(state_dir() / "history", config.shell.history_size),
         complete=child.complete,
@@ -553,7 +580,7 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
     )
     session = Session(child=child, get_wired=loader.get, config=config, ui=ui,
                       warnings=warnings, ask_warn=ask_warn,
-                      show=lambda ft: print_formatted_text(ft, end=""),
+                      show=lambda ft: print_formatted_text(ft, end="", color_depth=depth),
                       after_first_render=lambda: _started(loader, 0), instant=instant,
                       ready_wired=lambda: loader.ready)
     session._collect_typeahead()
