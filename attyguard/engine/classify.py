@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from attyguard.engine.atoms import AtomMatcher
 from attyguard.engine.decode import Payload, find_payloads
 from attyguard.engine.matchers import Analysis, lazy_regexes
-from attyguard.engine.normalize import prefilter_text
+from attyguard.engine.normalize import DEFAULT_PROGRAMS, ProgramIndex, prefilter_text
 from attyguard.engine.parse import Finding, Limits, Parsed, Span, parse
 from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
 from attyguard.engine.state import ShellState
@@ -35,6 +35,7 @@ __all__ = [
     "classify",
     "default_engine",
     "reset_default_engine",
+    "set_default_programs",
 ]
 
 MAX_LINE = 65_536  # characters; longer input is not parsed at all (warn, says why)
@@ -147,8 +148,11 @@ class _Layer:
 class Engine:
     """A loaded rule set with its prefilter; `classify` is pure apart from the clock."""
 
-    def __init__(self, ruleset: RuleSet, limits: Limits | None = None) -> None:
+    def __init__(self, ruleset: RuleSet, limits: Limits | None = None,
+                 programs: ProgramIndex = DEFAULT_PROGRAMS) -> None:
         self.ruleset = ruleset
+        # Where a glob in a command word may point (engine/programs.py snapshots PATH).
+        self.programs = programs
         self.rules: tuple[Rule, ...] = ruleset.rules
         self.limits = limits or Limits()
         self.atoms = AtomMatcher([r.atoms for r in self.rules])
@@ -195,7 +199,8 @@ class Engine:
             budget.analyses += 1
             if budget.analyses > MAX_ANALYSES or time.monotonic() > budget.deadline:
                 return [_bounded_hit("too many decoded layers to analyse", outer_span)]
-        parsed = parse(text, self.limits, budget.deadline, state=budget.state)
+        parsed = parse(text, self.limits, budget.deadline, state=budget.state,
+                       programs=self.programs)
         payloads = find_payloads(parsed) if parsed.commands else ()
         normalized = _normalized(parsed)
         extra = normalized.lower()
@@ -273,6 +278,11 @@ def default_engine() -> Engine:
             _DEFAULT = Engine(RuleSet(()))
             _DEFAULT_ERROR = str(exc)
     return _DEFAULT
+
+
+def set_default_programs(programs: ProgramIndex) -> None:
+    """Resolve command-word globs against `programs` (a PATH snapshot made once by the caller)."""
+    default_engine().programs = programs
 
 
 def reset_default_engine() -> None:

@@ -28,12 +28,13 @@ import tree_sitter_bash
 
 from attyguard.engine.expand import ARRAY_JOIN, Scope, expand_parameter
 from attyguard.engine.normalize import (
+    DEFAULT_PROGRAMS,
     KNOWN_PROGRAMS,
+    ProgramIndex,
     command_basename,
     decode_ansi_c,
     decode_printf_escapes,
     prepass,
-    resolve_glob_path,
     unescape_double,
     unescape_unquoted,
 )
@@ -232,6 +233,8 @@ class _State:
     has_error: bool = False
     # The live shell's names (aliases, functions, variables…) the line may use.
     shell: ShellState = EMPTY_STATE
+    programs: ProgramIndex = DEFAULT_PROGRAMS  # where a glob in a command word may point
+    globs: int = 0  # glob words resolved for this line (each is a scan of `programs`)
     # Variables assigned earlier in the line (`a=cu; b=rl; $a$b`): None = assigned
     # something unknowable, which hides the shell's value too.
     variables: dict[str, str | None] = field(default_factory=dict)
@@ -706,6 +709,10 @@ class _Walker:
             self.state.findings.append(Finding(
                 "dynamic-command", f"the program run is only known when the line runs: {path}",
                 words[i].span))
+        elif not words[i].dynamic and path.startswith("/") and _GLOB_CHARS.search(path):
+            self.state.findings.append(Finding(
+                "dynamic-command", f"the pattern {path} names no program attyguard knows",
+                words[i].span))
         elif (not words[i].dynamic and "/" not in path and path in self.state.shell.hashed
               and path not in self.state.shell.functions and path not in self.state.functions):
             hashed = self.state.shell.hashed[path]  # `hash -p FILE name`, set before
@@ -749,10 +756,19 @@ class _Walker:
             if everyday:
                 words.append(Word(value, span, dynamic, everyday=True))
                 return
-        if node.type == "word" and "/" in value:
-            resolved = resolve_glob_path(value)  # an unquoted glob: bash expands it
-            if resolved is not None:
-                value = resolved
+        if (node.type in ("word", "concatenation") and "/" in value and not dynamic
+                and _UNQUOTED_GLOB.fullmatch(self.text(node))
+                and self.state.globs < _MAX_GLOBS):
+            self.state.globs += 1
+            found = self.state.programs.matches(value)  # an unquoted glob: bash expands it
+            if found:
+                if len(found) > 1 and not words:
+                    # The first match runs with the others as its arguments: which ones
+                    # depends on the disk, so the program is not known.
+                    self.state.findings.append(Finding(
+                        "dynamic-command", f"the pattern {value} names several programs",
+                        span))
+                value = found[0]
         if not dynamic and node.type in ("simple_expansion", "expansion") and (
                 " " in value or "\t" in value or "\n" in value):
             # An unquoted expansion is split into words (default IFS).
@@ -1043,6 +1059,9 @@ class _Walker:
         return Redirect(op, target, self.span(node), fd, command), pre, post
 
 
+_UNQUOTED_GLOB = re.compile(r"[^'\"\\$`]*[?*\[][^'\"\\$`]*")
+_GLOB_CHARS = re.compile(r"[?*\[]")
+_MAX_GLOBS = 64  # per line; beyond, globs stay as typed (and a glob command word warns)
 _NEXT_WORD = re.compile(r"(\s*)([^\s;|&<>()'\"\\$`]+)")
 _PROGRAM_DIRS = ("/bin/", "/usr/bin/", "/usr/local/bin/", "/sbin/", "/usr/sbin/",
                  "/usr/local/sbin/", "/usr/games/", "/snap/bin/")
@@ -1096,6 +1115,17 @@ def _everyday_dynamic(node: tree_sitter.Node, text: str, inner: list[Command]) -
         text = text[1:-1]
     if node.type in ("simple_expansion", "expansion"):
         return _QUIET_DYNAMIC.fullmatch(text) is not None
+    if node.type in ("concatenation", "string") and node.named_children:
+        # `$JAVA_HOME/bin/java`, `"$dir/run.sh"`: the directory is unknown, the program's
+        # name is not (rules see it as the command's name).
+        last = node.named_children[-1]
+        tail = text[last.start_byte - node.start_byte:] if node.type == "concatenation" else ""
+        if node.type == "string":
+            tail = text[text.rfind("}") + 1 if "}" in text else text.rfind("$") + 1:]
+            tail = tail if not _HAS_EXPANSION.search(tail) else ""
+        if last.type in ("word", "string_content") and "/" in tail:
+            base = tail.rstrip('"').rsplit("/", 1)[-1]
+            return bool(base) and not _GLOB_CHARS.search(base) and "$" not in base
     if node.type == "command_substitution":
         return bool(inner) and not any(c.name in _TRANSFORMERS or c.name == "" or
                                        (c.args and c.args[0].dynamic and c.path == "")
@@ -1168,7 +1198,8 @@ _INLINE_CODE_FLAGS: dict[str, frozenset[str]] = {
 
 def parse(line: str, limits: Limits | None = None, deadline: float | None = None,
           clock: Callable[[], float] = time.monotonic,
-          state: ShellState | None = None) -> Parsed:
+          state: ShellState | None = None,
+          programs: ProgramIndex = DEFAULT_PROGRAMS) -> Parsed:
     """Parse one command line. Never raises for any str; bounds are reported in `bounded`.
 
     `deadline` (a `time.monotonic()` instant) lets a caller share one budget
@@ -1177,7 +1208,7 @@ def parse(line: str, limits: Limits | None = None, deadline: float | None = None
     """
     limits = limits or Limits()
     work = _State(limits, deadline if deadline is not None else clock() + limits.deadline_s,
-                  shell=state or EMPTY_STATE)
+                  shell=state or EMPTY_STATE, programs=programs)
     bounded: str | None = None
     try:
         src = _source(line)
