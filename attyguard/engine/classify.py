@@ -234,11 +234,12 @@ class Engine:
                 probability=rule.probability, explanation=rule.explanation,
                 remediation=rule.remediation, span=span, matched=matched[:300],
             ))
-        hits.extend(self._payload_hits(text, payloads, layer, budget, outer_span))
+        hits.extend(self._payload_hits(text, payloads, layer, budget, outer_span, parsed))
         return hits
 
     def _payload_hits(self, text: str, payloads: tuple[Payload, ...], layer: int,
-                      budget: _Budget, outer_span: Span | None) -> list[RuleHit]:
+                      budget: _Budget, outer_span: Span | None,
+                      parsed: Parsed) -> list[RuleHit]:
         hits: list[RuleHit] = []
         for payload in payloads:
             # Every decoded text is classified as shell text, whoever reads it: a python
@@ -252,8 +253,26 @@ class Engine:
             if payload.replaces and payload.replaces in text:
                 # `$(echo Y3VybA== | base64 -d) -s URL | sh`: put the decoded name back.
                 layer_text = text.replace(payload.replaces, payload.text.strip(), 1)
+            else:
+                # `exec 5<>$(echo L2Rl… | base64 -d)`: a decoded redirect target goes back
+                # into its redirection, so the line is judged with the file it opens.
+                target = _decoded_target(parsed, payload)
+                if target is not None and target in text:
+                    layer_text = text.replace(target, payload.text.strip(), 1)
             hits.extend(self._analyse(layer_text, layer + 1, budget, span))
         return hits
+
+
+def _decoded_target(parsed: Parsed, payload: Payload) -> str | None:
+    """The `$(…)` redirect target (as typed) the payload was decoded from, if any."""
+    start, end = payload.span
+    for red in parsed.redirects:
+        target = red.target
+        if not (target.startswith("$(") or target.startswith("`")) or "\n" in target:
+            continue
+        if red.span[0] < end and start < red.span[1]:
+            return target
+    return None
 
 
 def _normalized(parsed: Parsed) -> str:

@@ -501,6 +501,7 @@ class _Walker:
         if aliased is not None:
             return self.reparse(aliased[0], self.span(node), aliased[1], in_pipeline)
         assigned_list: list[_Assigned] = []
+        last_word: tree_sitter.Node | None = None
         for child in node.named_children:
             self.state.tick()
             kind = child.type
@@ -515,8 +516,13 @@ class _Walker:
             elif kind == "command_name":
                 for sub in child.named_children:
                     self.add_words(sub, words, pre, post)
+                    last_word = sub
+            elif last_word is not None and _glued(last_word, child) and words:
+                words[-1] = self.glue(words[-1], child, pre, post)
+                last_word = child
             else:
                 self.add_words(child, words, pre, post)
+                last_word = child
         extra_scripts: list[tuple[str, Span]] = []
         name_guess = command_basename(words[0].value) if words else ""
         reds: list[Redirect] = []
@@ -1014,6 +1020,21 @@ class _Walker:
                             "hash-path", f"hash -p {path} {name}: `{name}` will run {path}",
                             cmd.span))
 
+    def glue(self, word: Word, node: tree_sitter.Node, pre: list[Command],
+             post: list[Command]) -> Word:
+        """Join a word tree-sitter split off (`$d/$t/x` parses as `$d/$` + `t/x`)."""
+        value, dyn, inner, after = self.word_value(node)
+        pre.extend(inner)
+        post.extend(after)
+        span = (word.span[0], self.span(node)[1]) if self.outer is None else word.span
+        m = _IDENT.match(value) if word.value.endswith("$") else None
+        if m is not None:
+            known = self.expand("$" + m.group(0))
+            if known is None:
+                return Word(word.value + value, span, True)
+            return Word(word.value[:-1] + known + value[m.end():], span, word.dynamic or dyn)
+        return Word(word.value + value, span, word.dynamic or dyn)
+
     def expand(self, text: str) -> str | None:
         """The value of a parameter expansion when the line or the shell's state decides it."""
         return expand_parameter(text, self.state.scope)
@@ -1027,6 +1048,7 @@ class _Walker:
         pre: list[Command] = []
         post: list[Command] = []
         body_parts: list[str] = []
+        last: tree_sitter.Node | None = None
         for child in node.children:
             self.state.tick()
             kind = child.type
@@ -1054,9 +1076,24 @@ class _Walker:
                 target = value
                 pre.extend(inner)
                 post.extend(after)
+                last = child
+            elif last is not None and _glued(last, child):
+                target = self.glue(Word(target, self.span(last)), child, pre, post).value
+                last = child
         if op in ("<<", "<<-"):
             target = "".join(body_parts)
         return Redirect(op, target, self.span(node), fd, command), pre, post
+
+
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+_WORDISH = frozenset({"word", "concatenation", "simple_expansion", "expansion", "string",
+                      "raw_string", "number", "ansi_c_string"})
+
+
+def _glued(prev: tree_sitter.Node, node: tree_sitter.Node) -> bool:
+    """Two word nodes with nothing between them: one word to bash."""
+    return (prev.end_byte == node.start_byte and prev.type in _WORDISH
+            and node.type in _WORDISH)
 
 
 _UNQUOTED_GLOB = re.compile(r"[^'\"\\$`]*[?*\[][^'\"\\$`]*")
