@@ -224,6 +224,7 @@ class _State:
 
     limits: Limits
     deadline: float
+    clock: Callable[[], float] = time.monotonic
     nodes: int = 0
     level: int = 0  # current recursion depth of the walk (Python's stack is finite)
     commands: list[Command] = field(default_factory=list)
@@ -273,6 +274,9 @@ class _State:
 
     def tick(self) -> None:
         self.nodes += 1
+        # The walk shares the line's one budget with the parse (and the matchers after).
+        if not self.nodes & 255 and self.clock() > self.deadline:
+            raise _Bounded("analysis deadline exceeded")
         if self.level > _MAX_LEVEL:
             raise _Bounded("syntax nested too deeply")
         if self.nodes > self.limits.max_nodes:
@@ -297,25 +301,70 @@ def _source(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _parse_bytes(src: bytes, deadline: float) -> tree_sitter.Tree:
-    """Parse with a deadline: only the read-callback form honours progress_callback."""
-    parser = getattr(_PARSERS, "parser", None)
-    if parser is None:  # one parser per thread: creating one costs as much as a parse
-        parser = _PARSERS.parser = tree_sitter.Parser(_LANGUAGE)
-    size = len(src)
+class _Feed:
+    """One parser and one reused input buffer per thread, for `_parse_bytes`.
 
-    def read(offset: int, _point: tuple[int, int]) -> bytes:
-        return src[offset : offset + 65536] if offset < size else b""
+    Only the read-callback form of `Parser.parse` honours `progress_callback`
+    (tree-sitter 0.25/0.26 ignore it for a bytes argument, and 0.26 has no
+    timeout), and py-tree-sitter 0.25–0.26 keeps a reference to every object the
+    read callback returns: fresh slices leaked ~300 bytes per parse (a daemon grew
+    by 250 MB over 1.3 M lines). So the callback always returns the same
+    bytearray, refilled in place for each parse: the leaked references pile up on
+    one object and memory stays flat (bench/engine_memory.py). Trees keep byte
+    offsets, never the buffer, so refilling it for a nested parse is safe.
+    """
 
-    def progress(*_args: object) -> bool:
-        return time.monotonic() > deadline
+    def __init__(self) -> None:
+        self.parser = tree_sitter.Parser(_LANGUAGE)  # creating one costs as much as a parse
+        self.buf = bytearray()
+        self.tail = bytearray()
+        self.deadline = 0.0
+        self.clock: Callable[[], float] = time.monotonic
+        # Bound once: a new bound method per parse would be one more object handed over.
+        self.read_cb = self.read
+        self.progress_cb = self.progress
 
+    def read(self, offset: int, _point: tuple[int, int]) -> bytes | bytearray:
+        if offset == 0:
+            return self.buf
+        if offset >= len(self.buf):
+            return b""  # a shared singleton: a kept reference costs nothing
+        # After the end-of-input chunk, the lexer steps back into the text about twice
+        # a line: the rest of the text, in a second reused buffer (tree-sitter reads a
+        # chunk only until it asks for the next one).
+        self.tail[:] = memoryview(self.buf)[offset:]
+        return self.tail
+
+    def progress(self, *_args: object) -> bool:
+        return self.clock() > self.deadline
+
+
+def _feed() -> _Feed:
+    feed: _Feed | None = getattr(_PARSERS, "feed", None)
+    if feed is None:
+        feed = _PARSERS.feed = _Feed()
+    return feed
+
+
+def _parse_bytes(src: bytes, deadline: float,
+                 clock: Callable[[], float] = time.monotonic) -> tree_sitter.Tree:
+    """Parse with a deadline that cancels, without leaking the input (see _Feed)."""
+    feed = _feed()
+    feed.buf[:] = src
+    feed.deadline = deadline
+    feed.clock = clock
+    parser = feed.parser
     try:
-        tree = parser.parse(read, progress_callback=progress)
+        tree = parser.parse(feed.read_cb, progress_callback=feed.progress_cb)
     except ValueError as exc:  # raised when the progress callback cancels
         # A cancelled parser resumes the old parse on its next call unless reset.
         parser.reset()
         raise _Bounded("parse deadline exceeded") from exc
+    finally:
+        if len(feed.buf) > 1 << 16:
+            # Keep the objects (references to them are held), not a huge line's bytes.
+            feed.buf.clear()
+            feed.tail.clear()
     if tree is None:
         parser.reset()
         raise _Bounded("parse deadline exceeded")
@@ -567,7 +616,7 @@ class _Walker:
         if self.depth + 1 > self.state.limits.max_depth:
             raise _Bounded(f"nesting deeper than {self.state.limits.max_depth} layers")
         src = _source(text)
-        tree = _parse_bytes(src, self.state.deadline)
+        tree = _parse_bytes(src, self.state.deadline, self.state.clock)
         walker = _Walker(src, self.state, self.depth + 1, span, (*self.inside, *runner))
         return walker.visit(tree.root_node)
 
@@ -962,7 +1011,7 @@ class _Walker:
         if st.expansions > MAX_EXPANSIONS:
             raise _Bounded(f"more than {MAX_EXPANSIONS} aliases or functions expanded")
         src = _source(text)
-        tree = _parse_bytes(src, st.deadline)
+        tree = _parse_bytes(src, st.deadline, st.clock)
         walker = _Walker(src, st, self.depth, span, self.inside)
         st.calls.extend(names)
         try:
@@ -1245,11 +1294,11 @@ def parse(line: str, limits: Limits | None = None, deadline: float | None = None
     """
     limits = limits or Limits()
     work = _State(limits, deadline if deadline is not None else clock() + limits.deadline_s,
-                  shell=state or EMPTY_STATE, programs=programs)
+                  clock, shell=state or EMPTY_STATE, programs=programs)
     bounded: str | None = None
     try:
         src = _source(line)
-        tree = _parse_bytes(src, work.deadline)
+        tree = _parse_bytes(src, work.deadline, clock)
         _Walker(src, work, 0, None).visit(tree.root_node)
     except _Bounded as exc:
         bounded = exc.reason
