@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from attyguard.engine.atoms import AtomMatcher
 from attyguard.engine.decode import Payload, find_payloads
 from attyguard.engine.matchers import Analysis, lazy_regexes
-from attyguard.engine.normalize import prefilter_text
+from attyguard.engine.normalize import DEFAULT_PROGRAMS, ProgramIndex, prefilter_text
 from attyguard.engine.parse import Finding, Limits, Parsed, Span, parse
 from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
 from attyguard.engine.state import ShellState
@@ -35,6 +36,7 @@ __all__ = [
     "classify",
     "default_engine",
     "reset_default_engine",
+    "set_default_programs",
 ]
 
 MAX_LINE = 65_536  # characters; longer input is not parsed at all (warn, says why)
@@ -147,8 +149,14 @@ class _Layer:
 class Engine:
     """A loaded rule set with its prefilter; `classify` is pure apart from the clock."""
 
-    def __init__(self, ruleset: RuleSet, limits: Limits | None = None) -> None:
+    def __init__(self, ruleset: RuleSet, limits: Limits | None = None,
+                 programs: ProgramIndex = DEFAULT_PROGRAMS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ruleset = ruleset
+        # One budget (limits.deadline_s) covers parse, decoding and matchers of a line.
+        self.clock = clock
+        # Where a glob in a command word may point (engine/programs.py snapshots PATH).
+        self.programs = programs
         self.rules: tuple[Rule, ...] = ruleset.rules
         self.limits = limits or Limits()
         self.atoms = AtomMatcher([r.atoms for r in self.rules])
@@ -173,7 +181,7 @@ class Engine:
     def _classify(self, line: str, state: ShellState | None) -> _Layer:
         if len(line) > MAX_LINE:
             return _Layer((_bounded_hit(f"line longer than {MAX_LINE} characters"),))
-        budget = _Budget(time.monotonic() + self.limits.deadline_s, state=state)
+        budget = _Budget(self.clock() + self.limits.deadline_s, state=state)
         hits = self._analyse(line, 0, budget, None)
         # One hit per rule: the first (outermost) one explains it best.
         seen: set[str] = set()
@@ -193,9 +201,12 @@ class Engine:
         if layer > 0:
             # Decoded layers share one budget, so nested payloads cannot multiply the work.
             budget.analyses += 1
-            if budget.analyses > MAX_ANALYSES or time.monotonic() > budget.deadline:
+            if budget.analyses > MAX_ANALYSES or self.clock() > budget.deadline:
                 return [_bounded_hit("too many decoded layers to analyse", outer_span)]
-        parsed = parse(text, self.limits, budget.deadline, state=budget.state)
+        parsed = parse(text, self.limits, budget.deadline, self.clock, state=budget.state,
+                       programs=self.programs)
+        if parsed.bounded is not None and not parsed.commands:
+            return [_bounded_hit(parsed.bounded, outer_span)]
         payloads = find_payloads(parsed) if parsed.commands else ()
         normalized = _normalized(parsed)
         extra = normalized.lower()
@@ -213,6 +224,10 @@ class Engine:
         hits.extend(_finding_hit(f, outer_span) for f in parsed.findings
                     if layer == 0 or f.kind != "dynamic-command")
         for index in sorted(candidates):
+            if self.clock() > budget.deadline:
+                # Rules not tried cannot vouch for the line: warn, never a silent allow.
+                hits.append(_bounded_hit("analysis deadline exceeded", outer_span))
+                break
             rule = self.rules[index]
             try:
                 result = rule.matcher.match(analysis)
@@ -229,11 +244,12 @@ class Engine:
                 probability=rule.probability, explanation=rule.explanation,
                 remediation=rule.remediation, span=span, matched=matched[:300],
             ))
-        hits.extend(self._payload_hits(text, payloads, layer, budget, outer_span))
+        hits.extend(self._payload_hits(text, payloads, layer, budget, outer_span, parsed))
         return hits
 
     def _payload_hits(self, text: str, payloads: tuple[Payload, ...], layer: int,
-                      budget: _Budget, outer_span: Span | None) -> list[RuleHit]:
+                      budget: _Budget, outer_span: Span | None,
+                      parsed: Parsed) -> list[RuleHit]:
         hits: list[RuleHit] = []
         for payload in payloads:
             # Every decoded text is classified as shell text, whoever reads it: a python
@@ -247,8 +263,26 @@ class Engine:
             if payload.replaces and payload.replaces in text:
                 # `$(echo Y3VybA== | base64 -d) -s URL | sh`: put the decoded name back.
                 layer_text = text.replace(payload.replaces, payload.text.strip(), 1)
+            else:
+                # `exec 5<>$(echo L2Rl… | base64 -d)`: a decoded redirect target goes back
+                # into its redirection, so the line is judged with the file it opens.
+                target = _decoded_target(parsed, payload)
+                if target is not None and target in text:
+                    layer_text = text.replace(target, payload.text.strip(), 1)
             hits.extend(self._analyse(layer_text, layer + 1, budget, span))
         return hits
+
+
+def _decoded_target(parsed: Parsed, payload: Payload) -> str | None:
+    """The `$(…)` redirect target (as typed) the payload was decoded from, if any."""
+    start, end = payload.span
+    for red in parsed.redirects:
+        target = red.target
+        if not (target.startswith("$(") or target.startswith("`")) or "\n" in target:
+            continue
+        if red.span[0] < end and start < red.span[1]:
+            return target
+    return None
 
 
 def _normalized(parsed: Parsed) -> str:
@@ -273,6 +307,11 @@ def default_engine() -> Engine:
             _DEFAULT = Engine(RuleSet(()))
             _DEFAULT_ERROR = str(exc)
     return _DEFAULT
+
+
+def set_default_programs(programs: ProgramIndex) -> None:
+    """Resolve command-word globs against `programs` (a PATH snapshot made once by the caller)."""
+    default_engine().programs = programs
 
 
 def reset_default_engine() -> None:

@@ -441,6 +441,8 @@ def _captured(cmd: Command, after_flags: tuple[str, ...], url_basename: bool,
               redirect: bool) -> set[str]:
     out: set[str] = set()
     argv = cmd.argv
+    # Once per command, not per argument: it scans argv (was quadratic in the arguments).
+    url_names = url_basename and _saves_under_url_name(cmd)
     for i, v in enumerate(argv):
         for flag in after_flags:
             if v == flag and i + 1 < len(argv):
@@ -449,7 +451,7 @@ def _captured(cmd: Command, after_flags: tuple[str, ...], url_basename: bool,
                 out.add(v[len(flag) + 1 :])
             elif len(flag) == 2 and v.startswith(flag) and len(v) > 2 and not v.startswith("--"):
                 out.add(v[2:])
-        if url_basename and _saves_under_url_name(cmd):
+        if url_names:
             m = _URL_RE.search(v)
             if m:
                 path = urlsplit(m.group(0)).path

@@ -28,12 +28,13 @@ import tree_sitter_bash
 
 from attyguard.engine.expand import ARRAY_JOIN, Scope, expand_parameter
 from attyguard.engine.normalize import (
+    DEFAULT_PROGRAMS,
     KNOWN_PROGRAMS,
+    ProgramIndex,
     command_basename,
     decode_ansi_c,
     decode_printf_escapes,
     prepass,
-    resolve_glob_path,
     unescape_double,
     unescape_unquoted,
 )
@@ -223,6 +224,7 @@ class _State:
 
     limits: Limits
     deadline: float
+    clock: Callable[[], float] = time.monotonic
     nodes: int = 0
     level: int = 0  # current recursion depth of the walk (Python's stack is finite)
     commands: list[Command] = field(default_factory=list)
@@ -232,6 +234,8 @@ class _State:
     has_error: bool = False
     # The live shell's names (aliases, functions, variables…) the line may use.
     shell: ShellState = EMPTY_STATE
+    programs: ProgramIndex = DEFAULT_PROGRAMS  # where a glob in a command word may point
+    globs: int = 0  # glob words resolved for this line (each is a scan of `programs`)
     # Variables assigned earlier in the line (`a=cu; b=rl; $a$b`): None = assigned
     # something unknowable, which hides the shell's value too.
     variables: dict[str, str | None] = field(default_factory=dict)
@@ -270,6 +274,9 @@ class _State:
 
     def tick(self) -> None:
         self.nodes += 1
+        # The walk shares the line's one budget with the parse (and the matchers after).
+        if not self.nodes & 255 and self.clock() > self.deadline:
+            raise _Bounded("analysis deadline exceeded")
         if self.level > _MAX_LEVEL:
             raise _Bounded("syntax nested too deeply")
         if self.nodes > self.limits.max_nodes:
@@ -294,25 +301,70 @@ def _source(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _parse_bytes(src: bytes, deadline: float) -> tree_sitter.Tree:
-    """Parse with a deadline: only the read-callback form honours progress_callback."""
-    parser = getattr(_PARSERS, "parser", None)
-    if parser is None:  # one parser per thread: creating one costs as much as a parse
-        parser = _PARSERS.parser = tree_sitter.Parser(_LANGUAGE)
-    size = len(src)
+class _Feed:
+    """One parser and one reused input buffer per thread, for `_parse_bytes`.
 
-    def read(offset: int, _point: tuple[int, int]) -> bytes:
-        return src[offset : offset + 65536] if offset < size else b""
+    Only the read-callback form of `Parser.parse` honours `progress_callback`
+    (tree-sitter 0.25/0.26 ignore it for a bytes argument, and 0.26 has no
+    timeout), and py-tree-sitter 0.25–0.26 keeps a reference to every object the
+    read callback returns: fresh slices leaked ~300 bytes per parse (a daemon grew
+    by 250 MB over 1.3 M lines). So the callback always returns the same
+    bytearray, refilled in place for each parse: the leaked references pile up on
+    one object and memory stays flat (bench/engine_memory.py). Trees keep byte
+    offsets, never the buffer, so refilling it for a nested parse is safe.
+    """
 
-    def progress(*_args: object) -> bool:
-        return time.monotonic() > deadline
+    def __init__(self) -> None:
+        self.parser = tree_sitter.Parser(_LANGUAGE)  # creating one costs as much as a parse
+        self.buf = bytearray()
+        self.tail = bytearray()
+        self.deadline = 0.0
+        self.clock: Callable[[], float] = time.monotonic
+        # Bound once: a new bound method per parse would be one more object handed over.
+        self.read_cb = self.read
+        self.progress_cb = self.progress
 
+    def read(self, offset: int, _point: tuple[int, int]) -> bytes | bytearray:
+        if offset == 0:
+            return self.buf
+        if offset >= len(self.buf):
+            return b""  # a shared singleton: a kept reference costs nothing
+        # After the end-of-input chunk, the lexer steps back into the text about twice
+        # a line: the rest of the text, in a second reused buffer (tree-sitter reads a
+        # chunk only until it asks for the next one).
+        self.tail[:] = memoryview(self.buf)[offset:]
+        return self.tail
+
+    def progress(self, *_args: object) -> bool:
+        return self.clock() > self.deadline
+
+
+def _feed() -> _Feed:
+    feed: _Feed | None = getattr(_PARSERS, "feed", None)
+    if feed is None:
+        feed = _PARSERS.feed = _Feed()
+    return feed
+
+
+def _parse_bytes(src: bytes, deadline: float,
+                 clock: Callable[[], float] = time.monotonic) -> tree_sitter.Tree:
+    """Parse with a deadline that cancels, without leaking the input (see _Feed)."""
+    feed = _feed()
+    feed.buf[:] = src
+    feed.deadline = deadline
+    feed.clock = clock
+    parser = feed.parser
     try:
-        tree = parser.parse(read, progress_callback=progress)
+        tree = parser.parse(feed.read_cb, progress_callback=feed.progress_cb)
     except ValueError as exc:  # raised when the progress callback cancels
         # A cancelled parser resumes the old parse on its next call unless reset.
         parser.reset()
         raise _Bounded("parse deadline exceeded") from exc
+    finally:
+        if len(feed.buf) > 1 << 16:
+            # Keep the objects (references to them are held), not a huge line's bytes.
+            feed.buf.clear()
+            feed.tail.clear()
     if tree is None:
         parser.reset()
         raise _Bounded("parse deadline exceeded")
@@ -498,6 +550,7 @@ class _Walker:
         if aliased is not None:
             return self.reparse(aliased[0], self.span(node), aliased[1], in_pipeline)
         assigned_list: list[_Assigned] = []
+        last_word: tree_sitter.Node | None = None
         for child in node.named_children:
             self.state.tick()
             kind = child.type
@@ -512,8 +565,13 @@ class _Walker:
             elif kind == "command_name":
                 for sub in child.named_children:
                     self.add_words(sub, words, pre, post)
+                    last_word = sub
+            elif last_word is not None and _glued(last_word, child) and words:
+                words[-1] = self.glue(words[-1], child, pre, post)
+                last_word = child
             else:
                 self.add_words(child, words, pre, post)
+                last_word = child
         extra_scripts: list[tuple[str, Span]] = []
         name_guess = command_basename(words[0].value) if words else ""
         reds: list[Redirect] = []
@@ -558,7 +616,7 @@ class _Walker:
         if self.depth + 1 > self.state.limits.max_depth:
             raise _Bounded(f"nesting deeper than {self.state.limits.max_depth} layers")
         src = _source(text)
-        tree = _parse_bytes(src, self.state.deadline)
+        tree = _parse_bytes(src, self.state.deadline, self.state.clock)
         walker = _Walker(src, self.state, self.depth + 1, span, (*self.inside, *runner))
         return walker.visit(tree.root_node)
 
@@ -706,6 +764,10 @@ class _Walker:
             self.state.findings.append(Finding(
                 "dynamic-command", f"the program run is only known when the line runs: {path}",
                 words[i].span))
+        elif not words[i].dynamic and path.startswith("/") and _GLOB_CHARS.search(path):
+            self.state.findings.append(Finding(
+                "dynamic-command", f"the pattern {path} names no program attyguard knows",
+                words[i].span))
         elif (not words[i].dynamic and "/" not in path and path in self.state.shell.hashed
               and path not in self.state.shell.functions and path not in self.state.functions):
             hashed = self.state.shell.hashed[path]  # `hash -p FILE name`, set before
@@ -749,10 +811,19 @@ class _Walker:
             if everyday:
                 words.append(Word(value, span, dynamic, everyday=True))
                 return
-        if node.type == "word" and "/" in value:
-            resolved = resolve_glob_path(value)  # an unquoted glob: bash expands it
-            if resolved is not None:
-                value = resolved
+        if (node.type in ("word", "concatenation") and "/" in value and not dynamic
+                and _UNQUOTED_GLOB.fullmatch(self.text(node))
+                and self.state.globs < _MAX_GLOBS):
+            self.state.globs += 1
+            found = self.state.programs.matches(value)  # an unquoted glob: bash expands it
+            if found:
+                if len(found) > 1 and not words:
+                    # The first match runs with the others as its arguments: which ones
+                    # depends on the disk, so the program is not known.
+                    self.state.findings.append(Finding(
+                        "dynamic-command", f"the pattern {value} names several programs",
+                        span))
+                value = found[0]
         if not dynamic and node.type in ("simple_expansion", "expansion") and (
                 " " in value or "\t" in value or "\n" in value):
             # An unquoted expansion is split into words (default IFS).
@@ -940,7 +1011,7 @@ class _Walker:
         if st.expansions > MAX_EXPANSIONS:
             raise _Bounded(f"more than {MAX_EXPANSIONS} aliases or functions expanded")
         src = _source(text)
-        tree = _parse_bytes(src, st.deadline)
+        tree = _parse_bytes(src, st.deadline, st.clock)
         walker = _Walker(src, st, self.depth, span, self.inside)
         st.calls.extend(names)
         try:
@@ -998,6 +1069,21 @@ class _Walker:
                             "hash-path", f"hash -p {path} {name}: `{name}` will run {path}",
                             cmd.span))
 
+    def glue(self, word: Word, node: tree_sitter.Node, pre: list[Command],
+             post: list[Command]) -> Word:
+        """Join a word tree-sitter split off (`$d/$t/x` parses as `$d/$` + `t/x`)."""
+        value, dyn, inner, after = self.word_value(node)
+        pre.extend(inner)
+        post.extend(after)
+        span = (word.span[0], self.span(node)[1]) if self.outer is None else word.span
+        m = _IDENT.match(value) if word.value.endswith("$") else None
+        if m is not None:
+            known = self.expand("$" + m.group(0))
+            if known is None:
+                return Word(word.value + value, span, True)
+            return Word(word.value[:-1] + known + value[m.end():], span, word.dynamic or dyn)
+        return Word(word.value + value, span, word.dynamic or dyn)
+
     def expand(self, text: str) -> str | None:
         """The value of a parameter expansion when the line or the shell's state decides it."""
         return expand_parameter(text, self.state.scope)
@@ -1011,6 +1097,7 @@ class _Walker:
         pre: list[Command] = []
         post: list[Command] = []
         body_parts: list[str] = []
+        last: tree_sitter.Node | None = None
         for child in node.children:
             self.state.tick()
             kind = child.type
@@ -1038,11 +1125,29 @@ class _Walker:
                 target = value
                 pre.extend(inner)
                 post.extend(after)
+                last = child
+            elif last is not None and _glued(last, child):
+                target = self.glue(Word(target, self.span(last)), child, pre, post).value
+                last = child
         if op in ("<<", "<<-"):
             target = "".join(body_parts)
         return Redirect(op, target, self.span(node), fd, command), pre, post
 
 
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+_WORDISH = frozenset({"word", "concatenation", "simple_expansion", "expansion", "string",
+                      "raw_string", "number", "ansi_c_string"})
+
+
+def _glued(prev: tree_sitter.Node, node: tree_sitter.Node) -> bool:
+    """Two word nodes with nothing between them: one word to bash."""
+    return (prev.end_byte == node.start_byte and prev.type in _WORDISH
+            and node.type in _WORDISH)
+
+
+_UNQUOTED_GLOB = re.compile(r"[^'\"\\$`]*[?*\[][^'\"\\$`]*")
+_GLOB_CHARS = re.compile(r"[?*\[]")
+_MAX_GLOBS = 64  # per line; beyond, globs stay as typed (and a glob command word warns)
 _NEXT_WORD = re.compile(r"(\s*)([^\s;|&<>()'\"\\$`]+)")
 _PROGRAM_DIRS = ("/bin/", "/usr/bin/", "/usr/local/bin/", "/sbin/", "/usr/sbin/",
                  "/usr/local/sbin/", "/usr/games/", "/snap/bin/")
@@ -1096,6 +1201,17 @@ def _everyday_dynamic(node: tree_sitter.Node, text: str, inner: list[Command]) -
         text = text[1:-1]
     if node.type in ("simple_expansion", "expansion"):
         return _QUIET_DYNAMIC.fullmatch(text) is not None
+    if node.type in ("concatenation", "string") and node.named_children:
+        # `$JAVA_HOME/bin/java`, `"$dir/run.sh"`: the directory is unknown, the program's
+        # name is not (rules see it as the command's name).
+        last = node.named_children[-1]
+        tail = text[last.start_byte - node.start_byte:] if node.type == "concatenation" else ""
+        if node.type == "string":
+            tail = text[text.rfind("}") + 1 if "}" in text else text.rfind("$") + 1:]
+            tail = tail if not _HAS_EXPANSION.search(tail) else ""
+        if last.type in ("word", "string_content") and "/" in tail:
+            base = tail.rstrip('"').rsplit("/", 1)[-1]
+            return bool(base) and not _GLOB_CHARS.search(base) and "$" not in base
     if node.type == "command_substitution":
         return bool(inner) and not any(c.name in _TRANSFORMERS or c.name == "" or
                                        (c.args and c.args[0].dynamic and c.path == "")
@@ -1168,7 +1284,8 @@ _INLINE_CODE_FLAGS: dict[str, frozenset[str]] = {
 
 def parse(line: str, limits: Limits | None = None, deadline: float | None = None,
           clock: Callable[[], float] = time.monotonic,
-          state: ShellState | None = None) -> Parsed:
+          state: ShellState | None = None,
+          programs: ProgramIndex = DEFAULT_PROGRAMS) -> Parsed:
     """Parse one command line. Never raises for any str; bounds are reported in `bounded`.
 
     `deadline` (a `time.monotonic()` instant) lets a caller share one budget
@@ -1177,11 +1294,11 @@ def parse(line: str, limits: Limits | None = None, deadline: float | None = None
     """
     limits = limits or Limits()
     work = _State(limits, deadline if deadline is not None else clock() + limits.deadline_s,
-                  shell=state or EMPTY_STATE)
+                  clock, shell=state or EMPTY_STATE, programs=programs)
     bounded: str | None = None
     try:
         src = _source(line)
-        tree = _parse_bytes(src, work.deadline)
+        tree = _parse_bytes(src, work.deadline, clock)
         _Walker(src, work, 0, None).visit(tree.root_node)
     except _Bounded as exc:
         bounded = exc.reason
