@@ -535,17 +535,17 @@ class KernelLayer:
                 break
         return chain
 
-    def _scoped(self, tgid: int) -> tuple[bool, bool]:
+    def _scoped(self, tgid: int, check_denied: bool = True) -> tuple[bool, bool]:
         """(guarded, denied) for a tgid: the kernel maps when loaded, else /proc ancestry."""
         if self._obj is not None:
-            denied = self._in_map("denied", tgid)
+            denied = check_denied and self._in_map("denied", tgid)
             if self._trace_all or self._in_map("guarded", tgid):
                 return True, denied
             return self._uid_guarded(tgid), denied
         chain = self._ancestry(tgid)
         with self._lock:
             guarded = self._trace_all or any(p in self._roots for p in chain)
-            denied = any(p in self._denied_roots for p in chain)
+            denied = check_denied and any(p in self._denied_roots for p in chain)
         return guarded or self._uid_guarded(tgid), denied
 
     def _uid_guarded(self, tgid: int) -> bool:
@@ -668,22 +668,28 @@ class KernelLayer:
             log.exception("on_event failed")
 
     def _on_perm(self, ev: fan.PermEvent) -> None:
+        enforce = self.mode == "enforce"
         with self._lock:
             self._c.perm_events += 1
-        guarded, denied = self._scoped(ev.pid)
-        if denied and self.mode == "enforce":
-            self._respond_now(ev, allow=False)
+            # A later open of an exec already judged (ELF loader, interpreter):
+            # its execve record was consumed by the first one.
+            follow_up = ev.pid in self._judged and ev.pid not in self._exec_records
+            check_inodes = enforce and bool(self._denied_inodes)
+            check_trees = enforce and bool(self._denied_roots)
+        if check_inodes:
+            key = fan.stat_key(ev.fd)
             with self._lock:
-                self._c.denied += 1
+                inode_denied = key is not None and key in self._denied_inodes
+            if inode_denied:
+                self._deny_now(ev)
+                return
+        if check_trees and self._scoped(ev.pid, True)[1]:
+            self._deny_now(ev)
             return
-        key = fan.stat_key(ev.fd)
-        with self._lock:
-            inode_denied = key is not None and key in self._denied_inodes
-        if inode_denied and self.mode == "enforce":
-            self._respond_now(ev, allow=False)
-            with self._lock:
-                self._c.denied += 1
+        if follow_up:
+            self._respond_now(ev, allow=True)
             return
+        guarded, _ = self._scoped(ev.pid, False)
         if not guarded:
             self._respond_now(ev, allow=True)
             with self._lock:
@@ -691,15 +697,9 @@ class KernelLayer:
             return
         with self._lock:
             record = self._exec_records.pop(ev.pid, None)
-            follow_up = record is None and ev.pid in self._judged
-            if not follow_up:
-                self._judged.add(ev.pid)
-            if record is None and not follow_up:
+            self._judged.add(ev.pid)
+            if record is None:
                 self._c.no_tracepoint_record += 1
-        if follow_up:
-            # The ELF loader or a script's interpreter of an exec already judged.
-            self._respond_now(ev, allow=True)
-            return
         path = fan.fd_path(ev.fd)
         if record is None:
             # No tracepoint record (dropped, or the tree was guarded mid-exec):
@@ -725,6 +725,11 @@ class KernelLayer:
             self._pool.submit(self._judge, pending, exec_ev)
         except RuntimeError:  # pool shut down: stopping
             self._answer(pending, True)
+
+    def _deny_now(self, ev: fan.PermEvent) -> None:
+        self._respond_now(ev, allow=False)
+        with self._lock:
+            self._c.denied += 1
 
     def _respond_now(self, ev: fan.PermEvent, *, allow: bool) -> None:
         assert self._group is not None
