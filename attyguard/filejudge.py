@@ -1,0 +1,333 @@
+"""Judging the files a line hands to a shell, and pinning bash to what was judged.
+
+`engine/files.py` names the files (pure); this module reads them — bounded
+(`MAX_FILE`), regular files only, each exactly once — judges each text with
+the same decide function as the line (a file's own `source`/`bash FILE` are
+followed, `MAX_DEPTH` deep), and returns the line rewritten so that bash
+reads a private snapshot of the judged bytes instead of the file a second
+time (the file could change in between: a writer racing us, or a FIFO that
+answers each open differently). The caller chooses where snapshots live
+(`Snapshots`): sealed memfds for `-c`/scripts (bash inherits them as
+/dev/fd/N), files in the session's 0700 directory for the interactive shell.
+
+What differs for the code that runs: the snapshot's path replaces the file's
+name in the line, so inside a sourced file `$BASH_SOURCE` (and a script's
+`$0`) name the snapshot, not the original; `$PWD`, `$@`, `$LINENO` and
+everything else are unchanged. A name that is not in the line exactly (inside a
+`-c` string, an assignment `BASH_ENV=F`) is rewritten where it is found
+literally once; otherwise the line is "not pinned" and the caller treats it
+as too complex (ask, or refuse without a user).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict
+
+__all__ = [
+    "MAX_FILE",
+    "DirSnapshots",
+    "FileJudgement",
+    "MemfdSnapshots",
+    "Snapshots",
+    "judge_files",
+    "read_bounded",
+    "resolve_path",
+]
+
+MAX_FILE = 1 << 20  # bytes of one file judged; a larger file is never run unasked
+MAX_DEPTH = 3  # files named by files, followed this deep
+MAX_FILES = 16  # files judged for one line, over all depths
+FILES_RULE_ID = "files.unjudgeable"
+
+# A line that may name a file for a shell: parsing is skipped for the rest.
+_MAY_READ = re.compile(
+    r"(?:^|[\s;&|(`{])(?:source|\.|eval|cat|[a-z]*sh)(?=[\s;&|)]|$)"
+    r"|BASH_ENV=|(?<![\w])ENV=|--rcfile|--init-file|\$\(\s*<"
+)
+
+
+class Snapshots(Protocol):
+    def add(self, data: bytes, name: str) -> str | None:
+        """Keep `data`; the path bash should read instead, or None if it cannot be kept."""
+        ...
+
+
+class MemfdSnapshots:
+    """Sealed memfds that survive exec: bash reads them as /dev/fd/N.
+
+    Sealed (no write, grow, shrink) because anyone who can open
+    /proc/PID/fd/N could otherwise change the bytes after they were judged.
+    """
+
+    FIRST_FD = 200  # above what scripts use and bash's own saved fds (10+)
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+
+    def add(self, data: bytes, name: str) -> str | None:
+        import fcntl
+
+        try:
+            fd = os.memfd_create(f"attyguard:{os.path.basename(name)[:40]}",
+                                 os.MFD_ALLOW_SEALING)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW
+                        | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
+            target = fcntl.fcntl(fd, fcntl.F_DUPFD, self.FIRST_FD + len(self.fds))
+            os.close(fd)
+            os.lseek(target, 0, os.SEEK_SET)
+            os.set_inheritable(target, True)
+        except OSError:
+            return None
+        self.fds.append(target)
+        return f"/dev/fd/{target}"
+
+
+class DirSnapshots:
+    """Snapshot files in a private (0700) directory, e.g. the interactive session's."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.count = 0
+
+    def add(self, data: bytes, name: str) -> str | None:
+        if not re.fullmatch(r"[A-Za-z0-9/_.+-]+", self.directory):
+            return None  # the path must go into a line unquoted
+        self.count += 1
+        path = os.path.join(self.directory, f"src{self.count}")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o400)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError:
+            return None
+        return path
+
+    def clear(self) -> None:
+        for i in range(1, self.count + 1):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.directory, f"src{i}"))
+        self.count = 0
+
+
+@dataclass(frozen=True)
+class JudgedFile:
+    path: str  # resolved
+    how: str
+    verdict: Verdict | None  # None: not judged (missing, trusted)
+    problem: str | None = None  # why it could not be judged (too large, not regular…)
+    trusted: bool = False
+
+
+@dataclass(frozen=True)
+class FileJudgement:
+    verdict: Verdict | None  # the files' combined verdict; None when the line reads none
+    files: tuple[JudgedFile, ...] = ()
+    line: str = ""  # the line to hand bash (rewritten to read the snapshots)
+    notes: tuple[str, ...] = field(default=())
+
+    def combine(self, line_verdict: Verdict) -> Verdict:
+        """The line's verdict with the files': the most severe wins."""
+        if self.verdict is None:
+            return line_verdict
+        rules = line_verdict.rules + self.verdict.rules
+        action = Action.strongest([line_verdict.action, self.verdict.action])
+        return replace(line_verdict, action=action, rules=rules,
+                       notes=line_verdict.notes + self.notes)
+
+
+def may_read_files(text: str) -> bool:
+    return _MAY_READ.search(text) is not None
+
+
+def resolve_path(path: str, cwd: str, home: str, *, search_path: str | None = None) -> str:
+    """The file bash would open for `path` (tilde, relative to cwd; `source` searches PATH)."""
+    if path == "~" or path.startswith("~/"):
+        path = home + path[1:]
+    if search_path is not None and "/" not in path:
+        for directory in search_path.split(":"):
+            candidate = os.path.join(directory or ".", path)
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.stat(os.path.join(cwd, candidate)).st_mode):
+                    return os.path.normpath(os.path.join(cwd, candidate))
+    return os.path.normpath(os.path.join(cwd, path))
+
+
+def read_bounded(path: str, limit: int = MAX_FILE) -> tuple[bytes | None, str | None]:
+    """(bytes, None), or (None, why) — (None, None) when there is no such file.
+
+    Non-blocking open, so a FIFO with no writer cannot hang the shell; only
+    regular files are read (a FIFO or device would be consumed by our read).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror}"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, f"{path} is not a regular file"
+        if st.st_size > limit:
+            return None, f"{path} is larger than {limit // 1024} KiB"
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                return None, f"{path} is larger than {limit // 1024} KiB"
+            chunks.append(chunk)
+        return b"".join(chunks), None
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror}"
+    finally:
+        os.close(fd)
+
+
+def problem_hit(problem: str, span: tuple[int, int] | None = None) -> RuleHit:
+    return RuleHit(
+        rule_id=FILES_RULE_ID, title=f"File not judged: {problem}", severity=Severity.MEDIUM,
+        action=Action.WARN, probability=0.3,
+        explanation="This line hands a file to a shell, and attyguard could not judge "
+        f"what the file holds ({problem}).",
+        remediation="Review the file; trust it with `attyguard trust add --file FILE`.",
+        span=span, matched=problem[:300],
+    )
+
+
+def line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, max(0, offset)) + 1
+
+
+def located(hit: RuleHit, path: str, text: str, span: tuple[int, int] | None) -> RuleHit:
+    """`hit` (found in `text`, the content of `path`) named by file:line, at `span` of the line."""
+    where = f"{path}:{line_of(text, hit.span[0]) if hit.span else 1}"
+    return replace(hit, title=f"{hit.title} (in {where})", span=span,
+                   matched=f"{where}: {hit.matched}"[:300])
+
+
+@dataclass
+class _Walk:
+    decide: Callable[[str], Verdict]
+    snapshots: Snapshots | None
+    cwd: str
+    home: str
+    search_path: str
+    trusted: Callable[[str], bool]
+    files: list[JudgedFile] = field(default_factory=list)
+    hits: list[RuleHit] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def judge_files(line: str, decide: Callable[[str], Verdict], *,
+                snapshots: Snapshots | None, cwd: str, home: str,
+                search_path: str = "", trusted: Callable[[str], bool] | None = None
+                ) -> FileJudgement:
+    """Judge the files `line` hands to a shell; never raises.
+
+    `decide` judges a text (the engine; file contents never go through the
+    trust store's line lookup, `trusted` answers for a whole file's text).
+    With `snapshots`, the returned line reads the judged bytes; without, the
+    line is returned unchanged (`attyguard check`: judging only).
+    """
+    if not may_read_files(line):
+        return FileJudgement(None, (), line)
+    walk = _Walk(decide, snapshots, cwd, home, search_path, trusted or (lambda _text: False))
+    try:
+        rewritten = _walk(walk, line, 0, None)
+    except Exception as exc:  # a bug here must not let the file through unjudged
+        walk.hits.append(problem_hit(f"internal error: {type(exc).__name__}"))
+        rewritten = line
+    if not walk.files and not walk.hits:
+        return FileJudgement(None, (), line)
+    action = Action.strongest([h.action for h in walk.hits])
+    verdict = Verdict(action, tuple(walk.hits))
+    return FileJudgement(verdict, tuple(walk.files), rewritten, tuple(walk.notes))
+
+
+def _walk(walk: _Walk, text: str, depth: int, outer: tuple[int, int] | None) -> str:
+    """Judge the files `text` names; `text` rewritten to read their snapshots."""
+    from attyguard.engine.files import SOURCE, files_read
+    from attyguard.engine.parse import parse
+
+    if depth > 0 and not may_read_files(text):
+        return text
+    parsed = parse(text)
+    replacements: list[tuple[int, int, str]] = []
+    for read in files_read(parsed):
+        span = outer if outer is not None else read.span
+        if len(walk.files) >= MAX_FILES:
+            walk.hits.append(problem_hit(f"more than {MAX_FILES} files", span))
+            break
+        path = resolve_path(read.path, walk.cwd, walk.home,
+                            search_path=walk.search_path if read.how == SOURCE else None)
+        data, problem = read_bounded(path)
+        if data is None and problem is None:
+            # No such file: bash says so itself. Nothing to judge or pin.
+            walk.files.append(JudgedFile(path, read.how, None))
+            continue
+        if data is None:
+            assert problem is not None
+            walk.files.append(JudgedFile(path, read.how, None, problem))
+            walk.hits.append(problem_hit(problem, span))
+            continue
+        content = data.decode("utf-8", "surrogateescape")
+        if walk.trusted(content):
+            walk.files.append(JudgedFile(path, read.how, None, trusted=True))
+            pinned = data
+        else:
+            verdict = walk.decide(content)
+            walk.files.append(JudgedFile(path, read.how, verdict))
+            walk.hits.extend(located(h, path, content, span) for h in verdict.rules)
+            if depth + 1 < MAX_DEPTH:
+                pinned_text = _walk(walk, content, depth + 1, span)
+                pinned = pinned_text.encode("utf-8", "surrogateescape")
+            else:
+                pinned = data
+                if may_read_files(content):
+                    walk.hits.append(problem_hit(f"files nested more than {MAX_DEPTH} deep",
+                                                 span))
+        if walk.snapshots is None:
+            continue
+        target = walk.snapshots.add(pinned, path)
+        where = _where(text, read.path, read.span, read.exact)
+        if target is None or where is None:
+            walk.hits.append(problem_hit(f"{path} could not be pinned for bash", span))
+            continue
+        replacements.append((where[0], where[1], target))
+    for start, end, target in sorted(replacements, reverse=True):
+        text = text[:start] + target + text[end:]
+    return text
+
+
+def _where(text: str, path: str, span: tuple[int, int], exact: bool) -> tuple[int, int] | None:
+    """Where in `text` the file's name is written, to put the snapshot's path there."""
+    if exact:
+        return span
+    start, end = span
+    found = [m.start() for m in re.finditer(re.escape(path), text[start:end])]
+    if len(found) != 1:
+        return None
+    # Only a whole word: `a/b` inside `xa/b` is not the same file.
+    at = start + found[0]
+    before = text[at - 1] if at > 0 else " "
+    after = text[at + len(path)] if at + len(path) < len(text) else " "
+    if before not in " \t\n=;'\"(<" or after not in " \t\n;'\")&|":
+        return None
+    return at, at + len(path)
