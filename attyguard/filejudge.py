@@ -94,16 +94,40 @@ class MemfdSnapshots:
 
 
 class DirSnapshots:
-    """Snapshot files in a private (0700) directory, e.g. the interactive session's."""
+    """Snapshot files in a private (0700) directory (the interactive shell's).
+
+    Only the last `KEEP` are kept: a background job may source its copy
+    after the prompt is back, so a copy outlives its command for a while.
+    """
+
+    KEEP = 64
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.count = 0
 
+    @classmethod
+    def private(cls) -> DirSnapshots:
+        """A fresh 0700 directory of our own (removed by `close`)."""
+        base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+        if not os.access(base, os.W_OK) or not re.fullmatch(r"[A-Za-z0-9/_.+-]+", base):
+            base = "/tmp"
+        for _ in range(100):
+            path = os.path.join(base, f"attyguard-files-{os.urandom(6).hex()}")
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                continue
+            return cls(path)
+        raise OSError("cannot create a private directory")
+
     def add(self, data: bytes, name: str) -> str | None:
         if not re.fullmatch(r"[A-Za-z0-9/_.+-]+", self.directory):
             return None  # the path must go into a line unquoted
         self.count += 1
+        if self.count > self.KEEP:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.directory, f"src{self.count - self.KEEP}"))
         path = os.path.join(self.directory, f"src{self.count}")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o400)
@@ -115,11 +139,13 @@ class DirSnapshots:
             return None
         return path
 
-    def clear(self) -> None:
-        for i in range(1, self.count + 1):
+    def close(self) -> None:
+        """Remove the copies and the directory."""
+        for i in range(max(1, self.count - self.KEEP + 1), self.count + 1):
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self.directory, f"src{i}"))
-        self.count = 0
+        with contextlib.suppress(OSError):
+            os.rmdir(self.directory)
 
 
 @dataclass(frozen=True)
@@ -129,6 +155,7 @@ class JudgedFile:
     verdict: Verdict | None  # None: not judged (missing, trusted)
     problem: str | None = None  # why it could not be judged (too large, not regular…)
     trusted: bool = False
+    text: str | None = field(default=None, repr=False)  # what was judged
 
 
 @dataclass(frozen=True)
@@ -293,7 +320,7 @@ def _walk(walk: _Walk, text: str, depth: int, outer: tuple[int, int] | None) -> 
             pinned = data
         else:
             verdict = walk.decide(content)
-            walk.files.append(JudgedFile(path, read.how, verdict))
+            walk.files.append(JudgedFile(path, read.how, verdict, text=content))
             walk.hits.extend(located(h, path, content, span) for h in verdict.rules)
             if depth + 1 < MAX_DEPTH:
                 pinned_text = _walk(walk, content, depth + 1, span)
@@ -331,3 +358,77 @@ def _where(text: str, path: str, span: tuple[int, int], exact: bool) -> tuple[in
     if before not in " \t\n=;'\"(<" or after not in " \t\n;'\")&|":
         return None
     return at, at + len(path)
+
+
+class SessionFiles:
+    """The interactive shell's side: judge a line's files at the enforcement point.
+
+    One per session. `judge` combines the files' verdict with the line's and
+    returns the line to send (reading copies in a private directory);
+    `remember` trusts the files too when the user answers [t]rust (a line's
+    trust never covers a file: the file can change); `close` removes the copies.
+    """
+
+    def __init__(self) -> None:
+        self.snapshots: DirSnapshots | None = None
+        self.last: FileJudgement | None = None
+
+    def judge(self, guard: _GuardLike, line: str, verdict: Verdict, cwd: str, *,
+              pin: bool = True) -> tuple[Verdict, str]:
+        self.last = None
+        if not may_read_files(line):
+            return verdict, line
+        snapshots: Snapshots | None = None
+        if pin:
+            if self.snapshots is None:
+                try:
+                    self.snapshots = DirSnapshots.private()
+                except OSError:
+                    self.snapshots = None
+            snapshots = self.snapshots
+        trust = guard.trust
+
+        def trusted(text: str) -> bool:
+            return trust is not None and trust.lookup(text)
+
+        judgement = judge_files(line, guard.engine, snapshots=snapshots,
+                                cwd=cwd or os.getcwd(), home=os.environ.get("HOME", "/"),
+                                search_path=os.environ.get("PATH", ""), trusted=trusted)
+        if judgement.verdict is None:
+            return verdict, line
+        self.last = judgement
+        if pin and snapshots is None:
+            judgement = replace(judgement, verdict=replace(judgement.verdict, rules=(
+                *judgement.verdict.rules, problem_hit("no private directory for copies"))))
+        return judgement.combine(verdict), judgement.line
+
+    def remember(self, guard: _GuardLike) -> None:
+        """The user answered [t]rust: trust the judged files' contents as well."""
+        if self.last is None or guard.trust is None:
+            return
+        for judged in self.last.files:
+            if judged.text is None or judged.verdict is None:
+                continue
+            rule_ids = tuple(h.rule_id for h in judged.verdict.rules)
+            with contextlib.suppress(Exception):
+                guard.trust.add(judged.text, rule_ids, preview=f"[file] {judged.path}")
+
+    def close(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.close()
+            self.snapshots = None
+
+
+class _TrustLike(Protocol):
+    def lookup(self, line: str) -> bool: ...
+
+    def add(self, line: str, rule_ids: tuple[str, ...], *, preview: str | None = None
+            ) -> None: ...
+
+
+class _GuardLike(Protocol):
+    @property
+    def trust(self) -> _TrustLike | None: ...
+
+    @property
+    def engine(self) -> Callable[[str], Verdict]: ...

@@ -61,6 +61,7 @@ class _Decided:
     text: str
     verdict: Verdict
     sent: bool
+    send: str = ""  # the line as handed to bash (reading judged copies of its files)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Session:
     _notes_shown: bool = False
     _decided: _Decided | None = None
     _held_marks: str = ""
+    files: Any = None  # attyguard.filejudge.SessionFiles, made on the first line
 
     # --- the one enforcement point ----------------------------------------------------
 
@@ -105,11 +107,24 @@ class Session:
         wired = self.ready_wired()
         if wired is None or not self._notes_shown:
             return  # (the first line also shows the Guard's notes: submit's job)
-        verdict = wired.guard.decide(self._full(text))
+        verdict, send = self._files_judged(wired, text, wired.guard.decide(self._full(text)))
         sent = verdict.action is Action.ALLOW
         if sent:
-            self.child.send_line(text, self.in_fd)
-        self._decided = _Decided(text, verdict, sent)
+            self.child.send_line(send, self.in_fd)
+        self._decided = _Decided(text, verdict, sent, send)
+
+    def _files_judged(self, wired: Wired, text: str, verdict: Verdict) -> tuple[Verdict, str]:
+        """The files the line hands to a shell judged with it; the line to send (filejudge)."""
+        from attyguard.filejudge import SessionFiles
+
+        if self.files is None:
+            self.files = SessionFiles()
+        if self.pending:  # (bash holds the first part: judged joined, not re-pointed)
+            return self.files.judge(wired.guard, self._full(text), verdict,
+                                    self.child.state.cwd, pin=False)[0], text
+        result: tuple[Verdict, str] = self.files.judge(wired.guard, text, verdict,
+                                                        self.child.state.cwd)
+        return result
 
     def _full(self, text: str) -> str:
         return f"{self.pending}\n{text}" if self.pending else text
@@ -134,7 +149,10 @@ class Session:
             self._notes_shown = True
             for note in wired.warnings:
                 self.show(FormattedText([("", f"attyguard: {note}\n")]))
-        verdict = decided.verdict if decided is not None else wired.guard.decide(full)
+        if decided is not None:
+            verdict, send = decided.verdict, decided.send or text
+        else:
+            verdict, send = self._files_judged(wired, text, wired.guard.decide(full))
         if verdict.action is Action.BLOCK:
             self.show(refused_text(verdict, self.config.ui.refused_style))
             self.warnings.add(f"refused: {verdict.reason}: {one_line(full, 120)}")
@@ -156,7 +174,8 @@ class Session:
                 return None
             if answer == "trust":
                 wired.guard.remember(full, verdict)
-        return self._run(text, full, early)
+                self.files.remember(wired.guard)
+        return self._run(send, full, early)
 
     # --- running --------------------------------------------------------------------
 
@@ -413,6 +432,8 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
     try:
         return session.loop()
     finally:
+        if session.files is not None:
+            session.files.close()
         _collect_again()
         if subscriber is not None:
             subscriber.stop()
