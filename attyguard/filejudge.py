@@ -316,14 +316,17 @@ def _walk(walk: _Walk, text: str, depth: int, outer: tuple[int, int] | None) -> 
     replacements: list[tuple[int, int, str]] = []
     for read in files_read(parsed):
         span = outer if outer is not None else read.span
-        if len(walk.files) >= MAX_FILES:
-            walk.hits.append(problem_hit(f"more than {MAX_FILES} files", span))
-            break
         path = resolve_path(read.path, walk.cwd, walk.home,
                             search_path=walk.search_path if read.how == SOURCE else None)
+        if not os.path.lexists(path):
+            # No such file (`[ -f F ] && . F`): bash says so itself; nothing to judge.
+            walk.files.append(JudgedFile(path, read.how, None))
+            continue
+        if sum(1 for f in walk.files if f.verdict is not None or f.trusted) >= MAX_FILES:
+            walk.hits.append(problem_hit(f"more than {MAX_FILES} files", span))
+            break
         data, problem = read_bounded(path)
         if data is None and problem is None:
-            # No such file: bash says so itself. Nothing to judge or pin.
             walk.files.append(JudgedFile(path, read.how, None))
             continue
         if data is None:

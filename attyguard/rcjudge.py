@@ -19,26 +19,25 @@ HISTCONTROL, which the prompt would ask about). Judging runs on a thread
 started right after bash, while the front end loads.
 
 Loading the engine costs ~0.3-0.5 s, far too much for every start-up, so an
-allowed file is remembered by the SHA-256 of its bytes (and of the files it
-sources) together with a fingerprint of the rules, in state_dir()/rc-judged.json;
-a start-up whose rc files are unchanged only reads and hashes them. On such a
-hit the files that rc file sources are checked by hash and then read by bash
+allowed file is remembered by a BLAKE2b digest of its bytes (and of the files
+it sources) together with a fingerprint of the rules, in
+state_dir()/rc-judged (one line per version); a start-up whose rc files are
+unchanged only reads and hashes them, on a path that imports nothing but `os`
+(it races the front end's imports for the GIL while bash waits). On such a
+hit the files that rc file sources are checked by digest and then read by bash
 itself (not from copies).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["RcJudge", "rc_files", "start_rc_judge"]
 
-CACHE_NAME = "rc-judged.json"
+CACHE_NAME = "rc-judged"
 CACHE_MAX = 64  # remembered rc file versions
 ANSWER_FIFO = "rc"
 
@@ -69,33 +68,89 @@ def _profile_d() -> list[str]:
 
 
 def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    # _blake2 is built in: hashlib would load OpenSSL (2-12 ms) on the start-up path.
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # another Python: hashlib has it too
+        from hashlib import blake2b
+    return blake2b(data, digest_size=32).hexdigest()
+
+
+def _patterns_dir() -> str:
+    """attyguard.resources.data_path("patterns") without pathlib (start-up path)."""
+    pkg = os.path.dirname(os.path.realpath(__file__))
+    packaged = os.path.join(pkg, "_data", "patterns")
+    return packaged if os.path.isdir(packaged) else os.path.join(os.path.dirname(pkg),
+                                                                 "patterns")
 
 
 def rules_fingerprint() -> str:
     """What the cached verdicts depend on besides the files: attyguard and its rules."""
     import attyguard
-    from attyguard.resources import data_path
 
     parts = [getattr(attyguard, "__version__", "")]
-    directory = str(data_path("patterns"))
     with contextlib.suppress(OSError):
-        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        for entry in sorted(os.scandir(_patterns_dir()), key=lambda e: e.name):
             st = entry.stat()
             parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
     return _sha("\n".join(parts).encode())
 
 
-@dataclass
+def _read_small(path: str, limit: int = 1 << 20) -> bytes | None:
+    """A regular file's bytes (at most `limit`), else None; os only (start-up path)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        chunks: list[bytes] = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 class RcJudge:
     """Answers the rc snippet's question once; keeps the copies until `close`."""
 
-    files: list[str]
-    enabled: bool = True
-    home: str = field(default_factory=lambda: os.path.expanduser("~"))
-    cache_path: str | None = None
-    answers: list[tuple[str, str, str]] = field(default_factory=list)
-    snapshots: Any = None  # filejudge.DirSnapshots once a copy is made
+    # (A plain class: dataclasses would cost an import on the start-up path.)
+    def __init__(self, files: list[str], *, enabled: bool = True, home: str | None = None,
+                 cache_path: str | None = None) -> None:
+        self.files = files
+        self.enabled = enabled
+        self.home = home if home is not None else os.path.expanduser("~")
+        self.cache_path = cache_path
+        self.answers: list[tuple[str, str, str]] = []
+        self.snapshots: Any = None  # filejudge.DirSnapshots once a copy is made
+
+    def remembered(self) -> list[tuple[str, str, str]] | None:
+        """The answers if every rc file is a version judged allowed before, else None.
+
+        The start-up path: os and a digest only (no config, no engine).
+        """
+        if not self.files:
+            return []
+        cache = _Cache(self.cache_path)
+        answers: list[tuple[str, str, str]] = []
+        for path in self.files:
+            data = _read_small(path)
+            if data is None or not cache.ok(data, _profile_d() if path == "/etc/profile" else []):
+                return None
+            copy = self._copy(data)
+            if copy is None:
+                return None
+            answers.append(("ok", path, copy))
+        return answers
 
     def judge(self) -> list[tuple[str, str, str]]:
         """(kind, file, copy-or-message) per file; never raises."""
@@ -114,11 +169,12 @@ class RcJudge:
         self.answers = answers
         return answers
 
-    def _copy(self, data: bytes, path: str) -> str | None:
-        from attyguard.filejudge import DirSnapshots
-
+    def _copy(self, data: bytes, path: str = "") -> str | None:
         if self.snapshots is None:
-            self.snapshots = DirSnapshots.private()
+            try:
+                self.snapshots = _copies_dir()
+            except OSError:
+                return None
         copy: str | None = self.snapshots.add(data, path)
         return copy
 
@@ -155,10 +211,8 @@ class RcJudge:
             copy = self._copy(data, path)
             return ("ok", path, copy) if copy else ("as-is", path, "")
         hits = list(classify(content).rules)  # (spans into content: the line is from them)
-        from attyguard.filejudge import DirSnapshots
-
         if self.snapshots is None:
-            self.snapshots = DirSnapshots.private()
+            self.snapshots = _copies_dir()
         files = judge_files(content, classify, snapshots=self.snapshots, cwd=os.getcwd(),
                             home=self.home, search_path=os.environ.get("PATH", ""),
                             trusted=trusted)
@@ -229,8 +283,20 @@ def _trusted_lookup() -> Any:
     return store.lookup
 
 
+def _copies_dir() -> Any:
+    """A private directory for the judged copies (filejudge.DirSnapshots, imported late)."""
+    from attyguard.filejudge import DirSnapshots
+
+    return DirSnapshots.private()
+
+
 class _Cache:
-    """rc file versions judged allowed before, with the files they source (by hash)."""
+    """rc file versions judged allowed before, with the files they source (by digest).
+
+    The file: the rules' fingerprint on the first line, then one line per
+    version: its digest, then NUL-separated nested file/digest pairs. Plain
+    text, not JSON: read on every start-up, and json costs an import there.
+    """
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -239,13 +305,18 @@ class _Cache:
         self.changed = False
         if path is None:
             return
-        with contextlib.suppress(OSError, ValueError):
-            with open(path, encoding="utf-8") as f:
-                stored = json.load(f)
-            if isinstance(stored, dict) and stored.get("rules") == self.fingerprint:
-                entries = stored.get("entries", {})
-                if isinstance(entries, dict):
-                    self.entries = {k: v for k, v in entries.items() if isinstance(v, dict)}
+        data = _read_small(path, 4 << 20)
+        if data is None:
+            return
+        lines = data.decode("utf-8", "surrogateescape").split("\n")
+        if lines[0] != self.fingerprint:
+            return
+        for line in lines[1:]:
+            key, _sep, rest = line.partition("\0")
+            if len(key) != 64:
+                continue
+            fields = rest.split("\0") if rest else []
+            self.entries[key] = dict(zip(fields[::2], fields[1::2], strict=False))
 
     def ok(self, data: bytes, extra: list[str]) -> bool:
         entry = self.entries.get(_sha(data))
@@ -275,9 +346,24 @@ class _Cache:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             tmp = f"{self.path}.{os.getpid()}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"rules": self.fingerprint, "entries": self.entries}, f)
+            lines = [self.fingerprint]
+            for key, nested in self.entries.items():
+                if any("\0" in p or "\n" in p for p in nested):
+                    continue  # (a file name this format cannot hold: judged again next time)
+                lines.append("\0".join([key, *(x for kv in nested.items() for x in kv)]))
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write("\n".join(lines) + "\n")
             os.replace(tmp, self.path)
+
+
+def _cache_path() -> str:
+    """state_dir()/CACHE_NAME, without importing platformdirs and pathlib first."""
+    home = os.environ.get("ATTYGUARD_HOME")
+    if home:
+        return os.path.join(os.path.expanduser(home), "state", CACHE_NAME)
+    from attyguard.paths import state_dir
+
+    return str(state_dir() / CACHE_NAME)
 
 
 def start_rc_judge(session_dir: str, *, login: bool, norc: bool,
@@ -289,12 +375,17 @@ def start_rc_judge(session_dir: str, *, login: bool, norc: bool,
 
     def work() -> None:
         try:
+            # (config: the session imports and loads it next anyway; importing it
+            # here first costs the process nothing more)
             from attyguard.config import load_config
-            from attyguard.paths import state_dir
 
             config, _errors = load_config()  # (the session reports config errors)
             judge.enabled = config.shell.judge_rc_files
-            judge.cache_path = str(state_dir() / CACHE_NAME)
+            judge.cache_path = _cache_path()
+            remembered = judge.remembered() if judge.enabled else None
+            if remembered is not None:
+                judge.answers = remembered
+                return
             judge.judge()
         except Exception as exc:  # never leave bash waiting
             why = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
