@@ -40,12 +40,17 @@ class ShellConfig:
     # Non-interactive (-c, scripts, piped stdin): what a warn verdict does.
     # "run": run it with one line on stderr; "refuse": exit 126 like a block.
     noninteractive_warn: str = "run"
+    # Judge the rc files bash reads at start-up (~/.bashrc, profiles); a file
+    # holding a line that would be refused is reported and not sourced.
+    judge_rc_files: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class GuardConfig:
     daemon_socket_path: str = ""  # empty: no daemon, in-process verdicts only
     daemon_timeout_ms: int = 50
+    # Who may answer on daemon_socket_path besides root (SO_PEERCRED): a user name.
+    daemon_user: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +94,18 @@ history_size = 50000
 # What a warn verdict does where nobody can answer (-c, scripts, piped stdin):
 # "run" runs it with one line on stderr; "refuse" exits 126 like a block.
 noninteractive_warn = "run"
+# Judge the rc files bash reads at start-up (~/.bashrc, ~/.profile…): a file with
+# a line that would be refused is reported (file:line) and not sourced.
+judge_rc_files = true
 
 [guard]
 # Unix socket of the attyguard daemon; empty means in-process verdicts only.
 daemon_socket_path = ""
 # How long to wait for the daemon before using the in-process verdict.
 daemon_timeout_ms = 50
+# The daemon's socket must be served by root or this user (checked with
+# SO_PEERCRED), in a directory only they can write; otherwise it is not used.
+daemon_user = ""
 
 [terminal]
 # Remove these escape sequences from programs' output before it reaches the

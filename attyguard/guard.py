@@ -3,8 +3,12 @@
 `Guard.decide(line)` is what the session calls just before a line would be
 forwarded to bash, and what `attyguard check` and the non-interactive modes
 call. Order (seed V1/V2-D/V2-J-2): trust-cache hit -> allow (short-circuits
-both the warn prompt and the block path); else the daemon's verdict when one
-is configured and answers in time; else the in-process engine.
+both the warn prompt and the block path); else the in-process engine's
+verdict, raised to the daemon's when one is configured and answers in time
+and its verdict is more severe: the daemon can raise the local verdict,
+never lower it (a socket that answers "allow" must not undo a local block).
+A line trusted only by an unverified import is asked about once (a warn
+naming the import), whatever the verdict, until the user trusts it here.
 
 The trust store and daemon client are passed in (Protocols below), so tests
 and each front end wire what they have; nothing here does I/O itself.
@@ -19,7 +23,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from attyguard.engine.state import ShellState
-from attyguard.engine.verdict import Action, Source, Verdict
+from attyguard.engine.verdict import Action, RuleHit, Severity, Source, Verdict
 
 __all__ = ["DaemonClient", "Guard", "TrustStore"]
 
@@ -49,8 +53,29 @@ class DaemonClient(Protocol):
 PID_CRITICAL_RULE = "daemon.pid-critical"
 
 
+UNVERIFIED_TRUST_RULE = "trust.unverified"
+
+
 def _already_critical(verdict: Verdict) -> bool:
     return any(hit.rule_id == PID_CRITICAL_RULE for hit in verdict.rules)
+
+
+def most_severe(local: Verdict, daemon: Verdict) -> Verdict:
+    """The daemon's verdict unless the local one is more severe (then the local, noted)."""
+    if local.action.rank > daemon.action.rank:
+        note = f"daemon answered {daemon.action.value}; the local verdict is more severe"
+        return replace(local, notes=(*local.notes, note))
+    return daemon.with_source(Source.DAEMON)
+
+
+def _unverified_hit(preview: str) -> RuleHit:
+    return RuleHit(
+        rule_id=UNVERIFIED_TRUST_RULE, title="Trusted by an import that could not be verified",
+        severity=Severity.MEDIUM, action=Action.WARN, probability=0.0,
+        explanation=f"An imported trust entry (shown as {preview[:80]!r}) has this line's hash, "
+        "but its preview is not the line, so it is asked about once.",
+        remediation="Answer [t]rust to trust this line from now on.",
+    )
 
 
 class Guard:
@@ -80,19 +105,38 @@ class Guard:
                 elapsed_us=(time.perf_counter_ns() - start) // 1000,
             )
         notes: tuple[str, ...] = ()
+        remote: Verdict | None = None
         if self.daemon is not None:
             daemon: Any = self.daemon  # (classify(line, state=…) since issue 9)
-            answer: Verdict | None = (daemon.classify(line, state=state) if state
-                                      else daemon.classify(line))
-            if answer is not None:
-                if answer.action is Action.BLOCK and not _already_critical(answer):
+            remote = (daemon.classify(line, state=state) if state else daemon.classify(line))
+            if remote is not None:
+                if remote.action is Action.BLOCK and not _already_critical(remote):
                     # V2-J-2: a daemon Block marks this shell Critical, so the
                     # next line from this process tree is refused outright.
-                    self.daemon.report_block(answer)
-                return answer.with_source(Source.DAEMON)
-            notes = ("daemon unavailable; in-process verdict",)
-        verdict = self.engine(line) if not state else self.engine(line, state)
-        return replace(verdict, source=Source.LOCAL, notes=verdict.notes + notes)
+                    self.daemon.report_block(remote)
+            else:
+                notes = ("daemon unavailable; in-process verdict",)
+        local = self.engine(line) if not state else self.engine(line, state)
+        verdict = replace(local, source=Source.LOCAL, notes=local.notes + notes)
+        if remote is not None:
+            verdict = most_severe(verdict, remote)
+        return self._unverified(trust_text(line, state), verdict)
+
+    def _unverified(self, line: str, verdict: Verdict) -> Verdict:
+        """A line only an unverified import trusts: ask (once: [t]rust verifies it)."""
+        if verdict.action is Action.ALLOW or _already_critical(verdict):
+            return verdict
+        unverified = getattr(self.trust, "unverified", None)
+        if unverified is None:
+            return verdict
+        try:
+            entry = unverified(line)
+        except Exception:  # a broken optional part never decides
+            return verdict
+        if entry is None:
+            return verdict
+        return replace(verdict, action=Action.WARN,
+                       rules=(_unverified_hit(str(entry.preview)), *verdict.rules))
 
     def remember(self, line: str, verdict: Verdict, state: ShellState | None = None) -> None:
         """The user answered [t]rust: record it so the line is allowed next time."""

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 STORE_NAME = "trust.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `verified` (imported entries whose line could not be checked)
 PREVIEW_MAX = 300  # characters of redacted preview kept per entry
 BUSY_TIMEOUT_S = 5.0  # how long a write waits for another shell's transaction
 EXPORT_FORMAT = "attyguard-trust"
@@ -60,10 +60,14 @@ CREATE TABLE IF NOT EXISTS trust (
     rule_ids  TEXT NOT NULL DEFAULT '[]',
     created   REAL NOT NULL,
     last_used REAL NOT NULL,
-    use_count INTEGER NOT NULL DEFAULT 0
+    use_count INTEGER NOT NULL DEFAULT 0,
+    verified  INTEGER NOT NULL DEFAULT 1
 ) WITHOUT ROWID
 """
-_COLUMNS = ("sha256", "preview", "rule_ids", "created", "last_used", "use_count")
+_COLUMNS = ("sha256", "preview", "rule_ids", "created", "last_used", "use_count", "verified")
+_COLUMNS_V1 = _COLUMNS[:-1]
+# Schema 1 -> 2: entries made before were trusted by the user here, so verified.
+_MIGRATE_1_2 = "ALTER TABLE trust ADD COLUMN verified INTEGER NOT NULL DEFAULT 1"
 
 
 class TrustError(Exception):
@@ -78,6 +82,9 @@ class TrustEntry:
     created: float  # Unix time
     last_used: float
     use_count: int
+    # False for an imported entry whose preview could not be checked against its
+    # hash (redacted or shortened): the shell asks once before trusting it.
+    verified: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +94,7 @@ class TrustEntry:
             "created": iso_time(self.created),
             "last_used": iso_time(self.last_used),
             "use_count": self.use_count,
+            "verified": self.verified,
         }
 
 
@@ -432,6 +440,9 @@ class TrustStore:
                 if version > SCHEMA_VERSION:
                     # Written by a newer attyguard: not ours to move, just not used.
                     raise _Newer(f"written by a newer attyguard (schema {version})")
+                if version == 1:
+                    _migrate_1_2(conn)
+                    version = SCHEMA_VERSION
                 if version != SCHEMA_VERSION:
                     raise _Corrupt("not an attyguard trust store")
                 columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(trust)"))
@@ -460,16 +471,20 @@ class TrustStore:
     # -- reads ---------------------------------------------------------------
 
     def lookup(self, line: str) -> bool:
-        """True if exactly this line was trusted; counts the use. Never raises."""
+        """True if exactly this line was trusted (and verified); counts the use. Never raises.
+
+        An unverified entry (imported, its line unknown) is not a hit: see `unverified`.
+        """
         if self.warning is not None:
             return False
         key = line_key(line)
         try:
-            row = self._conn.execute("SELECT 1 FROM trust WHERE sha256 = ?", (key,)).fetchone()
+            row = self._conn.execute("SELECT verified FROM trust WHERE sha256 = ?",
+                                     (key,)).fetchone()
         except sqlite3.Error as exc:
             self._broken(exc)
             return False
-        if row is None:
+        if row is None or not row[0]:
             return False
         # A hit stays a hit even if the bookkeeping cannot be written (another
         # shell holding the lock past the timeout, a full disk).
@@ -479,6 +494,11 @@ class TrustStore:
                 (time.time(), key),
             )
         return True
+
+    def unverified(self, line: str) -> TrustEntry | None:
+        """The entry for this line if it was imported unverified (the shell asks once)."""
+        entry = self.get(line)
+        return entry if entry is not None and not entry.verified else None
 
     def get(self, line: str) -> TrustEntry | None:
         """The entry for this line without counting a use (for `attyguard check`)."""
@@ -515,14 +535,19 @@ class TrustStore:
 
     # -- writes --------------------------------------------------------------
 
-    def add(self, line: str, rule_ids: tuple[str, ...] | list[str] = ()) -> None:
+    def add(self, line: str, rule_ids: tuple[str, ...] | list[str] = (), *,
+            preview: str | None = None) -> None:
         """Trust this line; re-trusting keeps the first date and merges rule ids.
 
+        The user saw the line itself, so the entry is verified and its preview
+        is remade from the line (an imported preview is replaced). `preview`:
+        what to show instead of the line (a file's name for `add --file`).
         Raises TrustError (one line) if the store cannot be written.
         """
         now = time.time()
         with self._write() as conn:
-            self._merge(conn, line_key(line), redact(line), tuple(rule_ids), now, now, 0)
+            self._merge(conn, line_key(line), preview if preview is not None else redact(line),
+                        tuple(rule_ids), now, now, 0, verified=True)
 
     def remove(self, line: str) -> bool:
         return self.remove_hash(line_key(line))
@@ -541,12 +566,16 @@ class TrustStore:
 
         A row needs `sha256` (64 hex) or `cmd` (the full line, hashed here);
         `preview`, `rule_ids`, `created`, `last_used`, `use_count` are
-        optional. Raises TrustError naming the first bad row.
+        optional. What can be verified is: a `cmd`, or a preview with nothing
+        redacted or shortened, must hash to `sha256` (else the row is
+        rejected); the others are kept unverified (the shell asks once).
+        Raises TrustError naming the first bad row.
         """
         parsed = [_parse_row(i, row) for i, row in enumerate(rows)]
         with self._write() as conn:
-            for key, preview, rule_ids, created, last_used, count in parsed:
-                self._merge(conn, key, preview, rule_ids, created, last_used, count)
+            for key, preview, rule_ids, created, last_used, count, verified in parsed:
+                self._merge(conn, key, preview, rule_ids, created, last_used, count,
+                            verified=verified)
         return len(parsed)
 
     def close(self) -> None:
@@ -557,21 +586,28 @@ class TrustStore:
 
     @staticmethod
     def _merge(conn: sqlite3.Connection, key: str, preview: str, rule_ids: tuple[str, ...],
-               created: float, last_used: float, count: int) -> None:
-        row = conn.execute("SELECT rule_ids FROM trust WHERE sha256 = ?", (key,)).fetchone()
+               created: float, last_used: float, count: int, *, verified: bool) -> None:
+        row = conn.execute("SELECT rule_ids, verified FROM trust WHERE sha256 = ?",
+                           (key,)).fetchone()
         if row is None:
             conn.execute(
-                "INSERT INTO trust (sha256, preview, rule_ids, created, last_used, use_count) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (key, preview, json.dumps(sorted(set(rule_ids))), created, last_used, count),
+                "INSERT INTO trust (sha256, preview, rule_ids, created, last_used, use_count, "
+                "verified) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, preview, json.dumps(sorted(set(rule_ids))), created, last_used, count,
+                 int(verified)),
             )
             return
         merged = sorted(set(_load_ids(row[0])) | set(rule_ids))
         # max(), not sum, for the count: importing one export twice must not double it.
+        # A verified preview replaces an unverified one; never the other way round.
+        replace_preview = verified and not row[1]
         conn.execute(
             "UPDATE trust SET rule_ids = ?, created = min(created, ?), "
-            "last_used = max(last_used, ?), use_count = max(use_count, ?) WHERE sha256 = ?",
-            (json.dumps(merged), created, last_used, count, key),
+            "last_used = max(last_used, ?), use_count = max(use_count, ?), "
+            "verified = max(verified, ?), preview = CASE WHEN ? THEN ? ELSE preview END "
+            "WHERE sha256 = ?",
+            (json.dumps(merged), created, last_used, count, int(verified),
+             int(replace_preview), preview, key),
         )
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -626,19 +662,42 @@ def _entry(row: tuple[Any, ...]) -> TrustEntry:
     return TrustEntry(
         sha256=str(row[0]), preview=str(row[1]), rule_ids=_load_ids(str(row[2])),
         created=float(row[3]), last_used=float(row[4]), use_count=int(row[5]),
+        verified=bool(row[6]),
     )
+
+
+def _migrate_1_2(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2 in place, once, under the write lock (other shells may race us)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
+            columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(trust)"))
+            if columns != _COLUMNS_V1:
+                raise _Corrupt("not an attyguard trust store")
+            conn.execute(_MIGRATE_1_2)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+# What redact() leaves in a preview when it changed or shortened the line.
+_PREVIEW_MARKS = re.compile(r"\*\*\*|…|\\[ntxu]")
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def _parse_row(index: int, row: Any) -> tuple[str, str, tuple[str, ...], float, float, int]:
+def _parse_row(index: int, row: Any
+               ) -> tuple[str, str, tuple[str, ...], float, float, int, bool]:
     def bad(message: str) -> TrustError:
         return TrustError(f"entry {index}: {message}")
 
     if not isinstance(row, dict):
         raise bad("must be a JSON object")
     now = time.time()
+    verified = False
     cmd = row.get("cmd")
     if cmd is not None:
         if not isinstance(cmd, str) or not cmd or "\x00" in cmd:
@@ -654,6 +713,12 @@ def _parse_row(index: int, row: Any) -> tuple[str, str, tuple[str, ...], float, 
         preview = row.get("preview", "")
         if not isinstance(preview, str):
             raise bad("preview must be a string")
+        verified = bool(preview) and line_key(preview) == key
+        if preview and not verified and not _PREVIEW_MARKS.search(preview):
+            # Nothing was redacted or shortened, so the preview is the whole line:
+            # it must be the line the hash is of (else it shows one line, trusts another).
+            raise bad("preview does not hash to sha256 (nothing in it is redacted, "
+                      "so it must be the trusted line itself)")
         preview = redact(preview)  # previews from elsewhere are redacted again
     ids = row.get("rule_ids", [])
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -666,4 +731,4 @@ def _parse_row(index: int, row: Any) -> tuple[str, str, tuple[str, ...], float, 
     count = row.get("use_count", 0)
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise bad("use_count must be a non-negative integer")
-    return key, preview, tuple(ids), created, last_used, count
+    return key, preview, tuple(ids), created, last_used, count, cmd is not None or verified

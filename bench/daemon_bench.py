@@ -217,6 +217,39 @@ def memory(path: str, daemon_pid: int, pids: int) -> None:
     client.close()
 
 
+def guard_cost(path: str, n: int) -> None:
+    """What computing the local verdict too costs per line (the daemon may only raise it).
+
+    Guard.decide with the real daemon and the real engine (as the shell wires
+    it, with its verdict cache) against the same Guard whose engine answers a
+    constant allow (the daemon's verdict alone, as before), alternating rounds.
+    """
+    from attyguard.engine.verdict import Action, Verdict
+    from attyguard.guard import Guard
+    from attyguard.shell.wiring import Remembering
+
+    lines = [f"git log --oneline -n {i} | grep -v fixup{i}" for i in range(n)]
+    client = DaemonClient(path, 1000)
+    constant = Verdict(Action.ALLOW)
+    rounds: dict[str, list[float]] = {"daemon only": [], "daemon + local": [],
+                                      "daemon + local, repeated line": []}
+    for _ in range(3):
+        for name, engine, batch in (
+                ("daemon only", lambda _line: constant, lines),
+                ("daemon + local", classify, lines),
+                ("daemon + local, repeated line", Remembering(classify), [LINE] * n)):
+            guard = Guard(engine, daemon=client)
+            for line in batch:
+                start = time.perf_counter_ns()
+                guard.decide(line)
+                rounds[name].append((time.perf_counter_ns() - start) / 1000)
+    base = percentile(rounds["daemon only"], 0.5)
+    for name, samples in rounds.items():
+        p50 = percentile(samples, 0.5)
+        print(f"Guard.decide, {name}: p50 {p50:.0f} µs, p90 {percentile(samples, 0.9):.0f} µs "
+              f"(+{p50 - base:.0f} µs over the daemon alone at p50)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=5000)
@@ -225,7 +258,7 @@ def main() -> int:
     parser.add_argument("--pids", type=int, default=10000)
     parser.add_argument("--tier2", default="stub", choices=("stub", "heuristic", "onnx"))
     parser.add_argument("--parts", default="rtt,throughput,memory",
-                        help="comma-separated subset of rtt, throughput, memory")
+                        help="comma-separated subset of rtt, throughput, memory, guard")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     directory = Path(tempfile.mkdtemp(prefix="agbench-", dir="/tmp"))
@@ -246,6 +279,8 @@ def main() -> int:
             throughput(path, args.clients, args.seconds)
         if "memory" in parts:
             memory(path, proc.pid, args.pids)
+        if "guard" in parts:
+            guard_cost(path, min(args.requests, 2000))
     finally:
         proc.terminate()
         proc.wait(10)

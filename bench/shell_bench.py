@@ -430,7 +430,104 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=60.0, help="per-wait limit in s (60)")
     parser.add_argument("--json", action="store_true", help="print the medians as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--rc-judge", action="store_true",
+                        help="only: start-up with a 200-line ~/.bashrc, rc judging on vs off")
     return parser.parse_args(argv)
+
+
+def _rc_200() -> str:
+    """A 200-line ~/.bashrc of everyday shapes (aliases, exports, functions, guarded sources)."""
+    lines = [BASHRC.rstrip("\n")]
+    for i in range(48):
+        lines += [f"alias g{i}='git log --oneline -n {i + 1}'",
+                  f'export TOOL{i}_HOME="$HOME/.tool{i}"',
+                  f"proj{i}() {{ cd \"$HOME/src/p{i}\" && ls; }}",
+                  f"[ -f ~/.rc.d/{i}.sh ] && . ~/.rc.d/{i}.sh"]
+    while len(lines) < 200:
+        lines.append(f"# comment {len(lines)}")
+    return "\n".join(lines[:200]) + "\n"
+
+
+def rc_judge_startup(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    """Start-up with a 200-line ~/.bashrc: rc judging on (remembered and first time) vs off.
+
+    One run, alternating rounds so the machine's load falls on all modes alike.
+    "on, remembered": the usual start-up (the rc file judged before and unchanged);
+    "on, first time": the cache removed before each start (an edited ~/.bashrc).
+    """
+    with tempfile.TemporaryDirectory(prefix="shell-bench-rc-") as tmp:
+        home = Path(tmp)
+        (home / ".bashrc").write_text(_rc_200())
+        config = home / ".attyguard" / "config" / "config.toml"
+        config.parent.mkdir(parents=True)
+        cache = home / ".attyguard" / "state" / "rc-judged"
+        env = _environment(home)
+        shell = ShellUnderTest("attyguard", (args.attyguard,))
+        # (first time before remembered: it writes the cache the next mode reads)
+        modes = {"off": "false", "on, first time": "true", "on, remembered": "true"}
+        figures: dict[str, list[float]] = {m: [] for m in modes}
+        order = list(modes)
+        for i in range(args.runs + 1):
+            # Rotated each round: no mode always runs right after the costly first-time one.
+            for mode in order[i % 3:] + order[:i % 3]:
+                value = modes[mode]
+                config.write_text(f"[shell]\njudge_rc_files = {value}\n")
+                if mode == "on, first time":
+                    cache.unlink(missing_ok=True)
+                elif mode == "on, remembered" and not cache.exists():
+                    _remember_now(args, env, home)
+                start = time.perf_counter()
+                watcher = PromptWatcher(shell, env, str(home))
+                try:
+                    watcher.wait_prompt(args.timeout)
+                    shown = time.perf_counter()
+                finally:
+                    watcher.close()
+                if i > 0:
+                    figures[mode].append(shown - start)
+            progress(f"rc judging: round {i}/{args.runs}")
+        if not cache.exists():
+            print("rc judging: the verdict cache was never written", file=sys.stderr)
+            return 1
+        in_process = _remembered_cpu(home, cache)
+    off = _median(figures["off"])
+    print(f"start-up to first prompt, 200-line ~/.bashrc, medians of {args.runs} "
+          f"(load average {os.getloadavg()[0]:.2f}):")
+    for mode, values in figures.items():
+        median = _median(values)
+        extra = "" if mode == "off" or median is None or off is None else \
+            f"  ({(median - off) * 1000:+.1f} ms vs off)"
+        print(f"  rc judging {mode:15} {_fmt(median, 'ms')}{extra}")
+    print("  target: on (remembered) at most 20 ms later than off")
+    print(f"  the remembered check alone (read, digest, copy; in this process, CPU): "
+          f"{_fmt(in_process, 'ms')} median of 50")
+    return 0
+
+
+def _remember_now(args: argparse.Namespace, env: dict[str, str], home: Path) -> None:
+    """One unmeasured start-up with judging on: writes the cache `remembered` needs."""
+    watcher = PromptWatcher(ShellUnderTest("attyguard", (args.attyguard,)), env, str(home))
+    try:
+        watcher.wait_prompt(args.timeout)
+    finally:
+        watcher.close()
+
+
+def _remembered_cpu(home: Path, cache: Path) -> float | None:
+    """CPU of RcJudge.remembered() on the bench's ~/.bashrc, without the shell around it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from attyguard.rcjudge import RcJudge
+
+    samples = []
+    for _ in range(51):
+        judge = RcJudge([f"{home}/.bashrc"], home=str(home), cache_path=str(cache))
+        start = time.process_time()
+        answers = judge.remembered()
+        samples.append(time.process_time() - start)
+        judge.close()
+        if answers is None:
+            return None
+    return _median(samples[1:])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -444,6 +541,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(text, file=sys.stderr, flush=True)
 
+    if args.rc_judge:
+        return rc_judge_startup(args, progress)
     with tempfile.TemporaryDirectory(prefix="shell-bench-") as tmp:
         home = Path(tmp)
         (home / ".bashrc").write_text(BASHRC)

@@ -26,21 +26,57 @@ exec {__AG_FD}<&-
 __ag_login=$__AG_LOGIN
 __ag_norc=$__AG_NORC
 __ag_noprofile=$__AG_NOPROFILE
-unset __AG_FD __AG_LOGIN __AG_NORC __AG_NOPROFILE
+__ag_rcjudge=$__AG_RCJUDGE
+unset __AG_FD __AG_LOGIN __AG_NORC __AG_NOPROFILE __AG_RCJUDGE
+
+# --- the front end's verdict on those files (attyguard/rcjudge.py) -------------
+# One line per file: ok FILE COPY (source the judged copy), no FILE MESSAGE
+# (skip it, say why), as-is FILE (judging is off); then "end". Opened
+# read-write, so the open never blocks; a front end that never answers costs
+# 30 s and then no rc file is sourced (never an unjudged one).
+declare -A __ag_rc=()
+if [[ -n $__ag_rcjudge ]] && exec {__ag_fd}<>"$__ag_dir/rc"; then
+  while IFS=$'\t' read -r -t 30 -u "$__ag_fd" __ag_k __ag_p __ag_v; do
+    [[ $__ag_k == end ]] && break
+    __ag_rc[$__ag_p]="$__ag_k:$__ag_v"
+  done
+  exec {__ag_fd}<&-
+  unset __ag_fd __ag_k __ag_p __ag_v
+fi
+# Sets __ag_src to what to source for start-up file $1 ('' = nothing).
+__ag_pick() {
+  __ag_src=$1
+  [[ -z $__ag_rcjudge ]] && return
+  local a=${__ag_rc[$1]-}
+  case $a in
+    ok:*) __ag_src=${a#ok:} ;;
+    as-is:*) ;;
+    no:*) printf '%s\n' "${a#no:}" >&2; __ag_src= ;;
+    *) printf 'attyguard: %s was not judged in time; not sourced\n' "$1" >&2; __ag_src= ;;
+  esac
+}
 
 # --- the user's start-up files, as bash itself would read them -----------------
 if [[ -n $__ag_login && -z $__ag_noprofile ]]; then
-  [[ -r /etc/profile ]] && . /etc/profile
+  if [[ -r /etc/profile ]]; then
+    __ag_pick /etc/profile; [[ -n $__ag_src ]] && . "$__ag_src"
+  fi
   for __ag_f in ~/.bash_profile ~/.bash_login ~/.profile; do
-    if [[ -r $__ag_f ]]; then . "$__ag_f"; break; fi
+    if [[ -r $__ag_f ]]; then
+      __ag_pick "$__ag_f"; [[ -n $__ag_src ]] && . "$__ag_src"
+      break
+    fi
   done
   unset __ag_f
   # Not a real login shell as far as bash knows (it was started with --rcfile);
   # keep `logout` working the way users expect.
   logout() { exit "$@"; }
 elif [[ -z $__ag_login && -z $__ag_norc ]]; then
-  [[ -r ~/.bashrc ]] && . ~/.bashrc
+  if [[ -r ~/.bashrc ]]; then
+    __ag_pick ~/.bashrc; [[ -n $__ag_src ]] && . "$__ag_src"
+  fi
 fi
-unset __ag_norc __ag_noprofile
+unset __ag_norc __ag_noprofile __ag_rcjudge __ag_rc __ag_src
+unset -f __ag_pick
 
 . "${BASH_SOURCE[0]%/*}/hooks.bash"

@@ -48,7 +48,7 @@ def test_rules_that_cannot_load_refuse(monkeypatch: pytest.MonkeyPatch, tmp_path
         raise RuleError("patterns/demo.yaml:3", "invalid YAML: simulated")
 
     ran: list[list[str]] = []
-    monkeypatch.setattr(os, "execvp", lambda _file, argv: ran.append(argv))
+    monkeypatch.setattr(os, "execvpe", lambda _file, argv, _env: ran.append(argv))
     for key, value in _env(tmp_path).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(classify_module, "load_rules", broken_rules)

@@ -58,7 +58,10 @@ def _parser() -> Parser:
     add.add_argument("--rule", action="append", default=[], metavar="ID",
                      help="the rule id this trust overrides (repeatable; default: the rules "
                      "the engine matches now)")
-    add.add_argument("cmd", nargs="+", metavar="CMD")
+    add.add_argument("--file", metavar="FILE",
+                     help="trust a file's content (an rc file, a script too large or complex "
+                     "to analyse); changing the file ends the trust")
+    add.add_argument("cmd", nargs="*", metavar="CMD")
     remove = command("remove", "stop trusting a command line")
     remove.add_argument("--sha256", metavar="HEX",
                         help="remove by hash (a unique prefix of at least 8 digits, from list)")
@@ -74,8 +77,14 @@ def _parser() -> Parser:
 
 def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    preview: str | None = None
     if args.action == "add":
-        line = _line(args.cmd)
+        if bool(args.cmd) == bool(args.file):
+            raise CommandError("add takes either CMD… or --file FILE")
+        if args.file:
+            line, preview = _file_content(args.file)
+        else:
+            line = _line(args.cmd)
         rule_ids = tuple(args.rule) if args.rule else _rules_now(line)
     elif args.action == "remove" and bool(args.cmd) == bool(args.sha256):
         raise CommandError("remove takes either -- CMD… or --sha256 HEX")
@@ -86,7 +95,7 @@ def _main(argv: list[str]) -> int:
         if args.action == "list":
             return _list(store, args.json)
         if args.action == "add":
-            store.add(line, rule_ids)
+            store.add(line, rule_ids, preview=preview)
             entry = store.get(line)
             assert entry is not None
             if args.json:
@@ -142,6 +151,25 @@ def _open() -> TrustStore:
     return store
 
 
+def _file_content(name: str) -> tuple[str, str]:
+    """A file's content as the trust store keys it (the text judged), and its preview."""
+    import os
+
+    from attyguard.filejudge import read_bounded
+
+    path = os.path.abspath(name)
+    data, problem = read_bounded(path, 64 << 20)
+    if problem is not None:
+        raise CommandError(problem)
+    if data is None:
+        raise CommandError(f"{path}: no such file")
+    from attyguard.trust import redact
+
+    lines = data.count(b"\n") + (not data.endswith(b"\n") and bool(data))
+    return (data.decode("utf-8", "surrogateescape"),
+            redact(f"[file] {path} ({lines} line{'s' if lines != 1 else ''})"))
+
+
 def _rules_now(line: str) -> tuple[str, ...]:
     from attyguard.engine.classify import classify
 
@@ -165,8 +193,10 @@ def _list(store: TrustStore, as_json: bool) -> int:
     for name in ("sha256", "last used", "uses", "overrides", "command (redacted)"):
         table.add_column(name, overflow="fold")
     for e in entries:
+        # An unverified preview may not be the line: never show it as if it were.
+        preview = e.preview if e.verified else f"(unverified import) {e.preview}"
         table.add_row(e.sha256[:12], iso_time(e.last_used), str(e.use_count),
-                      ", ".join(e.rule_ids), e.preview)
+                      ", ".join(e.rule_ids), preview)
     Console(highlight=False).print(table)
     return EXIT_OK
 

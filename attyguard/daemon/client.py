@@ -7,6 +7,12 @@ garbage — is `None`, which sends the Guard to its in-process verdict. A dead
 daemon is not re-dialled on every command: failures back off (0.25 s doubling
 to 5 s) but are always retried, so a restarted daemon is picked up again.
 
+Who answers matters: a verdict is only taken from a socket served by root
+(or the configured daemon user), checked with SO_PEERCRED on every new
+connection, in a directory that only they can write (and whose ancestors
+no one else can swap); anything else is "unavailable" with the reason, so a
+socket any user can put at `daemon_socket_path` is never asked.
+
 Synchronous sockets on purpose: the shell's enforcement point is synchronous
 and a blocking socket with a timeout is the simplest thing that keeps the
 deadline. `WarnSubscriber` is a daemon thread holding a `subscribe` stream.
@@ -18,6 +24,8 @@ import contextlib
 import errno
 import os
 import socket
+import stat
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -44,10 +52,61 @@ class _Unavailable(Exception):
         self.waiting = waiting  # still backing off: not a new failure, the clock is not reset
 
 
+def allowed_uids(daemon_user: str = "") -> tuple[frozenset[int], str | None]:
+    """root, plus `daemon_user`'s uid; and a one-line problem if that user is unknown."""
+    if not daemon_user:
+        return frozenset({0}), None
+    import pwd
+
+    try:
+        return frozenset({0, pwd.getpwnam(daemon_user).pw_uid}), None
+    except KeyError:
+        return frozenset({0}), f"daemon_user {daemon_user!r} does not exist; only root is asked"
+
+
+def directory_problem(socket_path: str, uids: frozenset[int]) -> str | None:
+    """Why the socket's directory could hold a socket someone else put there, else None.
+
+    The directory itself: owned by an allowed uid, writable by no one else.
+    Its ancestors: owned by an allowed uid and not writable by others,
+    unless sticky (/tmp): then no one else can rename what is inside.
+    """
+    directory = os.path.dirname(os.path.abspath(socket_path)) or "/"
+    first = True
+    while True:
+        try:
+            st = os.stat(directory)
+        except OSError as exc:
+            return f"cannot inspect {directory}: {exc.strerror}"
+        if st.st_uid not in uids:
+            return f"{directory} is owned by uid {st.st_uid}, not by root or the daemon user"
+        loose = st.st_mode & 0o022
+        if loose and (first or not st.st_mode & stat.S_ISVTX):
+            return f"{directory} is writable by others (mode {st.st_mode & 0o7777:o})"
+        if directory == "/":
+            return None
+        directory = os.path.dirname(directory)
+        first = False
+
+
+def peer_problem(sock: socket.socket, uids: frozenset[int]) -> str | None:
+    """Why the process listening on `sock` must not be asked (SO_PEERCRED), else None."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError as exc:
+        return f"cannot tell who serves the socket: {exc.strerror}"
+    pid, uid, _gid = struct.unpack("3i", raw)
+    if uid not in uids:
+        return f"the socket is served by uid {uid} (pid {pid}), not by root or the daemon user"
+    return None
+
+
 class DaemonClient:
     def __init__(self, socket_path: str, timeout_ms: int, *,
-                 max_request_bytes: int = 65536) -> None:
+                 max_request_bytes: int = 65536, daemon_user: str = "") -> None:
         self.socket_path = socket_path
+        # Who may answer: root and the configured daemon user (never anyone else).
+        self.uids, self.user_problem = allowed_uids(daemon_user)
         self.timeout = max(1, timeout_ms) / 1000.0
         # The daemon's default limit: a longer request would only earn a
         # too_large error after being pushed through the socket, or a timeout.
@@ -132,6 +191,9 @@ class DaemonClient:
         self._disconnect()
         if time.monotonic() < self._retry_at:
             raise _Unavailable(self._state.removeprefix("unavailable: "), waiting=True)
+        problem = directory_problem(self.socket_path, self.uids)
+        if problem is not None:
+            raise _Unavailable(f"not asked: {problem}")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             self._dial(sock, deadline)
@@ -151,6 +213,10 @@ class DaemonClient:
         except OSError as exc:
             sock.close()
             raise _Unavailable(f"cannot connect: {exc.strerror or exc}") from None
+        problem = peer_problem(sock, self.uids)
+        if problem is not None:
+            sock.close()
+            raise _Unavailable(f"not asked: {problem}")
         self._sock = sock
         self._owner_pid = os.getpid()
         return sock, False

@@ -30,6 +30,10 @@ class ShellArgs:
         self.operands: list[str] = []  # after FILE / CMD
         self.norc = False
         self.noprofile = False
+        self.rcfile: str | None = None  # --rcfile / --init-file FILE
+        self.rcfile_index = -1  # argv index of that FILE
+        self.posix = False  # --posix / -o posix
+        self.operand_index = -1  # argv index of the -c string or FILE
         self.error: str | None = None
 
 
@@ -46,6 +50,10 @@ def parse_args(argv: list[str]) -> ShellArgs:
             if i + 1 >= len(argv):
                 args.error = f"{arg}: option requires an argument"
                 return args
+            if arg in ("--rcfile", "--init-file"):
+                args.rcfile, args.rcfile_index = argv[i + 1], i + 1
+            elif arg == "-o" and argv[i + 1] == "posix":
+                args.posix = True
             i += 2
             continue
         if arg.startswith("--"):
@@ -55,6 +63,8 @@ def parse_args(argv: list[str]) -> ShellArgs:
                 args.norc = True
             elif arg == "--noprofile":
                 args.noprofile = True
+            elif arg == "--posix":
+                args.posix = True
             elif arg not in _LONG_FLAGS:
                 args.error = f"{arg}: invalid option"
                 return args
@@ -71,6 +81,8 @@ def parse_args(argv: list[str]) -> ShellArgs:
             continue
         break
     rest = argv[i:]
+    if rest:
+        args.operand_index = i
     if want_c:
         if not rest:
             args.error = "-c: option requires an argument"

@@ -71,8 +71,14 @@ def main(argv: list[str]) -> int:
     )
 
     started = start_bash(shellrc_dir(), login=login, size=terminal_size(0),
-                         env=interactive_env(norc=args.norc, noprofile=args.noprofile))
+                         env=interactive_env(norc=args.norc, noprofile=args.noprofile),
+                         rc_judge=True)
     ignore_terminal_signals()
+    # bash waits for the verdict on its rc files (attyguard/rcjudge.py).
+    from attyguard.rcjudge import start_rc_judge
+
+    rc = start_rc_judge(started.session_dir, login=login, norc=args.norc,
+                        noprofile=args.noprofile)
     # Start-up creates ~43,000 objects that live as long as the shell (the front
     # end's modules, its layout and key bindings); the cyclic collector would
     # walk them again and again while they are made. Off until the first prompt
@@ -83,5 +89,8 @@ def main(argv: list[str]) -> int:
     gc.disable()
     from attyguard.shell.session import run_interactive
 
-    return run_interactive(login=login, norc=args.norc, noprofile=args.noprofile,
-                           started=started)
+    try:
+        return run_interactive(login=login, norc=args.norc, noprofile=args.noprofile,
+                               started=started)
+    finally:
+        rc.close()

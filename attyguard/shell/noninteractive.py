@@ -1,45 +1,75 @@
-"""-c, scripts and piped stdin: classify, then exec bash (no prompt, no UI).
+"""-c, scripts and piped stdin: classify what bash will run, then exec bash (no UI).
+
+What is judged is what bash will run, not only the text it was handed:
+- the `-c` string with its operands filled in where it uses them (`$1`,
+  `${2…}`, `$@`, `$*`, `$0`), so `-c 'eval "$1"' _ PAYLOAD` is judged as the
+  payload it evaluates;
+- the files it reads first: `$BASH_ENV` (non-interactive), `--rcfile`/
+  `--init-file`/~/.bashrc (with -i), `$ENV` (-i in POSIX mode);
+- the files the text hands to a shell (`. FILE`, `bash FILE`, …: filejudge).
+Each file (and a script, even a FIFO or /dev/stdin) is read once; bash is
+pointed at sealed copies of the judged bytes (/dev/fd/N), never at a second read.
 
 A block verdict prints one line on stderr and exits 126 without running
-anything; a warn verdict prints one line and runs (config
-shell.noninteractive_warn = "refuse" makes it exit 126). A classifier that
-cannot be imported or whose rules cannot be loaded also exits 126 with one
-line (fail closed: nobody is there to confirm). Then bash replaces this
-process, so exit status, stdin and signals are bash's own.
+anything; so does a text or file too large or too complex to analyse
+(unless the user trusted it: nobody is here to ask). A warn verdict prints
+one line and runs (config shell.noninteractive_warn = "refuse" makes it exit
+126). A classifier that cannot be imported or whose rules cannot be loaded
+also exits 126 with one line (fail closed). Then bash replaces this process,
+so exit status, stdin and signals are bash's own.
+
+What differs from bash reading the files itself: a script runs as
+`bash -c '. /dev/fd/N' SCRIPT ARGS…`, so `$0` and `$@` are as usual but
+`$BASH_SOURCE` (and bash's error messages) name /dev/fd/N; a sourced file
+or `$BASH_ENV` likewise; the copies stay open on fds 200+ in the process tree.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from attyguard.shell.args import ShellArgs
 
-__all__ = ["run_noninteractive"]
+if TYPE_CHECKING:
+    from attyguard.engine.verdict import Verdict
 
-_MAX_SCRIPT = 4 * 1024 * 1024  # what we read to classify a script or piped stdin
+__all__ = ["run_noninteractive", "substitute_positionals"]
+
+_MAX_SCRIPT = 64 * 1024 * 1024  # read (to hash for trust) at most; beyond: refused
+_TOO_BIG_RULE = "noninteractive.too-large"
 
 
 def _bash() -> str:
     return "/bin/bash" if os.path.exists("/bin/bash") else "bash"
 
 
-def _read_stdin_to_memfd() -> tuple[str, int]:
-    """All of stdin, and an fd to hand bash the same bytes as its stdin."""
-    chunks = []
-    while True:
+def _read_fd(fd: int, limit: int) -> tuple[bytes, bool]:
+    """Up to `limit` bytes from fd; (data, truncated)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
         try:
-            chunk = os.read(0, 65536)
+            chunk = os.read(fd, 65536)
         except OSError:
             break
         if not chunk:
-            break
+            return b"".join(chunks), False
         chunks.append(chunk)
-    data = b"".join(chunks)
+        size += len(chunk)
+    return b"".join(chunks)[:limit], size > limit
+
+
+def _read_stdin_to_memfd() -> tuple[bytes, int, bool]:
+    """All of stdin (bounded), and an fd to hand bash the same bytes as its stdin."""
+    data, truncated = _read_fd(0, _MAX_SCRIPT)
     fd = os.memfd_create("attyguard-stdin", 0)
     os.write(fd, data)
     os.lseek(fd, 0, os.SEEK_SET)
-    return data.decode("utf-8", "surrogateescape"), fd
+    return data, fd, truncated
 
 
 def _unavailable(why: object) -> int:
@@ -47,6 +77,128 @@ def _unavailable(why: object) -> int:
     print(f"attyguard: REFUSED — classifier unavailable ({text}); nothing was run",
           file=sys.stderr)
     return 126
+
+
+# --- operands --------------------------------------------------------------------------
+
+_PARAM = re.compile(r"\$(?:(\d)|([@*])|\{([@*]|\d+)((?:[^}\\]|\\.)*)\})")
+
+
+def _dq_escape(value: str) -> str:
+    return re.sub(r'([\\"$`])', r"\\\1", value)
+
+
+def substitute_positionals(text: str, params: list[str]) -> str | None:
+    """`text` with the positional parameters it expands filled in, for judging; None if none.
+
+    params[0] is $0. Inside double quotes a value is escaped for double
+    quotes; unquoted, each of its words is quoted (bash splits it into
+    literal words, it never parses it again); in single quotes nothing
+    expands. An unset parameter stays as it is. Hand-written: shlex knows no
+    bash quoting contexts (`$(…)` inside "…", `$'…'`).
+    """
+    if "$" not in text:
+        return None
+    out: list[str] = []
+    stack: list[str] = [""]  # "" unquoted, '"' double quotes; $( pushes ""
+    i = 0
+    changed = False
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        ctx = stack[-1]
+        if ch == "\\" and i + 1 < n:
+            out.append(text[i:i + 2])
+            i += 2
+            continue
+        if ctx == "" and ch == "'":
+            end = text.find("'", i + 1)
+            end = n if end < 0 else end + 1
+            out.append(text[i:end])
+            i = end
+            continue
+        if ctx == "" and text.startswith("$'", i):
+            j = i + 2
+            while j < n and text[j] != "'":
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+            continue
+        if ch == '"':
+            if ctx == '"':
+                stack.pop()
+            else:
+                stack.append('"')
+            out.append(ch)
+            i += 1
+            continue
+        if text.startswith("$(", i) and not text.startswith("$((", i):
+            stack.append("")
+            out.append("$(")
+            i += 2
+            continue
+        if ch == ")" and len(stack) > 1 and ctx == "":
+            stack.pop()
+            out.append(ch)
+            i += 1
+            continue
+        if ch == "$":
+            m = _PARAM.match(text, i)
+            if m:
+                name = m.group(1) or m.group(2) or m.group(3)
+                if name in ("@", "*"):
+                    values: list[str] | None = params[1:] if len(params) > 1 else None
+                else:
+                    index = int(name)
+                    values = [params[index]] if index < len(params) else None
+                if values is not None:
+                    joined = " ".join(values)
+                    if ctx == '"':
+                        out.append(_dq_escape(joined))
+                    else:
+                        out.append(" ".join(shlex.quote(w) for v in values for w in v.split()))
+                    changed = True
+                    i = m.end()
+                    continue
+        out.append(ch)
+        i += 1
+    return "".join(out) if changed else None
+
+
+# --- what bash will read first ---------------------------------------------------------
+
+
+def _startup_files(args: ShellArgs, env: dict[str, str], home: str) -> list[tuple[str, str]]:
+    """(kind, path) of the files bash reads before the command, that we can pin."""
+    files: list[tuple[str, str]] = []
+    if args.force_interactive:
+        if args.posix:
+            if env.get("ENV"):
+                files.append(("ENV", env["ENV"]))
+        elif args.rcfile is not None and not args.norc:
+            files.append(("rcfile", args.rcfile))
+        elif not args.norc and not args.login:
+            files.append(("bashrc", os.path.join(home, ".bashrc")))
+    elif env.get("BASH_ENV") and not args.posix:
+        files.append(("BASH_ENV", env["BASH_ENV"]))
+    return files
+
+
+class _Plan:
+    """What bash will be exec'd with, built while judging."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.argv = argv
+        self.env = env
+        self.verdicts: list[Verdict] = []
+        self.unjudged: list[str] = []  # why something could not be judged (refuse)
+        self.trusted_text = False
+
+
+def _file_text(path: str) -> tuple[bytes | None, str | None]:
+    from attyguard.filejudge import read_bounded
+
+    return read_bounded(path)
 
 
 def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
@@ -57,20 +209,34 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
     for error in errors:
         print(f"attyguard: config: {error}", file=sys.stderr)
     stdin_fd = None
+    data: bytes | None = None
+    too_big = False
     if args.command is not None:
         text = args.command
     elif args.file is not None:
         try:
-            with open(args.file, "rb") as f:
-                text = f.read(_MAX_SCRIPT).decode("utf-8", "surrogateescape")
+            # Opened and read once, whatever it is (a FIFO answers each open
+            # differently): bash runs a sealed copy of exactly these bytes.
+            fd = os.open(args.file, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            text = ""  # bash reports the missing/unreadable file itself
+            fd = -1  # bash reports the missing/unreadable file itself
+        if fd >= 0:
+            try:
+                if os.path.isdir(f"/proc/self/fd/{fd}"):
+                    data = None  # bash says "is a directory" itself
+                else:
+                    data, too_big = _read_fd(fd, _MAX_SCRIPT)
+            finally:
+                os.close(fd)
+        text = data.decode("utf-8", "surrogateescape") if data is not None else ""
     else:
-        text, stdin_fd = _read_stdin_to_memfd()
+        data, stdin_fd, too_big = _read_stdin_to_memfd()
+        text = data.decode("utf-8", "surrogateescape")
     try:
         # Imports the engine (parser, rule model): a broken install fails here.
-        from attyguard.engine.classify import UNAVAILABLE_RULE_ID
+        from attyguard.engine.classify import BOUNDED_RULE_ID, UNAVAILABLE_RULE_ID
         from attyguard.engine.verdict import Action
+        from attyguard.filejudge import FILES_RULE_ID, MAX_FILE, MemfdSnapshots, judge_files
         from attyguard.shell.wiring import build_guard
 
         wired = build_guard(config)
@@ -78,28 +244,125 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         return _unavailable(f"{type(exc).__name__}: {exc}")
     for note in wired.warnings:
         print(f"attyguard: {note}", file=sys.stderr)
+    env = dict(os.environ)
+    home = env.get("HOME", "/")
+    cwd = os.getcwd()
+    plan = _Plan(list(argv), env)
+    snapshots = MemfdSnapshots()
+    guard = wired.guard
+    trust = guard.trust
+
+    def trusted(content: str) -> bool:
+        return trust is not None and trust.lookup(content)
+
+    def judge(content: str, pin: bool, where: str | None = None) -> str:
+        """Judge `content` with the files it names; the content rewritten to read copies.
+
+        `where`: the file `content` came from, named in the verdict's reasons.
+        """
+        try:
+            verdict = guard.decide(content)
+        except Exception as exc:  # the guard never raises by contract; be sure anyway
+            plan.unjudged.append(f"classifier failed: {exc}")
+            return content
+        from attyguard.engine.verdict import Source
+
+        if verdict.source is Source.TRUST:
+            return content
+        files = judge_files(content, guard.engine, snapshots=snapshots if pin else None,
+                            cwd=cwd, home=home, search_path=env.get("PATH", ""),
+                            trusted=trusted)
+        if where is not None:
+            from dataclasses import replace
+
+            from attyguard.filejudge import located
+
+            verdict = replace(verdict, rules=tuple(located(h, where, content, None)
+                                                   for h in verdict.rules))
+        plan.verdicts.append(files.combine(verdict))
+        return files.line
+
     try:
-        verdict = wired.guard.decide(text)
-    except Exception as exc:  # the guard never raises by contract; be sure anyway
-        print(f"attyguard: classifier failed: {exc}", file=sys.stderr)
-        return 126
+        # The files bash reads before anything else.
+        for kind, path in _startup_files(args, env, home):
+            from attyguard.filejudge import resolve_path
+
+            resolved = resolve_path(path, cwd, home)
+            content, problem = _file_text(resolved)
+            if problem is not None:
+                plan.unjudged.append(f"{kind} {problem}")
+                continue
+            if content is None:
+                continue
+            pinned = judge(content.decode("utf-8", "surrogateescape"), True, resolved)
+            target = snapshots.add(pinned.encode("utf-8", "surrogateescape"), resolved)
+            if target is None:
+                plan.unjudged.append(f"{kind} {resolved} could not be pinned")
+            elif kind == "BASH_ENV":
+                plan.env["BASH_ENV"] = target
+            elif kind == "ENV":
+                plan.env["ENV"] = target
+            elif kind == "rcfile":
+                plan.argv[args.rcfile_index] = target
+            else:  # ~/.bashrc: read it from the copy instead
+                plan.argv[0:0] = ["--rcfile", target]
+        if too_big:
+            plan.unjudged.append(f"larger than {_MAX_SCRIPT // (1 << 20)} MiB")
+        elif args.command is not None or data is not None:
+            if args.file is not None and len(text) > MAX_FILE and not trusted(text):
+                plan.unjudged.append(f"script larger than {MAX_FILE // 1024} KiB")
+            pinned = judge(text, True)
+            params = ([args.operands[0] if args.operands else _bash(), *args.operands[1:]]
+                      if args.command is not None else [args.file or _bash(), *args.operands])
+            filled = substitute_positionals(text, params)
+            if filled is not None:
+                judge(filled, False)  # (what the operands make of it: judged, bash runs `text`)
+            if args.command is not None and pinned != text:
+                plan.argv[args.operand_index + len(plan.argv) - len(argv)] = pinned
+            elif args.file is not None and data is not None:
+                target = snapshots.add(pinned.encode("utf-8", "surrogateescape"), args.file)
+                if target is None:
+                    plan.unjudged.append(f"{args.file} could not be pinned")
+                else:
+                    at = args.operand_index + len(plan.argv) - len(argv)
+                    if at > 0 and plan.argv[at - 1] == "--":
+                        at -= 1  # (`-c` must come before the end of options)
+                    plan.argv[at:at + 1] = ["-c", f". {target}", args.file]
+            elif stdin_fd is not None and pinned != text:
+                os.ftruncate(stdin_fd, 0)
+                os.write(stdin_fd, pinned.encode("utf-8", "surrogateescape"))
+                os.lseek(stdin_fd, 0, os.SEEK_SET)
     finally:
         wired.close()
-    unavailable = [h for h in verdict.rules if h.rule_id == UNAVAILABLE_RULE_ID]
+
+    verdicts = plan.verdicts
+    unavailable = [h for v in verdicts for h in v.rules if h.rule_id == UNAVAILABLE_RULE_ID]
     if unavailable:
         # The rules failed to load (the engine answers warn, for the interactive
         # shell's user to judge): with no user here, refuse rather than run unchecked.
         return _unavailable(unavailable[0].explanation)
-    if verdict.action is Action.BLOCK:
-        print(f"attyguard: REFUSED — {one_line(verdict.reason)}: {one_line(text, 120)}",
-              file=sys.stderr)
+    action = Action.strongest([v.action for v in verdicts])
+    hits = [h for v in verdicts for h in v.rules]
+    shown = one_line(text, 120) if text else " ".join(argv)[:120]
+    if action is Action.BLOCK:
+        top = max((v for v in verdicts if v.action is Action.BLOCK), key=lambda v: len(v.rules))
+        print(f"attyguard: REFUSED — {one_line(top.reason)}: {shown}", file=sys.stderr)
         return 126
-    if verdict.action is Action.WARN:
+    bounded = [h for h in hits if h.rule_id in (BOUNDED_RULE_ID, FILES_RULE_ID)]
+    if plan.unjudged or bounded:
+        why = plan.unjudged[0] if plan.unjudged else bounded[0].matched or bounded[0].title
+        print(f"attyguard: REFUSED — too large or complex to analyse ({one_line(why, 100)}); "
+              "nothing was run (trust it with `attyguard trust add --file FILE` or "
+              "`attyguard trust add CMD`)", file=sys.stderr)
+        return 126
+    if action is Action.WARN:
+        reason = max((v for v in verdicts if v.action is Action.WARN),
+                     key=lambda v: len(v.rules)).reason
         if config.shell.noninteractive_warn == "refuse":
-            print(f"attyguard: REFUSED (warn, non-interactive) — {one_line(verdict.reason)}",
+            print(f"attyguard: REFUSED (warn, non-interactive) — {one_line(reason)}",
                   file=sys.stderr)
             return 126
-        print(f"attyguard: warning — {one_line(verdict.reason)}", file=sys.stderr)
+        print(f"attyguard: warning — {one_line(reason)}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     if stdin_fd is not None:
@@ -107,7 +370,7 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         os.close(stdin_fd)
     bash = _bash()
     try:
-        os.execvp(bash, [bash, *argv])
+        os.execvpe(bash, [bash, *plan.argv], plan.env)
     except OSError as exc:
         print(f"attyguard: cannot run bash: {exc.strerror}", file=sys.stderr)
         return 127

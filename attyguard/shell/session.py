@@ -67,6 +67,7 @@ class _Decided:
     verdict: Verdict
     sent: bool
     state: ShellState | None = None
+    send: str = ""  # the line as handed to bash (reading judged copies of its files)
 
 
 @dataclass
@@ -96,6 +97,7 @@ class Session:
     _fc_edit: bool = False  # an editing `fc` ran: its text comes back to the prompt
     _names_data: tuple[str, ...] = ()
     _names: Names | None = None
+    files: Any = None  # attyguard.filejudge.SessionFiles, made on the first line
 
     # --- the one enforcement point ----------------------------------------------------
 
@@ -122,11 +124,12 @@ class Session:
         if self._wants_more(full):
             return  # (held until the command is complete: submit's job)
         state = self._state_for(full)
-        verdict = wired.guard.decide(full, state=state)
+        verdict, send = self._files_judged(wired, text, full,
+                                           wired.guard.decide(full, state=state))
         sent = verdict.action is Action.ALLOW
         if sent:
-            self.child.send_line(self._to_send(text, full), self.in_fd)
-        self._decided = _Decided(text, verdict, sent, state)
+            self.child.send_line(send, self.in_fd)
+        self._decided = _Decided(text, verdict, sent, state, send)
 
     def _state_for(self, line: str) -> ShellState | None:
         """The live bash's values of the names `line` uses (a round trip only if it uses any)."""
@@ -235,6 +238,20 @@ class Session:
     def _to_send(self, text: str, full: str) -> str:
         return text if self._pending_in_bash else full
 
+    def _files_judged(self, wired: Wired, text: str, full: str,
+                      verdict: Verdict) -> tuple[Verdict, str]:
+        """The files the line hands to a shell judged with it; the line to send (filejudge)."""
+        from attyguard.filejudge import SessionFiles
+
+        if self.files is None:
+            self.files = SessionFiles()
+        if self._pending_in_bash:  # (bash holds the first part: judged joined, not re-pointed)
+            return self.files.judge(wired.guard, full, verdict,
+                                    self.child.state.cwd, pin=False)[0], text
+        result: tuple[Verdict, str] = self.files.judge(wired.guard, full, verdict,
+                                                        self.child.state.cwd)
+        return result
+
     def _full(self, text: str) -> str:
         return f"{self.pending}\n{text}" if self.pending else text
 
@@ -267,7 +284,11 @@ class Session:
             for note in wired.warnings:
                 self.show(FormattedText([("", f"attyguard: {note}\n")]))
         state = decided.state if decided is not None else self._state_for(full)
-        verdict = decided.verdict if decided is not None else wired.guard.decide(full, state=state)
+        if decided is not None:
+            verdict, send = decided.verdict, decided.send or self._to_send(text, full)
+        else:
+            verdict, send = self._files_judged(wired, text, full,
+                                               wired.guard.decide(full, state=state))
         if verdict.action is Action.BLOCK:
             self.show(refused_text(verdict, self.config.ui.refused_style))
             self.warnings.add(f"refused: {verdict.reason}: {one_line(full, 120)}")
@@ -289,7 +310,8 @@ class Session:
                 return None
             if answer == "trust":
                 wired.guard.remember(full, verdict, state)
-        return self._run(self._to_send(text, full), full, early)
+                self.files.remember(wired.guard)
+        return self._run(send, full, early)
 
     # --- running --------------------------------------------------------------------
 
@@ -587,6 +609,8 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
     try:
         return session.loop()
     finally:
+        if session.files is not None:
+            session.files.close()
         _collect_again()
         if subscriber is not None:
             subscriber.stop()

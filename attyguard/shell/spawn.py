@@ -45,8 +45,13 @@ def shellrc_dir() -> str:
 
 
 def start_bash(rcdir: str, *, login: bool = False, size: tuple[int, int] | None = None,
-               bash: str = "/bin/bash", env: dict[str, str] | None = None) -> Started:
-    """`bash --rcfile <rcdir>/attyguard.bash -i` on a new pty, with its side channel."""
+               bash: str = "/bin/bash", env: dict[str, str] | None = None,
+               rc_judge: bool = False) -> Started:
+    """`bash --rcfile <rcdir>/attyguard.bash -i` on a new pty, with its side channel.
+
+    `rc_judge`: bash waits for attyguard.rcjudge's answer (FIFO "rc") before
+    sourcing the user's start-up files; the caller must start the judge.
+    """
     nonce = os.urandom(8).hex()
     token = os.urandom(16).hex()  # the first line's token (hooks.bash: __ag_accept)
     session_dir = _private_dir()
@@ -58,6 +63,9 @@ def start_bash(rcdir: str, *, login: bool = False, size: tuple[int, int] | None 
     os.close(secrets_w)
     child_env = dict(os.environ if env is None else env)
     child_env.update(__AG_FD=str(secrets_r), __AG_LOGIN="1" if login else "")
+    if rc_judge:
+        os.mkfifo(os.path.join(session_dir, "rc"), 0o600)
+        child_env["__AG_RCJUDGE"] = "1"
     rc = os.path.join(rcdir, "attyguard.bash")
     if not os.path.exists(bash):
         bash = "bash"

@@ -70,7 +70,10 @@ def build_guard(config: Config) -> Wired:
             from attyguard.daemon.client import DaemonClient
 
             daemon = DaemonClient(config.guard.daemon_socket_path,
-                                  config.guard.daemon_timeout_ms)
+                                  config.guard.daemon_timeout_ms,
+                                  daemon_user=config.guard.daemon_user)
+            if daemon.user_problem:
+                notes.append(daemon.user_problem)
         except Exception as exc:
             notes.append(f"daemon client unavailable ({exc}); in-process verdicts only")
     return Wired(Guard(Remembering(classify), trust=trust, daemon=daemon), daemon, notes)
