@@ -27,9 +27,9 @@ import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
-from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict
+from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict, combine_probabilities
 
 __all__ = [
     "MAX_FILE",
@@ -172,6 +172,7 @@ class FileJudgement:
         rules = line_verdict.rules + self.verdict.rules
         action = Action.strongest([line_verdict.action, self.verdict.action])
         return replace(line_verdict, action=action, rules=rules,
+                       probability=combine_probabilities([h.probability for h in rules]),
                        notes=line_verdict.notes + self.notes)
 
 
@@ -316,7 +317,13 @@ def _walk(walk: _Walk, text: str, depth: int, outer: tuple[int, int] | None) -> 
     replacements: list[tuple[int, int, str]] = []
     for read in files_read(parsed):
         span = outer if outer is not None else read.span
-        path = resolve_path(read.path, walk.cwd, walk.home,
+        cwd = _cwd_at(parsed, read.span[0], walk.cwd, walk.home)
+        relative = not read.path.startswith(("/", "~"))
+        if cwd is None and relative:
+            walk.hits.append(problem_hit(f"{read.path} is named after a directory change "
+                                         "that cannot be followed", span))
+            continue
+        path = resolve_path(read.path, cwd or walk.cwd, walk.home,
                             search_path=walk.search_path if read.how == SOURCE else None)
         if not os.path.lexists(path):
             # No such file (`[ -f F ] && . F`): bash says so itself; nothing to judge.
@@ -371,6 +378,28 @@ def _walk(walk: _Walk, text: str, depth: int, outer: tuple[int, int] | None) -> 
     for start, end, target in sorted(replacements, reverse=True):
         text = text[:start] + target + text[end:]
     return text
+
+
+def _cwd_at(parsed: Any, offset: int, cwd: str, home: str) -> str | None:
+    """The directory bash is in at `offset` of the text: `cd DIR` before it is followed.
+
+    None when a change before it cannot be followed (`cd "$d"`, `cd -`, pushd/popd).
+    """
+    for command in parsed.commands:
+        if command.span[1] > offset or command.depth != 0:
+            continue
+        if command.name in ("pushd", "popd"):
+            return None
+        if command.name != "cd":
+            continue
+        args = [w for w in command.args if not w.value.startswith("-") or w.value == "-"]
+        if not args:
+            cwd = home
+        elif args[0].dynamic or args[0].value == "-":
+            return None
+        else:
+            cwd = resolve_path(args[0].value, cwd, home)
+    return cwd
 
 
 def _where(text: str, path: str, span: tuple[int, int], exact: bool) -> tuple[int, int] | None:
