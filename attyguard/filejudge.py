@@ -239,6 +239,13 @@ def problem_hit(problem: str, span: tuple[int, int] | None = None) -> RuleHit:
     )
 
 
+_RC_NAMES = frozenset({".bashrc", ".bash_profile", ".bash_login", ".profile", ".bash_aliases"})
+
+
+def _rc_file(path: str, home: str) -> bool:
+    return os.path.dirname(path) == os.path.normpath(home) and os.path.basename(path) in _RC_NAMES
+
+
 def system_file(path: str, home: str) -> bool:
     """Owned by root, writable by no one else, in root's directories, outside $HOME."""
     real = os.path.realpath(path)
@@ -345,11 +352,14 @@ def _walk(walk: _Walk, text: str, depth: int, outer: tuple[int, int] | None) -> 
         if walk.trusted(content):
             walk.files.append(JudgedFile(path, read.how, None, trusted=True))
             pinned = data
-        elif system_file(path, walk.home):
+        elif system_file(path, walk.home) or _rc_file(path, walk.home):
             # Root's own files (bash-completion, /etc/profile.d): whoever can change
             # them is root already. Judged for what would be refused, but one too
             # long to analyse (bash_completion is ~100 KiB) is no reason to ask,
-            # and the files they source in turn are theirs.
+            # and the files they source in turn are theirs. The user's own rc
+            # files likewise (`source ~/.bashrc` stays quiet): every new shell
+            # reads them with only blocks refused (rcjudge), so asking here
+            # about their warnings would guard nothing more.
             verdict = walk.decide(content)
             walk.files.append(JudgedFile(path, read.how, verdict, text=content))
             walk.hits.extend(located(h, path, content, span) for h in verdict.rules
