@@ -27,9 +27,9 @@ import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
-from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict
+from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict, combine_probabilities
 
 __all__ = [
     "MAX_FILE",
@@ -172,6 +172,7 @@ class FileJudgement:
         rules = line_verdict.rules + self.verdict.rules
         action = Action.strongest([line_verdict.action, self.verdict.action])
         return replace(line_verdict, action=action, rules=rules,
+                       probability=combine_probabilities([h.probability for h in rules]),
                        notes=line_verdict.notes + self.notes)
 
 
@@ -236,6 +237,13 @@ def problem_hit(problem: str, span: tuple[int, int] | None = None) -> RuleHit:
         remediation="Review the file; trust it with `attyguard trust add --file FILE`.",
         span=span, matched=problem[:300],
     )
+
+
+_RC_NAMES = frozenset({".bashrc", ".bash_profile", ".bash_login", ".profile", ".bash_aliases"})
+
+
+def _rc_file(path: str, home: str) -> bool:
+    return os.path.dirname(path) == os.path.normpath(home) and os.path.basename(path) in _RC_NAMES
 
 
 def system_file(path: str, home: str) -> bool:
@@ -316,7 +324,13 @@ def _walk(walk: _Walk, text: str, depth: int, outer: tuple[int, int] | None) -> 
     replacements: list[tuple[int, int, str]] = []
     for read in files_read(parsed):
         span = outer if outer is not None else read.span
-        path = resolve_path(read.path, walk.cwd, walk.home,
+        cwd = _cwd_at(parsed, read.span[0], walk.cwd, walk.home)
+        relative = not read.path.startswith(("/", "~"))
+        if cwd is None and relative:
+            walk.hits.append(problem_hit(f"{read.path} is named after a directory change "
+                                         "that cannot be followed", span))
+            continue
+        path = resolve_path(read.path, cwd or walk.cwd, walk.home,
                             search_path=walk.search_path if read.how == SOURCE else None)
         if not os.path.lexists(path):
             # No such file (`[ -f F ] && . F`): bash says so itself; nothing to judge.
@@ -338,11 +352,14 @@ def _walk(walk: _Walk, text: str, depth: int, outer: tuple[int, int] | None) -> 
         if walk.trusted(content):
             walk.files.append(JudgedFile(path, read.how, None, trusted=True))
             pinned = data
-        elif system_file(path, walk.home):
+        elif system_file(path, walk.home) or _rc_file(path, walk.home):
             # Root's own files (bash-completion, /etc/profile.d): whoever can change
             # them is root already. Judged for what would be refused, but one too
             # long to analyse (bash_completion is ~100 KiB) is no reason to ask,
-            # and the files they source in turn are theirs.
+            # and the files they source in turn are theirs. The user's own rc
+            # files likewise (`source ~/.bashrc` stays quiet): every new shell
+            # reads them with only blocks refused (rcjudge), so asking here
+            # about their warnings would guard nothing more.
             verdict = walk.decide(content)
             walk.files.append(JudgedFile(path, read.how, verdict, text=content))
             walk.hits.extend(located(h, path, content, span) for h in verdict.rules
@@ -371,6 +388,28 @@ def _walk(walk: _Walk, text: str, depth: int, outer: tuple[int, int] | None) -> 
     for start, end, target in sorted(replacements, reverse=True):
         text = text[:start] + target + text[end:]
     return text
+
+
+def _cwd_at(parsed: Any, offset: int, cwd: str, home: str) -> str | None:
+    """The directory bash is in at `offset` of the text: `cd DIR` before it is followed.
+
+    None when a change before it cannot be followed (`cd "$d"`, `cd -`, pushd/popd).
+    """
+    for command in parsed.commands:
+        if command.span[1] > offset or command.depth != 0:
+            continue
+        if command.name in ("pushd", "popd"):
+            return None
+        if command.name != "cd":
+            continue
+        args = [w for w in command.args if not w.value.startswith("-") or w.value == "-"]
+        if not args:
+            cwd = home
+        elif args[0].dynamic or args[0].value == "-":
+            return None
+        else:
+            cwd = resolve_path(args[0].value, cwd, home)
+    return cwd
 
 
 def _where(text: str, path: str, span: tuple[int, int], exact: bool) -> tuple[int, int] | None:

@@ -283,11 +283,53 @@ def _trusted_lookup() -> Any:
     return store.lookup
 
 
-def _copies_dir() -> Any:
-    """A private directory for the judged copies (filejudge.DirSnapshots, imported late)."""
-    from attyguard.filejudge import DirSnapshots
+class _Copies:
+    """The judged copies, in a fresh 0700 directory (filejudge.Snapshots).
 
-    return DirSnapshots.private()
+    filejudge.DirSnapshots does the same for the prompt's lines; this one
+    imports nothing (the start-up path), and keeps every copy until `close`.
+    """
+
+    def __init__(self) -> None:
+        base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+        if not os.access(base, os.W_OK) or any(c in base for c in " \t\n'\"\\$`"):
+            base = "/tmp"
+        for _ in range(100):
+            path = os.path.join(base, f"attyguard-rc-{os.urandom(6).hex()}")
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                continue
+            self.directory = path
+            self.made: list[str] = []
+            return
+        raise OSError("cannot create a private directory")
+
+    def add(self, data: bytes, name: str) -> str | None:
+        path = os.path.join(self.directory, f"rc{len(self.made) + 1}")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        except OSError:
+            return None
+        self.made.append(path)
+        return path
+
+    def close(self) -> None:
+        for path in self.made:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.directory)
+
+
+def _copies_dir() -> _Copies:
+    return _Copies()
 
 
 class _Cache:

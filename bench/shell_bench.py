@@ -451,8 +451,7 @@ def _rc_200() -> str:
 def rc_judge_startup(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     """Start-up with a 200-line ~/.bashrc: rc judging on (remembered and first time) vs off.
 
-    One run, alternating rounds so the machine's load falls on all modes alike.
-    "on, remembered": the usual start-up (the rc file judged before and unchanged);
+    One run. "on, remembered": the usual start-up (the rc file judged before and unchanged);
     "on, first time": the cache removed before each start (an edited ~/.bashrc).
     """
     with tempfile.TemporaryDirectory(prefix="shell-bench-rc-") as tmp:
@@ -463,29 +462,34 @@ def rc_judge_startup(args: argparse.Namespace, progress: Callable[[str], None]) 
         cache = home / ".attyguard" / "state" / "rc-judged"
         env = _environment(home)
         shell = ShellUnderTest("attyguard", (args.attyguard,))
-        # (first time before remembered: it writes the cache the next mode reads)
-        modes = {"off": "false", "on, first time": "true", "on, remembered": "true"}
+        modes = {"off": "false", "on, remembered": "true", "on, first time": "true"}
         figures: dict[str, list[float]] = {m: [] for m in modes}
-        order = list(modes)
+
+        def once(mode: str) -> float:
+            config.write_text(f"[shell]\njudge_rc_files = {modes[mode]}\n")
+            if mode == "on, first time":
+                cache.unlink(missing_ok=True)
+            start = time.perf_counter()
+            watcher = PromptWatcher(shell, env, str(home))
+            try:
+                watcher.wait_prompt(args.timeout)
+                return time.perf_counter() - start
+            finally:
+                watcher.close()
+
+        # off and remembered in alternating pairs (which one goes first alternates
+        # too), so the machine's load falls on both alike; first time apart: its
+        # engine load would disturb whatever ran right after it.
         for i in range(args.runs + 1):
-            # Rotated each round: no mode always runs right after the costly first-time one.
-            for mode in order[i % 3:] + order[:i % 3]:
-                value = modes[mode]
-                config.write_text(f"[shell]\njudge_rc_files = {value}\n")
-                if mode == "on, first time":
-                    cache.unlink(missing_ok=True)
-                elif mode == "on, remembered" and not cache.exists():
-                    _remember_now(args, env, home)
-                start = time.perf_counter()
-                watcher = PromptWatcher(shell, env, str(home))
-                try:
-                    watcher.wait_prompt(args.timeout)
-                    shown = time.perf_counter()
-                finally:
-                    watcher.close()
+            pair = ("off", "on, remembered") if i % 2 else ("on, remembered", "off")
+            for mode in pair:
+                took = once(mode)
                 if i > 0:
-                    figures[mode].append(shown - start)
+                    figures[mode].append(took)
             progress(f"rc judging: round {i}/{args.runs}")
+        for _ in range(max(3, args.runs // 3)):
+            figures["on, first time"].append(once("on, first time"))
+        once("on, remembered")  # (leaves the cache for the in-process figure)
         if not cache.exists():
             print("rc judging: the verdict cache was never written", file=sys.stderr)
             return 1
@@ -497,20 +501,12 @@ def rc_judge_startup(args: argparse.Namespace, progress: Callable[[str], None]) 
         median = _median(values)
         extra = "" if mode == "off" or median is None or off is None else \
             f"  ({(median - off) * 1000:+.1f} ms vs off)"
-        print(f"  rc judging {mode:15} {_fmt(median, 'ms')}{extra}")
+        print(f"  rc judging {mode:15} {_fmt(median, 'ms')} (min {_fmt(min(values), 'ms')}, "
+              f"{len(values)} runs){extra}")
     print("  target: on (remembered) at most 20 ms later than off")
     print(f"  the remembered check alone (read, digest, copy; in this process, CPU): "
           f"{_fmt(in_process, 'ms')} median of 50")
     return 0
-
-
-def _remember_now(args: argparse.Namespace, env: dict[str, str], home: Path) -> None:
-    """One unmeasured start-up with judging on: writes the cache `remembered` needs."""
-    watcher = PromptWatcher(ShellUnderTest("attyguard", (args.attyguard,)), env, str(home))
-    try:
-        watcher.wait_prompt(args.timeout)
-    finally:
-        watcher.close()
 
 
 def _remembered_cpu(home: Path, cache: Path) -> float | None:

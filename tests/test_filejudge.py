@@ -146,3 +146,30 @@ def test_read_does_not_hang_on_fifo_with_writer(tmp_path: Path) -> None:
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     assert done.wait(5)
     os.close(fd)
+
+
+def test_cd_before_a_relative_file_is_followed(tmp_path: Path) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "x.sh").write_text(_payload(tmp_path / "m"))
+    (tmp_path / "x.sh").write_text("echo harmless\n")
+    judgement = _judge("cd sub && . ./x.sh", tmp_path)
+    assert judgement.verdict.action is Action.BLOCK
+
+
+def test_cd_that_cannot_be_followed_makes_a_relative_file_unjudgeable(tmp_path: Path) -> None:
+    (tmp_path / "x.sh").write_text("echo harmless\n")
+    judgement = _judge('cd "$d" && . ./x.sh', tmp_path)
+    assert judgement.verdict.action is Action.WARN
+    assert judgement.verdict.rules[0].rule_id == FILES_RULE_ID
+
+
+def test_sourcing_the_users_bashrc_only_refuses_blocks(tmp_path: Path) -> None:
+    (tmp_path / ".bashrc").write_text("HISTCONTROL=ignoreboth\nHISTFILE=/dev/null\n")
+    quiet = _judge("source ~/.bashrc", tmp_path)
+    assert quiet.verdict.action is Action.ALLOW
+    (tmp_path / ".bashrc").write_text(_payload(tmp_path / "m"))
+    assert _judge("source ~/.bashrc", tmp_path).verdict.action is Action.BLOCK
+    # Elsewhere, the same warning is asked about.
+    (tmp_path / "other.sh").write_text("HISTFILE=/dev/null\n")
+    assert _judge("source ./other.sh", tmp_path).verdict.action is Action.WARN

@@ -105,7 +105,11 @@ class _PeekTrust:
         self.store = store
 
     def lookup(self, line: str) -> bool:
-        return self.store.get(line) is not None
+        entry = self.store.get(line)
+        return entry is not None and entry.verified
+
+    def unverified(self, line: str) -> Any:
+        return self.store.unverified(line)
 
     def add(self, line: str, rule_ids: tuple[str, ...]) -> None:
         self.store.add(line, rule_ids)
@@ -174,7 +178,8 @@ def _build_guard(*, no_daemon: bool, socket: str | None,
                 _warn(f"attyguard: daemon client unavailable ({exc}); in-process verdicts")
                 daemon = _QuestionOnly(_NoClient())  # the verdict still notes the fallback
             else:
-                daemon = _QuestionOnly(DaemonClient(path, config.guard.daemon_timeout_ms))
+                daemon = _QuestionOnly(DaemonClient(path, config.guard.daemon_timeout_ms,
+                                                    daemon_user=config.guard.daemon_user))
     trust = _PeekTrust(store) if store is not None else None
     return Guard(_LazyEngine(), trust, daemon), store
 
@@ -183,6 +188,16 @@ def _decide(guard: Guard, store: TrustStore | None, line: str) -> Verdict:
     from attyguard.engine.verdict import Source
 
     verdict = guard.decide(line)
+    if verdict.source is not Source.TRUST:
+        # The files the line hands to a shell, as they are here and now (judged only).
+        import os
+
+        from attyguard.filejudge import judge_files
+
+        files = judge_files(line, guard.engine, snapshots=None, cwd=os.getcwd(),
+                            home=os.path.expanduser("~"), search_path=os.environ.get("PATH", ""),
+                            trusted=guard.trust.lookup if guard.trust is not None else None)
+        verdict = files.combine(verdict)
     if verdict.source is Source.TRUST and store is not None:
         entry = store.get(line)
         if entry is not None:

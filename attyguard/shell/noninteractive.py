@@ -283,6 +283,24 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         return files.line
 
     try:
+        if args.login and not args.noprofile:
+            # A login shell's profiles: bash reads them itself (they cannot be
+            # pointed at copies), so they are judged for blocks only, as at the prompt.
+            from dataclasses import replace
+
+            from attyguard.filejudge import located, read_bounded
+            from attyguard.rcjudge import rc_files
+
+            for path in rc_files(login=True, norc=False, noprofile=False, home=home):
+                content, _problem = read_bounded(path)
+                if content is None:
+                    continue
+                profile = content.decode("utf-8", "surrogateescape")
+                found = guard.engine(profile)
+                blocks = tuple(located(h, path, profile, None) for h in found.rules
+                               if h.action is Action.BLOCK)
+                if blocks:
+                    plan.verdicts.append(replace(found, action=Action.BLOCK, rules=blocks))
         # The files bash reads before anything else.
         for kind, path in _startup_files(args, env, home):
             from attyguard.filejudge import resolve_path

@@ -167,3 +167,9 @@ def test_fifo_script_is_read_once(attyguard_bin, ag_env, marker, tmp_path):
         assert p.stdout == b"harmless\n", p  # the second text was never run
     else:  # both writes arrived in our one read: judged together, refused
         refused(p, marker)
+
+
+def test_login_profile_of_dash_c(attyguard_bin, ag_env, ag_home, marker):
+    (ag_home / ".profile").write_text(payload(marker) + "\n")
+    err = refused(run([attyguard_bin, "-l", "-c", "true"], env=ag_env), marker)
+    assert f"{ag_home}/.profile:1" in err

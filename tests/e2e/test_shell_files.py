@@ -58,3 +58,24 @@ def test_unverified_import_asks_instead_of_running(shell, attyguard_bin, ag_env,
     t.send_keys("n")
     t.wait_for(r"^\[~\]\$ touch ")
     assert not marker.exists()
+
+
+def test_file_too_large_to_judge_is_asked_about(shell, ag_home, tmp_path):
+    marker = tmp_path / "marker"
+    big = ag_home / "big.sh"
+    big.write_text("# filler line\n" * 80_000 + f"touch {marker}\n")  # > 1 MiB
+    t = shell()
+    t.send_line("source ./big.sh")
+    t.wait_for(r"\[y\]es / \[t\]rust / cancel\?")
+    t.send_keys("n")
+    t.wait_for(r"^\[~\]\$ source \./big\.sh$")
+    assert not marker.exists()
+
+
+def test_sourcing_bashrc_again_is_quiet(shell, ag_home):
+    rc = ag_home / ".bashrc"
+    rc.write_text(rc.read_text() + "HISTCONTROL=ignoreboth\nalias again='echo again-ok'\n")
+    t = shell()
+    t.send_line("source ~/.bashrc && again")
+    t.wait_for(r"^again-ok\n\[~\]\$$")
+    assert "[y]es" not in t.screen() and "REFUSED" not in t.screen()

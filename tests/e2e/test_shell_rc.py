@@ -80,7 +80,10 @@ VIRTUAL_ENV="$HOME/.venvs/demo"; _OLD_VIRTUAL_PATH="$PATH"; PATH="$VIRTUAL_ENV/b
 # nvm-, direnv- and starship-style hooks
 export NVM_DIR="$HOME/.nvm"
 [ -s "$NVM_DIR/nvm.sh" ] && \. "$NVM_DIR/nvm.sh"
-_direnv_hook() { local previous_exit_status=$?; trap -- '' SIGINT; trap - SIGINT; return $previous_exit_status; }
+_direnv_hook() {
+  local previous_exit_status=$?; trap -- '' SIGINT; trap - SIGINT
+  return $previous_exit_status
+}
 PROMPT_COMMAND="_direnv_hook${PROMPT_COMMAND:+;$PROMPT_COMMAND}"
 starship_precmd() { STARSHIP_CMD_STATUS=$?; }
 trap 'STARSHIP_START_TIME=$SECONDS' DEBUG
