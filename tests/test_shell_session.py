@@ -331,3 +331,22 @@ def test_trust_is_for_the_line_with_its_state():
     assert guard.decide('eval "$v"', state=ShellState(variables={"v": "x"})).action \
         is Action.WARN
     assert guard.decide('eval "$v"').action is Action.WARN
+
+
+def test_continued_word_is_judged_as_bash_joins_it(make):
+    """bash drops backslash-newline before splitting words: `ev\\` + `il` is `evil`."""
+    session, child, _, shown = make()
+    assert session.submit("echo ev\\") is None
+    assert session.submit("il") is None
+    assert child.sent == [] and shown and shown[-1].startswith("REFUSED")
+
+
+def test_bare_bash_starts_a_nested_attyguard(make, monkeypatch):
+    import attyguard.shell.spawn as spawn
+
+    monkeypatch.setattr(spawn, "attyguard_path", lambda: "/opt/ag/attyguard")
+    session, child, _, shown = make()
+    assert session.submit("bash").kind == "done"
+    assert child.sent == ["/opt/ag/attyguard"]
+    assert session.submit("sudo -i").kind == "done"
+    assert child.sent[-1] == "sudo -i" and "not judged" in shown[-1]

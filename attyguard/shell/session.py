@@ -121,8 +121,10 @@ class Session:
         full = self._full(text)
         if self._wants_more(full):
             return  # (held until the command is complete: submit's job)
+        if not self.pending and self._nested(full, tell=False) != full:
+            return  # (a nested shell: what runs is not `text`; submit's job)
         state = self._state_for(full)
-        verdict = wired.guard.decide(full, state=state)
+        verdict = _decide(wired, full, state)
         sent = verdict.action is Action.ALLOW
         if sent:
             self.child.send_line(self._to_send(text, full), self.in_fd)
@@ -217,6 +219,20 @@ class Session:
             self.show(FormattedText([("", "attyguard: the edited command is in the prompt; "
                                           "Enter runs it\n")]))
 
+    def _nested(self, line: str, *, tell: bool = True) -> str:
+        """A bare `bash`/`sh` runs a nested attyguard; an unguardable shell is named once."""
+        from prompt_toolkit.formatted_text import FormattedText
+
+        from attyguard.shell.nested import nested_shell
+        from attyguard.shell.spawn import attyguard_path
+
+        got = nested_shell(line, attyguard_path())
+        if got is None:
+            return line
+        if got.notice and tell:
+            self.show(FormattedText([("", got.notice + "\n")]))
+        return got.line or (line if tell else "\0")  # (accepting: "not as typed")
+
     def _wants_more(self, full: str) -> bool:
         """bash would ask for more (PS2): collect it here, judge and send it whole.
 
@@ -261,13 +277,15 @@ class Session:
         if self._wants_more(full):
             self.pending = full  # shown with PS2; nothing of it reaches bash yet
             return None
+        if not self.pending:
+            text = full = self._nested(full)
         wired = self.get_wired()
         if not self._notes_shown:
             self._notes_shown = True
             for note in wired.warnings:
                 self.show(FormattedText([("", f"attyguard: {note}\n")]))
         state = decided.state if decided is not None else self._state_for(full)
-        verdict = decided.verdict if decided is not None else wired.guard.decide(full, state=state)
+        verdict = decided.verdict if decided is not None else _decide(wired, full, state)
         if verdict.action is Action.BLOCK:
             self.show(refused_text(verdict, self.config.ui.refused_style))
             self.warnings.add(f"refused: {verdict.reason}: {one_line(full, 120)}")
@@ -413,6 +431,20 @@ class Session:
             result = self.submit(got)
             if result is not None and result.kind == "exited":
                 return result.status
+
+
+def _decide(wired: Wired, full: str, state: ShellState | None) -> Verdict:
+    """The Guard's verdict on `full`, also as bash joins its continued lines.
+
+    bash drops every backslash-newline before it splits words, so
+    `/dev/tc\\` + `p/…` is `/dev/tcp/…`. Judged both ways (the join may be
+    wrong inside single quotes, where bash keeps the pair): the stronger wins.
+    """
+    verdict = wired.guard.decide(full, state=state)
+    if "\\\n" not in full:
+        return verdict
+    joined = wired.guard.decide(full.replace("\\\n", ""), state=state)
+    return joined if joined.action.rank > verdict.action.rank else verdict
 
 
 def _hostname() -> str:
