@@ -312,7 +312,9 @@ __ag_state() {
     [[ $__ag_n == __ag_* ]] && continue
     case $__ag_item in
       v:*)
-        declare -p -- "$__ag_n" &>/dev/null || continue
+        # (no `declare -p NAME` to test that it is set: a redirection per
+        # name is most of this handler's time; an unset name has no attributes
+        # and is not -v)
         local -n __ag_r=$__ag_n
         case ${__ag_r@a} in
           *A*|*a*)
