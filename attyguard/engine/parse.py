@@ -193,6 +193,7 @@ class _Assigned:
 MAX_EXPANSIONS = 32  # alias and function bodies walked for one line
 # Variables whose value is code bash runs later, or a file the next shell runs.
 _CODE_VARIABLES = frozenset({"PROMPT_COMMAND"})
+_PROMPT_VARIABLES = frozenset({"PS0", "PS1", "PS2", "PS3", "PS4"})
 _FILE_VARIABLES = frozenset({"BASH_ENV", "ENV"})
 # A command word that is one of these, unknown, is everyday: positional parameters
 # (`"$@"`), and upper-case names, the convention for the environment and for a
@@ -247,10 +248,28 @@ class _State:
     findings: list[Finding] = field(default_factory=list)
     scope: Scope = field(init=False)
 
+    namerefs: dict[str, str] = field(default_factory=dict)  # `declare -n r=v`
+
     def __post_init__(self) -> None:
-        self.scope = Scope(self.scalar, self.array, _ENVIRONMENT_DEFAULTS)
+        self.scope = Scope(self.scalar, self.array, _ENVIRONMENT_DEFAULTS, self.assign)
+
+    def assign(self, name: str, value: str) -> None:
+        if name.isidentifier():
+            self.variables[name] = value
+            self.arrays.pop(name, None)
+
+    def ifs(self) -> str | None:
+        """The IFS unquoted expansions split on; None = the default (blanks)."""
+        value = self.variables["IFS"] if "IFS" in self.variables else self.shell.variables.get(
+            "IFS")
+        return None if value is None or value == " \t\n" else value
 
     def scalar(self, name: str) -> str | None:
+        for _ in range(8):  # a nameref names another variable (chains are bounded)
+            target = self.namerefs.get(name)
+            if target is None:
+                break
+            name = target
         if name.isdigit():
             if self.positional is None:
                 return None
@@ -513,7 +532,12 @@ class _Walker:
             if child.type == "variable_assignment":
                 assigned = self.assignment(child)
                 pre.extend(assigned.pre)
-                if name != "local" or self.state.positional is not None:
+                if any(w.value.startswith("-") and "n" in w.value for w in words):
+                    # `declare -n ref=var`: $ref is $var from now on.
+                    if assigned.value is not None and assigned.name.isidentifier():
+                        self.state.namerefs[assigned.name] = assigned.value
+                        self.state.variables.pop(assigned.name, None)
+                elif name != "local" or self.state.positional is not None:
                     self.remember(assigned)
                 stored.extend(self.stored_code(assigned, self.span(child)))
                 words.append(Word(assigned.text, self.span(child)))
@@ -686,6 +710,9 @@ class _Walker:
                 for i, w in enumerate(argv):
                     if w.value in flags and i + 1 < len(argv):
                         out.append((argv[i + 1].value, argv[i + 1].span, name))
+                        if cmd.path.startswith("$") and w.value == "-c":
+                            # `$SHELL -c STR`: most likely a shell; judge STR as one too.
+                            out.append((argv[i + 1].value, argv[i + 1].span, "sh"))
                         break
                     attached = w.value[:2]
                     if attached in flags and len(w.value) > 2:  # ruby -e'code'
@@ -824,10 +851,14 @@ class _Walker:
                         "dynamic-command", f"the pattern {value} names several programs",
                         span))
                 value = found[0]
-        if not dynamic and node.type in ("simple_expansion", "expansion") and (
-                " " in value or "\t" in value or "\n" in value):
-            # An unquoted expansion is split into words (default IFS).
-            value = _IFS_SENTINEL.join(value.split())
+        if not dynamic and node.type in ("simple_expansion", "expansion"):
+            # An unquoted expansion is split into words on IFS.
+            ifs = self.state.ifs()
+            if ifs is None and (" " in value or "\t" in value or "\n" in value):
+                value = _IFS_SENTINEL.join(value.split())
+            elif ifs:
+                value = _IFS_SENTINEL.join(
+                    p for p in re.split("[" + re.escape(ifs) + "]", value) if p)
         if _IFS_SENTINEL in value:
             for part in value.split(_IFS_SENTINEL):
                 if part:
@@ -966,6 +997,10 @@ class _Walker:
                 if text:
                     out.extend(self.nested(text, span, (a.name,)))
             return out
+        if a.name in _PROMPT_VARIABLES and a.value and ("$(" in a.value or "`" in a.value):
+            # bash expands the prompt (promptvars) each time: `$(…)` in it runs then.
+            quoted = a.value.replace("\\", "\\\\").replace('"', '\\"')
+            return self.nested(f': "{quoted}"', span, (a.name,))
         # ENV=production is everyday; ENV=/path/file is a file the next shell runs.
         if a.name in _FILE_VARIABLES and a.value and exported and (
                 a.name == "BASH_ENV" or a.value.startswith(("~", ".", "$")) or "/" in a.value):
@@ -1055,9 +1090,7 @@ class _Walker:
             else:
                 st.variables[argv[1]] = None
         elif cmd.name in ("read", "mapfile", "readarray"):
-            names = [a for a in argv if a.isidentifier()]
-            for a in names or ["REPLY"]:
-                st.variables[a] = None
+            self.read_effects(cmd)
         elif cmd.name == "hash" and "-p" in argv:
             i = argv.index("-p")
             if i + 2 < len(argv) + 1 and i + 1 < len(argv):
@@ -1083,6 +1116,48 @@ class _Walker:
                 return Word(word.value + value, span, True)
             return Word(word.value[:-1] + known + value[m.end():], span, word.dynamic or dyn)
         return Word(word.value + value, span, word.dynamic or dyn)
+
+    def read_effects(self, cmd: Command) -> None:
+        """`read -r v <<< TEXT` sets v to TEXT; any other read sets what it names to unknown."""
+        st = self.state
+        argv = cmd.argv
+        names: list[str] = []
+        array: str | None = None
+        i = 0
+        while i < len(argv):
+            a = argv[i]
+            if a.startswith("-") and len(a) > 1:
+                # `-ra NAME`: the last letter of a cluster may take the next word.
+                if a[-1] in "adpnNtuiCcO":
+                    if a[-1] == "a" and i + 1 < len(argv):
+                        array = argv[i + 1]
+                    i += 2
+                else:
+                    i += 1
+                continue
+            if a.isidentifier():
+                names.append(a)
+            i += 1
+        text: str | None = None
+        feeds = [r for r in cmd.redirects if r.op == "<<<"]
+        if cmd.name == "read" and feeds and not _HAS_EXPANSION.search(feeds[-1].target):
+            text = feeds[-1].target.split("\n", 1)[0]
+        if array is not None:
+            if text is None:
+                st.variables[array] = None
+            else:
+                st.arrays[array] = {str(k): v for k, v in enumerate(text.split())}
+                st.variables.pop(array, None)
+        targets = names or ([] if array is not None else ["REPLY"])
+        if not targets:
+            return
+        if cmd.name != "read" or text is None:
+            for name in targets:
+                st.variables[name] = None
+            return
+        parts = text.split(None, max(len(targets) - 1, 0)) if targets[0] != "REPLY" else [text]
+        for k, name in enumerate(targets):
+            st.variables[name] = parts[k].strip() if k < len(parts) else ""
 
     def expand(self, text: str) -> str | None:
         """The value of a parameter expansion when the line or the shell's state decides it."""
@@ -1299,7 +1374,12 @@ def parse(line: str, limits: Limits | None = None, deadline: float | None = None
     try:
         src = _source(line)
         tree = _parse_bytes(src, work.deadline, clock)
-        _Walker(src, work, 0, None).visit(tree.root_node)
+        walker = _Walker(src, work, 0, None)
+        debug_trap = work.shell.traps.get("DEBUG")
+        if debug_trap:
+            # bash runs a DEBUG trap before each command of the line: judge it with it.
+            walker.nested(debug_trap, (0, len(line)), ("trap",))
+        walker.visit(tree.root_node)
     except _Bounded as exc:
         bounded = exc.reason
     except RecursionError:
