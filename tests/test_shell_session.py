@@ -351,3 +351,9 @@ def test_bare_bash_starts_a_nested_attyguard(make, monkeypatch):
     assert child.sent == ["/opt/ag/attyguard"]
     assert session.submit("sudo -i").kind == "done"
     assert child.sent[-1] == "sudo -i" and "not judged" in shown[-1]
+
+
+def test_fc_inside_a_larger_line_is_asked_about(make):
+    session, child, _, shown = make()
+    assert session.submit("history -s 'echo x'; fc -s") is None  # asked, cancelled
+    assert child.sent == [] and "fc re-runs a history line" in shown[-1]

@@ -439,12 +439,35 @@ def _decide(wired: Wired, full: str, state: ShellState | None) -> Verdict:
     bash drops every backslash-newline before it splits words, so
     `/dev/tc\\` + `p/…` is `/dev/tcp/…`. Judged both ways (the join may be
     wrong inside single quotes, where bash keeps the pair): the stronger wins.
+    `fc` inside a larger line (its target unknown until it runs) is asked about.
     """
+    from attyguard.engine.verdict import Action
+    from attyguard.shell.history_expand import fc_in_compound
+
     verdict = wired.guard.decide(full, state=state)
-    if "\\\n" not in full:
-        return verdict
-    joined = wired.guard.decide(full.replace("\\\n", ""), state=state)
-    return joined if joined.action.rank > verdict.action.rank else verdict
+    if "\\\n" in full:
+        joined = wired.guard.decide(full.replace("\\\n", ""), state=state)
+        verdict = joined if joined.action.rank > verdict.action.rank else verdict
+    if "fc" in full and verdict.action is Action.ALLOW and fc_in_compound(full):
+        verdict = _fc_unresolved(verdict)
+    return verdict
+
+
+def _fc_unresolved(verdict: Verdict) -> Verdict:
+    """A warning of the shell's own: `fc` inside a larger line re-runs history unjudged."""
+    from dataclasses import replace
+
+    from attyguard.engine.verdict import Action, RuleHit, Severity
+
+    hit = RuleHit(
+        "shell.fc-unresolved", "fc re-runs a history line that cannot be judged here",
+        Severity.MEDIUM, Action.WARN, 0.3,
+        explanation="`fc` inside a larger command line runs a line from the history "
+                    "that attyguard cannot see before the line runs.",
+        remediation="Run `fc` (or `!!`, `!n`) on a line of its own: attyguard then "
+                    "judges the command it re-runs.")
+    return replace(verdict, action=Action.WARN, rules=(*verdict.rules, hit),
+                   probability=max(verdict.probability, 0.3))
 
 
 def _hostname() -> str:

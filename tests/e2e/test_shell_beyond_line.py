@@ -75,6 +75,12 @@ def test_family4_history(shell, tmp_path):
     t.wait_for(rf"^touch .*{REVERSE[:20]}.*\n(.*\n)*REFUSED — ")
     t.send_line("fc -s")
     t.wait_for(lambda s: s.count("REFUSED — ") >= 2)
+    # on one line with what it re-runs, fc cannot be resolved first: asked about
+    t.send_line(f"history -s '{payload(marker)}'; fc -s")
+    t.wait_for(r"\[y\]es / \[t\]rust / cancel\?$")
+    t.send_keys("Escape")
+    t.wait_for(r"cancelled")
+    t.send_keys("C-u")
     t.send_line("echo one two")
     t.wait_for(r"^one two$")
     t.send_line("^two^three")
