@@ -47,7 +47,7 @@ __ag_names() {
   # front end must know about a line without asking bash
   # (attyguard/shell/state.py): every alias with its value, the hash-table
   # entries whose program is not named like the command (`hash -p FILE ls`),
-  # and every function name (one field, as `compgen` prints them).
+  # every function name (one field, as `compgen` prints them) and the traps.
   local k p f=
   local -a out=()
   for k in "${!BASH_ALIASES[@]}"; do out+=(a "$k" "${BASH_ALIASES[$k]}"); done
@@ -57,7 +57,11 @@ __ag_names() {
   done
   compgen -A function >"$__ag_dir/fbody" 2>/dev/null
   IFS= read -r -d '' f <"$__ag_dir/fbody"
-  __ag_record N "${out[@]}" F "$f"
+  # and the traps (`trap -p`: a DEBUG trap runs before every command)
+  local t=
+  trap -p >"$__ag_dir/fbody" 2>/dev/null
+  IFS= read -r -d '' t <"$__ag_dir/fbody"
+  __ag_record N "${out[@]}" F "$f" T "$t"
 }
 
 __ag_accept() {
@@ -312,7 +316,9 @@ __ag_state() {
     [[ $__ag_n == __ag_* ]] && continue
     case $__ag_item in
       v:*)
-        declare -p -- "$__ag_n" &>/dev/null || continue
+        # (no `declare -p NAME` to test that it is set: a redirection per
+        # name is most of this handler's time; an unset name has no attributes
+        # and is not -v)
         local -n __ag_r=$__ag_n
         case ${__ag_r@a} in
           *A*|*a*)

@@ -131,3 +131,20 @@ def test_editing_fc_brings_the_text_back_instead_of_running_it(child, tmp_path):
     run(child, rewrite_fc_edit(FcCall("edit", (), editor=str(editor))))
     assert not marker.exists()
     assert (child.dir / "fced").read_text() == f"touch {marker}\n"
+
+
+@pytest.mark.parametrize("line,inside", [
+    ("history -s 'x'; fc -s", True),
+    ("ls && fc", True),
+    ("if true; then fc -s; fi", True),
+    ("x=$(fc -s)", True),
+    ("ls; builtin fc -s", True),
+    ("fc -s", False),  # on its own: resolved before it runs
+    ("ls; fc -l", False),  # lists only
+    ("x=$(fc -ln -1)", False),
+    ("echo fc", False),
+])
+def test_fc_in_compound(line, inside):
+    from attyguard.shell.history_expand import fc_in_compound
+
+    assert fc_in_compound(line) is inside

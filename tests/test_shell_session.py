@@ -240,7 +240,8 @@ def test_a_continuation_is_classified_whole_when_accepted(make_early):
     session, child, decided, _ = make_early()
     session.pending = "echo start \\"
     session.accepting("evil")
-    assert decided == ["echo start \\\nevil"] and child.early_sent == []
+    # (also as bash joins the continued line: judged both ways)
+    assert decided == ["echo start \\\nevil", "echo start evil"] and child.early_sent == []
 
 
 def test_the_end_of_a_command_and_the_next_prompt_are_marked_in_one_write(make, tmp_path):
@@ -331,3 +332,28 @@ def test_trust_is_for_the_line_with_its_state():
     assert guard.decide('eval "$v"', state=ShellState(variables={"v": "x"})).action \
         is Action.WARN
     assert guard.decide('eval "$v"').action is Action.WARN
+
+
+def test_continued_word_is_judged_as_bash_joins_it(make):
+    """bash drops backslash-newline before splitting words: `ev\\` + `il` is `evil`."""
+    session, child, _, shown = make()
+    assert session.submit("echo ev\\") is None
+    assert session.submit("il") is None
+    assert child.sent == [] and shown and shown[-1].startswith("REFUSED")
+
+
+def test_bare_bash_starts_a_nested_attyguard(make, monkeypatch):
+    import attyguard.shell.spawn as spawn
+
+    monkeypatch.setattr(spawn, "attyguard_path", lambda: "/opt/ag/attyguard")
+    session, child, _, shown = make()
+    assert session.submit("bash").kind == "done"
+    assert child.sent == ["/opt/ag/attyguard"]
+    assert session.submit("sudo -i").kind == "done"
+    assert child.sent[-1] == "sudo -i" and "not judged" in shown[-1]
+
+
+def test_fc_inside_a_larger_line_is_asked_about(make):
+    session, child, _, shown = make()
+    assert session.submit("history -s 'echo x'; fc -s") is None  # asked, cancelled
+    assert child.sent == [] and "fc re-runs a history line" in shown[-1]

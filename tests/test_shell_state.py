@@ -46,8 +46,8 @@ def test_literal_lines_need_no_round_trip(line):
     ("deploy prod", set(), {"deploy"}, False),
     ("go", {"cmd"}, set(), False),  # the alias's value uses $cmd
     ("gf", set(), {"helper"}, False),  # the alias calls a function
-    ("kill -USR1 $$", set(), set(), True),
-    ("exit", set(), set(), True),
+    ("kill -USR1 $$", set(), set(), False),  # (traps come with the names record)
+    ("exit", set(), set(), False),
     ("echo $__ag_nonce $1 $?", set(), set(), False),  # ours and specials never leave
 ])
 def test_needs_of(line, variables, functions, traps):
@@ -63,6 +63,18 @@ def test_names_file_is_parsed_and_ours_are_hidden():
     assert names.functions == {"deploy", "helper"}
     assert dict(names.hashed) == {"ls": "/tmp/evil"}
     assert parse_names(("a", "trunc")) == Names()  # a torn record: nothing invented
+
+
+def test_traps_come_with_the_names_record_and_go_where_they_can_run():
+    names = parse_names(("f", "deploy", "T",
+                         "trap -- 'echo dbg' DEBUG\ntrap -- 'echo ret' RETURN\n"
+                         "trap -- 'echo bye' EXIT\ntrap -- 'echo usr' SIGUSR1\n"))
+    never = lambda needs: None  # noqa: E731  (no round trip for any of these)
+    assert dict(build_state("ls", names, never).traps) == {"DEBUG": "echo dbg"}
+    assert dict(build_state("deploy", names, never).traps) == {
+        "DEBUG": "echo dbg", "RETURN": "echo ret"}
+    assert set(build_state("kill -USR1 $$", names, never).traps) == {
+        "DEBUG", "RETURN", "EXIT", "USR1"}
 
 
 def test_request_encoding_skips_invalid_names():

@@ -690,9 +690,12 @@ class BashChild:
         bash must be idle at its prompt (readline reading), as for `complete`.
         """
         self._take_record("S")  # (a late answer to an earlier request is stale)
-        tmp = self.dir / "sreq.tmp"
-        tmp.write_bytes(request)
-        os.replace(tmp, self.dir / "sreq")
+        # Written whole before the key is sent: bash reads it only on that key.
+        fd = os.open(self.dir / "sreq", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, request)
+        finally:
+            os.close(fd)
         self._write_master(_KEY_STATE)
         deadline = time.monotonic() + timeout
         while True:

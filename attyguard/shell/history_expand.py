@@ -28,8 +28,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
-__all__ = ["FcCall", "event_designator", "fc_substitute", "might_expand", "parse_fc",
-           "print_only", "rewrite_fc_edit"]
+__all__ = ["FcCall", "event_designator", "fc_in_compound", "fc_substitute", "might_expand",
+           "parse_fc", "print_only", "rewrite_fc_edit"]
 
 # The shell function hooks.bash gives fc as its editor (runs the real one, keeps the result).
 FC_EDITOR = "__ag_fced"
@@ -140,3 +140,23 @@ def rewrite_fc_edit(call: FcCall) -> str:
     words = ["fc", "-e", FC_EDITOR, *call.options, *call.args]
     prefix = f"__ag_fced_ed={shlex.quote(call.editor)} " if call.editor else ""
     return prefix + shlex.join(words)
+
+
+# `fc` where a command starts: the line's start, after ; & | ( { ` $( or a keyword.
+_FC_WORD = re.compile(r"(?:^|[;&|({`]|\$\(|\b(?:then|do|else|time|!)\s)\s*"
+                      r"(?:builtin\s+|command\s+)?fc\b")
+
+
+def fc_in_compound(line: str) -> bool:
+    """`fc` runs inside a larger line (`history -s X; fc -s`): what it re-runs
+    cannot be resolved before the line runs, so it cannot be judged."""
+    if parse_fc(line) is not None:
+        return False
+    return any(not _lists_only(m, line) for m in _FC_WORD.finditer(line))
+
+
+def _lists_only(match: re.Match[str], line: str) -> bool:
+    """`fc -l …` only lists: harmless wherever it is."""
+    rest = line[match.end():].lstrip()
+    return rest.startswith("-") and "l" in rest.split(None, 1)[0] and "s" not in \
+        rest.split(None, 1)[0] and "e" not in rest.split(None, 1)[0]

@@ -123,9 +123,10 @@ class Session:
         full = self._full(text)
         if self._wants_more(full):
             return  # (held until the command is complete: submit's job)
+        if not self.pending and self._nested(full, tell=False) != full:
+            return  # (a nested shell: what runs is not `text`; submit's job)
         state = self._state_for(full)
-        verdict, send = self._files_judged(wired, text, full,
-                                           wired.guard.decide(full, state=state))
+        verdict, send = self._files_judged(wired, text, full, _decide(wired, full, state))
         sent = verdict.action is Action.ALLOW
         if sent:
             self.child.send_line(send, self.in_fd)
@@ -220,6 +221,20 @@ class Session:
             self.show(FormattedText([("", "attyguard: the edited command is in the prompt; "
                                           "Enter runs it\n")]))
 
+    def _nested(self, line: str, *, tell: bool = True) -> str:
+        """A bare `bash`/`sh` runs a nested attyguard; an unguardable shell is named once."""
+        from prompt_toolkit.formatted_text import FormattedText
+
+        from attyguard.shell.nested import nested_shell
+        from attyguard.shell.spawn import attyguard_path
+
+        got = nested_shell(line, attyguard_path())
+        if got is None:
+            return line
+        if got.notice and tell:
+            self.show(FormattedText([("", got.notice + "\n")]))
+        return got.line or (line if tell else "\0")  # (accepting: "not as typed")
+
     def _wants_more(self, full: str) -> bool:
         """bash would ask for more (PS2): collect it here, judge and send it whole.
 
@@ -278,6 +293,8 @@ class Session:
         if self._wants_more(full):
             self.pending = full  # shown with PS2; nothing of it reaches bash yet
             return None
+        if not self.pending:
+            text = full = self._nested(full)
         wired = self.get_wired()
         if not self._notes_shown:
             self._notes_shown = True
@@ -287,8 +304,7 @@ class Session:
         if decided is not None:
             verdict, send = decided.verdict, decided.send or self._to_send(text, full)
         else:
-            verdict, send = self._files_judged(wired, text, full,
-                                               wired.guard.decide(full, state=state))
+            verdict, send = self._files_judged(wired, text, full, _decide(wired, full, state))
         if verdict.action is Action.BLOCK:
             self.show(refused_text(verdict, self.config.ui.refused_style))
             self.warnings.add(f"refused: {verdict.reason}: {one_line(full, 120)}")
@@ -435,6 +451,43 @@ class Session:
             result = self.submit(got)
             if result is not None and result.kind == "exited":
                 return result.status
+
+
+def _decide(wired: Wired, full: str, state: ShellState | None) -> Verdict:
+    """The Guard's verdict on `full`, also as bash joins its continued lines.
+
+    bash drops every backslash-newline before it splits words, so
+    `/dev/tc\\` + `p/…` is `/dev/tcp/…`. Judged both ways (the join may be
+    wrong inside single quotes, where bash keeps the pair): the stronger wins.
+    `fc` inside a larger line (its target unknown until it runs) is asked about.
+    """
+    from attyguard.engine.verdict import Action
+    from attyguard.shell.history_expand import fc_in_compound
+
+    verdict = wired.guard.decide(full, state=state)
+    if "\\\n" in full:
+        joined = wired.guard.decide(full.replace("\\\n", ""), state=state)
+        verdict = joined if joined.action.rank > verdict.action.rank else verdict
+    if "fc" in full and verdict.action is Action.ALLOW and fc_in_compound(full):
+        verdict = _fc_unresolved(verdict)
+    return verdict
+
+
+def _fc_unresolved(verdict: Verdict) -> Verdict:
+    """A warning of the shell's own: `fc` inside a larger line re-runs history unjudged."""
+    from dataclasses import replace
+
+    from attyguard.engine.verdict import Action, RuleHit, Severity
+
+    hit = RuleHit(
+        "shell.fc-unresolved", "fc re-runs a history line that cannot be judged here",
+        Severity.MEDIUM, Action.WARN, 0.3,
+        explanation="`fc` inside a larger command line runs a line from the history "
+                    "that attyguard cannot see before the line runs.",
+        remediation="Run `fc` (or `!!`, `!n`) on a line of its own: attyguard then "
+                    "judges the command it re-runs.")
+    return replace(verdict, action=Action.WARN, rules=(*verdict.rules, hit),
+                   probability=max(verdict.probability, 0.3))
 
 
 def _hostname() -> str:

@@ -15,7 +15,7 @@ import os
 import struct
 import termios
 
-__all__ = ["Started", "ignore_terminal_signals", "interactive_env", "shellrc_dir",
+__all__ = ["Started", "attyguard_path", "ignore_terminal_signals", "interactive_env", "shellrc_dir",
            "start_bash", "terminal_size"]
 
 
@@ -87,11 +87,29 @@ def start_bash(rcdir: str, *, login: bool = False, size: tuple[int, int] | None 
 def interactive_env(*, norc: bool = False, noprofile: bool = False) -> dict[str, str]:
     """The environment of the interactive child (shellrc/attyguard.bash reads the flags)."""
     env = dict(os.environ)
+    # Programs that start "the user's shell" (script, an editor's :sh, tmux)
+    # start a guarded one (issue 9, family 8; shell/nested.py for bare `bash`).
+    path = attyguard_path()
+    if path is not None:
+        env["SHELL"] = path
     if norc:
         env["__AG_NORC"] = "1"
     if noprofile:
         env["__AG_NOPROFILE"] = "1"
     return env
+
+
+def attyguard_path() -> str | None:
+    """This attyguard's executable (the console script), None if it cannot be told."""
+    import sys
+
+    candidates = [sys.argv[0]] if sys.argv and sys.argv[0] else []
+    candidates.append(os.path.join(os.path.dirname(sys.executable), "attyguard"))
+    for exe in candidates:
+        if os.path.basename(exe).lstrip("-") == "attyguard" and os.path.isfile(exe) \
+                and os.access(exe, os.X_OK):
+            return os.path.abspath(exe)
+    return None
 
 
 def ignore_terminal_signals() -> None:

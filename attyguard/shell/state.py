@@ -9,12 +9,13 @@ the asking itself (a `bind -x` handler answering on the side channel) is
 
 Two sources, so that a line made of literal words costs no round trip:
 - the names record (N), sent by the hooks at every prompt: every alias with
-  its value, every function's name, and every hash-table entry whose program
-  is not named like the command (`hash -p FILE ls`). Aliases and hashed names
-  are therefore known without asking;
+  its value, every function's name, every hash-table entry whose program is
+  not named like the command (`hash -p FILE ls`), and the traps. Aliases,
+  hashed names and traps are therefore known without asking (a DEBUG or ERR
+  trap goes with every line; all traps with kill/exit/trap…);
 - the round trip, only for what the line uses and the file cannot tell:
-  variables (`$v`, `${v…}`, `${!v}`, names in `$((…))`), function bodies,
-  traps. Values travel as raw NUL-separated fields (exact: nothing to
+  variables (`$v`, `${v…}`, `${!v}`, names in `$((…))`) and function
+  bodies. Values travel as raw NUL-separated fields (exact: nothing to
   unquote, whatever quotes, newlines or `$'…'` they hold); only `trap -p`'s
   output is shell-quoted and parsed here.
 
@@ -68,6 +69,7 @@ class Names:
     aliases: Mapping[str, str] = field(default_factory=dict)
     functions: frozenset[str] = frozenset()
     hashed: Mapping[str, str] = field(default_factory=dict)  # only re-pointed entries
+    traps: Mapping[str, str] = field(default_factory=dict)  # signal -> command
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ def parse_names(fields: Sequence[str]) -> Names:
     aliases: dict[str, str] = {}
     functions: set[str] = set()
     hashed: dict[str, str] = {}
+    traps: dict[str, str] = {}
     i = 0
     while i < len(fields):
         kind = fields[i]
@@ -107,12 +110,16 @@ def parse_names(fields: Sequence[str]) -> Names:
         elif kind == "h" and i + 2 < len(fields):
             hashed[fields[i + 1]] = fields[i + 2]
             i += 3
+        elif kind == "T" and i + 1 < len(fields):
+            traps.update(parse_traps(fields[i + 1]))
+            i += 2
         else:
             i += 1
     return Names(
         {k: v for k, v in aliases.items() if not k.startswith(_OURS)},
         frozenset(n for n in functions if not n.startswith(_OURS)),
         {k: v for k, v in hashed.items() if not k.startswith(_OURS)},
+        traps,
     )
 
 
@@ -149,7 +156,7 @@ def needs_of(line: str, names: Names) -> Needs:
     return Needs(
         variables=frozenset(v for v in variables if not v.startswith(_OURS)),
         functions=frozenset(functions),
-        traps=bool(words & _TRAP_WORDS),
+        # (traps come with the names record; a request may still ask for them)
     )
 
 
@@ -236,6 +243,7 @@ def build_state(line: str, names: Names,
     words = _words(line)
     aliases = {a: names.aliases[a] for a in words & names.aliases.keys()}
     hashed = {h: names.hashed[h] for h in words & names.hashed.keys()}
+    traps = _traps_for(words, names)
     _, indirect = _variables_in(line)
     needs = needs_of(line, names)
     got = Answer()
@@ -272,7 +280,23 @@ def build_state(line: str, names: Names,
                 more_vars.add(target)
         needs = Needs(frozenset(v for v in more_vars if not v.startswith(_OURS)),
                       frozenset(more_funcs), False)
-    if not (aliases or hashed or got.variables or got.arrays or got.functions or got.traps):
+    traps.update(got.traps)
+    if not (aliases or hashed or got.variables or got.arrays or got.functions or traps):
         return EMPTY_STATE
     return ShellState(variables=got.variables, arrays=got.arrays, aliases=aliases,
-                      functions=got.functions, hashed=hashed, traps=got.traps)
+                      functions=got.functions, hashed=hashed, traps=traps)
+
+
+# Traps that run whatever the line is: before every command, on any failure.
+_ALWAYS = ("DEBUG", "ERR")
+
+
+def _traps_for(words: set[str], names: Names) -> dict[str, str]:
+    """The traps that can run because of this line (all of them for kill/exit/trap…,
+    RETURN for a function call or `source`)."""
+    if words & _TRAP_WORDS:
+        return dict(names.traps)
+    wanted = set(_ALWAYS)
+    if words & (names.functions | {"source", "."}):
+        wanted.add("RETURN")
+    return {sig: cmd for sig, cmd in names.traps.items() if sig in wanted}
