@@ -84,7 +84,7 @@ def test_cycle_finder_finds_a_cycle() -> None:
 
 def test_one_table_names_every_type() -> None:
     assert set(MATCHERS) == {"command", "pipeline", "redirect", "sequence", "url", "decoded",
-                             "regex", "writes", "package", "all", "any"}
+                             "regex", "writes", "package", "all", "any", "none"}
     for kind, cls in MATCHERS.items():
         assert cls.type_name == kind
 

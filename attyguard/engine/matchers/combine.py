@@ -1,4 +1,4 @@
-"""Combinator matcher types: `all` and `any` of sub-matchers.
+"""Combinator matcher types: `all`, `any` and `none` of sub-matchers.
 
 Sub-matchers are built through the `Build` they were given (its registry
 table), so this module needs no import of the registry.
@@ -18,7 +18,7 @@ from attyguard.engine.matchers.base import (
     check_keys,
 )
 
-__all__ = ["AllMatcher", "AnyMatcher"]
+__all__ = ["AllMatcher", "AnyMatcher", "NoneMatcher"]
 
 
 def _sub_matchers(d: dict[str, Any], b: Build, kind: str) -> tuple[Matcher, ...]:
@@ -67,3 +67,21 @@ class AnyMatcher:
             if got is not None:
                 return got
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class NoneMatcher:
+    """No sub-matcher matches anywhere in the line (use inside `all`: "…but not …")."""
+
+    type_name: ClassVar[str] = "none"
+    parts: tuple[Matcher, ...]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], b: Build) -> NoneMatcher:
+        return cls(_sub_matchers(d, b, "none"))
+
+    def match(self, a: Analysis) -> MatchResult | None:
+        for part in self.parts:
+            if part.match(a) is not None:
+                return None
+        return MatchResult(None, "")

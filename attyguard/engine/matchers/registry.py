@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from attyguard.engine.matchers.base import Build, Matcher, MatcherType
-from attyguard.engine.matchers.combine import AllMatcher, AnyMatcher
+from attyguard.engine.matchers.combine import AllMatcher, AnyMatcher, NoneMatcher
 from attyguard.engine.matchers.packages import PackageMatcher
 from attyguard.engine.matchers.structure import (
     CommandMatcher,
@@ -30,7 +30,7 @@ MATCHERS: Mapping[str, MatcherType] = {
     cls.type_name: cls
     for cls in (CommandMatcher, PipelineMatcher, RedirectMatcher, SequenceMatcher, UrlMatcher,
                 DecodedMatcher, RegexMatcher, WritesMatcher, PackageMatcher, AllMatcher,
-                AnyMatcher)
+                AnyMatcher, NoneMatcher)
 }
 
 

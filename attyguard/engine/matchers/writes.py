@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from attyguard.engine.decode import written_text
 from attyguard.engine.matchers.base import (
     Analysis,
     Build,
@@ -28,6 +29,7 @@ from attyguard.engine.matchers.base import (
     LazyPattern,
     MatcherError,
     MatchResult,
+    bool_field,
     check_keys,
     get_list,
     regex_field,
@@ -169,11 +171,14 @@ class WritesMatcher:
     not_target_glob: tuple[str, ...]
     how: frozenset[str]
     command: CommandSpec | None
+    # Only writes whose text the line does not decide (a copy, a download, `$(…)`):
+    # rules judge literal text through its payload (decoders: written) instead.
+    unknown_content: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], b: Build) -> WritesMatcher:
-        check_keys(d, ("target_glob", "target_regex", "not_target_glob", "how", "command"),
-                    "writes matcher")
+        check_keys(d, ("target_glob", "target_regex", "not_target_glob", "how", "command",
+                       "unknown_content"), "writes matcher")
         globs = get_list(d, "target_glob")
         regex = regex_field(d, "target_regex", b)
         if not globs and regex is None:
@@ -183,7 +188,8 @@ class WritesMatcher:
             raise MatcherError(f"'how' must be among {', '.join(sorted(HOWS))}")
         cmd = d.get("command")
         return cls(globs, regex, get_list(d, "not_target_glob"), how,
-                   CommandSpec.from_dict(cmd, b, "writes command") if cmd else None)
+                   CommandSpec.from_dict(cmd, b, "writes command") if cmd else None,
+                   bool(bool_field(d, "unknown_content", False)))
 
     def _target_ok(self, target: str) -> bool:
         if any(fnmatch.fnmatchcase(target, g) for g in self.not_target_glob):
@@ -193,18 +199,37 @@ class WritesMatcher:
         return self.target_regex is not None and self.target_regex.search(target) is not None
 
     def match(self, a: Analysis) -> MatchResult | None:
+        known = _literal_writers(a) if self.unknown_content else frozenset()
         if self.command is None and self.how & {"redirect", "append"}:
             # Redirections of compounds and bare `> file` belong to no command.
             for red in a.parsed.redirects:
                 how = ("redirect" if red.op in _OVERWRITE_OPS
                        else "append" if red.op in _APPEND_OPS else "")
-                if how in self.how and self._target_ok(red.target):
+                if how in self.how and self._target_ok(red.target) and red.span not in known:
                     return MatchResult(red.span, f"{red.op} {red.target}")
         for cmd in a.parsed.commands:
             if self.command is not None and not self.command.test(cmd):
+                continue
+            if self.unknown_content and cmd.span in known:
                 continue
             for target, how in written_files(cmd):
                 if how in self.how and self._target_ok(target):
                     text = " ".join((cmd.path, *cmd.argv)).strip()
                     return MatchResult(cmd.span, f"{text} (writes {target})")
         return None
+
+
+def _literal_writers(a: Analysis) -> frozenset[object]:
+    """Spans of the commands (and their redirections) writing text the line decides."""
+    spans: set[object] = set()
+    for flow in a.parsed.pipelines:
+        text: str | None = None
+        for cmd in flow:
+            own = written_text(cmd)
+            if own is not None:
+                spans.add(cmd.span)
+                spans.update(r.span for r in cmd.redirects)
+            elif cmd.name in ("tee", "sponge") and text is not None:
+                spans.add(cmd.span)
+            text = own
+    return frozenset(spans)
