@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
+from attyguard.engine.state import ShellState
 from attyguard.engine.verdict import Action, Source, Verdict
 
 __all__ = ["DaemonClient", "Guard", "TrustStore"]
@@ -54,7 +55,8 @@ def _already_critical(verdict: Verdict) -> bool:
 class Guard:
     def __init__(
         self,
-        engine: Callable[[str], Verdict],
+        # engine(line) or engine(line, state): `classify` and `Engine.classify` take both.
+        engine: Callable[..., Verdict],
         trust: TrustStore | None = None,
         daemon: DaemonClient | None = None,
     ) -> None:
@@ -62,7 +64,8 @@ class Guard:
         self.trust = trust
         self.daemon = daemon
 
-    def decide(self, line: str) -> Verdict:
+    def decide(self, line: str, state: ShellState | None = None) -> Verdict:
+        """The verdict for `line`; `state` is the live shell's names the line uses."""
         start = time.perf_counter_ns()
         if self.trust is not None and self.trust.lookup(line):
             return Verdict(
@@ -80,7 +83,7 @@ class Guard:
                     self.daemon.report_block(verdict)
                 return verdict.with_source(Source.DAEMON)
             notes = ("daemon unavailable; in-process verdict",)
-        verdict = self.engine(line)
+        verdict = self.engine(line) if not state else self.engine(line, state)
         return replace(verdict, source=Source.LOCAL, notes=verdict.notes + notes)
 
     def remember(self, line: str, verdict: Verdict) -> None:

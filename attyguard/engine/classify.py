@@ -20,19 +20,22 @@ from dataclasses import dataclass
 from attyguard.engine.atoms import AtomMatcher
 from attyguard.engine.decode import Payload, find_payloads
 from attyguard.engine.matchers import Analysis
-from attyguard.engine.normalize import prefilter_text
-from attyguard.engine.parse import Limits, Parsed, Span, parse
+from attyguard.engine.normalize import DEFAULT_PROGRAMS, ProgramIndex, prefilter_text
+from attyguard.engine.parse import Finding, Limits, Parsed, Span, parse
 from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
+from attyguard.engine.state import ShellState
 from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict, combine_probabilities
 
 __all__ = [
     "BOUNDED_RULE_ID",
+    "ENGINE_RULES",
     "MAX_LINE",
     "UNAVAILABLE_RULE_ID",
     "Engine",
     "classify",
     "default_engine",
     "reset_default_engine",
+    "set_default_programs",
 ]
 
 MAX_LINE = 65_536  # characters; longer input is not parsed at all (warn, says why)
@@ -47,6 +50,7 @@ UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
 # (`cu${u}rl`). Each pattern is linear: this runs on every line.
 _FORCE_PARSE = re.compile(
     r"\$\(|`|\$\{[A-Za-z_]\w*:?-"
+    r"|(?:^|[;|&(]|\b(?:then|do|else|sudo|exec|env|command)\s)\s*+\"?\$[{A-Za-z_!(]"
     r"|(?:^|[\s;|&(])/[^\s;|&?*\[]*+[?*\[]"
     r"|[A-Za-z]\$(?:\{[A-Za-z_@*]|[A-Za-z_@*])"
 )
@@ -78,12 +82,61 @@ def _bounded_hit(reason: str, span: Span | None = None) -> RuleHit:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EngineRule:
+    """A rule the walk itself decides (parse.Finding kinds), not expressible as a pattern."""
+
+    id: str
+    title: str
+    severity: Severity
+    action: Action
+    probability: float
+    explanation: str
+    remediation: str
+
+
+# parse.Finding.kind -> the rule it raises. Every finding warns: each is a way to make
+# bash run something the line does not show, and each has everyday look-alikes.
+ENGINE_RULES: dict[str, EngineRule] = {
+    "dynamic-command": EngineRule(
+        "engine.dynamic-command", "Program name hidden behind an expansion",
+        Severity.MEDIUM, Action.WARN, 0.35,
+        "The program this line runs is only known when bash expands it (a variable, "
+        "substitution or pattern that attyguard cannot resolve), so the program cannot be judged.",
+        "Write the program's name literally, or check what the expansion holds before running."),
+    "hash-path": EngineRule(
+        "engine.hash-path", "Command name pointed at another program",
+        Severity.HIGH, Action.WARN, 0.6,
+        "`hash -p FILE NAME` makes every later `NAME` run FILE instead of the usual program: "
+        "a way to hijack a command you type.",
+        "Run the program by its path instead, or `hash -r` to forget the entry."),
+    "env-file": EngineRule(
+        "engine.env-file", "File run by every new shell",
+        Severity.MEDIUM, Action.WARN, 0.45,
+        "BASH_ENV (and ENV for sh) names a file that every non-interactive shell started "
+        "from here runs first: code stored in it runs unseen with later commands.",
+        "Unset it (`unset BASH_ENV ENV`) unless you know the file and need it."),
+}
+
+
+def _finding_hit(finding: Finding, outer_span: Span | None) -> RuleHit:
+    rule = ENGINE_RULES[finding.kind]
+    return RuleHit(
+        rule_id=rule.id, title=rule.title, severity=rule.severity, action=rule.action,
+        probability=rule.probability, explanation=rule.explanation,
+        remediation=rule.remediation,
+        span=outer_span if outer_span is not None else finding.span,
+        matched=finding.detail[:300],
+    )
+
+
 @dataclass(slots=True)
 class _Budget:
     """Work left for one line over all its decoded layers (mutable, per call)."""
 
     deadline: float
     analyses: int = 0
+    state: ShellState | None = None  # the live shell's names: decoded layers run there too
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +148,20 @@ class _Layer:
 class Engine:
     """A loaded rule set with its prefilter; `classify` is pure apart from the clock."""
 
-    def __init__(self, ruleset: RuleSet, limits: Limits | None = None) -> None:
+    def __init__(self, ruleset: RuleSet, limits: Limits | None = None,
+                 programs: ProgramIndex = DEFAULT_PROGRAMS) -> None:
         self.ruleset = ruleset
+        # Where a glob in a command word may point (engine/programs.py snapshots PATH).
+        self.programs = programs
         self.rules: tuple[Rule, ...] = ruleset.rules
         self.limits = limits or Limits()
         self.atoms = AtomMatcher([r.atoms for r in self.rules])
 
-    def classify(self, line: str) -> Verdict:
+    def classify(self, line: str, state: ShellState | None = None) -> Verdict:
+        """Judge `line` as bash will run it; `state` is the live shell's names it uses."""
         start = time.perf_counter_ns()
         try:
-            layer = self._classify(line)
+            layer = self._classify(line, state or None)
         except Exception as exc:
             layer = _Layer((_bounded_hit(f"internal error: {type(exc).__name__}: {exc}"),))
         hits = layer.hits
@@ -117,10 +174,10 @@ class Engine:
             notes=layer.notes,
         )
 
-    def _classify(self, line: str) -> _Layer:
+    def _classify(self, line: str, state: ShellState | None) -> _Layer:
         if len(line) > MAX_LINE:
             return _Layer((_bounded_hit(f"line longer than {MAX_LINE} characters"),))
-        budget = _Budget(time.monotonic() + self.limits.deadline_s)
+        budget = _Budget(time.monotonic() + self.limits.deadline_s, state=state)
         hits = self._analyse(line, 0, budget, None)
         # One hit per rule: the first (outermost) one explains it best.
         seen: set[str] = set()
@@ -134,17 +191,21 @@ class Engine:
     def _analyse(self, text: str, layer: int, budget: _Budget,
                  outer_span: Span | None) -> list[RuleHit]:
         candidates = self.atoms.candidates(prefilter_text(text))
-        if not candidates and not _needs_parse(text):
+        # With the shell's state, any word may be an alias, function or variable.
+        if not candidates and budget.state is None and not _needs_parse(text):
             return []
         if layer > 0:
             # Decoded layers share one budget, so nested payloads cannot multiply the work.
             budget.analyses += 1
             if budget.analyses > MAX_ANALYSES or time.monotonic() > budget.deadline:
                 return [_bounded_hit("too many decoded layers to analyse", outer_span)]
-        parsed = parse(text, self.limits, budget.deadline)
+        parsed = parse(text, self.limits, budget.deadline, state=budget.state,
+                       programs=self.programs)
         payloads = find_payloads(parsed) if parsed.commands else ()
         normalized = _normalized(parsed)
         extra = normalized.lower()
+        if parsed.redirects:  # targets resolved by the parse (`$a/tcp/…`) hold atoms too
+            extra += "\n" + " ".join(f"{r.op} {r.target}" for r in parsed.redirects).lower()
         if payloads:
             extra += "\n" + "\n".join(p.text.lower() for p in payloads)
         candidates |= self.atoms.candidates(extra)
@@ -152,6 +213,10 @@ class Engine:
         hits: list[RuleHit] = []
         if parsed.bounded is not None:
             hits.append(_bounded_hit(parsed.bounded, outer_span))
+        # A decoded text may be data for a program (`base64 -d <<< …`), not shell code:
+        # only a typed line (or a shell's text within it) shows a hidden program.
+        hits.extend(_finding_hit(f, outer_span) for f in parsed.findings
+                    if layer == 0 or f.kind != "dynamic-command")
         for index in sorted(candidates):
             rule = self.rules[index]
             try:
@@ -169,11 +234,12 @@ class Engine:
                 probability=rule.probability, explanation=rule.explanation,
                 remediation=rule.remediation, span=span, matched=matched[:300],
             ))
-        hits.extend(self._payload_hits(text, payloads, layer, budget, outer_span))
+        hits.extend(self._payload_hits(text, payloads, layer, budget, outer_span, parsed))
         return hits
 
     def _payload_hits(self, text: str, payloads: tuple[Payload, ...], layer: int,
-                      budget: _Budget, outer_span: Span | None) -> list[RuleHit]:
+                      budget: _Budget, outer_span: Span | None,
+                      parsed: Parsed) -> list[RuleHit]:
         hits: list[RuleHit] = []
         for payload in payloads:
             # Every decoded text is classified as shell text, whoever reads it: a python
@@ -187,8 +253,26 @@ class Engine:
             if payload.replaces and payload.replaces in text:
                 # `$(echo Y3VybA== | base64 -d) -s URL | sh`: put the decoded name back.
                 layer_text = text.replace(payload.replaces, payload.text.strip(), 1)
+            else:
+                # `exec 5<>$(echo L2Rl… | base64 -d)`: a decoded redirect target goes back
+                # into its redirection, so the line is judged with the file it opens.
+                target = _decoded_target(parsed, payload)
+                if target is not None and target in text:
+                    layer_text = text.replace(target, payload.text.strip(), 1)
             hits.extend(self._analyse(layer_text, layer + 1, budget, span))
         return hits
+
+
+def _decoded_target(parsed: Parsed, payload: Payload) -> str | None:
+    """The `$(…)` redirect target (as typed) the payload was decoded from, if any."""
+    start, end = payload.span
+    for red in parsed.redirects:
+        target = red.target
+        if not (target.startswith("$(") or target.startswith("`")) or "\n" in target:
+            continue
+        if red.span[0] < end and start < red.span[1]:
+            return target
+    return None
 
 
 def _normalized(parsed: Parsed) -> str:
@@ -214,6 +298,11 @@ def default_engine() -> Engine:
     return _DEFAULT
 
 
+def set_default_programs(programs: ProgramIndex) -> None:
+    """Resolve command-word globs against `programs` (a PATH snapshot made once by the caller)."""
+    default_engine().programs = programs
+
+
 def reset_default_engine() -> None:
     """Forget the cached engine (tests; `attyguard rules` after editing patterns/)."""
     global _DEFAULT, _DEFAULT_ERROR
@@ -221,10 +310,14 @@ def reset_default_engine() -> None:
     _DEFAULT_ERROR = None
 
 
-def classify(line: str) -> Verdict:
-    """Classify one command line with the shipped rules. Pure, bounded, never raises."""
+def classify(line: str, state: ShellState | None = None) -> Verdict:
+    """Classify one command line with the shipped rules. Pure, bounded, never raises.
+
+    `state` (the live shell's variables, aliases, functions…) makes the line
+    judged as bash will expand it.
+    """
     engine = default_engine()
-    verdict = engine.classify(line)
+    verdict = engine.classify(line, state)
     if _DEFAULT_ERROR is None:
         return verdict
     # Broken rule files must not turn into a silent allow-everything.

@@ -9,12 +9,14 @@ Everything here is pure and linear in the input.
 
 from __future__ import annotations
 
-import fnmatch
 import re
+from dataclasses import dataclass, field
 
 __all__ = [
+    "DEFAULT_PROGRAMS",
     "IFS_RE",
     "KNOWN_PROGRAMS",
+    "ProgramIndex",
     "command_basename",
     "decode_ansi_c",
     "decode_printf_escapes",
@@ -169,7 +171,7 @@ def prefilter_text(line: str) -> str:
 # Binaries attackers reach with glob paths (`/???/b??h`, `/u*/b*/n?`). The engine
 # is pure (no filesystem), so a glob is matched against this list of the usual
 # places rather than the disk. Order matters: the first match wins.
-_GLOB_DIRS = ("/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin")
+_GLOB_DIRS = ("/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin", "/usr/local/sbin")
 KNOWN_PROGRAMS = frozenset({
     "bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "curl",
     "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",
@@ -181,23 +183,97 @@ _GLOB_NAMES = (
     "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",
     "base64", "xxd", "openssl", "cat", "rm", "dd", "chmod", "chown", "crontab", "busybox",
     "id", "whoami", "uname", "tar", "gzip", "mkfifo", "mknod", "ssh", "scp", "env",
-    "passwd", "shadow", "sudo", "su",
+    "passwd", "shadow", "sudo", "su", "wipefs", "mkfs", "mkfs.ext4", "mkfs.xfs", "shred",
+    "blkdiscard", "fdisk", "sfdisk", "parted", "insmod", "modprobe", "rmmod", "nsenter",
+    "chattr", "useradd", "usermod", "userdel", "iptables", "nft", "setenforce", "kill",
+    "pkill", "killall", "systemctl", "crontab", "at", "nohup", "setsid", "python2", "pip",
+    "aria2c", "axel", "ftp", "tftp", "rsync", "sftp", "nmap", "tcpdump", "strace", "gdb",
+    "mv", "cp", "ln", "find", "xargs", "sed", "tr", "rev", "gunzip", "zcat", "xz",
 )
 _GLOB_FILES = {"/etc": ("passwd", "shadow", "sudoers", "hosts", "crontab")}
 _GLOB_CHARS = re.compile(r"[?*\[]")
 
 
-def resolve_glob_path(word: str) -> str | None:
-    """`/???/b??h` -> `/bin/bash` (first well-known path the glob matches), else None."""
-    if not word.startswith("/") or not _GLOB_CHARS.search(word) or len(word) > 64:
-        return None
-    if not _GLOB_CHARS.sub("", word.rsplit("/", 1)[-1]):
-        return None  # `/usr/bin/*` lists a directory; it does not name one program
-    directory, _, base = word.rpartition("/")
-    for known in (*_GLOB_DIRS, *_GLOB_FILES):
-        if not fnmatch.fnmatchcase(known, directory or "/"):
-            continue
-        for name in _GLOB_FILES.get(known, _GLOB_NAMES):
-            if fnmatch.fnmatchcase(name, base):
-                return f"{known}/{name}"
-    return None
+_POSIX_CLASSES = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "lower": "a-z", "upper": "A-Z",
+    "space": " \t\n", "blank": " \t", "punct": "!-/:-@[-`{-~", "xdigit": "0-9A-Fa-f",
+    "word": "a-zA-Z0-9_", "print": " -~", "graph": "!-~", "cntrl": "\x00-\x1f",
+}
+_POSIX_CLASS_RE = re.compile(r"\[:([a-z]+):\]")
+_GLOB_COMPONENT = re.compile(r"\[(?:!|\^)?\]?(?:\[:[a-z]+:\]|[^\]])*\]|[?*]|[^\[?*]+|\[")
+
+
+def _glob_regex(component: str) -> str:
+    """One path component of a bash glob as a regex: `*`/`?` never cross a `/`."""
+    out: list[str] = []
+    for m in _GLOB_COMPONENT.finditer(component):
+        tok = m.group(0)
+        if tok == "*":
+            out.append("[^/]*")
+        elif tok == "?":
+            out.append("[^/]")
+        elif tok.startswith("[") and len(tok) > 2 and tok.endswith("]"):
+            body = tok[1:-1]
+            negate = body[:1] in ("!", "^")
+            body = body[1:] if negate else body
+            body = _POSIX_CLASS_RE.sub(lambda c: _POSIX_CLASSES.get(c.group(1), ""), body)
+            body = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
+            if not body:
+                return "(?!)"
+            out.append(("[^" if negate else "[") + body + "]")
+        else:
+            out.append(re.escape(tok))
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class ProgramIndex:
+    """The program paths a glob in a command word may name: data, so the engine does no I/O.
+
+    The default is a static table of the usual places and the programs attackers
+    reach with globs; a caller may build one once from a snapshot of PATH.
+    """
+
+    paths: tuple[str, ...]
+    _joined: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # bash sorts a glob's matches: the first one sorted is the program that runs.
+        paths = tuple(sorted(set(self.paths)))
+        object.__setattr__(self, "paths", paths)
+        object.__setattr__(self, "_joined", "\n".join(paths) + "\n")
+
+    def matches(self, word: str, limit: int = 2) -> list[str]:
+        """The first `limit` paths (sorted, as bash orders them) the glob `word` matches."""
+        if not word.startswith("/") or not _GLOB_CHARS.search(word) or len(word) > 128:
+            return []
+        if not _GLOB_CHARS.sub("", word.rsplit("/", 1)[-1]):
+            return []  # `/usr/bin/*` lists a directory; it does not name one program
+        try:
+            pattern = re.compile(
+                "^" + "/".join(_glob_regex(c) for c in word.split("/")) + "$", re.MULTILINE)
+        except re.error:
+            return []
+        # C-speed scans over all paths (one per line), not a Python loop per path.
+        out: list[str] = []
+        for m in pattern.finditer(self._joined):
+            out.append(m.group(0))
+            if len(out) >= limit:
+                break
+        return out
+
+    def resolve(self, word: str) -> str | None:
+        """`/u?r/s?in/wip?fs` -> `/usr/sbin/wipefs`: the first path the glob matches."""
+        found = self.matches(word, 1)
+        return found[0] if found else None
+
+
+DEFAULT_PROGRAMS = ProgramIndex(
+    tuple(f"{d}/{n}" for d in _GLOB_DIRS for n in _GLOB_NAMES)
+    + tuple(f"{d}/{n}" for d, names in _GLOB_FILES.items() for n in names)
+)
+
+
+def resolve_glob_path(word: str, programs: ProgramIndex = DEFAULT_PROGRAMS) -> str | None:
+    """`/???/b??h` -> `/bin/bash` (first known path the glob matches), else None."""
+    return programs.resolve(word)

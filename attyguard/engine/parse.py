@@ -26,19 +26,24 @@ from dataclasses import dataclass, field
 import tree_sitter
 import tree_sitter_bash
 
+from attyguard.engine.expand import ARRAY_JOIN, Scope, expand_parameter
 from attyguard.engine.normalize import (
+    DEFAULT_PROGRAMS,
     KNOWN_PROGRAMS,
+    ProgramIndex,
     command_basename,
     decode_ansi_c,
+    decode_printf_escapes,
     prepass,
-    resolve_glob_path,
     unescape_double,
     unescape_unquoted,
 )
+from attyguard.engine.state import EMPTY_STATE, ShellState
 
 __all__ = [
     "SHELLS",
     "Command",
+    "Finding",
     "Limits",
     "Parsed",
     "Redirect",
@@ -59,6 +64,9 @@ class Word:
     value: str
     span: Span
     dynamic: bool = False
+    # A dynamic word of an everyday form: `"$@"`, `$EDITOR`, `${JAVA}`, `$(pyenv init -)`
+    # (a program's output, the program judged on its own). Not reported as hidden.
+    everyday: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,20 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """Something the walk saw that no pattern can express; classify turns it into a hit.
+
+    kinds: "dynamic-command" (a command word whose value stays unknown), "hash-path"
+    (`hash -p FILE name`: a name pointed at an unusual program), "env-file"
+    (BASH_ENV/ENV: the next shell runs that file).
+    """
+
+    kind: str
+    detail: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Parsed:
     commands: tuple[Command, ...]  # execution order, all nesting levels
     pipelines: tuple[tuple[Command, ...], ...]  # data-flow order; includes $(…)/<(…) feeds
@@ -97,6 +119,7 @@ class Parsed:
     scripts: tuple[tuple[str, str, Span], ...] = ()  # (interpreter, text, span) non-shell bodies
     bounded: str | None = None  # why analysis stopped early, if it did
     has_error: bool = False
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +172,42 @@ _WRAPPERS: dict[str, frozenset[str]] = {
 _WRAPPER_POSITIONALS = {"timeout": 1, "chroot": 1, "taskset": 1, "flock": 1}
 _EVAL_LIKE = frozenset({"eval"})
 _SU_LIKE = frozenset({"su", "runuser", "sudo", "script", "flock"})  # `su -c STRING`
-_IFS_SENTINEL = "\ue000"
+_IFS_SENTINEL = ARRAY_JOIN
 _MAX_LEVEL = 150
+
+
+@dataclass(frozen=True, slots=True)
+class _Assigned:
+    """One evaluated `name=value` / `name+=value` / `name=(…)` / `name[i]=value`."""
+
+    text: str  # `name=value` after expansion (arrays: `name=(a b)`)
+    name: str  # the variable (without a subscript)
+    index: str | None  # `a[1]=x`: "1"
+    value: str | None  # None when unknowable
+    elements: tuple[str, ...] | None  # `name=(…)`: the elements, None when not an array
+    append: bool
+    pre: tuple[Command, ...]
+    post: tuple[Command, ...]
+
+
+MAX_EXPANSIONS = 32  # alias and function bodies walked for one line
+# Variables whose value is code bash runs later, or a file the next shell runs.
+_CODE_VARIABLES = frozenset({"PROMPT_COMMAND"})
+_FILE_VARIABLES = frozenset({"BASH_ENV", "ENV"})
+# A command word that is one of these, unknown, is everyday: positional parameters
+# (`"$@"`), and upper-case names, the convention for the environment and for a
+# script's settings (`$EDITOR file`, `${JAVA} -jar`, `$CC -o x x.c`). A lower-case
+# name the shell's state does not resolve (`$cmd`) is not.
+_QUIET_DYNAMIC = re.compile(r"\$(?:[@*#0-9]|[A-Z][A-Z0-9_]*+|\{(?:[@*#0-9]+|[A-Z][A-Z0-9_]*+)\})")
+_HAS_EXPANSION = re.compile(r"\$[{A-Za-z_(@*0-9!#']|`")
+# Programs that turn text into other text: `$(… | rev)` in command position builds a
+# program name, where `$(pyenv init -)` only runs pyenv (which is judged on its own).
+_TRANSFORMERS = frozenset({
+    "echo", "printf", "base64", "base32", "basenc", "xxd", "od", "hexdump", "rev", "tr",
+    "sed", "awk", "gawk", "mawk", "cut", "head", "tail", "perl", "python", "python3",
+    "ruby", "node", "php", "openssl", "gzip", "gunzip", "zcat", "bzip2", "xz", "iconv",
+    "dd", "paste", "fold", "sort", "uniq", "history", "fc", "compgen", "tac", "grep",
+})
 
 
 class _Bounded(Exception):
@@ -174,8 +231,45 @@ class _State:
     redirects: list[Redirect] = field(default_factory=list)
     scripts: list[tuple[str, str, Span]] = field(default_factory=list)
     has_error: bool = False
-    # Variables assigned earlier in the line with a constant value (`a=cu; b=rl; $a$b`).
-    variables: dict[str, str] = field(default_factory=dict)
+    # The live shell's names (aliases, functions, variables…) the line may use.
+    shell: ShellState = EMPTY_STATE
+    programs: ProgramIndex = DEFAULT_PROGRAMS  # where a glob in a command word may point
+    globs: int = 0  # glob words resolved for this line (each is a scan of `programs`)
+    # Variables assigned earlier in the line (`a=cu; b=rl; $a$b`): None = assigned
+    # something unknowable, which hides the shell's value too.
+    variables: dict[str, str | None] = field(default_factory=dict)
+    arrays: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    positional: tuple[str, ...] | None = None  # `$1…` while walking a called function's body
+    functions: dict[str, str] = field(default_factory=dict)  # defined earlier in the line
+    calls: list[str] = field(default_factory=list)  # aliases/functions being expanded now
+    expansions: int = 0  # alias and function bodies walked for this line
+    findings: list[Finding] = field(default_factory=list)
+    scope: Scope = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scope = Scope(self.scalar, self.array, _ENVIRONMENT_DEFAULTS)
+
+    def scalar(self, name: str) -> str | None:
+        if name.isdigit():
+            if self.positional is None:
+                return None
+            i = int(name)
+            if i == 0:
+                return None
+            return self.positional[i - 1] if i <= len(self.positional) else ""
+        if name in self.variables:
+            return self.variables[name]
+        if name in self.arrays:
+            return None
+        return self.shell.variables.get(name)
+
+    def array(self, name: str) -> dict[str, str] | None:
+        if name in self.arrays:
+            return self.arrays[name]
+        if name in self.variables:
+            return None
+        found = self.shell.arrays.get(name)
+        return None if found is None else dict(found)
 
     def tick(self) -> None:
         self.nodes += 1
@@ -303,15 +397,26 @@ class _Walker:
             ]
             inner: list[Command] = []
             values: list[str] = []
+            stored: list[Command] = []
             for part in parts:
-                value, dynamic, feeding, _post = self.word_value(part)
-                self.remember(value, dynamic)
-                inner.extend(feeding)
-                values.append(value)
+                assigned = self.assignment(part)
+                self.remember(assigned)
+                stored.extend(self.stored_code(assigned, self.span(part)))
+                inner.extend(assigned.pre)
+                values.append(assigned.text)
             cmd = Command("", "", (), self.span(node), assignments=tuple(values),
                           depth=self.depth, inside=self.inside)
             self.state.commands.append(cmd)
-            return [*inner, cmd]
+            return [*inner, cmd, *stored]
+        if kind == "function_definition":
+            # Remember it for a call later in the line; its body is judged here as if it ran.
+            name_node = node.child_by_field_name("name")
+            if name_node is not None:
+                self.state.functions[self.text(name_node)] = self.text(node)
+        elif kind == "for_statement":
+            var = node.child_by_field_name("variable")
+            if var is not None:  # the loop variable takes values the engine does not track
+                self.state.variables[self.text(var)] = None
         if kind == "ERROR":
             self.state.has_error = True
         out = []
@@ -347,6 +452,7 @@ class _Walker:
 
     def declaration(self, node: tree_sitter.Node, in_pipeline: bool) -> list[Command]:
         pre: list[Command] = []
+        stored: list[Command] = []
         words: list[Word] = []
         name = ""
         for child in node.children:
@@ -356,17 +462,26 @@ class _Walker:
                     name = self.text(child)
                 continue
             if child.type == "variable_assignment":
-                value, _dyn, inner, _post = self.word_value(child)
-                pre.extend(inner)
-                words.append(Word(value, self.span(child)))
+                assigned = self.assignment(child)
+                pre.extend(assigned.pre)
+                if name != "local" or self.state.positional is not None:
+                    self.remember(assigned)
+                stored.extend(self.stored_code(assigned, self.span(child)))
+                words.append(Word(assigned.text, self.span(child)))
             else:
                 value, dyn, inner, _post = self.word_value(child)
                 pre.extend(inner)
                 words.append(Word(value, self.span(child), dyn))
+        if name == "export" and any(w.value == "-n" for w in words):
+            stored = []  # `export -n`: takes the export away
         cmd = Command(name, name, tuple(words), self.span(node), depth=self.depth,
                       inside=self.inside)
         self.state.commands.append(cmd)
-        flow = [*pre, cmd]
+        if name == "unset":
+            for w in words:
+                if not w.value.startswith("-"):
+                    self.state.variables[w.value] = None
+        flow = [*pre, cmd, *stored]
         if not in_pipeline and pre:
             self.state.pipelines.append(tuple(flow))
         return flow
@@ -382,21 +497,32 @@ class _Walker:
         assignments: list[str] = []
         words: list[Word] = []
         reds_nodes = [*(redirect_nodes or ()), *self.pending.pop(node.id, ())]
+        aliased = self.alias_text(node, reds_nodes)
+        if aliased is not None:
+            return self.reparse(aliased[0], self.span(node), aliased[1], in_pipeline)
+        assigned_list: list[_Assigned] = []
+        last_word: tree_sitter.Node | None = None
         for child in node.named_children:
             self.state.tick()
             kind = child.type
             if kind == "variable_assignment":
-                value, _dyn, inner, after = self.word_value(child)
-                assignments.append(value)
-                pre.extend(inner)
-                post.extend(after)
+                assigned = self.assignment(child)
+                assigned_list.append(assigned)
+                assignments.append(assigned.text)
+                pre.extend(assigned.pre)
+                post.extend(assigned.post)
             elif kind.endswith("redirect"):
                 reds_nodes.append(child)
             elif kind == "command_name":
                 for sub in child.named_children:
                     self.add_words(sub, words, pre, post)
+                    last_word = sub
+            elif last_word is not None and _glued(last_word, child) and words:
+                words[-1] = self.glue(words[-1], child, pre, post)
+                last_word = child
             else:
                 self.add_words(child, words, pre, post)
+                last_word = child
         extra_scripts: list[tuple[str, Span]] = []
         name_guess = command_basename(words[0].value) if words else ""
         reds: list[Redirect] = []
@@ -407,9 +533,11 @@ class _Walker:
             post.extend(after)
             if red.op in ("<<", "<<-", "<<<"):
                 extra_scripts.append((red.target, red.span))
-        if not words:
-            for assignment in assignments:
-                self.remember(assignment, False)
+        for assigned in assigned_list:
+            if not words:
+                self.remember(assigned)
+            # `BASH_ENV=F bash -c true`, `PROMPT_COMMAND=… bash -i`: the command runs it.
+            post.extend(self.stored_code(assigned, self.span(node), exported=bool(words)))
         cmds = self.unwrap(words, tuple(reds), tuple(assignments), self.span(node))
         for cmd in cmds:
             self.state.commands.append(cmd)
@@ -417,6 +545,9 @@ class _Walker:
         flow = [*pre, *cmds, *post]
         # Text a shell will run: `bash -c STR`, `eval STR`, `su -c STR`, `sh <<<STR`.
         nested: list[Command] = []
+        if cmds:
+            self.builtin_effects(cmds[0])
+            nested.extend(self.call(cmds[0], words))
         for cmd in cmds:
             for text, span, interp in self.inline_scripts(cmd, extra_scripts):
                 if interp in SHELLS or interp in _EVAL_LIKE or interp in _SU_LIKE:
@@ -456,8 +587,23 @@ class _Walker:
                 if "=" in w.value:
                     out.append((w.value.split("=", 1)[1], w.span, "eval"))
             return out
-        if name == "trap" and argv and not argv[0].value.startswith("-"):
-            out.append((argv[0].value, argv[0].span, "eval"))
+        if name == "trap":
+            rest = argv[1:] if argv and argv[0].value == "--" else argv
+            if rest and not rest[0].value.startswith("-"):
+                out.append((rest[0].value, rest[0].span, "eval"))
+            return out
+        if name == "bind":  # bind -x '"\C-t": CODE': CODE runs on that key
+            for i, w in enumerate(argv[:-1]):
+                if w.value == "-x" or (w.value.startswith("-") and "x" in w.value[1:]
+                                       and not w.value.startswith("--")):
+                    code = _bind_command(argv[i + 1].value)
+                    if code:
+                        out.append((code, argv[i + 1].span, "eval"))
+            return out
+        if name in ("complete", "compgen"):  # complete -C CMD: CMD runs on Tab
+            for i, w in enumerate(argv[:-1]):
+                if w.value == "-C":
+                    out.append((argv[i + 1].value, argv[i + 1].span, "eval"))
             return out
         if name == "watch" and len(argv) == 1 and " " in argv[0].value:
             out.append((argv[0].value, argv[0].span, "eval"))  # watch 'cmd | cmd'
@@ -563,6 +709,23 @@ class _Walker:
         path = words[i].value
         if words[i].dynamic and "$" in path:
             path = _without_unknown_expansions(path)
+        if (words[i].dynamic and path == words[i].value and not words[i].everyday
+                and _HAS_EXPANSION.search(path)):
+            # Still unknown after every resolution, and it runs: the program is hidden.
+            self.state.findings.append(Finding(
+                "dynamic-command", f"the program run is only known when the line runs: {path}",
+                words[i].span))
+        elif not words[i].dynamic and path.startswith("/") and _GLOB_CHARS.search(path):
+            self.state.findings.append(Finding(
+                "dynamic-command", f"the pattern {path} names no program attyguard knows",
+                words[i].span))
+        elif (not words[i].dynamic and "/" not in path and path in self.state.shell.hashed
+              and path not in self.state.shell.functions and path not in self.state.functions):
+            hashed = self.state.shell.hashed[path]  # `hash -p FILE name`, set before
+            if _unusual_program(hashed, path):
+                self.state.findings.append(Finding(
+                    "hash-path", f"`{path}` runs {hashed} (hash -p)", words[i].span))
+            path = hashed
         name = command_basename(path)
         args = tuple(words[i + 1 :])
         if name == "find":
@@ -594,10 +757,28 @@ class _Walker:
         pre.extend(inner)
         post.extend(after)
         span = self.span(node)
-        if node.type == "word" and "/" in value:
-            resolved = resolve_glob_path(value)  # an unquoted glob: bash expands it
-            if resolved is not None:
-                value = resolved
+        if dynamic:  # a command word (here, or after find -exec/xargs): an everyday form?
+            everyday = _everyday_dynamic(node, self.text(node), inner)
+            if everyday:
+                words.append(Word(value, span, dynamic, everyday=True))
+                return
+        if (node.type in ("word", "concatenation") and "/" in value and not dynamic
+                and _UNQUOTED_GLOB.fullmatch(self.text(node))
+                and self.state.globs < _MAX_GLOBS):
+            self.state.globs += 1
+            found = self.state.programs.matches(value)  # an unquoted glob: bash expands it
+            if found:
+                if len(found) > 1 and not words:
+                    # The first match runs with the others as its arguments: which ones
+                    # depends on the disk, so the program is not known.
+                    self.state.findings.append(Finding(
+                        "dynamic-command", f"the pattern {value} names several programs",
+                        span))
+                value = found[0]
+        if not dynamic and node.type in ("simple_expansion", "expansion") and (
+                " " in value or "\t" in value or "\n" in value):
+            # An unquoted expansion is split into words (default IFS).
+            value = _IFS_SENTINEL.join(value.split())
         if _IFS_SENTINEL in value:
             for part in value.split(_IFS_SENTINEL):
                 if part:
@@ -665,26 +846,198 @@ class _Walker:
             inner_cmds.extend(self.visit(child))
         return self.text(node), True, inner_cmds, []
 
-    def remember(self, assignment: str, dynamic: bool) -> None:
-        name, _, value = assignment.partition("=")
-        if dynamic or not name.isidentifier() or _IFS_SENTINEL in value:
-            self.state.variables.pop(name, None)
-        else:
-            self.state.variables[name] = value
+    def assignment(self, node: tree_sitter.Node) -> _Assigned:
+        name_node = node.child_by_field_name("name")
+        value_node = node.child_by_field_name("value")
+        append = any(not c.is_named and self.text(c) == "+=" for c in node.children)
+        op = "+=" if append else "="
+        if name_node is None:
+            value, _dyn, pre, post = self.word_value(node)
+            return _Assigned(value, "", None, None, None, append, tuple(pre), tuple(post))
+        index: str | None = None
+        name = self.text(name_node)
+        if name_node.type == "subscript":
+            base = name_node.child_by_field_name("name")
+            idx = name_node.child_by_field_name("index")
+            name = self.text(base) if base is not None else name
+            index = self.text(idx) if idx is not None else None
+        shown = name if index is None else f"{name}[{index}]"
+        if value_node is None:
+            return _Assigned(f"{shown}{op}", name, index, "", None, append, (), ())
+        if value_node.type == "array":
+            elements: list[str] = []
+            feeding: list[Command] = []
+            fed: list[Command] = []
+            known = True
+            for child in value_node.named_children:
+                v, d, i, p = self.word_value(child)
+                feeding.extend(i)
+                fed.extend(p)
+                known = known and not d
+                elements.extend(e for e in v.split(_IFS_SENTINEL) if e or v == "")
+            text = f"{shown}{op}(" + " ".join(elements) + ")"
+            return _Assigned(text, name, index, None, tuple(elements) if known else None,
+                             append, tuple(feeding), tuple(fed))
+        value, dyn, pre, post = self.word_value(value_node)
+        return _Assigned(f"{shown}{op}{value.replace(_IFS_SENTINEL, ' ')}", name, index,
+                         None if dyn else value.replace(_IFS_SENTINEL, " "), None, append,
+                         tuple(pre), tuple(post))
+
+    def remember(self, a: _Assigned) -> None:
+        """Record an assignment that persists, so later words of the line expand with it."""
+        if not a.name.isidentifier():
+            return
+        st = self.state
+        if a.elements is not None or (a.index is not None and a.value is not None):
+            old = st.scope.array(a.name) if (a.append or a.index is not None) else None
+            arr = dict(old or {})
+            if a.elements is not None:
+                start = max((int(k) for k in arr if k.isdigit()), default=-1) + 1
+                arr.update({str(start + k): v for k, v in enumerate(a.elements)})
+            else:
+                assert a.index is not None and a.value is not None
+                arr[a.index.strip("'\"")] = a.value
+            st.arrays[a.name] = arr
+            st.variables.pop(a.name, None)
+            return
+        if a.value is None or a.index is not None:
+            st.variables[a.name] = None
+            st.arrays.pop(a.name, None)
+            return
+        old_value = st.scalar(a.name) if a.append else ""
+        st.variables[a.name] = None if old_value is None else old_value + a.value
+        st.arrays.pop(a.name, None)
+
+    def stored_code(self, a: _Assigned, span: Span, exported: bool = True) -> list[Command]:
+        """Code an assignment stores for later (PROMPT_COMMAND), judged as if it ran now."""
+        if a.name in _CODE_VARIABLES:
+            texts = a.elements if a.elements is not None else (a.value,)
+            out: list[Command] = []
+            for text in texts:
+                if text:
+                    out.extend(self.nested(text, span, (a.name,)))
+            return out
+        # ENV=production is everyday; ENV=/path/file is a file the next shell runs.
+        if a.name in _FILE_VARIABLES and a.value and exported and (
+                a.name == "BASH_ENV" or a.value.startswith(("~", ".", "$")) or "/" in a.value):
+            self.state.findings.append(Finding(
+                "env-file", f"{a.name}={a.value}: the next shell started runs this file", span))
+        return []
+
+    def alias_text(self, node: tree_sitter.Node,
+                   reds_nodes: list[tree_sitter.Node]) -> tuple[str, list[str]] | None:
+        """The command's text with its alias(es) replaced, as bash's reader does it."""
+        aliases = self.state.shell.aliases
+        if not aliases:
+            return None
+        name_node = node.child_by_field_name("name")
+        if name_node is None or len(name_node.named_children) != 1:
+            return None
+        word = name_node.named_children[0]
+        first = self.text(word)
+        if word.type != "word" or first not in aliases or first in self.state.calls:
+            return None
+        end = max([node.end_byte, *(r.end_byte for r in reds_nodes)])
+        head = self.src[node.start_byte : word.start_byte].decode("utf-8", "replace")
+        rest = self.src[word.end_byte : end].decode("utf-8", "replace")
+        used = [first]
+        value = aliases[first]
+        text = value
+        # A value ending in a blank makes bash check the next word for an alias too.
+        while value[-1:] in (" ", "\t") and len(used) < MAX_EXPANSIONS:
+            m = _NEXT_WORD.match(rest)
+            if m is None or m.group(2) not in aliases or m.group(2) in used:
+                break
+            used.append(m.group(2))
+            value = aliases[m.group(2)]
+            text += m.group(1) + value
+            rest = rest[m.end():]
+        return head + text + rest, used
+
+    def reparse(self, text: str, span: Span, names: list[str],
+                in_pipeline: bool) -> list[Command]:
+        """Walk alias-expanded text in place of the command (same depth: it runs here)."""
+        st = self.state
+        st.expansions += 1
+        if st.expansions > MAX_EXPANSIONS:
+            raise _Bounded(f"more than {MAX_EXPANSIONS} aliases or functions expanded")
+        src = _source(text)
+        tree = _parse_bytes(src, st.deadline)
+        walker = _Walker(src, st, self.depth, span, self.inside)
+        st.calls.extend(names)
+        try:
+            root = tree.root_node
+            if in_pipeline and len(root.named_children) == 1:
+                return walker.visit(root.named_children[0], in_pipeline)
+            return walker.visit(root)
+        finally:
+            del st.calls[len(st.calls) - len(names):]
+
+    def call(self, cmd: Command, words: list[Word]) -> list[Command]:
+        """A call of a function: its body judged with `$1…` bound to the arguments."""
+        if cmd.wrappers or not words or words[0].dynamic or "/" in cmd.path:
+            return []
+        st = self.state
+        body = st.functions.get(cmd.path)
+        if body is None:
+            body = st.shell.functions.get(cmd.path)
+        if body is None or cmd.path in st.calls:
+            return []  # a recursive call: its body is being judged already
+        st.expansions += 1
+        if st.expansions > MAX_EXPANSIONS:
+            raise _Bounded(f"more than {MAX_EXPANSIONS} aliases or functions expanded")
+        saved = st.positional
+        st.positional = cmd.argv
+        st.calls.append(cmd.path)
+        try:
+            return self.nested(body, cmd.span, ("function",))
+        finally:
+            st.calls.pop()
+            st.positional = saved
+
+    def builtin_effects(self, cmd: Command) -> None:
+        """Builtins that set variables (`printf -v`, `read`) or re-point names (`hash -p`)."""
+        argv = cmd.argv
+        st = self.state
+        if cmd.name == "printf" and len(argv) >= 3 and argv[0] == "-v":
+            value = _printf_value(argv[2], argv[3:]) if not cmd.args[2].dynamic else None
+            if not any(w.dynamic for w in cmd.args[3:]) and value is not None:
+                st.variables[argv[1]] = value
+            else:
+                st.variables[argv[1]] = None
+        elif cmd.name in ("read", "mapfile", "readarray"):
+            names = [a for a in argv if a.isidentifier()]
+            for a in names or ["REPLY"]:
+                st.variables[a] = None
+        elif cmd.name == "hash" and "-p" in argv:
+            i = argv.index("-p")
+            if i + 2 < len(argv) + 1 and i + 1 < len(argv):
+                path = argv[i + 1]
+                names = [a for a in argv[i + 2 :] if not a.startswith("-")]
+                for name in names:
+                    if _unusual_program(path, name):
+                        st.findings.append(Finding(
+                            "hash-path", f"hash -p {path} {name}: `{name}` will run {path}",
+                            cmd.span))
+
+    def glue(self, word: Word, node: tree_sitter.Node, pre: list[Command],
+             post: list[Command]) -> Word:
+        """Join a word tree-sitter split off (`$d/$t/x` parses as `$d/$` + `t/x`)."""
+        value, dyn, inner, after = self.word_value(node)
+        pre.extend(inner)
+        post.extend(after)
+        span = (word.span[0], self.span(node)[1]) if self.outer is None else word.span
+        m = _IDENT.match(value) if word.value.endswith("$") else None
+        if m is not None:
+            known = self.expand("$" + m.group(0))
+            if known is None:
+                return Word(word.value + value, span, True)
+            return Word(word.value[:-1] + known + value[m.end():], span, word.dynamic or dyn)
+        return Word(word.value + value, span, word.dynamic or dyn)
 
     def expand(self, text: str) -> str | None:
-        """The value of `$v`, `${v}`, `${v:-word}` when the line itself decides it."""
-        m = _EXPANSION_RE.fullmatch(text)
-        if m is None:
-            return None
-        name = m.group(1) or m.group(2)
-        value = self.state.variables.get(name)
-        if value is not None:
-            return value
-        default = m.group(4)
-        if default is not None and name not in _ENVIRONMENT_DEFAULTS:
-            return unescape_unquoted(default.strip("'\""))
-        return None
+        """The value of a parameter expansion when the line or the shell's state decides it."""
+        return expand_parameter(text, self.state.scope)
 
     def redirect(
         self, node: tree_sitter.Node, command: str
@@ -695,6 +1048,7 @@ class _Walker:
         pre: list[Command] = []
         post: list[Command] = []
         body_parts: list[str] = []
+        last: tree_sitter.Node | None = None
         for child in node.children:
             self.state.tick()
             kind = child.type
@@ -722,17 +1076,116 @@ class _Walker:
                 target = value
                 pre.extend(inner)
                 post.extend(after)
+                last = child
+            elif last is not None and _glued(last, child):
+                target = self.glue(Word(target, self.span(last)), child, pre, post).value
+                last = child
         if op in ("<<", "<<-"):
             target = "".join(body_parts)
         return Redirect(op, target, self.span(node), fd, command), pre, post
 
 
-_EXPANSION_RE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)(:?-(.*))?\})", re.DOTALL)
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+_WORDISH = frozenset({"word", "concatenation", "simple_expansion", "expansion", "string",
+                      "raw_string", "number", "ansi_c_string"})
+
+
+def _glued(prev: tree_sitter.Node, node: tree_sitter.Node) -> bool:
+    """Two word nodes with nothing between them: one word to bash."""
+    return (prev.end_byte == node.start_byte and prev.type in _WORDISH
+            and node.type in _WORDISH)
+
+
+_UNQUOTED_GLOB = re.compile(r"[^'\"\\$`]*[?*\[][^'\"\\$`]*")
+_GLOB_CHARS = re.compile(r"[?*\[]")
+_MAX_GLOBS = 64  # per line; beyond, globs stay as typed (and a glob command word warns)
+_NEXT_WORD = re.compile(r"(\s*)([^\s;|&<>()'\"\\$`]+)")
+_PROGRAM_DIRS = ("/bin/", "/usr/bin/", "/usr/local/bin/", "/sbin/", "/usr/sbin/",
+                 "/usr/local/sbin/", "/usr/games/", "/snap/bin/")
+
+
+def _unusual_program(path: str, name: str) -> bool:
+    """`hash -p /tmp/x ls`: a name pointed somewhere other than its usual program."""
+    if command_basename(path) != name:
+        return True
+    return not path.startswith(_PROGRAM_DIRS)
+
+
+_PRINTF_FORMAT = re.compile(r"%(?:%|s|b|d|q)")
+
+
+def _printf_value(fmt: str, args: tuple[str, ...]) -> str | None:
+    """What `printf -v v FMT ARGS…` stores, for %s/%b/%d/%q formats and escapes."""
+    if "%" in _PRINTF_FORMAT.sub("", fmt):
+        return None
+    pieces = _PRINTF_FORMAT.split(fmt)
+    specs = _PRINTF_FORMAT.findall(fmt)
+    n = sum(1 for s in specs if s != "%%")
+    if n == 0:
+        return decode_printf_escapes(fmt)
+    out: list[str] = []
+    queue = list(args) or [""]
+    rounds = 0
+    while queue and rounds < 64:  # the format is reused while arguments remain
+        rounds += 1
+        for piece, spec in zip(pieces, [*specs, ""], strict=True):
+            out.append(decode_printf_escapes(piece))
+            if spec == "%%":
+                out.append("%")
+            elif spec:
+                arg = queue.pop(0) if queue else ""
+                out.append(decode_printf_escapes(arg) if spec == "%b" else arg)
+        if not args:
+            break
+    return "".join(out)
 # Variables whose value comes from the environment: a default is not their value.
 _ENVIRONMENT_DEFAULTS = frozenset({"HOME", "PATH", "USER", "SHELL", "PWD", "TMPDIR", "LANG"})
 
 
 _UNKNOWN_EXPANSION_RE = re.compile(r"\$(?:\{[A-Za-z_@*][^}]*\}|[A-Za-z_]\w*|[@*])")
+
+
+def _everyday_dynamic(node: tree_sitter.Node, text: str, inner: list[Command]) -> bool:
+    """A command word whose value is unknown but whose form is ordinary (see _QUIET_DYNAMIC)."""
+    if node.type == "string" and len(node.named_children) == 1:
+        node = node.named_children[0]
+        text = text[1:-1]
+    if node.type in ("simple_expansion", "expansion"):
+        return _QUIET_DYNAMIC.fullmatch(text) is not None
+    if node.type in ("concatenation", "string") and node.named_children:
+        # `$JAVA_HOME/bin/java`, `"$dir/run.sh"`: the directory is unknown, the program's
+        # name is not (rules see it as the command's name).
+        last = node.named_children[-1]
+        tail = text[last.start_byte - node.start_byte:] if node.type == "concatenation" else ""
+        if node.type == "string":
+            tail = text[text.rfind("}") + 1 if "}" in text else text.rfind("$") + 1:]
+            tail = tail if not _HAS_EXPANSION.search(tail) else ""
+        if last.type in ("word", "string_content") and "/" in tail:
+            base = tail.rstrip('"').rsplit("/", 1)[-1]
+            return bool(base) and not _GLOB_CHARS.search(base) and "$" not in base
+    if node.type == "command_substitution":
+        return bool(inner) and not any(c.name in _TRANSFORMERS or c.name == "" or
+                                       (c.args and c.args[0].dynamic and c.path == "")
+                                       for c in inner)
+    return False
+
+
+def _bind_command(spec: str) -> str:
+    """The shell command of a `bind -x` spec: `"\\C-t": cmd` or `\\C-t: cmd`."""
+    if spec.startswith('"'):
+        end = spec.find('"', 1)
+        while end > 0 and spec[end - 1] == "\\":
+            end = spec.find('"', end + 1)
+        rest = spec[end + 1 :] if end > 0 else ""
+    else:
+        rest = spec[spec.find(":"):] if ":" in spec else ""
+    rest = rest.lstrip()
+    if not rest.startswith(":"):
+        return ""
+    code = rest[1:].strip()
+    if len(code) >= 2 and code[0] == code[-1] and code[0] in "'\"":
+        code = code[1:-1]
+    return code
 
 
 def _without_unknown_expansions(path: str) -> str:
@@ -781,29 +1234,33 @@ _INLINE_CODE_FLAGS: dict[str, frozenset[str]] = {
 
 
 def parse(line: str, limits: Limits | None = None, deadline: float | None = None,
-          clock: Callable[[], float] = time.monotonic) -> Parsed:
+          clock: Callable[[], float] = time.monotonic,
+          state: ShellState | None = None,
+          programs: ProgramIndex = DEFAULT_PROGRAMS) -> Parsed:
     """Parse one command line. Never raises for any str; bounds are reported in `bounded`.
 
     `deadline` (a `time.monotonic()` instant) lets a caller share one budget
-    between the line and its decoded layers.
+    between the line and its decoded layers. `state` is the live shell's names
+    the line may use: the line is walked as bash will expand it.
     """
     limits = limits or Limits()
-    state = _State(limits, deadline if deadline is not None else clock() + limits.deadline_s)
+    work = _State(limits, deadline if deadline is not None else clock() + limits.deadline_s,
+                  shell=state or EMPTY_STATE, programs=programs)
     bounded: str | None = None
     try:
         src = _source(line)
-        tree = _parse_bytes(src, state.deadline)
-        _Walker(src, state, 0, None).visit(tree.root_node)
+        tree = _parse_bytes(src, work.deadline)
+        _Walker(src, work, 0, None).visit(tree.root_node)
     except _Bounded as exc:
         bounded = exc.reason
     except RecursionError:
         bounded = "syntax nested too deeply"
-    pipelines = state.pipelines
     return Parsed(
-        commands=tuple(state.commands),
-        pipelines=tuple(p for p in pipelines if p),
-        redirects=tuple(state.redirects),
-        scripts=tuple(state.scripts),
+        commands=tuple(work.commands),
+        pipelines=tuple(p for p in work.pipelines if p),
+        redirects=tuple(work.redirects),
+        scripts=tuple(work.scripts),
         bounded=bounded,
-        has_error=state.has_error,
+        has_error=work.has_error,
+        findings=tuple(work.findings),
     )
