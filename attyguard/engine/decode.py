@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from attyguard.engine.handoff import code_bodies, shell_strings
+from attyguard.engine.handoff import code_bodies, embedded_commands, shell_strings
 from attyguard.engine.normalize import decode_printf_escapes
 from attyguard.engine.parse import Command, Parsed, Span
 
@@ -350,9 +350,13 @@ def find_payloads(parsed: Parsed) -> tuple[Payload, ...]:
                 out.append(Payload(text, interp, ("base64",), span))
     # Command strings interpreter code hands to a shell (`os.system("…")`, backticks…):
     # judged again as a line, like decoded text. Under sudo they run as root: say so.
-    for interp, code, span, owner in code_bodies(parsed):
+    handed = [(span, owner, shell_strings(interp, code))
+              for interp, code, span, owner in code_bodies(parsed)]
+    handed += [(cmd.span, cmd, embedded_commands(cmd)) for cmd in parsed.commands
+               if cmd.args]
+    for span, owner, texts in handed:
         root = owner is not None and bool({"sudo", "doas"}.intersection(owner.wrappers))
-        for text in shell_strings(interp, code):
+        for text in texts:
             text = f"sudo {text}" if root else text
             if (text, SHELL_HANDOFF) not in seen:
                 seen.add((text, SHELL_HANDOFF))

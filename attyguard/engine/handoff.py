@@ -6,7 +6,10 @@ This module owns reading inline code of other languages — `python -c`,
 text it gives to a shell or runs as a program: `os.system("…")`,
 `subprocess.run([...])`, `popen`, `system`, `exec`, `shell_exec`, backticks,
 `qx{…}`, `%x(…)`, `child_process.exec(…)`, `Runtime.exec(…)`, awk's
-`system()` and `"cmd" | getline`, perl's pipe opens. decode.py turns each
+`system()` and `"cmd" | getline`, perl's pipe opens — and the commands other
+programs are told to run through a shell (`sqlite3 '.shell CMD'`, `mysql -e
+'\\! CMD'`, `vim -c ':!CMD'`, `gdb -ex '!CMD'`, `tar --to-command=CMD`,
+`ssh -o ProxyCommand=CMD`, `zip -TT CMD`). decode.py turns each
 string into a payload, which the engine judges again as a command line (as
 it judges decoded text), so `perl -e 'system("rm -rf /")'` is judged as
 `rm -rf /`. Only string literals are read (a variable's value is unknown
@@ -27,7 +30,7 @@ from collections.abc import Iterator
 from attyguard.engine.normalize import decode_printf_escapes
 from attyguard.engine.parse import Command, Parsed, Span
 
-__all__ = ["MAX_STRINGS", "code_bodies", "shell_strings"]
+__all__ = ["MAX_STRINGS", "code_bodies", "embedded_commands", "shell_strings"]
 
 MAX_STRINGS = 16  # command strings taken from one code body
 _MAX_ARGS = 4_000  # characters of one call's argument list scanned
@@ -222,3 +225,60 @@ def code_bodies(parsed: Parsed) -> Iterator[tuple[str, str, Span, Command | None
                 if w.value in _EXTRA_E[cmd.name]:
                     yield cmd.name, argv[i + 1].value, argv[i + 1].span, cmd
                     break
+
+
+# Programs told to run a command through a shell: (option that takes the text or "" for
+# any argument, prefixes that mark a shell command inside it).
+_EMBEDDED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "sqlite3": (("",), (".shell ", ".system ")),
+    "sqlite": (("",), (".shell ", ".system ")),
+    "mysql": (("-e", "--execute"), ("\\! ", "\\!", "system ")),
+    "mariadb": (("-e", "--execute"), ("\\! ", "\\!", "system ")),
+    "psql": (("-c", "--command"), ("\\! ", "\\!")),
+    "vim": (("-c", "--cmd", "+"), (":!", "!", ":call system(", "call system(")),
+    "vi": (("-c", "+"), (":!", "!")),
+    "nvim": (("-c", "--cmd", "+"), (":!", "!")),
+    "view": (("-c", "+"), (":!", "!")),
+    "ex": (("-c", "+"), (":!", "!")),
+    "gdb": (("-ex", "--eval-command"), ("!", "shell ")),
+    "ssh": (("-o",), ("ProxyCommand=", "LocalCommand=")),
+    "tar": (("--to-command", "--checkpoint-action", "-I", "--use-compress-program"),
+            ("", "exec=")),
+    "zip": (("-TT", "--unzip-command"), ("",)),
+}
+
+
+def embedded_commands(cmd: Command) -> list[str]:
+    """Commands `cmd` hands to a shell through its own options (see _EMBEDDED)."""
+    spec = _EMBEDDED.get(cmd.name)
+    if spec is None:
+        return []
+    options, prefixes = spec
+    argv = cmd.argv
+    values: list[str] = []
+    for i, v in enumerate(argv):
+        if "" in options:
+            values.append(v)
+            continue
+        for opt in options:
+            if v == opt and i + 1 < len(argv):
+                values.append(argv[i + 1])
+            elif opt == "+" and v.startswith("+") and len(v) > 1:
+                values.append(v[1:])
+            elif opt.startswith("--") and v.startswith(opt + "="):
+                values.append(v[len(opt) + 1 :])
+            elif opt == "-o" and v.startswith("-o") and len(v) > 2:
+                values.append(v[2:])
+    out: list[str] = []
+    for value in values[:MAX_STRINGS]:
+        text = value.strip()
+        for prefix in sorted(prefixes, key=len, reverse=True):
+            if text.startswith(prefix):
+                rest = text[len(prefix):]
+                if prefix.endswith("system("):
+                    m = _LITERAL_RE.match(rest.strip())
+                    rest = _literal_value(m) if m else ""
+                if rest.strip():
+                    out.append(rest.strip())
+                break
+    return out

@@ -268,7 +268,10 @@ class SequenceMatcher:
         return None
 
 
-_SCHEMELESS_RE = re.compile(r"^(?:[\w-]+\.)+[a-z][\w-]{1,}(?::\d+)?(?:/\S*)?$", re.IGNORECASE)
+# A bare host (`example.org/x`) or a bare IPv4 address (`curl 192.0.2.4/a`) as an argument.
+_SCHEMELESS_RE = re.compile(
+    r"^(?:(?:[\w-]+\.)+[a-z][\w-]{1,}|\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?(?:/\S*)?$",
+    re.IGNORECASE)
 
 
 def _urls(cmd: Command) -> Iterable[str]:
