@@ -35,13 +35,16 @@ SHELL_HANDOFF = "sh"
 # The decoder chain of text written where a shell runs it later (an rc file, a cron
 # table, an at job): `fed_to` is the file's path, or `crontab`/`at`/`batch`.
 WRITTEN = "written"
-# Files whose content a shell runs later: start-up files, cron tables, boot scripts.
+# Files whose content a shell runs later: start-up files, cron tables, boot scripts,
+# login banners (update-motd.d runs as root at every login), network hooks, git hooks.
 RUNS_LATER_RE = re.compile(
     r"(^|/)\.(bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zprofile|zshenv|zlogin"
     r"|zlogout|kshrc|mkshrc|cshrc|tcshrc|xprofile|xinitrc|xsession|bash_aliases)$"
     r"|(^|/)etc/(profile(\.d/.*)?|bash\.bashrc|bashrc|zsh/\S+|zshrc|zprofile|zshenv|zlogin"
     r"|rc\.local|init\.d/.*)$|(^|/)config\.fish$|/fish/conf\.d/"
     r"|(^|/)etc/(crontab|cron\.d/.*)$|(^|/)var/spool/cron(/.*)?$"
+    r"|(^|/)etc/(update-motd\.d|NetworkManager/dispatcher\.d|network/if-(pre-)?(up|down)\.d"
+    r"|X11/Xsession\.d|cron\.(hourly|daily|weekly|monthly))/[^/]+$|(^|/)\.git/hooks/[\w-]+$"
 )
 _CRON_FILE_RE = re.compile(r"(^|/)etc/(crontab|cron\.d/.*)$|(^|/)var/spool/cron(/.*)?$")
 _SYSTEM_CRON_RE = re.compile(r"(^|/)etc/(crontab|cron\.d/.*)$")  # these have a user field

