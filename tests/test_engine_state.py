@@ -164,3 +164,54 @@ def test_guard_passes_state_to_the_engine() -> None:
     state = ShellState(variables={"payload": RSHELL})
     assert guard.decide('eval "$payload"').action is Action.ALLOW
     assert guard.decide('eval "$payload"', state).action is Action.BLOCK
+
+
+# -- more of what bash resolves, and a fuzz run over the new resolver --------------
+
+MORE: list[tuple[str, ShellState, Action]] = [
+    ("declare -n r=v; v=rm; $r -rf --no-preserve-root /", ShellState(), Action.BLOCK),
+    ("IFS=_; c=rm_-rf_--no-preserve-root_/; $c", ShellState(), Action.BLOCK),
+    ('read -r c <<< "rm -rf --no-preserve-root /"; $c', ShellState(), Action.BLOCK),
+    ('read -ra c <<< "rm -rf --no-preserve-root /"; "${c[@]}"', ShellState(), Action.BLOCK),
+    ("${v:=rm}; $v -rf --no-preserve-root /", ShellState(), Action.BLOCK),
+    ('$SHELL -c "rm -rf --no-preserve-root /"', ShellState(), Action.BLOCK),
+    (f"PS1='$({FETCH})$ '", ShellState(), Action.WARN),
+    ("ls", ShellState(traps={"DEBUG": FETCH}), Action.WARN),
+    ("$c", ShellState(variables={"c": "rm_-rf_--no-preserve-root_/", "IFS": "_"}), Action.BLOCK),
+]
+
+
+@pytest.mark.parametrize(("line", "state", "action"), MORE, ids=[m[0][:40] for m in MORE])
+def test_more_of_what_bash_resolves(line: str, state: ShellState, action: Action) -> None:
+    assert classify(line, state).action is action
+
+
+def test_prompt_and_read_everyday_forms_stay_quiet() -> None:
+    for line in ("PS1='\\u@\\h:\\w$(__git_ps1 \" (%s)\")\\$ '", 'export PS1="[\\t] \\w $ "',
+                 "read -r answer; echo $answer", "read -a nums <<< '1 2 3'; echo ${nums[1]}",
+                 "IFS=, read -r a b <<< 'x,y'; echo $a"):
+        assert classify(line).action is Action.ALLOW, line
+
+
+def test_resolver_never_fails_inside() -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    bits = ["$v", "${v", "}", "${a[@]}", "${a[", "]", "${!v}", "${v:1:2}", "${v,,}", "${v^^}",
+            "${v/x/y}", "${v#*/}", "${#v}", "${v:=rm}", "$1", '"$@"', "a=(", ")", "x=", "; ",
+            "read -ra x <<< ", "printf -v x %s ", "declare -n r=v", "IFS=_", "al", "fn",
+            "f() { ", " }", "$(", "`", "/u?r/b[i]n/r*", " -rf /", "hash -p /tmp/x ls",
+            "trap '", "' EXIT", "bind -x '\"\\C-t\":", "PROMPT_COMMAND=", "'", '"', "\\", " "]
+    state = ShellState(
+        variables={"v": "/usr/Bin/x y", "IFS": " "}, arrays={"a": {"0": "r", "7": "m"}},
+        aliases={"al": "al2 ", "al2": "fn "}, functions={"fn": fn("fn", "al; $1 ${a[@]}")},
+        hashed={"ls": "/tmp/ls"}, traps={"DEBUG": "fn"})
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.sampled_from(bits), max_size=24))
+    def run(parts: list[str]) -> None:
+        verdict = classify("".join(parts), state)
+        internal = [h.matched for h in verdict.rules if h.matched.startswith("internal error")]
+        assert not internal, internal
+
+    run()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from attyguard.engine.atoms import AtomMatcher
@@ -149,8 +150,11 @@ class Engine:
     """A loaded rule set with its prefilter; `classify` is pure apart from the clock."""
 
     def __init__(self, ruleset: RuleSet, limits: Limits | None = None,
-                 programs: ProgramIndex = DEFAULT_PROGRAMS) -> None:
+                 programs: ProgramIndex = DEFAULT_PROGRAMS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ruleset = ruleset
+        # One budget (limits.deadline_s) covers parse, decoding and matchers of a line.
+        self.clock = clock
         # Where a glob in a command word may point (engine/programs.py snapshots PATH).
         self.programs = programs
         self.rules: tuple[Rule, ...] = ruleset.rules
@@ -177,7 +181,7 @@ class Engine:
     def _classify(self, line: str, state: ShellState | None) -> _Layer:
         if len(line) > MAX_LINE:
             return _Layer((_bounded_hit(f"line longer than {MAX_LINE} characters"),))
-        budget = _Budget(time.monotonic() + self.limits.deadline_s, state=state)
+        budget = _Budget(self.clock() + self.limits.deadline_s, state=state)
         hits = self._analyse(line, 0, budget, None)
         # One hit per rule: the first (outermost) one explains it best.
         seen: set[str] = set()
@@ -197,10 +201,12 @@ class Engine:
         if layer > 0:
             # Decoded layers share one budget, so nested payloads cannot multiply the work.
             budget.analyses += 1
-            if budget.analyses > MAX_ANALYSES or time.monotonic() > budget.deadline:
+            if budget.analyses > MAX_ANALYSES or self.clock() > budget.deadline:
                 return [_bounded_hit("too many decoded layers to analyse", outer_span)]
-        parsed = parse(text, self.limits, budget.deadline, state=budget.state,
+        parsed = parse(text, self.limits, budget.deadline, self.clock, state=budget.state,
                        programs=self.programs)
+        if parsed.bounded is not None and not parsed.commands:
+            return [_bounded_hit(parsed.bounded, outer_span)]
         payloads = find_payloads(parsed) if parsed.commands else ()
         normalized = _normalized(parsed)
         extra = normalized.lower()
@@ -218,6 +224,10 @@ class Engine:
         hits.extend(_finding_hit(f, outer_span) for f in parsed.findings
                     if layer == 0 or f.kind != "dynamic-command")
         for index in sorted(candidates):
+            if self.clock() > budget.deadline:
+                # Rules not tried cannot vouch for the line: warn, never a silent allow.
+                hits.append(_bounded_hit("analysis deadline exceeded", outer_span))
+                break
             rule = self.rules[index]
             try:
                 result = rule.matcher.match(analysis)

@@ -44,6 +44,8 @@ class Scope:
     array: Callable[[str], Mapping[str, str] | None]
     # Names whose default (`${HOME:-x}`) is not their value: they come from the environment.
     environment: frozenset[str] = frozenset()
+    # `${v:=word}` assigns: told here, so later words of the line see the value.
+    assign: Callable[[str, str], None] | None = None
 
 
 _SIMPLE = re.compile(r"\$([A-Za-z_]\w*|[0-9])")
@@ -191,7 +193,12 @@ def _operate(name: str, value: str | None, op: str, scope: Scope) -> str | None:
             empty = unset or (colon and value == "")
             kind = prefix[-1]
             if kind in ("-", "="):
-                return _word(word, scope) if empty else value
+                if not empty:
+                    return value
+                result = _word(word, scope)
+                if kind == "=" and result is not None and scope.assign is not None:
+                    scope.assign(name, result)
+                return result
             if kind == "+":
                 return "" if empty else _word(word, scope)
             return None if empty else value  # `:?` errors out when unset

@@ -193,6 +193,7 @@ class _Assigned:
 MAX_EXPANSIONS = 32  # alias and function bodies walked for one line
 # Variables whose value is code bash runs later, or a file the next shell runs.
 _CODE_VARIABLES = frozenset({"PROMPT_COMMAND"})
+_PROMPT_VARIABLES = frozenset({"PS0", "PS1", "PS2", "PS3", "PS4"})
 _FILE_VARIABLES = frozenset({"BASH_ENV", "ENV"})
 # A command word that is one of these, unknown, is everyday: positional parameters
 # (`"$@"`), and upper-case names, the convention for the environment and for a
@@ -224,6 +225,7 @@ class _State:
 
     limits: Limits
     deadline: float
+    clock: Callable[[], float] = time.monotonic
     nodes: int = 0
     level: int = 0  # current recursion depth of the walk (Python's stack is finite)
     commands: list[Command] = field(default_factory=list)
@@ -246,10 +248,28 @@ class _State:
     findings: list[Finding] = field(default_factory=list)
     scope: Scope = field(init=False)
 
+    namerefs: dict[str, str] = field(default_factory=dict)  # `declare -n r=v`
+
     def __post_init__(self) -> None:
-        self.scope = Scope(self.scalar, self.array, _ENVIRONMENT_DEFAULTS)
+        self.scope = Scope(self.scalar, self.array, _ENVIRONMENT_DEFAULTS, self.assign)
+
+    def assign(self, name: str, value: str) -> None:
+        if name.isidentifier():
+            self.variables[name] = value
+            self.arrays.pop(name, None)
+
+    def ifs(self) -> str | None:
+        """The IFS unquoted expansions split on; None = the default (blanks)."""
+        value = self.variables["IFS"] if "IFS" in self.variables else self.shell.variables.get(
+            "IFS")
+        return None if value is None or value == " \t\n" else value
 
     def scalar(self, name: str) -> str | None:
+        for _ in range(8):  # a nameref names another variable (chains are bounded)
+            target = self.namerefs.get(name)
+            if target is None:
+                break
+            name = target
         if name.isdigit():
             if self.positional is None:
                 return None
@@ -273,6 +293,9 @@ class _State:
 
     def tick(self) -> None:
         self.nodes += 1
+        # The walk shares the line's one budget with the parse (and the matchers after).
+        if not self.nodes & 255 and self.clock() > self.deadline:
+            raise _Bounded("analysis deadline exceeded")
         if self.level > _MAX_LEVEL:
             raise _Bounded("syntax nested too deeply")
         if self.nodes > self.limits.max_nodes:
@@ -297,25 +320,70 @@ def _source(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _parse_bytes(src: bytes, deadline: float) -> tree_sitter.Tree:
-    """Parse with a deadline: only the read-callback form honours progress_callback."""
-    parser = getattr(_PARSERS, "parser", None)
-    if parser is None:  # one parser per thread: creating one costs as much as a parse
-        parser = _PARSERS.parser = tree_sitter.Parser(_LANGUAGE)
-    size = len(src)
+class _Feed:
+    """One parser and one reused input buffer per thread, for `_parse_bytes`.
 
-    def read(offset: int, _point: tuple[int, int]) -> bytes:
-        return src[offset : offset + 65536] if offset < size else b""
+    Only the read-callback form of `Parser.parse` honours `progress_callback`
+    (tree-sitter 0.25/0.26 ignore it for a bytes argument, and 0.26 has no
+    timeout), and py-tree-sitter 0.25–0.26 keeps a reference to every object the
+    read callback returns: fresh slices leaked ~300 bytes per parse (a daemon grew
+    by 250 MB over 1.3 M lines). So the callback always returns the same
+    bytearray, refilled in place for each parse: the leaked references pile up on
+    one object and memory stays flat (bench/engine_memory.py). Trees keep byte
+    offsets, never the buffer, so refilling it for a nested parse is safe.
+    """
 
-    def progress(*_args: object) -> bool:
-        return time.monotonic() > deadline
+    def __init__(self) -> None:
+        self.parser = tree_sitter.Parser(_LANGUAGE)  # creating one costs as much as a parse
+        self.buf = bytearray()
+        self.tail = bytearray()
+        self.deadline = 0.0
+        self.clock: Callable[[], float] = time.monotonic
+        # Bound once: a new bound method per parse would be one more object handed over.
+        self.read_cb = self.read
+        self.progress_cb = self.progress
 
+    def read(self, offset: int, _point: tuple[int, int]) -> bytes | bytearray:
+        if offset == 0:
+            return self.buf
+        if offset >= len(self.buf):
+            return b""  # a shared singleton: a kept reference costs nothing
+        # After the end-of-input chunk, the lexer steps back into the text about twice
+        # a line: the rest of the text, in a second reused buffer (tree-sitter reads a
+        # chunk only until it asks for the next one).
+        self.tail[:] = memoryview(self.buf)[offset:]
+        return self.tail
+
+    def progress(self, *_args: object) -> bool:
+        return self.clock() > self.deadline
+
+
+def _feed() -> _Feed:
+    feed: _Feed | None = getattr(_PARSERS, "feed", None)
+    if feed is None:
+        feed = _PARSERS.feed = _Feed()
+    return feed
+
+
+def _parse_bytes(src: bytes, deadline: float,
+                 clock: Callable[[], float] = time.monotonic) -> tree_sitter.Tree:
+    """Parse with a deadline that cancels, without leaking the input (see _Feed)."""
+    feed = _feed()
+    feed.buf[:] = src
+    feed.deadline = deadline
+    feed.clock = clock
+    parser = feed.parser
     try:
-        tree = parser.parse(read, progress_callback=progress)
+        tree = parser.parse(feed.read_cb, progress_callback=feed.progress_cb)
     except ValueError as exc:  # raised when the progress callback cancels
         # A cancelled parser resumes the old parse on its next call unless reset.
         parser.reset()
         raise _Bounded("parse deadline exceeded") from exc
+    finally:
+        if len(feed.buf) > 1 << 16:
+            # Keep the objects (references to them are held), not a huge line's bytes.
+            feed.buf.clear()
+            feed.tail.clear()
     if tree is None:
         parser.reset()
         raise _Bounded("parse deadline exceeded")
@@ -464,7 +532,12 @@ class _Walker:
             if child.type == "variable_assignment":
                 assigned = self.assignment(child)
                 pre.extend(assigned.pre)
-                if name != "local" or self.state.positional is not None:
+                if any(w.value.startswith("-") and "n" in w.value for w in words):
+                    # `declare -n ref=var`: $ref is $var from now on.
+                    if assigned.value is not None and assigned.name.isidentifier():
+                        self.state.namerefs[assigned.name] = assigned.value
+                        self.state.variables.pop(assigned.name, None)
+                elif name != "local" or self.state.positional is not None:
                     self.remember(assigned)
                 stored.extend(self.stored_code(assigned, self.span(child)))
                 words.append(Word(assigned.text, self.span(child)))
@@ -567,7 +640,7 @@ class _Walker:
         if self.depth + 1 > self.state.limits.max_depth:
             raise _Bounded(f"nesting deeper than {self.state.limits.max_depth} layers")
         src = _source(text)
-        tree = _parse_bytes(src, self.state.deadline)
+        tree = _parse_bytes(src, self.state.deadline, self.state.clock)
         walker = _Walker(src, self.state, self.depth + 1, span, (*self.inside, *runner))
         return walker.visit(tree.root_node)
 
@@ -637,6 +710,9 @@ class _Walker:
                 for i, w in enumerate(argv):
                     if w.value in flags and i + 1 < len(argv):
                         out.append((argv[i + 1].value, argv[i + 1].span, name))
+                        if cmd.path.startswith("$") and w.value == "-c":
+                            # `$SHELL -c STR`: most likely a shell; judge STR as one too.
+                            out.append((argv[i + 1].value, argv[i + 1].span, "sh"))
                         break
                     attached = w.value[:2]
                     if attached in flags and len(w.value) > 2:  # ruby -e'code'
@@ -775,10 +851,14 @@ class _Walker:
                         "dynamic-command", f"the pattern {value} names several programs",
                         span))
                 value = found[0]
-        if not dynamic and node.type in ("simple_expansion", "expansion") and (
-                " " in value or "\t" in value or "\n" in value):
-            # An unquoted expansion is split into words (default IFS).
-            value = _IFS_SENTINEL.join(value.split())
+        if not dynamic and node.type in ("simple_expansion", "expansion"):
+            # An unquoted expansion is split into words on IFS.
+            ifs = self.state.ifs()
+            if ifs is None and (" " in value or "\t" in value or "\n" in value):
+                value = _IFS_SENTINEL.join(value.split())
+            elif ifs:
+                value = _IFS_SENTINEL.join(
+                    p for p in re.split("[" + re.escape(ifs) + "]", value) if p)
         if _IFS_SENTINEL in value:
             for part in value.split(_IFS_SENTINEL):
                 if part:
@@ -917,6 +997,10 @@ class _Walker:
                 if text:
                     out.extend(self.nested(text, span, (a.name,)))
             return out
+        if a.name in _PROMPT_VARIABLES and a.value and ("$(" in a.value or "`" in a.value):
+            # bash expands the prompt (promptvars) each time: `$(…)` in it runs then.
+            quoted = a.value.replace("\\", "\\\\").replace('"', '\\"')
+            return self.nested(f': "{quoted}"', span, (a.name,))
         # ENV=production is everyday; ENV=/path/file is a file the next shell runs.
         if a.name in _FILE_VARIABLES and a.value and exported and (
                 a.name == "BASH_ENV" or a.value.startswith(("~", ".", "$")) or "/" in a.value):
@@ -962,7 +1046,7 @@ class _Walker:
         if st.expansions > MAX_EXPANSIONS:
             raise _Bounded(f"more than {MAX_EXPANSIONS} aliases or functions expanded")
         src = _source(text)
-        tree = _parse_bytes(src, st.deadline)
+        tree = _parse_bytes(src, st.deadline, st.clock)
         walker = _Walker(src, st, self.depth, span, self.inside)
         st.calls.extend(names)
         try:
@@ -1006,9 +1090,7 @@ class _Walker:
             else:
                 st.variables[argv[1]] = None
         elif cmd.name in ("read", "mapfile", "readarray"):
-            names = [a for a in argv if a.isidentifier()]
-            for a in names or ["REPLY"]:
-                st.variables[a] = None
+            self.read_effects(cmd)
         elif cmd.name == "hash" and "-p" in argv:
             i = argv.index("-p")
             if i + 2 < len(argv) + 1 and i + 1 < len(argv):
@@ -1034,6 +1116,48 @@ class _Walker:
                 return Word(word.value + value, span, True)
             return Word(word.value[:-1] + known + value[m.end():], span, word.dynamic or dyn)
         return Word(word.value + value, span, word.dynamic or dyn)
+
+    def read_effects(self, cmd: Command) -> None:
+        """`read -r v <<< TEXT` sets v to TEXT; any other read sets what it names to unknown."""
+        st = self.state
+        argv = cmd.argv
+        names: list[str] = []
+        array: str | None = None
+        i = 0
+        while i < len(argv):
+            a = argv[i]
+            if a.startswith("-") and len(a) > 1:
+                # `-ra NAME`: the last letter of a cluster may take the next word.
+                if a[-1] in "adpnNtuiCcO":
+                    if a[-1] == "a" and i + 1 < len(argv):
+                        array = argv[i + 1]
+                    i += 2
+                else:
+                    i += 1
+                continue
+            if a.isidentifier():
+                names.append(a)
+            i += 1
+        text: str | None = None
+        feeds = [r for r in cmd.redirects if r.op == "<<<"]
+        if cmd.name == "read" and feeds and not _HAS_EXPANSION.search(feeds[-1].target):
+            text = feeds[-1].target.split("\n", 1)[0]
+        if array is not None:
+            if text is None:
+                st.variables[array] = None
+            else:
+                st.arrays[array] = {str(k): v for k, v in enumerate(text.split())}
+                st.variables.pop(array, None)
+        targets = names or ([] if array is not None else ["REPLY"])
+        if not targets:
+            return
+        if cmd.name != "read" or text is None:
+            for name in targets:
+                st.variables[name] = None
+            return
+        parts = text.split(None, max(len(targets) - 1, 0)) if targets[0] != "REPLY" else [text]
+        for k, name in enumerate(targets):
+            st.variables[name] = parts[k].strip() if k < len(parts) else ""
 
     def expand(self, text: str) -> str | None:
         """The value of a parameter expansion when the line or the shell's state decides it."""
@@ -1245,12 +1369,17 @@ def parse(line: str, limits: Limits | None = None, deadline: float | None = None
     """
     limits = limits or Limits()
     work = _State(limits, deadline if deadline is not None else clock() + limits.deadline_s,
-                  shell=state or EMPTY_STATE, programs=programs)
+                  clock, shell=state or EMPTY_STATE, programs=programs)
     bounded: str | None = None
     try:
         src = _source(line)
-        tree = _parse_bytes(src, work.deadline)
-        _Walker(src, work, 0, None).visit(tree.root_node)
+        tree = _parse_bytes(src, work.deadline, clock)
+        walker = _Walker(src, work, 0, None)
+        debug_trap = work.shell.traps.get("DEBUG")
+        if debug_trap:
+            # bash runs a DEBUG trap before each command of the line: judge it with it.
+            walker.nested(debug_trap, (0, len(line)), ("trap",))
+        walker.visit(tree.root_node)
     except _Bounded as exc:
         bounded = exc.reason
     except RecursionError:
