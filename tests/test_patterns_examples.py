@@ -6,7 +6,8 @@ import functools
 
 import pytest
 
-from attyguard.engine.rules import ExampleFailure, Rule, load_rules, run_examples
+from attyguard.engine.examples import ExampleFailure, run_examples
+from attyguard.engine.rules import Rule, load_rules
 from attyguard.engine.verdict import Action
 
 RULES = load_rules()

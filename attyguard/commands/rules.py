@@ -165,7 +165,7 @@ def _failure_json(failure: Any) -> dict[str, Any]:
 
 
 def _test(ruleset: Any, rules: list[Any], as_json: bool) -> int:
-    from attyguard.engine.rules import run_examples
+    from attyguard.engine.examples import run_examples
 
     failures = [_failure_json(f) for f in run_examples(ruleset)]
     examples = sum(len(getattr(r, "examples_match", ())) + len(getattr(r, "examples_nomatch", ()))

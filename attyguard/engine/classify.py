@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from attyguard.engine.atoms import AtomMatcher
 from attyguard.engine.decode import Payload, find_payloads
-from attyguard.engine.matchers import Analysis, lazy_regexes
+from attyguard.engine.matchers import Analysis
 from attyguard.engine.normalize import DEFAULT_PROGRAMS, ProgramIndex, prefilter_text
 from attyguard.engine.parse import Finding, Limits, Parsed, Span, parse
 from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
@@ -300,8 +300,7 @@ def default_engine() -> Engine:
         try:
             # Regexes compile on first use: compiling all ~230 was most of the start-up
             # every `ssh host CMD` pays. The test suite compiles (checks) them all.
-            with lazy_regexes():
-                _DEFAULT = Engine(load_rules())
+            _DEFAULT = Engine(load_rules(eager=False))
             _DEFAULT_ERROR = None
         except (RuleError, OSError) as exc:
             _DEFAULT = Engine(RuleSet(()))

