@@ -113,11 +113,9 @@ class ExecService:
         if self.mode == "off":
             return
         kernel_layer: Any = None
-        try:
+        with contextlib.suppress(ImportError):
             # By name: the sensor package is built on its own branch and may be absent.
             kernel_layer = importlib.import_module("attyguard.kernel.layer")
-        except ImportError:
-            pass
         if kernel_layer is not None:
             try:
                 probe = kernel_layer.probe()
