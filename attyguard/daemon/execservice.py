@@ -96,7 +96,7 @@ class ExecService:
         self.windows = TrustWindows(max_s=trust_window_s)
         self.recent: deque[dict[str, Any]] = deque(maxlen=kept)
         self.counters = {"seen": 0, "judged": 0, "denied": 0, "would_deny": 0, "warned": 0,
-                         "dropped": 0, "errors": 0}
+                         "dropped": 0, "errors": 0, "unreadable": 0}
         self.rung: Rung | None = None
         self.probe_report: dict[str, Any] | None = None
         self.layer: Any = None
@@ -254,6 +254,10 @@ class ExecService:
         if not judge_it:
             return None, root, None  # the fast path: out of scope, nothing read
         self.counters["judged"] += 1
+        if event.rung is Rung.AUDIT and not event.argv and not event.filename:
+            # Rung 4 reads /proc after the exec: this process was gone already.
+            self.counters["unreadable"] += 1
+            return ExecJudgement(Action.ALLOW, "exited before /proc could be read"), root, None
         tree = self.trees.tree(root) if root is not None else None
         with self._lock:
             writers = dict(self._writers)
