@@ -345,7 +345,10 @@ class ExecService:
 
     def _refused(self, root: int, text: str, judgement: ExecJudgement) -> None:
         self.threats.mark(root, ThreatLevel.CRITICAL, text[:200])
-        if self.layer is not None:
+        if self.layer is not None and self.rung in (Rung.LSM, Rung.SIGNAL):
+            # These rungs deny from kernel maps without asking `decide`: put the
+            # tree there. (fanotify asks, and reads the threat map itself, so
+            # an operator's `clear` lifts the lock there at once.)
             with contextlib.suppress(Exception):
                 self.layer.deny_tree(root)
         self.send_to_pid(root, protocol.encode_event(
