@@ -227,3 +227,30 @@ def test_status_and_events_commands(daemon: Callable[..., RunningDaemon],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 3 and done.stderr.startswith("attyguard events: cannot reach")
     assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("how", ["-c", "script", "stdin"])
+def test_non_interactive_shells_register_too(daemon: Callable[..., RunningDaemon],
+                                             tmp_path: Path, how: str) -> None:
+    d = daemon("--ebpf-mode", "warn")
+    home = tmp_path / "aghome"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.toml").write_text(
+        f'[guard]\ndaemon_socket_path = "{d.socket}"\ndaemon_timeout_ms = 2000\n')
+    payload = tmp_path / "payload.sh"
+    marker = tmp_path / "ran"
+    payload.write_text(f"{BLOCKED}; sleep 1; touch {marker}\n")  # (alive for the /proc read)
+    line = f"bash {payload}"
+    script = tmp_path / "outer.sh"
+    script.write_text(line + "\n")
+    argv = {"-c": [str(ATTYGUARD), "-c", line], "script": [str(ATTYGUARD), str(script)],
+            "stdin": [str(ATTYGUARD)]}[how]
+    env = {**os.environ, "ATTYGUARD_HOME": str(home), "HOME": str(tmp_path)}
+    done = subprocess.run(argv, input=(line + "\n") if how == "stdin" else None,
+                          capture_output=True, text=True, timeout=60, env=env,
+                          stdin=None if how == "stdin" else subprocess.DEVNULL)
+    assert done.returncode == 0 and marker.exists(), done.stderr
+    found = wait_for(lambda: records(d, lambda r: r["action"] == "warn"
+                                     and r["argv"] == ["bash", str(payload)]), 10,
+                     "the would-be refusal", d.log)
+    assert found[0]["shell"] is not None
