@@ -44,6 +44,12 @@ reg = client.register()
 if mode == "trusted":
     client.trusted("make it so")
 inner = "bash -c " + repr(sys.argv[4] + "; touch " + marker)
+if mode == "orphan":
+    # the shell exits at once; its background job runs the command later
+    subprocess.Popen(["bash", "-c", "sleep 1; " + inner], start_new_session=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(json.dumps({"pid": os.getpid()}))
+    sys.exit(0)
 subprocess.run(["bash", "-c", inner], check=False, capture_output=True)
 deadline = time.monotonic() + 10
 while mode != "trusted" and not (events or refused) and time.monotonic() < deadline:
@@ -254,3 +260,14 @@ def test_non_interactive_shells_register_too(daemon: Callable[..., RunningDaemon
                                      and r["argv"] == ["bash", str(payload)]), 10,
                      "the would-be refusal", d.log)
     assert found[0]["shell"] is not None
+
+
+def test_an_orphan_of_an_exited_shell_stays_guarded(daemon: Callable[..., RunningDaemon],
+                                                   tmp_path: Path) -> None:
+    d = daemon("--ebpf-mode", "warn")
+    marker = tmp_path / "m"
+    out = child(d, marker, mode="orphan")
+    wait_for(marker.exists, 20, "the orphan's command", d.log)
+    found = wait_for(lambda: records(d, lambda r: r["shell"] == out["pid"]
+                                     and r["action"] == "warn"), 10, "its record", d.log)
+    assert found[0]["argv"][:2] == ["bash", "-c"]

@@ -185,9 +185,22 @@ def test_sessions_scope_follows_the_live_tree_and_pid_reuse() -> None:
     assert trees.in_scope(11, 1, 1001) == (False, None)
     trees.forked(30, 40)
     assert trees.owner(40) == 10  # from the fork, no /proc walk (40 is not in the table)
-    table.procs[10] = (1, 99.0, 1000)  # pid 10 now names another process
-    assert trees.owner(20) is None
-    assert trees.exited(10) == 10 and trees.owner(40) is None
+    # the shell exits; its orphan (known from the fork) stays in its tree
+    assert trees.exited(10) == 10 and trees.owner(40) == 10
+    assert [t["alive"] for t in trees.roots()] == [False]
+    table.procs[10] = (1, 99.0, 1000)  # pid 10 now names another process …
+    assert trees.owner(20) is None  # … which is not the registered shell
+    trees.exited(30)
+    trees.exited(40)  # its last known member: the tree is forgotten
+    assert trees.roots() == [] and trees.owner(40) is None
+
+
+def test_group_scope_follows_the_group_s_users() -> None:
+    trees = GuardedTrees(Table({5: (1, 1.0, 0)}), scope="group", group="root")
+    assert trees.in_scope(5, 1, 0)[0] is True  # root's primary group is root
+    assert trees.in_scope(5, 1, 65534)[0] is False
+    assert GuardedTrees(Table({}), scope="group", group="no-such-group").in_scope(5, 1, 0) \
+        == (False, None)
 
 
 def test_all_scope_judges_everyone_but_the_daemon() -> None:

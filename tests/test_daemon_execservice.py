@@ -118,6 +118,9 @@ def test_fork_and_exit_events_keep_the_tree(shell: subprocess.Popen[bytes]) -> N
     svc.on_event(ForkEvent(time.time(), shell.pid, 4_000_000))  # a child /proc never shows
     assert svc.trees.owner(4_000_000) == shell.pid
     svc.on_event(ExitEvent(time.time(), shell.pid))
+    # the shell is gone; its child is still guarded (an orphan does not escape)
+    assert svc.trees.owner(4_000_000) == shell.pid
+    svc.on_event(ExitEvent(time.time(), 4_000_000))
     assert svc.status()["guarded_trees"] == [] and svc.trees.owner(4_000_000) is None
 
 

@@ -202,10 +202,9 @@ class ExecService:
             elif isinstance(event, ExitEvent):
                 root = self.trees.exited(event.pid)
                 if root is not None:
+                    # The tree stays guarded while its members live (orphans do
+                    # not escape): no unguard_tree here.
                     self.windows.close(root)
-                    if self.layer is not None:
-                        with contextlib.suppress(Exception):
-                            self.layer.unguard_tree(root)
             elif isinstance(event, ExecEvent):
                 self._remember_writer(event)
                 if self.rung is not Rung.FANOTIFY or event.rung is Rung.AUDIT:
