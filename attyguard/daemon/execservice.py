@@ -84,8 +84,10 @@ class ExecService:
         trust_window_s: float = 600.0,
         kept: int = 1000,
         rules: tuple[ExecRule, ...] | None = None,
+        force_rung: str = "",
     ) -> None:
         self.mode = mode
+        self.force_rung = Rung(force_rung) if force_rung else None
         self.deadline_ms = deadline_ms
         self.engine = engine
         self.threats = threats
@@ -116,9 +118,9 @@ class ExecService:
         with contextlib.suppress(ImportError):
             # By name: the sensor package is built on its own branch and may be absent.
             kernel_layer = importlib.import_module("attyguard.kernel.layer")
-        if kernel_layer is not None:
+        if kernel_layer is not None and self.force_rung is not Rung.AUDIT:
             try:
-                probe = kernel_layer.probe()
+                probe = kernel_layer.probe(self.force_rung)
                 self.probe_report = _probe_json(probe)
                 if probe.in_use is not None and Rung(probe.in_use) is not Rung.AUDIT:
                     self.layer = kernel_layer.KernelLayer(

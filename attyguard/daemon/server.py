@@ -685,7 +685,8 @@ class DaemonServer:
                 mode=section.ebpf_mode, scope=section.exec_scope, group=section.exec_group,
                 deadline_ms=section.exec_deadline_ms, engine=self.engine, threats=self.threats,
                 send_to_pid=self._send_to_pid, send_to_followers=self._send_to_followers,
-                trust_window_s=section.exec_trust_window_s, kept=section.exec_events_kept)
+                trust_window_s=section.exec_trust_window_s, kept=section.exec_events_kept,
+                force_rung=section.exec_rung)
         except Exception as exc:  # e.g. a broken patterns/exec/ rule file
             log.error("exec guard disabled: %s", exc)
             self.execs = None
@@ -700,9 +701,11 @@ class DaemonServer:
 
     def _exec_reload(self, new: DaemonConfig) -> None:
         old = self.config.daemon
-        if (new.daemon.ebpf_mode, new.daemon.exec_scope, new.daemon.exec_group) != (
-                old.ebpf_mode, old.exec_scope, old.exec_group):
-            log.warning("reload: ebpf_mode/exec_scope/exec_group changes take effect on restart")
+        if (new.daemon.ebpf_mode, new.daemon.exec_scope, new.daemon.exec_group,
+                new.daemon.exec_rung) != (old.ebpf_mode, old.exec_scope, old.exec_group,
+                                          old.exec_rung):
+            log.warning("reload: ebpf_mode/exec_scope/exec_group/exec_rung changes take "
+                        "effect on restart")
 
     def _exec_next_line(self, conn: _Connection) -> None:
         if self.execs is not None:
