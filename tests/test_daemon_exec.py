@@ -1,6 +1,6 @@
 """The daemon's exec guard with the real daemon on the audit rung (netlink proc connector).
 
-Each test starts `attyguard daemon --ebpf-mode …` on a socket in a tmp dir
+Each test starts `attyguard daemon --ebpf-mode …` (rung forced to `audit`) on a socket in a tmp dir
 (killed by the fixture), and a child Python that registers itself as a shell
 would (`DaemonClient.register`), holds a warn subscription, and then runs a
 command reached through a program started by a program. On rung 4 nothing
@@ -64,7 +64,10 @@ print(json.dumps({"pid": os.getpid(), "register": reg, "events": events, "refuse
 def daemon() -> Iterator[Callable[..., RunningDaemon]]:
     started: list[RunningDaemon] = []
 
-    def make(*args: str, config_text: str = "") -> RunningDaemon:
+    def make(*args: str, config_text: str = "[daemon]\n") -> RunningDaemon:
+        # Rung 4 forced: these tests are about the proc connector source, whatever
+        # stronger rung this machine has.
+        config_text = config_text.replace("[daemon]\n", '[daemon]\nexec_rung = "audit"\n', 1)
         d = RunningDaemon(short_tmpdir(), args, config_text)
         started.append(d)
         d.start()
