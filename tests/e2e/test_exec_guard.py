@@ -251,3 +251,27 @@ def test_a_reverse_shell_through_a_function_gets_no_shell(
         if conn is not None:
             conn.close()
         listener.close()
+
+
+@needs_layer
+def test_a_line_the_user_trusted_still_runs_its_execs(
+        guarded: Callable[..., Guarded], attyguard_bin: Path, ag_env: dict[str, str],
+        ag_home: Path) -> None:
+    import subprocess
+
+    line = f"bash {ag_home}/p-trusted.sh"
+    (ag_home / "p-trusted.sh").write_text(PAYLOAD.format(marker=ag_home / "marker-trusted")
+                                          + "\n")
+    done = subprocess.run([str(attyguard_bin), "trust", "add", "--", line], env=ag_env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    g = guarded("enforce")
+    g.t.send_line(line)
+    wait_for((ag_home / "marker-trusted").exists, 20, "the trusted line's command", g.dump)
+    g.prompt_after("trusted-done")
+    assert "REFUSED" not in g.t.screen(history=True), g.dump()
+    # the window closed with the next line: the same command, not trusted, is refused
+    (ag_home / "marker-trusted").unlink()
+    g.t.send_line(line + " ")
+    g.wait(r"REFUSED — bash: ")
+    assert not (ag_home / "marker-trusted").exists(), g.dump()
