@@ -72,6 +72,7 @@ def test_enforce_denies_refuses_to_the_shell_and_locks_its_tree(
     # the locked tree: even a harmless exec is refused now …
     again = svc.decide(exec_of(shell.pid, "ls"))
     assert not again.allow and again.rules == ("exec.tree-critical",)
+    assert len(sent.to_pid) == 1  # one red line for the shell, not one per attempt
     # … until an operator lifts the mark
     svc.threats.clear(shell.pid)
     assert svc.decide(exec_of(shell.pid, "ls")).allow

@@ -37,6 +37,7 @@ from attyguard.kernel.events import ExecEvent, FdInfo, FdKind
 __all__ = [
     "SCOPES",
     "SCRIPT_MAX_BYTES",
+    "TREE_CRITICAL_RULE",
     "ExecFacts",
     "ExecJudgement",
     "ExecRule",

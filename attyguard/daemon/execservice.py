@@ -36,6 +36,7 @@ from typing import Any
 
 from attyguard.daemon import protocol
 from attyguard.daemon.execguard import (
+    TREE_CRITICAL_RULE,
     ExecFacts,
     ExecJudgement,
     ExecRule,
@@ -351,6 +352,10 @@ class ExecService:
             log.warning("exec %s: pid %d %s: %s", "would be refused" if blocked else "warning",
                         event.tgid, program, judgement.reason)
         if root is None:
+            return
+        if denied and judgement.rules == (TREE_CRITICAL_RULE,):
+            # The tree is locked already and its shell has said so once (a retry
+            # along PATH, a loop): one red line, not one per attempt.
             return
         if denied:
             text = f"REFUSED — {program}: {judgement.reason}"
