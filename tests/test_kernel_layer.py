@@ -470,9 +470,11 @@ def test_sensor_sigkilled_mid_storm_leaves_no_task_blocked(probed: Probe, tmpfs:
 def test_sensor_sigstopped_mid_storm_blocks_guarded_execs_until_resumed(
     probed: Probe, tmpfs: Path
 ) -> None:
-    """What SIGSTOP does: guarded execs on marked filesystems wait (the kernel has no
-    timeout for permission events); on SIGCONT the expired deadlines are answered at
-    once and the storm finishes; a stopped sensor that is then killed releases them."""
+    """What SIGSTOP does: every exec on a marked filesystem waits, guarded or not (the
+    fast path is answered in userspace, and the kernel has no timeout for permission
+    events); on SIGCONT the expired deadlines are answered at once and execs flow; a
+    stopped sensor that is then killed releases them. In production the bound is the
+    daemon's watchdog (status()["heartbeat_age_s"])."""
     storm = _storm(tmpfs, 100000)
     sensor = None
     try:
@@ -492,12 +494,21 @@ def test_sensor_sigstopped_mid_storm_blocks_guarded_execs_until_resumed(
             assert wchan_seen
             t_stop = time.monotonic()
             before = _exec_count(storm.pid)
+            outsider_done = threading.Event()
+
+            def outsider() -> None:  # not in any guarded tree
+                subprocess.run([str(tmpfs / "true")], timeout=60)
+                outsider_done.set()
+
+            threading.Thread(target=outsider, daemon=True).start()
             # Not a synchronisation: a measurement window (the bound of the stop).
             time.sleep(0.5)
             assert _exec_count(storm.pid) == before
+            assert not outsider_done.is_set(), "an unguarded exec passed a stopped sensor"
             assert time.monotonic() - t_stop < 5
         finally:
             os.kill(sensor.pid, signal.SIGCONT)
+        assert outsider_done.wait(20), "the unguarded exec stayed blocked after SIGCONT"
         # resumed: execs flow again
         resumed_from = _exec_count(storm.pid)
         wait_for(lambda: _exec_count(storm.pid) > resumed_from + 5, what="execs to resume")

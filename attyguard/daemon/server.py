@@ -864,6 +864,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--print-default-config", action="store_true",
                         help="print the commented default config and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--probe", action="store_true",
+                        help="probe the kernel enforcement ladder (lsm, fanotify, signal, audit), "
+                        "print it and exit")
+    parser.add_argument("--json", action="store_true", help="with --probe: one JSON object")
+    parser.add_argument("--rung", choices=("lsm", "fanotify", "signal", "audit"),
+                        help="with --probe: force this rung or a lower one")
     return parser
 
 
@@ -894,6 +900,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_default_config:
         sys.stdout.write(DEFAULT_DAEMON_CONFIG_TEXT)
         return 0
+    if args.probe:
+        from attyguard.kernel.report import print_probe
+
+        return print_probe(args.rung, args.json)
     _setup_logging(args.verbose)
     config_path = Path(args.config or DEFAULT_CONFIG_PATH)
     missing_ok = args.config is None
