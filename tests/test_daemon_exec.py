@@ -11,6 +11,7 @@ tests/e2e/test_exec_guard.py once the kernel layer is installed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import select
@@ -45,8 +46,12 @@ if mode == "trusted":
     client.trusted("make it so")
 inner = "bash -c " + repr(sys.argv[4] + "; touch " + marker)
 if mode == "orphan":
-    # the shell exits at once; its background job runs the command later
-    subprocess.Popen(["bash", "-c", "sleep 1; " + inner], start_new_session=True,
+    # the shell exits at once; its background job runs the command later, from
+    # a file (so nothing is judged before the shell has gone)
+    later = marker + ".sh"
+    with open(later, "w") as f:
+        f.write(sys.argv[4] + "; sleep 1; touch " + marker + "\\n")
+    subprocess.Popen(["bash", "-c", "sleep 1; bash " + later], start_new_session=True,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print(json.dumps({"pid": os.getpid()}))
     sys.exit(0)
@@ -273,7 +278,7 @@ def test_an_orphan_of_an_exited_shell_stays_guarded(daemon: Callable[..., Runnin
     wait_for(marker.exists, 20, "the orphan's command", d.log)
     found = wait_for(lambda: records(d, lambda r: r["shell"] == out["pid"]
                                      and r["action"] == "warn"), 10, "its record", d.log)
-    assert found[0]["argv"][:2] == ["bash", "-c"]
+    assert found[0]["argv"] == ["bash", f"{marker}.sh"]
 
 
 def test_a_shell_on_a_network_socket_is_seen_as_a_reverse_shell(
@@ -303,3 +308,18 @@ def test_a_shell_on_a_network_socket_is_seen_as_a_reverse_shell(
         finally:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("attyguard.kernel.layer") is None,
+                    reason="attyguard.kernel.layer (a permission rung) is not installed")
+def test_enforce_an_orphan_of_an_exited_shell_is_still_refused(
+        daemon: Callable[..., RunningDaemon], tmp_path: Path) -> None:
+    # No forced rung: the strongest here (fanotify on this project's machines).
+    d = daemon("--ebpf-mode", "enforce", config_text="[accumulator]\n")
+    assert d.call("status")["exec"]["rung"] in ("fanotify", "lsm", "signal"), d.log()
+    marker = tmp_path / "m"
+    out = child(d, marker, mode="orphan")
+    found = wait_for(lambda: records(d, lambda r: r["shell"] == out["pid"]
+                                     and r["action"] == "block"), 20, "the refusal", d.log)
+    assert found[0]["argv"] == ["bash", f"{marker}.sh"]
+    assert not marker.exists()
