@@ -275,7 +275,10 @@ class ExecService:
         level, entry = self._level_of(event.tgid)
         critical = (entry.reason or "marked") if level is ThreatLevel.CRITICAL and entry \
             else None
-        judgement = judge(facts, critical=critical, engine=self.engine, rules=self.rules)
+        # Half the permission deadline for a large script's line-by-line pass:
+        # the rest is for reading it and everything else.
+        judgement = judge(facts, critical=critical, engine=self.engine, rules=self.rules,
+                          budget_s=self.deadline_ms / 2000)
         if judgement.action is not Action.ALLOW and critical is None:
             trusted = self.windows.active(root)
             if trusted is not None:
