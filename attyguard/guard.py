@@ -99,6 +99,10 @@ class Guard:
         """
         start = time.perf_counter_ns()
         if self.trust is not None and self.trust.lookup(trust_text(line, state)):
+            # The daemon's exec guard lets this trusted line's execs run too.
+            trusted = getattr(self.daemon, "trusted", None)
+            if trusted is not None:
+                trusted(line)
             return Verdict(
                 Action.ALLOW,
                 source=Source.TRUST,
