@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "rules": "attyguard.commands.rules",
     "daemon": "attyguard.daemon.server",
     "policy": "attyguard.commands.policy",
+    "events": "attyguard.commands.kernel",
 }
 
 

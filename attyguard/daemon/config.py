@@ -31,6 +31,8 @@ DEFAULT_SOCKET = "/run/attyguard/attyguard.sock"
 
 MODES = ("enforce", "warn")
 TIER2_NAMES = ("stub", "heuristic", "onnx")
+EBPF_MODES = ("off", "warn", "enforce")
+EXEC_SCOPES = ("sessions", "group", "all")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,13 @@ class DaemonSection:
     max_subscribers: int = 32
     max_tracked_pids: int = 65536
     prune_interval_s: float = 2.0
+    # The kernel layer (issue 10): opt-in until measured.
+    ebpf_mode: str = "off"
+    exec_scope: str = "sessions"
+    exec_group: str = ""
+    exec_deadline_ms: int = 200
+    exec_trust_window_s: float = 600.0
+    exec_events_kept: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,8 @@ class DaemonConfig:
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("daemon", "mode"): MODES,
     ("daemon", "tier2"): TIER2_NAMES,
+    ("daemon", "ebpf_mode"): EBPF_MODES,
+    ("daemon", "exec_scope"): EXEC_SCOPES,
 }
 
 # (section, key) -> (lowest, highest) allowed, inclusive.
@@ -67,6 +78,9 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("daemon", "max_subscribers"): (1, 10000),
     ("daemon", "max_tracked_pids"): (16, 10_000_000),
     ("daemon", "prune_interval_s"): (0.05, 3600.0),
+    ("daemon", "exec_deadline_ms"): (10, 10000),
+    ("daemon", "exec_trust_window_s"): (1.0, 86400.0),
+    ("daemon", "exec_events_kept"): (10, 1_000_000),
 }
 _PROBABILITY_KEYS = ("block_threshold", "warn_threshold", "level_low", "level_medium",
                      "level_high", "level_critical", "prior_low", "prior_medium", "prior_high")
@@ -102,6 +116,21 @@ max_subscribers = 32
 max_tracked_pids = 65536
 # How often exited processes are dropped from the threat map.
 prune_interval_s = 2.0
+# The kernel layer (exec sensors, `attyguard daemon --probe`): "off" (the
+# default until its cost is measured on your machines), "warn" (would-be
+# denials become events for the owning shell's ⚠ N) or "enforce" (denied with
+# EPERM, or killed on the signal rung). Needs root.
+ebpf_mode = "off"
+# Which execs are judged: "sessions" (descendants of registered attyguard
+# shells), "group" (every process of the users in exec_group) or "all".
+exec_scope = "sessions"
+exec_group = ""
+# A permission event is answered within this many milliseconds (allowed when late).
+exec_deadline_ms = 200
+# A line the user trusted lets its execs run until the shell's next line, at most this long.
+exec_trust_window_s = 600.0
+# Recent exec decisions kept for `attyguard events`.
+exec_events_kept = 1000
 
 [accumulator]
 # P = 1 - prod(1 - p_i) over the Tier-1 rules' probabilities, the Tier-2 score
@@ -195,6 +224,9 @@ def parse_daemon_config(
         errors.append(ConfigError(path, toml_line_of(text, "daemon", "max_subscribers"),
                                   "daemon.max_subscribers must be below max_connections "
                                   "(room must remain for shells asking for verdicts)"))
+    if config.daemon.exec_scope == "group" and not config.daemon.exec_group:
+        errors.append(ConfigError(path, toml_line_of(text, "daemon", "exec_scope"),
+                                  'daemon.exec_scope = "group" needs daemon.exec_group'))
     if errors:
         return DaemonConfig(), errors
     return config, []

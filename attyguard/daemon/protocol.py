@@ -37,7 +37,8 @@ __all__ = [
 
 PROTOCOL_VERSION = 1
 
-OPS = ("classify", "status", "threats", "mark", "clear", "subscribe")
+OPS = ("classify", "status", "threats", "mark", "clear", "subscribe", "register", "trusted",
+       "events")
 
 
 class ErrorCode:

@@ -329,9 +329,12 @@ class Overrides:
     socket: str | None = None
     tier2: str | None = None
     mode: str | None = None
+    ebpf_mode: str | None = None
 
     def apply(self, config: DaemonConfig) -> DaemonConfig:
         section = config.daemon
+        if self.ebpf_mode:
+            section = replace(section, ebpf_mode=self.ebpf_mode)
         if self.socket:
             section = replace(section, socket=self.socket)
         if self.tier2:
@@ -379,6 +382,8 @@ class DaemonServer:
         self._server: asyncio.AbstractServer | None = None
         self._socket_inode: tuple[int, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.execs: Any = None  # ExecService once started (ebpf_mode != off, or for register)
+        self.exec_followers: set[_Connection] = set()
 
     # ---- life cycle
 
@@ -393,6 +398,7 @@ class DaemonServer:
                                                      backlog=512)
         self._tasks = [asyncio.create_task(self._prune_loop()),
                        asyncio.create_task(self._idle_loop())]
+        self._start_exec_guard(loop)
         mode = "0660 group " + self.config.daemon.group if self.group_gid is not None else "0600"
         log.info("listening on %s (%s), mode %s, tier2 %s, auto_block %s", path, mode,
                  self.config.daemon.mode, getattr(self.tier2, "name", "?"),
@@ -409,6 +415,7 @@ class DaemonServer:
         self.notifier.notify("STOPPING=1")
         for task in self._tasks:
             task.cancel()
+        self._stop_exec_guard()
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):
@@ -457,6 +464,7 @@ class DaemonServer:
                 self.tier2, warning = load_tier2_plugin(new.daemon.tier2, new.daemon.tier2_model)
                 if warning:
                     log.warning("%s", warning)
+            self._exec_reload(new)
             if new.daemon.group != self.config.daemon.group:
                 log.warning("reload: daemon.group changed to %s; who may connect follows "
                             "now, the socket file's group on restart", new.daemon.group)
@@ -561,6 +569,7 @@ class DaemonServer:
     def _op_classify(self, conn: _Connection, request: Request) -> dict[str, Any]:
         start = time.perf_counter_ns()
         line = request.str_arg("line", max_len=self.config.daemon.max_request_bytes)
+        self._exec_next_line(conn)
         acc = self.config.accumulator
         tier1 = self.engine(line)
         try:
@@ -602,6 +611,7 @@ class DaemonServer:
             "tracked_pids": len(self.threats),
             "counters": dict(self.counters),
             "peer": {"pid": conn.peer.pid, "uid": conn.peer.uid, "gid": conn.peer.gid},
+            "exec": self._exec_status(conn),
         }
 
     def _op_threats(self, conn: _Connection, request: Request) -> dict[str, Any]:
@@ -663,6 +673,116 @@ class DaemonServer:
                 raise ProtocolError(ErrorCode.BUSY, "too many subscribers", request.id)
             conn.subscriber = True
         return {"subscribed": True, "mode": self.config.daemon.mode}
+
+    # ---- the exec guard (issue 10): kept in these functions, apart from the rest
+
+    def _start_exec_guard(self, loop: asyncio.AbstractEventLoop) -> None:
+        from attyguard.daemon.execservice import ExecService
+
+        section = self.config.daemon
+        try:
+            self.execs = ExecService(
+                mode=section.ebpf_mode, scope=section.exec_scope, group=section.exec_group,
+                deadline_ms=section.exec_deadline_ms, engine=self.engine, threats=self.threats,
+                send_to_pid=self._send_to_pid, send_to_followers=self._send_to_followers,
+                trust_window_s=section.exec_trust_window_s, kept=section.exec_events_kept)
+        except Exception as exc:  # e.g. a broken patterns/exec/ rule file
+            log.error("exec guard disabled: %s", exc)
+            self.execs = None
+            return
+        self.execs.start(loop)
+        if section.ebpf_mode == "off":
+            log.info("exec guard: off (ebpf_mode); shells still register")
+
+    def _stop_exec_guard(self) -> None:
+        if self.execs is not None:
+            self.execs.stop()
+
+    def _exec_reload(self, new: DaemonConfig) -> None:
+        old = self.config.daemon
+        if (new.daemon.ebpf_mode, new.daemon.exec_scope, new.daemon.exec_group) != (
+                old.ebpf_mode, old.exec_scope, old.exec_group):
+            log.warning("reload: ebpf_mode/exec_scope/exec_group changes take effect on restart")
+
+    def _exec_next_line(self, conn: _Connection) -> None:
+        if self.execs is not None:
+            self.execs.next_line(conn.peer.pid)
+
+    def _exec_status(self, conn: _Connection) -> dict[str, Any]:
+        if self.execs is None:
+            return {"mode": self.config.daemon.ebpf_mode, "rung": None}
+        status: dict[str, Any] = self.execs.status()
+        if not conn.privileged:
+            status["guarded_trees"] = [t for t in status["guarded_trees"]
+                                       if t["uid"] == conn.peer.uid]
+        return status
+
+    def _op_register(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        """A shell says it is starting: its process tree is guarded from now on."""
+        pid = request.int_arg("pid", default=conn.peer.pid)
+        # The kernel's word, not the request's: a process registers itself; root
+        # (an installer, a test) may register any process.
+        if pid != conn.peer.pid and conn.peer.uid != 0:
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                f"register: pid {pid} is not the caller ({conn.peer.pid})",
+                                request.id)
+        if self.execs is None:
+            raise ProtocolError(ErrorCode.INTERNAL, "register: exec guard unavailable",
+                                request.id)
+        self.execs.next_line(pid)
+        if not self.execs.register(pid):
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no process {pid}", request.id)
+        return {"pid": pid, "exec_guard": self.execs.mode,
+                "rung": self.execs.rung.value if self.execs.rung is not None else None}
+
+    def _op_trusted(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        """The shell forwards a line its user trusted: let that line's execs run."""
+        line = request.str_arg("line", max_len=self.config.daemon.max_request_bytes)
+        if self.execs is not None:
+            self.execs.trusted(conn.peer.pid, line)
+        return {"window": self.execs is not None}
+
+    def _op_events(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        """Recent exec decisions (a user sees their own); `follow`: then stream new ones."""
+        limit = request.int_arg("limit", default=100)
+        follow = request.args.get("follow", False)
+        if not isinstance(follow, bool):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "events: 'follow' must be a boolean",
+                                request.id)
+        uid = None if conn.privileged else conn.peer.uid
+        items = self.execs.events(max(0, min(limit, 10000)), uid) if self.execs else []
+        if follow:
+            if not conn.subscriber:
+                subscribers = sum(1 for c in self.connections if c.subscriber)
+                if subscribers >= self.config.daemon.max_subscribers:
+                    raise ProtocolError(ErrorCode.BUSY, "too many subscribers", request.id)
+                conn.subscriber = True  # (exempt from the idle timeout, like `subscribe`)
+            self.exec_followers.add(conn)
+        return {"events": items, "following": follow}
+
+    def _send_to_pid(self, pid: int, data: bytes) -> int:
+        """One event to the subscriptions held by process `pid` (the owning shell)."""
+        delivered = 0
+        for conn in list(self.connections):
+            if conn.subscriber and conn.peer.pid == pid \
+                    and conn not in self.exec_followers:
+                if self._send_nowait(conn, data):
+                    delivered += 1
+                else:
+                    conn.dropped_events += 1
+        self.counters["events"] += 1
+        return delivered
+
+    def _send_to_followers(self, record: dict[str, Any], uid: int) -> None:
+        if not self.exec_followers:
+            return
+        data = protocol.encode_event("exec", **record)
+        for conn in list(self.exec_followers):
+            if conn not in self.connections:
+                self.exec_followers.discard(conn)
+            elif (conn.privileged or conn.peer.uid == uid) \
+                    and not self._send_nowait(conn, data):
+                conn.dropped_events += 1
 
     # ---- events
 
@@ -736,6 +856,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tier2", choices=TIER2_NAMES, help="Tier-2 scorer")
     parser.add_argument("--mode", choices=MODES,
                         help="enforce: Block refuses; warn: Block becomes an event + warn")
+    parser.add_argument("--ebpf-mode", choices=("off", "warn", "enforce"),
+                        help="the kernel layer (exec sensors): off (default), warn, enforce")
     parser.add_argument("--print-default-config", action="store_true",
                         help="print the commented default config and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -760,7 +882,12 @@ async def _run(server: DaemonServer) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["status"]:
+        from attyguard.commands.kernel import status_main
+
+        return status_main(argv[1:])
+    args = _parser().parse_args(argv)
     if args.print_default_config:
         sys.stdout.write(DEFAULT_DAEMON_CONFIG_TEXT)
         return 0
@@ -777,7 +904,8 @@ def main(argv: list[str] | None = None) -> int:
 
     classify("true")
     server = DaemonServer(config, config_path=config_path, config_missing_ok=missing_ok,
-                          overrides=Overrides(args.socket, args.tier2, args.mode),
+                          overrides=Overrides(args.socket, args.tier2, args.mode,
+                                              args.ebpf_mode),
                           engine=classify)
     try:
         return asyncio.run(_run(server))

@@ -1,0 +1,426 @@
+"""The daemon's exec guard at run time: sensors in, judgements out (issue 10, parts 3-5).
+
+`ExecService` owns the moving parts around the pure judge
+(`attyguard.daemon.execguard`): the event source (the kernel layer's ladder
+when `attyguard.kernel.layer` is installed and usable, else the netlink proc
+connector: rung 4, audit only), the guarded trees registered by shells, the
+trust windows, the recent-decisions ring behind `attyguard events`, the
+counters behind `attyguard daemon status`, and what a judgement does:
+
+- enforce on a permission rung (fanotify; lsm through its maps): the exec
+  fails with EPERM, the owning shell gets one `refused` event (its next prompt
+  shows `REFUSED — <program>: <reason>`) and its PID is marked Critical;
+- enforce on the signal rung: the task is killed (best effort, after the fact);
+- warn mode, or a rung that cannot deny (audit): a would-be block becomes a
+  `warn` event to the owning shell (its `⚠ N`), nothing is denied;
+- a rule whose action is `warn`: a `warn` event in every mode.
+
+A permission rung calls `decide()` from the layer's own thread while a task
+waits in the kernel: it must answer fast and never raise. Everything that
+touches the daemon's connections or threat map is handed to the asyncio loop
+with `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from attyguard.daemon import protocol
+from attyguard.daemon.execguard import (
+    ExecFacts,
+    ExecJudgement,
+    ExecRule,
+    GuardedTrees,
+    TrustWindows,
+    gather,
+    judge,
+    load_exec_rules,
+)
+from attyguard.daemon.threats import ThreatLevel, ThreatMap
+from attyguard.engine.verdict import Action, Verdict
+from attyguard.kernel.events import (
+    ALLOW,
+    AlgSocketEvent,
+    ConnectEvent,
+    ExecDecision,
+    ExecEvent,
+    ExitEvent,
+    FdKind,
+    ForkEvent,
+    KernelEvent,
+    Rung,
+)
+
+__all__ = ["EBPF_MODES", "ExecService"]
+
+log = logging.getLogger("attyguard.daemon")
+
+EBPF_MODES = ("off", "warn", "enforce")
+_WRITERS_KEPT = 4096  # pipe inode -> program names of recent writers (fd 1 of an exec)
+
+
+class ExecService:
+    def __init__(
+        self,
+        *,
+        mode: str,
+        scope: str,
+        group: str,
+        deadline_ms: int,
+        engine: Callable[[str], Verdict],
+        threats: ThreatMap,
+        send_to_pid: Callable[[int, bytes], int],
+        send_to_followers: Callable[[dict[str, Any], int], None],
+        trust_window_s: float = 600.0,
+        kept: int = 1000,
+        rules: tuple[ExecRule, ...] | None = None,
+    ) -> None:
+        self.mode = mode
+        self.deadline_ms = deadline_ms
+        self.engine = engine
+        self.threats = threats
+        self.send_to_pid = send_to_pid
+        self.send_to_followers = send_to_followers
+        self.rules = load_exec_rules() if rules is None else rules
+        self.trees = GuardedTrees(threats.table, scope=scope, group=group)
+        self.windows = TrustWindows(max_s=trust_window_s)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=kept)
+        self.counters = {"seen": 0, "judged": 0, "denied": 0, "would_deny": 0, "warned": 0,
+                         "dropped": 0, "errors": 0}
+        self.rung: Rung | None = None
+        self.probe_report: dict[str, Any] | None = None
+        self.layer: Any = None
+        self.connector: Any = None
+        self._writers: dict[int, tuple[str, ...]] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- life cycle
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the strongest sensor that works here; never raises (logs why not)."""
+        self._loop = loop
+        if self.mode == "off":
+            return
+        kernel_layer: Any = None
+        with contextlib.suppress(ImportError):
+            # By name: the sensor package is built on its own branch and may be absent.
+            kernel_layer = importlib.import_module("attyguard.kernel.layer")
+        if kernel_layer is not None:
+            try:
+                probe = kernel_layer.probe()
+                self.probe_report = _probe_json(probe)
+                if probe.in_use is not None and Rung(probe.in_use) is not Rung.AUDIT:
+                    self.layer = kernel_layer.KernelLayer(
+                        probe, decide=self.decide, on_event=self.on_event,
+                        deadline_ms=self.deadline_ms, mode=self.mode)
+                    self.layer.start()
+                    self.rung = Rung(probe.in_use)
+                    for root in self.trees.roots():
+                        self.layer.guard_tree(root["pid"])
+                    log.info("exec guard: rung %s in use, mode %s, scope %s", self.rung.value,
+                             self.mode, self.trees.scope)
+                    return
+            except Exception as exc:  # a broken sensor must not keep the daemon down
+                log.warning("exec guard: kernel layer unavailable (%s); trying the proc "
+                            "connector (audit only)", exc)
+                self._stop_layer()
+        self._start_connector(loop)
+
+    def _start_connector(self, loop: asyncio.AbstractEventLoop) -> None:
+        from attyguard.kernel.proc_connector import ProcConnector, ProcConnectorError
+
+        try:
+            self.connector = ProcConnector().open()
+        except ProcConnectorError as exc:
+            log.warning("exec guard: no sensor usable (%s); exec guard off", exc)
+            self.rung = None
+            return
+        loop.add_reader(self.connector.fileno(), self._drain_connector)
+        self.rung = Rung.AUDIT
+        log.info("exec guard: rung audit in use (proc connector: events only, nothing can "
+                 "be denied), mode %s, scope %s", self.mode, self.trees.scope)
+
+    def _drain_connector(self) -> None:
+        try:
+            events = self.connector.read()
+        except OSError as exc:
+            log.warning("exec guard: proc connector failed (%s)", exc)
+            return
+        self.counters["dropped"] = self.connector.overruns
+        for event in events:
+            self.on_event(event)
+
+    def stop(self) -> None:
+        self._stop_layer()
+        if self.connector is not None:
+            if self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(self.connector.fileno())
+            self.connector.close()
+            self.connector = None
+
+    def _stop_layer(self) -> None:
+        if self.layer is not None:
+            with contextlib.suppress(Exception):
+                self.layer.stop()
+            self.layer = None
+
+    # ---- shells
+
+    def register(self, pid: int) -> bool:
+        ok = self.trees.register(pid)
+        if ok and self.layer is not None:
+            with contextlib.suppress(Exception):
+                self.layer.guard_tree(pid)
+        return ok
+
+    def trusted(self, root: int, line: str) -> None:
+        self.windows.open(root, line)
+
+    def next_line(self, root: int) -> None:
+        """The shell asked about its next line: its trusted line (if any) has finished."""
+        self.windows.close(root)
+
+    # ---- events
+
+    def on_event(self, event: KernelEvent) -> None:
+        """Every event a sensor reports (any thread). Permission rungs judge in `decide`."""
+        try:
+            if isinstance(event, ForkEvent):
+                self.trees.forked(event.parent_pid, event.child_pid)
+            elif isinstance(event, ExitEvent):
+                root = self.trees.exited(event.pid)
+                if root is not None:
+                    self.windows.close(root)
+                    if self.layer is not None:
+                        with contextlib.suppress(Exception):
+                            self.layer.unguard_tree(root)
+            elif isinstance(event, ExecEvent):
+                self._remember_writer(event)
+                if self.rung is not Rung.FANOTIFY or event.rung is Rung.AUDIT:
+                    self._judge_after(event)
+            elif isinstance(event, AlgSocketEvent):
+                self._alg_socket(event)
+            elif isinstance(event, ConnectEvent):
+                self._connect(event)
+        except Exception:
+            self.counters["errors"] += 1
+            log.exception("exec guard: handling %s failed", type(event).__name__)
+
+    def decide(self, event: ExecEvent) -> ExecDecision:
+        """A permission rung's question (layer thread): allow or deny this exec now."""
+        try:
+            judgement, root, facts = self._judge(event)
+            if judgement is None:
+                return ALLOW
+            if judgement.action is Action.BLOCK and self.mode == "enforce":
+                self._act(event, facts, judgement, root, denied=True)
+                return ExecDecision(False, judgement.reason, judgement.rules)
+            self._act(event, facts, judgement, root, denied=False)
+            return ALLOW
+        except Exception:
+            self.counters["errors"] += 1
+            log.exception("exec guard: judging pid %d failed; allowed", event.pid)
+            return ALLOW
+
+    def _judge_after(self, event: ExecEvent) -> None:
+        """An exec that has already happened (audit, signal, lsm rungs)."""
+        judgement, root, facts = self._judge(event)
+        if judgement is None:
+            return
+        kill = (judgement.action is Action.BLOCK and self.mode == "enforce"
+                and self.rung in (Rung.SIGNAL, Rung.LSM))
+        if kill:
+            with contextlib.suppress(OSError):
+                os.kill(event.tgid, signal.SIGKILL)  # best effort: it is running already
+        self._act(event, facts, judgement, root, denied=kill)
+
+    def _judge(self, event: ExecEvent) -> tuple[ExecJudgement | None, int | None, ExecFacts | None]:
+        self.counters["seen"] += 1
+        if event.tgid == os.getpid():
+            return None, None, None
+        judge_it, root = self.trees.in_scope(event.tgid, event.ppid, event.uid)
+        if not judge_it:
+            return None, root, None  # the fast path: out of scope, nothing read
+        self.counters["judged"] += 1
+        tree = self.trees.tree(root) if root is not None else None
+        with self._lock:
+            writers = dict(self._writers)
+        facts = gather(event, tree_since=tree.since if tree else None,
+                       tree_uid=tree.uid if tree else None, known_writers=writers)
+        level, entry = self.threats.level_of(event.tgid)
+        critical = (entry.reason or "marked") if level is ThreatLevel.CRITICAL and entry \
+            else None
+        judgement = judge(facts, critical=critical, engine=self.engine, rules=self.rules)
+        if judgement.action is not Action.ALLOW and critical is None:
+            trusted = self.windows.active(root)
+            if trusted is not None:
+                judgement = ExecJudgement(Action.ALLOW, f"trusted line: {trusted[:80]}",
+                                          judgement.rules)
+        return judgement, root, facts
+
+    def _remember_writer(self, event: ExecEvent) -> None:
+        # `curl … | bash` on two lines: curl's exec shows fd 1 = the pipe that
+        # bash's exec shows as fd 0 (whichever comes first; the /proc scan in
+        # execguard.pipe_writers covers the other order).
+        fds = event.fds
+        if fds is None or fds[1].kind is not FdKind.PIPE or not fds[1].inode:
+            return
+        name = os.path.basename(event.argv[0] if event.argv else event.filename)
+        with self._lock:
+            self._writers[fds[1].inode] = (name, os.path.basename(event.filename))
+            while len(self._writers) > _WRITERS_KEPT:
+                del self._writers[next(iter(self._writers))]
+
+    def _alg_socket(self, event: AlgSocketEvent) -> None:
+        judge_it, root = self.trees.in_scope(event.pid, 0, event.uid)
+        if not judge_it:
+            return
+        facts = ExecFacts(program=_exe_of(event.pid), argv=(), event="alg_socket")
+        judgement = judge(facts, critical=None, engine=self.engine, rules=self.rules)
+        if judgement.action is not Action.ALLOW:
+            fake = ExecEvent(event.time, event.pid, event.pid, 0, event.uid, facts.program, ())
+            self._act(fake, facts, judgement, root, denied=False, kind="alg_socket")
+
+    def _connect(self, event: ConnectEvent) -> None:
+        judge_it, root = self.trees.in_scope(event.pid, 0, event.uid)
+        if judge_it:
+            self._record({"kind": "connect", "time": round(event.time, 3), "pid": event.pid,
+                          "ppid": 0, "uid": event.uid, "program": _exe_of(event.pid),
+                          "argv": [], "rules": [], "action": "allow",
+                          "rung": self.rung.value if self.rung else None,
+                          "address": event.address, "port": event.port, "shell": root})
+
+    def _act(self, event: ExecEvent, facts: ExecFacts | None, judgement: ExecJudgement,
+             root: int | None, *, denied: bool, kind: str = "exec") -> None:
+        program = os.path.basename(event.filename) or (event.argv[0] if event.argv else "?")
+        blocked = judgement.action is Action.BLOCK
+        action = "block" if denied else ("warn" if judgement.action is not Action.ALLOW
+                                         else "allow")
+        if denied:
+            self.counters["denied"] += 1
+        elif blocked:
+            self.counters["would_deny"] += 1
+        elif judgement.action is Action.WARN:
+            self.counters["warned"] += 1
+        record = {"kind": kind, "time": round(event.time, 3), "pid": event.tgid,
+                  "ppid": event.ppid, "uid": event.uid, "program": event.filename,
+                  "argv": list(event.argv[:64]), "argv_truncated": event.argv_truncated,
+                  "rules": list(judgement.rules), "action": action,
+                  "reason": judgement.reason,
+                  "rung": (event.rung.value if event.rung else None), "shell": root}
+        self._record(record)
+        if action == "allow":
+            return
+        if denied:
+            log.warning("exec refused: pid %d %s: %s", event.tgid, program, judgement.reason)
+        else:
+            log.warning("exec %s: pid %d %s: %s", "would be refused" if blocked else "warning",
+                        event.tgid, program, judgement.reason)
+        if root is None:
+            return
+        if denied:
+            text = f"REFUSED — {program}: {judgement.reason}"
+            self._on_loop(self._refused, root, text, judgement)
+        else:
+            what = "would be refused" if blocked else "warning"
+            shown = " ".join(event.argv)[:160] if event.argv else event.filename
+            text = f"exec {what} — {program}: {judgement.reason} — {shown}"
+            self._on_loop(self._warn, root, text, judgement, event)
+
+    def _refused(self, root: int, text: str, judgement: ExecJudgement) -> None:
+        self.threats.mark(root, ThreatLevel.CRITICAL, text[:200])
+        if self.layer is not None:
+            with contextlib.suppress(Exception):
+                self.layer.deny_tree(root)
+        self.send_to_pid(root, protocol.encode_event(
+            "refused", text=text, reason=judgement.reason, rules=list(judgement.rules),
+            time=round(time.time(), 3)))
+
+    def _warn(self, root: int, text: str, judgement: ExecJudgement, event: ExecEvent) -> None:
+        self.send_to_pid(root, protocol.encode_event(
+            "warn", text=text, pid=event.tgid, uid=event.uid, reason=judgement.reason,
+            rules=list(judgement.rules), source="exec", time=round(time.time(), 3)))
+
+    def _record(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self.recent.append(record)
+        self._on_loop(self.send_to_followers, record, int(record.get("uid", -1)))
+
+    def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            fn(*args)
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn(*args)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: shutting down
+                loop.call_soon_threadsafe(fn, *args)
+
+    # ---- interfaces
+
+    def events(self, limit: int, uid: int | None) -> list[dict[str, Any]]:
+        with self._lock:
+            items = list(self.recent)
+        if uid is not None:
+            items = [r for r in items if r.get("uid") == uid]
+        return items[-limit:] if limit > 0 else []
+
+    def status(self) -> dict[str, Any]:
+        counters = dict(self.counters)
+        layer_status: dict[str, Any] = {}
+        if self.layer is not None:
+            with contextlib.suppress(Exception):
+                layer_status = dict(self.layer.status())
+                counters["dropped"] = max(counters["dropped"],
+                                          int(layer_status.get("dropped", 0) or 0))
+        if self.connector is not None:
+            counters["dropped"] = self.connector.overruns
+        return {
+            "mode": self.mode,
+            "rung": self.rung.value if self.rung is not None else None,
+            "scope": self.trees.scope,
+            "deadline_ms": self.deadline_ms,
+            "counters": counters,
+            "guarded_trees": self.trees.roots(),
+            "rules": len(self.rules),
+            "layer": layer_status or None,
+            "probe": self.probe_report,
+        }
+
+
+def _exe_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def _probe_json(probe: Any) -> dict[str, Any]:
+    to_json = getattr(probe, "to_json", None)
+    if callable(to_json):
+        with contextlib.suppress(Exception):
+            return dict(to_json())
+    rungs = []
+    for rung in getattr(probe, "rungs", ()) or ():
+        rungs.append({"name": str(getattr(rung, "name", rung)),
+                      "available": bool(getattr(rung, "available", False)),
+                      "reason": str(getattr(rung, "reason", ""))})
+    in_use = getattr(probe, "in_use", None)
+    return {"rungs": rungs, "in_use": str(in_use.value if isinstance(in_use, Rung) else in_use)}
