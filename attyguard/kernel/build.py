@@ -1,0 +1,158 @@
+"""Building the BPF objects: `python -m attyguard.kernel.build [--check] [--out DIR]`.
+
+Decision: the compiled, debug-stripped object (`exec.bpf.o`, ~110 KB, BTF kept
+for CO-RE) is COMMITTED next to its source, with `exec.bpf.o.sha256` recording
+the SHA-256 of the sources it was built from. Why:
+- CO-RE makes one object valid on every BTF-enabled kernel (libbpf relocates
+  field offsets at load time), so there is nothing machine-specific to build;
+- the daemon then needs only `libbpf1` at run time — no clang, llvm, bpftool
+  or 2.8 MB generated vmlinux.h on production hosts, and install.sh stays a
+  copy;
+- staleness is caught by tests/test_kernel_bpf.py: the stamp must match the
+  sources, and a fresh rebuild (with the toolchain that dev.sh installs)
+  must expose the same programs and maps.
+After editing exec.bpf.c or exec.h, run `python -m attyguard.kernel.build`.
+
+A missing toolchain is the typed `ToolchainMissing`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "HERE",
+    "SOURCES",
+    "ToolchainMissing",
+    "build",
+    "find_tools",
+    "main",
+    "source_digest",
+    "stamp_path",
+]
+
+HERE = Path(__file__).resolve().parent
+# object name -> the sources it is built from (the .bpf.c first)
+SOURCES: dict[str, tuple[str, ...]] = {"exec.bpf.o": ("exec.bpf.c", "exec.h")}
+_SBIN = "/usr/sbin:/sbin:/usr/local/sbin"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolchainMissing:
+    reason: str
+
+
+def find_tools() -> dict[str, str] | ToolchainMissing:
+    path = os.environ.get("PATH", "") + ":" + _SBIN
+    tools: dict[str, str] = {}
+    missing: list[str] = []
+    for name in ("clang", "bpftool", "llvm-strip"):
+        found = shutil.which(name, path=path)
+        if found is None:
+            missing.append(name)
+        else:
+            tools[name] = found
+    if missing:
+        return ToolchainMissing(
+            f"{', '.join(missing)} not found (Debian: apt-get install clang llvm bpftool "
+            "libbpf-dev)"
+        )
+    if not Path("/usr/include/bpf/bpf_helpers.h").exists():
+        return ToolchainMissing("bpf/bpf_helpers.h not found (Debian: apt-get install libbpf-dev)")
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        return ToolchainMissing("/sys/kernel/btf/vmlinux missing: this kernel has no BTF")
+    return tools
+
+
+def source_digest(obj: str, src_dir: Path = HERE) -> str:
+    h = hashlib.sha256()
+    for name in SOURCES[obj]:
+        h.update(name.encode() + b"\0")
+        h.update((src_dir / name).read_bytes())
+    return h.hexdigest()
+
+
+def stamp_path(obj: str, out_dir: Path = HERE) -> Path:
+    return out_dir / f"{obj}.sha256"
+
+
+def _arch_define() -> str:
+    machine = os.uname().machine
+    arch = {"x86_64": "x86", "aarch64": "arm64", "ppc64le": "powerpc", "s390x": "s390"}.get(
+        machine, machine
+    )
+    return f"-D__TARGET_ARCH_{arch}"
+
+
+def build(
+    out_dir: Path = HERE, objects: tuple[str, ...] | None = None
+) -> list[Path] | ToolchainMissing:
+    """Compile each object into out_dir (stripped of DWARF, BTF kept) and write its stamp."""
+    tools = find_tools()
+    if isinstance(tools, ToolchainMissing):
+        return tools
+    built: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="attyguard-bpf-") as tmp:
+        vmlinux = Path(tmp) / "vmlinux.h"
+        # vmlinux.h: every kernel type, from the running kernel's BTF (CO-RE
+        # relocates against whatever kernel loads the object later).
+        with vmlinux.open("wb") as fh:
+            subprocess.run(
+                [tools["bpftool"], "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+                stdout=fh,
+                check=True,
+            )
+        for obj in objects or tuple(SOURCES):
+            src = HERE / SOURCES[obj][0]
+            raw = Path(tmp) / obj
+            subprocess.run(
+                [tools["clang"], "-O2", "-g", "-target", "bpf", _arch_define(),
+                 "-I", tmp, "-I", str(HERE), "-c", str(src), "-o", str(raw)],
+                check=True,
+            )
+            out = out_dir / obj
+            # -g keeps .BTF/.BTF.ext (CO-RE needs them) and drops DWARF (600 KB).
+            subprocess.run([tools["llvm-strip"], "-g", str(raw), "-o", str(out)], check=True)
+            stamp_path(obj, out_dir).write_text(source_digest(obj) + "\n")
+            built.append(out)
+    return built
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m attyguard.kernel.build", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=HERE, help="output directory (default: in place)")
+    ap.add_argument("--check", action="store_true",
+                    help="only check that each committed object's stamp matches its sources")
+    args = ap.parse_args(argv)
+    if args.check:
+        stale = [o for o in SOURCES
+                 if not stamp_path(o).exists()
+                 or stamp_path(o).read_text().strip() != source_digest(o)]
+        for o in stale:
+            print(f"{HERE / o}: stale: rebuild with python -m attyguard.kernel.build",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    try:
+        result = build(args.out)
+    except subprocess.CalledProcessError as exc:
+        print(f"attyguard.kernel.build: {exc}", file=sys.stderr)
+        return 1
+    if isinstance(result, ToolchainMissing):
+        print(f"attyguard.kernel.build: not available: {result.reason}", file=sys.stderr)
+        return 3
+    for p in result:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The events exec.bpf.c writes to its ring buffer and the keys/values of its
+ * maps: the one definition shared by the BPF program and its Python reader
+ * (attyguard/kernel/records.py mirrors these layouts with ctypes; a test
+ * checks the sizes against the object's BTF).
+ *
+ * Every record starts with `struct ag_hdr`; `type` says which struct follows.
+ * Fixed-width types only, naturally aligned, so the layout is the same for
+ * clang -target bpf and for x86_64/arm64 userspace.
+ */
+#ifndef ATTYGUARD_EXEC_H
+#define ATTYGUARD_EXEC_H
+
+/* argv bound (documented in README "Kernel layer"): at most AG_MAX_ARGS
+ * arguments, each at most AG_ARG_LEN - 1 bytes, AG_ARGS_SIZE bytes in all
+ * (NUL-separated). Anything beyond sets AG_F_ARGV_TRUNCATED. */
+#define AG_MAX_ARGS 32
+#define AG_ARG_LEN 1024
+#define AG_ARGS_SIZE 8192
+#define AG_FILENAME_LEN 512
+
+enum ag_type {
+	AG_EXEC = 1,	/* sys_enter_execve / sys_enter_execveat */
+	AG_FORK = 2,	/* a new process (not a thread) */
+	AG_EXIT = 3,	/* a process's last thread exits */
+	AG_ALG = 4,	/* socket(AF_ALG, ...) */
+	AG_CONNECT = 5, /* connect() from a guarded tree */
+};
+
+/* ag_exec.flags */
+#define AG_F_ARGV_TRUNCATED 1u
+#define AG_F_FILENAME_TRUNCATED 2u
+#define AG_F_EXECVEAT 4u
+#define AG_F_KILLED 8u /* rung 3 sent SIGKILL for this exec */
+
+/* ag_fd.kind: mirrors attyguard.kernel.events.FdKind */
+enum ag_fd_kind {
+	AG_FD_NONE = 0,
+	AG_FD_TTY = 1,
+	AG_FD_PIPE = 2,
+	AG_FD_SOCKET = 3,
+	AG_FD_FILE = 4,
+	AG_FD_OTHER = 5,
+};
+
+/* Indexes of the per-CPU `stats` array: counted in the kernel so that a full
+ * ring buffer is reported, never silent. */
+enum ag_stat {
+	AG_STAT_SEEN = 0,	  /* events offered to the ring buffer */
+	AG_STAT_DROPPED = 1,	  /* ... that did not fit (ring buffer full) */
+	AG_STAT_SIGNAL_KILLED = 2, /* rung 3: SIGKILLs sent */
+	AG_STAT_LSM_DENIED = 3,	  /* rung 1: execs denied with EPERM */
+	AG_STAT_MAX = 4,
+};
+
+/* Map values of `guarded` / `denied`: the root of the tree the tgid inherited
+ * its membership from (a forked child copies its parent's value). */
+
+/* `denied_inodes` key: the kernel's dev_t (MAJOR << 20 | MINOR), inode number. */
+struct ag_inode_key {
+	__u64 dev;
+	__u64 ino;
+};
+
+struct ag_hdr {
+	__u32 type;
+	__u32 pid;  /* thread id */
+	__u32 tgid; /* process id */
+	__u32 uid;
+	__u64 ktime_ns; /* bpf_ktime_get_boot_ns() */
+};
+
+struct ag_fd {
+	__u32 kind;
+	__u32 family; /* socket family when kind == AG_FD_SOCKET */
+	__u64 ino;
+};
+
+struct ag_exec {
+	struct ag_hdr hdr;
+	__u32 ppid;
+	__u32 flags;
+	__u32 session_id;
+	__u32 argc;	     /* arguments copied into args */
+	__u64 cgroup_id;
+	__u32 args_size;     /* bytes used in args */
+	__s32 dfd;	     /* execveat's dirfd, else -100 (AT_FDCWD) */
+	struct ag_fd fds[3]; /* fds 0, 1, 2 at the time of the call */
+	char filename[AG_FILENAME_LEN];
+	char args[AG_ARGS_SIZE]; /* only args_size bytes are sent */
+};
+
+struct ag_fork {
+	struct ag_hdr hdr; /* the parent */
+	__u32 child_tgid;
+	__u32 guarded_root; /* 0 when the child is outside every guarded tree */
+};
+
+struct ag_exit {
+	struct ag_hdr hdr;
+	__u32 exit_code; /* as wait(2) would report it */
+	__u32 _pad;
+};
+
+struct ag_alg {
+	struct ag_hdr hdr;
+	__u32 sock_type;
+	__u32 protocol;
+};
+
+struct ag_connect {
+	struct ag_hdr hdr;
+	__u32 family;
+	__u32 port; /* host order */
+	__u8 addr[108]; /* IPv4 (4 bytes), IPv6 (16) or a Unix path */
+	__u32 addrlen;
+};
+
+/* The read-only configuration (`.rodata`), set by the loader before load. */
+struct ag_config {
+	__u32 self_tgid;    /* the daemon: never reported, never denied */
+	__u32 trace_all;    /* report every process, not only guarded trees */
+	__u32 signal_kill;  /* rung 3 in enforce mode: SIGKILL what the maps deny */
+	__u32 lsm_enforce;  /* rung 1 in enforce mode: -EPERM what the maps deny */
+};
+
+#endif
