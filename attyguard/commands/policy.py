@@ -193,7 +193,10 @@ def _status(path: str, as_json: bool) -> int:
     if not reply.get("loaded"):
         print(f"no policy loaded: {reply.get('reason', '')}")
         return EXIT_OK
-    print(f"policy {reply.get('file')}: mode {reply.get('mode')}, backend "
+    forced = ""
+    if reply.get("requested_mode") != reply.get("mode"):
+        forced = f" ({reply.get('requested_mode')} asked; {reply.get('reason')})"
+    print(f"policy {reply.get('file')}: mode {reply.get('mode')}{forced}, backend "
           f"{reply.get('backend')}")
     if reply.get("blind"):
         print(f"  not seen with this backend: {', '.join(reply['blind'])}")

@@ -127,8 +127,11 @@ class Evaluator:
                 pass  # the matched program itself (or re-exec of it) is never "not allowed"
             elif entry is not None and entry.allowed_exec is not None and \
                     not any(g.matches(path) for g in entry.allowed_exec):
+                # An audit sensor can lose the race with a short-lived program: say so
+                # rather than guess (it may have been allowed).
+                what = path or "a program that exited before it could be identified"
                 out.append(self._violation(entry, current.exe, pid, ViolationType.EXEC,
-                                           f"exec of {path} not in allowed_exec",
+                                           f"exec of {what} not in allowed_exec",
                                            Severity.HIGH, event.time))
             if own is not None and own.name != current.entry:
                 self.watched[pid] = Watched(own.name, path, pid)
