@@ -33,6 +33,7 @@ from attyguard.policy.syscalls import CRITICAL_SYSCALLS, HIGH_SYSCALLS
 __all__ = ["CPU_WINDOW_S", "Evaluator", "Stats", "Watched", "syscall_severity"]
 
 CPU_WINDOW_S = 1.0  # max_cpu_percent is judged over this sliding window
+_EPS = 1e-6  # sample times are floats: 1.2 - 0.2 < 1.0
 
 
 def syscall_severity(name: str) -> Severity:
@@ -233,11 +234,11 @@ class Evaluator:
         if entry.max_cpu_percent:
             history = watched.cpu
             history.append((sample.time, sample.cpu_seconds))
-            while len(history) > 2 and sample.time - history[1][0] >= CPU_WINDOW_S:
+            while len(history) > 2 and sample.time - history[1][0] >= CPU_WINDOW_S - _EPS:
                 history.popleft()
             first_time, first_cpu = history[0]
             span = sample.time - first_time
-            if span >= CPU_WINDOW_S * 0.9:
+            if span >= CPU_WINDOW_S - _EPS:  # judge only a full window
                 percent = 100.0 * (sample.cpu_seconds - first_cpu) / span
                 over = percent > entry.max_cpu_percent
                 if over and not watched.over_cpu:
