@@ -193,7 +193,8 @@ def test_cli_status_violations_follow_and_mode(
     exe = _program(d)
     (d / "policy.yaml").write_text(_policy(exe, mode="alert"))
     daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")),
-                         '[daemon]\ngroup = "nogroup"\n[policy]\nsample_interval_s = 0.05\n')
+                         '[daemon]\ngroup = "nogroup"\n[policy]\nkernel = "off"\n'
+                         'sample_interval_s = 0.05\n')
     follower = subprocess.Popen([str(ATTYGUARD), "policy", "violations", "--follow",
                                  "--socket", daemon.socket], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

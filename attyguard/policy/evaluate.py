@@ -107,6 +107,12 @@ class Evaluator:
         w = self.watched.get(pid)
         return self.policy.entry(w.entry) if w is not None else None
 
+    def adopt(self, pid: int, entry: str, exe: str) -> None:
+        """The kernel says `pid` belongs to `entry` (it inherited it at fork) before the
+        fork event reached us: watch it now so its events are judged."""
+        if pid not in self.watched and self.policy.entry(entry) is not None:
+            self.watched[pid] = Watched(entry, exe, pid)
+
     # ---- events
 
     def on_exec(self, event: ExecEvent, sha256: str | None = None) -> list[Violation]:

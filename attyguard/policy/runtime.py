@@ -15,9 +15,13 @@ Backends:
   and CPU from psutil. It cannot see file opens, syscalls or network
   connects. Nothing can be stopped from here, so the mode is forced to
   `audit`, with one warning.
-- `kernel`: the policy's own BPF checks on the kernel layer's loader. Not in
-  this build yet (see docs/policy.md); `auto` therefore always ends in the
-  fallback today, and says why.
+- `kernel` (root, eBPF): `attyguard/kernel/policy.bpf.o` through the kernel
+  layer's generic loader (`attyguard.policy.kernel.PolicySensor`) adds
+  syscalls, file opens and connects of watched processes; enforce kills a
+  blocked syscall in the kernel and a process over its memory/CPU limit from
+  here (SIGKILL). Exec, file and network violations are recorded and sent but
+  not stopped in this build (`alerted` even in enforce; docs/policy.md).
+  If the object does not load, the fallback runs, and says why.
 
 Threads: the proc connector is read on the daemon's event loop; the sampler
 runs in its own thread; both feed through `feed()`, which holds one lock
@@ -32,6 +36,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -49,6 +54,7 @@ from attyguard.policy.model import (
     ResourceSample,
     SyscallEvent,
     Violation,
+    ViolationAction,
     ViolationType,
 )
 from attyguard.policy.sinks import SinkDispatcher
@@ -59,6 +65,9 @@ log = logging.getLogger("attyguard.daemon")
 
 FALLBACK_SEES = ("exec", "fork", "exit", "memory", "cpu")
 FALLBACK_BLIND = ("file", "syscall", "network")
+# What a rung can stop on the kernel backend: a blocked syscall (SIGKILL from BPF at
+# syscall entry) and memory/CPU (SIGKILL from the sampler).
+KERNEL_BLOCKABLE = frozenset({ViolationType.SYSCALL, ViolationType.RESOURCE})
 _HASH_CACHE = 256
 _RESCAN_WITH_CONNECTOR_S = 2.0  # a safety net for lost notifications (ENOBUFS)
 
@@ -78,7 +87,7 @@ def choose_backend(kernel: str) -> tuple[str, str]:
     reason = libbpf_unavailable_reason()
     if reason:
         return "fallback", f"no eBPF ({reason})"
-    return "fallback", "the policy's kernel-side checks are not in this build yet"
+    return "kernel", ""
 
 
 class PolicyRuntime:
@@ -98,6 +107,7 @@ class PolicyRuntime:
         self.backend, self.reason = choose_backend(kernel)
         self.requested_mode = policy.mode
         self.evaluator = Evaluator(policy, mode=self._effective(policy.mode))
+        self.sensor: Any = None  # PolicySensor on the kernel backend
         self.sample_interval_s = sample_interval_s
         self.records: deque[tuple[int, dict[str, Any]]] = deque(maxlen=kept)
         self.on_record = on_record
@@ -127,6 +137,14 @@ class PolicyRuntime:
     def start(self, loop: Any = None) -> None:
         """Start the event sources; never raises (a missing source is logged)."""
         self._loop = loop
+        if self.backend == "kernel":
+            self._start_sensor()
+        with self._lock:
+            self.evaluator.mode = self._effective(self.requested_mode)
+            if self.backend == "kernel":
+                self.evaluator.blockable = KERNEL_BLOCKABLE
+        if self.sensor is not None:
+            self.sensor.set_enforce(self.evaluator.mode is Mode.ENFORCE)
         if self.backend == "fallback":
             forced = (f"; mode {self.requested_mode.value} forced to audit"
                       if self.requested_mode is not Mode.AUDIT else "")
@@ -139,6 +157,21 @@ class PolicyRuntime:
         self._thread = threading.Thread(target=self._sample_loop, name="policy-sampler",
                                         daemon=True)
         self._thread.start()
+
+    def _start_sensor(self) -> None:
+        from attyguard.policy.kernel import PolicySensor
+        from attyguard.policy.syscalls import load_syscall_table
+
+        sensor = PolicySensor(self.feed_kernel, load_syscall_table())
+        try:
+            sensor.start()
+            sensor.configure(self.policy)
+        except Exception as exc:  # BpfError, typically: this kernel refuses something
+            sensor.stop()
+            self.backend, self.reason = "fallback", f"policy.bpf.o unavailable: {exc}"
+            return
+        self.sensor = sensor
+        log.info("policy: kernel checks loaded (%s)", ", ".join(sensor.obj.attached))
 
     def _start_connector(self, loop: Any) -> None:
         try:
@@ -173,6 +206,9 @@ class PolicyRuntime:
             self.connector = None
         if self._thread is not None:
             self._thread.join(2.0)
+        if self.sensor is not None:
+            self.sensor.stop()
+            self.sensor = None
         self.dispatcher.stop(0.5)
 
     # ---- configuration
@@ -183,6 +219,8 @@ class PolicyRuntime:
             self.requested_mode = mode
             self.evaluator.mode = self._effective(mode)
             now = self.evaluator.mode
+            if self.sensor is not None:
+                self.sensor.set_enforce(now is Mode.ENFORCE)
         note = "" if now is mode else f"{self.backend} backend ({self.reason}): audit only"
         log.warning("policy mode %s -> %s%s", previous.value, now.value,
                     f" ({note})" if note else "")
@@ -196,10 +234,23 @@ class PolicyRuntime:
             self.requested_mode = policy.mode
             self.evaluator.replace_policy(policy, self._effective(policy.mode))
             self.dispatcher = self._dispatcher(policy)
+            if self.sensor is not None:
+                self.sensor.configure(policy)
+                self.sensor.set_enforce(self.evaluator.mode is Mode.ENFORCE)
+                for pid, w in self.evaluator.watched.items():
+                    self.sensor.watch(pid, w.entry)
         old_dispatcher.stop(0.1)
         self._scan()
 
     # ---- events
+
+    def feed_kernel(self, event: SyscallEvent | OpenEvent | ConnectEvent, entry: str) -> None:
+        """A record from policy.bpf.o (its poll thread), with the entry the kernel had."""
+        if entry and event.pid not in self.evaluator.watched:
+            exe = _exe_of(event.pid)
+            with self._lock:
+                self.evaluator.adopt(event.pid, entry, exe)
+        self.feed(event)
 
     def feed(self, event: PolicyEvent) -> list[Violation]:
         """One event from any source (any thread). Never raises."""
@@ -211,8 +262,10 @@ class PolicyRuntime:
                 ev = self.evaluator
                 if isinstance(event, ExecEvent):
                     out = ev.on_exec(event, sha)
+                    self._sync(event.tgid or event.pid)
                 elif isinstance(event, ForkEvent):
                     out = ev.on_fork(event)
+                    self._sync(event.child_pid)
                 elif isinstance(event, ExitEvent):
                     out = ev.on_exit(event)
                     self._procs.pop(event.pid, None)
@@ -231,6 +284,16 @@ class PolicyRuntime:
             self.errors += 1
             log.exception("policy: handling %s failed", type(event).__name__)
             return []
+
+    def _sync(self, pid: int) -> None:
+        """Tell the kernel a process userspace now watches (lock held)."""
+        if self.sensor is not None:
+            w = self.evaluator.watched.get(pid)
+            if w is not None:
+                try:
+                    self.sensor.watch(pid, w.entry)
+                except Exception as exc:
+                    log.warning("policy: cannot watch pid %d in the kernel: %s", pid, exc)
 
     def sample(self, samples: Iterable[tuple[ResourceSample, float]]) -> list[Violation]:
         out: list[Violation] = []
@@ -252,6 +315,11 @@ class PolicyRuntime:
                 self.on_record(record, uid)
             except Exception:
                 log.exception("policy: following failed")
+        if violation.action is ViolationAction.BLOCKED \
+                and violation.type is ViolationType.RESOURCE:
+            # Memory/CPU have no kernel gate here: enforce is SIGKILL from the sampler.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(violation.pid, signal.SIGKILL)
         if violation.mode is not Mode.AUDIT:
             self.dispatcher.submit(record)
 
@@ -370,10 +438,11 @@ class PolicyRuntime:
             "mode": mode, "requested_mode": self.requested_mode.value,
             "backend": self.backend, "reason": self.reason,
             "sees": list(FALLBACK_SEES) if self.backend == "fallback"
-            else [t.value for t in ViolationType],
+            else [*FALLBACK_SEES, "file", "syscall", "network"],
             "blind": list(FALLBACK_BLIND) if self.backend == "fallback" else [],
             "blockable": blockable,
             "exec_source": "proc connector" if self.connector is not None else "scan",
+            "kernel": self.sensor.counters() if self.sensor is not None else None,
             "processes": processes, "stats": stats, "sinks": self.dispatcher.status(),
             "errors": self.errors, "started": round(self.started, 3),
         }
@@ -387,6 +456,13 @@ class PolicyRuntime:
 def _exec_event(pid: int, ppid: int, uid: int, exe: str) -> ExecEvent:
     return ExecEvent(time=time.time(), pid=pid, tgid=pid, ppid=ppid, uid=max(uid, 0),
                      filename=exe, argv=())
+
+
+def _exe_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
 
 
 def _uid_of(pid: int) -> int:
