@@ -148,6 +148,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "ring_buffer__new": (vp, [ci, _SAMPLE_FN, vp, vp]),
         "ring_buffer__poll": (ci, [vp, ci]),
         "ring_buffer__consume": (ci, [vp]),
+        "ring_buffer__epoll_fd": (ci, [vp]),
         "ring_buffer__free": (None, [vp]),
         "libbpf_num_possible_cpus": (ci, []),
         "libbpf_set_print": (vp, [_PRINT_FN]),
@@ -210,7 +211,11 @@ def _errno() -> int:
 
 
 def _last_libbpf_reason() -> str:
-    # The most telling line of libbpf's log is usually the last "failed"/"error" one.
+    # The most telling line of libbpf's log: a program's own failure, else the
+    # last "failed"/"error" line.
+    for line in reversed(_libbpf_messages):
+        if line.startswith("libbpf: prog '") and "fail" in line:
+            return line[:300]
     for line in reversed(_libbpf_messages):
         low = line.lower()
         if "fail" in low or "error" in low or "invalid" in low:
@@ -510,6 +515,23 @@ class RingBuffer:
             raise BpfError("ring buffer", _errno(), _last_libbpf_reason())
         self._h: int | None = h
         self._lock = threading.Lock()
+
+    @property
+    def epoll_fd(self) -> int:
+        """An fd that polls readable when records wait (to multiplex with other fds)."""
+        if self._h is None:
+            raise BpfError("ring buffer", errno_mod.EBADF, "freed")
+        return int(libbpf().ring_buffer__epoll_fd(self._h))
+
+    def consume(self) -> int:
+        """Deliver every record waiting now, without blocking; returns how many."""
+        with self._lock:
+            if self._h is None:
+                return 0
+            rc: int = libbpf().ring_buffer__consume(self._h)
+        if rc < 0:
+            raise BpfError("ring buffer consume", rc)
+        return rc
 
     # 6. poll ---------------------------------------------------------------------
     def poll(self, timeout_ms: int) -> int:

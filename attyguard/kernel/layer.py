@@ -1,0 +1,747 @@
+"""The kernel layer the daemon drives: the probe of the enforcement ladder and `KernelLayer`.
+
+It owns which rung is used, the life of the sensors (exec.bpf.o through the
+generic loader, the fanotify group), the scope and deny maps, the answer to
+every permission event within its deadline, and the counters. What an exec
+*means* is not decided here: the daemon passes `decide(ExecEvent) ->
+ExecDecision` and `on_event(KernelEvent)`; nothing here imports the daemon.
+
+The ladder, strongest first (`probe()` tries each for real, at start):
+  lsm       bprm_check_security denies in the kernel from maps (critical trees,
+            denied inodes): synchronous, needs no daemon. Judged execs still go
+            through fanotify when it is available (the LSM cannot wait for the
+            daemon), so rung 1 = in-kernel map denies + rung 2's judgement.
+  fanotify  FAN_OPEN_EXEC_PERM on the filesystems that hold executables; the
+            exec waits for `decide` (bounded by deadline_ms). The argv comes
+            from the execve tracepoint record of the same task, which the
+            kernel writes to the ring buffer before the open for exec happens:
+            on each permission event the ring buffer is drained first, so the
+            record is there unless it was dropped (ring buffer full, counted);
+            then the exec is judged on the path alone (argv = (path,),
+            argv_truncated=True). Later permission events of the same exec
+            (the ELF loader, a script's interpreter) are not judged again.
+  signal    the execve tracepoint SIGKILLs denied trees before the exec, and
+            sched_process_exec SIGKILLs denied inodes before their first
+            instruction. A judged deny arrives after the exec has started: the
+            process is killed then (counted as `late_kills`).
+  audit     events only; nothing is denied (the daemon adds the netlink proc
+            connector source when BPF is absent).
+
+Modes: "enforce" denies; "warn" denies nothing — permission events are
+allowed at once and `decide` still runs (off the exec's path) so the daemon
+can emit warn events.
+
+Threads: one reader thread polls the fanotify fd and the ring buffer and
+answers fast paths and deadlines itself; `decide` runs on a bounded pool so a
+slow decision never stalls the others. `on_event` is called on the reader
+thread and must hand off quickly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import heapq
+import itertools
+import logging
+import os
+import select
+import signal
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from attyguard.kernel import fanotify as fan
+from attyguard.kernel import records
+from attyguard.kernel.bpf import (
+    BpfError,
+    BpfObject,
+    RingBuffer,
+    Unsupported,
+    ensure_tracefs,
+    libbpf_unavailable_reason,
+    try_open_load,
+)
+from attyguard.kernel.events import (
+    ExecDecision,
+    ExecEvent,
+    ExitEvent,
+    KernelEvent,
+    Rung,
+)
+
+__all__ = [
+    "EXEC_OBJECT",
+    "KernelLayer",
+    "Mode",
+    "Probe",
+    "RungStatus",
+    "probe",
+]
+
+log = logging.getLogger("attyguard.kernel")
+
+EXEC_OBJECT = Path(__file__).resolve().parent / "exec.bpf.o"
+LADDER: tuple[Rung, ...] = (Rung.LSM, Rung.FANOTIFY, Rung.SIGNAL, Rung.AUDIT)
+LSM_PROGRAM = "ag_bprm_check"
+SENSOR_PROGRAMS = (
+    "ag_execve",
+    "ag_execveat",
+    "ag_exec_done",
+    "ag_fork",
+    "ag_exit",
+    "ag_socket",
+    "ag_connect",
+)
+Mode = Literal["warn", "enforce"]
+OnDeadline = Literal["allow", "deny"]
+
+
+# --------------------------------------------------------------------------- probe
+
+
+@dataclass(frozen=True, slots=True)
+class RungStatus:
+    name: Rung
+    available: bool
+    reason: str  # why not (or what it rests on when available)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name.value, "available": self.available, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    rungs: tuple[RungStatus, ...]
+    in_use: Rung | None  # None: no rung at all (not root, nothing works)
+    forced: Rung | None = None
+
+    def status(self, rung: Rung) -> RungStatus:
+        return next(r for r in self.rungs if r.name is rung)
+
+    @property
+    def bpf(self) -> bool:
+        """The tracepoint sensors load here (the signal rung's test is the same load)."""
+        return self.status(Rung.SIGNAL).available
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rungs": [r.to_json() for r in self.rungs],
+            "in_use": self.in_use.value if self.in_use else None,
+        }
+        if self.forced is not None:
+            out["forced"] = self.forced.value
+        return out
+
+
+def _try_programs(programs: tuple[str, ...], *, attach: bool = True) -> str | None:
+    """Load (and attach) just these programs of exec.bpf.o; None on success, else why not."""
+    everything = (LSM_PROGRAM, *SENSOR_PROGRAMS)
+    result = try_open_load(EXEC_OBJECT, autoload={n: n in programs for n in everything})
+    if isinstance(result, Unsupported):
+        return result.reason
+    try:
+        if attach:
+            result.attach(list(programs))
+    except BpfError as exc:
+        return str(exc)
+    finally:
+        result.close()
+    return None
+
+
+def _lsm_reason() -> str | None:
+    reason = _try_programs((LSM_PROGRAM,))
+    if reason is None:
+        return None
+    if "Permission denied" in reason or "errno 1)" in reason:
+        # Seen on this project's VMs: BPF LSM is built in, but the kernel
+        # refuses BPF trampolines, which lsm/ (and fentry/) programs need.
+        return f"loading lsm/bprm_check_security failed with EPERM ({reason})"
+    lsm_list = Path("/sys/kernel/security/lsm")
+    with contextlib.suppress(OSError):
+        if "bpf" not in lsm_list.read_text().split(","):
+            return f"BPF LSM is not active (lsm= does not list bpf): {reason}"
+    return reason
+
+
+def _proc_connector_reason() -> str | None:
+    """None when the netlink proc connector accepts a listener (audit rung's source)."""
+    netlink_connector, cn_idx_proc, cn_val_proc = 11, 1, 1
+    proc_cn_mcast_listen, proc_cn_mcast_ignore = 1, 2
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, netlink_connector)
+    except OSError as exc:
+        return f"netlink connector socket: {exc.strerror}"
+    try:
+        sock.bind((os.getpid() & 0x3FFFFF | (threading.get_ident() & 0x3FF) << 22, cn_idx_proc))
+
+        def op(value: int) -> None:
+            payload = struct.pack("=I", value)
+            cn = struct.pack("=IIIIHH", cn_idx_proc, cn_val_proc, 0, 0, len(payload), 0)
+            msg = cn + payload
+            nl = struct.pack("=IHHII", 16 + len(msg), 3, 0, 0, os.getpid())  # NLMSG_DONE
+            sock.send(nl + msg)
+
+        op(proc_cn_mcast_listen)
+        op(proc_cn_mcast_ignore)
+    except OSError as exc:
+        return f"proc connector listen failed: {exc.strerror}"
+    finally:
+        sock.close()
+    return None
+
+
+def probe(force: Rung | None = None) -> Probe:
+    """Try each rung for real; in_use is the strongest available one, at or below `force`.
+
+    Forcing a rung that is not available falls through to the next one down.
+    """
+    bpf_missing = libbpf_unavailable_reason()
+    root = os.geteuid() == 0
+    statuses: list[RungStatus] = []
+
+    tracefs = ensure_tracefs() if root else None
+    if not root:
+        sensors_reason: str | None = "needs root (CAP_BPF, CAP_PERFMON) to load BPF programs"
+    elif bpf_missing:
+        sensors_reason = bpf_missing
+    elif not Path("/sys/kernel/btf/vmlinux").exists():
+        sensors_reason = "kernel without BTF (/sys/kernel/btf/vmlinux): CO-RE cannot relocate"
+    elif tracefs:
+        sensors_reason = tracefs
+    else:
+        sensors_reason = _try_programs(SENSOR_PROGRAMS)
+
+    # rung 1
+    if sensors_reason:
+        statuses.append(RungStatus(Rung.LSM, False, sensors_reason))
+    else:
+        lsm = _lsm_reason()
+        statuses.append(
+            RungStatus(Rung.LSM, lsm is None, lsm or "lsm/bprm_check_security loads and attaches")
+        )
+    # rung 2
+    fan_reason = fan.fanotify_unavailable_reason()
+    if fan_reason:
+        statuses.append(RungStatus(Rung.FANOTIFY, False, fan_reason))
+    else:
+        how = ("argv from the execve tracepoint" if not sensors_reason
+               else f"path only, no argv ({sensors_reason})")
+        statuses.append(RungStatus(Rung.FANOTIFY, True, f"FAN_OPEN_EXEC_PERM works; {how}"))
+    # rung 3
+    statuses.append(
+        RungStatus(Rung.SIGNAL, sensors_reason is None,
+                   sensors_reason or "tracepoints load and attach; bpf_send_signal(SIGKILL)")
+    )
+    # rung 4
+    pc = _proc_connector_reason() if root else "needs root (CAP_NET_ADMIN) for the proc connector"
+    audit_ok = pc is None or sensors_reason is None
+    statuses.append(
+        RungStatus(Rung.AUDIT, audit_ok,
+                   "netlink proc connector usable" if pc is None
+                   else ("events from the BPF tracepoints" if audit_ok else pc))
+    )
+
+    start = LADDER.index(force) if force is not None else 0
+    in_use = next((s.name for s in statuses[start:] if s.available), None)
+    return Probe(tuple(statuses), in_use, force)
+
+
+# --------------------------------------------------------------------------- layer
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A permission event waiting for its answer (answered exactly once)."""
+
+    event: fan.PermEvent
+    deadline: float
+    answered: bool = False
+
+
+@dataclass(slots=True)
+class _Counters:
+    events_seen: int = 0  # ring-buffer records decoded
+    exec_events: int = 0
+    perm_events: int = 0  # fanotify permission events
+    fast_path: int = 0  # answered at once: outside the guarded scope
+    judged: int = 0  # decide() calls
+    denied: int = 0  # answered FAN_DENY
+    warned: int = 0  # would have been denied (warn mode)
+    deadline_misses: int = 0
+    no_tracepoint_record: int = 0  # judged on the path alone
+    decide_errors: int = 0
+    late_kills: int = 0  # signal rung: killed after a judged deny
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class KernelLayer:
+    """The sensors and the enforcement of the rung `probe` chose; see the module doc."""
+
+    def __init__(
+        self,
+        probe: Probe,
+        *,
+        decide: Callable[[ExecEvent], ExecDecision],
+        on_event: Callable[[KernelEvent], None],
+        deadline_ms: int = 200,
+        mode: Mode = "enforce",
+        on_deadline: OnDeadline = "allow",
+        mark_paths: list[str] | None = None,
+        trace_all: bool = False,
+        workers: int = 4,
+        ring_buffer_bytes: int | None = None,
+    ) -> None:
+        if mode not in ("warn", "enforce"):
+            raise ValueError(f"mode must be warn or enforce, not {mode!r}")
+        self.probe = probe
+        self.rung = probe.in_use
+        self.mode: Mode = mode
+        self.deadline = max(1, deadline_ms) / 1000.0
+        self.on_deadline = on_deadline
+        self._decide = decide
+        self._on_event = on_event
+        self._mark_paths = mark_paths
+        self._trace_all = trace_all
+        self._workers = max(1, workers)
+        self._rb_bytes = ring_buffer_bytes
+        self._obj: BpfObject | None = None
+        self._rb: RingBuffer | None = None
+        self._group: fan.FanotifyGroup | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = -1, -1
+        self._lock = threading.Lock()  # guards the fields below and the counters
+        self._roots: set[int] = set()  # guarded shells' tgids
+        self._denied_roots: set[int] = set()
+        self._denied_inodes: set[tuple[int, int]] = set()  # (st_dev, st_ino)
+        self._exec_records: dict[int, ExecEvent] = {}  # tgid -> its latest execve record
+        self._judged: set[int] = set()  # tgids whose current exec was judged
+        self._waiting: list[tuple[float, int, _Pending]] = []  # deadline heap
+        self._seq = itertools.count()
+        self._c = _Counters()
+        self._started = False
+        self.start_error: str | None = None
+        self.marks: list[tuple[str, str]] = []
+
+    # ------------------------------------------------------------------ start/stop
+    def start(self) -> None:
+        """Load, attach and start reading. Raises `BpfError`/`OSError` if the rung's parts fail."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        rung = self.rung
+        if rung is None:
+            return
+        enforce = self.mode == "enforce"
+        # 1-4: the BPF object (open, rodata, load, attach), when the sensors work here
+        if self.probe.bpf:
+            err = ensure_tracefs()
+            if err:
+                raise OSError(errno.ENOENT, err)
+            cfg = records.AgConfig(
+                self_tgid=os.getpid(),
+                trace_all=int(self._trace_all),
+                signal_kill=int(rung is Rung.SIGNAL and enforce),
+                lsm_enforce=int(rung is Rung.LSM and enforce),
+            )
+            sizes = {"events": self._rb_bytes} if self._rb_bytes else None
+            obj = try_open_load(
+                EXEC_OBJECT,
+                rodata=bytes(cfg),
+                autoload={LSM_PROGRAM: rung is Rung.LSM},
+                max_entries=sizes,
+            )
+            if isinstance(obj, Unsupported):
+                raise BpfError(obj.step, obj.errno, obj.reason)
+            self._obj = obj
+            obj.attach()
+            # 5: the ring buffer; its records arrive in _on_record on the reader thread
+            self._rb = obj.ring_buffer("events", self._on_record)
+        # rung 2's group (also under rung 1, which cannot ask the daemon itself)
+        if rung in (Rung.LSM, Rung.FANOTIFY) and self.probe.status(Rung.FANOTIFY).available:
+            group = fan.FanotifyGroup()
+            self._group = group
+            paths = self._mark_paths
+            if paths is None:
+                paths = fan.distinct_filesystems(fan.default_exec_paths())
+            for p in paths:
+                try:
+                    how = group.mark_exec(p)
+                except fan.FanotifyError as exc:
+                    log.warning("fanotify: cannot mark %s: %s", p, exc.strerror)
+                    continue
+                self.marks.append((p, how))
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="attyguard-decide")
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._run, name="attyguard-kernel", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Answer what waits (allow), detach and close everything. Idempotent."""
+        self._stop.set()
+        if self._wake_w >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._thread = None
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for _, _, p in waiting:
+            self._answer(p, True)
+        if self._group is not None:
+            self._group.close()  # the kernel allows anything still queued
+            self._group = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        if self._obj is not None:
+            self._obj.close()  # frees the ring buffer, destroys links, closes maps
+            self._obj = None
+            self._rb = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    def __enter__(self) -> KernelLayer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ scope
+    def _descendants(self, tgid: int) -> list[int]:
+        import psutil
+
+        try:
+            return [c.pid for c in psutil.Process(tgid).children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def guard_tree(self, tgid: int) -> None:
+        """Put a guarded shell's tree in scope; processes it forks later inherit in the kernel."""
+        with self._lock:
+            self._roots.add(tgid)
+        if self._obj is not None:
+            root = ctypes.c_uint32(tgid)
+            for pid in (tgid, *self._descendants(tgid)):
+                self._obj.map_update("guarded", ctypes.c_uint32(pid), root)
+
+    def unguard_tree(self, tgid: int) -> None:
+        with self._lock:
+            self._roots.discard(tgid)
+        self._forget_tree("guarded", tgid)
+
+    def deny_tree(self, tgid: int) -> None:
+        """Critical tree: every exec in it is denied (lsm/signal maps; fanotify answers deny)."""
+        with self._lock:
+            self._denied_roots.add(tgid)
+        if self._obj is not None:
+            root = ctypes.c_uint32(tgid)
+            for pid in (tgid, *self._descendants(tgid)):
+                self._obj.map_update("denied", ctypes.c_uint32(pid), root)
+
+    def deny_inode(self, dev: int, ino: int) -> None:
+        """Deny this executable (dev as os.stat's st_dev) wherever it is, under any name."""
+        with self._lock:
+            self._denied_inodes.add((dev, ino))
+        if self._obj is not None:
+            key = records.InodeKey(dev=records.kernel_dev(dev), ino=ino)
+            self._obj.map_update("denied_inodes", key, ctypes.c_uint32(1))
+
+    def _forget_tree(self, map_name: str, root: int) -> None:
+        if self._obj is None:
+            return
+        value = ctypes.c_uint32()
+        for key in self._obj.map_keys(map_name, ctypes.c_uint32):
+            if self._obj.map_lookup(map_name, key, value) and value.value == root:
+                self._obj.map_delete(map_name, key)
+
+    def map_entries(self, map_name: str) -> dict[int, int]:
+        """tgid -> root of `guarded` or `denied` (for status and tests)."""
+        if self._obj is None:
+            return {}
+        out: dict[int, int] = {}
+        value = ctypes.c_uint32()
+        for key in self._obj.map_keys(map_name, ctypes.c_uint32):
+            if self._obj.map_lookup(map_name, key, value):
+                out[key.value] = value.value
+        return out
+
+    def _in_map(self, map_name: str, tgid: int) -> bool:
+        assert self._obj is not None
+        return self._obj.map_lookup(map_name, ctypes.c_uint32(tgid), ctypes.c_uint32())
+
+    def _ancestry(self, tgid: int) -> list[int]:
+        """tgid and its ancestors, read from /proc (the scope check when BPF is absent)."""
+        chain: list[int] = []
+        pid = tgid
+        while pid > 1 and len(chain) < 64:
+            chain.append(pid)
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_bytes()
+                pid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+            except (OSError, ValueError, IndexError):
+                break
+        return chain
+
+    def _scoped(self, tgid: int) -> tuple[bool, bool]:
+        """(guarded, denied) for a tgid: the kernel maps when loaded, else /proc ancestry."""
+        if self._obj is not None:
+            if self._trace_all:
+                return True, self._in_map("denied", tgid)
+            return self._in_map("guarded", tgid), self._in_map("denied", tgid)
+        chain = self._ancestry(tgid)
+        with self._lock:
+            guarded = self._trace_all or any(p in self._roots for p in chain)
+            denied = any(p in self._denied_roots for p in chain)
+        return guarded, denied
+
+    # ------------------------------------------------------------------ the reader thread
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        if self._group is not None:
+            poller.register(self._group.fd, select.POLLIN)
+        if self._rb is not None:
+            poller.register(self._rb.epoll_fd, select.POLLIN)
+        while not self._stop.is_set():
+            timeout = self._expire_deadlines()
+            try:
+                ready = poller.poll(timeout)
+            except InterruptedError:
+                continue
+            if not ready:
+                continue
+            # The ring buffer first: an exec's tracepoint record precedes its
+            # permission event, so draining it here gives the argv to judge.
+            self._drain_ring()
+            if self._group is not None:
+                for ev in self._group.read():
+                    self._on_perm(ev)
+        self._drain_ring()
+
+    def _drain_ring(self) -> None:
+        if self._rb is not None:
+            try:
+                self._rb.consume()
+            except BpfError as exc:
+                log.warning("ring buffer: %s", exc)
+
+    def _expire_deadlines(self) -> int:
+        """Answer every permission event whose deadline passed; ms until the next one."""
+        now = time.monotonic()
+        expired: list[_Pending] = []
+        with self._lock:
+            while self._waiting and self._waiting[0][0] <= now:
+                _, _, p = heapq.heappop(self._waiting)
+                if not p.answered:
+                    expired.append(p)
+            nxt = self._waiting[0][0] if self._waiting else now + 0.1
+        for p in expired:
+            if self._answer(p, self.on_deadline == "allow"):
+                with self._lock:
+                    self._c.deadline_misses += 1
+                    if self.on_deadline == "deny":
+                        self._c.denied += 1
+        return max(0, min(100, int((nxt - now) * 1000) + 1))
+
+    def _answer(self, p: _Pending, allow: bool) -> bool:
+        """Respond once; False when someone (deadline or decision) already did."""
+        with self._lock:
+            if p.answered:
+                return False
+            p.answered = True
+            group = self._group
+        if group is None:
+            with contextlib.suppress(OSError):
+                os.close(p.event.fd)
+            return True
+        try:
+            group.respond(p.event, allow)
+        except OSError as exc:
+            log.warning("fanotify response failed: %s", exc)
+        return True
+
+    def _on_record(self, data: bytes) -> None:
+        rec = records.decode(data, self.rung or Rung.AUDIT)
+        if rec is None:
+            return
+        ev = rec.event
+        with self._lock:
+            self._c.events_seen += 1
+            if isinstance(ev, ExecEvent):
+                self._c.exec_events += 1
+                self._exec_records[ev.tgid] = ev
+                self._judged.discard(ev.tgid)
+            elif isinstance(ev, ExitEvent):
+                self._exec_records.pop(ev.pid, None)
+                self._judged.discard(ev.pid)
+        if isinstance(ev, ExecEvent) and not rec.killed and self._group is None:
+            # No permission rung: judge after the fact (warn events; rung 3 kills).
+            self._submit_async(ev)
+        try:
+            self._on_event(ev)
+        except Exception:
+            log.exception("on_event failed")
+
+    def _on_perm(self, ev: fan.PermEvent) -> None:
+        with self._lock:
+            self._c.perm_events += 1
+        guarded, denied = self._scoped(ev.pid)
+        if denied and self.mode == "enforce":
+            self._respond_now(ev, allow=False)
+            with self._lock:
+                self._c.denied += 1
+            return
+        key = fan.stat_key(ev.fd)
+        with self._lock:
+            inode_denied = key is not None and key in self._denied_inodes
+        if inode_denied and self.mode == "enforce":
+            self._respond_now(ev, allow=False)
+            with self._lock:
+                self._c.denied += 1
+            return
+        if not guarded:
+            self._respond_now(ev, allow=True)
+            with self._lock:
+                self._c.fast_path += 1
+            return
+        with self._lock:
+            record = self._exec_records.pop(ev.pid, None)
+            follow_up = record is None and ev.pid in self._judged
+            if not follow_up:
+                self._judged.add(ev.pid)
+            if record is None and not follow_up:
+                self._c.no_tracepoint_record += 1
+        if follow_up:
+            # The ELF loader or a script's interpreter of an exec already judged.
+            self._respond_now(ev, allow=True)
+            return
+        path = fan.fd_path(ev.fd)
+        if record is None:
+            exec_ev = ExecEvent(time=time.time(), pid=ev.pid, tgid=ev.pid, ppid=0, uid=-1,
+                                filename=path, argv=(path,), argv_truncated=True,
+                                rung=Rung.FANOTIFY)
+        else:
+            exec_ev = replace(record, filename=path or record.filename, rung=Rung.FANOTIFY)
+        if self.mode == "warn":
+            self._respond_now(ev, allow=True)
+            self._submit_async(exec_ev)
+            return
+        pending = _Pending(ev, time.monotonic() + self.deadline)
+        with self._lock:
+            heapq.heappush(self._waiting, (pending.deadline, next(self._seq), pending))
+        assert self._pool is not None
+        try:
+            self._pool.submit(self._judge, pending, exec_ev)
+        except RuntimeError:  # pool shut down: stopping
+            self._answer(pending, True)
+
+    def _respond_now(self, ev: fan.PermEvent, *, allow: bool) -> None:
+        assert self._group is not None
+        try:
+            self._group.respond(ev, allow)
+        except OSError as exc:
+            log.warning("fanotify response failed: %s", exc)
+
+    def _call_decide(self, ev: ExecEvent) -> ExecDecision:
+        with self._lock:
+            self._c.judged += 1
+        try:
+            return self._decide(ev)
+        except Exception:
+            log.exception("decide failed; allowing %s", ev.filename)
+            with self._lock:
+                self._c.decide_errors += 1
+            return ExecDecision(True, "decide failed")
+
+    def _judge(self, pending: _Pending, ev: ExecEvent) -> None:
+        decision = self._call_decide(ev)
+        if self._answer(pending, decision.allow) and not decision.allow:
+            with self._lock:
+                self._c.denied += 1
+
+    def _submit_async(self, ev: ExecEvent) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            pool.submit(self._judge_after, ev)
+
+    def _judge_after(self, ev: ExecEvent) -> None:
+        decision = self._call_decide(ev)
+        if decision.allow:
+            return
+        if self.mode == "warn":
+            with self._lock:
+                self._c.warned += 1
+            return
+        if self.rung is Rung.SIGNAL:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(ev.tgid, signal.SIGKILL)
+                with self._lock:
+                    self._c.late_kills += 1
+
+    # ------------------------------------------------------------------ status
+    def kernel_counters(self) -> dict[str, int]:
+        if self._obj is None:
+            return {}
+        names = {
+            "seen": records.STAT_SEEN,
+            "dropped": records.STAT_DROPPED,
+            "signal_killed": records.STAT_SIGNAL_KILLED,
+            "lsm_denied": records.STAT_LSM_DENIED,
+        }
+        try:
+            return {k: self._obj.percpu_sum("stats", i) for k, i in names.items()}
+        except BpfError:
+            return {}
+
+    def status(self) -> dict[str, Any]:
+        k = self.kernel_counters()
+        with self._lock:
+            c = self._c
+            out: dict[str, Any] = {
+                "rung": self.rung.value if self.rung else None,
+                "mode": self.mode,
+                "running": self._thread is not None,
+                "events_seen": c.events_seen,
+                "events_denied": c.denied + k.get("signal_killed", 0) + k.get("lsm_denied", 0),
+                "events_dropped": k.get("dropped", 0),
+                "deadline_misses": c.deadline_misses,
+                "deadline_ms": int(self.deadline * 1000),
+                "on_deadline": self.on_deadline,
+                "exec_events": c.exec_events,
+                "permission_events": c.perm_events,
+                "fast_path": c.fast_path,
+                "judged": c.judged,
+                "warned": c.warned,
+                "late_kills": c.late_kills,
+                "no_tracepoint_record": c.no_tracepoint_record,
+                "decide_errors": c.decide_errors,
+                "guarded_trees": sorted(self._roots),
+                "denied_trees": sorted(self._denied_roots),
+                "marks": [{"path": p, "how": h} for p, h in self.marks],
+                "kernel": k,
+            }
+        return out

@@ -1,0 +1,539 @@
+"""KernelLayer on this kernel: the probe, fanotify and signal enforcement, scope, faults.
+
+Every test marks only a private tmpfs (never a filesystem other people exec
+from), guards only processes it starts, and stops the layer in a finally, so
+a failing test cannot make anyone else's exec wait.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from attyguard.kernel.events import (
+    ALLOW,
+    AlgSocketEvent,
+    ConnectEvent,
+    ExecDecision,
+    ExecEvent,
+    KernelEvent,
+    Rung,
+)
+from attyguard.kernel.layer import KernelLayer, Probe, probe
+from tests.kernel_support import bpf_missing_reason, wait_for
+
+pytestmark = pytest.mark.root
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@pytest.fixture(scope="module")
+def probed() -> Probe:
+    reason = bpf_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    return probe()
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A private tmpfs holding a copy of true and a marker-writing script."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)], check=True)
+    try:
+        shutil.copy("/bin/true", mnt / "true")
+        marker = mnt / "marker"
+        script = mnt / "mk.sh"
+        script.write_text(f"#!/bin/sh\ntouch {marker}\n")
+        script.chmod(0o755)
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+class Shell:
+    """A bash we guard, reading command lines from a pipe (so we choose when it execs)."""
+
+    def __init__(self) -> None:
+        # /bin/bash is on /, which the tests never mark: starting it cannot block.
+        self.proc = subprocess.Popen(
+            ["/bin/bash", "--norc", "--noprofile"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        self.pid = self.proc.pid
+
+    def run(self, line: str, timeout: float = 20) -> tuple[int, str]:
+        """Run one line in the guarded bash; (status, output)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        tag = f"__done_{time.monotonic_ns()}__"
+        self.proc.stdin.write(f"{line}\necho \"{tag} $?\"\n".encode())
+        self.proc.stdin.flush()
+        out: list[str] = []
+        box: dict[str, int] = {}
+
+        def reader() -> None:
+            assert self.proc.stdout is not None
+            for raw in self.proc.stdout:
+                text = raw.decode(errors="replace")
+                if text.startswith(tag):
+                    box["rc"] = int(text.split()[1])
+                    return
+                out.append(text)
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        t.join(timeout)
+        if "rc" not in box:
+            pytest.fail(f"guarded bash did not finish {line!r}; output so far: {''.join(out)!r}")
+        return box["rc"], "".join(out)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def shell() -> Iterator[Shell]:
+    sh = Shell()
+    try:
+        yield sh
+    finally:
+        sh.close()
+
+
+def _layer(
+    pr: Probe,
+    tmpfs: Path,
+    decide: Callable[[ExecEvent], ExecDecision] = lambda ev: ALLOW,
+    events: list[KernelEvent] | None = None,
+    **kw: object,
+) -> KernelLayer:
+    sink = events if events is not None else []
+    return KernelLayer(pr, decide=decide, on_event=sink.append,
+                       mark_paths=[str(tmpfs)], **kw)  # type: ignore[arg-type]
+
+
+def deny_marker(ev: ExecEvent) -> ExecDecision:
+    if any("mk.sh" in a for a in ev.argv) or ev.filename.endswith("mk.sh"):
+        return ExecDecision(False, "test: marker script", ("test.marker",))
+    return ALLOW
+
+
+# --------------------------------------------------------------------------- probe
+
+
+def test_probe_report_on_this_kernel(probed: Probe) -> None:
+    lsm = probed.status(Rung.LSM)
+    fan = probed.status(Rung.FANOTIFY)
+    assert fan.available, fan.reason
+    assert probed.status(Rung.SIGNAL).available
+    assert probed.status(Rung.AUDIT).available
+    if lsm.available:  # a kernel that allows BPF LSM: rung 1 is used
+        assert probed.in_use is Rung.LSM
+    else:  # this project's VMs: EPERM at load, and rung 2 takes over unasked
+        assert "EPERM" in lsm.reason
+        assert probed.in_use is Rung.FANOTIFY
+    js = probed.to_json()
+    assert [r["name"] for r in js["rungs"]] == ["lsm", "fanotify", "signal", "audit"]
+    assert js["in_use"] == probed.in_use.value
+
+
+@pytest.mark.parametrize("force", [Rung.FANOTIFY, Rung.SIGNAL, Rung.AUDIT])
+def test_forced_rung_falls_through(probed: Probe, force: Rung) -> None:
+    forced = probe(force)
+    assert forced.in_use is force
+    assert forced.to_json()["forced"] == force.value
+
+
+def test_forcing_lsm_on_a_kernel_without_it_falls_to_fanotify(probed: Probe) -> None:
+    if probed.status(Rung.LSM).available:
+        pytest.skip("this kernel allows BPF LSM")
+    assert probe(Rung.LSM).in_use is Rung.FANOTIFY
+
+
+# --------------------------------------------------------------------------- rung 2
+
+
+def test_fanotify_deny_makes_execve_fail_with_eperm(probed: Probe, tmpfs: Path,
+                                                    shell: Shell) -> None:
+    seen: list[ExecEvent] = []
+
+    def decide(ev: ExecEvent) -> ExecDecision:
+        seen.append(ev)
+        return deny_marker(ev)
+
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, decide, deadline_ms=2000)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        rc, out = shell.run(f"{tmpfs}/mk.sh one two")
+        assert rc == 126, out
+        assert "Operation not permitted" in out
+        assert not (tmpfs / "marker").exists()
+        rc, out = shell.run(f"{tmpfs}/true")
+        assert rc == 0, out
+        judged = [e for e in seen if e.filename.endswith("mk.sh")]
+        assert judged and judged[0].argv == (f"{tmpfs}/mk.sh", "one", "two")
+        assert judged[0].rung is Rung.FANOTIFY
+        st = layer.status()
+        assert st["rung"] == "fanotify" and st["events_denied"] >= 1
+        assert st["deadline_misses"] == 0
+    finally:
+        layer.stop()
+    layer.stop()  # idempotent
+
+
+def test_fanotify_warn_mode_denies_nothing_but_still_decides(probed: Probe, tmpfs: Path,
+                                                             shell: Shell) -> None:
+    asked = threading.Event()
+
+    def decide(ev: ExecEvent) -> ExecDecision:
+        d = deny_marker(ev)
+        if not d.allow:
+            asked.set()
+        return d
+
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, decide, mode="warn")
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        rc, out = shell.run(f"{tmpfs}/mk.sh")
+        assert rc == 0, out
+        assert (tmpfs / "marker").exists()
+        assert asked.wait(10)
+        wait_for(lambda: layer.status()["warned"] == 1, what="the warn count")
+        assert layer.status()["events_denied"] == 0
+    finally:
+        layer.stop()
+
+
+def test_outside_the_scope_is_allowed_at_once(probed: Probe, tmpfs: Path) -> None:
+    calls: list[ExecEvent] = []
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, lambda ev: calls.append(ev) or ExecDecision(False))
+    try:
+        layer.start()
+        r = subprocess.run([str(tmpfs / "true")], timeout=20)
+        assert r.returncode == 0
+        assert calls == []
+        assert layer.status()["fast_path"] >= 1
+    finally:
+        layer.stop()
+
+
+def test_deny_tree_and_deny_inode_by_fanotify(probed: Probe, tmpfs: Path, shell: Shell) -> None:
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs)
+    other = Shell()
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        layer.guard_tree(other.pid)
+        st = os.stat(tmpfs / "mk.sh")
+        layer.deny_inode(st.st_dev, st.st_ino)
+        rc, out = shell.run(f"{tmpfs}/mk.sh")
+        assert rc == 126 and "Operation not permitted" in out
+        assert shell.run(f"{tmpfs}/true")[0] == 0
+        layer.deny_tree(other.pid)
+        rc, out = other.run(f"{tmpfs}/true")
+        assert rc == 126 and "Operation not permitted" in out
+        assert not (tmpfs / "marker").exists()
+    finally:
+        other.close()
+        layer.stop()
+
+
+@pytest.mark.parametrize("policy", ["allow", "deny"])
+def test_deadline_answers_a_slow_decision(probed: Probe, tmpfs: Path, shell: Shell,
+                                          policy: str) -> None:
+    release = threading.Event()
+
+    def slow(ev: ExecEvent) -> ExecDecision:
+        release.wait(30)
+        return ExecDecision(False, "too late to matter")
+
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, slow, deadline_ms=100, on_deadline=policy)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        t0 = time.monotonic()
+        rc, out = shell.run(f"{tmpfs}/true")
+        took = time.monotonic() - t0
+        assert (rc == 0) if policy == "allow" else (rc == 126), out
+        st = layer.status()
+        assert st["deadline_misses"] == 1
+        # answered by the deadline, not by the decision (still blocked)
+        assert took < 10
+    finally:
+        release.set()
+        layer.stop()
+
+
+# --------------------------------------------------------------------------- rung 3
+
+
+def test_signal_rung_kills_a_denied_tree_before_it_runs_anything(probed: Probe, tmpfs: Path,
+                                                                 shell: Shell) -> None:
+    pr = probe(Rung.SIGNAL)
+    assert pr.in_use is Rung.SIGNAL
+    layer = _layer(pr, tmpfs)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        assert shell.run(f"{tmpfs}/true")[0] == 0
+        # bash's fork (a child of the denied tree) execs: killed in the kernel
+        layer.deny_tree(shell.pid)
+        rc, out = shell.run(f"{tmpfs}/mk.sh")
+        assert rc == 128 + signal.SIGKILL, out
+        assert not (tmpfs / "marker").exists()
+        assert layer.status()["kernel"]["signal_killed"] >= 1
+    finally:
+        layer.stop()
+
+
+def test_signal_rung_kills_a_denied_inode_before_its_first_instruction(
+    probed: Probe, tmpfs: Path, shell: Shell
+) -> None:
+    layer = _layer(probe(Rung.SIGNAL), tmpfs)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        st = os.stat(tmpfs / "mk.sh")
+        layer.deny_inode(st.st_dev, st.st_ino)
+        # exe_file is the interpreter for a script: deny the interpreter copy instead
+        shutil.copy("/bin/sh", tmpfs / "sh")
+        sh = os.stat(tmpfs / "sh")
+        layer.deny_inode(sh.st_dev, sh.st_ino)
+        rc, out = shell.run(f"{tmpfs}/sh -c 'touch {tmpfs}/marker'")
+        assert rc == 128 + signal.SIGKILL, out
+        assert not (tmpfs / "marker").exists()
+        assert shell.run(f"{tmpfs}/true")[0] == 0
+    finally:
+        layer.stop()
+
+
+def test_warn_mode_on_the_signal_rung_kills_nothing(probed: Probe, tmpfs: Path,
+                                                    shell: Shell) -> None:
+    layer = _layer(probe(Rung.SIGNAL), tmpfs, mode="warn")
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        layer.deny_tree(shell.pid)
+        assert shell.run(f"{tmpfs}/true")[0] == 0
+        assert layer.status()["kernel"]["signal_killed"] == 0
+    finally:
+        layer.stop()
+
+
+# --------------------------------------------------------------------------- events, scope
+
+
+def test_events_reach_on_event_for_the_guarded_tree(probed: Probe, tmpfs: Path,
+                                                    shell: Shell) -> None:
+    events: list[KernelEvent] = []
+    layer = _layer(probe(Rung.SIGNAL), tmpfs, events=events)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        code = ("import socket\n"
+                "s = socket.socket(); s.settimeout(1)\n"
+                "try: s.connect(('127.0.0.1', 9))\nexcept OSError: pass\n"
+                "try: socket.socket(38, socket.SOCK_SEQPACKET, 0)\nexcept OSError: pass\n")
+        rc, out = shell.run(f"{sys.executable} -c \"{code}\"")
+        assert rc == 0, out
+
+        def have() -> bool:
+            kinds = {type(e) for e in list(events)}
+            return {ExecEvent, ConnectEvent, AlgSocketEvent} <= kinds
+
+        wait_for(have, what="exec, connect and AF_ALG events")
+        conn = [e for e in events if isinstance(e, ConnectEvent)]
+        assert any(c.address == "127.0.0.1" and c.port == 9 for c in conn)
+    finally:
+        layer.stop()
+
+
+def test_a_guarded_tree_whose_shell_exits_leaves_no_map_entries(probed: Probe,
+                                                                tmpfs: Path) -> None:
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs)
+    sh = Shell()
+    try:
+        layer.start()
+        layer.guard_tree(sh.pid)
+        assert sh.run("sleep 60 & echo $!")[0] == 0
+        kids = [p for p in layer.map_entries("guarded") if p != sh.pid]
+        assert layer.map_entries("guarded").get(sh.pid) == sh.pid
+        assert kids, "the forked child inherited nothing"
+        layer.deny_tree(sh.pid)
+        sh.run("kill %1; wait")
+        sh.proc.stdin.close()  # type: ignore[union-attr]
+        sh.proc.wait(10)
+        wait_for(lambda: not (set(layer.map_entries("guarded")) & {sh.pid, *kids}),
+                 what="the guarded entries to go")
+        assert sh.pid not in layer.map_entries("denied")
+    finally:
+        sh.close()
+        layer.stop()
+
+
+def test_ring_buffer_overflow_is_counted(probed: Probe, tmpfs: Path, shell: Shell) -> None:
+    # A 4 KiB ring cannot hold an exec record with 5 KiB of argv: each one is dropped.
+    layer = _layer(probe(Rung.SIGNAL), tmpfs, ring_buffer_bytes=4096)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        big = " ".join(["x" * 1000] * 5)
+        assert shell.run(f"{tmpfs}/true {big}")[0] == 0
+        wait_for(lambda: layer.status()["events_dropped"] >= 1, what="a counted drop")
+    finally:
+        layer.stop()
+
+
+def test_argv_bound_sets_the_truncation_flag(probed: Probe, tmpfs: Path, shell: Shell) -> None:
+    events: list[KernelEvent] = []
+    layer = _layer(probe(Rung.SIGNAL), tmpfs, events=events)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        args = " ".join(f"a{i}" for i in range(40))
+        assert shell.run(f"{tmpfs}/true {args}")[0] == 0
+        ev = wait_for(lambda: next((e for e in list(events) if isinstance(e, ExecEvent)
+                                    and e.filename.endswith("/true")), None),
+                      what="the exec event")
+        assert isinstance(ev, ExecEvent)
+        assert ev.argv_truncated
+        assert len(ev.argv) == 32 and ev.argv[1] == "a0"
+    finally:
+        layer.stop()
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def _storm(tmpfs: Path, n: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["/bin/bash", "--norc", "-c", f"read go; for i in $(seq {n}); do {tmpfs}/true; done; "
+         "echo storm-done"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+
+
+def _sensor(tmpfs: Path, guard: int, delay_ms: int, deadline_ms: int) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("kernel_sensor_child.py")), str(tmpfs),
+         str(guard), str(delay_ms), str(deadline_ms)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if line.strip() != "ready":
+        child.kill()
+        child.wait()
+        pytest.fail(f"sensor child did not start: {line!r}")
+    return child
+
+
+def test_sensor_sigkilled_mid_storm_leaves_no_task_blocked(probed: Probe, tmpfs: Path) -> None:
+    storm = _storm(tmpfs, 300)
+    sensor = None
+    try:
+        # every decision takes 20 ms: the storm is always waiting on the sensor
+        sensor = _sensor(tmpfs, storm.pid, 20, 5000)
+        assert storm.stdin is not None
+        storm.stdin.write(b"go\n")
+        storm.stdin.flush()
+        # mid-storm: a guarded exec is waiting on the sensor's (slow) decision
+        wait_for(lambda: _blocked_in_fanotify(storm.pid), what="an exec waiting on the sensor")
+        os.kill(sensor.pid, signal.SIGKILL)
+        sensor.wait(10)
+        out, _ = storm.communicate(timeout=60)  # fails if any exec stays blocked
+        assert b"storm-done" in out
+        assert storm.returncode == 0
+    finally:
+        if sensor is not None and sensor.poll() is None:
+            sensor.kill()
+            sensor.wait()
+        storm.kill()
+        storm.wait()
+
+
+def test_sensor_sigstopped_mid_storm_blocks_guarded_execs_until_resumed(
+    probed: Probe, tmpfs: Path
+) -> None:
+    """What SIGSTOP does: guarded execs on marked filesystems wait (the kernel has no
+    timeout for permission events); on SIGCONT the expired deadlines are answered at
+    once and the storm finishes; a stopped sensor that is then killed releases them."""
+    storm = _storm(tmpfs, 100000)
+    sensor = None
+    try:
+        sensor = _sensor(tmpfs, storm.pid, 0, 100)
+        assert storm.stdin is not None
+        storm.stdin.write(b"go\n")
+        storm.stdin.flush()
+        wait_for(lambda: _exec_count(storm.pid) > 0, what="the storm to start")
+        os.kill(sensor.pid, signal.SIGSTOP)
+        try:
+            # The storm's current exec is blocked: its state is D (uninterruptible
+            # wait in fanotify) or S, and its exec count no longer moves.
+            wchan_seen = wait_for(
+                lambda: _blocked_in_fanotify(storm.pid), timeout=10,
+                what="the storm to block on the stopped sensor",
+            )
+            assert wchan_seen
+            t_stop = time.monotonic()
+            before = _exec_count(storm.pid)
+            # Not a synchronisation: a measurement window (the bound of the stop).
+            time.sleep(0.5)
+            assert _exec_count(storm.pid) == before
+            assert time.monotonic() - t_stop < 5
+        finally:
+            os.kill(sensor.pid, signal.SIGCONT)
+        # resumed: execs flow again
+        resumed_from = _exec_count(storm.pid)
+        wait_for(lambda: _exec_count(storm.pid) > resumed_from + 5, what="execs to resume")
+        # stop again, then kill while stopped: the kernel releases the waiters
+        os.kill(sensor.pid, signal.SIGSTOP)
+        wait_for(lambda: _blocked_in_fanotify(storm.pid), timeout=10, what="blocked again")
+        os.kill(sensor.pid, signal.SIGKILL)
+        sensor.wait(10)
+        after_kill = _exec_count(storm.pid)
+        wait_for(lambda: _exec_count(storm.pid) > after_kill + 5, what="execs after the kill")
+    finally:
+        if sensor is not None and sensor.poll() is None:
+            os.kill(sensor.pid, signal.SIGCONT)
+            sensor.kill()
+            sensor.wait()
+        storm.kill()
+        storm.wait()
+
+
+def _exec_count(pid: int) -> int:
+    """A cursor that moves with each exec of the storm: the pid of its current child
+    (the storm forks one child per exec, one at a time, so the pid grows)."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return -1
+    return int(kids[-1]) if kids else 0
+
+
+def _blocked_in_fanotify(pid: int) -> bool:
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if not kids:
+            return False
+        wchan = Path(f"/proc/{kids[-1]}/wchan").read_text()
+    except OSError:
+        return False
+    return "fanotify" in wchan or "fsnotify" in wchan
+
