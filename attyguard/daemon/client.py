@@ -59,6 +59,7 @@ class DaemonClient:
         self._retry_at = 0.0
         self._next_id = 0
         self._lock = threading.Lock()
+        self.exec_guard = ""  # the daemon's ebpf_mode as `register` answered ("" before)
 
     @property
     def state(self) -> str:
@@ -78,6 +79,25 @@ class DaemonClient:
     def report_block(self, verdict: Verdict) -> None:
         """Mark this shell's own PID Critical: its next line is refused outright (V2-J-2)."""
         self.request("mark", pid=os.getpid(), level="critical", reason=verdict.reason[:200])
+
+    def register(self) -> dict[str, Any] | None:
+        """Tell the daemon this shell starts: its process tree is guarded (issue 10).
+
+        The daemon identifies the process by SO_PEERCRED, so the pid sent is
+        only a check. Remembers whether the daemon's exec guard is on.
+        """
+        reply = self.request("register", pid=os.getpid())
+        if reply is not None:
+            self.exec_guard = str(reply.get("exec_guard", ""))
+        return reply
+
+    def trusted(self, line: str) -> None:
+        """This line was allowed by the user's trust store: its execs may run (issue 10).
+
+        Only when the exec guard is on: otherwise a trusted line costs no round trip.
+        """
+        if self.exec_guard in ("warn", "enforce"):
+            self.request("trusted", line=line)
 
     def request(self, op: str, **args: Any) -> dict[str, Any] | None:
         """One round trip; the reply object when ok, else None. Never raises."""
@@ -170,6 +190,11 @@ class DaemonClient:
         if len(data) > self.max_request_bytes:
             raise _RequestError("request too large for the daemon")
         sock, reused = self._connect(deadline)
+        if not reused and self.exec_guard and op != "register":
+            # A new connection may be a restarted daemon that never heard of
+            # this shell: register again first (it is idempotent).
+            with contextlib.suppress(_RequestError):
+                self._round_trip("register", {"pid": os.getpid()}, deadline)
         try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             # If the daemon already closed, it may have said why first (forbidden):
@@ -248,9 +273,13 @@ class WarnSubscriber:
         *,
         backoff_first: float = 0.5,
         backoff_max: float = 10.0,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.socket_path = socket_path
         self.on_event = on_event
+        # `refused` events (an exec the kernel layer denied in this shell's
+        # tree); without a handler they join the warn events.
+        self.on_refused = on_refused
         self.backoff_first = backoff_first
         self.backoff_max = backoff_max
         self.connected = threading.Event()  # set while a subscription is live
@@ -320,6 +349,8 @@ class WarnSubscriber:
                     self.connected.set()
                 elif message.get("event") == "warn":
                     self._deliver(str(message.get("text", "")))
+                elif message.get("event") == "refused":
+                    self._deliver(str(message.get("text", "")), self.on_refused)
         except (OSError, protocol.ProtocolError):
             return subscribed
         finally:
@@ -329,8 +360,8 @@ class WarnSubscriber:
             sock.close()
         return subscribed
 
-    def _deliver(self, text: str) -> None:
+    def _deliver(self, text: str, handler: Callable[[str], None] | None = None) -> None:
         # The shell's callback failing must not end the subscription.
         with contextlib.suppress(Exception):
-            self.on_event(text)
+            (handler or self.on_event)(text)
 

@@ -580,6 +580,8 @@ class _Tree:
     start_time: float
     uid: int
     since: float  # wall clock of the registration
+    alive: bool = True  # the shell itself; its tree lives on while members do
+    members: int = 0  # processes mapped to it in the fork cache
 
 
 class GuardedTrees:
@@ -588,7 +590,9 @@ class GuardedTrees:
     `sessions`: a process is guarded when a registered shell is itself or an
     ancestor (walked through the live /proc parent chain, so processes that
     existed before the registration count too). Fork events, when a sensor
-    gives them, fill a small cache so most lookups read nothing.
+    gives them, fill a small cache so most lookups read nothing, and keep
+    orphans in their tree: `nohup x & exit` does not leave the scope when the
+    shell exits (the tree is forgotten once its last known member exits).
     """
 
     def __init__(self, table: Any, *, scope: str = "sessions", group: str = "",
@@ -610,9 +614,35 @@ class GuardedTrees:
         if info is None:
             return False
         with self._lock:
-            self._trees[pid] = _Tree(pid, info.start_time, info.uid, time.time())
-            self._owner[pid] = pid
+            old = self._trees.get(pid)
+            tree = _Tree(pid, info.start_time, info.uid, time.time())
+            if old is not None and old.start_time == info.start_time:
+                tree.since, tree.members = old.since, old.members  # (registered again)
+            self._trees[pid] = tree
+            self._map(pid, pid)
         return True
+
+    def _map(self, pid: int, root: int) -> None:
+        """Put `pid` in `root`'s tree in the cache (lock held)."""
+        previous = self._owner.get(pid)
+        if previous == root:
+            return
+        if previous is not None:
+            self._unmap(pid)
+        self._owner[pid] = root
+        tree = self._trees.get(root)
+        if tree is not None:
+            tree.members += 1
+        while len(self._owner) > 65536:
+            self._unmap(next(iter(self._owner)))
+
+    def _unmap(self, pid: int) -> None:
+        root = self._owner.pop(pid, None)
+        tree = self._trees.get(root) if root is not None else None
+        if tree is not None:
+            tree.members -= 1
+            if not tree.alive and tree.members <= 0:
+                del self._trees[tree.pid]
 
     def unregister(self, pid: int) -> bool:
         with self._lock:
@@ -623,8 +653,8 @@ class GuardedTrees:
 
     def roots(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [{"pid": t.pid, "uid": t.uid, "since": round(t.since, 3)}
-                    for t in self._trees.values()]
+            return [{"pid": t.pid, "uid": t.uid, "since": round(t.since, 3), "alive": t.alive,
+                     "members": t.members} for t in self._trees.values()]
 
     def tree(self, root: int) -> _Tree | None:
         return self._trees.get(root)
@@ -633,18 +663,16 @@ class GuardedTrees:
         with self._lock:
             root = self._owner.get(parent)
             if root is not None and root in self._trees:
-                self._owner[child] = root
-                while len(self._owner) > 65536:
-                    self._owner.popitem(last=False)
+                self._map(child, root)
 
     def exited(self, pid: int) -> int | None:
         """Forget `pid`; its root's pid when `pid` was a registered shell."""
         with self._lock:
-            self._owner.pop(pid, None)
-            if pid in self._trees:
-                del self._trees[pid]
-                return pid
-        return None
+            tree = self._trees.get(pid)
+            if tree is not None:
+                tree.alive = False
+            self._unmap(pid)
+            return pid if tree is not None else None
 
     def owner(self, pid: int, ppid: int = 0) -> int | None:
         """The registered shell whose tree holds `pid` (None if none)."""
@@ -668,7 +696,7 @@ class GuardedTrees:
                 return None
             if tree is not None and tree.start_time == info.start_time:
                 with self._lock:
-                    self._owner[pid] = current
+                    self._map(pid, current)
                 return current
             current = info.ppid
         return None

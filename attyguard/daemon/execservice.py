@@ -96,7 +96,7 @@ class ExecService:
         self.windows = TrustWindows(max_s=trust_window_s)
         self.recent: deque[dict[str, Any]] = deque(maxlen=kept)
         self.counters = {"seen": 0, "judged": 0, "denied": 0, "would_deny": 0, "warned": 0,
-                         "dropped": 0, "errors": 0}
+                         "dropped": 0, "errors": 0, "unreadable": 0}
         self.rung: Rung | None = None
         self.probe_report: dict[str, Any] | None = None
         self.layer: Any = None
@@ -202,10 +202,9 @@ class ExecService:
             elif isinstance(event, ExitEvent):
                 root = self.trees.exited(event.pid)
                 if root is not None:
+                    # The tree stays guarded while its members live (orphans do
+                    # not escape): no unguard_tree here.
                     self.windows.close(root)
-                    if self.layer is not None:
-                        with contextlib.suppress(Exception):
-                            self.layer.unguard_tree(root)
             elif isinstance(event, ExecEvent):
                 self._remember_writer(event)
                 if self.rung is not Rung.FANOTIFY or event.rung is Rung.AUDIT:
@@ -254,6 +253,10 @@ class ExecService:
         if not judge_it:
             return None, root, None  # the fast path: out of scope, nothing read
         self.counters["judged"] += 1
+        if event.rung is Rung.AUDIT and not event.argv and not event.filename:
+            # Rung 4 reads /proc after the exec: this process was gone already.
+            self.counters["unreadable"] += 1
+            return ExecJudgement(Action.ALLOW, "exited before /proc could be read"), root, None
         tree = self.trees.tree(root) if root is not None else None
         with self._lock:
             writers = dict(self._writers)
@@ -341,7 +344,10 @@ class ExecService:
 
     def _refused(self, root: int, text: str, judgement: ExecJudgement) -> None:
         self.threats.mark(root, ThreatLevel.CRITICAL, text[:200])
-        if self.layer is not None:
+        if self.layer is not None and self.rung in (Rung.LSM, Rung.SIGNAL):
+            # These rungs deny from kernel maps without asking `decide`: put the
+            # tree there. (fanotify asks, and reads the threat map itself, so
+            # an operator's `clear` lifts the lock there at once.)
             with contextlib.suppress(Exception):
                 self.layer.deny_tree(root)
         self.send_to_pid(root, protocol.encode_event(

@@ -220,7 +220,7 @@ class ProcConnector:
         self.overruns = 0
         self.received = 0
 
-    def open(self) -> ProcConnector:
+    def open(self, rcvbuf: int = _RCVBUF) -> ProcConnector:
         try:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
                                  NETLINK_CONNECTOR)
@@ -230,7 +230,7 @@ class ProcConnector:
         try:
             for option in (33, socket.SO_RCVBUF):  # SO_RCVBUFFORCE needs root; else capped
                 try:
-                    sock.setsockopt(socket.SOL_SOCKET, option, _RCVBUF)
+                    sock.setsockopt(socket.SOL_SOCKET, option, rcvbuf)
                     break
                 except OSError:
                     continue

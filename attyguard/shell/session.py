@@ -45,6 +45,7 @@ from attyguard.shell.warnings import WarnBuffer
 if TYPE_CHECKING:  # imported lazily: bash is spawned before anything heavy
     from attyguard.config import Config
     from attyguard.engine.verdict import Verdict
+    from attyguard.shell.refusals import Refusals
     from attyguard.shell.wiring import GuardLoader, Wired
 
 __all__ = ["Session", "run_interactive"]
@@ -369,7 +370,10 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
                   saved: list[Any] | None, preload: _FrontEndPreload | None = None) -> int:
     """The instant prompt if it is safe, then prompt_toolkit and the loop."""
     warnings = WarnBuffer()
-    subscriber = _subscribe(config, warnings)  # (may print: before anything is drawn)
+    from attyguard.shell.refusals import Refusals, install
+
+    refusals = Refusals()
+    subscriber = _subscribe(config, warnings, refusals)  # (may print: before anything is drawn)
     _finished_marks(config, 1, child.state.status, child.state.cwd)
     instant = None
     size = terminal_size(0)
@@ -404,6 +408,7 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
         daemon_state=lambda: loader.loaded.daemon_state if loader.loaded else "",
         input=first_prompt_input(0, saved) if saved is not None else None,
     )
+    install(ui.session.app, refusals, config.ui.refused_style)
     session = Session(child=child, get_wired=loader.get, config=config, ui=ui,
                       warnings=warnings, ask_warn=ask_warn,
                       show=lambda ft: print_formatted_text(ft, end=""),
@@ -492,14 +497,16 @@ class _Stoppable(Protocol):
     def stop(self) -> None: ...
 
 
-def _subscribe(config: Config, warnings: WarnBuffer) -> _Stoppable | None:
+def _subscribe(config: Config, warnings: WarnBuffer,
+               refusals: Refusals | None = None) -> _Stoppable | None:
     """Daemon warn events into the buffer, when a daemon is configured."""
     if not config.guard.daemon_socket_path:
         return None
     try:
         from attyguard.daemon.client import WarnSubscriber
 
-        sub: _Stoppable = WarnSubscriber(config.guard.daemon_socket_path, warnings.add)
+        sub: _Stoppable = WarnSubscriber(config.guard.daemon_socket_path, warnings.add,
+                                         on_refused=refusals.add if refusals else None)
         sub.start()
     except Exception as exc:
         print(f"attyguard: daemon warnings unavailable: {exc}", file=sys.stderr)

@@ -72,7 +72,21 @@ def build_guard(config: Config) -> Wired:
                                   config.guard.daemon_timeout_ms)
         except Exception as exc:
             notes.append(f"daemon client unavailable ({exc}); in-process verdicts only")
+        if daemon is not None:
+            _register(daemon)
     return Wired(Guard(Remembering(classify), trust=trust, daemon=daemon), daemon, notes)
+
+
+def _register(daemon: Any) -> None:
+    """Every attyguard shell (interactive or not) registers its process tree (issue 10).
+
+    Before the first line is forwarded: the interactive shell's first line
+    waits for this loader; `-c`, scripts and stdin build the Guard before bash
+    is exec'd (same pid, so the registration covers it). An absent daemon
+    costs nothing more than the classify that follows would.
+    """
+    with contextlib.suppress(Exception):
+        daemon.register()
 
 
 class Remembering:

@@ -1,0 +1,137 @@
+"""ExecService.decide: what a permission rung (fanotify) gets back, and what follows.
+
+The real judge, engine, rules, threat map and /proc, in process: the exec'ing
+task is a real process the test starts (its fds and cwd are read), the
+`refused`/`warn` events are the bytes the daemon would send to the shell.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from attyguard.daemon.execservice import ExecService
+from attyguard.daemon.threats import ProcfsProcessTable, ThreatLevel, ThreatMap
+from attyguard.engine.classify import classify
+from attyguard.kernel.events import ExecEvent, ExitEvent, ForkEvent, Rung
+
+BLOCKED = "echo aGk= | base64 -d | sh"
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.to_pid: list[tuple[int, dict[str, object]]] = []
+        self.followed: list[dict[str, object]] = []
+
+    def send_to_pid(self, pid: int, data: bytes) -> int:
+        self.to_pid.append((pid, json.loads(data)))
+        return 1
+
+    def send_to_followers(self, record: dict[str, object], uid: int) -> None:
+        self.followed.append(record)
+
+
+@pytest.fixture
+def shell() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def service(mode: str, sent: Sent) -> ExecService:
+    svc = ExecService(mode=mode, scope="sessions", group="", deadline_ms=200, engine=classify,
+                      threats=ThreatMap(ProcfsProcessTable()), send_to_pid=sent.send_to_pid,
+                      send_to_followers=sent.send_to_followers)
+    svc.rung = Rung.FANOTIFY  # as the kernel layer would set it (decide is its question)
+    return svc
+
+
+def exec_of(pid: int, *argv: str) -> ExecEvent:
+    return ExecEvent(time.time(), pid, pid, 1, 0, f"/usr/bin/{argv[0]}", argv,
+                     rung=Rung.FANOTIFY)
+
+
+def test_enforce_denies_refuses_to_the_shell_and_locks_its_tree(
+        shell: subprocess.Popen[bytes]) -> None:
+    sent = Sent()
+    svc = service("enforce", sent)
+    assert svc.register(shell.pid)
+    decision = svc.decide(exec_of(shell.pid, "bash", "-c", BLOCKED))
+    assert not decision.allow and decision.reason and decision.rules
+    assert sent.to_pid and sent.to_pid[0][0] == shell.pid
+    event = sent.to_pid[0][1]
+    assert event["event"] == "refused" and str(event["text"]).startswith("REFUSED — bash: ")
+    assert svc.threats.level_of(shell.pid)[0] is ThreatLevel.CRITICAL
+    # the locked tree: even a harmless exec is refused now …
+    again = svc.decide(exec_of(shell.pid, "ls"))
+    assert not again.allow and again.rules == ("exec.tree-critical",)
+    # … until an operator lifts the mark
+    svc.threats.clear(shell.pid)
+    assert svc.decide(exec_of(shell.pid, "ls")).allow
+    assert svc.status()["counters"]["denied"] == 2
+    assert [r["action"] for r in sent.followed] == ["block", "block", "allow"]
+
+
+def test_warn_mode_allows_and_warns_the_shell(shell: subprocess.Popen[bytes]) -> None:
+    sent = Sent()
+    svc = service("warn", sent)
+    svc.register(shell.pid)
+    assert svc.decide(exec_of(shell.pid, "bash", "-c", BLOCKED)).allow
+    (pid, event), = sent.to_pid
+    assert pid == shell.pid and event["event"] == "warn"
+    assert "exec would be refused — bash" in str(event["text"])
+    assert svc.threats.level_of(shell.pid)[0] is ThreatLevel.NONE
+    assert sent.followed[-1]["action"] == "warn"
+
+
+def test_outside_the_scope_is_allowed_without_reading_anything(
+        shell: subprocess.Popen[bytes]) -> None:
+    sent = Sent()
+    svc = service("enforce", sent)
+    assert svc.decide(exec_of(shell.pid, "bash", "-c", BLOCKED)).allow
+    assert sent.to_pid == [] and sent.followed == []
+    assert svc.status()["counters"] == {**svc.status()["counters"], "seen": 1, "judged": 0}
+
+
+def test_a_trusted_line_opens_until_the_next_line(shell: subprocess.Popen[bytes]) -> None:
+    sent = Sent()
+    svc = service("enforce", sent)
+    svc.register(shell.pid)
+    svc.trusted(shell.pid, "deploy it")
+    assert svc.decide(exec_of(shell.pid, "bash", "-c", BLOCKED)).allow
+    assert sent.followed[-1]["reason"] == "trusted line: deploy it"
+    svc.next_line(shell.pid)
+    assert not svc.decide(exec_of(shell.pid, "bash", "-c", BLOCKED)).allow
+
+
+def test_fork_and_exit_events_keep_the_tree(shell: subprocess.Popen[bytes]) -> None:
+    sent = Sent()
+    svc = service("enforce", sent)
+    svc.register(shell.pid)
+    svc.on_event(ForkEvent(time.time(), shell.pid, 4_000_000))  # a child /proc never shows
+    assert svc.trees.owner(4_000_000) == shell.pid
+    svc.on_event(ExitEvent(time.time(), shell.pid))
+    # the shell is gone; its child is still guarded (an orphan does not escape)
+    assert svc.trees.owner(4_000_000) == shell.pid
+    svc.on_event(ExitEvent(time.time(), 4_000_000))
+    assert svc.status()["guarded_trees"] == [] and svc.trees.owner(4_000_000) is None
+
+
+def test_a_judge_failure_allows_and_is_counted(shell: subprocess.Popen[bytes]) -> None:
+    sent = Sent()
+    svc = service("enforce", sent)
+    svc.register(shell.pid)
+
+    def broken(line: str) -> object:
+        raise RuntimeError("engine bug")
+
+    svc.engine = broken  # type: ignore[assignment]
+    assert svc.decide(exec_of(shell.pid, "ls")).allow  # never wedge an exec on our bug
+    assert svc.status()["counters"]["errors"] == 1
