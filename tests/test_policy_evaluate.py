@@ -166,8 +166,33 @@ def test_one_action_rule_for_every_check(mode: Mode, blockable: frozenset[Violat
     for event, expected in CASES:
         if expected is not None:
             out += _feed(ev, event)
-    assert out and {v.action for v in out} == {action}  # type: ignore[attr-defined]
+    # An exec seen after the fact was not stopped: never `blocked` (the gate refuses
+    # before, through exec_denial).
+    after_fact = ViolationAction.ALERTED if action is ViolationAction.BLOCKED else action
+    assert out and {v.action for v in out  # type: ignore[attr-defined]
+                    if v.type is not ViolationType.EXEC} == {action}  # type: ignore[attr-defined]
+    assert {v.action for v in out  # type: ignore[attr-defined]
+            if v.type is ViolationType.EXEC} == {after_fact}  # type: ignore[attr-defined]
     assert {v.mode for v in out} == {mode}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("mode", "blockable", "denied"), [
+    (Mode.ENFORCE, frozenset({ViolationType.EXEC}), True),
+    (Mode.ENFORCE, frozenset(), False),  # no gate: nothing refused before the exec
+    (Mode.ALERT, frozenset({ViolationType.EXEC}), False),
+    (Mode.AUDIT, frozenset({ViolationType.EXEC}), False),
+])
+def test_exec_gate_denial(mode: Mode, blockable: frozenset[ViolationType], denied: bool
+                          ) -> None:
+    ev = _evaluator(mode, blockable)
+    v = ev.exec_denial(_exec(W, "/usr/bin/sub/x", t=3.0))
+    assert (v is not None) is denied
+    if v is not None:
+        assert (v.action, v.detail) == (ViolationAction.BLOCKED,
+                                        "exec of /usr/bin/sub/x not in allowed_exec")
+    assert ev.exec_denial(_exec(W, "/bin/sh")) is None  # allowed
+    assert ev.exec_denial(_exec(4242, "/usr/bin/sub/x")) is None  # not watched
+    assert ev.watched[W].exe == "/opt/w/bin/worker"  # a gate question changes nothing
 
 
 def test_memory_is_reported_once_per_crossing() -> None:

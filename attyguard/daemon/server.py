@@ -810,7 +810,7 @@ class DaemonServer:
         self.policy_rt = PolicyRuntime(
             policy, kernel=section.kernel, sample_interval_s=section.sample_interval_s,
             kept=section.violations_kept, on_record=self._policy_on_record,
-            publish=self._policy_publish)
+            publish=self._policy_publish, exec_gate=self.execs)
         self.policy_rt.start(self._loop)
         log.info("policy %s loaded: %d process entries, mode %s, backend %s", policy.path,
                  len(policy.processes), self.policy_rt.evaluator.mode.value,

@@ -110,7 +110,12 @@ class Evaluator:
     def adopt(self, pid: int, entry: str, exe: str) -> None:
         """The kernel says `pid` belongs to `entry` (it inherited it at fork) before the
         fork event reached us: watch it now so its events are judged."""
-        if pid not in self.watched and self.policy.entry(entry) is not None:
+        proc = self.policy.entry(entry)
+        if pid not in self.watched and proc is not None:
+            if not exe and not any(ch in proc.exe.pattern for ch in "*?["):
+                # Gone before /proc could be read: the kernel matched it by the inode
+                # of this very path.
+                exe = proc.exe.pattern
             self.watched[pid] = Watched(entry, exe, pid)
 
     # ---- events
@@ -137,9 +142,12 @@ class Evaluator:
                 # An audit sensor can lose the race with a short-lived program: say so
                 # rather than guess (it may have been allowed).
                 what = path or "a program that exited before it could be identified"
+                # Seen after the fact, so it was not stopped: never `blocked` here, even
+                # when a gate exists (it refuses in `exec_denial`, before the exec; an
+                # exec that still happened, e.g. answered late, is reported as it is).
                 out.append(self._violation(entry, current.exe, pid, ViolationType.EXEC,
                                            f"exec of {what} not in allowed_exec",
-                                           Severity.HIGH, event.time))
+                                           Severity.HIGH, event.time, stoppable=False))
             if own is not None and own.name != current.entry:
                 self.watched[pid] = Watched(own.name, path, pid)
             else:
@@ -148,6 +156,30 @@ class Evaluator:
         elif own is not None:
             self.watched[pid] = Watched(own.name, path, pid)
         return out
+
+    def exec_denial(self, event: ExecEvent, sha256: str | None = None) -> Violation | None:
+        """At an exec gate, before the exec: the violation that refuses it, or None.
+
+        Only when enforcing with a gate (EXEC blockable); nothing about who is
+        watched changes here (a refused exec leaves the process as it was; an
+        allowed one is seen again by `on_exec` when it has happened).
+        """
+        if self.mode is not Mode.ENFORCE or ViolationType.EXEC not in self.blockable:
+            return None
+        pid = event.tgid or event.pid
+        current = self.watched.get(pid)
+        if current is None or not event.filename.startswith("/"):
+            return None
+        entry = self.policy.entry(current.entry)
+        path = posixpath.normpath(event.filename)
+        own = self.entry_for_exe(path, sha256)
+        if entry is None or entry.allowed_exec is None or \
+                (own is not None and own.name == current.entry) or \
+                any(g.matches(path) for g in entry.allowed_exec):
+            return None
+        self.stats.total_events += 1
+        return self._violation(entry, current.exe, pid, ViolationType.EXEC,
+                               f"exec of {path} not in allowed_exec", Severity.HIGH, event.time)
 
     def on_fork(self, event: ForkEvent) -> list[Violation]:
         self.stats.total_events += 1
@@ -265,8 +297,9 @@ class Evaluator:
         return (entry, watched) if entry is not None else None
 
     def _violation(self, entry: ProcessPolicy, exe: str, pid: int, kind: ViolationType,
-                   detail: str, severity: Severity, when: float) -> Violation:
-        action = action_for(self.mode, kind in self.blockable)
+                   detail: str, severity: Severity, when: float, *,
+                   stoppable: bool = True) -> Violation:
+        action = action_for(self.mode, stoppable and kind in self.blockable)
         v = Violation(when, entry.name, exe, pid, kind, detail, severity, action, self.mode)
         s = self.stats
         s.violations += 1

@@ -102,12 +102,16 @@ class PolicyRuntime:
         publish: Callable[[str, int], None] | None = None,
         syslog_address: str = "/dev/log",
         use_connector: bool = True,
+        exec_gate: Any = None,
     ) -> None:
         self.policy = policy
         self.backend, self.reason = choose_backend(kernel)
         self.requested_mode = policy.mode
         self.evaluator = Evaluator(policy, mode=self._effective(policy.mode))
         self.sensor: Any = None  # PolicySensor on the kernel backend
+        # The daemon's exec guard (ExecService) when it runs: its permission rung
+        # refuses a watched process's exec outside allowed_exec with EPERM.
+        self.exec_gate = exec_gate
         self.sample_interval_s = sample_interval_s
         self.records: deque[tuple[int, dict[str, Any]]] = deque(maxlen=kept)
         self.on_record = on_record
@@ -143,6 +147,9 @@ class PolicyRuntime:
             self.evaluator.mode = self._effective(self.requested_mode)
             if self.backend == "kernel":
                 self.evaluator.blockable = KERNEL_BLOCKABLE
+                if self.exec_gate is not None and self.exec_gate.can_deny_exec():
+                    self.evaluator.blockable |= {ViolationType.EXEC}
+                    self.exec_gate.policy_decide = self.decide_exec
         if self.sensor is not None:
             self.sensor.set_enforce(self.evaluator.mode is Mode.ENFORCE)
         if self.backend == "fallback":
@@ -198,6 +205,8 @@ class PolicyRuntime:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.exec_gate is not None and self.exec_gate.policy_decide == self.decide_exec:
+            self.exec_gate.policy_decide = None
         if self.connector is not None:
             if self._loop is not None:
                 with contextlib.suppress(Exception):
@@ -285,15 +294,41 @@ class PolicyRuntime:
             log.exception("policy: handling %s failed", type(event).__name__)
             return []
 
+    def decide_exec(self, event: ExecEvent) -> Any:
+        """The exec gate's question (the layer's thread, a task waiting in the kernel):
+        None (no opinion) or the ExecDecision that refuses this exec. Never raises."""
+        from attyguard.kernel.events import ExecDecision
+
+        try:
+            if (event.tgid or event.pid) not in self.evaluator.watched:
+                return None  # the fast path: not ours
+            sha = None
+            if self.evaluator.needs_sha256(event.filename):
+                sha = self._sha256(event.tgid or event.pid, event.filename)
+            with self._lock:
+                violation = self.evaluator.exec_denial(event, sha)
+                if violation is None:
+                    return None
+                self._record(violation)
+            return ExecDecision(False, f"policy {violation.process}: {violation.detail}",
+                                (f"policy.{violation.process}",))
+        except Exception:
+            self.errors += 1
+            log.exception("policy: exec gate decision failed; no opinion")
+            return None
+
     def _sync(self, pid: int) -> None:
-        """Tell the kernel a process userspace now watches (lock held)."""
+        """Tell the kernel (and the exec gate) a process userspace now watches (lock held)."""
+        w = self.evaluator.watched.get(pid)
+        if w is None:
+            return
         if self.sensor is not None:
-            w = self.evaluator.watched.get(pid)
-            if w is not None:
-                try:
-                    self.sensor.watch(pid, w.entry)
-                except Exception as exc:
-                    log.warning("policy: cannot watch pid %d in the kernel: %s", pid, exc)
+            try:
+                self.sensor.watch(pid, w.entry)
+            except Exception as exc:
+                log.warning("policy: cannot watch pid %d in the kernel: %s", pid, exc)
+        if ViolationType.EXEC in self.evaluator.blockable:
+            self.exec_gate.guard_for_policy(pid)
 
     def sample(self, samples: Iterable[tuple[ResourceSample, float]]) -> list[Violation]:
         out: list[Violation] = []
