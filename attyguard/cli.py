@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "trust": "attyguard.commands.trust",
     "rules": "attyguard.commands.rules",
     "daemon": "attyguard.daemon.server",
+    "policy": "attyguard.commands.policy",
     "events": "attyguard.commands.kernel",
 }
 

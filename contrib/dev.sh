@@ -11,10 +11,11 @@ venv=${ATTYGUARD_VENV:-$root/.venv}
 # systemd: systemd-analyze checks contrib/attyguard.service; shellcheck checks contrib/install.sh;
 # gcc, libc6-dev: install.sh builds the login launcher (contrib/login-launcher.c);
 # git: the login tests clone and push over ssh through attyguard.
+# linux-libc-dev: asm/unistd_64.h, the syscall table SEC-002 policies are checked against.
 # libbpf1: the kernel layer loads attyguard/kernel/*.bpf.o through it (ctypes);
 # clang, llvm (llvm-strip), bpftool, libbpf-dev: rebuild those objects (python -m
 # attyguard.kernel.build) and the test that a rebuild matches the committed object.
-apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck gcc libc6-dev git libbpf1 clang llvm bpftool libbpf-dev)
+apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck gcc libc6-dev git libbpf1 clang llvm bpftool libbpf-dev linux-libc-dev)
 
 need_apt() {
   local missing=()

@@ -22,12 +22,15 @@ __all__ = [
     "DEFAULT_SOCKET",
     "DaemonConfig",
     "DaemonSection",
+    "PolicySection",
     "load_daemon_config",
     "parse_daemon_config",
 ]
 
 DEFAULT_CONFIG_PATH = "/etc/attyguard/attyguard.toml"
 DEFAULT_SOCKET = "/run/attyguard/attyguard.sock"
+DEFAULT_POLICY_PATH = "/etc/attyguard/policy.yaml"
+POLICY_KERNEL = ("auto", "off")
 
 MODES = ("enforce", "warn")
 TIER2_NAMES = ("stub", "heuristic", "onnx")
@@ -59,9 +62,20 @@ class DaemonSection:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicySection:
+    """SEC-002, the per-process runtime policy (attyguard/policy/)."""
+
+    file: str = DEFAULT_POLICY_PATH  # missing at this default path: no policy
+    kernel: str = "auto"  # "off": force the audit-only fallback
+    sample_interval_s: float = 0.25
+    violations_kept: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     daemon: DaemonSection = field(default_factory=DaemonSection)
     accumulator: AccumulatorConfig = field(default_factory=AccumulatorConfig)
+    policy: PolicySection = field(default_factory=PolicySection)
 
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -70,6 +84,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("daemon", "ebpf_mode"): EBPF_MODES,
     ("daemon", "exec_scope"): EXEC_SCOPES,
     ("daemon", "exec_rung"): ("", "lsm", "fanotify", "signal", "audit"),
+    ("policy", "kernel"): POLICY_KERNEL,
 }
 
 # (section, key) -> (lowest, highest) allowed, inclusive.
@@ -83,6 +98,8 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("daemon", "exec_deadline_ms"): (10, 10000),
     ("daemon", "exec_trust_window_s"): (1.0, 86400.0),
     ("daemon", "exec_events_kept"): (10, 1_000_000),
+    ("policy", "sample_interval_s"): (0.02, 60.0),
+    ("policy", "violations_kept"): (10, 1_000_000),
 }
 _PROBABILITY_KEYS = ("block_threshold", "warn_threshold", "level_low", "level_medium",
                      "level_high", "level_critical", "prior_low", "prior_medium", "prior_high")
@@ -158,6 +175,21 @@ prior_high = 0.35
 # Raise the asking process's level to the level of P (at most high; critical
 # only comes from a block).
 raise_pid_level = true
+
+[policy]
+# SEC-002 per-process runtime policy (YAML; `attyguard policy check FILE`).
+# At this default path a missing file means no policy; any other path must
+# exist. `attyguard daemon --policy FILE` overrides it. SIGHUP re-reads it and
+# keeps the running policy when the new one has errors.
+file = "/etc/attyguard/policy.yaml"
+# "auto": the strongest backend that works here; "off": the audit-only
+# fallback (proc connector + psutil: exec, memory, CPU; no files, syscalls,
+# network), mode forced to audit.
+kernel = "auto"
+# How often watched processes' memory and CPU are sampled.
+sample_interval_s = 0.25
+# Violations kept in memory for `attyguard policy violations`.
+violations_kept = 1000
 """
 
 

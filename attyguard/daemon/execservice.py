@@ -106,6 +106,9 @@ class ExecService:
         self._writers: dict[int, tuple[str, ...]] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # SEC-002 (attyguard/policy): asked first on a permission rung for the
+        # processes it watches; None = no opinion. Set by the daemon.
+        self.policy_decide: Callable[[ExecEvent], ExecDecision | None] | None = None
 
     # ---- life cycle
 
@@ -184,6 +187,19 @@ class ExecService:
                 self.layer.stop()
             self.layer = None
 
+    # ---- SEC-002: the runtime policy's processes at the exec gate
+
+    def can_deny_exec(self) -> bool:
+        """True when an exec can be refused before it runs (EPERM on a permission rung)."""
+        return self.layer is not None and self.mode == "enforce" \
+            and self.rung in (Rung.FANOTIFY, Rung.LSM)
+
+    def guard_for_policy(self, pid: int) -> None:
+        """Put a process the policy watches in the layer's scope (its execs reach decide)."""
+        if self.layer is not None:
+            with contextlib.suppress(Exception):
+                self.layer.guard_tree(pid)
+
     # ---- shells
 
     def register(self, pid: int) -> bool:
@@ -235,6 +251,10 @@ class ExecService:
         a denied task (after the fact); on audit nothing can be denied.
         """
         try:
+            if self.policy_decide is not None:
+                verdict = self.policy_decide(event)
+                if verdict is not None and not verdict.allow:
+                    return verdict
             judgement, root, facts = self._judge(event)
             if judgement is None:
                 return ALLOW

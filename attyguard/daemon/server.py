@@ -330,8 +330,11 @@ class Overrides:
     tier2: str | None = None
     mode: str | None = None
     ebpf_mode: str | None = None
+    policy: str | None = None
 
     def apply(self, config: DaemonConfig) -> DaemonConfig:
+        if self.policy:
+            config = replace(config, policy=replace(config.policy, file=self.policy))
         section = config.daemon
         if self.ebpf_mode:
             section = replace(section, ebpf_mode=self.ebpf_mode)
@@ -384,6 +387,9 @@ class DaemonServer:
         self._tasks: list[asyncio.Task[None]] = []
         self.execs: Any = None  # ExecService once started (ebpf_mode != off, or for register)
         self.exec_followers: set[_Connection] = set()
+        self.policy_rt: Any = None  # PolicyRuntime while a policy is loaded (SEC-002)
+        self.policy_followers: set[_Connection] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- life cycle
 
@@ -399,6 +405,7 @@ class DaemonServer:
         self._tasks = [asyncio.create_task(self._prune_loop()),
                        asyncio.create_task(self._idle_loop())]
         self._start_exec_guard(loop)
+        self._start_policy(loop)
         mode = "0660 group " + self.config.daemon.group if self.group_gid is not None else "0600"
         log.info("listening on %s (%s), mode %s, tier2 %s, auto_block %s", path, mode,
                  self.config.daemon.mode, getattr(self.tier2, "name", "?"),
@@ -416,6 +423,7 @@ class DaemonServer:
         for task in self._tasks:
             task.cancel()
         self._stop_exec_guard()
+        self._stop_policy()
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):
@@ -465,6 +473,7 @@ class DaemonServer:
                 if warning:
                     log.warning("%s", warning)
             self._exec_reload(new)
+            self._policy_reload(new)
             if new.daemon.group != self.config.daemon.group:
                 log.warning("reload: daemon.group changed to %s; who may connect follows "
                             "now, the socket file's group on restart", new.daemon.group)
@@ -790,6 +799,126 @@ class DaemonServer:
                     and not self._send_nowait(conn, data):
                 conn.dropped_events += 1
 
+    # ---- the SEC-002 runtime policy: kept in these functions, apart from the rest
+
+    def _start_policy(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        policy, errors = load_policy_for(self.config)
+        for error in errors:  # main() checked the file; it changed since: run without
+            log.error("policy not loaded: %s", error)
+        if policy is not None:
+            self._run_policy(policy)
+
+    def _run_policy(self, policy: Any) -> None:
+        from attyguard.policy.runtime import PolicyRuntime
+
+        section = self.config.policy
+        self.policy_rt = PolicyRuntime(
+            policy, kernel=section.kernel, sample_interval_s=section.sample_interval_s,
+            kept=section.violations_kept, on_record=self._policy_on_record,
+            publish=self._policy_publish, exec_gate=self.execs)
+        self.policy_rt.start(self._loop)
+        log.info("policy %s loaded: %d process entries, mode %s, backend %s", policy.path,
+                 len(policy.processes), self.policy_rt.evaluator.mode.value,
+                 self.policy_rt.backend)
+
+    def _stop_policy(self) -> None:
+        if self.policy_rt is not None:
+            self.policy_rt.stop()
+            self.policy_rt = None
+
+    def _policy_reload(self, new: DaemonConfig) -> None:
+        """SIGHUP: re-read the policy; with any error keep the running one."""
+        policy, errors = load_policy_for(new)
+        if errors:
+            for error in errors:
+                log.error("policy reload failed, keeping the running policy: %s", error)
+            return
+        if policy is None:
+            if self.policy_rt is not None:
+                log.warning("policy: %s is gone; policy stopped", new.policy.file)
+                self._stop_policy()
+            return
+        if self.policy_rt is None:
+            self.config = replace(self.config, policy=new.policy)
+            self._run_policy(policy)
+            return
+        self.policy_rt.replace_policy(policy)
+        log.info("policy %s reloaded: %d process entries, mode %s", policy.path,
+                 len(policy.processes), self.policy_rt.evaluator.mode.value)
+
+    def _policy_on_record(self, record: dict[str, Any], uid: int) -> None:
+        # Any thread (the sampler): connections are touched on the loop only.
+        if self._loop is not None and self.policy_followers:
+            self._loop.call_soon_threadsafe(self._policy_push, record, uid)
+
+    def _policy_push(self, record: dict[str, Any], uid: int) -> None:
+        data = protocol.encode_event("violation", violation=record)
+        for conn in list(self.policy_followers):
+            if conn not in self.connections:
+                self.policy_followers.discard(conn)
+            elif (conn.privileged or conn.peer.uid == uid) \
+                    and not self._send_nowait(conn, data):
+                conn.dropped_events += 1
+
+    def _policy_publish(self, text: str, pid: int) -> None:
+        """The `shell` sink: a warn event to the shells allowed to see process `pid`."""
+        if self._loop is None:
+            return
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            uid = -1  # gone: only root's and the daemon user's shells see it
+        self._loop.call_soon_threadsafe(
+            lambda: self.publish_event(text, pid=pid, uid=uid, source="policy"))
+
+    def _op_policy_status(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        if self.policy_rt is None:
+            return {"loaded": False, "file": self.config.policy.file,
+                    "reason": "no policy file" if not os.path.exists(self.config.policy.file)
+                    else "not loaded (see the daemon log)"}
+        status: dict[str, Any] = self.policy_rt.status(conn.privileged)
+        return status
+
+    def _op_policy_violations(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        """Kept violations (a user sees their own processes'); `follow`: then stream new ones."""
+        limit = request.int_arg("limit", default=1000)
+        follow = request.args.get("follow", False)
+        if not isinstance(follow, bool):
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                "policy_violations: 'follow' must be a boolean", request.id)
+        uid = None if conn.privileged else conn.peer.uid
+        items = self.policy_rt.violations(uid, max(0, min(limit, 1_000_000))) \
+            if self.policy_rt is not None else []
+        if follow:
+            if not conn.subscriber:
+                subscribers = sum(1 for c in self.connections if c.subscriber)
+                if subscribers >= self.config.daemon.max_subscribers:
+                    raise ProtocolError(ErrorCode.BUSY, "too many subscribers", request.id)
+                conn.subscriber = True  # exempt from the idle timeout, like `subscribe`
+            self.policy_followers.add(conn)
+        return {"violations": items, "following": follow}
+
+    def _op_policy_mode(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        # The kernel's word (SO_PEERCRED): only root changes what is enforced.
+        if conn.peer.uid != 0:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "only root may change the policy mode",
+                                request.id)
+        from attyguard.policy.model import Mode
+
+        text = request.str_arg("mode", max_len=16)
+        try:
+            mode = Mode(text)
+        except ValueError:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                "policy_mode: 'mode' must be audit, alert or enforce",
+                                request.id) from None
+        if self.policy_rt is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no policy loaded", request.id)
+        log.warning("policy mode change asked by pid %d uid 0", conn.peer.pid)
+        result: dict[str, Any] = self.policy_rt.set_mode(mode)
+        return result
+
     # ---- events
 
     def publish_warn(self, peer: Peer, line: str, verdict: Verdict) -> int:
@@ -821,6 +950,22 @@ class DaemonServer:
                 else:
                     conn.dropped_events += 1
         return delivered
+
+
+def load_policy_for(config: DaemonConfig) -> tuple[Any, list[str]]:
+    """(the policy config.policy names, or None; located errors). Missing at the default
+    path means no policy; anywhere else it is an error."""
+    from attyguard.daemon.config import DEFAULT_POLICY_PATH
+
+    path = config.policy.file
+    if not path or (path == DEFAULT_POLICY_PATH and not os.path.lexists(path)):
+        return None, []
+    from attyguard.policy.load import PolicyLoadError, load_policy
+
+    try:
+        return load_policy(path), []
+    except PolicyLoadError as exc:
+        return None, [str(e) for e in exc.errors]
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -864,6 +1009,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="enforce: Block refuses; warn: Block becomes an event + warn")
     parser.add_argument("--ebpf-mode", choices=("off", "warn", "enforce"),
                         help="the kernel layer (exec sensors): off (default), warn, enforce")
+    parser.add_argument("--policy", metavar="FILE",
+                        help="SEC-002 runtime policy (default: policy.file of the config, "
+                        "/etc/attyguard/policy.yaml when it exists)")
     parser.add_argument("--print-default-config", action="store_true",
                         help="print the commented default config and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -919,10 +1067,16 @@ def main(argv: list[str] | None = None) -> int:
     from attyguard.engine.classify import classify
 
     classify("true")
+    overrides = Overrides(args.socket, args.tier2, args.mode, args.ebpf_mode, args.policy)
+    # A policy with errors stops the start (like the config): a typo must not
+    # leave an administrator believing a process is watched.
+    _policy, policy_errors = load_policy_for(overrides.apply(config))
+    if policy_errors:
+        for problem in policy_errors:
+            print(f"attyguard daemon: {problem}", file=sys.stderr)
+        return 2
     server = DaemonServer(config, config_path=config_path, config_missing_ok=missing_ok,
-                          overrides=Overrides(args.socket, args.tier2, args.mode,
-                                              args.ebpf_mode),
-                          engine=classify)
+                          overrides=overrides, engine=classify)
     try:
         return asyncio.run(_run(server))
     except KeyboardInterrupt:

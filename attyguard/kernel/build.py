@@ -41,7 +41,8 @@ __all__ = [
 
 HERE = Path(__file__).resolve().parent
 # object name -> the sources it is built from (the .bpf.c first)
-SOURCES: dict[str, tuple[str, ...]] = {"exec.bpf.o": ("exec.bpf.c", "exec.h")}
+SOURCES: dict[str, tuple[str, ...]] = {"exec.bpf.o": ("exec.bpf.c", "exec.h"),
+                                     "policy.bpf.o": ("policy.bpf.c", "policy.h")}
 _SBIN = "/usr/sbin:/sbin:/usr/local/sbin"
 
 

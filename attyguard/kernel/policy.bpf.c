@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: MIT
+/*
+ * SEC-002's kernel-side policy checks, loaded through attyguard's generic
+ * libbpf loader (attyguard/kernel/bpf.py) by attyguard/policy/kernel.py.
+ *
+ * Scope: `watched` maps a tgid to its policy entry. Userspace puts matched
+ * processes in (by executable path/SHA-256); the kernel closes the races
+ * itself: a forked child inherits its parent's entry before it runs, and an
+ * exec of a watched executable (by inode, `inodes`) is watched from its first
+ * instruction. Processes that are not watched pay one hash lookup per
+ * syscall and nothing else.
+ *
+ * Checks (raw_syscalls/sys_enter, one program for every syscall):
+ *   - a syscall in the entry's blocked set (`blocked`): reported; in enforce
+ *     mode (`control[0]`) SIGKILL is sent at syscall entry. The signal is
+ *     delivered on the way back to user space, so the process never sees the
+ *     result; a call that completes without sleeping may still have had its
+ *     effect in the kernel (seccomp, which refuses before the call, needs the
+ *     process to be started under attyguard: not done here);
+ *   - open/openat/openat2 and connect: the path / address copied for
+ *     userspace to judge against globs and CIDR rules (audit/alert).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "policy.h"
+
+#define SIGKILL 9
+#define AF_INET 2
+#define AF_INET6 10
+#define NR_OPEN 2
+#define NR_CONNECT 42
+#define NR_OPENAT 257
+#define NR_OPENAT2 437
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL"; /* bpf_send_signal, bpf_probe_read_* */
+
+struct agp_syscall *_anchor_syscall __attribute__((unused));
+struct agp_open *_anchor_open __attribute__((unused));
+struct agp_connect *_anchor_connect __attribute__((unused));
+struct agp_exec *_anchor_exec __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 21);
+} policy_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AGP_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} policy_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);   /* tgid (or a thread id, inherited at fork) */
+	__type(value, __u32); /* entry index, from 1 */
+} watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct agp_blocked_key);
+	__type(value, __u8);
+} blocked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AGP_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32); /* AGP_WANT_* */
+} entry_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct agp_inode_key);
+	__type(value, __u32);
+} inodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u32); /* [0]: 1 = enforce (kill blocked syscalls); [1]: our own tgid */
+} control SEC(".maps");
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&policy_stats, &idx);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline void *reserve(__u64 size)
+{
+	void *rec;
+
+	stat_inc(AGP_STAT_SEEN);
+	rec = bpf_ringbuf_reserve(&policy_events, size, 0);
+	if (!rec)
+		stat_inc(AGP_STAT_DROPPED);
+	return rec;
+}
+
+static __always_inline void fill_hdr(struct agp_hdr *h, __u32 type, __u32 entry)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	h->type = type;
+	h->pid = (__u32)id;
+	h->tgid = id >> 32;
+	h->entry = entry;
+	h->ktime_ns = bpf_ktime_get_boot_ns();
+}
+
+static __always_inline __u32 control_get(__u32 idx)
+{
+	__u32 *v = bpf_map_lookup_elem(&control, &idx);
+
+	return v ? *v : 0;
+}
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int agp_sys_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *entry = bpf_map_lookup_elem(&watched, &tgid);
+	struct agp_blocked_key key;
+	__u32 *want;
+	__u64 a0, a1, a2;
+	__u32 e;
+	long nr;
+
+	if (!entry)
+		return 0; /* the unwatched path: one lookup */
+	e = *entry;
+	nr = ctx->id;
+	key.entry = e;
+	key.nr = (__u32)nr;
+	if (bpf_map_lookup_elem(&blocked, &key)) {
+		struct agp_syscall *rec = reserve(sizeof(*rec));
+		__u32 killed = 0;
+
+		if (control_get(0)) {
+			bpf_send_signal(SIGKILL);
+			stat_inc(AGP_STAT_KILLED);
+			killed = 1;
+		}
+		if (rec) {
+			fill_hdr(&rec->h, AGP_SYSCALL, e);
+			rec->nr = key.nr;
+			rec->killed = killed;
+			bpf_ringbuf_submit(rec, 0);
+		}
+		return 0;
+	}
+	want = bpf_map_lookup_elem(&entry_cfg, &e);
+	if (!want || !*want)
+		return 0;
+	/* Each argument read once at a constant offset: the verifier refuses a
+	 * ctx load whose offset the compiler computed from a branch. */
+	a0 = BPF_CORE_READ(ctx, args[0]);
+	a1 = BPF_CORE_READ(ctx, args[1]);
+	a2 = BPF_CORE_READ(ctx, args[2]);
+	if ((*want & AGP_WANT_OPEN) && (nr == NR_OPEN || nr == NR_OPENAT || nr == NR_OPENAT2)) {
+		struct agp_open *rec = reserve(sizeof(*rec));
+		const char *path;
+
+		if (!rec)
+			return 0;
+		fill_hdr(&rec->h, AGP_OPEN, e);
+		if (nr == NR_OPEN) {
+			path = (const char *)a0;
+			rec->dfd = -100;
+			rec->flags = (__u32)a1;
+		} else {
+			path = (const char *)a1;
+			rec->dfd = (__s32)a0;
+			rec->flags = nr == NR_OPENAT ? (__u32)a2 : 0;
+		}
+		if (bpf_probe_read_user_str(rec->path, sizeof(rec->path), path) < 0)
+			rec->path[0] = 0;
+		bpf_ringbuf_submit(rec, 0);
+		return 0;
+	}
+	if ((*want & AGP_WANT_CONNECT) && nr == NR_CONNECT) {
+		const void *uaddr = (const void *)a1;
+		struct agp_connect *rec;
+		__u16 family = 0;
+		__u16 port = 0;
+
+		if (bpf_probe_read_user(&family, sizeof(family), uaddr) ||
+		    (family != AF_INET && family != AF_INET6))
+			return 0; /* Unix and other local sockets are not "network" */
+		rec = reserve(sizeof(*rec));
+		if (!rec)
+			return 0;
+		fill_hdr(&rec->h, AGP_CONNECT, e);
+		rec->family = family;
+		rec->pad = 0;
+		__builtin_memset(rec->addr, 0, sizeof(rec->addr));
+		bpf_probe_read_user(&port, sizeof(port), uaddr + 2);
+		rec->port = __builtin_bswap16(port);
+		if (family == AF_INET)
+			bpf_probe_read_user(rec->addr, 4, uaddr + 4);
+		else
+			bpf_probe_read_user(rec->addr, 16, uaddr + 8);
+		bpf_ringbuf_submit(rec, 0);
+	}
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_fork")
+int agp_fork(struct trace_event_raw_sched_process_fork *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32; /* the parent is current */
+	__u32 *entry = bpf_map_lookup_elem(&watched, &tgid);
+	__u32 child;
+
+	if (!entry)
+		return 0;
+	child = (__u32)ctx->child_pid;
+	bpf_map_update_elem(&watched, &child, entry, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int agp_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = (__u32)id;
+
+	/* Every thread's own key (inherited at clone) goes; the tgid's goes with its
+	 * main thread. */
+	bpf_map_delete_elem(&watched, &pid);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int agp_exec(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct agp_inode_key key = {};
+	struct inode *inode;
+	__u32 *entry, *before;
+	__u32 previous = 0;
+	struct agp_exec *rec;
+
+	inode = BPF_CORE_READ(task, mm, exe_file, f_inode);
+	if (!inode)
+		return 0;
+	key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	key.ino = BPF_CORE_READ(inode, i_ino);
+	entry = bpf_map_lookup_elem(&inodes, &key);
+	if (!entry)
+		return 0;
+	before = bpf_map_lookup_elem(&watched, &tgid);
+	if (before)
+		previous = *before;
+	bpf_map_update_elem(&watched, &tgid, entry, BPF_ANY);
+	rec = reserve(sizeof(*rec));
+	if (rec) {
+		fill_hdr(&rec->h, AGP_EXEC, *entry);
+		rec->previous = previous;
+		rec->pad = 0;
+		bpf_ringbuf_submit(rec, 0);
+	}
+	return 0;
+}
