@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "trust": "attyguard.commands.trust",
     "rules": "attyguard.commands.rules",
     "daemon": "attyguard.daemon.server",
+    "audit": "attyguard.commands.audit",
 }
 
 

@@ -46,6 +46,9 @@ class DaemonSection:
     max_subscribers: int = 32
     max_tracked_pids: int = 65536
     prune_interval_s: float = 2.0
+    audit_log: str = ""
+    audit_log_max_bytes: int = 10 << 20
+    audit_log_keep: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("daemon", "max_subscribers"): (1, 10000),
     ("daemon", "max_tracked_pids"): (16, 10_000_000),
     ("daemon", "prune_interval_s"): (0.05, 3600.0),
+    ("daemon", "audit_log_max_bytes"): (4096, 1 << 40),
+    ("daemon", "audit_log_keep"): (0, 1000),
 }
 _PROBABILITY_KEYS = ("block_threshold", "warn_threshold", "level_low", "level_medium",
                      "level_high", "level_critical", "prior_low", "prior_medium", "prior_high")
@@ -102,6 +107,13 @@ max_subscribers = 32
 max_tracked_pids = 65536
 # How often exited processes are dropped from the threat map.
 prune_interval_s = 2.0
+# Tamper-evident audit log: every decision as a JSON line in a SHA-256 hash
+# chain (`attyguard audit verify` checks it). Empty: no audit log. The file is
+# root-owned, mode 0600; secrets in command lines are redacted.
+audit_log = ""
+# Rotate the audit log at this size, keeping this many older files.
+audit_log_max_bytes = 10485760
+audit_log_keep = 5
 
 [accumulator]
 # P = 1 - prod(1 - p_i) over the Tier-1 rules' probabilities, the Tier-2 score

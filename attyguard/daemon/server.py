@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attyguard.daemon import protocol
 from attyguard.daemon.accumulator import accumulate
@@ -45,6 +45,9 @@ from attyguard.daemon.config import (
 from attyguard.daemon.protocol import ErrorCode, ProtocolError, Request
 from attyguard.daemon.threats import ProcessTable, ProcfsProcessTable, ThreatLevel, ThreatMap
 from attyguard.engine.verdict import Action, Verdict
+
+if TYPE_CHECKING:
+    from attyguard.audit import AuditLog
 
 __all__ = [
     "DaemonServer",
@@ -329,6 +332,7 @@ class Overrides:
     socket: str | None = None
     tier2: str | None = None
     mode: str | None = None
+    audit_log: str | None = None
 
     def apply(self, config: DaemonConfig) -> DaemonConfig:
         section = config.daemon
@@ -338,6 +342,8 @@ class Overrides:
             section = replace(section, tier2=self.tier2)
         if self.mode:
             section = replace(section, mode=self.mode)
+        if self.audit_log:
+            section = replace(section, audit_log=self.audit_log)
         return replace(config, daemon=section)
 
 
@@ -379,10 +385,13 @@ class DaemonServer:
         self._server: asyncio.AbstractServer | None = None
         self._socket_inode: tuple[int, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.audit: AuditLog | None = None
+        self._audit_failing = False
 
     # ---- life cycle
 
     async def start(self) -> None:
+        self._open_audit_log()
         path = self.config.daemon.socket
         sock = bind_socket(path, self.group_gid)
         st = os.stat(path)
@@ -414,7 +423,44 @@ class DaemonServer:
         for conn in list(self.connections):
             conn.close()
         self._unlink_own_socket()
+        if self.audit is not None:
+            self.audit.close()
+            self.audit = None
         log.info("stopped")
+
+    def _open_audit_log(self) -> None:
+        section = self.config.daemon
+        if not section.audit_log:
+            return
+        from attyguard.audit import AuditError, AuditLog
+
+        try:
+            self.audit = AuditLog(Path(section.audit_log), max_bytes=section.audit_log_max_bytes,
+                                  keep=section.audit_log_keep)
+        except AuditError as exc:
+            raise DaemonStartError(str(exc)) from exc
+        log.info("audit log %s", section.audit_log)
+
+    def record(self, kind: str, **fields: Any) -> None:
+        """One decision or event into the audit log (when configured); never raises.
+
+        The daemon's single exit for what it decided: verdicts, marks, clears and
+        published events all pass here.
+        """
+        if self.audit is None:
+            return
+        from attyguard.audit import AuditError
+
+        try:
+            self.audit.write({"type": kind, "time": round(time.time(), 3), **fields})
+            if self._audit_failing:
+                log.warning("audit log writable again")
+                self._audit_failing = False
+        except AuditError as exc:
+            self.counters["audit_errors"] = self.counters.get("audit_errors", 0) + 1
+            if not self._audit_failing:  # once per outage, not once per record
+                log.error("%s", exc)
+                self._audit_failing = True
 
     def _unlink_own_socket(self) -> None:
         # Only our own socket: a daemon started after us may own the path now.
@@ -581,6 +627,9 @@ class DaemonServer:
             verdict = replace(verdict, action=Action.WARN,
                               notes=(*verdict.notes, "warn mode: the daemon would block this"))
         verdict = replace(verdict, elapsed_us=(time.perf_counter_ns() - start) // 1000)
+        self.record("verdict", pid=conn.peer.pid, uid=conn.peer.uid, line=line,
+                    action=str(verdict.action), rules=[h.rule_id for h in verdict.rules],
+                    probability=round(verdict.probability, 4))
         return {"verdict": verdict.to_json()}
 
     def _op_status(self, conn: _Connection, request: Request) -> dict[str, Any]:
@@ -642,6 +691,8 @@ class DaemonServer:
         if now >= ThreatLevel.HIGH:
             log.warning("pid %d marked %s by pid %d uid %d: %s", pid, now.label,
                         conn.peer.pid, conn.peer.uid, reason[:200])
+        self.record("mark", pid=pid, uid=info.uid, level=now.label, reason=reason,
+                    by_pid=conn.peer.pid, by_uid=conn.peer.uid)
         return {"pid": pid, "level": now.label}
 
     def _op_clear(self, conn: _Connection, request: Request) -> dict[str, Any]:
@@ -654,6 +705,8 @@ class DaemonServer:
         if entry is not None:
             log.warning("pid %d: mark %s cleared by pid %d", pid, entry.level.label,
                         conn.peer.pid)
+        self.record("clear", pid=pid, cleared=entry is not None, by_pid=conn.peer.pid,
+                    by_uid=conn.peer.uid)
         return {"pid": pid, "cleared": entry is not None}
 
     def _op_subscribe(self, conn: _Connection, request: Request) -> dict[str, Any]:
@@ -685,6 +738,7 @@ class DaemonServer:
         self.counters["events"] += 1
         text = _one_line(text, 400)
         log.warning("warn event: %s", text)
+        self.record("event", text=text, pid=pid, uid=uid, **fields)
         data = protocol.encode_event("warn", text=text, pid=pid, uid=uid, **fields,
                                      time=round(time.time(), 3))
         delivered = 0
@@ -736,6 +790,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tier2", choices=TIER2_NAMES, help="Tier-2 scorer")
     parser.add_argument("--mode", choices=MODES,
                         help="enforce: Block refuses; warn: Block becomes an event + warn")
+    parser.add_argument("--audit-log", metavar="FILE",
+                        help="write every decision to this hash-chained audit log "
+                        "(daemon.audit_log; verify with `attyguard audit verify`)")
     parser.add_argument("--print-default-config", action="store_true",
                         help="print the commented default config and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -777,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
 
     classify("true")
     server = DaemonServer(config, config_path=config_path, config_missing_ok=missing_ok,
-                          overrides=Overrides(args.socket, args.tier2, args.mode),
+                          overrides=Overrides(args.socket, args.tier2, args.mode, args.audit_log),
                           engine=classify)
     try:
         return asyncio.run(_run(server))
