@@ -152,9 +152,12 @@ class AuditLog:
 
     # -- writing ---------------------------------------------------------------
 
-    def write(self, event: Mapping[str, Any]) -> None:
-        """Append one event (redacted). Raises AuditError when the disk refuses it."""
-        record = {"kind": "event", "event": redact_event(event)}
+    def write(self, event: Mapping[str, Any], *, redacted: bool = False) -> None:
+        """Append one event, redacted unless the caller did it (`redacted`).
+
+        Raises AuditError when the disk refuses it.
+        """
+        record = {"kind": "event", "event": dict(event) if redacted else redact_event(event)}
         with self._lock:
             if self._fd < 0:
                 raise AuditError("audit log is closed")

@@ -11,7 +11,8 @@ venv=${ATTYGUARD_VENV:-$root/.venv}
 # systemd: systemd-analyze checks contrib/attyguard.service; shellcheck checks contrib/install.sh;
 # gcc, libc6-dev: install.sh builds the login launcher (contrib/login-launcher.c);
 # git: the login tests clone and push over ssh through attyguard.
-apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck gcc libc6-dev git)
+# rsyslog: the fleet-event tests send OCSF events to a real rsyslog on 127.0.0.1.
+apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck gcc libc6-dev git rsyslog)
 
 need_apt() {
   local missing=()

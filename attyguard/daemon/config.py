@@ -52,14 +52,28 @@ class DaemonSection:
 
 
 @dataclass(frozen=True, slots=True)
+class EventsSection:
+    """Fleet events: every record as one OCSF event to syslog or journald."""
+
+    sink: str = ""
+    syslog_address: str = "unix:/dev/log"
+    facility: str = "authpriv"
+    queue: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     daemon: DaemonSection = field(default_factory=DaemonSection)
     accumulator: AccumulatorConfig = field(default_factory=AccumulatorConfig)
+    events: EventsSection = field(default_factory=EventsSection)
 
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("daemon", "mode"): MODES,
     ("daemon", "tier2"): TIER2_NAMES,
+    ("events", "sink"): ("", "syslog", "journald"),
+    ("events", "facility"): ("kern", "user", "daemon", "auth", "syslog", "authpriv",
+                             *(f"local{n}" for n in range(8))),
 }
 
 # (section, key) -> (lowest, highest) allowed, inclusive.
@@ -72,6 +86,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("daemon", "prune_interval_s"): (0.05, 3600.0),
     ("daemon", "audit_log_max_bytes"): (4096, 1 << 40),
     ("daemon", "audit_log_keep"): (0, 1000),
+    ("events", "queue"): (1, 1_000_000),
 }
 _PROBABILITY_KEYS = ("block_threshold", "warn_threshold", "level_low", "level_medium",
                      "level_high", "level_critical", "prior_low", "prior_medium", "prior_high")
@@ -136,6 +151,18 @@ prior_high = 0.35
 # Raise the asking process's level to the level of P (at most high; critical
 # only comes from a block).
 raise_pid_level = true
+
+[events]
+# Fleet events: every verdict, kernel decision and policy violation as one OCSF
+# 1.3 JSON event (docs/ocsf.md). "" (off), "syslog" (RFC 5424) or "journald".
+sink = ""
+# For sink = "syslog": udp://HOST:PORT, tcp://HOST:PORT (octet-counted frames)
+# or unix:/PATH (a datagram socket such as /dev/log).
+syslog_address = "unix:/dev/log"
+facility = "authpriv"
+# Events waiting to be sent at most; beyond it they are dropped and counted
+# (the audit log keeps every record).
+queue = 10000
 """
 
 
@@ -207,6 +234,14 @@ def parse_daemon_config(
         errors.append(ConfigError(path, toml_line_of(text, "daemon", "max_subscribers"),
                                   "daemon.max_subscribers must be below max_connections "
                                   "(room must remain for shells asking for verdicts)"))
+    if config.events.sink == "syslog":
+        from attyguard.fleet.sink import SinkError, parse_address
+
+        try:
+            parse_address(config.events.syslog_address)
+        except SinkError as exc:
+            errors.append(ConfigError(path, toml_line_of(text, "events", "syslog_address"),
+                                      f"events.syslog_address: {exc}"))
     if errors:
         return DaemonConfig(), errors
     return config, []

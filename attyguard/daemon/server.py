@@ -44,10 +44,11 @@ from attyguard.daemon.config import (
 )
 from attyguard.daemon.protocol import ErrorCode, ProtocolError, Request
 from attyguard.daemon.threats import ProcessTable, ProcfsProcessTable, ThreatLevel, ThreatMap
-from attyguard.engine.verdict import Action, Verdict
+from attyguard.engine.verdict import Action, Severity, Verdict
 
 if TYPE_CHECKING:
     from attyguard.audit import AuditLog
+    from attyguard.fleet.sink import FleetSink
 
 __all__ = [
     "DaemonServer",
@@ -387,11 +388,14 @@ class DaemonServer:
         self._tasks: list[asyncio.Task[None]] = []
         self.audit: AuditLog | None = None
         self._audit_failing = False
+        self.fleet: FleetSink | None = None
+        self._fleet_product: Any = None
 
     # ---- life cycle
 
     async def start(self) -> None:
         self._open_audit_log()
+        self._open_fleet_sink()
         path = self.config.daemon.socket
         sock = bind_socket(path, self.group_gid)
         st = os.stat(path)
@@ -426,6 +430,9 @@ class DaemonServer:
         if self.audit is not None:
             self.audit.close()
             self.audit = None
+        if self.fleet is not None:
+            self.fleet.close()
+            self.fleet = None
         log.info("stopped")
 
     def _open_audit_log(self) -> None:
@@ -441,18 +448,44 @@ class DaemonServer:
             raise DaemonStartError(str(exc)) from exc
         log.info("audit log %s", section.audit_log)
 
-    def record(self, kind: str, **fields: Any) -> None:
-        """One decision or event into the audit log (when configured); never raises.
-
-        The daemon's single exit for what it decided: verdicts, marks, clears and
-        published events all pass here.
-        """
-        if self.audit is None:
+    def _open_fleet_sink(self) -> None:
+        events = self.config.events
+        if not events.sink:
             return
-        from attyguard.audit import AuditError
+        from attyguard import __version__
+        from attyguard.fleet.ocsf import Product
+        from attyguard.fleet.sink import FleetSink, SinkError
 
         try:
-            self.audit.write({"type": kind, "time": round(time.time(), 3), **fields})
+            self.fleet = FleetSink(events.sink, events.syslog_address if events.sink == "syslog"
+                                   else "", facility=events.facility, capacity=events.queue)
+        except SinkError as exc:
+            raise DaemonStartError(f"events: {exc}") from exc
+        self._fleet_product = Product(__version__, socket.gethostname())
+        log.info("fleet events: OCSF to %s", events.sink)
+
+    def record(self, kind: str, **fields: Any) -> None:
+        """One decision or event into the audit log and the fleet sink (when configured).
+
+        The daemon's single exit for what it decided: verdicts, marks, clears,
+        published events (and kernel decisions, policy violations) all pass here.
+        Never raises and never blocks on a sink.
+        """
+        if self.audit is None and self.fleet is None:
+            return
+        from attyguard.audit import AuditError, redact_event
+
+        event = redact_event({"type": kind, "time": round(time.time(), 3), **fields})
+        if self.fleet is not None:
+            from attyguard.fleet.ocsf import to_ocsf
+
+            ocsf = to_ocsf(kind, event, self._fleet_product)
+            if ocsf is not None:
+                self.fleet.send(ocsf)
+        if self.audit is None:
+            return
+        try:
+            self.audit.write(event, redacted=True)
             if self._audit_failing:
                 log.warning("audit log writable again")
                 self._audit_failing = False
@@ -629,7 +662,9 @@ class DaemonServer:
         verdict = replace(verdict, elapsed_us=(time.perf_counter_ns() - start) // 1000)
         self.record("verdict", pid=conn.peer.pid, uid=conn.peer.uid, line=line,
                     action=str(verdict.action), rules=[h.rule_id for h in verdict.rules],
-                    probability=round(verdict.probability, 4))
+                    reason=verdict.reason, probability=round(verdict.probability, 4),
+                    severity=max((h.severity for h in verdict.rules),
+                                 default=Severity.LOW).name.lower())
         return {"verdict": verdict.to_json()}
 
     def _op_status(self, conn: _Connection, request: Request) -> dict[str, Any]:
@@ -650,6 +685,9 @@ class DaemonServer:
             "subscribers": sum(1 for c in self.connections if c.subscriber),
             "tracked_pids": len(self.threats),
             "counters": dict(self.counters),
+            "audit_log": cfg.daemon.audit_log or None,
+            "fleet": None if self.fleet is None else {"sink": cfg.events.sink,
+                                                      **self.fleet.counters},
             "peer": {"pid": conn.peer.pid, "uid": conn.peer.uid, "gid": conn.peer.gid},
         }
 
