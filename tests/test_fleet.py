@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from attyguard.daemon.config import parse_daemon_config
 from attyguard.fleet.ocsf import OCSF_VERSION, Product, to_ocsf
 from attyguard.fleet.sink import FleetSink, SinkError, format_5424, parse_address
 from tests.daemon_harness import RunningDaemon, remove_tmpdirs, short_tmpdir, wait_for
+from tests.rsyslog_harness import Rsyslog
 
 PRODUCT = Product("9.9", "host1")
 
@@ -111,65 +110,6 @@ def test_a_dead_receiver_never_blocks_send() -> None:
         sink.close(timeout=0.5)
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Rsyslog:
-    """A real rsyslogd in the foreground, listening on 127.0.0.1, writing raw messages to a file."""
-
-    def __init__(self, directory: Path, transport: str) -> None:
-        self.dir = directory
-        self.out = directory / "received.log"
-        self.port = _free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
-        module = "imudp" if transport == "udp" else "imtcp"
-        (directory / "rsyslog.conf").write_text(f"""
-global(workDirectory="{directory}")
-module(load="{module}")
-input(type="{module}" address="127.0.0.1" port="{self.port}" ruleset="r")
-template(name="raw" type="string" string="%rawmsg%\\n")
-ruleset(name="r") {{ action(type="omfile" file="{self.out}" template="raw") }}
-""")
-        self.proc = subprocess.Popen(
-            [shutil.which("rsyslogd") or "/usr/sbin/rsyslogd", "-n", "-f",
-             str(directory / "rsyslog.conf"), "-i", str(directory / "rsyslog.pid")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(directory / "rsyslog.err", "wb"))  # noqa: SIM115 - closed with the process
-
-    def wait_listening(self, transport: str) -> None:
-        def ready() -> bool:
-            assert self.proc.poll() is None, (self.dir / "rsyslog.err").read_text()
-            if transport == "tcp":
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                    return True
-                except OSError:
-                    return False
-            # UDP has no handshake: listening means a probe datagram comes out in the file.
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                probe.sendto(b"<14>1 - - probe - - - ready", ("127.0.0.1", self.port))
-            return any("probe" in m for m in self.messages(probes=True))
-        wait_for(ready, 20, "rsyslogd to listen")
-
-    def messages(self, probes: bool = False) -> list[str]:
-        try:
-            return [m for m in self.out.read_text().splitlines()
-                    if m and (probes or " probe " not in m)]
-        except FileNotFoundError:
-            return []
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_daemon_events_reach_a_real_rsyslog(transport: str) -> None:
     if shutil.which("rsyslogd") is None and not os.path.exists("/usr/sbin/rsyslogd"):
@@ -200,3 +140,30 @@ def test_daemon_events_reach_a_real_rsyslog(transport: str) -> None:
     assert not any("S3cretPw" in m for m in got)
     pri = int(got[-1].split(">", 1)[0].lstrip("<"))
     assert pri // 8 == 19  # local3
+
+
+def test_journald_native_datagram(tmp_path: Path) -> None:
+    # journald is not running on these machines: read the native protocol off a real
+    # datagram socket at the path the sink is pointed at, as journald would.
+    path = tmp_path / "journal.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        receiver.settimeout(10)
+        sink = FleetSink("journald", str(path))
+        try:
+            event = to_ocsf("verdict", {"time": 1, "pid": 5, "line": "echo 'a\nb'",
+                                        "action": "block", "rules": ["r"],
+                                        "severity": "high"}, PRODUCT)
+            assert event is not None
+            sink.send(event)
+            data = receiver.recv(65536)
+        finally:
+            sink.close()
+    head, _, rest = data.partition(b"MESSAGE\n")
+    fields = dict(line.split("=", 1) for line in head.decode().splitlines())
+    assert fields["SYSLOG_IDENTIFIER"] == "attyguard" and fields["PRIORITY"] == "3"
+    assert fields["OCSF_CLASS_UID"] == "2004"
+    size = int.from_bytes(rest[:8], "little")
+    message = json.loads(rest[8:8 + size])
+    assert rest[8 + size:] == b"\n"
+    assert message["evidences"][0]["process"]["cmd_line"] == "echo 'a\nb'"
