@@ -62,10 +62,20 @@ class EventsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowSection:
+    """The sliding window over each session's recent commands (seed V2-H)."""
+
+    enabled: bool = True
+    commands: int = 50
+    minutes: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     daemon: DaemonSection = field(default_factory=DaemonSection)
     accumulator: AccumulatorConfig = field(default_factory=AccumulatorConfig)
     events: EventsSection = field(default_factory=EventsSection)
+    window: WindowSection = field(default_factory=WindowSection)
 
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -87,6 +97,8 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("daemon", "audit_log_max_bytes"): (4096, 1 << 40),
     ("daemon", "audit_log_keep"): (0, 1000),
     ("events", "queue"): (1, 1_000_000),
+    ("window", "commands"): (2, 10_000),
+    ("window", "minutes"): (0.1, 7 * 24 * 60.0),
 }
 _PROBABILITY_KEYS = ("block_threshold", "warn_threshold", "level_low", "level_medium",
                      "level_high", "level_critical", "prior_low", "prior_medium", "prior_high")
@@ -163,6 +175,15 @@ facility = "authpriv"
 # Events waiting to be sent at most; beyond it they are dropped and counted
 # (the audit log keeps every record).
 queue = 10000
+
+[window]
+# Sequences over each session's recent commands (patterns/sequences/): a line
+# that completes one (download → chmod +x → run; history off → network; …) gets
+# the sequence's hit, which raises the session's threat level.
+enabled = true
+# The window: at most this many commands of at most this many minutes.
+commands = 50
+minutes = 30.0
 """
 
 

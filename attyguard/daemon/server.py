@@ -44,7 +44,8 @@ from attyguard.daemon.config import (
 )
 from attyguard.daemon.protocol import ErrorCode, ProtocolError, Request
 from attyguard.daemon.threats import ProcessTable, ProcfsProcessTable, ThreatLevel, ThreatMap
-from attyguard.engine.verdict import Action, Severity, Verdict
+from attyguard.daemon.window import Entry, SequenceError, Window, load_sequences
+from attyguard.engine.verdict import Action, Severity, Verdict, combine_probabilities
 
 if TYPE_CHECKING:
     from attyguard.audit import AuditLog
@@ -390,6 +391,8 @@ class DaemonServer:
         self._audit_failing = False
         self.fleet: FleetSink | None = None
         self._fleet_product: Any = None
+        self.windows: dict[int, Window] = {}
+        self.sequences = _load_sequences() if self.config.window.enabled else ()
 
     # ---- life cycle
 
@@ -561,6 +564,9 @@ class DaemonServer:
                 except Exception:  # upkeep must never end the daemon
                     log.exception("pruning the threat map failed")
                 await asyncio.sleep(0)
+            # A session's window goes with its shell (pid reuse would inherit it otherwise).
+            for pid in [p for p in self.windows if self.threats.table.info(p) is None]:
+                del self.windows[pid]
 
     async def _idle_loop(self) -> None:
         while True:
@@ -642,6 +648,9 @@ class DaemonServer:
         line = request.str_arg("line", max_len=self.config.daemon.max_request_bytes)
         acc = self.config.accumulator
         tier1 = self.engine(line)
+        window_entry = None
+        if self.sequences:
+            tier1, window_entry = self._window(conn.peer.pid, line, tier1)
         try:
             score = self.tier2.score(line)
         except Exception:  # the contract says it never raises; the daemon does not bet on it
@@ -659,6 +668,9 @@ class DaemonServer:
             self.publish_warn(conn.peer, line, verdict)
             verdict = replace(verdict, action=Action.WARN,
                               notes=(*verdict.notes, "warn mode: the daemon would block this"))
+        if window_entry is not None and verdict.action is not Action.BLOCK:
+            # Only lines that may run enter the window: a refused line did nothing.
+            self.windows[conn.peer.pid].remember(window_entry)
         verdict = replace(verdict, elapsed_us=(time.perf_counter_ns() - start) // 1000)
         self.record("verdict", pid=conn.peer.pid, uid=conn.peer.uid, line=line,
                     action=str(verdict.action), rules=[h.rule_id for h in verdict.rules],
@@ -666,6 +678,22 @@ class DaemonServer:
                     severity=max((h.severity for h in verdict.rules),
                                  default=Severity.LOW).name.lower())
         return {"verdict": verdict.to_json()}
+
+    def _window(self, pid: int, line: str, tier1: Verdict) -> tuple[Verdict, Entry]:
+        """Add the hits of sequences this line completes in its session's window."""
+        window = self.windows.get(pid)
+        if window is None:
+            if len(self.windows) >= self.config.daemon.max_tracked_pids:
+                self.windows.pop(next(iter(self.windows)))  # the oldest session
+            window = self.windows[pid] = Window(
+                self.sequences, max_commands=self.config.window.commands,
+                max_seconds=self.config.window.minutes * 60)
+        hits, entry = window.judge(line, (h.rule_id for h in tier1.rules), time.monotonic())
+        if not hits:
+            return tier1, entry
+        rules = (*tier1.rules, *hits)
+        return replace(tier1, rules=rules, action=Action.strongest([h.action for h in rules]),
+                       probability=combine_probabilities([h.probability for h in rules])), entry
 
     def _op_status(self, conn: _Connection, request: Request) -> dict[str, Any]:
         from attyguard import __version__
@@ -787,6 +815,14 @@ class DaemonServer:
                 else:
                     conn.dropped_events += 1
         return delivered
+
+
+def _load_sequences() -> tuple[Any, ...]:
+    try:
+        return load_sequences()
+    except SequenceError as exc:  # a broken shipped file: say so, keep judging lines
+        log.error("sliding window off: %s", exc)
+        return ()
 
 
 def _one_line(text: str, limit: int) -> str:
