@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "rules": "attyguard.commands.rules",
     "daemon": "attyguard.daemon.server",
     "audit": "attyguard.commands.audit",
+    "feeds": "attyguard.commands.feeds",
 }
 
 
