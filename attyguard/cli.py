@@ -21,6 +21,8 @@ SUBCOMMANDS = {
     "daemon": "attyguard.daemon.server",
     "policy": "attyguard.commands.policy",
     "events": "attyguard.commands.kernel",
+    "audit": "attyguard.commands.audit",
+    "feeds": "attyguard.commands.feeds",
 }
 
 

@@ -15,7 +15,8 @@ venv=${ATTYGUARD_VENV:-$root/.venv}
 # libbpf1: the kernel layer loads attyguard/kernel/*.bpf.o through it (ctypes);
 # clang, llvm (llvm-strip), bpftool, libbpf-dev: rebuild those objects (python -m
 # attyguard.kernel.build) and the test that a rebuild matches the committed object.
-apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck gcc libc6-dev git libbpf1 clang llvm bpftool libbpf-dev linux-libc-dev)
+# rsyslog: the fleet-event tests send OCSF events to a real rsyslog on 127.0.0.1.
+apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck gcc libc6-dev git libbpf1 clang llvm bpftool libbpf-dev linux-libc-dev rsyslog)
 
 need_apt() {
   local missing=()

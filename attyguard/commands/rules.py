@@ -56,12 +56,26 @@ def _parser() -> Parser:
 def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     ruleset = _load(args.path)
+    sequences = _load_sequences(args.path)
     rules = list(ruleset.rules)
     if args.action == "list":
-        return _list(rules, args.json)
+        return _list([*rules, *sequences], args.json)
     if args.action == "explain":
-        return _explain(rules, args.rule_id, args.json)
-    return _test(ruleset, rules, args.json)
+        return _explain([*rules, *sequences], args.rule_id, args.json)
+    return _test(ruleset, rules, args.json, sequences)
+
+
+def _load_sequences(path: Path | None) -> list[Any]:
+    """The sliding window's sequences (patterns/sequences/), shown and tested with the rules."""
+    from attyguard.daemon.window import SequenceError, load_sequences
+
+    folder = None if path is None else (path if path.is_dir() else path.parent) / "sequences"
+    if folder is not None and not folder.is_dir():
+        return []
+    try:
+        return list(load_sequences(folder))
+    except SequenceError as exc:
+        raise CommandError(_one_line(str(exc))) from None
 
 
 def _load(path: Path | None) -> Any:
@@ -97,7 +111,13 @@ def _plain(value: Any) -> Any:
 
 
 def _rule_json(rule: Any) -> dict[str, Any]:
-    return {name: _plain(getattr(rule, name, None)) for name in _RULE_FIELDS}
+    out = {name: _plain(getattr(rule, name, None)) for name in _RULE_FIELDS}
+    steps = getattr(rule, "steps", None)
+    if steps is not None:  # a sliding-window sequence: its family, and its steps to explain
+        out["family"] = "sequence"
+        out["steps"] = [{"name": st.name, "line": list(st.lines), "rules": list(st.rules),
+                         "count": st.count} for st in steps]
+    return out
 
 
 def _list(rules: list[Any], as_json: bool) -> int:
@@ -145,6 +165,10 @@ def _explain(rules: list[Any], rule_id: str, as_json: bool) -> int:
             console.print(Text(f"  {label}: {j[key]}"))
     if j["atoms"]:
         console.print(Text(f"  atoms: {', '.join(map(str, j['atoms']))}"))
+    for n, step in enumerate(j.get("steps", ()), 1):
+        times = f" ×{step['count']}" if step["count"] > 1 else ""
+        console.print(Text(f"  step {n} {step['name']}{times}: "
+                           + " | ".join([*step["line"], *(f"rule {r}" for r in step["rules"])])))
     for label, key in (("matches", "examples_match"), ("does not match", "examples_nomatch")):
         if j[key]:
             console.print(Text(f"  {label}:"))
@@ -164,10 +188,16 @@ def _failure_json(failure: Any) -> dict[str, Any]:
     return fields
 
 
-def _test(ruleset: Any, rules: list[Any], as_json: bool) -> int:
+def _test(ruleset: Any, rules: list[Any], as_json: bool, sequences: list[Any]) -> int:
+    from attyguard.daemon.window import run_sequence_examples
+    from attyguard.engine.classify import Engine
     from attyguard.engine.examples import run_examples
 
     failures = [_failure_json(f) for f in run_examples(ruleset)]
+    engine = Engine(ruleset)
+    failures += [{"rule_id": text.split(": ")[1], "text": text} for text in run_sequence_examples(
+        sequences, lambda line: [h.rule_id for h in engine.classify(line).rules])]
+    rules = [*rules, *sequences]
     examples = sum(len(getattr(r, "examples_match", ())) + len(getattr(r, "examples_nomatch", ()))
                    for r in rules)
     if as_json:

@@ -59,6 +59,9 @@ class DaemonSection:
     exec_trust_window_s: float = 600.0
     exec_events_kept: int = 1000
     exec_rung: str = ""
+    audit_log: str = ""
+    audit_log_max_bytes: int = 10 << 20
+    audit_log_keep: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +75,31 @@ class PolicySection:
 
 
 @dataclass(frozen=True, slots=True)
+class EventsSection:
+    """Fleet events: every record as one OCSF event to syslog or journald."""
+
+    sink: str = ""
+    syslog_address: str = "unix:/dev/log"
+    facility: str = "authpriv"
+    queue: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSection:
+    """The sliding window over each session's recent commands (seed V2-H)."""
+
+    enabled: bool = True
+    commands: int = 50
+    minutes: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     daemon: DaemonSection = field(default_factory=DaemonSection)
     accumulator: AccumulatorConfig = field(default_factory=AccumulatorConfig)
     policy: PolicySection = field(default_factory=PolicySection)
+    events: EventsSection = field(default_factory=EventsSection)
+    window: WindowSection = field(default_factory=WindowSection)
 
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -85,6 +109,9 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("daemon", "exec_scope"): EXEC_SCOPES,
     ("daemon", "exec_rung"): ("", "lsm", "fanotify", "signal", "audit"),
     ("policy", "kernel"): POLICY_KERNEL,
+    ("events", "sink"): ("", "syslog", "journald"),
+    ("events", "facility"): ("kern", "user", "daemon", "auth", "syslog", "authpriv",
+                             *(f"local{n}" for n in range(8))),
 }
 
 # (section, key) -> (lowest, highest) allowed, inclusive.
@@ -100,6 +127,11 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("daemon", "exec_events_kept"): (10, 1_000_000),
     ("policy", "sample_interval_s"): (0.02, 60.0),
     ("policy", "violations_kept"): (10, 1_000_000),
+    ("daemon", "audit_log_max_bytes"): (4096, 1 << 40),
+    ("daemon", "audit_log_keep"): (0, 1000),
+    ("events", "queue"): (1, 1_000_000),
+    ("window", "commands"): (2, 10_000),
+    ("window", "minutes"): (0.1, 7 * 24 * 60.0),
 }
 _PROBABILITY_KEYS = ("block_threshold", "warn_threshold", "level_low", "level_medium",
                      "level_high", "level_critical", "prior_low", "prior_medium", "prior_high")
@@ -153,6 +185,13 @@ exec_events_kept = 1000
 # Force a rung of the ladder ("lsm", "fanotify", "signal", "audit"); empty: the
 # strongest one the probe finds usable here.
 exec_rung = ""
+# Tamper-evident audit log: every decision as a JSON line in a SHA-256 hash
+# chain (`attyguard audit verify` checks it). Empty: no audit log. The file is
+# root-owned, mode 0600; secrets in command lines are redacted.
+audit_log = ""
+# Rotate the audit log at this size, keeping this many older files.
+audit_log_max_bytes = 10485760
+audit_log_keep = 5
 
 [accumulator]
 # P = 1 - prod(1 - p_i) over the Tier-1 rules' probabilities, the Tier-2 score
@@ -190,6 +229,27 @@ kernel = "auto"
 sample_interval_s = 0.25
 # Violations kept in memory for `attyguard policy violations`.
 violations_kept = 1000
+
+[events]
+# Fleet events: every verdict, kernel decision and policy violation as one OCSF
+# 1.3 JSON event (docs/ocsf.md). "" (off), "syslog" (RFC 5424) or "journald".
+sink = ""
+# For sink = "syslog": udp://HOST:PORT, tcp://HOST:PORT (octet-counted frames)
+# or unix:/PATH (a datagram socket such as /dev/log).
+syslog_address = "unix:/dev/log"
+facility = "authpriv"
+# Events waiting to be sent at most; beyond it they are dropped and counted
+# (the audit log keeps every record).
+queue = 10000
+
+[window]
+# Sequences over each session's recent commands (patterns/sequences/): a line
+# that completes one (download → chmod +x → run; history off → network; …) gets
+# the sequence's hit, which raises the session's threat level.
+enabled = true
+# The window: at most this many commands of at most this many minutes.
+commands = 50
+minutes = 30.0
 """
 
 
@@ -264,6 +324,14 @@ def parse_daemon_config(
     if config.daemon.exec_scope == "group" and not config.daemon.exec_group:
         errors.append(ConfigError(path, toml_line_of(text, "daemon", "exec_scope"),
                                   'daemon.exec_scope = "group" needs daemon.exec_group'))
+    if config.events.sink == "syslog":
+        from attyguard.fleet.sink import SinkError, parse_address
+
+        try:
+            parse_address(config.events.syslog_address)
+        except SinkError as exc:
+            errors.append(ConfigError(path, toml_line_of(text, "events", "syslog_address"),
+                                      f"events.syslog_address: {exc}"))
     if errors:
         return DaemonConfig(), errors
     return config, []

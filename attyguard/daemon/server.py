@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attyguard.daemon import protocol
 from attyguard.daemon.accumulator import accumulate
@@ -44,7 +44,12 @@ from attyguard.daemon.config import (
 )
 from attyguard.daemon.protocol import ErrorCode, ProtocolError, Request
 from attyguard.daemon.threats import ProcessTable, ProcfsProcessTable, ThreatLevel, ThreatMap
-from attyguard.engine.verdict import Action, Verdict
+from attyguard.daemon.window import Entry, SequenceError, Window, load_sequences
+from attyguard.engine.verdict import Action, Severity, Verdict, combine_probabilities
+
+if TYPE_CHECKING:
+    from attyguard.audit import AuditLog
+    from attyguard.fleet.sink import FleetSink
 
 __all__ = [
     "DaemonServer",
@@ -331,6 +336,7 @@ class Overrides:
     mode: str | None = None
     ebpf_mode: str | None = None
     policy: str | None = None
+    audit_log: str | None = None
 
     def apply(self, config: DaemonConfig) -> DaemonConfig:
         if self.policy:
@@ -344,6 +350,8 @@ class Overrides:
             section = replace(section, tier2=self.tier2)
         if self.mode:
             section = replace(section, mode=self.mode)
+        if self.audit_log:
+            section = replace(section, audit_log=self.audit_log)
         return replace(config, daemon=section)
 
 
@@ -390,10 +398,18 @@ class DaemonServer:
         self.policy_rt: Any = None  # PolicyRuntime while a policy is loaded (SEC-002)
         self.policy_followers: set[_Connection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.audit: AuditLog | None = None
+        self._audit_failing = False
+        self.fleet: FleetSink | None = None
+        self._fleet_product: Any = None
+        self.windows: dict[int, Window] = {}
+        self.sequences = _load_sequences() if self.config.window.enabled else ()
 
     # ---- life cycle
 
     async def start(self) -> None:
+        self._open_audit_log()
+        self._open_fleet_sink()
         path = self.config.daemon.socket
         sock = bind_socket(path, self.group_gid)
         st = os.stat(path)
@@ -429,7 +445,73 @@ class DaemonServer:
         for conn in list(self.connections):
             conn.close()
         self._unlink_own_socket()
+        if self.audit is not None:
+            self.audit.close()
+            self.audit = None
+        if self.fleet is not None:
+            self.fleet.close()
+            self.fleet = None
         log.info("stopped")
+
+    def _open_audit_log(self) -> None:
+        section = self.config.daemon
+        if not section.audit_log:
+            return
+        from attyguard.audit import AuditError, AuditLog
+
+        try:
+            self.audit = AuditLog(Path(section.audit_log), max_bytes=section.audit_log_max_bytes,
+                                  keep=section.audit_log_keep)
+        except AuditError as exc:
+            raise DaemonStartError(str(exc)) from exc
+        log.info("audit log %s", section.audit_log)
+
+    def _open_fleet_sink(self) -> None:
+        events = self.config.events
+        if not events.sink:
+            return
+        from attyguard import __version__
+        from attyguard.fleet.ocsf import Product
+        from attyguard.fleet.sink import FleetSink, SinkError
+
+        try:
+            self.fleet = FleetSink(events.sink, events.syslog_address if events.sink == "syslog"
+                                   else "", facility=events.facility, capacity=events.queue)
+        except SinkError as exc:
+            raise DaemonStartError(f"events: {exc}") from exc
+        self._fleet_product = Product(__version__, socket.gethostname())
+        log.info("fleet events: OCSF to %s", events.sink)
+
+    def record(self, kind: str, **fields: Any) -> None:
+        """One decision or event into the audit log and the fleet sink (when configured).
+
+        The daemon's single exit for what it decided: verdicts, marks, clears,
+        published events (and kernel decisions, policy violations) all pass here.
+        Never raises and never blocks on a sink.
+        """
+        if self.audit is None and self.fleet is None:
+            return
+        from attyguard.audit import AuditError, redact_event
+
+        event = redact_event({"type": kind, "time": round(time.time(), 3), **fields})
+        if self.fleet is not None:
+            from attyguard.fleet.ocsf import to_ocsf
+
+            ocsf = to_ocsf(kind, event, self._fleet_product)
+            if ocsf is not None:
+                self.fleet.send(ocsf)
+        if self.audit is None:
+            return
+        try:
+            self.audit.write(event, redacted=True)
+            if self._audit_failing:
+                log.warning("audit log writable again")
+                self._audit_failing = False
+        except AuditError as exc:
+            self.counters["audit_errors"] = self.counters.get("audit_errors", 0) + 1
+            if not self._audit_failing:  # once per outage, not once per record
+                log.error("%s", exc)
+                self._audit_failing = True
 
     def _unlink_own_socket(self) -> None:
         # Only our own socket: a daemon started after us may own the path now.
@@ -499,6 +581,9 @@ class DaemonServer:
                 except Exception:  # upkeep must never end the daemon
                     log.exception("pruning the threat map failed")
                 await asyncio.sleep(0)
+            # A session's window goes with its shell (pid reuse would inherit it otherwise).
+            for pid in [p for p in self.windows if self.threats.table.info(p) is None]:
+                del self.windows[pid]
 
     async def _idle_loop(self) -> None:
         while True:
@@ -584,6 +669,9 @@ class DaemonServer:
                  if request.args.get("state") else None)
         # The shell's values of the names the line uses: judged as bash will expand it.
         tier1 = self.engine(line, state) if state else self.engine(line)
+        window_entry = None
+        if self.sequences:
+            tier1, window_entry = self._window(conn.peer.pid, line, tier1)
         try:
             score = self.tier2.score(line)
         except Exception:  # the contract says it never raises; the daemon does not bet on it
@@ -601,8 +689,32 @@ class DaemonServer:
             self.publish_warn(conn.peer, line, verdict)
             verdict = replace(verdict, action=Action.WARN,
                               notes=(*verdict.notes, "warn mode: the daemon would block this"))
+        if window_entry is not None and verdict.action is not Action.BLOCK:
+            # Only lines that may run enter the window: a refused line did nothing.
+            self.windows[conn.peer.pid].remember(window_entry)
         verdict = replace(verdict, elapsed_us=(time.perf_counter_ns() - start) // 1000)
+        self.record("verdict", pid=conn.peer.pid, uid=conn.peer.uid, line=line,
+                    action=str(verdict.action), rules=[h.rule_id for h in verdict.rules],
+                    reason=verdict.reason, probability=round(verdict.probability, 4),
+                    severity=max((h.severity for h in verdict.rules),
+                                 default=Severity.LOW).name.lower())
         return {"verdict": verdict.to_json()}
+
+    def _window(self, pid: int, line: str, tier1: Verdict) -> tuple[Verdict, Entry]:
+        """Add the hits of sequences this line completes in its session's window."""
+        window = self.windows.get(pid)
+        if window is None:
+            if len(self.windows) >= self.config.daemon.max_tracked_pids:
+                self.windows.pop(next(iter(self.windows)))  # the oldest session
+            window = self.windows[pid] = Window(
+                self.sequences, max_commands=self.config.window.commands,
+                max_seconds=self.config.window.minutes * 60)
+        hits, entry = window.judge(line, (h.rule_id for h in tier1.rules), time.monotonic())
+        if not hits:
+            return tier1, entry
+        rules = (*tier1.rules, *hits)
+        return replace(tier1, rules=rules, action=Action.strongest([h.action for h in rules]),
+                       probability=combine_probabilities([h.probability for h in rules])), entry
 
     def _op_status(self, conn: _Connection, request: Request) -> dict[str, Any]:
         from attyguard import __version__
@@ -622,6 +734,9 @@ class DaemonServer:
             "subscribers": sum(1 for c in self.connections if c.subscriber),
             "tracked_pids": len(self.threats),
             "counters": dict(self.counters),
+            "audit_log": cfg.daemon.audit_log or None,
+            "fleet": None if self.fleet is None else {"sink": cfg.events.sink,
+                                                      **self.fleet.counters},
             "peer": {"pid": conn.peer.pid, "uid": conn.peer.uid, "gid": conn.peer.gid},
             "exec": self._exec_status(conn),
         }
@@ -664,6 +779,8 @@ class DaemonServer:
         if now >= ThreatLevel.HIGH:
             log.warning("pid %d marked %s by pid %d uid %d: %s", pid, now.label,
                         conn.peer.pid, conn.peer.uid, reason[:200])
+        self.record("mark", pid=pid, uid=info.uid, level=now.label, reason=reason,
+                    by_pid=conn.peer.pid, by_uid=conn.peer.uid)
         return {"pid": pid, "level": now.label}
 
     def _op_clear(self, conn: _Connection, request: Request) -> dict[str, Any]:
@@ -676,6 +793,8 @@ class DaemonServer:
         if entry is not None:
             log.warning("pid %d: mark %s cleared by pid %d", pid, entry.level.label,
                         conn.peer.pid)
+        self.record("clear", pid=pid, cleared=entry is not None, by_pid=conn.peer.pid,
+                    by_uid=conn.peer.uid)
         return {"pid": pid, "cleared": entry is not None}
 
     def _op_subscribe(self, conn: _Connection, request: Request) -> dict[str, Any]:
@@ -940,6 +1059,7 @@ class DaemonServer:
         self.counters["events"] += 1
         text = _one_line(text, 400)
         log.warning("warn event: %s", text)
+        self.record("event", text=text, pid=pid, uid=uid, **fields)
         data = protocol.encode_event("warn", text=text, pid=pid, uid=uid, **fields,
                                      time=round(time.time(), 3))
         delivered = 0
@@ -966,6 +1086,12 @@ def load_policy_for(config: DaemonConfig) -> tuple[Any, list[str]]:
         return load_policy(path), []
     except PolicyLoadError as exc:
         return None, [str(e) for e in exc.errors]
+def _load_sequences() -> tuple[Any, ...]:
+    try:
+        return load_sequences()
+    except SequenceError as exc:  # a broken shipped file: say so, keep judging lines
+        log.error("sliding window off: %s", exc)
+        return ()
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -1012,6 +1138,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--policy", metavar="FILE",
                         help="SEC-002 runtime policy (default: policy.file of the config, "
                         "/etc/attyguard/policy.yaml when it exists)")
+    parser.add_argument("--audit-log", metavar="FILE",
+                        help="write every decision to this hash-chained audit log "
+                        "(daemon.audit_log; verify with `attyguard audit verify`)")
     parser.add_argument("--print-default-config", action="store_true",
                         help="print the commented default config and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -1067,7 +1196,8 @@ def main(argv: list[str] | None = None) -> int:
     from attyguard.engine.classify import classify
 
     classify("true")
-    overrides = Overrides(args.socket, args.tier2, args.mode, args.ebpf_mode, args.policy)
+    overrides = Overrides(args.socket, args.tier2, args.mode, args.ebpf_mode, args.policy,
+                          args.audit_log)
     # A policy with errors stops the start (like the config): a typo must not
     # leave an administrator believing a process is watched.
     _policy, policy_errors = load_policy_for(overrides.apply(config))
