@@ -229,8 +229,8 @@ def test_daemon_writes_its_decisions(tmp_path: Path) -> None:
     assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
     events = [json.loads(raw)["event"] for raw in _lines(log)
               if json.loads(raw)["kind"] == "event"]
-    verdicts = [e for e in events if e["type"] == "verdict"]
+    verdicts = [e for e in events if e["record"] == "verdict"]
     assert verdicts and verdicts[0]["action"] == "block" and verdicts[0]["rules"]
-    assert any(e["type"] == "mark" and e["pid"] == os.getpid() for e in events)
+    assert any(e["record"] == "mark" and e["pid"] == os.getpid() for e in events)
     assert subprocess.run([str(ATTYGUARD), "audit", "verify", str(log)],
                           capture_output=True, timeout=60).returncode == 0

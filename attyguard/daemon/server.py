@@ -493,7 +493,7 @@ class DaemonServer:
             return
         from attyguard.audit import AuditError, redact_event
 
-        event = redact_event({"type": kind, "time": round(time.time(), 3), **fields})
+        event = redact_event({"record": kind, "time": round(time.time(), 3), **fields})
         if self.fleet is not None:
             from attyguard.fleet.ocsf import to_ocsf
 
@@ -908,6 +908,7 @@ class DaemonServer:
         return delivered
 
     def _send_to_followers(self, record: dict[str, Any], uid: int) -> None:
+        self.record("exec", **record)  # (the audit log and fleet events see every decision)
         if not self.exec_followers:
             return
         data = protocol.encode_event("exec", **record)
@@ -968,8 +969,13 @@ class DaemonServer:
 
     def _policy_on_record(self, record: dict[str, Any], uid: int) -> None:
         # Any thread (the sampler): connections are touched on the loop only.
-        if self._loop is not None and self.policy_followers:
-            self._loop.call_soon_threadsafe(self._policy_push, record, uid)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._policy_recorded, record, uid)
+
+    def _policy_recorded(self, record: dict[str, Any], uid: int) -> None:
+        self.record("violation", **record)
+        if self.policy_followers:
+            self._policy_push(record, uid)
 
     def _policy_push(self, record: dict[str, Any], uid: int) -> None:
         data = protocol.encode_event("violation", violation=record)

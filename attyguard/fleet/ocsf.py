@@ -32,6 +32,10 @@ _ACTION = {
     "allow": (1, "Allowed", 1, "Allowed"),
     "warn": (1, "Allowed", 17, "Logged"),  # a warn runs after a question, or is only logged
     "block": (2, "Denied", 2, "Blocked"),
+    # SEC-002 violations' actions
+    "blocked": (2, "Denied", 2, "Blocked"),
+    "alerted": (1, "Allowed", 17, "Logged"),
+    "logged": (1, "Allowed", 17, "Logged"),
 }
 _PROCESS_ACTIVITY = (1, "System Activity", 1007, "Process Activity")
 _DETECTION_FINDING = (2, "Findings", 2004, "Detection Finding")
@@ -116,7 +120,7 @@ def to_ocsf(kind: str, record: Mapping[str, Any], product: Product) -> dict[str,
         return event
 
     if kind in ("verdict", "exec", "event", "mark", "violation"):
-        default = {"block": 4, "warn": 3}.get(action, 3)
+        default = {"block": 4, "blocked": 4, "warn": 3}.get(action, 3)
         severity_id = _severity(record, default)
         event = _header(_DETECTION_FINDING, 1, "Create", severity_id, time_ms, product, uid)
         title = str(record.get("reason") or record.get("text") or record.get("detail")
