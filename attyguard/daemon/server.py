@@ -482,7 +482,7 @@ class DaemonServer:
         self._fleet_product = Product(__version__, socket.gethostname())
         log.info("fleet events: OCSF to %s", events.sink)
 
-    def record(self, kind: str, **fields: Any) -> None:
+    def record(self, kind: str, /, **fields: Any) -> None:
         """One decision or event into the audit log and the fleet sink (when configured).
 
         The daemon's single exit for what it decided: verdicts, marks, clears,
