@@ -16,16 +16,20 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from attyguard.engine.atoms import AtomMatcher
 from attyguard.engine.decode import Payload, find_payloads
 from attyguard.engine.matchers import Analysis
 from attyguard.engine.normalize import DEFAULT_PROGRAMS, ProgramIndex, prefilter_text
-from attyguard.engine.parse import Finding, Limits, Parsed, Span, parse
+from attyguard.engine.parse import Command, Finding, Limits, Parsed, Span, parse
 from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
 from attyguard.engine.state import ShellState
 from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict, combine_probabilities
+
+if TYPE_CHECKING:
+    from attyguard.feeds.match import FeedSet
 
 __all__ = [
     "BOUNDED_RULE_ID",
@@ -151,7 +155,8 @@ class Engine:
 
     def __init__(self, ruleset: RuleSet, limits: Limits | None = None,
                  programs: ProgramIndex = DEFAULT_PROGRAMS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 feeds: FeedSet | None = None) -> None:
         self.ruleset = ruleset
         # One budget (limits.deadline_s) covers parse, decoding and matchers of a line.
         self.clock = clock
@@ -159,7 +164,13 @@ class Engine:
         self.programs = programs
         self.rules: tuple[Rule, ...] = ruleset.rules
         self.limits = limits or Limits()
-        self.atoms = AtomMatcher([r.atoms for r in self.rules])
+        # Outside feeds (Sigma, GTFOBins: attyguard/feeds/) share the prefilter as one
+        # more slot after the rules: a line with none of their atoms never sees them.
+        self.feeds = feeds if feeds else None
+        self._programs_by_name: tuple[ProgramIndex, dict[str, str]] | None = None
+        self._feeds_slot = len(self.rules) if self.feeds is not None else -1
+        self.atoms = AtomMatcher([*(r.atoms for r in self.rules),
+                                  *((self.feeds.atoms,) if self.feeds is not None else ())])
 
     def classify(self, line: str, state: ShellState | None = None) -> Verdict:
         """Judge `line` as bash will run it; `state` is the live shell's names it uses."""
@@ -228,6 +239,9 @@ class Engine:
                 # Rules not tried cannot vouch for the line: warn, never a silent allow.
                 hits.append(_bounded_hit("analysis deadline exceeded", outer_span))
                 break
+            if index == self._feeds_slot:
+                hits.extend(self._feed_hits(parsed, outer_span))
+                continue
             rule = self.rules[index]
             try:
                 result = rule.matcher.match(analysis)
@@ -246,6 +260,35 @@ class Engine:
             ))
         hits.extend(self._payload_hits(text, payloads, layer, budget, outer_span, parsed))
         return hits
+
+    def _feed_hits(self, parsed: Parsed, outer_span: Span | None) -> list[RuleHit]:
+        """Each command's exec view judged by the feed bundle (Sigma, GTFOBins)."""
+        assert self.feeds is not None
+        from attyguard.feeds.match import ExecView
+
+        hits: list[RuleHit] = []
+        for cmd in parsed.commands:
+            if not cmd.name:
+                continue
+            view = ExecView(
+                image=self._image(cmd), command_line=" ".join((cmd.path, *cmd.argv)),
+                parent_image="/bin/bash",  # a typed line's parent is the guarded bash
+                privilege="sudo" if {"sudo", "doas"} & set(cmd.wrappers) else None)
+            for hit in self.feeds.evaluate(view):
+                hits.append(hit if outer_span is None else replace(hit, span=outer_span))
+        return hits
+
+    def _image(self, cmd: Command) -> str:
+        """The program's path as Sigma's Image: as typed when absolute, else found in
+        the PATH snapshot, else `/name` (so a rule's `endswith: /name` still holds)."""
+        if cmd.path.startswith("/"):
+            return cmd.path
+        if self._programs_by_name is None or self._programs_by_name[0] is not self.programs:
+            by_name: dict[str, str] = {}
+            for path in self.programs.paths:  # sorted: the first one is what bash would run
+                by_name.setdefault(path.rsplit("/", 1)[-1], path)
+            self._programs_by_name = (self.programs, by_name)
+        return self._programs_by_name[1].get(cmd.name) or f"/{cmd.name}"
 
     def _payload_hits(self, text: str, payloads: tuple[Payload, ...], layer: int,
                       budget: _Budget, outer_span: Span | None,
@@ -300,12 +343,34 @@ def default_engine() -> Engine:
         try:
             # Regexes compile on first use: compiling all ~230 was most of the start-up
             # every `ssh host CMD` pays. The test suite compiles (checks) them all.
-            _DEFAULT = Engine(load_rules(eager=False))
+            _DEFAULT = Engine(load_rules(eager=False), feeds=_load_feeds())
             _DEFAULT_ERROR = None
         except (RuleError, OSError) as exc:
             _DEFAULT = Engine(RuleSet(()))
             _DEFAULT_ERROR = str(exc)
     return _DEFAULT
+
+
+def _load_feeds() -> FeedSet | None:
+    """The user's feed bundle (`attyguard feeds update`), if any; a broken one is skipped
+    (its warning is `feed_warning()`), never half-used."""
+    global _FEED_WARNING
+    try:
+        from attyguard.feeds.bundle import load_current
+        from attyguard.feeds.match import FeedSet
+
+        bundle, _FEED_WARNING = load_current()
+    except Exception as exc:  # an optional part must never take the rules down
+        _FEED_WARNING = f"feeds: not loaded: {type(exc).__name__}: {exc}"
+        return None
+    return FeedSet.from_bundle(bundle) if bundle is not None else None
+
+
+_FEED_WARNING: str | None = None
+
+
+def feed_warning() -> str | None:
+    return _FEED_WARNING
 
 
 def set_default_programs(programs: ProgramIndex) -> None:

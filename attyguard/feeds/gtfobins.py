@@ -78,6 +78,11 @@ def _tokens(code: str, binary: str) -> list[str] | None:
     return None
 
 
+def _distinctive(token: str) -> bool:
+    """A token everyday use rarely has: a long option, a path, an assignment, code."""
+    return len(token) >= 4 or any(c in token for c in "/=(;'\"")
+
+
 def compile_pages(paths: Iterable[Path]) -> tuple[list[dict[str, Any]], Counter[str]]:
     """Shapes from every page under `paths`, and what was dropped for each reason."""
     shapes: list[dict[str, Any]] = []
@@ -114,6 +119,10 @@ def compile_pages(paths: Iterable[Path]) -> tuple[list[dict[str, Any]], Counter[
                         continue
                     if not tokens:
                         dropped["no distinctive argument (the bare binary)"] += 1
+                        continue
+                    if not any(_distinctive(t) for t in tokens):
+                        # `sudo crontab -e`, `sudo chattr +i dir`: what admins type daily.
+                        dropped["only short options (everyday use looks the same)"] += 1
                         continue
                     key = (binary, function, tuple(tokens))
                     if key in seen:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from attyguard.engine.atoms import AtomMatcher
 from attyguard.engine.verdict import Action, RuleHit, Severity
 
 __all__ = ["ExecView", "FeedSet"]
@@ -96,6 +97,11 @@ class FeedSet:
         return [(r, _Compiled(r["cond"])) for r in self.sigma]
 
     @cached_property
+    def _gate(self) -> AtomMatcher:
+        # One Aho-Corasick pass finds the rules whose atoms a view holds.
+        return AtomMatcher([r["atoms"] for r in self.sigma])
+
+    @cached_property
     def _gtfo_by_name(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         # The gravest function first: a line that is a shell escape is reported as one.
@@ -119,9 +125,8 @@ class FeedSet:
         hits: list[RuleHit] = []
         fields = view.fields()
         text = " ".join(fields.values()).lower()
-        for rule, compiled in self._sigma:
-            if not any(a.lstrip("^") in text for a in rule["atoms"]):
-                continue
+        for index in sorted(self._gate.candidates(text)):
+            rule, compiled = self._sigma[index]
             if compiled.test(fields):
                 hits.append(RuleHit(
                     rule_id=rule["id"], title=f"Sigma: {rule['title']}",

@@ -39,7 +39,19 @@ LEVELS = {
 _LOWER = {"block": "warn", "warn": "allow", "allow": "allow"}
 _ATOM_MIN = 4  # shorter literals are too generic to gate a rule on (`-d`, `sh`)
 _GENERIC_ATOMS = frozenset({"/bin/", "/usr/bin/", "/tmp/", "/usr/", "/etc/", "bash", "/dev/",
-                            "http", "-c ", " -c", "/sbin", "echo"})
+                            "http", "-c ", " -c", "/sbin", "echo", "sudo", "system", "server",
+                            "install", "-exec", "remove", "purge", "stop", "disable", "connect",
+                            "spawn", "/proc/", "/update", "-init"})
+# Everyday programs: a rule whose only gate is one of these names would send a large
+# share of all typed lines to the parser and its regexes (seen: `find`, `ls`, `grep`
+# in thousands of ordinary lines), so it is dropped as too generic, and counted.
+_EVERYDAY = frozenset({
+    "ls", "cd", "cat", "echo", "grep", "egrep", "find", "file", "sh", "bash", "rm", "cp", "mv",
+    "sed", "awk", "head", "tail", "vi", "vim", "less", "more", "sudo", "at", "ss", "ps", "id",
+    "ip", "git", "make", "python", "tar", "curl", "wget", "ssh", "chmod", "chown", "mkdir",
+    "touch", "kill", "env", "nice", "tree", "cut", "sort", "uniq", "wc", "nohup", "systemctl",
+    "service", "hostname", "ping", "dpkg", "rpm", "yum", "apt", "perl", "cron", "crontab",
+})
 
 
 class _Unsupported(Exception):
@@ -118,7 +130,8 @@ def _atoms(node: list[Any]) -> set[str] | None:
     if op == "re" and not node[3] and node[1] in _GATE_FIELDS:
         tail = _IMAGE_TAIL.fullmatch(node[2]) if node[1] == "Image" else None
         if tail is not None and len(tail.group(1)) >= 2:
-            return {"^" + re.sub(r"\\(.)", r"\1", tail.group(1)).lower()}
+            name = re.sub(r"\\(.)", r"\1", tail.group(1)).lower()
+            return None if name in _EVERYDAY else {"^" + name}
         literals = [lit.lower() for lit in re.split(r"\.\*|\.|\(\?s:|\)|\\(?=[^\w])", node[2])
                     if lit]
         best = max((re.sub(r"\\(.)", r"\1", lit) for lit in literals), key=len, default="")
@@ -135,8 +148,11 @@ def _atoms(node: list[Any]) -> set[str] | None:
         return out
     if op == "and":
         choices = [a for a in (_atoms(child) for child in node[1]) if a]
-        # The most selective conjunct: the fewest alternatives, then the longest.
-        return min(choices, key=lambda a: (len(a), -min(map(len, a))), default=None)
+        # The most selective conjunct: literals from the command line before bare
+        # program names (`^ls`, `^cat` are in every other everyday line), then the
+        # fewest alternatives, then the longest.
+        return min(choices, key=lambda a: (all(x.startswith("^") for x in a), len(a),
+                                           -min(map(len, a))), default=None)
     return None
 
 
