@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import codecs
+import gzip
 import json
 import re
 import shlex
@@ -130,7 +132,22 @@ RESPELLINGS: dict[str, Callable[[str], str | None]] = {
     "python os.system": lambda line: "python3 -c " + shlex.quote(f"import os; os.system({line!r})"),
     "perl system": lambda line: (None if "{" in line or "}" in line
                                  else "perl -e " + shlex.quote(f"system(q{{{line}}})")),
+    "rev name": _name_respelling(lambda d, n: f"$(rev <<< {(d + n)[::-1]})"),
+    "rot13 | sh": lambda line: (f"echo {shlex.quote(_rot13(line))} "
+                                 "| tr 'A-Za-z' 'N-ZA-Mn-za-m' | sh"),
+    "gzip+base64": lambda line: (
+        f"echo {base64.b64encode(gzip.compress(line.encode(), mtime=0)).decode()} "
+        "| base64 -d | gunzip | bash"),
+    "function wrap": lambda line: f"f() {{ {line}; }}; f",
+    "timeout prefix": lambda line: "timeout 60 " + line if _head(line) else None,
+    "setsid prefix": lambda line: "setsid " + line if _head(line) else None,
+    "line continuation": _name_respelling(lambda d, n: f"{d}{n[:1]}\\\n{n[1:]}"),
+    "sh heredoc": lambda line: f"sh <<'EOF'\n{line}\nEOF",
 }
+
+
+def _rot13(text: str) -> str:
+    return codecs.encode(text, "rot13")
 
 
 def _flagged(engine: Engine, line: str) -> Action:
