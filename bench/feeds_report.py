@@ -41,7 +41,10 @@ def _bundle(args: argparse.Namespace) -> FeedSet:
     from attyguard.feeds.gtfobins import compile_pages
     from attyguard.feeds.sigma import compile_rules
 
-    sigma, _ = compile_rules(sorted(Path(args.sigma).rglob("*.yml")))
+    files = sorted(Path(args.sigma).rglob("*.yml"))
+    if not files or not Path(args.gtfobins).is_dir():
+        raise SystemExit(f"no feed snapshots at {args.sigma} / {args.gtfobins}")
+    sigma, _ = compile_rules(files)
     shapes, _ = compile_pages([Path(args.gtfobins)])
     return FeedSet(sigma, shapes)
 
@@ -74,7 +77,9 @@ def _run(engine: Engine, rows: list[dict[str, str]]) -> dict[str, object]:
 
 
 def main() -> int:
-    shared = REPO.parent / "shared" / "feeds"
+    shared = next((b for b in (REPO.parent / "shared" / "feeds",
+                               REPO.parent.parent / "shared" / "feeds") if b.is_dir()),
+                  REPO.parent / "shared" / "feeds")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path, help="a feeds directory (with `current`)")
     ap.add_argument("--sigma", default=str(shared / "sigma-linux"))
