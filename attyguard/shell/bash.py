@@ -138,6 +138,11 @@ class BashChild:
         self.records = RecordParser(nonce)
         self.state = PromptState()
         self.exit_status: int | None = None
+        self.exit_signal: int | None = None  # bash was killed by this signal
+        # bash gone while the pty stays open (a background job holds it): the
+        # master never reports EOF, so bash's end is watched for itself.
+        self.pidfd = _pidfd(pid)
+        self.gone_while_held = False
         self._pending_records: list[Record] = []
         self._needs_repair = False
         self._out_pending = b""
@@ -210,6 +215,8 @@ class BashChild:
             try:
                 _, status = os.waitpid(self.pid, 0)
                 self.exit_status = _status_of(status)
+                if os.WIFSIGNALED(status):
+                    self.exit_signal = os.WTERMSIG(status)
             except ChildProcessError:
                 self.exit_status = 0
         return self.exit_status
@@ -270,6 +277,8 @@ class BashChild:
                     phase: str = "echo", early: bytes = b"") -> RunResult:
         run = _Run(phase=phase, early=early)
         run.last_activity = time.monotonic()
+        if phase != "run_quiet":
+            self.out_tail = b""  # (whether this run's output ends a line: session.py)
         old_winch = None
         if in_fd is not None and os.isatty(in_fd):
             def on_winch(_sig: int, _frame: object) -> None:
@@ -335,6 +344,7 @@ class BashChild:
             run.last_activity = time.monotonic()
             if plain(data):
                 _write_all(out_fd, data)
+                self.out_tail = data[-64:]
                 continue
             self._handle_output(run, data, out_fd)
             if run.phase != "run" or run.result is not None or self._out_pending:
@@ -342,6 +352,8 @@ class BashChild:
 
     def _step(self, run: _Run, in_fd: int | None, out_fd: int | None, timeout: float) -> None:
         rlist = [self.master, self.fifo]
+        if self.pidfd is not None:
+            rlist.append(self.pidfd)
         # The user's keys go to bash only while a command runs: before that
         # readline is still taking our line (a ^Z there would be lost), after
         # the D mark they must not reach readline unclassified (typeahead).
@@ -385,8 +397,20 @@ class BashChild:
             if out:
                 run.last_activity = time.monotonic()
                 self._handle_output(run, out, out_fd)
+        if (self.pidfd is not None and self.pidfd in readable and run.result is None
+                and self.master not in readable):
+            self._gone_while_held(run, out_fd)
+            return
         if not readable and run.result is None:
             self._check_stalled(run, out_fd)
+
+    def _gone_while_held(self, run: _Run, out_fd: int | None) -> None:
+        """bash has exited but the pty is still open (a background job holds it)."""
+        while (data := self._read_master()):
+            self._handle_output(run, data, out_fd)
+        if run.result is None:
+            self.gone_while_held = True
+            run.result = RunResult("exited", self._reap())
 
     def _handle_records(self, run: _Run) -> None:
         for rec in list(self._pending_records):
@@ -558,7 +582,8 @@ class BashChild:
     def read_idle(self) -> bytes | None:
         """Output that arrived while idle (background jobs), marks stripped; None: bash gone."""
         data = self._read_master()
-        if data is None:
+        if data is None or (not data and self.has_exited()):
+            self.gone_while_held = data is not None
             self._reap()
             return None
         out = b"".join(p for p in self.marks.feed(data) if isinstance(p, bytes))
@@ -567,6 +592,14 @@ class BashChild:
         self._pending_records = [r for r in self._pending_records + self._read_fifo()
                                  if r.kind == "K"]
         return out
+
+    def has_exited(self) -> bool:
+        """bash itself has ended (its pty may still be held open by a job)."""
+        if self.exit_status is not None:
+            return True
+        if self.pidfd is None:
+            return False
+        return bool(select.select([self.pidfd], [], [], 0)[0])
 
     # --- completion -----------------------------------------------------------------
 
@@ -598,6 +631,10 @@ class BashChild:
             os.close(self.master)
         with contextlib.suppress(OSError):
             os.close(self.fifo)
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = None
         if self.exit_status is None:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGHUP)
@@ -622,6 +659,14 @@ def raw_terminal(fd: int) -> Iterator[None]:
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSANOW, old)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for `pid` (readable once it exits); None where the kernel has none."""
+    try:
+        return os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return None
 
 
 def _write_all(fd: int, data: bytes) -> None:

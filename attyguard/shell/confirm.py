@@ -20,27 +20,13 @@ from prompt_toolkit.layout import Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.output import Output
 
+from attyguard.config import pt_style
 from attyguard.shell.text import one_line
 
 if TYPE_CHECKING:  # the engine loads on the Guard's thread, after the first prompt
     from attyguard.engine.verdict import Verdict
 
 __all__ = ["ask_warn", "confirm_bindings", "pt_style", "refused_text", "warn_text"]
-
-
-def pt_style(style: str) -> str:
-    """A rich-like style ("bold red on white") as a prompt_toolkit style string."""
-    words = style.split()
-    out: list[str] = []
-    i = 0
-    while i < len(words):
-        if words[i] == "on" and i + 1 < len(words):
-            out.append(f"bg:{words[i + 1]}")
-            i += 2
-            continue
-        out.append(words[i])
-        i += 1
-    return " ".join(out)
 
 
 def refused_text(verdict: Verdict, style: str) -> FormattedText:

@@ -247,14 +247,18 @@ class ShellPrompt:
     def read(self, message: str, *, default: str = "", keys: str = "", continuation: str = "",
              idle_fd: int | None = None,
              on_idle: Callable[[], bytes | None] | None = None,
+             gone_fd: int | None = None,
              after_render: Callable[[], None] | None = None,
              on_accept: Callable[[str], None] | None = None) -> ReadResult:
         """Read one line; while waiting, output on `idle_fd` is printed above the prompt.
 
         `on_accept(text)` runs as Enter accepts the line, before the prompt's
         final frame is drawn and the application torn down (the line is
-        returned as usual afterwards).
+        returned as usual afterwards). `gone_fd` (bash's pidfd) becoming
+        readable also calls `on_idle`: bash may end while a background job
+        keeps `idle_fd` open and silent.
         """
+        watched = [fd for fd in (idle_fd, gone_fd) if fd is not None]
         gone = False
         loops: list[asyncio.AbstractEventLoop] = []
 
@@ -262,8 +266,8 @@ class ShellPrompt:
             # What bash writes from here on (its echo of the line, if
             # `on_accept` sent it) is the passthrough's to read, not idle output.
             for loop in loops:
-                if idle_fd is not None:
-                    loop.remove_reader(idle_fd)
+                for fd in watched:
+                    loop.remove_reader(fd)
             if on_accept is not None:
                 on_accept(text)
 
@@ -295,14 +299,16 @@ class ShellPrompt:
                 data = on_idle()
                 if data is None:
                     gone = True
-                    loop.remove_reader(idle_fd)
+                    for fd in watched:
+                        loop.remove_reader(fd)
                     with contextlib.suppress(Exception):
                         self.session.app.exit(result="")
                     return
                 if data and not idle_noise(data):
                     run_in_terminal(lambda: _write_out(data))
 
-            loop.add_reader(idle_fd, readable)
+            for fd in watched:
+                loop.add_reader(fd, readable)
 
         try:
             # Lines after the first (a pasted block) are drawn after the user's PS2.
@@ -322,8 +328,9 @@ class ShellPrompt:
         finally:
             self._on_accept = None
             for loop in loops:
-                if idle_fd is not None and not loop.is_closed():
-                    loop.remove_reader(idle_fd)
+                if not loop.is_closed():
+                    for fd in watched:
+                        loop.remove_reader(fd)
         return ChildGone() if gone else text
 
 

@@ -28,6 +28,7 @@ from attyguard.shell.instant import (
     draw_instant_prompt,
     ends_at_line_start,
     first_prompt_input,
+    partial_line_mark,
     prompt_input_attrs,
     prompt_rows,
 )
@@ -202,6 +203,7 @@ class Session:
     def _after_command(self, status: int) -> None:
         # (held: they go out with the next prompt's 133;A, in one write)
         self._held_marks += _finished_marks_text(self.config, status, self.child.state.cwd)
+        self._held_marks += _keep_partial_line(self.child.out_tail, self.out_fd)
         self._collect_typeahead()
 
     def _collect_typeahead(self) -> None:
@@ -245,9 +247,10 @@ class Session:
             got = self.ui.read(  # type: ignore[attr-defined]
                 message, default=default, keys=keys, after_render=first,
                 continuation=state.ps2, on_accept=self.accepting,
-                idle_fd=self.child.master, on_idle=self.child.read_idle)
+                idle_fd=self.child.master, on_idle=self.child.read_idle,
+                gone_fd=self.child.pidfd)
             if isinstance(got, ChildGone):
-                return self.child.close()
+                return self._ended(self.child.close())
             if isinstance(got, Interrupted):
                 if self.pending:
                     self._cancel_pending()
@@ -262,7 +265,31 @@ class Session:
                 continue
             result = self.submit(got)
             if result is not None and result.kind == "exited":
-                return result.status
+                return self._ended(result.status)
+
+    def _ended(self, status: int) -> int:
+        """bash has gone: say so if it did not simply exit, and pass on its status."""
+        why = _end_reason(self.child.exit_signal, self.child.gone_while_held)
+        if why:
+            os.write(self.out_fd, f"\r\nattyguard: {why}\r\n".encode())
+        return status
+
+
+def _end_reason(signum: int | None, held: bool) -> str:
+    """Why the shell ends, for the user; "" for a plain exit."""
+    import signal as _signal
+
+    parts = []
+    if signum is not None:
+        try:
+            name = _signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        parts.append(f"bash was killed by {name}")
+    if held:
+        parts.append(("bash has exited" if not parts else "")
+                     + " while a background job still holds the terminal; leaving")
+    return "".join(parts).strip()
 
 
 def _hostname() -> str:
@@ -371,6 +398,10 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
     warnings = WarnBuffer()
     subscriber = _subscribe(config, warnings)  # (may print: before anything is drawn)
     _finished_marks(config, 1, child.state.status, child.state.cwd)
+    keep = _keep_partial_line(child.out_tail, 1)
+    if keep:
+        os.write(1, keep.encode())
+        child.out_tail = b""
     instant = None
     size = terminal_size(0)
     if (saved is not None and size is not None and os.isatty(1) and first.kind == "done"
@@ -462,6 +493,14 @@ def _tty_attrs(fd: int) -> list[Any] | None:
         return termios.tcgetattr(fd)
     except termios.error:
         return None
+
+
+def _keep_partial_line(tail: bytes, out_fd: int) -> str:
+    """The partial-line mark if the last output did not end a line (see `partial_line_mark`)."""
+    if ends_at_line_start(tail):
+        return ""
+    size = terminal_size(out_fd)
+    return partial_line_mark(size[1]) if size is not None else "\r\n"
 
 
 def _osc_bytes(config: Config, body: str) -> str:

@@ -1,0 +1,267 @@
+"""End-to-end: what a person who uses attyguard as their login shell meets on day one (issue 12).
+
+Output without a final newline, prompts rewritten by tools (venv, conda…),
+a bad style in the config, bash dying under a background job, the way out
+of a Critical lock, signals that end the shell, a history file that cannot
+be written, a config path that is not a regular file. Real binary, real
+tmux, real bash; every wait polls until a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_harness import RunningDaemon, remove_tmpdirs, short_tmpdir
+from tests.e2e.conftest import PROMPT_RE
+from tests.e2e.harness import Tmux, run
+
+pytestmark = pytest.mark.e2e
+
+DEBIAN_PS1 = (r"'\[\e]0;\u@\h: \w\a\]${debian_chroot:+($debian_chroot)}"
+              r"\[\033[01;32m\]\u@\h\[\033[00m\]:\[\033[01;34m\]\w\[\033[00m\]\$ '")
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# --- 1. output without a final newline -------------------------------------------------
+
+
+@pytest.mark.parametrize("command, shown", [
+    ("printf 'no-newline-builtin'", "no-newline-builtin"),
+    ("cat ~/partial.json", '{"a": 1}'),
+    ("printf '日本語の行'", "日本語の行"),
+])
+def test_output_without_final_newline_is_kept(shell, ag_home, command, shown):
+    (ag_home / "partial.json").write_text('{"a": 1}')
+    t = shell()
+    t.send_line(command)
+    # The partial line stays, the prompt is on a line of its own below it.
+    screen = t.wait_for(rf"^{re.escape(shown)}.*\n\[~\]\$$")
+    # ... and typing at that prompt does not draw over it.
+    t.send_text("echo x")
+    screen = t.wait_for(r"^\[~\]\$ echo x$")
+    assert re.search(rf"^{re.escape(shown)}", screen, re.MULTILINE), screen
+    t.send_keys("Enter")
+    t.wait_for(r"^x\n\[~\]\$$")
+    assert re.search(rf"^{re.escape(shown)}", t.screen(), re.MULTILINE), t.screen()
+
+
+def test_partial_output_with_debian_colour_prompt(shell, ag_home, ag_env):
+    (ag_home / ".bashrc").write_text(f"PS1={DEBIAN_PS1}\n")
+    (ag_home / "partial.json").write_text('{"a": 1}')
+    t = shell(wait_prompt=False)
+    t.wait_for(r":~[#$]$")
+    t.send_line("cat partial.json")
+    t.wait_for(r'^\{"a": 1\}.*\n\S+@\S+:~[#$]$')
+    t.send_text("true")
+    screen = t.wait_for(r"^\S+@\S+:~[#$] true$")
+    assert re.search(r'^\{"a": 1\}', screen, re.MULTILINE), screen
+
+
+def test_partial_line_exactly_at_the_right_margin(shell):
+    t = shell(cols=60)
+    t.send_line("printf '%060d' 7")
+    screen = t.wait_for(r"^0{59}7\n\[~\]\$$")
+    assert "0" * 59 + "7" in screen
+
+
+# --- 2. a PS1 rewritten by a tool ----------------------------------------------------
+
+
+def test_venv_style_prompt_prefix_save_and_restore(shell, ag_home):
+    venv = ag_home / "venv" / "bin"
+    venv.mkdir(parents=True)
+    # The shape of virtualenv's activate (and conda's, nvm's…): save, prefix, restore.
+    (venv / "activate").write_text(
+        '_OLD_PS1="${PS1:-}"\nPS1="(venv) ${PS1:-}"\n'
+        'deactivate() { PS1="$_OLD_PS1"; unset _OLD_PS1; unset -f deactivate; }\n')
+    t = shell()
+    t.send_line(". venv/bin/activate")
+    t.wait_for(r"^\(venv\) \[~\]\$$")
+    t.send_line("cd /tmp")
+    t.wait_for(r"^\(venv\) \[/tmp\]\$$")
+    t.send_line("deactivate")
+    t.wait_for(r"^\[/tmp\]\$$")
+    t.send_line("PS1=\"$PS1-x \"")  # a suffix, typed at the prompt
+    t.wait_for(r"^\[/tmp\]\$ -x$")
+
+
+# --- 3. a style the terminal library does not know ---------------------------------------
+
+
+def test_bad_style_in_config_is_reported_and_the_default_used(shell, ag_env):
+    config = Path(ag_env["ATTYGUARD_HOME"]) / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[ui]\nrefused_style = "bold notacolor"\n')
+    t = shell(wait_prompt=False, cols=250)
+    t.wait_for(r"config\.toml:2: ui\.refused_style: .*notacolor.*using 'bold red'")
+    t.wait_for(PROMPT_RE)
+    t.send_line("echo aGVsbG8= | base64 -d | sh")
+    t.wait_for(r"^REFUSED — .+\n\[~\]\$$")
+    t.send_line("echo still-here")
+    t.wait_for(r"^still-here\n\[~\]\$$")
+    assert "Traceback" not in t.screen(history=True)
+
+
+# --- 4. bash gone while a background job holds the terminal --------------------------------
+
+
+def test_bash_killed_with_background_job_holding_the_terminal(shell, ag_home):
+    t = shell()
+    t.send_line("sleep 300 & echo $! > ~/job.pid; echo job-started")
+    t.wait_for(r"^job-started\n\[~\]\$$")
+    job = int((ag_home / "job.pid").read_text())
+    try:
+        t.send_line("kill -9 $$")
+        status = t.wait_exit(10)
+        assert status == 137, t.screen()
+        assert re.search(r"attyguard: bash .*killed", t.screen()), t.screen()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job, signal.SIGKILL)
+
+
+# --- 5. the way out of a Critical lock ---------------------------------------------------
+
+
+@pytest.fixture
+def daemon_shell(shell: Callable[..., Tmux], ag_env: dict[str, str]
+                 ) -> Iterator[Callable[[], tuple[Tmux, RunningDaemon]]]:
+    daemons: list[RunningDaemon] = []
+
+    def make() -> tuple[Tmux, RunningDaemon]:
+        daemon = RunningDaemon(short_tmpdir()).start()
+        daemons.append(daemon)
+        config = Path(ag_env["ATTYGUARD_HOME"]) / "config" / "config.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(f'[guard]\ndaemon_socket_path = "{daemon.socket}"\n'
+                          "daemon_timeout_ms = 500\n")
+        return shell(cols=200), daemon
+
+    yield make
+    for daemon in daemons:
+        daemon.stop()
+    remove_tmpdirs()
+
+
+def _shell_pid(t: Tmux) -> int:
+    t.send_line("echo shell-pid=$PPID")
+    match = re.search(r"^shell-pid=(\d+)$", t.wait_for(r"^shell-pid=\d+\n"), re.MULTILINE)
+    assert match is not None
+    return int(match.group(1))
+
+
+def _mark_critical(t: Tmux, daemon: RunningDaemon) -> int:
+    pid = _shell_pid(t)
+    reply = daemon.call("mark", pid=pid, level="critical", reason="marked by the test")
+    assert reply.get("ok"), reply
+    return pid
+
+
+def test_exit_works_after_critical_and_the_message_says_how_to_clear(daemon_shell):
+    t, daemon = daemon_shell()
+    pid = _mark_critical(t, daemon)
+    t.send_line("echo refused-now")
+    screen = t.wait_for(r"^REFUSED — this process tree is marked Critical.*\n(.*\n)*\[~\]\$$")
+    assert f"attyguard daemon clear --pid {pid}" in screen, screen
+    t.send_line("exit 4")
+    assert t.wait_exit(10) == 4, t.screen()
+
+
+def test_logout_works_after_critical(daemon_shell):
+    t, daemon = daemon_shell()
+    _mark_critical(t, daemon)
+    t.send_line("logout")
+    assert t.wait_exit(10) == 0, t.screen()
+
+
+def test_daemon_clear_command_lifts_the_mark(daemon_shell, attyguard_bin, ag_env):
+    if os.geteuid() != 0:
+        pytest.skip("only root may clear a mark")
+    t, daemon = daemon_shell()
+    pid = _mark_critical(t, daemon)
+    t.send_line("echo refused-now")
+    t.wait_for(r"^REFUSED — this process tree is marked Critical")
+    done = run([attyguard_bin, "daemon", "clear", "--socket", daemon.socket, "--pid", str(pid)],
+               env=ag_env)
+    assert done.returncode == 0, done
+    assert f"pid {pid}: cleared".encode() in done.stdout, done
+    t.send_line("echo after-clear")
+    t.wait_for(r"^after-clear\n\[~\]\$$")
+    again = run([attyguard_bin, "daemon", "clear", "--socket", daemon.socket, "--pid", str(pid)],
+                env=ag_env)
+    assert again.returncode == 0 and b"not marked" in again.stdout, again
+
+
+# --- 11. signals, history, config paths ---------------------------------------------------
+
+
+def _session_dirs(base: Path) -> set[str]:
+    return {p.name for p in base.glob("attyguard-*")}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_session_dir_removed_after_signal(shell, ag_env, tmp_path, signum):
+    base = tmp_path / "rt"
+    base.mkdir(mode=0o700)
+    env = dict(ag_env, XDG_RUNTIME_DIR=str(base))
+    t = shell(env=env)
+    assert len(_session_dirs(base)) == 1
+    pid = _shell_pid(t)
+    t.send_line("echo $$ > ~/bash.pid")
+    t.wait_for(r"^\[~\]\$$")
+    bash_pid = int((Path(ag_env["HOME"]) / "bash.pid").read_text())
+    os.kill(pid, signum)
+    assert _wait_gone(pid, 10), t.screen()
+    assert _wait_gone(bash_pid, 10), "bash outlived attyguard"
+    assert _session_dirs(base) == set(), os.listdir(base)
+
+
+def test_history_write_failure_is_said_once(shell, ag_env):
+    state = Path(ag_env["ATTYGUARD_HOME"]) / "state"
+    state.mkdir(parents=True)
+    # A full disk: every write fails with ENOSPC.
+    (state / "history").symlink_to("/dev/full")
+    t = shell()
+    t.send_line("echo one")
+    t.wait_for(r"^one\n")
+    t.send_line("echo two")
+    screen = t.wait_for(r"^two\n\[~\]\$$")
+    found = re.findall(r"attyguard: history: cannot save", t.screen(history=True))
+    assert len(found) == 1, t.screen(history=True)
+    assert screen
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_config_path_not_a_regular_file(attyguard_bin, ag_env, kind):
+    config = Path(ag_env["ATTYGUARD_HOME"]) / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(config)
+    else:
+        config.symlink_to("/dev/zero")
+    try:
+        done = run([attyguard_bin, "-c", "echo ran"], env=ag_env, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("attyguard blocked on a config path that is not a regular file")
+    assert done.stdout == b"ran\n", done
+    assert b"not a regular file" in done.stderr, done
+    assert b"Traceback" not in done.stderr, done
