@@ -45,6 +45,7 @@ from attyguard.daemon.config import (
 from attyguard.daemon.protocol import ErrorCode, ProtocolError, Request
 from attyguard.daemon.threats import ProcessTable, ProcfsProcessTable, ThreatLevel, ThreatMap
 from attyguard.engine.verdict import Action, Verdict
+from attyguard.textsafe import safe_text
 
 __all__ = [
     "DaemonServer",
@@ -641,7 +642,7 @@ class DaemonServer:
         now = entry.level if entry is not None else ThreatLevel.NONE
         if now >= ThreatLevel.HIGH:
             log.warning("pid %d marked %s by pid %d uid %d: %s", pid, now.label,
-                        conn.peer.pid, conn.peer.uid, reason[:200])
+                        conn.peer.pid, conn.peer.uid, _one_line(reason, 200))
         return {"pid": pid, "level": now.label}
 
     def _op_clear(self, conn: _Connection, request: Request) -> dict[str, Any]:
@@ -699,9 +700,7 @@ class DaemonServer:
 
 def _one_line(text: str, limit: int) -> str:
     """Printable, single-line, bounded: event text lands in a status bar and logs."""
-    cleaned = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256
-                      else "?" for ch in text)
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+    return safe_text(text, limit)
 
 
 # --------------------------------------------------------------------------- main
@@ -760,7 +759,12 @@ async def _run(server: DaemonServer) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["clear"]:
+        from attyguard.daemon.admin import clear_main
+
+        return clear_main(argv[1:])
+    args = _parser().parse_args(argv)
     if args.print_default_config:
         sys.stdout.write(DEFAULT_DAEMON_CONFIG_TEXT)
         return 0

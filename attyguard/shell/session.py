@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import select
 import sys
 import termios
@@ -136,8 +137,13 @@ class Session:
             for note in wired.warnings:
                 self.show(FormattedText([("", f"attyguard: {note}\n")]))
         verdict = decided.verdict if decided is not None else wired.guard.decide(full)
+        if verdict.action is Action.BLOCK and _LEAVING.fullmatch(full):
+            # Leaving always works: a shell the daemon locked must not be a trap.
+            return self._run(text, full, self._take_typeahead())
         if verdict.action is Action.BLOCK:
             self.show(refused_text(verdict, self.config.ui.refused_style))
+            if _locked_by_daemon(verdict):
+                self.show(FormattedText([("", _LOCKED_HINT.format(pid=os.getpid()))]))
             self.warnings.add(f"refused: {verdict.reason}: {one_line(full, 120)}")
             if self.pending:
                 self._cancel_pending()
@@ -290,6 +296,23 @@ def _end_reason(signum: int | None, held: bool) -> str:
         parts.append(("bash has exited" if not parts else "")
                      + " while a background job still holds the terminal; leaving")
     return "".join(parts).strip()
+
+
+# `exit`/`logout` with at most a status: runs whatever the verdict (see submit).
+_LEAVING = re.compile(r"\s*(?:exit|logout)(?:\s+[0-9]{1,3})?\s*;?\s*")
+
+_LOCKED_HINT = ("attyguard: the daemon has locked this shell (a line from it was blocked); "
+                "every line is refused until it exits, `exit` still works. "
+                "Root lifts the lock with: attyguard daemon clear --pid {pid}\n")
+
+
+def _locked_by_daemon(verdict: Verdict) -> bool:
+    from attyguard.engine.verdict import Source
+    from attyguard.guard import PID_CRITICAL_RULE
+
+    return verdict.source is Source.DAEMON and any(
+        hit.rule_id == PID_CRITICAL_RULE or hit.rule_id.startswith("daemon.")
+        for hit in verdict.rules)
 
 
 def _hostname() -> str:

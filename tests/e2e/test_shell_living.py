@@ -147,14 +147,14 @@ def daemon_shell(shell: Callable[..., Tmux], ag_env: dict[str, str]
                  ) -> Iterator[Callable[[], tuple[Tmux, RunningDaemon]]]:
     daemons: list[RunningDaemon] = []
 
-    def make() -> tuple[Tmux, RunningDaemon]:
+    def make(*args: str) -> tuple[Tmux, RunningDaemon]:
         daemon = RunningDaemon(short_tmpdir()).start()
         daemons.append(daemon)
         config = Path(ag_env["ATTYGUARD_HOME"]) / "config" / "config.toml"
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(f'[guard]\ndaemon_socket_path = "{daemon.socket}"\n'
                           "daemon_timeout_ms = 500\n")
-        return shell(cols=200), daemon
+        return shell(*args, cols=200), daemon
 
     yield make
     for daemon in daemons:
@@ -186,8 +186,10 @@ def test_exit_works_after_critical_and_the_message_says_how_to_clear(daemon_shel
     assert t.wait_exit(10) == 4, t.screen()
 
 
-def test_logout_works_after_critical(daemon_shell):
-    t, daemon = daemon_shell()
+def test_logout_works_after_critical(daemon_shell, ag_home):
+    # (bash's `logout` is for login shells; elsewhere it says so and stays, as bash does.)
+    (ag_home / ".bash_profile").write_text(". ~/.bashrc\n")
+    t, daemon = daemon_shell("-l")
     _mark_critical(t, daemon)
     t.send_line("logout")
     assert t.wait_exit(10) == 0, t.screen()
