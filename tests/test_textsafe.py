@@ -1,4 +1,4 @@
-"""One helper makes untrusted text safe to show, and every display path uses it (issue 12, item 6)."""
+"""One helper makes untrusted text safe to show; every display path uses it (issue 12, 6)."""
 
 from __future__ import annotations
 

@@ -63,6 +63,7 @@ def main(argv: list[str]) -> int:
     # version managers…) run while the ≈45 ms of imports up to the session and
     # the front end's ≈120 ms more happen here.
     from attyguard.shell.spawn import (
+        clean_up_on_signals,
         ignore_terminal_signals,
         interactive_env,
         shellrc_dir,
@@ -73,6 +74,7 @@ def main(argv: list[str]) -> int:
     started = start_bash(shellrc_dir(), login=login, size=terminal_size(0),
                          env=interactive_env(norc=args.norc, noprofile=args.noprofile))
     ignore_terminal_signals()
+    clean_up_on_signals(started)
     # Start-up creates ~43,000 objects that live as long as the shell (the front
     # end's modules, its layout and key bindings); the cyclic collector would
     # walk them again and again while they are made. Off until the first prompt

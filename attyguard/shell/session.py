@@ -20,7 +20,7 @@ import termios
 import threading
 import tty
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attyguard.shell.bash import BashChild, RunResult, raw_terminal
@@ -35,6 +35,7 @@ from attyguard.shell.instant import (
 )
 from attyguard.shell.spawn import (
     Started,
+    clean_up_on_signals,
     ignore_terminal_signals,
     interactive_env,
     shellrc_dir,
@@ -85,6 +86,8 @@ class Session:
     ready_wired: Callable[[], Wired | None] = _not_ready
     instant: InstantPrompt | None = None  # the first PS1, drawn before the front end
     _notes_shown: bool = False
+    # Said once above the next prompt (e.g. history that cannot be saved).
+    notes: list[str] = field(default_factory=list)
     _decided: _Decided | None = None
     _held_marks: str = ""
 
@@ -246,6 +249,7 @@ class Session:
             if instant is None and not self.pending:
                 self._osc("133;A", hold=True)
             self._flush_marks()  # (before the prompt draws anything)
+            self._show_notes()
             if instant is not None:
                 # Drawn (after its 133;A) while the front end loaded.
                 instant.hand_over(terminal_size(self.in_fd))
@@ -272,6 +276,17 @@ class Session:
             result = self.submit(got)
             if result is not None and result.kind == "exited":
                 return self._ended(result.status)
+
+    def _show_notes(self) -> None:
+        if not self.notes:
+            return
+        from prompt_toolkit.formatted_text import FormattedText
+
+        from attyguard.textsafe import safe_text
+
+        while self.notes:
+            note = safe_text(self.notes.pop(0), 400)
+            self.show(FormattedText([("", f"attyguard: {note}\n")]))
 
     def _ended(self, status: int) -> int:
         """bash has gone: say so if it did not simply exit, and pass on its status."""
@@ -334,6 +349,7 @@ def run_interactive(*, login: bool, norc: bool = False, noprofile: bool = False,
         started = start_bash(shellrc_dir(), login=login, size=terminal_size(0),
                              env=interactive_env(norc=norc, noprofile=noprofile))
         ignore_terminal_signals()
+        clean_up_on_signals(started)
     child = BashChild.adopt(started)
     try:
         return _interactive(child)
@@ -449,8 +465,10 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
     from attyguard.shell.wiring import GuardLoader
 
     loader = GuardLoader(config)
+    notes: list[str] = []
     ui = ShellPrompt(
-        history=SharedFileHistory(state_dir() / "history", config.shell.history_size),
+        history=SharedFileHistory(state_dir() / "history", config.shell.history_size,
+                                  on_error=notes.append),
         complete=child.complete,
         warnings=warnings,
         bindings=load_shell_bindings(warnings),
@@ -462,7 +480,7 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
                       warnings=warnings, ask_warn=ask_warn,
                       show=lambda ft: print_formatted_text(ft, end=""),
                       after_first_render=lambda: _started(loader, 0), instant=instant,
-                      ready_wired=lambda: loader.ready)
+                      ready_wired=lambda: loader.ready, notes=notes)
     session._collect_typeahead()
     try:
         return session.loop()

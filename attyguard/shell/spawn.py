@@ -15,8 +15,8 @@ import os
 import struct
 import termios
 
-__all__ = ["Started", "ignore_terminal_signals", "interactive_env", "shellrc_dir",
-           "start_bash", "terminal_size"]
+__all__ = ["Started", "clean_up_on_signals", "ignore_terminal_signals", "interactive_env",
+           "remove_session_dir", "shellrc_dir", "start_bash", "terminal_size"]
 
 
 class Started:
@@ -88,6 +88,55 @@ def ignore_terminal_signals() -> None:
 
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
         signal.signal(sig, signal.SIG_IGN)
+
+
+def clean_up_on_signals(started: Started) -> None:
+    """SIGHUP (a dropped ssh) and SIGTERM end attyguard without leaving anything behind.
+
+    By default they kill the process where it stands: the session directory
+    stayed in /tmp, bash lived on and the terminal stayed raw. Now the
+    handler hangs up bash, removes the directory, gives the terminal its
+    start-up modes back and then dies of the same signal (so the parent sees
+    what happened). It does only system calls: it may run at any point of
+    the shell's life, also before the session has been built.
+    """
+    import signal
+
+    try:
+        saved = termios.tcgetattr(0) if os.isatty(0) else None
+    except termios.error:
+        saved = None
+
+    def die(signum: int, _frame: object) -> None:
+        try:  # noqa: SIM105 (no contextlib on the start-up path: see the module docstring)
+            os.kill(started.pid, signal.SIGHUP)
+        except OSError:
+            pass
+        remove_session_dir(started.session_dir)
+        if saved is not None:
+            try:
+                os.write(1, b"\x1b[?2004l")  # (prompt_toolkit's bracketed paste)
+                termios.tcsetattr(0, termios.TCSANOW, saved)
+            except OSError:
+                pass  # (a hung-up terminal is gone)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, die)
+
+
+def remove_session_dir(path: str) -> None:
+    """The side channel's directory and what bash and the front end put in it."""
+    for name in ("ch", "req", "req.tmp"):
+        try:  # noqa: SIM105 (as above)
+            os.unlink(os.path.join(path, name))
+        except OSError:
+            pass
+    try:  # noqa: SIM105 (as above)
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def terminal_size(fd: int) -> tuple[int, int] | None:
