@@ -46,8 +46,9 @@ def _call(path: str, op: str, **args: Any) -> dict[str, Any]:
     if not isinstance(reply, dict):
         raise _Failed(f"the daemon at {path} sent no valid reply")
     if reply.get("ok") is not True:
-        error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-        raise _Failed(safe_text(str(error.get("message", reply)), 200))
+        error = reply.get("error")
+        message = error.get("message", reply) if isinstance(error, dict) else reply
+        raise _Failed(safe_text(str(message), 200))
     return reply
 
 

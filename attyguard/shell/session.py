@@ -86,6 +86,7 @@ class Session:
     ready_wired: Callable[[], Wired | None] = _not_ready
     instant: InstantPrompt | None = None  # the first PS1, drawn before the front end
     _notes_shown: bool = False
+    _lock_hint_shown: bool = False
     # Said once above the next prompt (e.g. history that cannot be saved).
     notes: list[str] = field(default_factory=list)
     _decided: _Decided | None = None
@@ -145,7 +146,8 @@ class Session:
             return self._run(text, full, self._take_typeahead())
         if verdict.action is Action.BLOCK:
             self.show(refused_text(verdict, self.config.ui.refused_style))
-            if _locked_by_daemon(verdict):
+            if _locked_by_daemon(verdict) and not self._lock_hint_shown:
+                self._lock_hint_shown = True  # (once: every later line says REFUSED too)
                 self.show(FormattedText([("", _LOCKED_HINT.format(pid=os.getpid()))]))
             self.warnings.add(f"refused: {verdict.reason}: {one_line(full, 120)}")
             if self.pending:
@@ -316,9 +318,8 @@ def _end_reason(signum: int | None, held: bool) -> str:
 # `exit`/`logout` with at most a status: runs whatever the verdict (see submit).
 _LEAVING = re.compile(r"\s*(?:exit|logout)(?:\s+[0-9]{1,3})?\s*;?\s*")
 
-_LOCKED_HINT = ("attyguard: the daemon has locked this shell (a line from it was blocked); "
-                "every line is refused until it exits, `exit` still works. "
-                "Root lifts the lock with: attyguard daemon clear --pid {pid}\n")
+_LOCKED_HINT = ("attyguard: the daemon has locked this shell; lines are refused until it "
+                "exits (`exit` works). Root lifts it: attyguard daemon clear --pid {pid}\n")
 
 
 def _locked_by_daemon(verdict: Verdict) -> bool:

@@ -228,8 +228,8 @@ def test_session_dir_removed_after_signal(shell, ag_env, tmp_path, signum):
     t = shell(env=env)
     assert len(_session_dirs(base)) == 1
     pid = _shell_pid(t)
-    t.send_line("echo $$ > ~/bash.pid")
-    t.wait_for(r"^\[~\]\$$")
+    t.send_line("echo $$ > ~/bash.pid; echo pid-saved")
+    t.wait_for(r"^pid-saved\n\[~\]\$$")
     bash_pid = int((Path(ag_env["HOME"]) / "bash.pid").read_text())
     os.kill(pid, signum)
     assert _wait_gone(pid, 10), t.screen()
