@@ -233,6 +233,15 @@ __ag_complete() {
   return "$st"
 }
 
+__ag_interrupted() {
+  # Sent by the front end when Ctrl-C abandons a typed line: $? is 130, as
+  # after readline's own ^C. It leaves no trace in the history.
+  local last
+  last=$(HISTTIMEFORMAT= history 1 2>/dev/null)
+  [[ $last == *" __ag_interrupted" ]] && history -d -1 2>/dev/null
+  return 130
+}
+
 __ag_repair() {
   # Bound with bind -x: the front end saw the rescue path report (PROMPT_COMMAND
   # was unset or replaced): reinstall the hooks.

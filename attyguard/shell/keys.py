@@ -41,6 +41,14 @@ def load_shell_bindings(warnings: WarnBuffer) -> KeyBindings:
         text = dump_warnings(warnings)
         run_in_terminal(lambda: print(text, end="", flush=True))
 
+    @kb.add("c-c", filter=~is_searching)
+    def _interrupt(event: KeyPressEvent) -> None:
+        """Ctrl-C: the line stays on screen with ^C after it, as in bash; nothing runs."""
+        buffer = event.app.current_buffer
+        buffer.cursor_position = len(buffer.text)
+        buffer.insert_text("^C", fire_event=False)
+        event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
     @kb.add("enter", filter=is_searching)
     def _accept_search_and_run(event: KeyPressEvent) -> None:
         """Enter in a Ctrl-R search runs the match, as in readline."""

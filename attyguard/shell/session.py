@@ -227,6 +227,13 @@ class Session:
         self.pending = ""
         self.child.cancel_continuation()
 
+    def _interrupted(self) -> int | None:
+        """Ctrl-C abandoned a typed line: bash's $? becomes 130 (None: bash is still there)."""
+        with raw_terminal(self.in_fd):
+            result = self.child.run("__ag_interrupted", self.in_fd, self.out_fd)
+        self._collect_typeahead()
+        return result.status if result.kind == "exited" else None
+
     def _exit(self) -> int | None:
         with raw_terminal(self.in_fd):
             result = self.child.exit(self.in_fd, self.out_fd)
@@ -265,7 +272,9 @@ class Session:
                 return self._ended(self.child.close())
             if isinstance(got, Interrupted):
                 if self.pending:
-                    self._cancel_pending()
+                    self._cancel_pending()  # (bash's own ^C at PS2: $? is 130)
+                elif self._interrupted() is not None:
+                    return self._ended(self.child.exit_status or 0)
                 continue
             if isinstance(got, Eof):
                 if self.pending:

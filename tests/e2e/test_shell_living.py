@@ -267,3 +267,21 @@ def test_config_path_not_a_regular_file(attyguard_bin, ag_env, kind):
     assert done.stdout == b"ran\n", done
     assert b"not a regular file" in done.stderr, done
     assert b"Traceback" not in done.stderr, done
+
+
+# --- 7. Ctrl-C on a typed line ------------------------------------------------------------
+
+
+def test_ctrl_c_on_a_typed_line_shows_caret_c_and_sets_status_130(shell):
+    t = shell()
+    t.send_line("echo before")
+    t.wait_for(r"^before\n\[~\]\$$")
+    t.send_text("echo never-ran")
+    t.wait_for(r"\$ echo never-ran$")
+    t.send_keys("C-c")
+    t.wait_for(r"^\[~\]\$ echo never-ran\^C\n\[~\]\$$")
+    t.send_line("echo status=$?")
+    t.wait_for(r"^status=130\n\[~\]\$$")
+    t.send_line("history 3")
+    screen = t.wait_for(r"^\s+\d+\s+history 3\n\[~\]\$$")
+    assert "__ag_" not in screen and "never-ran" not in screen.split("status=130")[-1], screen
