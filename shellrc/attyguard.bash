@@ -23,7 +23,18 @@ __ag_noprofile=$__AG_NOPROFILE
 unset __AG_NONCE __AG_DIR __AG_LOGIN __AG_NORC __AG_NOPROFILE
 
 # --- the user's start-up files, as bash itself would read them -----------------
-if [[ -n $__ag_login && -z $__ag_noprofile ]]; then
+if [[ $__ag_login == native ]]; then
+  # A real login shell (argv[0] -bash) has read its profile files itself and
+  # sources this file from its first PROMPT_COMMAND (attyguard/shell/spawn.py).
+  # That command goes (a profile may have added to it: "x;$PROMPT_COMMAND").
+  __ag_me="[[ \$\$ == $$ ]] && . '${BASH_SOURCE[0]}'"
+  for __ag_i in "${!PROMPT_COMMAND[@]}"; do
+    __ag_pc=${PROMPT_COMMAND[__ag_i]//"$__ag_me"/}
+    __ag_pc=${__ag_pc#"${__ag_pc%%[!;[:space:]]*}"}
+    PROMPT_COMMAND[__ag_i]=$__ag_pc
+  done
+  unset __ag_me __ag_i __ag_pc
+elif [[ -n $__ag_login && -z $__ag_noprofile ]]; then
   [[ -r /etc/profile ]] && . /etc/profile
   for __ag_f in ~/.bash_profile ~/.bash_login ~/.profile; do
     if [[ -r $__ag_f ]]; then . "$__ag_f"; break; fi
@@ -38,3 +49,7 @@ fi
 unset __ag_norc __ag_noprofile
 
 . "${BASH_SOURCE[0]%/*}/hooks.bash"
+if [[ $__ag_login == native ]]; then
+  # We are inside the first PROMPT_COMMAND: report this prompt as __ag_post would.
+  __ag_post
+fi

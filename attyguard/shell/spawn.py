@@ -50,21 +50,42 @@ def start_bash(rcdir: str, *, login: bool = False, size: tuple[int, int] | None 
     session_dir = _private_dir()
     os.mkfifo(os.path.join(session_dir, "ch"), 0o600)
     child_env = dict(os.environ if env is None else env)
-    child_env.update(__AG_NONCE=nonce, __AG_DIR=session_dir, __AG_LOGIN="1" if login else "")
+    child_env.update(__AG_NONCE=nonce, __AG_DIR=session_dir,
+                     __AG_LOGIN="native" if login else "")
     rc = os.path.join(rcdir, "attyguard.bash")
     if not os.path.exists(bash):
         bash = "bash"
-    argv = [bash, "--rcfile", rc, "-i"]
+    if login:
+        # A real login shell, as login(1) and `su -` start one: argv[0]
+        # "-bash" ($0 is -bash, `shopt login_shell` is on, `logout` works) and
+        # bash reads /etc/profile and ~/.bash_profile… itself. A login shell
+        # ignores --rcfile, so the hooks come in through the first
+        # PROMPT_COMMAND, which bash runs after the profile files (a profile
+        # that replaces PROMPT_COMMAND outright is repaired once bash idles;
+        # see BashChild._check_stalled). Only this bash runs it: children
+        # that inherit the variable from the profile's commands do not.
+        argv = ["-bash", "-i"]
+        if child_env.pop("__AG_NOPROFILE", ""):
+            argv.insert(1, "--noprofile")
+    else:
+        argv = [bash, "--rcfile", rc, "-i"]
     pid, master = os.forkpty()
     if pid == 0:  # child
         try:
             if size is not None:
                 set_size(0, size)
-            os.execvpe(argv[0], argv, child_env)
+            if login:
+                child_env["PROMPT_COMMAND"] = (
+                    f"[[ $$ == {os.getpid()} ]] && . {_sq(rc)}")
+            os.execvpe(bash, argv, child_env)
         finally:
             os._exit(127)
     os.set_blocking(master, False)
     return Started(pid, master, session_dir, nonce, rcdir, argv)
+
+
+def _sq(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def interactive_env(*, norc: bool = False, noprofile: bool = False) -> dict[str, str]:

@@ -285,3 +285,21 @@ def test_ctrl_c_on_a_typed_line_shows_caret_c_and_sets_status_130(shell):
     t.send_line("history 3")
     screen = t.wait_for(r"^\s+\d+\s+history 3\n\[~\]\$$")
     assert "__ag_" not in screen and "never-ran" not in screen.split("status=130")[-1], screen
+
+
+# --- 10. a login shell is bash's own login shell --------------------------------------------
+
+
+def test_login_shell_is_a_real_bash_login_shell(shell, ag_home):
+    (ag_home / ".bash_profile").write_text(
+        "PROMPT_COMMAND='history -a'\n. ~/.bashrc\necho profile-read\n")
+    t = shell("-l")
+    t.wait_for(r"^profile-read$")
+    t.send_line('echo "zero=$0"; shopt login_shell; echo "pc=${PROMPT_COMMAND[*]}"')
+    screen = t.wait_for(r"^pc=.*\n\[~\]\$$")
+    assert re.search(r"^zero=-bash$", screen, re.MULTILINE), screen
+    assert re.search(r"^login_shell\s+on$", screen, re.MULTILINE), screen
+    # The profile's own PROMPT_COMMAND is kept, attyguard's start-up command is not.
+    assert re.search(r"^pc=__ag_pre history -a __ag_post$", screen, re.MULTILINE), screen
+    t.send_line("logout")
+    assert t.wait_exit(10) == 0, t.screen()
