@@ -69,11 +69,11 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         text, stdin_fd = _read_stdin_to_memfd()
     try:
         # Imports the engine (parser, rule model): a broken install fails here.
-        from attyguard.engine.classify import UNAVAILABLE_RULE_ID
+        from attyguard.engine.quick import UNAVAILABLE_RULE_ID
         from attyguard.engine.verdict import Action
         from attyguard.shell.wiring import build_guard
 
-        wired = build_guard(config)
+        wired = build_guard(config, quick=True)  # (clean lines: no engine import)
     except Exception as exc:
         return _unavailable(f"{type(exc).__name__}: {exc}")
     for note in wired.warnings:
