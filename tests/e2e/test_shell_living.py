@@ -303,3 +303,27 @@ def test_login_shell_is_a_real_bash_login_shell(shell, ag_home):
     assert re.search(r"^pc=__ag_pre history -a __ag_post$", screen, re.MULTILINE), screen
     t.send_line("logout")
     assert t.wait_exit(10) == 0, t.screen()
+
+
+def test_ctrl_r_movement_accepts_for_editing_and_ctrl_g_restores(shell):
+    t = shell()
+    t.send_line("echo searched-entry-1")
+    t.wait_for(r"^searched-entry-1\n\[~\]\$$")
+    # Right (like End, Ctrl-A, Ctrl-E): the match is taken into the line to edit, not run.
+    t.send_keys("C-r")
+    t.send_text("searched-en")
+    t.wait_for(r"echo searched-entry-1")
+    t.send_keys("End")
+    t.send_text(" more")
+    t.wait_for(r"^\[~\]\$ echo searched-entry-1 more$")
+    t.send_keys("Enter")
+    t.wait_for(r"^searched-entry-1 more\n\[~\]\$$")
+    # Ctrl-G: the search is abandoned and the line typed before it comes back.
+    t.send_text("echo typed-before")
+    t.send_keys("C-r")
+    t.send_text("searched-en")
+    t.wait_for(r"searched-entry-1 more")
+    t.send_keys("C-g")
+    t.wait_for(r"^\[~\]\$ echo typed-before$")
+    t.send_keys("Enter")
+    t.wait_for(r"^typed-before\n\[~\]\$$")
