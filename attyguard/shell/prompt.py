@@ -183,6 +183,9 @@ class ShellPrompt:
             output=output,
             erase_when_done=False,
             enable_history_search=False,
+            # Ctrl-X Ctrl-E (vi: v): $VISUAL/$EDITOR on the line, then it is
+            # accepted as if typed, so the session classifies what was written.
+            enable_open_in_editor=True,
         )
         warnings.on_change = self._invalidate
         _cache_key_bindings(self.session.app)

@@ -327,3 +327,21 @@ def test_ctrl_r_movement_accepts_for_editing_and_ctrl_g_restores(shell):
     t.wait_for(r"^\[~\]\$ echo typed-before$")
     t.send_keys("Enter")
     t.wait_for(r"^typed-before\n\[~\]\$$")
+
+
+def test_ctrl_x_ctrl_e_edits_the_line_and_what_was_written_is_classified(shell, ag_home, ag_env):
+    editor = ag_home / "fake-editor"
+    # An "editor" that replaces the line with the text in ~/next-edit.
+    editor.write_text('#!/bin/sh\ncat "$HOME/next-edit" > "$1"\n')
+    editor.chmod(0o755)
+    env = dict(ag_env, VISUAL=str(editor))
+    t = shell(env=env)
+    (ag_home / "next-edit").write_text("echo from-editor-$((40+2))\n")
+    t.send_text("echo typed")
+    t.send_keys("C-x", "C-e")
+    t.wait_for(r"^from-editor-42\n(.*\n)*\[~\]\$$")
+    (ag_home / "next-edit").write_text("echo aGVsbG8= | base64 -d | sh\n")
+    t.send_text("echo typed-again")
+    t.send_keys("C-x", "C-e")
+    t.wait_for(r"^REFUSED — .+\n\[~\]\$$")
+    assert not re.search(r"^hello$", t.screen(), re.MULTILINE), t.screen()
