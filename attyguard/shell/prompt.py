@@ -373,12 +373,28 @@ def _status_bar_without_cpr(session: PromptSession[str]) -> None:
     from prompt_toolkit.renderer import CPR_Support
 
     app = session.app
+    # A frame drawn "as done" while the prompt goes on (before readline-like
+    # completion lists are printed above it) stays in the scrollback: `is_done`
+    # is still false then, so the status bar was left there, once per listing.
+    drawing_done = [False]
+    redraw = getattr(app, "_redraw", None)
+    if redraw is not None:
+        def _redraw(render_as_done: bool = False) -> None:
+            drawing_done[0] = render_as_done
+            try:
+                redraw(render_as_done)
+            finally:
+                drawing_done[0] = False
+
+        app._redraw = _redraw  # type: ignore[method-assign]
     for child in getattr(app.layout.container, "children", []):
         if (isinstance(child, ConditionalContainer) and isinstance(child.content, Window)
                 and "bottom-toolbar" in str(child.content.style)):
             no_cpr = Condition(lambda: app.renderer.cpr_support is CPR_Support.NOT_SUPPORTED)
             wanted = Condition(lambda: session.bottom_toolbar is not None)
-            child.filter = ~is_done & (renderer_height_is_known | no_cpr) & wanted
+            not_done_frame = Condition(lambda: not drawing_done[0])
+            child.filter = ~is_done & not_done_frame & (renderer_height_is_known | no_cpr) \
+                & wanted
             return
 
 

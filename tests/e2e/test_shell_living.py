@@ -345,3 +345,16 @@ def test_ctrl_x_ctrl_e_edits_the_line_and_what_was_written_is_classified(shell, 
     t.send_keys("C-x", "C-e")
     t.wait_for(r"^REFUSED — .+\n\[~\]\$$")
     assert not re.search(r"^hello$", t.screen(), re.MULTILINE), t.screen()
+
+
+def test_tab_prefix_then_sorted_listing_without_a_status_bar_copy_above(shell, ag_home):
+    for name in ("zz-beta-two", "zz-beta-one", "zz-beta-three"):
+        (ag_home / name).write_text("")
+    t = shell()
+    t.send_text("ls zz-b")
+    t.send_keys("Tab")
+    t.wait_for(r"^\[~\]\$ ls zz-beta-$")
+    t.send_keys("Tab")
+    # Sorted as readline sorts; the frame left above the listing has no status bar.
+    t.wait_for(r"^\[~\]\$ ls zz-beta-\nzz-beta-one\s+zz-beta-three\s+zz-beta-two\n"
+               r"\[~\]\$ ls zz-beta-$", history=True)
