@@ -21,7 +21,7 @@ import struct
 import termios
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +143,9 @@ class BashChild:
         # master never reports EOF, so bash's end is watched for itself.
         self.pidfd = _pidfd(pid)
         self.gone_while_held = False
+        # Called as a command starts running (mark C): the session stores its
+        # history entry then, whole, before the command may take long.
+        self.on_run: Callable[[], None] | None = None
         self._pending_records: list[Record] = []
         self._needs_repair = False
         self._out_pending = b""
@@ -517,6 +520,8 @@ class BashChild:
 
     def _enter_run(self, run: _Run) -> None:
         run.phase = "run"
+        if self.on_run is not None:
+            self.on_run()
         if run.early:
             early, run.early = run.early, b""
             self._write_master(early)

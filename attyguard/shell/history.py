@@ -78,6 +78,29 @@ class SharedFileHistory(History):
         # the entries stay in this session's memory, and the user knows.
         self.on_error = on_error
         self._failing = False
+        self._open: str | None = None  # the command being entered (bash wants more lines)
+
+    def append_string(self, string: str) -> None:
+        """A line as Enter accepted it: part of one entry until `finish_entry`.
+
+        A command bash needs more lines for (a loop, a here-document, an open
+        quote) is one entry, as bash's own history keeps it: the session
+        calls `finish_entry` once bash has the whole command (or it was
+        refused or cancelled), and Up recalls it whole meanwhile.
+        """
+        if self._open is None:
+            self._open = string
+            self._loaded_strings.insert(0, string)
+            return
+        self._open += "\n" + string
+        if self._loaded_strings:
+            self._loaded_strings[0] = self._open
+
+    def finish_entry(self) -> None:
+        """The command entered is complete: store it (idempotent)."""
+        entry, self._open = self._open, None
+        if entry is not None:
+            self.store_string(entry)
 
     def load_history_strings(self) -> Iterable[str]:
         raw = _read_regular(self.path)

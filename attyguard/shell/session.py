@@ -89,6 +89,7 @@ class Session:
     _lock_hint_shown: bool = False
     # Said once above the next prompt (e.g. history that cannot be saved).
     notes: list[str] = field(default_factory=list)
+    history: Any = None  # SharedFileHistory: one entry per command (finish_entry)
     _decided: _Decided | None = None
     _held_marks: str = ""
 
@@ -246,6 +247,9 @@ class Session:
     def loop(self) -> int:
         from attyguard.shell.prompt import ChildGone, Eof, Interrupted
 
+        # A command's history entry is stored as it starts to run (it may run long).
+        self.child.on_run = self._finish_history
+
         while True:
             self._decided = None  # (set by `accepting` during the read below)
             default = self.default
@@ -270,6 +274,8 @@ class Session:
                 gone_fd=self.child.pidfd)
             if isinstance(got, ChildGone):
                 return self._ended(self.child.close())
+            if not isinstance(got, str):
+                self._finish_history()
             if isinstance(got, Interrupted):
                 if self.pending:
                     self._cancel_pending()  # (bash's own ^C at PS2: $? is 130)
@@ -285,8 +291,15 @@ class Session:
                     return status
                 continue
             result = self.submit(got)
+            if result is None or result.kind != "more":
+                self._finish_history()
             if result is not None and result.kind == "exited":
                 return self._ended(result.status)
+
+    def _finish_history(self) -> None:
+        finish = getattr(self.history, "finish_entry", None)
+        if finish is not None:
+            finish()
 
     def _show_notes(self) -> None:
         if not self.notes:
@@ -476,9 +489,10 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
 
     loader = GuardLoader(config)
     notes: list[str] = []
+    history = SharedFileHistory(state_dir() / "history", config.shell.history_size,
+                                on_error=notes.append)
     ui = ShellPrompt(
-        history=SharedFileHistory(state_dir() / "history", config.shell.history_size,
-                                  on_error=notes.append),
+        history=history,
         complete=child.complete,
         warnings=warnings,
         bindings=load_shell_bindings(warnings),
@@ -490,11 +504,12 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
                       warnings=warnings, ask_warn=ask_warn,
                       show=lambda ft: print_formatted_text(ft, end=""),
                       after_first_render=lambda: _started(loader, 0), instant=instant,
-                      ready_wired=lambda: loader.ready, notes=notes)
+                      ready_wired=lambda: loader.ready, notes=notes, history=history)
     session._collect_typeahead()
     try:
         return session.loop()
     finally:
+        history.finish_entry()  # (a command left half-entered is kept too)
         _collect_again()
         if subscriber is not None:
             subscriber.stop()

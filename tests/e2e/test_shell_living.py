@@ -358,3 +358,34 @@ def test_tab_prefix_then_sorted_listing_without_a_status_bar_copy_above(shell, a
     # Sorted as readline sorts; the frame left above the listing has no status bar.
     t.wait_for(r"^\[~\]\$ ls zz-beta-\nzz-beta-one\s+zz-beta-three\s+zz-beta-two\n"
                r"\[~\]\$ ls zz-beta-$", history=True)
+
+
+def test_a_multi_line_command_is_one_history_entry(shell):
+    t = shell()
+    t.send_line("for i in a b; do")
+    t.wait_for(r"^>$")
+    t.send_line("echo item-$i")
+    t.send_line("done")
+    t.wait_for(r"^item-a\nitem-b\n\[~\]\$$")
+    t.send_keys("Up")
+    # The whole loop comes back, not just its last line.
+    t.wait_for(r"^\[~\]\$ for i in a b; do\n.*echo item-\$i\n.*done$")
+    t.send_keys("Enter")
+    t.wait_for(r"^item-a\nitem-b\n(.*\n)*item-a\nitem-b\n\[~\]\$$")
+    t.send_line("history 3")
+    screen = t.wait_for(r"^\s+\d+\s+history 3\n\[~\]\$$")
+    assert re.search(r"^\s+\d+\s+for i in a b; do echo item-\$i; done$", screen, re.MULTILINE), \
+        screen
+
+
+def test_a_long_running_command_is_in_history_while_it_runs(shell, ag_env):
+    t = shell()
+    t.send_line("echo started-long; sleep 30")
+    t.wait_for(r"^started-long$")
+    history = Path(ag_env["ATTYGUARD_HOME"]) / "state" / "history"
+    deadline = time.monotonic() + 10
+    while "+echo started-long; sleep 30" not in (history.read_text() if history.exists() else ""):
+        assert time.monotonic() < deadline, "not stored while it runs"
+        time.sleep(0.02)
+    t.send_keys("C-c")
+    t.wait_for(r"^\[~\]\$$")
