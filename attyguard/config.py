@@ -179,7 +179,10 @@ def read_config_text(path: Path) -> str | ConfigError:
         return ConfigError(str(path), None, f"cannot read: {exc.strerror}")
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+        # A character device is read with the same limit (`--config /dev/null`
+        # is an empty config); a FIFO, socket or directory is not read at all.
+        device = stat.S_ISCHR(info.st_mode)
+        if not stat.S_ISREG(info.st_mode) and not device:
             return ConfigError(str(path), None, "cannot read: not a regular file")
         if info.st_size > MAX_CONFIG_BYTES:
             return ConfigError(str(path), None,
@@ -190,8 +193,10 @@ def read_config_text(path: Path) -> str | ConfigError:
         return ConfigError(str(path), None, f"cannot read: {exc.strerror}")
     finally:
         os.close(fd)
-    if len(raw) > MAX_CONFIG_BYTES:  # (grew while we read it)
-        return ConfigError(str(path), None, f"cannot read: larger than {MAX_CONFIG_BYTES} bytes")
+    if len(raw) > MAX_CONFIG_BYTES:  # (a device that never ends, or grew while we read it)
+        what = "not a regular file, and" if device else "grew to"
+        return ConfigError(str(path), None,
+                           f"cannot read: {what} larger than {MAX_CONFIG_BYTES} bytes")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

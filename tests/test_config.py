@@ -116,3 +116,7 @@ def test_huge_file_is_not_read(tmp_path: Path) -> None:
     config, errors = load_config(path)
     assert config == Config()
     assert "larger than" in str(errors[0])
+
+
+def test_dev_null_is_an_empty_config() -> None:
+    assert load_config(Path("/dev/null")) == (Config(), [])

