@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["SUBCOMMANDS", "main"]
+__all__ = ["SUBCOMMANDS", "USAGE", "main"]
 
 # name -> module with a `main(argv: list[str]) -> int`
 SUBCOMMANDS = {
@@ -26,8 +26,37 @@ SUBCOMMANDS = {
 }
 
 
+USAGE = """\
+usage: attyguard [bash options] [-c COMMAND [NAME ARGS…] | FILE [ARGS…]]
+       attyguard SUBCOMMAND [--help]
+
+A guarded bash: every command line is classified before bash runs it.
+Without a command or file, on a terminal: the interactive shell.
+
+shell options (as bash's):
+  -c COMMAND      classify COMMAND, then run it with bash
+  -l, --login     a login shell (reads /etc/profile and ~/.bash_profile…)
+  -i              interactive
+  -s              read commands from standard input
+  --norc          do not read ~/.bashrc
+  --noprofile     do not read /etc/profile nor ~/.bash_profile…
+  other bash options are passed on to bash
+
+subcommands (each takes --help):
+  check LINE…     classify lines and print the verdict
+  trust …         list, add and remove trusted lines
+  rules …         list, explain and test the detection rules
+  daemon          run the root sidecar daemon; `daemon clear [--pid P]` lifts a lock
+
+  help, -h, --help   this text;   -V, --version   the version
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args in (["--help"], ["-h"], ["help"]):
+        sys.stdout.write(USAGE)
+        return 0
     if args and args[0] in SUBCOMMANDS:
         import importlib
 

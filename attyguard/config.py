@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_CONFIG_TEXT", "Config", "ConfigError", "load_config", "parse_config"]
+__all__ = ["DEFAULT_CONFIG_TEXT", "MAX_CONFIG_BYTES", "Config", "ConfigError", "load_config",
+           "parse_config", "pt_style", "style_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,51 @@ class Config:
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("shell", "noninteractive_warn"): ("run", "refuse"),
 }
+
+# Upper bounds: a value past them is a typo, not a wish (a 10-minute daemon
+# deadline would freeze every line; 10^12 history entries fill the disk).
+_MAXIMUM: dict[tuple[str, str], int] = {
+    ("shell", "history_size"): 10_000_000,
+    ("guard", "daemon_timeout_ms"): 10_000,
+}
+
+_STYLES = frozenset({("ui", "refused_style"), ("ui", "warn_style")})
+
+# A config file is a few hundred bytes; more is not a config (a device, a
+# mistake) and must not be read into memory.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def pt_style(style: str) -> str:
+    """A rich-like style ("bold red on white") as a prompt_toolkit style string."""
+    words = style.split()
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if words[i] == "on" and i + 1 < len(words):
+            out.append(f"bg:{words[i + 1]}")
+            i += 2
+            continue
+        out.append(words[i])
+        i += 1
+    return " ".join(out)
+
+
+def style_error(style: str) -> str | None:
+    """Why prompt_toolkit would refuse `style` when it draws it; None if it is fine.
+
+    prompt_toolkit parses a style only when it first draws it: a bad one
+    raised at the first REFUSED line and ended the shell. Its own parser
+    decides here, at load. Imported only for a style the user set (the
+    defaults are known good), so `attyguard -c` without one pays nothing.
+    """
+    from prompt_toolkit.styles import Style
+
+    try:
+        Style([("x", pt_style(style))])
+    except (ValueError, AssertionError, KeyError, TypeError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
 
 DEFAULT_CONFIG_TEXT = """\
 # attyguard configuration (TOML). Every key is optional; shown are the defaults.
@@ -150,12 +196,36 @@ def parse_toml(text: str, path: str) -> tuple[dict[str, Any] | None, ConfigError
 
 def read_config_text(path: Path) -> str | ConfigError:
     """The file's text, or a located error; FileNotFoundError is the caller's to judge."""
+    import os
+    import stat
+
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise
     except OSError as exc:
         return ConfigError(str(path), None, f"cannot read: {exc.strerror}")
+    try:
+        info = os.fstat(fd)
+        # A character device is read with the same limit (`--config /dev/null`
+        # is an empty config); a FIFO, socket or directory is not read at all.
+        device = stat.S_ISCHR(info.st_mode)
+        if not stat.S_ISREG(info.st_mode) and not device:
+            return ConfigError(str(path), None, "cannot read: not a regular file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            return ConfigError(str(path), None,
+                               f"cannot read: larger than {MAX_CONFIG_BYTES} bytes")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        return ConfigError(str(path), None, f"cannot read: {exc.strerror}")
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_CONFIG_BYTES:  # (a device that never ends, or grew while we read it)
+        what = "not a regular file, and" if device else "grew to"
+        return ConfigError(str(path), None,
+                           f"cannot read: {what} larger than {MAX_CONFIG_BYTES} bytes")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -210,11 +280,35 @@ def parse_config(text: str, path: str = "<config>") -> tuple[Config, list[Config
                 )
                 continue
             if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-                errors.append(ConfigError(path, line, f"{section_name}.{key} must be >= 0"))
+                errors.append(ConfigError(path, line, f"{section_name}.{key} must be >= 0; "
+                                          f"using {default!r}"))
+                continue
+            problem = _value_problem(section_name, key, value)
+            if problem is not None:
+                errors.append(ConfigError(path, line, f"{section_name}.{key}: {problem}; "
+                                          f"using {default!r}"))
                 continue
             updates[key] = value
         config = replace(config, **{section_name: replace(current, **updates)})
     return config, errors
+
+
+def _value_problem(section: str, key: str, value: object) -> str | None:
+    """What is wrong with a value of the right type, or None."""
+    maximum = _MAXIMUM.get((section, key))
+    if maximum is not None and isinstance(value, int) and value > maximum:
+        return f"must be at most {maximum}"
+    if isinstance(value, str):
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            return "must not contain control characters"
+        if (section, key) in _STYLES:
+            why = style_error(value)
+            if why is not None:
+                return f"not a style ({why})"
+        if (section, key) == ("guard", "daemon_socket_path") and value \
+                and not value.startswith("/"):
+            return "must be an absolute path"
+    return None
 
 
 def load_config(path: Path | None = None) -> tuple[Config, list[ConfigError]]:

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attyguard.textsafe import visible
+
 __all__ = [
     "STORE_NAME",
     "TrustEntry",
@@ -225,20 +227,6 @@ def _redact_segment(match: re.Match[str]) -> str:
     if _SSHPASS.search(segment):
         segment = _SSHPASS_P.sub(r"\1\2" + _R, segment)
     return segment
-
-
-def visible(ch: str) -> str:
-    """One character as safe terminal text: controls and undecodable bytes escaped."""
-    code = ord(ch)
-    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-        return f"\\x{code - 0xDC00:02x}"
-    if ch == " " or ch.isprintable():
-        return ch
-    if ch == "\n":
-        return "\\n"
-    if ch == "\t":
-        return "\\t"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def redact(line: str, limit: int = PREVIEW_MAX) -> str:

@@ -57,6 +57,19 @@ __ag_pick() {
 }
 
 # --- the user's start-up files, as bash itself would read them -----------------
+if [[ $__ag_login == native ]]; then
+  # A real login shell (argv[0] -bash, started with --noprofile) sources this
+  # file from its first PROMPT_COMMAND (attyguard/shell/spawn.py); that command
+  # goes. The profile files are read below, each one judged first, as bash
+  # itself would read them.
+  __ag_me="[[ \$\$ == $$ ]] && . '${BASH_SOURCE[0]}'"
+  for __ag_i in "${!PROMPT_COMMAND[@]}"; do
+    __ag_pc=${PROMPT_COMMAND[__ag_i]//"$__ag_me"/}
+    __ag_pc=${__ag_pc#"${__ag_pc%%[!;[:space:]]*}"}
+    PROMPT_COMMAND[__ag_i]=$__ag_pc
+  done
+  unset __ag_me __ag_i __ag_pc
+fi
 if [[ -n $__ag_login && -z $__ag_noprofile ]]; then
   if [[ -r /etc/profile ]]; then
     __ag_pick /etc/profile; [[ -n $__ag_src ]] && . "$__ag_src"
@@ -68,9 +81,6 @@ if [[ -n $__ag_login && -z $__ag_noprofile ]]; then
     fi
   done
   unset __ag_f
-  # Not a real login shell as far as bash knows (it was started with --rcfile);
-  # keep `logout` working the way users expect.
-  logout() { exit "$@"; }
 elif [[ -z $__ag_login && -z $__ag_norc ]]; then
   if [[ -r ~/.bashrc ]]; then
     __ag_pick ~/.bashrc; [[ -n $__ag_src ]] && . "$__ag_src"
@@ -80,3 +90,7 @@ unset __ag_norc __ag_noprofile __ag_rcjudge __ag_rc __ag_src
 unset -f __ag_pick
 
 . "${BASH_SOURCE[0]%/*}/hooks.bash"
+if [[ $__ag_login == native ]]; then
+  # We are inside the first PROMPT_COMMAND: report this prompt as __ag_post would.
+  __ag_post
+fi

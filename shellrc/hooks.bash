@@ -26,7 +26,15 @@ __ag_p=$'\e]133;ag-'"$__ag_nonce"$';P\a'
 __ag_n=${__ag_n:-0}
 __ag_done=${__ag_done:-0}
 __ag_ok=([1]="$__ag_b")
-__ag_ps1_mark='\[${__ag_ok[__ag_done==__ag_n]:-$(__ag_rescue)}\]'
+# PS1 holds only the mark; the user's prompt is __ag_ps1. Tools save PS1,
+# prefix it and later restore it (venv's activate/deactivate, conda, nvm,
+# starship): each user prompt gets its own numbered mark (${__ag_v[K]}
+# expands to nothing), so a saved mark later put back, or a mark with text
+# around it, maps back to the prompt it stood for (__ag_ps1s[K]).
+__ag_ps1_base='\[${__ag_ok[__ag_done==__ag_n]:-$(__ag_rescue)}'
+__ag_ps1_k=${__ag_ps1_k:-0}
+[[ -n ${__ag_ps1s+set} ]] || __ag_ps1s=()
+__ag_ps1_mark=$__ag_ps1_base'${__ag_v['$__ag_ps1_k']}\]'
 __ag_ps2_mark='\['"$__ag_p"'\]'
 __ag_ps0_mark='${__ag_ok[__ag_n+=1]::0}'"$__ag_c"
 # History expansion is the front end's (attyguard/shell/history_expand.py):
@@ -133,10 +141,10 @@ __ag_fix_hooks() {
   # The user may have set PS1/PS2 at the prompt or in a PROMPT_COMMAND item.
   __ag_ok=([1]="$__ag_b")
   if [[ $PS1 != "$__ag_ps1_mark" ]]; then
-    __ag_ps1=${PS1//"$__ag_ps1_mark"/}
+    __ag_user_ps1
   fi
   if [[ $PS2 != "$__ag_ps2_mark" ]]; then
-    __ag_ps2=${PS2//"$__ag_ps2_mark"/}
+    __ag_ps2=${PS2//"$__ag_ps2_mark"/"$__ag_ps2"}
   fi
   PS1=$__ag_ps1_mark
   PS2=$__ag_ps2_mark
@@ -146,6 +154,23 @@ __ag_fix_hooks() {
   # Child shells must not inherit the hidden prompts.
   export -n PS1 PS2 PS0 PROMPT_COMMAND
   __ag_bind
+}
+
+__ag_user_ps1() {
+  # PS1 was set since the last prompt: every mark in it stands for the user
+  # prompt it was made for (quoted replacement: no patsub_replacement `&`).
+  local new=$PS1 k mark
+  __ag_ps1s[__ag_ps1_k]=$__ag_ps1
+  if [[ $new == *"$__ag_ps1_base"* ]]; then
+    for k in "${!__ag_ps1s[@]}"; do
+      mark=$__ag_ps1_base'${__ag_v['$k']}\]'
+      new=${new//"$mark"/"${__ag_ps1s[k]}"}
+    done
+  fi
+  __ag_ps1=$new
+  __ag_ps1_k=$((__ag_ps1_k + 1))
+  __ag_ps1s[__ag_ps1_k]=$new
+  __ag_ps1_mark=$__ag_ps1_base'${__ag_v['$__ag_ps1_k']}\]'
 }
 
 __ag_report() {
@@ -399,6 +424,15 @@ __ag_fced() {
   printf '%s' "$__ag_text" >"$__ag_dir/fced"
   : >"$1"
   return "$__ag_st"
+}
+
+__ag_interrupted() {
+  # Sent by the front end when Ctrl-C abandons a typed line: $? is 130, as
+  # after readline's own ^C. It leaves no trace in the history.
+  local last
+  last=$(HISTTIMEFORMAT= history 1 2>/dev/null)
+  [[ $last == *" __ag_interrupted" ]] && history -d -1 2>/dev/null
+  return 130
 }
 
 __ag_repair() {

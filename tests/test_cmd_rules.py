@@ -138,3 +138,14 @@ def test_bad_usage(args: tuple[str, ...], call: Any) -> None:
     proc = call(*args)
     assert proc.returncode == 3
     assert proc.stderr.count("\n") == 1
+
+
+def test_list_piped_prints_one_plain_line_per_rule() -> None:
+    listed = run("list")  # stdout is a pipe here
+    assert listed.returncode == 0
+    rules = json.loads(run("list", "--json").stdout)
+    lines = listed.stdout.splitlines()
+    assert len(lines) == len(rules)
+    assert lines[0].split("\t")[:4] == [rules[0]["id"], rules[0]["family"],
+                                         rules[0]["severity"], rules[0]["action"]]
+    assert not any(ch in listed.stdout for ch in "┏━┃│")

@@ -65,3 +65,14 @@ def test_warn_text_lists_explanations_escaped():
 def test_pt_style():
     assert pt_style("bold red") == "bold red"
     assert pt_style("italic blue on black") == "italic blue bg:black"
+
+
+def test_warn_text_names_the_rule_and_wraps_at_words():
+    long_why = "it fetches a script from the network and runs it without anyone reading it " * 2
+    verdict = Verdict(Action.WARN, rules=(hit("risky download", long_why.strip()),))
+    text = "".join(part for _, part in warn_text(verdict, "bold yellow", width=40))
+    lines = text.rstrip("\n").split("\n")
+    assert lines[1].startswith("  [r1] it fetches"), lines
+    assert all(len(line) <= 39 for line in lines), lines
+    # Every word is whole on one line: the lines joined give the text back.
+    assert " ".join(" ".join(lines[1:]).split()) == f"[r1] {long_why.strip()}"

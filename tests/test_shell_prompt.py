@@ -351,3 +351,15 @@ def test_a_typed_ahead_ctrl_d_on_an_empty_line_is_eof(pipe):
     assert isinstance(ui.read("$ ", keys="\x04"), Eof)
     pipe.send_text("x\r")
     assert ui.read("$ ", keys="ab\x01\x04") == "xb"  # not empty: Ctrl-D deletes a character
+
+
+def test_every_prompt_toolkit_adjustment_applies_on_the_pinned_version(pipe):
+    # Each adjustment leaves prompt_toolkit alone where its internals differ;
+    # on the version pyproject.toml pins, every one must take effect (a new
+    # prompt_toolkit that silently drops one shows up here, not as lost speed).
+    import prompt_toolkit
+
+    patches = make(pipe).patches
+    missing = [name for name, applied in patches.items() if not applied]
+    assert not missing, f"prompt_toolkit {prompt_toolkit.__version__}: not applied: {missing}"
+    assert len(patches) == 9

@@ -33,6 +33,10 @@ class FakeChild:
     more_after: set[str] = field(default_factory=set)
     state: PromptState = field(default_factory=PromptState)
     master: int = -1
+    out_tail: bytes = b""  # (output ends a line: no partial-line mark)
+    pidfd: int | None = None
+    exit_signal: int | None = None
+    gone_while_held: bool = False
 
     def run(self, text: str, in_fd: int | None, out_fd: int | None,
             early: bytes = b"") -> RunResult:

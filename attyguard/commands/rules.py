@@ -25,6 +25,7 @@ from attyguard.commands._util import (
     run_command,
     write_json,
 )
+from attyguard.textsafe import safe_text
 
 __all__ = ["main"]
 
@@ -123,6 +124,13 @@ def _rule_json(rule: Any) -> dict[str, Any]:
 def _list(rules: list[Any], as_json: bool) -> int:
     if as_json:
         write_json([_rule_json(r) for r in rules])
+        return EXIT_OK
+    if not sys.stdout.isatty():
+        # Piped (grep, cut, awk): one plain tab-separated line per rule, no box drawing.
+        for r in rules:
+            j = _rule_json(r)
+            print("\t".join(safe_text(str(j[k]))
+                             for k in ("id", "family", "severity", "action", "title")))
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table

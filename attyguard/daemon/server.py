@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import grp
 import logging
@@ -46,6 +48,7 @@ from attyguard.daemon.protocol import ErrorCode, ProtocolError, Request
 from attyguard.daemon.threats import ProcessTable, ProcfsProcessTable, ThreatLevel, ThreatMap
 from attyguard.daemon.window import Entry, SequenceError, Window, load_sequences
 from attyguard.engine.verdict import Action, Severity, Verdict, combine_probabilities
+from attyguard.textsafe import safe_text
 
 if TYPE_CHECKING:
     from attyguard.audit import AuditLog
@@ -256,6 +259,7 @@ class _Connection:
     last_active: float = field(default_factory=time.monotonic)
     subscriber: bool = False
     dropped_events: int = 0
+    requests: int = 0  # received so far (a connection that never asked is evicted first)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -283,6 +287,7 @@ class _ClientProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
             self.server.connections.discard(self.conn)
+            self.server.fair.forget(self.conn)
             self.conn = None
 
     def pause_writing(self) -> None:
@@ -323,7 +328,7 @@ class _ClientProtocol(asyncio.Protocol):
                 if len(line) > limit:
                     conn.transport.write(protocol.encode_error(ErrorCode.TOO_LARGE, too_large))
                 elif line.strip():
-                    conn.transport.write(self.server._answer(conn, line))
+                    self.server.fair.add(conn, line)
             start = newline + 1
 
 
@@ -404,6 +409,7 @@ class DaemonServer:
         self._fleet_product: Any = None
         self.windows: dict[int, Window] = {}
         self.sequences = _load_sequences() if self.config.window.enabled else ()
+        self.fair = _FairQueue(self)
 
     # ---- life cycle
 
@@ -444,6 +450,7 @@ class DaemonServer:
             self._server.close()
         for conn in list(self.connections):
             conn.close()
+        self.fair.close()
         self._unlink_own_socket()
         if self.audit is not None:
             self.audit.close()
@@ -614,22 +621,27 @@ class DaemonServer:
             transport.close()  # after the buffered error line is flushed
             return None
         conn = _Connection(peer, transport, privileged=peer.uid in (0, self.daemon_uid))
-        self._make_room()
+        if not self._make_room():
+            self.counters["refused_busy"] = self.counters.get("refused_busy", 0) + 1
+            transport.write(protocol.encode_error(
+                ErrorCode.BUSY, "too many connections, none idle; try again"))
+            transport.close()
+            return None
         self.connections.add(conn)
         return conn
 
-    def _make_room(self) -> None:
-        """Full: close the longest-idle non-subscriber so the newcomer gets served."""
+    def _make_room(self) -> bool:
+        """Full: close an idle non-subscriber so the newcomer gets served; False if none is idle."""
         while len(self.connections) >= self.config.daemon.max_connections:
-            candidates = [c for c in self.connections if not c.subscriber]
-            if not candidates:
-                return
-            victim = min(candidates, key=lambda c: c.last_active)
+            victim = _eviction_victim(self.connections, self.fair)
+            if victim is None:
+                return False
             self.connections.discard(victim)
             self.counters["evicted"] += 1
             self._send_nowait(victim, protocol.encode_error(
                 ErrorCode.BUSY, "too many connections; closing the longest idle"))
             victim.close()
+        return True
 
     def _send_nowait(self, conn: _Connection, data: bytes) -> bool:
         transport = conn.transport
@@ -668,7 +680,9 @@ class DaemonServer:
         state = (protocol.state_from_json(request.args["state"], request.id)
                  if request.args.get("state") else None)
         # The shell's values of the names the line uses: judged as bash will expand it.
-        tier1 = self.engine(line, state) if state else self.engine(line)
+        # (Tier-1 ran off the event loop already when the fair queue took this request.)
+        tier1 = self.fair.take_tier1(line) or (self.engine(line, state) if state
+                                               else self.engine(line))
         window_entry = None
         if self.sequences:
             tier1, window_entry = self._window(conn.peer.pid, line, tier1)
@@ -778,7 +792,7 @@ class DaemonServer:
         now = entry.level if entry is not None else ThreatLevel.NONE
         if now >= ThreatLevel.HIGH:
             log.warning("pid %d marked %s by pid %d uid %d: %s", pid, now.label,
-                        conn.peer.pid, conn.peer.uid, reason[:200])
+                        conn.peer.pid, conn.peer.uid, _one_line(reason, 200))
         self.record("mark", pid=pid, uid=info.uid, level=now.label, reason=reason,
                     by_pid=conn.peer.pid, by_uid=conn.peer.uid)
         return {"pid": pid, "level": now.label}
@@ -1092,6 +1106,8 @@ def load_policy_for(config: DaemonConfig) -> tuple[Any, list[str]]:
         return load_policy(path), []
     except PolicyLoadError as exc:
         return None, [str(e) for e in exc.errors]
+
+
 def _load_sequences() -> tuple[Any, ...]:
     try:
         return load_sequences()
@@ -1100,11 +1116,176 @@ def _load_sequences() -> tuple[Any, ...]:
         return ()
 
 
+# ---------------------------------------------------------------------------- fairness
+
+# Requests a connection may have waiting before the daemon stops reading it:
+# a client that pipelines thousands stalls itself, not the others.
+_QUEUE_LIMIT = 32
+# Threads classifying off the event loop. The engine is CPU-bound Python, so
+# more threads add no throughput; two keep a slow line from holding the loop
+# (its thread yields the GIL every few ms) and let a second one run meanwhile.
+_CLASSIFY_WORKERS = 2
+
+
+class _FairQueue:
+    """Requests answered in turn: one per connection per round, classification off the loop.
+
+    Before, every request was answered inside `data_received`, so one client
+    that pipelined thousands of requests, or sent one line slow to analyse,
+    held every other client for as long (1 s and 3.8 s measured). Now
+    `data_received` only queues; a task takes one request from each
+    connection in turn and yields to the event loop between them; the Tier-1
+    engine of a `classify` runs in a small thread pool while other
+    connections are served. A connection has at most one request being
+    answered, so its replies keep their order.
+    """
+
+    def __init__(self, server: DaemonServer) -> None:
+        self.server = server
+        self.queues: dict[_Connection, collections.deque[bytes]] = {}
+        self.ready: collections.deque[_Connection] = collections.deque()
+        self.busy: set[_Connection] = set()
+        self.paused: set[_Connection] = set()
+        self._tier1: tuple[str, Verdict] | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+
+    # --- from the protocol
+
+    def add(self, conn: _Connection, line: bytes) -> None:
+        conn.requests += 1
+        queue = self.queues.setdefault(conn, collections.deque())
+        queue.append(line)
+        if len(queue) >= _QUEUE_LIMIT and conn not in self.paused:
+            self.paused.add(conn)
+            conn.transport.pause_reading()
+        if conn not in self.busy and len(queue) == 1:
+            self.ready.append(conn)
+        self._kick()
+
+    def forget(self, conn: _Connection) -> None:
+        self.queues.pop(conn, None)
+        self.paused.discard(conn)
+        # (a connection in `ready` or `busy` is skipped once it has no queue)
+
+    def pending(self, conn: _Connection) -> bool:
+        """Has a request waiting or being answered (such a connection is not evicted)."""
+        return conn in self.busy or bool(self.queues.get(conn))
+
+    def take_tier1(self, line: str) -> Verdict | None:
+        """The Tier-1 verdict computed off the loop for this `classify`, if it is that line."""
+        found, self._tier1 = self._tier1, None
+        return found[1] if found is not None and found[0] == line else None
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- the turn-taking
+
+    def _kick(self) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    async def _serve(self) -> None:
+        assert self._wake is not None
+        while True:
+            while self.ready:
+                conn = self.ready.popleft()
+                queue = self.queues.get(conn)
+                if not queue or conn.transport.is_closing():
+                    continue
+                line = queue.popleft()
+                self._maybe_resume(conn, queue)
+                classify_line = self._classify_line(line)
+                if classify_line is not None:
+                    self.busy.add(conn)
+                    asyncio.get_running_loop().create_task(
+                        self._classify(conn, line, classify_line))
+                else:
+                    self._reply(conn, line)
+                    if queue:
+                        self.ready.append(conn)
+                await asyncio.sleep(0)  # other connections' bytes are read meanwhile
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _classify_line(self, raw: bytes) -> tuple[str, Any] | None:
+        """The line (and shell state) of a well-formed `classify` request; None otherwise."""
+        try:
+            request = protocol.decode_request(raw)
+            if request.op != "classify":
+                return None
+            line = request.str_arg("line", max_len=self.server.config.daemon.max_request_bytes)
+            state = (protocol.state_from_json(request.args["state"], request.id)
+                     if request.args.get("state") else None)
+            return line, state
+        except (ProtocolError, ValueError, TypeError):
+            return None  # (answered inline: the error reply is cheap)
+
+    async def _classify(self, conn: _Connection, raw: bytes, job: tuple[str, Any]) -> None:
+        line, state = job
+        try:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    _CLASSIFY_WORKERS, thread_name_prefix="attyguard-classify")
+            loop = asyncio.get_running_loop()
+            try:
+                engine = self.server.engine
+                tier1: Verdict | None = await loop.run_in_executor(
+                    self._pool, (lambda: engine(line, state)) if state else
+                    (lambda: engine(line)))
+            except Exception:
+                tier1 = None  # (answered inline below, where the failure is logged)
+            if tier1 is not None:
+                self._tier1 = (line, tier1)
+            self._reply(conn, raw)
+            self._tier1 = None
+        finally:
+            self.busy.discard(conn)
+            queue = self.queues.get(conn)
+            if queue:
+                self.ready.append(conn)
+                self._kick()
+
+    def _reply(self, conn: _Connection, raw: bytes) -> None:
+        if conn.transport.is_closing():
+            return
+        conn.last_active = time.monotonic()
+        conn.transport.write(self.server._answer(conn, raw))
+
+    def _maybe_resume(self, conn: _Connection, queue: collections.deque[bytes]) -> None:
+        if conn in self.paused and len(queue) <= _QUEUE_LIMIT // 2:
+            # (not while its replies pile up unread: pause_writing keeps that one)
+            high = conn.transport.get_write_buffer_limits()[1]
+            if conn.transport.get_write_buffer_size() <= high:
+                self.paused.discard(conn)
+                conn.transport.resume_reading()
+
+
+def _eviction_victim(connections: set[_Connection], fair: _FairQueue) -> _Connection | None:
+    """The connection to close for a newcomer: idle ones only, never-used first, then oldest.
+
+    A connect/close flood used to evict the longest-idle connection, which
+    is a shell's persistent one between two lines: in use, just quiet.
+    Connections that never sent a request (the flood's) go first; one with a
+    request waiting or being answered, or a subscriber, never.
+    """
+    candidates = [c for c in connections if not c.subscriber and not fair.pending(c)]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: (c.requests > 0, c.last_active))
+
+
 def _one_line(text: str, limit: int) -> str:
     """Printable, single-line, bounded: event text lands in a status bar and logs."""
-    cleaned = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256
-                      else "?" for ch in text)
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+    return safe_text(text, limit)
 
 
 # --------------------------------------------------------------------------- main
@@ -1182,6 +1363,10 @@ def main(argv: list[str] | None = None) -> int:
         from attyguard.commands.kernel import status_main
 
         return status_main(argv[1:])
+    if argv[:1] == ["clear"]:
+        from attyguard.daemon.admin import clear_main
+
+        return clear_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.print_default_config:
         sys.stdout.write(DEFAULT_DAEMON_CONFIG_TEXT)

@@ -24,6 +24,7 @@ from attyguard.engine.decode import Payload, find_payloads
 from attyguard.engine.matchers import Analysis
 from attyguard.engine.normalize import DEFAULT_PROGRAMS, ProgramIndex, prefilter_text
 from attyguard.engine.parse import Command, Finding, Limits, Parsed, Span, parse
+from attyguard.engine.quick import UNAVAILABLE_RULE_ID  # (defined there: light to import)
 from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
 from attyguard.engine.state import ShellState
 from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict, combine_probabilities
@@ -47,7 +48,6 @@ MAX_LINE = 65_536  # characters; longer input is not parsed at all (warn, says w
 MAX_LAYERS = 3  # decoded payloads classified again, at most this deep
 MAX_ANALYSES = 24  # decoded payloads classified again, at most this many per line
 BOUNDED_RULE_ID = "engine.analysis-bounded"
-UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
 
 
 # Lines that can hide their words from the prefilter until parsed: substitutions,
@@ -345,6 +345,10 @@ def default_engine() -> Engine:
             # every `ssh host CMD` pays. The test suite compiles (checks) them all.
             _DEFAULT = Engine(load_rules(eager=False), feeds=_load_feeds())
             _DEFAULT_ERROR = None
+            # For the next `attyguard -c`: clean lines without the engine (quick.py).
+            from attyguard.engine.quick import save_atoms
+
+            save_atoms([r.atoms for r in _DEFAULT.rules])
         except (RuleError, OSError) as exc:
             _DEFAULT = Engine(RuleSet(()))
             _DEFAULT_ERROR = str(exc)

@@ -21,7 +21,7 @@ import struct
 import termios
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +145,14 @@ class BashChild:
         self.records = RecordParser(nonce)
         self.state = PromptState()
         self.exit_status: int | None = None
+        self.exit_signal: int | None = None  # bash was killed by this signal
+        # bash gone while the pty stays open (a background job holds it): the
+        # master never reports EOF, so bash's end is watched for itself.
+        self.pidfd = _pidfd(pid)
+        self.gone_while_held = False
+        # Called as a command starts running (mark C): the session stores its
+        # history entry then, whole, before the command may take long.
+        self.on_run: Callable[[], None] | None = None
         self._pending_records: list[Record] = []
         self._needs_repair = False
         self._out_pending = b""
@@ -238,6 +246,8 @@ class BashChild:
             try:
                 _, status = os.waitpid(self.pid, 0)
                 self.exit_status = _status_of(status)
+                if os.WIFSIGNALED(status):
+                    self.exit_signal = os.WTERMSIG(status)
             except ChildProcessError:
                 self.exit_status = 0
         return self.exit_status
@@ -317,6 +327,8 @@ class BashChild:
                     phase: str = "echo", early: bytes = b"") -> RunResult:
         run = _Run(phase=phase, early=early)
         run.last_activity = time.monotonic()
+        if phase != "run_quiet":
+            self.out_tail = b""  # (whether this run's output ends a line: session.py)
         old_winch = None
         if in_fd is not None and os.isatty(in_fd):
             def on_winch(_sig: int, _frame: object) -> None:
@@ -382,6 +394,7 @@ class BashChild:
             run.last_activity = time.monotonic()
             if plain(data):
                 self._emit(out_fd, data)
+                self.out_tail = data[-64:]
                 continue
             self._handle_output(run, data, out_fd)
             if run.phase != "run" or run.result is not None or self._out_pending:
@@ -389,6 +402,8 @@ class BashChild:
 
     def _step(self, run: _Run, in_fd: int | None, out_fd: int | None, timeout: float) -> None:
         rlist = [self.master, self.fifo]
+        if self.pidfd is not None:
+            rlist.append(self.pidfd)
         # The user's keys go to bash only while a command runs: before that
         # readline is still taking our line (a ^Z there would be lost), after
         # the D mark they must not reach readline unclassified (typeahead).
@@ -432,6 +447,10 @@ class BashChild:
             if out:
                 run.last_activity = time.monotonic()
                 self._handle_output(run, out, out_fd)
+        if (self.pidfd is not None and self.pidfd in readable and run.result is None
+                and self.master not in readable):
+            self._gone_while_held(run, out_fd)
+            return
         if not readable and run.result is None:
             self._check_stalled(run, out_fd)
 
@@ -441,6 +460,13 @@ class BashChild:
             data = self.osc_filter.feed(data)
         if data:
             _write_all(out_fd, data)
+    def _gone_while_held(self, run: _Run, out_fd: int | None) -> None:
+        """bash has exited but the pty is still open (a background job holds it)."""
+        while (data := self._read_master()):
+            self._handle_output(run, data, out_fd)
+        if run.result is None:
+            self.gone_while_held = True
+            run.result = RunResult("exited", self._reap())
 
     def _handle_records(self, run: _Run) -> None:
         for rec in list(self._pending_records):
@@ -559,6 +585,8 @@ class BashChild:
 
     def _enter_run(self, run: _Run) -> None:
         run.phase = "run"
+        if self.on_run is not None:
+            self.on_run()
         if run.early:
             early, run.early = run.early, b""
             self._write_master(early)
@@ -625,7 +653,8 @@ class BashChild:
     def read_idle(self) -> bytes | None:
         """Output that arrived while idle (background jobs), marks stripped; None: bash gone."""
         data = self._read_master()
-        if data is None:
+        if data is None or (not data and self.has_exited()):
+            self.gone_while_held = data is not None
             self._reap()
             return None
         out = b""
@@ -658,6 +687,13 @@ class BashChild:
             if select.select([self.master], [], [], left)[0] and self.read_idle() is None:
                 return
         self._foreign_running = False
+    def has_exited(self) -> bool:
+        """bash itself has ended (its pty may still be held open by a job)."""
+        if self.exit_status is not None:
+            return True
+        if self.pidfd is None:
+            return False
+        return bool(select.select([self.pidfd], [], [], 0)[0])
 
     # --- completion -----------------------------------------------------------------
 
@@ -741,6 +777,10 @@ class BashChild:
             os.close(self.master)
         with contextlib.suppress(OSError):
             os.close(self.fifo)
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = None
         if self.exit_status is None:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGHUP)
@@ -766,6 +806,14 @@ def raw_terminal(fd: int) -> Iterator[None]:
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSANOW, old)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for `pid` (readable once it exits); None where the kernel has none."""
+    try:
+        return os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -24,6 +24,8 @@ class BashCompleter(Completer):
         word, candidates = self.ask(document.text, document.cursor_position)
         before = document.text_before_cursor
         start = -len(word) if word and before.endswith(word) else 0
+        # Sorted and once each, as readline lists them (bash's order is the spec's).
+        candidates = sorted(set(candidates))
         single = len(candidates) == 1
         for cand in candidates:
             # Like readline: a unique, finished word gets its trailing space.

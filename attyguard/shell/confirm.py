@@ -22,6 +22,7 @@ from prompt_toolkit.layout import Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.output import Output
 
+from attyguard.config import pt_style
 from attyguard.shell.text import one_line
 
 if TYPE_CHECKING:  # the engine loads on the Guard's thread, after the first prompt
@@ -30,33 +31,35 @@ if TYPE_CHECKING:  # the engine loads on the Guard's thread, after the first pro
 __all__ = ["ask_warn", "confirm_bindings", "pt_style", "refused_text", "warn_text"]
 
 
-def pt_style(style: str) -> str:
-    """A rich-like style ("bold red on white") as a prompt_toolkit style string."""
-    words = style.split()
-    out: list[str] = []
-    i = 0
-    while i < len(words):
-        if words[i] == "on" and i + 1 < len(words):
-            out.append(f"bg:{words[i + 1]}")
-            i += 2
-            continue
-        out.append(words[i])
-        i += 1
-    return " ".join(out)
-
-
 def refused_text(verdict: Verdict, style: str) -> FormattedText:
     return FormattedText([(pt_style(style), f"REFUSED — {one_line(verdict.reason)}"),
                           ("", "\n")])
 
 
-def warn_text(verdict: Verdict, style: str) -> FormattedText:
-    parts = [(pt_style(style), f"⚠ {one_line(verdict.reason)}")]
+def warn_text(verdict: Verdict, style: str, width: int = 0) -> FormattedText:
+    """The reason, then each rule's id and explanation, wrapped at words to `width`.
+
+    The id is what `attyguard rules explain ID` takes. `width` 0: the
+    terminal's (80 if there is none).
+    """
+    if width <= 0:
+        import shutil
+
+        width = shutil.get_terminal_size((80, 24)).columns
+    parts = [(pt_style(style), _wrap(f"⚠ {one_line(verdict.reason)}", width, "", "  "))]
     for hit in verdict.rules[:3]:
-        if hit.explanation:
-            parts.append(("", f"\n  {one_line(hit.explanation)}"))
+        body = f"[{hit.rule_id}] {hit.explanation}" if hit.explanation else f"[{hit.rule_id}]"
+        parts.append(("", "\n" + _wrap(one_line(body), width, "  ", "    ")))
     parts.append(("", "\n"))
     return FormattedText(parts)
+
+
+def _wrap(text: str, width: int, first: str, rest: str) -> str:
+    """At word boundaries (prompt_toolkit's own wrap splits words); ids are never split."""
+    import textwrap
+
+    return textwrap.fill(text, max(width - 1, 20), initial_indent=first,
+                         subsequent_indent=rest, break_on_hyphens=False)
 
 
 _QUESTION = FormattedText([("bold", "[y]es"), ("", " / "), ("bold", "[t]rust"),

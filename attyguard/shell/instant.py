@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["InstantPrompt", "draw_instant_prompt", "ends_at_line_start", "first_prompt_input",
-           "prompt_input_attrs", "prompt_rows"]
+           "partial_line_mark", "prompt_input_attrs", "prompt_rows"]
 
 # Select Graphic Rendition (colours, bold…): the only escape prompt_toolkit's
 # ANSI() and a terminal render alike. Cursor moves, OSC titles (prompt_toolkit
@@ -77,6 +77,22 @@ def ends_at_line_start(output_tail: bytes) -> bool:
     """
     tail = _TRAILING_SGR.sub(b"", output_tail)
     return not tail or tail.endswith(b"\n")
+
+
+def partial_line_mark(columns: int) -> str:
+    """What keeps output without a final newline on screen, wherever the cursor is.
+
+    prompt_toolkit draws its prompt from column 0 of the cursor's line, so a
+    partial last line (`cat` of a file without a final newline, `printf x`)
+    would be drawn over. zsh's PROMPT_SP answer, which needs no cursor
+    position report: a reverse-video `%`, then columns-1 spaces and CR. From
+    column 0 the spaces stop at the margin (pending wrap) and CR goes back to
+    the same line, where the prompt covers the `%`; from any other column
+    (wide characters and colours included) they wrap, so the prompt starts
+    on the next line and the partial line stays, marked. Needs the
+    terminal's auto-margin, which every terminal attyguard runs in has on.
+    """
+    return "\x1b[7m%\x1b[27m" + " " * max(columns - 1, 0) + "\r"
 
 
 def prompt_input_attrs(attrs: list[Any]) -> list[Any]:

@@ -7,8 +7,11 @@ attyguard adds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prompt_toolkit import search
 from prompt_toolkit.application import run_in_terminal
+from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.filters import is_searching
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
@@ -40,6 +43,37 @@ def load_shell_bindings(warnings: WarnBuffer) -> KeyBindings:
         """Alt+Shift+W: print the buffered warnings above the prompt and clear them."""
         text = dump_warnings(warnings)
         run_in_terminal(lambda: print(text, end="", flush=True))
+
+    @kb.add("c-c", filter=~is_searching)
+    def _interrupt(event: KeyPressEvent) -> None:
+        """Ctrl-C: the line stays on screen with ^C after it, as in bash; nothing runs."""
+        buffer = event.app.current_buffer
+        buffer.cursor_position = len(buffer.text)
+        buffer.insert_text("^C", fire_event=False)
+        event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+    def _take_match(move: Callable[[Buffer], None]) -> Callable[[KeyPressEvent], None]:
+        def handler(event: KeyPressEvent) -> None:
+            """In a Ctrl-R search: take the match into the line for editing (readline)."""
+            search.accept_search()
+            move(event.app.current_buffer)
+        return handler
+
+    def _to_end(b: Buffer) -> None:
+        b.cursor_position = len(b.text)
+
+    def _to_start(b: Buffer) -> None:
+        b.cursor_position = 0
+
+    def _right(b: Buffer) -> None:
+        b.cursor_position += b.document.get_cursor_right_position()
+
+    def _left(b: Buffer) -> None:
+        b.cursor_position += b.document.get_cursor_left_position()
+
+    for keys, move in ((("end",), _to_end), (("c-e",), _to_end), (("home",), _to_start),
+                       (("c-a",), _to_start), (("right",), _right), (("left",), _left)):
+        kb.add(*keys, filter=is_searching)(_take_match(move))
 
     @kb.add("enter", filter=is_searching)
     def _accept_search_and_run(event: KeyPressEvent) -> None:

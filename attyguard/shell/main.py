@@ -63,6 +63,7 @@ def main(argv: list[str]) -> int:
     # version managers…) run while the ≈45 ms of imports up to the session and
     # the front end's ≈120 ms more happen here.
     from attyguard.shell.spawn import (
+        clean_up_on_signals,
         ignore_terminal_signals,
         interactive_env,
         shellrc_dir,
@@ -79,6 +80,7 @@ def main(argv: list[str]) -> int:
 
     rc = start_rc_judge(started.session_dir, login=login, norc=args.norc,
                         noprofile=args.noprofile)
+    clean_up_on_signals(started)
     # Start-up creates ~43,000 objects that live as long as the shell (the front
     # end's modules, its layout and key bindings); the cyclic collector would
     # walk them again and again while they are made. Off until the first prompt

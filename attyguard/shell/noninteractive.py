@@ -234,12 +234,13 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         text = data.decode("utf-8", "surrogateescape")
     try:
         # Imports the engine (parser, rule model): a broken install fails here.
-        from attyguard.engine.classify import BOUNDED_RULE_ID, UNAVAILABLE_RULE_ID
+        from attyguard.engine.classify import BOUNDED_RULE_ID
+        from attyguard.engine.quick import UNAVAILABLE_RULE_ID
         from attyguard.engine.verdict import Action
         from attyguard.filejudge import FILES_RULE_ID, MAX_FILE, MemfdSnapshots, judge_files
         from attyguard.shell.wiring import build_guard
 
-        wired = build_guard(config)
+        wired = build_guard(config, quick=True)  # (clean lines: no engine import)
     except Exception as exc:
         return _unavailable(f"{type(exc).__name__}: {exc}")
     for note in wired.warnings:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import select
 import sys
 import termios
 import threading
 import tty
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attyguard.shell.bash import BashChild, RunResult, raw_terminal
@@ -28,11 +29,13 @@ from attyguard.shell.instant import (
     draw_instant_prompt,
     ends_at_line_start,
     first_prompt_input,
+    partial_line_mark,
     prompt_input_attrs,
     prompt_rows,
 )
 from attyguard.shell.spawn import (
     Started,
+    clean_up_on_signals,
     ignore_terminal_signals,
     interactive_env,
     shellrc_dir,
@@ -91,6 +94,10 @@ class Session:
     ready_wired: Callable[[], Wired | None] = _not_ready
     instant: InstantPrompt | None = None  # the first PS1, drawn before the front end
     _notes_shown: bool = False
+    _lock_hint_shown: bool = False
+    # Said once above the next prompt (e.g. history that cannot be saved).
+    notes: list[str] = field(default_factory=list)
+    history: Any = None  # SharedFileHistory: one entry per command (finish_entry)
     _decided: _Decided | None = None
     _held_marks: str = ""
     _pending_in_bash: bool = False  # bash itself holds `pending` (it showed PS2)
@@ -306,8 +313,14 @@ class Session:
             verdict, send = decided.verdict, decided.send or self._to_send(text, full)
         else:
             verdict, send = self._files_judged(wired, text, full, _decide(wired, full, state))
+        if verdict.action is Action.BLOCK and _LEAVING.fullmatch(full):
+            # Leaving always works: a shell the daemon locked must not be a trap.
+            return self._run(text, full, self._take_typeahead())
         if verdict.action is Action.BLOCK:
             self.show(refused_text(verdict, self.config.ui.refused_style))
+            if _locked_by_daemon(verdict) and not self._lock_hint_shown:
+                self._lock_hint_shown = True  # (once: every later line says REFUSED too)
+                self.show(FormattedText([("", _LOCKED_HINT.format(pid=os.getpid()))]))
             self.warnings.add(f"refused: {verdict.reason}: {one_line(full, 120)}")
             if self.pending:
                 self._cancel_pending()
@@ -389,6 +402,7 @@ class Session:
     def _after_command(self, status: int) -> None:
         # (held: they go out with the next prompt's 133;A, in one write)
         self._held_marks += _finished_marks_text(self.config, status, self.child.state.cwd)
+        self._held_marks += _keep_partial_line(self.child.out_tail, self.out_fd)
         self._collect_typeahead()
 
     def _collect_typeahead(self) -> None:
@@ -403,6 +417,13 @@ class Session:
             self._pending_in_bash = False
             self.child.cancel_continuation()
 
+    def _interrupted(self) -> int | None:
+        """Ctrl-C abandoned a typed line: bash's $? becomes 130 (None: bash is still there)."""
+        with raw_terminal(self.in_fd):
+            result = self.child.run("__ag_interrupted", self.in_fd, self.out_fd)
+        self._collect_typeahead()
+        return result.status if result.kind == "exited" else None
+
     def _exit(self) -> int | None:
         with raw_terminal(self.in_fd):
             result = self.child.exit(self.in_fd, self.out_fd)
@@ -414,6 +435,9 @@ class Session:
 
     def loop(self) -> int:
         from attyguard.shell.prompt import ChildGone, Eof, Interrupted
+
+        # A command's history entry is stored as it starts to run (it may run long).
+        self.child.on_run = self._finish_history
 
         while True:
             self._decided = None  # (set by `accepting` during the read below)
@@ -427,6 +451,7 @@ class Session:
             if instant is None and not self.pending:
                 self._osc("133;A", hold=True)
             self._flush_marks()  # (before the prompt draws anything)
+            self._show_notes()
             if instant is not None:
                 # Drawn (after its 133;A) while the front end loaded.
                 instant.hand_over(terminal_size(self.in_fd))
@@ -434,12 +459,17 @@ class Session:
             got = self.ui.read(  # type: ignore[attr-defined]
                 message, default=default, keys=keys, after_render=first,
                 continuation=state.ps2, on_accept=self.accepting,
-                idle_fd=self.child.master, on_idle=self.child.read_idle)
+                idle_fd=self.child.master, on_idle=self.child.read_idle,
+                gone_fd=self.child.pidfd)
             if isinstance(got, ChildGone):
-                return self.child.close()
+                return self._ended(self.child.close())
+            if not isinstance(got, str):
+                self._finish_history()
             if isinstance(got, Interrupted):
                 if self.pending:
-                    self._cancel_pending()
+                    self._cancel_pending()  # (bash's own ^C at PS2: $? is 130)
+                elif self._interrupted() is not None:
+                    return self._ended(self.child.exit_status or 0)
                 continue
             if isinstance(got, Eof):
                 if self.pending:
@@ -450,8 +480,66 @@ class Session:
                     return status
                 continue
             result = self.submit(got)
+            if result is None or result.kind != "more":
+                self._finish_history()
             if result is not None and result.kind == "exited":
-                return result.status
+                return self._ended(result.status)
+
+    def _finish_history(self) -> None:
+        finish = getattr(self.history, "finish_entry", None)
+        if finish is not None:
+            finish()
+
+    def _show_notes(self) -> None:
+        if not self.notes:
+            return
+        from prompt_toolkit.formatted_text import FormattedText
+
+        from attyguard.textsafe import safe_text
+
+        while self.notes:
+            note = safe_text(self.notes.pop(0), 400)
+            self.show(FormattedText([("", f"attyguard: {note}\n")]))
+
+    def _ended(self, status: int) -> int:
+        """bash has gone: say so if it did not simply exit, and pass on its status."""
+        why = _end_reason(self.child.exit_signal, self.child.gone_while_held)
+        if why:
+            os.write(self.out_fd, f"\r\nattyguard: {why}\r\n".encode())
+        return status
+
+
+def _end_reason(signum: int | None, held: bool) -> str:
+    """Why the shell ends, for the user; "" for a plain exit."""
+    import signal as _signal
+
+    parts = []
+    if signum is not None:
+        try:
+            name = _signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        parts.append(f"bash was killed by {name}")
+    if held:
+        parts.append(("bash has exited" if not parts else "")
+                     + " while a background job still holds the terminal; leaving")
+    return "".join(parts).strip()
+
+
+# `exit`/`logout` with at most a status: runs whatever the verdict (see submit).
+_LEAVING = re.compile(r"\s*(?:exit|logout)(?:\s+[0-9]{1,3})?\s*;?\s*")
+
+_LOCKED_HINT = ("attyguard: the daemon has locked this shell; lines are refused until it "
+                "exits (`exit` works). Root lifts it: attyguard daemon clear --pid {pid}\n")
+
+
+def _locked_by_daemon(verdict: Verdict) -> bool:
+    from attyguard.engine.verdict import Source
+    from attyguard.guard import PID_CRITICAL_RULE
+
+    return verdict.source is Source.DAEMON and any(
+        hit.rule_id == PID_CRITICAL_RULE or hit.rule_id.startswith("daemon.")
+        for hit in verdict.rules)
 
 
 def _decide(wired: Wired, full: str, state: ShellState | None) -> Verdict:
@@ -510,6 +598,7 @@ def run_interactive(*, login: bool, norc: bool = False, noprofile: bool = False,
         started = start_bash(shellrc_dir(), login=login, size=terminal_size(0),
                              env=interactive_env(norc=norc, noprofile=noprofile))
         ignore_terminal_signals()
+        clean_up_on_signals(started)
     child = BashChild.adopt(started)
     try:
         return _interactive(child)
@@ -623,6 +712,10 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
     refusals = Refusals()
     subscriber = _subscribe(config, warnings, refusals)  # (may print: before anything is drawn)
     _finished_marks(config, 1, child.state.status, child.state.cwd)
+    keep = _keep_partial_line(child.out_tail, 1)
+    if keep:
+        os.write(1, keep.encode())
+        child.out_tail = b""
     instant = None
     size = terminal_size(0)
     if (saved is not None and size is not None and os.isatty(1) and first.kind == "done"
@@ -648,8 +741,11 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
 
     loader = GuardLoader(config)
     depth = _direct_colour()
+    notes: list[str] = []
+    history = SharedFileHistory(state_dir() / "history", config.shell.history_size,
+                                on_error=notes.append)
     ui = ShellPrompt(
-        history=SharedFileHistory(state_dir() / "history", config.shell.history_size),
+        history=history,
         complete=child.complete,
         warnings=warnings,
         bindings=load_shell_bindings(warnings),
@@ -662,13 +758,14 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
                       warnings=warnings, ask_warn=ask_warn,
                       show=lambda ft: print_formatted_text(ft, end="", color_depth=depth),
                       after_first_render=lambda: _started(loader, 0), instant=instant,
-                      ready_wired=lambda: loader.ready)
+                      ready_wired=lambda: loader.ready, notes=notes, history=history)
     session._collect_typeahead()
     try:
         return session.loop()
     finally:
         if session.files is not None:
             session.files.close()
+        history.finish_entry()  # (a command left half-entered is kept too)
         _collect_again()
         if subscriber is not None:
             subscriber.stop()
@@ -718,6 +815,14 @@ def _tty_attrs(fd: int) -> list[Any] | None:
         return termios.tcgetattr(fd)
     except termios.error:
         return None
+
+
+def _keep_partial_line(tail: bytes, out_fd: int) -> str:
+    """The partial-line mark if the last output did not end a line (see `partial_line_mark`)."""
+    if ends_at_line_start(tail):
+        return ""
+    size = terminal_size(out_fd)
+    return partial_line_mark(size[1]) if size is not None else "\r\n"
 
 
 def _osc_bytes(config: Config, body: str) -> str:

@@ -15,8 +15,9 @@ import os
 import struct
 import termios
 
-__all__ = ["Started", "attyguard_path", "ignore_terminal_signals", "interactive_env", "shellrc_dir",
-           "start_bash", "terminal_size"]
+__all__ = ["Started", "attyguard_path", "clean_up_on_signals", "ignore_terminal_signals",
+           "interactive_env", "remove_session_dir", "shellrc_dir", "start_bash",
+           "terminal_size"]
 
 
 class Started:
@@ -62,26 +63,41 @@ def start_bash(rcdir: str, *, login: bool = False, size: tuple[int, int] | None 
     os.write(secrets_w, f"{nonce}\0{session_dir}\0{token}\0".encode())
     os.close(secrets_w)
     child_env = dict(os.environ if env is None else env)
-    child_env.update(__AG_FD=str(secrets_r), __AG_LOGIN="1" if login else "")
+    child_env.update(__AG_FD=str(secrets_r), __AG_LOGIN="native" if login else "")
     if rc_judge:
         os.mkfifo(os.path.join(session_dir, "rc"), 0o600)
         child_env["__AG_RCJUDGE"] = "1"
     rc = os.path.join(rcdir, "attyguard.bash")
     if not os.path.exists(bash):
         bash = "bash"
-    argv = [bash, "--rcfile", rc, "-i"]
+    # A login shell is a real one, as login(1) and `su -` start it: argv[0]
+    # "-bash" ($0 is -bash, `shopt login_shell` is on, `logout` works).
+    # --noprofile: the profile files are read by attyguard.bash, each one judged
+    # first (attyguard/rcjudge.py), never by bash unjudged. A login shell
+    # ignores --rcfile, so attyguard.bash comes in through the first
+    # PROMPT_COMMAND (set in the child below), the first code this bash runs:
+    # before it nothing could read the secrets' pipe. Only this bash runs it:
+    # children that inherit the variable do not.
+    argv = ["-bash", "--noprofile", "-i"] if login else [bash, "--rcfile", rc, "-i"]
     pid, master = os.forkpty()
     if pid == 0:  # child
         try:
             os.set_inheritable(secrets_r, True)
             if size is not None:
                 set_size(0, size)
-            os.execvpe(argv[0], argv, child_env)
+            if login:
+                child_env["PROMPT_COMMAND"] = (
+                    f"[[ $$ == {os.getpid()} ]] && . {_sq(rc)}")
+            os.execvpe(bash, argv, child_env)
         finally:
             os._exit(127)
     os.close(secrets_r)
     os.set_blocking(master, False)
     return Started(pid, master, session_dir, nonce, rcdir, argv, token)
+
+
+def _sq(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def interactive_env(*, norc: bool = False, noprofile: bool = False) -> dict[str, str]:
@@ -123,6 +139,55 @@ def ignore_terminal_signals() -> None:
 
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
         signal.signal(sig, signal.SIG_IGN)
+
+
+def clean_up_on_signals(started: Started) -> None:
+    """SIGHUP (a dropped ssh) and SIGTERM end attyguard without leaving anything behind.
+
+    By default they kill the process where it stands: the session directory
+    stayed in /tmp, bash lived on and the terminal stayed raw. Now the
+    handler hangs up bash, removes the directory, gives the terminal its
+    start-up modes back and then dies of the same signal (so the parent sees
+    what happened). It does only system calls: it may run at any point of
+    the shell's life, also before the session has been built.
+    """
+    import signal
+
+    try:
+        saved = termios.tcgetattr(0) if os.isatty(0) else None
+    except termios.error:
+        saved = None
+
+    def die(signum: int, _frame: object) -> None:
+        try:  # noqa: SIM105 (no contextlib on the start-up path: see the module docstring)
+            os.kill(started.pid, signal.SIGHUP)
+        except OSError:
+            pass
+        remove_session_dir(started.session_dir)
+        if saved is not None:
+            try:
+                os.write(1, b"\x1b[?2004l")  # (prompt_toolkit's bracketed paste)
+                termios.tcsetattr(0, termios.TCSANOW, saved)
+            except OSError:
+                pass  # (a hung-up terminal is gone)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, die)
+
+
+def remove_session_dir(path: str) -> None:
+    """The side channel's directory and what bash and the front end put in it."""
+    for name in ("ch", "req", "req.tmp"):
+        try:  # noqa: SIM105 (as above)
+            os.unlink(os.path.join(path, name))
+        except OSError:
+            pass
+    try:  # noqa: SIM105 (as above)
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def terminal_size(fd: int) -> tuple[int, int] | None:

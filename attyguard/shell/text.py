@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import re
+from attyguard.textsafe import safe_text
 
 __all__ = ["escape_controls", "one_line", "split_typeahead"]
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def escape_controls(text: str) -> str:
-    """`text` with C0/C1 controls (except tab and newline) shown as \\xNN."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """`text` made safe to show (`textsafe.visible`), tabs and newlines kept."""
+    return safe_text(text, keep_lines=True)
 
 
 def one_line(text: str, limit: int = 200) -> str:
-    """`text` escaped, newlines and tabs shown as \\n and \\t, cut to `limit` characters."""
-    flat = escape_controls(text).replace("\n", "\\n").replace("\t", "\\t")
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """`text` made safe to show on one line (`textsafe.safe_text`), cut to `limit` characters."""
+    return safe_text(text, limit)
 
 
 def split_typeahead(data: str) -> tuple[str, str]:

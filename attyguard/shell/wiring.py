@@ -50,7 +50,19 @@ class Wired:
                     close()
 
 
-def build_guard(config: Config) -> Wired:
+def build_guard(config: Config, *, quick: bool = False) -> Wired:
+    """The Guard from config: trust store, daemon client, the in-process engine.
+
+    `quick` (the non-interactive modes, no daemon configured): clean lines
+    are allowed without importing the engine or opening the trust store
+    (`attyguard.engine.quick`); the rest is built at the first other line.
+    """
+    if quick and not config.guard.daemon_socket_path:
+        from attyguard.engine.quick import load_atoms
+
+        atoms = load_atoms()
+        if atoms is not None:
+            return Wired(_QuickGuard(atoms, config))  # type: ignore[arg-type]
     from attyguard.engine.classify import classify
     from attyguard.guard import Guard
 
@@ -91,6 +103,51 @@ def _register(daemon: Any) -> None:
     """
     with contextlib.suppress(Exception):
         daemon.register()
+class _QuickGuard:
+    """A Guard that allows clean lines itself and builds the real one for anything else.
+
+    Only without a daemon: a daemon may refuse even a clean line (a shell it
+    marked Critical), so it is always asked. The trust store is not opened
+    for a clean line: the verdict would be allow either way.
+    """
+
+    def __init__(self, atoms: Any, config: Config) -> None:
+        self.atoms = atoms
+        self.config = config
+        self.inner: Wired | None = None
+
+    @property
+    def trust(self) -> Any:
+        return self.inner.guard.trust if self.inner is not None else None
+
+    def _full(self) -> Wired:
+        if self.inner is None:
+            import sys
+
+            self.inner = build_guard(self.config)
+            for note in self.inner.warnings:
+                print(f"attyguard: {note}", file=sys.stderr)
+        return self.inner
+
+    def decide(self, line: str) -> Verdict:
+        from attyguard.engine.quick import is_clean
+
+        if self.inner is None and is_clean(line, self.atoms):
+            from attyguard.engine.verdict import Action, Source, Verdict
+
+            return Verdict(Action.ALLOW, source=Source.LOCAL, notes=("clean line (fast path)",))
+        verdict = self._full().guard.decide(line)
+        from attyguard.engine.verdict import Action, Source
+
+        if verdict.action is Action.ALLOW and not verdict.rules and verdict.source is Source.LOCAL:
+            # (the engine's own allow: not a trusted line, not a daemon's answer)
+            from attyguard.engine.quick import remember_allowed
+
+            remember_allowed(line)
+        return verdict
+
+    def remember(self, line: str, verdict: Verdict) -> None:
+        self._full().guard.remember(line, verdict)
 
 
 class Remembering:

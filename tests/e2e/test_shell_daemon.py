@@ -168,7 +168,8 @@ def test_daemon_is_asked_before_the_local_patterns(scene, attyguard_bin, ag_env)
     pid = s.shell_pid()
     s.call("mark", pid=pid, level="critical", reason="marked by the test")
     s.t.send_line(line)
-    screen = s.wait(r"^REFUSED — this process tree is marked Critical.*\n\[~\]\$$")
+    screen = s.wait(r"^REFUSED — this process tree is marked Critical.*\n"
+                    r"(attyguard: .*\n)?\[~\]\$$")
     assert not re.search(r"^harmless-after-mark$", screen, re.MULTILINE), s.dump()
 
 
@@ -181,14 +182,15 @@ def test_daemon_block_refuses_without_prompt_and_locks_the_shell(scene):
     s.wait(r"^>$")
     s.t.send_line(f"{WARNED}; echo ran-blocked")
     # One REFUSED line, then an empty PS1 prompt: no question, the buffer cleared.
-    screen = s.wait(r"^REFUSED — .*auto-block.*\n\[~\]\$$")
+    screen = s.wait(r"^REFUSED — .*auto-block.*\n(attyguard: .*\n)?\[~\]\$$")
     assert "[y]es" not in screen, s.dump()
     assert not re.search(r"^ran-blocked$", screen, re.MULTILINE), s.dump()
     entries = {e["pid"]: e["level"] for e in s.call("threats")["entries"]}
     assert entries.get(pid) == "critical", f"{entries}\n{s.dump()}"
     # The next harmless line from this shell is refused too.
     s.t.send_line("echo next-harmless")
-    screen = s.wait(r"^REFUSED — this process tree is marked Critical.*\n\[~\]\$$")
+    screen = s.wait(r"^REFUSED — this process tree is marked Critical.*\n"
+                    r"(attyguard: .*\n)?\[~\]\$$")
     assert not re.search(r"^next-harmless$", screen, re.MULTILINE), s.dump()
     if os.geteuid() != 0:
         return  # only root may lift a mark
@@ -214,7 +216,7 @@ def test_trusted_line_short_circuits_the_daemon_block(scene, attyguard_bin, ag_e
     assert s.requests() - before == 1, f"the daemon was asked about a trusted line\n{s.dump()}"
     # An untrusted variant is blocked and locks the shell ...
     s.t.send_line(f"{WARNED}; echo untrusted-ran")
-    s.wait(r"^REFUSED — .*auto-block.*\n\[~\]\$$")
+    s.wait(r"^REFUSED — .*auto-block.*\n(attyguard: .*\n)?\[~\]\$$")
     assert s.level_of(pid) == "critical", s.dump()
     # ... and the trusted line still runs: trust short-circuits the Critical path too.
     s.t.send_line(trusted)
@@ -245,7 +247,7 @@ def test_daemon_killed_mid_session_falls_back_then_reconnects(scene):
     # While the daemon answers, it refuses everything from this shell ...
     s.call("mark", pid=s.shell_pid(), level="critical", reason="marked by the test")
     s.t.send_line("echo refused-by-daemon")
-    s.wait(r"^REFUSED — this process tree is marked Critical.*\n\[~\]\$$")
+    s.wait(r"^REFUSED — this process tree is marked Critical.*\n(attyguard: .*\n)?\[~\]\$$")
     s.daemon.signal(signal.SIGKILL)
     assert s.daemon.proc is not None
     s.daemon.proc.wait(10)

@@ -94,3 +94,18 @@ def test_su_dash_interactive_is_a_login_shell(login_user: LoginUser, tmux: Tmux)
     ).splitlines()
     assert f"profile: {PROFILE_MARK}." in lines, "~/.profile was not read\n" + tmux.explain()
     _end_session(tmux)
+
+
+def test_su_dash_interactive_dollar_zero_and_login_shell_option(
+        login_user: LoginUser, tmux: Tmux) -> None:
+    # What scripts test to know they run in a login shell: $0 starts with "-",
+    # `shopt login_shell` is on (bash's own answer, for every login shell here).
+    _su_session(login_user, tmux)
+    tmux.send('echo "zero=$0"; shopt login_shell')
+    lines = tmux.wait_screen(
+        lambda s: any(line.startswith("login_shell") for line in s.splitlines()),
+        "the output of the login checks",
+    ).splitlines()
+    assert "zero=-bash" in lines, tmux.explain()
+    assert any(line.split() == ["login_shell", "on"] for line in lines), tmux.explain()
+    _end_session(tmux)

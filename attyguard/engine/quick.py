@@ -1,0 +1,181 @@
+"""The clean-line fast path: lines the engine would allow without parsing, known without it.
+
+`attyguard -c CMD` (every `ssh host CMD`, scp, rsync, git over ssh) paid
+for importing the engine (tree-sitter, YAML, the matchers) and loading the
+rules on every call, though nearly all such lines are clean: the engine
+returns early for a line in which the atom prefilter finds no rule's atom
+and nothing can hide words from it (`Engine._analyse`). This module decides
+exactly that case for a narrow, conservative class of lines, with the atoms
+of the shipped rules cached in a small file by the last process that loaded
+them, keyed by the rule files' names, sizes and times (any change: no cache,
+the full engine, which writes it again).
+
+A line qualifies only if every character is a letter, digit, space or one of
+`_ . / = : , + @ % -` (no quotes, backslashes, `$`, backticks, globs,
+braces, redirections or separators), it does not mention IFS, and no atom
+occurs in it. For such a line `prefilter_text` is the lower-cased line and
+`_needs_parse` is false, so the engine would not parse it and would find no
+candidate rule: the verdict is the same allow. Everything else goes to the
+engine.
+
+Many `-c` lines are short and repeat (`true`, rsync's and scp's server
+commands, git's upload-pack) yet contain an atom (`^tr` is in `true`). The
+engine is a pure function of the line, its rules and its code, so the lines
+it allowed with no rule hit are remembered too (a hash per line, in a second
+file keyed the same way plus the engine's own source files), like
+`wiring.Remembering` does within one process. Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+__all__ = ["UNAVAILABLE_RULE_ID", "QuickAtoms", "is_clean", "load_atoms", "remember_allowed",
+           "save_atoms"]
+
+# The engine's verdict when its rules could not load (classify.py re-exports it).
+UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
+
+_VERSION = 1
+_MAX_QUICK_LINE = 4096
+_MAX_REMEMBERED = 4096  # lines; then the file starts over
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _./=:,+@%-")
+
+
+class QuickAtoms:
+    """The rules' atoms, split into substring atoms and word-start (`^x`) atoms."""
+
+    __slots__ = ("allowed", "anywhere", "word_start")
+
+    def __init__(self, anywhere: tuple[str, ...], word_start: tuple[str, ...],
+                 allowed: frozenset[str] = frozenset()) -> None:
+        self.anywhere = anywhere
+        self.word_start = word_start
+        self.allowed = allowed  # hashes of lines the engine allowed with no hit
+
+
+def _line_hash(line: str) -> str:
+    return hashlib.sha256(line.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def is_clean(line: str, atoms: QuickAtoms) -> bool:
+    """True only for a line the engine is sure to allow (see the module doc)."""
+    if atoms.allowed and _line_hash(line) in atoms.allowed:
+        return True
+    if not line or len(line) > _MAX_QUICK_LINE or "IFS" in line:
+        return False
+    if not _SAFE.issuperset(line):
+        return False
+    text = line.lower()
+    for atom in atoms.anywhere:
+        if atom in text:
+            return False
+    for atom in atoms.word_start:
+        at = text.find(atom)
+        while at >= 0:
+            if at == 0 or not text[at - 1].isalnum():
+                return False
+            at = text.find(atom, at + 1)
+    return True
+
+
+def _patterns_dir() -> str:
+    from attyguard.resources import data_path
+
+    return str(data_path("patterns"))
+
+
+def _signature(directory: str) -> str:
+    """The rule files and the engine's code as they are now: any change changes it."""
+    parts = [f"v{_VERSION}"]
+    for where, suffixes in ((directory, (".yaml", ".yml")),
+                            (os.path.dirname(os.path.abspath(__file__)), (".py",))):
+        parts.append(where)
+        with os.scandir(where) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.name.endswith(suffixes):
+                    st = entry.stat()
+                    parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def _cache_file(name: str = "quick-atoms.json") -> str:
+    from attyguard.paths import state_dir
+
+    return str(state_dir() / name)
+
+
+_ALLOWED_FILE = "quick-allowed"
+
+
+def remember_allowed(line: str) -> None:
+    """The engine allowed `line` with no rule hit: the next process may skip it. Never raises."""
+    try:
+        if len(line) > _MAX_QUICK_LINE:
+            return
+        path = _cache_file(_ALLOWED_FILE)
+        head = hashlib.sha256(_signature(_patterns_dir()).encode()).hexdigest()[:32]
+        try:
+            with open(path, encoding="ascii") as f:
+                lines = f.read(64 * _MAX_REMEMBERED).split("\n")
+        except OSError:
+            lines = []
+        if not lines or lines[0] != head or len(lines) > _MAX_REMEMBERED:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with open(path, "w", encoding="ascii") as f:
+                f.write(f"{head}\n")
+        # One append of one short line: concurrent shells interleave whole lines.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, f"{_line_hash(line)}\n".encode())
+        finally:
+            os.close(fd)
+    except Exception:  # (an optimisation: never a reason to fail)
+        return
+
+
+def save_atoms(atoms_per_rule: list[tuple[str, ...]]) -> None:
+    """Called by the engine after loading the shipped rules; never raises."""
+    try:
+        if any(not atoms for atoms in atoms_per_rule):
+            return  # a rule without atoms runs on every line: no fast path
+        flat = sorted({a.lower() for atoms in atoms_per_rule for a in atoms})
+        data = {"signature": _signature(_patterns_dir()),
+                "anywhere": [a for a in flat if not (a.startswith("^") and len(a) > 1)],
+                "word_start": [a[1:] for a in flat if a.startswith("^") and len(a) > 1]}
+        path = _cache_file()
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except Exception:  # (an optimisation: never a reason to fail)
+        return
+
+
+def load_atoms() -> QuickAtoms | None:
+    """The cached atoms if they belong to the rule files as they are now; else None."""
+    try:
+        with open(_cache_file(), "rb") as f:
+            raw = f.read(1 << 20)
+        data = json.loads(raw)
+        signature = _signature(_patterns_dir())
+        if data.get("signature") != signature:
+            return None
+        anywhere = tuple(str(a) for a in data["anywhere"])
+        word_start = tuple(str(a) for a in data["word_start"])
+    except Exception:  # (missing, stale, corrupt: the full engine decides)
+        return None
+    if not all(anywhere) or not all(word_start):
+        return None
+    allowed: frozenset[str] = frozenset()
+    try:
+        with open(_cache_file(_ALLOWED_FILE), encoding="ascii") as f:
+            lines = f.read(64 * _MAX_REMEMBERED).split("\n")
+        if lines[0] == hashlib.sha256(signature.encode()).hexdigest()[:32]:
+            allowed = frozenset(h for h in lines[1:] if len(h) == 32)
+    except (OSError, ValueError):
+        pass
+    return QuickAtoms(anywhere, word_start, allowed)
