@@ -785,8 +785,10 @@ class _Walker:
         path = words[i].value
         if words[i].dynamic and "$" in path:
             path = _without_unknown_expansions(path)
+        # An alias's value is judged again where it is used (expanded from the shell's
+        # state), with the variables of that moment: unknown words in it are not hidden yet.
         if (words[i].dynamic and path == words[i].value and not words[i].everyday
-                and _HAS_EXPANSION.search(path)):
+                and _HAS_EXPANSION.search(path) and "alias" not in self.inside):
             # Still unknown after every resolution, and it runs: the program is hidden.
             self.state.findings.append(Finding(
                 "dynamic-command", f"the program run is only known when the line runs: {path}",
