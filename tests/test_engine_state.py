@@ -177,6 +177,8 @@ MORE: list[tuple[str, ShellState, Action]] = [
     ('$SHELL -c "rm -rf --no-preserve-root /"', ShellState(), Action.BLOCK),
     (f"PS1='$({FETCH})$ '", ShellState(), Action.WARN),
     ("ls", ShellState(traps={"DEBUG": FETCH}), Action.WARN),
+    ("exit", ShellState(traps={"EXIT": WIPE}), Action.BLOCK),
+    ("ls", ShellState(traps={"EXIT": WIPE}), Action.ALLOW),  # runs when the shell exits
     ("$c", ShellState(variables={"c": "rm_-rf_--no-preserve-root_/", "IFS": "_"}), Action.BLOCK),
 ]
 

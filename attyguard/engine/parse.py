@@ -1382,6 +1382,10 @@ def parse(line: str, limits: Limits | None = None, deadline: float | None = None
             # bash runs a DEBUG trap before each command of the line: judge it with it.
             walker.nested(debug_trap, (0, len(line)), ("trap",))
         walker.visit(tree.root_node)
+        exit_trap = work.shell.traps.get("EXIT")
+        if exit_trap and any(c.name in ("exit", "logout") and c.depth == 0 and not c.wrappers
+                             for c in work.commands):
+            walker.nested(exit_trap, (0, len(line)), ("trap",))  # the shell runs it as it exits
     except _Bounded as exc:
         bounded = exc.reason
     except RecursionError:
