@@ -520,7 +520,8 @@ def _subscribe(config: Config, warnings: WarnBuffer) -> _Stoppable | None:
     try:
         from attyguard.daemon.client import WarnSubscriber
 
-        sub: _Stoppable = WarnSubscriber(config.guard.daemon_socket_path, warnings.add)
+        sub: _Stoppable = WarnSubscriber(config.guard.daemon_socket_path, warnings.add,
+                                         daemon_user=config.guard.daemon_user)
         sub.start()
     except Exception as exc:
         print(f"attyguard: daemon warnings unavailable: {exc}", file=sys.stderr)
