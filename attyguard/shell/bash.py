@@ -334,6 +334,8 @@ class BashChild:
                 return
             run.last_activity = time.monotonic()
             if plain(data):
+                # (the instant prompt asks whether start-up output ended a line)
+                self.out_tail = data[-64:]
                 _write_all(out_fd, data)
                 continue
             self._handle_output(run, data, out_fd)
