@@ -132,6 +132,7 @@ class RcJudge:
         self.cache_path = cache_path
         self.answers: list[tuple[str, str, str]] = []
         self.snapshots: Any = None  # filejudge.DirSnapshots once a copy is made
+        self.pid = 0  # the judging child process, once started
 
     def remembered(self) -> list[tuple[str, str, str]] | None:
         """The answers if every rc file is a version judged allowed before, else None.
@@ -261,6 +262,9 @@ class RcJudge:
     def close(self) -> None:
         if self.snapshots is not None:
             self.snapshots.close()
+        if self.pid:
+            with contextlib.suppress(OSError):  # (long done: it answered before bash went on)
+                os.waitpid(self.pid, os.WNOHANG)
 
 
 def _message(path: str, line: int | None, why: str) -> str:
@@ -321,9 +325,11 @@ class _Copies:
         return path
 
     def close(self) -> None:
-        for path in self.made:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        # (listed, not remembered: the copies may have been made by the judging child)
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self.directory):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.directory, name))
         with contextlib.suppress(OSError):
             os.rmdir(self.directory)
 
@@ -410,15 +416,24 @@ def _cache_path() -> str:
 
 def start_rc_judge(session_dir: str, *, login: bool, norc: bool,
                    noprofile: bool) -> RcJudge:
-    """Judge on a thread and answer bash; returns the judge (close it at exit)."""
+    """Judge in a child process and answer bash; returns the judge (close it at exit).
+
+    A process, not a thread: on the first start after an rc file changed it
+    loads the engine (~0.5 s of CPU), which a thread would do holding the GIL
+    against the front end's own imports; a forked child does it on the other
+    core. Forked early (from shell/main.py, right after bash), when this
+    process has no other threads and few modules.
+    """
     home = os.path.expanduser("~")
     judge = RcJudge(rc_files(login=login, norc=norc, noprofile=noprofile, home=home), home=home)
     fifo = os.path.join(session_dir, ANSWER_FIFO)
+    try:
+        judge.snapshots = _copies_dir()  # (made here: this process removes it at exit)
+    except OSError:
+        judge.snapshots = None
 
     def work() -> None:
         try:
-            # (config: the session imports and loads it next anyway; importing it
-            # here first costs the process nothing more)
             from attyguard.config import load_config
 
             config, _errors = load_config()  # (the session reports config errors)
@@ -437,5 +452,17 @@ def start_rc_judge(session_dir: str, *, login: bool, norc: bool,
             with contextlib.suppress(OSError):
                 judge.write_answers(fifo)
 
-    threading.Thread(target=work, name="attyguard-rc-judge", daemon=True).start()
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1
+    if pid == 0:
+        try:
+            work()
+        finally:
+            os._exit(0)
+    if pid < 0:  # no process to be had: a thread, then
+        threading.Thread(target=work, name="attyguard-rc-judge", daemon=True).start()
+    else:
+        judge.pid = pid
     return judge

@@ -149,3 +149,17 @@ def _me() -> str:
     import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="serving a socket as another uid needs root")
+def test_warn_subscriber_does_not_listen_to_another_users_socket(sockdir: Path) -> None:
+    from attyguard.daemon.client import WarnSubscriber
+
+    proc, sock, count = _fake(sockdir, uid=65534)
+    try:
+        events: list[str] = []
+        sub = WarnSubscriber(sock, events.append)
+        assert sub._subscribe_once() is False  # one connection's life, synchronously
+        assert count.read_text() == "0" and events == []
+    finally:
+        _stop(proc)

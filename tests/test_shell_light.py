@@ -7,12 +7,12 @@ import sys
 
 PROBE = """
 import os, sys
-def fake_exec(path, argv):
+def fake_exec(path, argv, env=None):
     heavy = sorted(m for m in ("prompt_toolkit", "rich", "pexpect") if m in sys.modules)
     print("heavy:" + ",".join(heavy), "argv:" + " ".join(argv[1:]))
     sys.stdout.flush()
     os._exit(0)
-os.execvp = fake_exec
+os.execvp = os.execvpe = fake_exec
 from attyguard.cli import main
 main(["-c", "echo hi", "name"])
 """

@@ -345,8 +345,10 @@ class WarnSubscriber:
         backoff_first: float = 0.5,
         backoff_max: float = 10.0,
         on_refused: Callable[[str], None] | None = None,
+        daemon_user: str = "",
     ) -> None:
         self.socket_path = socket_path
+        self.uids, _problem = allowed_uids(daemon_user)  # (as DaemonClient: who may speak)
         self.on_event = on_event
         # `refused` events (an exec the kernel layer denied in this shell's
         # tree); without a handler they join the warn events.
@@ -395,8 +397,12 @@ class WarnSubscriber:
             self._sock = sock
         subscribed = False
         try:
+            if directory_problem(self.socket_path, self.uids) is not None:
+                return False
             sock.settimeout(2.0)
             sock.connect(self.socket_path)
+            if peer_problem(sock, self.uids) is not None:
+                return False  # (its events would be shown as the daemon's)
             sock.sendall(protocol.encode_request("subscribe", "subscribe"))
             buffer = bytearray()
             while not self._stopping.is_set():

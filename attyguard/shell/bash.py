@@ -393,8 +393,9 @@ class BashChild:
                 return
             run.last_activity = time.monotonic()
             if plain(data):
-                self._emit(out_fd, data)
+                # (the instant prompt asks whether start-up output ended a line)
                 self.out_tail = data[-64:]
+                self._emit(out_fd, data)
                 continue
             self._handle_output(run, data, out_fd)
             if run.phase != "run" or run.result is not None or self._out_pending:

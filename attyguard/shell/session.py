@@ -862,7 +862,8 @@ def _subscribe(config: Config, warnings: WarnBuffer,
         from attyguard.daemon.client import WarnSubscriber
 
         sub: _Stoppable = WarnSubscriber(config.guard.daemon_socket_path, warnings.add,
-                                         on_refused=refusals.add if refusals else None)
+                                         on_refused=refusals.add if refusals else None,
+                                         daemon_user=config.guard.daemon_user)
         sub.start()
     except Exception as exc:
         print(f"attyguard: daemon warnings unavailable: {exc}", file=sys.stderr)
