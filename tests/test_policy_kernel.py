@@ -170,6 +170,8 @@ def test_kernel_checks_in_each_mode(mode: str, make_daemon: Callable[..., Runnin
     assert status["backend"] == "kernel", (status, daemon.log())
     assert status["mode"] == mode and status["blind"] == []
     assert status["blockable"] == ["resource", "syscall"]
+    assert sorted(status["kernel"]["programs"]) == ["agp_exec", "agp_exit", "agp_fork",
+                                                    "agp_sys_enter"]
 
     proc = _run(d, exe, procs, "file", "net", "syscall")
     stoppable, other = ACTIONS[mode]
@@ -323,3 +325,16 @@ def test_exec_outside_allowed_exec_at_the_exec_gate(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
+
+
+def test_no_syscall_hook_without_a_rule_that_needs_it(
+        make_daemon: Callable[..., RunningDaemon]) -> None:
+    # Every syscall of every process pays for the sys_enter hook: a policy of
+    # exec and resource rules only must not install it.
+    d = short_tmpdir()
+    (d / "policy.yaml").write_text("processes:\n  p:\n    match: {exe: /opt/p}\n"
+                                   "    allowed_exec: [sh]\n    max_memory_mb: 10\n")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    status = daemon.call("policy_status")
+    assert status["backend"] == "kernel", daemon.log()
+    assert sorted(status["kernel"]["programs"]) == ["agp_exec", "agp_exit", "agp_fork"]

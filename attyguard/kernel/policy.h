@@ -9,7 +9,7 @@
 #define ATTYGUARD_POLICY_H
 
 #define AGP_PATH_LEN 256
-#define AGP_MAX_ENTRIES 256
+#define AGP_MAX_ENTRIES 256 /* indices 1..255 (a byte in `watched`) */
 
 enum agp_type {
 	AGP_SYSCALL = 1, /* a blocked syscall of a watched process */

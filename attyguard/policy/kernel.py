@@ -39,6 +39,7 @@ AGP_PATH_LEN = 256
 AGP_MAX_ENTRIES = 256
 _INODES_MAX = 4096
 AT_FDCWD = -100
+SYS_ENTER = "agp_sys_enter"
 
 
 class Hdr(ctypes.Structure):
@@ -90,7 +91,8 @@ class PolicySensor:
         self.path = path
         self.obj: Any = None
         self.rb: Any = None
-        self.index: dict[str, int] = {}
+        self.index: dict[str, int] = {}  # entry name -> its index in the maps (1..255)
+        self._retired: set[int] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._boot_offset = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
@@ -108,8 +110,14 @@ class PolicySensor:
             raise BpfError("tracefs", 2, why)
         obj = BpfObject.open(self.path)  # 1. open
         try:
-            obj.load()  # 3. load (no rodata: everything that changes lives in maps)
-            obj.attach()  # 4. attach every program
+            # 2. no rodata (everything that changes lives in maps); `watched` is
+            # indexed by pid, so it is as long as pids go here.
+            obj.set_max_entries("watched", _pid_max())
+            obj.load()  # 3. load
+            # 4. attach: the process-tracking programs now; the sys_enter hook,
+            # which every syscall of every process pays for, only once a policy
+            # entry needs it (configure).
+            obj.attach([p for p, _sec in obj.programs() if p != SYS_ENTER])
             control = ctypes.c_uint32(os.getpid())
             obj.map_update("control", ctypes.c_uint32(1), control)
             self.rb = obj.ring_buffer("policy_events", self._on_record)  # 5.
@@ -139,17 +147,39 @@ class PolicySensor:
     # ---- the policy into the maps
 
     def configure(self, policy: Policy) -> None:
-        """Entries, blocked syscalls, argument wishes and exe inodes; watched pids kept."""
+        """Entries, blocked syscalls, argument wishes and exe inodes; watched pids kept.
+
+        An entry keeps its index across reloads (by name): processes the kernel
+        watches under it stay right. A removed entry's index is retired with
+        nothing blocked or wanted, so its leftover processes pay nothing and
+        report nothing; indices are a byte, 255 names over the daemon's life.
+        """
         assert self.obj is not None
         obj = self.obj
-        old = set(self.index.values())
-        self.index = {p.name: i + 1 for i, p in enumerate(policy.processes[:AGP_MAX_ENTRIES - 1])}
+        names = {p.name for p in policy.processes}
+        for name, old in list(self.index.items()):
+            if name not in names:
+                del self.index[name]
+                self._retired.add(old)
+                obj.map_update("entry_cfg", ctypes.c_uint32(old), ctypes.c_uint32(0))
+        for proc in policy.processes:
+            if proc.name not in self.index:
+                used = set(self.index.values()) | self._retired
+                free = next((n for n in range(1, AGP_MAX_ENTRIES) if n not in used), None)
+                if free is None:
+                    log.warning("policy: no kernel index left for %s (255 entry names used "
+                                "since start); its kernel checks need a restart", proc.name)
+                    continue
+                self.index[proc.name] = free
         for key in obj.map_keys("blocked", BlockedKey):
             obj.map_delete("blocked", key)
         for key in obj.map_keys("inodes", InodeKey):
             obj.map_delete("inodes", key)
-        for gone in old - set(self.index.values()):
-            obj.map_update("entry_cfg", ctypes.c_uint32(gone), ctypes.c_uint32(0))
+        if SYS_ENTER not in obj.attached and any(
+                p.blocked_syscalls or p.allowed_files is not None or p.blocked_files
+                or p.allowed_network is not None or p.blocked_network
+                for p in policy.processes):
+            obj.attach([SYS_ENTER])
         inodes = 0
         for proc in policy.processes:
             i = self.index.get(proc.name)
@@ -177,12 +207,6 @@ class PolicySensor:
                 obj.map_update("inodes", InodeKey(kernel_dev(st.st_dev), st.st_ino),
                                ctypes.c_uint32(i))
                 inodes += 1
-        # Watched processes of entries that are gone stop being watched.
-        valid = set(self.index.values())
-        value = ctypes.c_uint32()
-        for key in obj.map_keys("watched", ctypes.c_uint32):
-            if obj.map_lookup("watched", key, value) and value.value not in valid:
-                obj.map_delete("watched", key)
 
     def set_enforce(self, enforce: bool) -> None:
         if self.obj is not None:
@@ -191,23 +215,15 @@ class PolicySensor:
     def watch(self, pid: int, entry: str) -> None:
         i = self.index.get(entry)
         if self.obj is not None and i is not None:
-            self.obj.map_update("watched", ctypes.c_uint32(pid), ctypes.c_uint32(i))
+            self.obj.map_update("watched", ctypes.c_uint32(pid), ctypes.c_uint8(i))
 
-    def watched_pids(self) -> dict[int, int]:
-        out: dict[int, int] = {}
-        if self.obj is None:
-            return out
-        value = ctypes.c_uint32()
-        for key in self.obj.map_keys("watched", ctypes.c_uint32):
-            if self.obj.map_lookup("watched", key, value):
-                out[int(key.value)] = int(value.value)
-        return out
-
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, Any]:
         if self.obj is None:
             return {}
-        return {name: self.obj.percpu_sum("policy_stats", i)
-                for i, name in enumerate(("seen", "dropped", "killed"))}
+        out: dict[str, Any] = {name: self.obj.percpu_sum("policy_stats", i)
+                               for i, name in enumerate(("seen", "dropped", "killed"))}
+        out["programs"] = list(self.obj.attached)
+        return out
 
     # ---- records
 
@@ -240,6 +256,13 @@ class PolicySensor:
                           entry)
         # AGP_EXEC (an exec of a watched inode) needs nothing here: the kernel
         # already watches it, and the proc connector's exec event follows.
+
+
+def _pid_max() -> int:
+    try:
+        return max(32768, int(open("/proc/sys/kernel/pid_max").read()))
+    except (OSError, ValueError):
+        return 4 << 20  # the 64-bit maximum
 
 
 def _expand(pattern: str) -> list[str]:
