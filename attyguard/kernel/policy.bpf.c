@@ -19,6 +19,11 @@
  *     process to be started under attyguard: not done here);
  *   - open/openat/openat2 and connect: the path / address copied for
  *     userspace to judge against globs and CIDR rules (audit/alert).
+ * Connects in enforce mode (cgroup/connect4, cgroup/connect6 at the cgroup2
+ * root, so every process is covered): a watched process's connect inside its
+ * blocked_network, or outside its allowed_network, fails with EPERM before a
+ * packet leaves. The rules are LPM tries per entry; userspace keeps them
+ * identical to what its evaluator judges.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -40,6 +45,7 @@ struct agp_syscall *_anchor_syscall __attribute__((unused));
 struct agp_open *_anchor_open __attribute__((unused));
 struct agp_connect *_anchor_connect __attribute__((unused));
 struct agp_exec *_anchor_exec __attribute__((unused));
+struct agp_net_key *_anchor_net_key __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -85,6 +91,22 @@ struct {
 	__type(key, struct agp_inode_key);
 	__type(value, __u32);
 } inodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct agp_net_key);
+	__type(value, struct agp_net_val);
+} net_blocked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct agp_net_key);
+	__type(value, struct agp_net_val);
+} net_allowed SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -287,4 +309,90 @@ int agp_exec(void *ctx)
 		bpf_ringbuf_submit(rec, 0);
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------- connect (enforce) */
+
+static __always_inline bool net_match(void *trie, struct agp_net_key *key, __u16 port)
+{
+	struct agp_net_val *v = bpf_map_lookup_elem(trie, key);
+	int i;
+
+	if (!v)
+		return false;
+	if (v->nranges == 0)
+		return true;
+	for (i = 0; i < AGP_PORT_RANGES; i++) {
+		if (i >= v->nranges)
+			break;
+		if (v->lo[i] <= port && port <= v->hi[i])
+			return true;
+	}
+	return false;
+}
+
+/* 1: let the connect go on; 0: refuse it (connect() fails with EPERM).
+ * `key` holds the IPv6 form, `key4` the IPv4 form (family 0: none). */
+static __always_inline int judge_connect(struct agp_net_key *key, struct agp_net_key *key4,
+					 __u16 port)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u8 *entry = bpf_map_lookup_elem(&watched, &tgid);
+	bool blocked = false, allowed = false;
+	__u32 e, *cfg;
+
+	if (!entry || !*entry || !control_get(0))
+		return 1;
+	e = *entry;
+	cfg = bpf_map_lookup_elem(&entry_cfg, &e);
+	if (!cfg || !(*cfg & AGP_NET_ENFORCE))
+		return 1;
+	if (key->family) {
+		key->entry = (__u8)e;
+		key->prefixlen = 16 + 128;
+		blocked = net_match(&net_blocked, key, port);
+		allowed = net_match(&net_allowed, key, port);
+	}
+	if (key4->family) {
+		key4->entry = (__u8)e;
+		key4->prefixlen = 16 + 32;
+		blocked = blocked || net_match(&net_blocked, key4, port);
+		allowed = allowed || net_match(&net_allowed, key4, port);
+	}
+	if (blocked || ((*cfg & AGP_NET_ALLOWLIST) && !allowed)) {
+		stat_inc(AGP_STAT_CONNECT_DENIED);
+		return 0;
+	}
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int agp_connect4(struct bpf_sock_addr *ctx)
+{
+	struct agp_net_key none = {}, key4 = {};
+	__u32 ip = ctx->user_ip4; /* network order */
+
+	key4.family = 4;
+	__builtin_memcpy(&key4.addr[0], &ip, 4);
+	return judge_connect(&none, &key4, __builtin_bswap16((__u16)ctx->user_port));
+}
+
+SEC("cgroup/connect6")
+int agp_connect6(struct bpf_sock_addr *ctx)
+{
+	struct agp_net_key key = {}, key4 = {};
+	__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2],
+	      w3 = ctx->user_ip6[3];
+
+	key.family = 6;
+	__builtin_memcpy(&key.addr[0], &w0, 4);
+	__builtin_memcpy(&key.addr[4], &w1, 4);
+	__builtin_memcpy(&key.addr[8], &w2, 4);
+	__builtin_memcpy(&key.addr[12], &w3, 4);
+	/* ::ffff:a.b.c.d is also judged by the IPv4 rules (w0, w1 == 0, w2 == htonl(0xffff)) */
+	if (w0 == 0 && w1 == 0 && w2 == __builtin_bswap32(0xffff)) {
+		key4.family = 4;
+		__builtin_memcpy(&key4.addr[0], &w3, 4);
+	}
+	return judge_connect(&key, &key4, __builtin_bswap16((__u16)ctx->user_port));
 }
