@@ -397,3 +397,25 @@ def test_lpm_entries_merge_containing_prefixes(
         addr = bytes(key.addr)
         got.append((key.prefixlen, key.family, addr[: len(addr.rstrip(b"\0"))], ranges))
     assert sorted(got, key=lambda g: g[0]) == expected
+
+
+def test_shell_sink_reaches_a_warn_subscriber(make_daemon: Callable[..., RunningDaemon],
+                                              procs: list[subprocess.Popen[bytes]]) -> None:
+    import socket
+
+    d = short_tmpdir()
+    exe = _setup(d, "alert")
+    policy = d / "policy.yaml"
+    policy.write_text(policy.read_text().replace(f'["jsonl:{d}/violations.jsonl"]',
+                                                 '[shell]'))
+    daemon = make_daemon(d, ("--policy", str(policy)))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sub:
+        sub.settimeout(20)
+        sub.connect(daemon.socket)
+        sub.sendall(b'{"v": 1, "id": 1, "op": "subscribe"}\n')
+        reader = sub.makefile("r")
+        assert json.loads(reader.readline())["subscribed"] is True
+        proc = _run(d, exe, procs, "syscall")
+        event = json.loads(reader.readline())  # the subscription's next line
+    assert event["event"] == "warn" and event["pid"] == proc.pid
+    assert event["text"] == "policy prog: syscall alerted — blocked syscall: getpriority"
