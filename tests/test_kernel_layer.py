@@ -29,7 +29,7 @@ from attyguard.kernel.events import (
     KernelEvent,
     Rung,
 )
-from attyguard.kernel.layer import KernelLayer, Probe, probe
+from attyguard.kernel.layer import DenyNotice, KernelLayer, Probe, probe
 from tests.kernel_support import bpf_missing_reason, wait_for
 
 pytestmark = pytest.mark.root
@@ -232,7 +232,8 @@ def test_outside_the_scope_is_allowed_at_once(probed: Probe, tmpfs: Path) -> Non
 
 
 def test_deny_tree_and_deny_inode_by_fanotify(probed: Probe, tmpfs: Path, shell: Shell) -> None:
-    layer = _layer(probe(Rung.FANOTIFY), tmpfs)
+    notices: list[DenyNotice] = []
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, on_deny=notices.append)
     other = Shell()
     try:
         layer.start()
@@ -247,6 +248,9 @@ def test_deny_tree_and_deny_inode_by_fanotify(probed: Probe, tmpfs: Path, shell:
         rc, out = other.run(f"{tmpfs}/true")
         assert rc == 126 and "Operation not permitted" in out
         assert not (tmpfs / "marker").exists()
+        assert [(n.reason, Path(n.filename).name) for n in notices] == [
+            ("denied executable", "mk.sh"), ("critical tree", "true")]
+        assert all(n.rung is Rung.FANOTIFY for n in notices)
     finally:
         other.close()
         layer.stop()
@@ -285,7 +289,8 @@ def test_signal_rung_kills_a_denied_tree_before_it_runs_anything(probed: Probe, 
                                                                  shell: Shell) -> None:
     pr = probe(Rung.SIGNAL)
     assert pr.in_use is Rung.SIGNAL
-    layer = _layer(pr, tmpfs)
+    notices: list[DenyNotice] = []
+    layer = _layer(pr, tmpfs, on_deny=notices.append)
     try:
         layer.start()
         layer.guard_tree(shell.pid)
@@ -296,6 +301,8 @@ def test_signal_rung_kills_a_denied_tree_before_it_runs_anything(probed: Probe, 
         assert rc == 128 + signal.SIGKILL, out
         assert not (tmpfs / "marker").exists()
         assert layer.status()["kernel"]["signal_killed"] >= 1
+        wait_for(lambda: any(n.reason == "critical tree (killed)" for n in notices),
+                 what="the kill notice")
     finally:
         layer.stop()
 

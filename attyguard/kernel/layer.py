@@ -79,6 +79,7 @@ from attyguard.kernel.events import (
 
 __all__ = [
     "EXEC_OBJECT",
+    "DenyNotice",
     "KernelLayer",
     "Mode",
     "Probe",
@@ -274,6 +275,19 @@ def _proc_ppid(pid: int) -> int:
     return 0
 
 
+@dataclass(frozen=True, slots=True)
+class DenyNotice:
+    """An exec the layer refused on its own, without `decide` (maps, deadline, kernel kill).
+
+    `decide`'s own denies are known to the daemon already; these are not.
+    """
+
+    pid: int
+    filename: str
+    reason: str  # "critical tree", "denied executable", "deadline", "critical tree (killed)"
+    rung: Rung
+
+
 @dataclass(slots=True)
 class _Pending:
     """A permission event waiting for its answer (answered exactly once)."""
@@ -281,6 +295,7 @@ class _Pending:
     event: fan.PermEvent
     deadline: float
     answered: bool = False
+    path: str = ""
 
 
 @dataclass(slots=True)
@@ -315,6 +330,7 @@ class KernelLayer:
         trace_all: bool = False,
         workers: int = 4,
         ring_buffer_bytes: int | None = None,
+        on_deny: Callable[[DenyNotice], None] | None = None,
     ) -> None:
         if mode not in ("warn", "enforce"):
             raise ValueError(f"mode must be warn or enforce, not {mode!r}")
@@ -325,6 +341,7 @@ class KernelLayer:
         self.on_deadline = on_deadline
         self._decide = decide
         self._on_event = on_event
+        self._on_deny = on_deny
         self._mark_paths = mark_paths
         self._trace_all = trace_all
         self._workers = max(1, workers)
@@ -610,6 +627,8 @@ class KernelLayer:
 
     def _expire_deadlines(self) -> int:
         """Answer every permission event whose deadline passed; ms until the next one."""
+        if not self._waiting:  # unlocked peek: a push races only with a later turn
+            return 100
         now = time.monotonic()
         expired: list[_Pending] = []
         with self._lock:
@@ -619,19 +638,25 @@ class KernelLayer:
                     expired.append(p)
             nxt = self._waiting[0][0] if self._waiting else now + 0.1
         for p in expired:
-            if self._answer(p, self.on_deadline == "allow"):
-                with self._lock:
-                    self._c.deadline_misses += 1
-                    if self.on_deadline == "deny":
-                        self._c.denied += 1
+            allow = self.on_deadline == "allow"
+            if self._answer(p, allow, deadline=True) and not allow:
+                self._notify_deny(p.event.pid, p.path, "deadline")
         return max(0, min(100, int((nxt - now) * 1000) + 1))
 
-    def _answer(self, p: _Pending, allow: bool) -> bool:
-        """Respond once; False when someone (deadline or decision) already did."""
+    def _answer(self, p: _Pending, allow: bool, *, deadline: bool = False) -> bool:
+        """Respond once; False when someone (deadline or decision) already did.
+
+        Counted before the response is written: the exec resumes the moment it
+        is, and a reader of status() must already see why.
+        """
         with self._lock:
             if p.answered:
                 return False
             p.answered = True
+            if deadline:
+                self._c.deadline_misses += 1
+            if not allow:
+                self._c.denied += 1
             group = self._group
         if group is None:
             with contextlib.suppress(OSError):
@@ -659,6 +684,8 @@ class KernelLayer:
             elif isinstance(ev, ExitEvent):
                 self._exec_records.pop(ev.pid, None)
                 self._judged.discard(ev.pid)
+        if isinstance(ev, ExecEvent) and rec.killed:
+            self._notify_deny(ev.tgid, ev.filename, "critical tree (killed)")
         if isinstance(ev, ExecEvent) and not rec.killed and self._group is None:
             # No permission rung: judge after the fact (warn events; rung 3 kills).
             self._submit_async(ev)
@@ -681,19 +708,19 @@ class KernelLayer:
             with self._lock:
                 inode_denied = key is not None and key in self._denied_inodes
             if inode_denied:
-                self._deny_now(ev)
+                self._deny_now(ev, "denied executable")
                 return
         if check_trees and self._scoped(ev.pid, True)[1]:
-            self._deny_now(ev)
+            self._deny_now(ev, "critical tree")
             return
         if follow_up:
             self._respond_now(ev, allow=True)
             return
         guarded, _ = self._scoped(ev.pid, False)
         if not guarded:
-            self._respond_now(ev, allow=True)
             with self._lock:
                 self._c.fast_path += 1
+            self._respond_now(ev, allow=True)
             return
         with self._lock:
             record = self._exec_records.pop(ev.pid, None)
@@ -717,7 +744,7 @@ class KernelLayer:
             self._respond_now(ev, allow=True)
             self._submit_async(exec_ev)
             return
-        pending = _Pending(ev, time.monotonic() + self.deadline)
+        pending = _Pending(ev, time.monotonic() + self.deadline, path=path)
         with self._lock:
             heapq.heappush(self._waiting, (pending.deadline, next(self._seq), pending))
         assert self._pool is not None
@@ -726,10 +753,20 @@ class KernelLayer:
         except RuntimeError:  # pool shut down: stopping
             self._answer(pending, True)
 
-    def _deny_now(self, ev: fan.PermEvent) -> None:
-        self._respond_now(ev, allow=False)
+    def _deny_now(self, ev: fan.PermEvent, reason: str) -> None:
+        path = fan.fd_path(ev.fd) if self._on_deny is not None else ""
         with self._lock:
             self._c.denied += 1
+        self._respond_now(ev, allow=False)
+        self._notify_deny(ev.pid, path, reason)
+
+    def _notify_deny(self, pid: int, filename: str, reason: str) -> None:
+        if self._on_deny is None:
+            return
+        try:
+            self._on_deny(DenyNotice(pid, filename, reason, self.rung or Rung.AUDIT))
+        except Exception:
+            log.exception("on_deny failed")
 
     def _respond_now(self, ev: fan.PermEvent, *, allow: bool) -> None:
         assert self._group is not None
@@ -751,9 +788,7 @@ class KernelLayer:
 
     def _judge(self, pending: _Pending, ev: ExecEvent) -> None:
         decision = self._call_decide(ev)
-        if self._answer(pending, decision.allow) and not decision.allow:
-            with self._lock:
-                self._c.denied += 1
+        self._answer(pending, decision.allow)
 
     def _submit_async(self, ev: ExecEvent) -> None:
         pool = self._pool
