@@ -67,3 +67,28 @@ def test_non_utf8_is_located(tmp_path: Path) -> None:
     path.write_bytes(b"[daemon]\nmode = \"\xff\"\n")
     _, errors = load_daemon_config(path, missing_ok=False)
     assert errors and errors[0].line == 2
+
+
+# --- the exec guard's keys (issue 10)
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    ('[daemon]\nebpf_mode = "on"\n', 2, "daemon.ebpf_mode must be one of off, warn, enforce"),
+    ('[daemon]\nexec_scope = "everyone"\n', 2, "daemon.exec_scope must be one of"),
+    ('[daemon]\nexec_scope = "group"\n', 2, "needs daemon.exec_group"),
+    ('[daemon]\nexec_deadline_ms = 1\n', 2, "between 10 and 10000"),
+    ('[daemon]\nexec_rung = "bpf"\n', 2, "daemon.exec_rung must be one of"),
+])
+def test_exec_guard_keys_are_checked(text: str, line: int, message: str) -> None:
+    from attyguard.daemon.config import parse_daemon_config
+
+    _config, errors = parse_daemon_config(text, "x.toml")
+    assert len(errors) == 1 and str(errors[0]).startswith(f"x.toml:{line}:"), errors
+    assert message in str(errors[0])
+
+
+def test_exec_guard_is_off_by_default() -> None:
+    from attyguard.daemon.config import DEFAULT_DAEMON_CONFIG_TEXT, parse_daemon_config
+
+    config, errors = parse_daemon_config(DEFAULT_DAEMON_CONFIG_TEXT)
+    assert errors == [] and config.daemon.ebpf_mode == "off"
+    assert config.daemon.exec_scope == "sessions"

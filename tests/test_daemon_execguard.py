@@ -270,3 +270,30 @@ def test_pipe_writers_finds_the_other_end_among_siblings() -> None:
             p.wait()
         if writer.stdout is not None:
             writer.stdout.close()
+
+
+def test_a_padded_script_does_not_hide_its_payload() -> None:
+    # too large for the engine as one text: judged again line by line
+    padding = "echo padding-line\n" * 5000 + "#" * 70_000 + "\n"
+    f = facts("bash", "./big.sh", script_text=padding + BLOCKED + "\n")
+    j = judge(f, critical=None, engine=classify, rules=RULES, budget_s=30.0)
+    assert j.action is Action.BLOCK and any(r.startswith("obf-") for r in j.rules), j
+
+
+def test_a_script_that_cannot_be_judged_in_time_is_a_warning_not_a_pass() -> None:
+    ticks = iter(range(1000))
+    f = facts("bash", "./big.sh", script_text="echo x\n" * 20_000 + BLOCKED + "\n")
+    j = judge(f, critical=None, engine=classify, rules=RULES, budget_s=5,
+              clock=lambda: float(next(ticks)))
+    assert j.action is Action.WARN and j.rules == ("exec.script-unjudged",), j
+
+
+@pytest.mark.parametrize(("text", "lines"), [
+    ("a\n\n# c\nb \\\n  c\n", ["a", "b   c"]),
+    ("x \\\\\ny\n", ["x \\\\", "y"]),
+    ("tail \\", ["tail "]),
+])
+def test_script_lines(text: str, lines: list[str]) -> None:
+    from attyguard.daemon.execguard import script_lines
+
+    assert list(script_lines(text)) == lines

@@ -29,7 +29,7 @@ from attyguard.kernel.events import (
     KernelEvent,
     Rung,
 )
-from attyguard.kernel.layer import KernelLayer, Probe, probe
+from attyguard.kernel.layer import DenyNotice, KernelLayer, Probe, probe
 from tests.kernel_support import bpf_missing_reason, wait_for
 
 pytestmark = pytest.mark.root
@@ -232,7 +232,8 @@ def test_outside_the_scope_is_allowed_at_once(probed: Probe, tmpfs: Path) -> Non
 
 
 def test_deny_tree_and_deny_inode_by_fanotify(probed: Probe, tmpfs: Path, shell: Shell) -> None:
-    layer = _layer(probe(Rung.FANOTIFY), tmpfs)
+    notices: list[DenyNotice] = []
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, on_deny=notices.append)
     other = Shell()
     try:
         layer.start()
@@ -247,6 +248,9 @@ def test_deny_tree_and_deny_inode_by_fanotify(probed: Probe, tmpfs: Path, shell:
         rc, out = other.run(f"{tmpfs}/true")
         assert rc == 126 and "Operation not permitted" in out
         assert not (tmpfs / "marker").exists()
+        assert [(n.reason, Path(n.filename).name) for n in notices] == [
+            ("denied executable", "mk.sh"), ("critical tree", "true")]
+        assert all(n.rung is Rung.FANOTIFY for n in notices)
     finally:
         other.close()
         layer.stop()
@@ -285,7 +289,8 @@ def test_signal_rung_kills_a_denied_tree_before_it_runs_anything(probed: Probe, 
                                                                  shell: Shell) -> None:
     pr = probe(Rung.SIGNAL)
     assert pr.in_use is Rung.SIGNAL
-    layer = _layer(pr, tmpfs)
+    notices: list[DenyNotice] = []
+    layer = _layer(pr, tmpfs, on_deny=notices.append)
     try:
         layer.start()
         layer.guard_tree(shell.pid)
@@ -296,6 +301,8 @@ def test_signal_rung_kills_a_denied_tree_before_it_runs_anything(probed: Probe, 
         assert rc == 128 + signal.SIGKILL, out
         assert not (tmpfs / "marker").exists()
         assert layer.status()["kernel"]["signal_killed"] >= 1
+        wait_for(lambda: any(n.reason == "critical tree (killed)" for n in notices),
+                 what="the kill notice")
     finally:
         layer.stop()
 
@@ -470,9 +477,11 @@ def test_sensor_sigkilled_mid_storm_leaves_no_task_blocked(probed: Probe, tmpfs:
 def test_sensor_sigstopped_mid_storm_blocks_guarded_execs_until_resumed(
     probed: Probe, tmpfs: Path
 ) -> None:
-    """What SIGSTOP does: guarded execs on marked filesystems wait (the kernel has no
-    timeout for permission events); on SIGCONT the expired deadlines are answered at
-    once and the storm finishes; a stopped sensor that is then killed releases them."""
+    """What SIGSTOP does: every exec on a marked filesystem waits, guarded or not (the
+    fast path is answered in userspace, and the kernel has no timeout for permission
+    events); on SIGCONT the expired deadlines are answered at once and execs flow; a
+    stopped sensor that is then killed releases them. In production the bound is the
+    daemon's watchdog (status()["heartbeat_age_s"])."""
     storm = _storm(tmpfs, 100000)
     sensor = None
     try:
@@ -492,12 +501,21 @@ def test_sensor_sigstopped_mid_storm_blocks_guarded_execs_until_resumed(
             assert wchan_seen
             t_stop = time.monotonic()
             before = _exec_count(storm.pid)
+            outsider_done = threading.Event()
+
+            def outsider() -> None:  # not in any guarded tree
+                subprocess.run([str(tmpfs / "true")], timeout=60)
+                outsider_done.set()
+
+            threading.Thread(target=outsider, daemon=True).start()
             # Not a synchronisation: a measurement window (the bound of the stop).
             time.sleep(0.5)
             assert _exec_count(storm.pid) == before
+            assert not outsider_done.is_set(), "an unguarded exec passed a stopped sensor"
             assert time.monotonic() - t_stop < 5
         finally:
             os.kill(sensor.pid, signal.SIGCONT)
+        assert outsider_done.wait(20), "the unguarded exec stayed blocked after SIGCONT"
         # resumed: execs flow again
         resumed_from = _exec_count(storm.pid)
         wait_for(lambda: _exec_count(storm.pid) > resumed_from + 5, what="execs to resume")

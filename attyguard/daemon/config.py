@@ -58,6 +58,7 @@ class DaemonSection:
     exec_deadline_ms: int = 200
     exec_trust_window_s: float = 600.0
     exec_events_kept: int = 1000
+    exec_rung: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("daemon", "tier2"): TIER2_NAMES,
     ("daemon", "ebpf_mode"): EBPF_MODES,
     ("daemon", "exec_scope"): EXEC_SCOPES,
+    ("daemon", "exec_rung"): ("", "lsm", "fanotify", "signal", "audit"),
     ("policy", "kernel"): POLICY_KERNEL,
 }
 
@@ -148,6 +150,9 @@ exec_deadline_ms = 200
 exec_trust_window_s = 600.0
 # Recent exec decisions kept for `attyguard events`.
 exec_events_kept = 1000
+# Force a rung of the ladder ("lsm", "fanotify", "signal", "audit"); empty: the
+# strongest one the probe finds usable here.
+exec_rung = ""
 
 [accumulator]
 # P = 1 - prod(1 - p_i) over the Tier-1 rules' probabilities, the Tier-2 score

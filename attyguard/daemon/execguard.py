@@ -26,7 +26,7 @@ import shlex
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from attyguard.kernel.events import ExecEvent, FdInfo, FdKind
 __all__ = [
     "SCOPES",
     "SCRIPT_MAX_BYTES",
+    "TREE_CRITICAL_RULE",
     "ExecFacts",
     "ExecJudgement",
     "ExecRule",
@@ -85,6 +86,7 @@ class ExecFacts:
     exe_age_s: float | None = None  # seconds since the executable last changed
     exe_same_tree: bool = False  # changed since the tree was guarded, by its user
     exe_elf: bool = False
+    argv_truncated: bool = False  # the sensor cut argv at its bound: a payload may be hidden
 
     @property
     def name(self) -> str:
@@ -205,6 +207,7 @@ class Conditions:
     exe_same_tree: bool | None = None
     exe_elf: bool | None = None
     exe_in: tuple[str, ...] = ()  # globs on the executable's path
+    argv_truncated: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,15 +253,17 @@ def rule_matches(rule: ExecRule, facts: ExecFacts) -> bool:
         return False
     if c.exe_elf is not None and facts.exe_elf != c.exe_elf:
         return False
+    if c.argv_truncated is not None and facts.argv_truncated != c.argv_truncated:
+        return False
     return not (c.exe_in and not any(fnmatch.fnmatchcase(facts.program, p) for p in c.exe_in))
 
 
 _RULE_KEYS = {"id", "title", "severity", "action", "explanation", "when", "examples"}
 _LIST_CONDITIONS = {"program", "stdin", "stdout", "stdin_or_stdout", "stdin_pipe_from",
                     "exe_in"}
-_BOOL_CONDITIONS = {"program_from_stdin", "exe_same_tree", "exe_elf"}
+_BOOL_CONDITIONS = {"program_from_stdin", "exe_same_tree", "exe_elf", "argv_truncated"}
 _EXAMPLE_KEYS = {"event", "argv", "program", "stdin", "stdout", "stderr", "stdin_pipe_from",
-                 "exe_age_s", "exe_same_tree", "exe_elf", "script"}
+                 "exe_age_s", "exe_same_tree", "exe_elf", "script", "argv_truncated"}
 
 
 def _conditions(raw: Any, where: str, rid: str, sets: Mapping[str, frozenset[str]]
@@ -416,7 +421,8 @@ def facts_from_example(example: Mapping[str, Any]) -> ExecFacts:
         stdin_writers=tuple(str(w) for w in example.get("stdin_pipe_from", ())),
         exe_age_s=float(age) if age is not None else None,
         exe_same_tree=bool(example.get("exe_same_tree", False)),
-        exe_elf=bool(example.get("exe_elf", False)))
+        exe_elf=bool(example.get("exe_elf", False)),
+        argv_truncated=bool(example.get("argv_truncated", False)))
 
 
 def run_exec_examples(rules: Iterable[ExecRule]) -> list[str]:
@@ -444,14 +450,38 @@ class ExecJudgement:
     rules: tuple[str, ...] = ()
 
 
+BOUNDED_RULE = "engine.analysis-bounded"  # the engine's "could not finish" hit
+SCRIPT_UNJUDGED_RULE = "exec.script-unjudged"
+
+
+def script_lines(text: str) -> Iterator[str]:
+    """A script as the lines bash reads (backslash-continued lines joined), blank ones skipped."""
+    pending = ""
+    for raw in text.split("\n"):
+        if raw.endswith("\\") and not raw.endswith("\\\\"):
+            pending += raw[:-1]
+            continue
+        line, pending = pending + raw, ""
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield line
+    if pending.strip():
+        yield pending
+
+
 def judge(facts: ExecFacts, *, critical: str | None, engine: Callable[[str], Verdict],
-          rules: Iterable[ExecRule]) -> ExecJudgement:
+          rules: Iterable[ExecRule], budget_s: float = 0.1,
+          clock: Callable[[], float] = time.monotonic) -> ExecJudgement:
     """The judgement of one exec. `critical`: the reason its tree is Critical, else None.
 
     Tier-1 hits that only warn do not make an exec event: the user has seen
     (and answered) such lines at the prompt; only a Tier-1 block is carried
     over, so the exec is refused exactly when the same words typed as one
     line would have been.
+
+    A script too large or too complex for the engine as a whole (its verdict
+    is "analysis bounded": padding a script must not hide its payload) is
+    judged again line by line within `budget_s`; what cannot be judged in
+    time is a warn (`exec.script-unjudged`), never silently allowed.
     """
     if critical is not None:
         return ExecJudgement(Action.BLOCK, f"process tree is Critical ({critical})",
@@ -459,6 +489,12 @@ def judge(facts: ExecFacts, *, critical: str | None, engine: Callable[[str], Ver
     found: list[tuple[Action, str, tuple[str, ...]]] = []
     for line in exec_view(facts):
         verdict = engine(line)
+        if verdict.action is not Action.BLOCK \
+                and any(h.rule_id == BOUNDED_RULE for h in verdict.rules):
+            verdict = _judge_lines(line, engine, clock() + budget_s, clock)
+            if verdict.action is Action.WARN:
+                found.append((Action.WARN, "code too large to judge in time",
+                              (SCRIPT_UNJUDGED_RULE,)))
         if verdict.action is Action.BLOCK:
             found.append((Action.BLOCK, verdict.reason,
                           tuple(h.rule_id for h in verdict.rules if h.action is Action.BLOCK)))
@@ -472,6 +508,18 @@ def judge(facts: ExecFacts, *, critical: str | None, engine: Callable[[str], Ver
     strongest = [f for f in found if f[0] is action]
     ids = tuple(dict.fromkeys(i for f in strongest for i in f[2]))
     return ExecJudgement(action, strongest[0][1], ids)
+
+
+def _judge_lines(text: str, engine: Callable[[str], Verdict], deadline: float,
+                 clock: Callable[[], float]) -> Verdict:
+    """The first block among the script's lines; WARN when time ran out first, else ALLOW."""
+    for line in script_lines(text):
+        if clock() > deadline:
+            return Verdict(Action.WARN)
+        verdict = engine(line)
+        if verdict.action is Action.BLOCK:
+            return verdict
+    return Verdict(Action.ALLOW)
 
 
 # --------------------------------------------------------------------------- impure
@@ -571,7 +619,8 @@ def gather(event: ExecEvent, *, tree_since: float | None, tree_uid: int | None,
         pass
     return ExecFacts(program=program, argv=argv, fds=fds, script_text=script_text,
                      stdin_writers=tuple(dict.fromkeys(writers)), exe_age_s=age,
-                     exe_same_tree=same_tree, exe_elf=head.startswith(b"\x7fELF"))
+                     exe_same_tree=same_tree, exe_elf=head.startswith(b"\x7fELF"),
+                     argv_truncated=event.argv_truncated)
 
 
 @dataclass(slots=True)

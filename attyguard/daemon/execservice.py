@@ -10,7 +10,7 @@ counters behind `attyguard daemon status`, and what a judgement does:
 - enforce on a permission rung (fanotify; lsm through its maps): the exec
   fails with EPERM, the owning shell gets one `refused` event (its next prompt
   shows `REFUSED — <program>: <reason>`) and its PID is marked Critical;
-- enforce on the signal rung: the task is killed (best effort, after the fact);
+- enforce on the signal rung: the kernel layer kills the task (after the fact);
 - warn mode, or a rung that cannot deny (audit): a would-be block becomes a
   `warn` event to the owning shell (its `⚠ N`), nothing is denied;
 - a rule whose action is `warn`: a `warn` event in every mode.
@@ -26,9 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import inspect
 import logging
 import os
-import signal
 import threading
 import time
 from collections import deque
@@ -37,6 +37,7 @@ from typing import Any
 
 from attyguard.daemon import protocol
 from attyguard.daemon.execguard import (
+    TREE_CRITICAL_RULE,
     ExecFacts,
     ExecJudgement,
     ExecRule,
@@ -84,8 +85,10 @@ class ExecService:
         trust_window_s: float = 600.0,
         kept: int = 1000,
         rules: tuple[ExecRule, ...] | None = None,
+        force_rung: str = "",
     ) -> None:
         self.mode = mode
+        self.force_rung = Rung(force_rung) if force_rung else None
         self.deadline_ms = deadline_ms
         self.engine = engine
         self.threats = threats
@@ -121,12 +124,21 @@ class ExecService:
             kernel_layer = importlib.import_module("attyguard.kernel.layer")
         if kernel_layer is not None:
             try:
-                probe = kernel_layer.probe()
+                probe = kernel_layer.probe(self.force_rung)
                 self.probe_report = _probe_json(probe)
+                for rung in getattr(probe, "rungs", ()):
+                    log.info("exec guard: probe: %s %s (%s)", rung.name.value,
+                             "available" if rung.available else "unavailable", rung.reason)
+                # Rung 4 (audit) is the netlink proc connector, ours: the layer
+                # runs the three rungs above it (forcing "audit" selects rung 4).
                 if probe.in_use is not None and Rung(probe.in_use) is not Rung.AUDIT:
+                    extra: dict[str, Any] = {}
+                    if "on_deny" in inspect.signature(kernel_layer.KernelLayer).parameters:
+                        extra["on_deny"] = self.on_deny
                     self.layer = kernel_layer.KernelLayer(
                         probe, decide=self.decide, on_event=self.on_event,
-                        deadline_ms=self.deadline_ms, mode=self.mode)
+                        deadline_ms=self.deadline_ms, mode=self.mode,
+                        trace_all=self.trees.scope != "sessions", **extra)
                     self.layer.start()
                     self.rung = Rung(probe.in_use)
                     for root in self.trees.roots():
@@ -223,7 +235,9 @@ class ExecService:
                     self.windows.close(root)
             elif isinstance(event, ExecEvent):
                 self._remember_writer(event)
-                if self.rung is not Rung.FANOTIFY or event.rung is Rung.AUDIT:
+                if self.layer is None:
+                    # Our own proc connector: after the fact. (The kernel layer
+                    # asks `decide` itself, on a permission event or after the exec.)
                     self._judge_after(event)
             elif isinstance(event, AlgSocketEvent):
                 self._alg_socket(event)
@@ -234,7 +248,12 @@ class ExecService:
             log.exception("exec guard: handling %s failed", type(event).__name__)
 
     def decide(self, event: ExecEvent) -> ExecDecision:
-        """A permission rung's question (layer thread): allow or deny this exec now."""
+        """The kernel layer's question (its threads): allow or deny this exec.
+
+        On fanotify (and lsm, which judges through fanotify) the task waits
+        for the answer: a deny is an EPERM. On the signal rung the layer kills
+        a denied task (after the fact); on audit nothing can be denied.
+        """
         try:
             if self.policy_decide is not None:
                 verdict = self.policy_decide(event)
@@ -244,7 +263,8 @@ class ExecService:
             if judgement is None:
                 return ALLOW
             if judgement.action is Action.BLOCK and self.mode == "enforce":
-                self._act(event, facts, judgement, root, denied=True)
+                enforced = self.rung in (Rung.FANOTIFY, Rung.LSM, Rung.SIGNAL)
+                self._act(event, facts, judgement, root, denied=enforced)
                 return ExecDecision(False, judgement.reason, judgement.rules)
             self._act(event, facts, judgement, root, denied=False)
             return ALLOW
@@ -253,17 +273,32 @@ class ExecService:
             log.exception("exec guard: judging pid %d failed; allowed", event.pid)
             return ALLOW
 
+    def on_deny(self, notice: Any) -> None:
+        """An exec the layer refused by itself (maps, deadline, kernel kill): record it.
+
+        The shell is told (one red line) unless its tree was locked already:
+        then it has said REFUSED once.
+        """
+        try:
+            pid = int(notice.pid)
+            ppid, uid = _ppid_uid(pid)
+            root = self.trees.owner(pid, ppid)
+            reason = f"refused by the kernel layer: {notice.reason}"
+            rule = "kernel." + str(notice.reason).split(" ")[0]
+            event = ExecEvent(time.time(), pid, pid, ppid, uid, str(notice.filename), (),
+                              rung=Rung(notice.rung))
+            judgement = ExecJudgement(Action.BLOCK, reason,
+                                      (TREE_CRITICAL_RULE,) if "critical" in reason else (rule,))
+            self._act(event, None, judgement, root, denied=True)
+        except Exception:
+            self.counters["errors"] += 1
+            log.exception("exec guard: a deny notice failed")
+
     def _judge_after(self, event: ExecEvent) -> None:
-        """An exec that has already happened (audit, signal, lsm rungs)."""
+        """An exec the proc connector reported (rung 4): it runs already; record only."""
         judgement, root, facts = self._judge(event)
-        if judgement is None:
-            return
-        kill = (judgement.action is Action.BLOCK and self.mode == "enforce"
-                and self.rung in (Rung.SIGNAL, Rung.LSM))
-        if kill:
-            with contextlib.suppress(OSError):
-                os.kill(event.tgid, signal.SIGKILL)  # best effort: it is running already
-        self._act(event, facts, judgement, root, denied=kill)
+        if judgement is not None:
+            self._act(event, facts, judgement, root, denied=False)
 
     def _judge(self, event: ExecEvent) -> tuple[ExecJudgement | None, int | None, ExecFacts | None]:
         self.counters["seen"] += 1
@@ -282,16 +317,29 @@ class ExecService:
             writers = dict(self._writers)
         facts = gather(event, tree_since=tree.since if tree else None,
                        tree_uid=tree.uid if tree else None, known_writers=writers)
-        level, entry = self.threats.level_of(event.tgid)
+        level, entry = self._level_of(event.tgid)
         critical = (entry.reason or "marked") if level is ThreatLevel.CRITICAL and entry \
             else None
-        judgement = judge(facts, critical=critical, engine=self.engine, rules=self.rules)
+        # Half the permission deadline for a large script's line-by-line pass:
+        # the rest is for reading it and everything else.
+        judgement = judge(facts, critical=critical, engine=self.engine, rules=self.rules,
+                          budget_s=self.deadline_ms / 2000)
         if judgement.action is not Action.ALLOW and critical is None:
             trusted = self.windows.active(root)
             if trusted is not None:
                 judgement = ExecJudgement(Action.ALLOW, f"trusted line: {trusted[:80]}",
                                           judgement.rules)
         return judgement, root, facts
+
+    def _level_of(self, pid: int) -> tuple[ThreatLevel, Any]:
+        # ThreatMap belongs to the event loop; the layer's threads only read it,
+        # but a concurrent prune/mark can change a dict under the walk: retry once.
+        for _ in range(2):
+            try:
+                return self.threats.level_of(pid)
+            except (KeyError, RuntimeError):
+                continue
+        return self.threats.level_of(pid)
 
     def _remember_writer(self, event: ExecEvent) -> None:
         # `curl … | bash` on two lines: curl's exec shows fd 1 = the pipe that
@@ -352,6 +400,10 @@ class ExecService:
             log.warning("exec %s: pid %d %s: %s", "would be refused" if blocked else "warning",
                         event.tgid, program, judgement.reason)
         if root is None:
+            return
+        if denied and judgement.rules == (TREE_CRITICAL_RULE,):
+            # The tree is locked already and its shell has said so once (a retry
+            # along PATH, a loop): one red line, not one per attempt.
             return
         if denied:
             text = f"REFUSED — {program}: {judgement.reason}"
@@ -415,7 +467,8 @@ class ExecService:
             with contextlib.suppress(Exception):
                 layer_status = dict(self.layer.status())
                 counters["dropped"] = max(counters["dropped"],
-                                          int(layer_status.get("dropped", 0) or 0))
+                                          int(layer_status.get("events_dropped", 0) or 0))
+                counters["deadline_misses"] = int(layer_status.get("deadline_misses", 0) or 0)
         if self.connector is not None:
             counters["dropped"] = self.connector.overruns
         return {
@@ -429,6 +482,15 @@ class ExecService:
             "layer": layer_status or None,
             "probe": self.probe_report,
         }
+
+
+def _ppid_uid(pid: int) -> tuple[int, int]:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            fields = {k: v.split() for k, _, v in (line.partition(b":") for line in f)}
+        return int(fields[b"PPid"][0]), int(fields[b"Uid"][0])
+    except (OSError, KeyError, IndexError, ValueError):
+        return 0, -1
 
 
 def _exe_of(pid: int) -> str:

@@ -694,7 +694,8 @@ class DaemonServer:
                 mode=section.ebpf_mode, scope=section.exec_scope, group=section.exec_group,
                 deadline_ms=section.exec_deadline_ms, engine=self.engine, threats=self.threats,
                 send_to_pid=self._send_to_pid, send_to_followers=self._send_to_followers,
-                trust_window_s=section.exec_trust_window_s, kept=section.exec_events_kept)
+                trust_window_s=section.exec_trust_window_s, kept=section.exec_events_kept,
+                force_rung=section.exec_rung)
         except Exception as exc:  # e.g. a broken patterns/exec/ rule file
             log.error("exec guard disabled: %s", exc)
             self.execs = None
@@ -709,9 +710,11 @@ class DaemonServer:
 
     def _exec_reload(self, new: DaemonConfig) -> None:
         old = self.config.daemon
-        if (new.daemon.ebpf_mode, new.daemon.exec_scope, new.daemon.exec_group) != (
-                old.ebpf_mode, old.exec_scope, old.exec_group):
-            log.warning("reload: ebpf_mode/exec_scope/exec_group changes take effect on restart")
+        if (new.daemon.ebpf_mode, new.daemon.exec_scope, new.daemon.exec_group,
+                new.daemon.exec_rung) != (old.ebpf_mode, old.exec_scope, old.exec_group,
+                                          old.exec_rung):
+            log.warning("reload: ebpf_mode/exec_scope/exec_group/exec_rung changes take "
+                        "effect on restart")
 
     def _exec_next_line(self, conn: _Connection) -> None:
         if self.execs is not None:
@@ -1009,6 +1012,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--print-default-config", action="store_true",
                         help="print the commented default config and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--probe", action="store_true",
+                        help="probe the kernel enforcement ladder (lsm, fanotify, signal, audit), "
+                        "print it and exit")
+    parser.add_argument("--json", action="store_true", help="with --probe: one JSON object")
+    parser.add_argument("--rung", choices=("lsm", "fanotify", "signal", "audit"),
+                        help="with --probe: force this rung or a lower one")
     return parser
 
 
@@ -1039,6 +1048,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_default_config:
         sys.stdout.write(DEFAULT_DAEMON_CONFIG_TEXT)
         return 0
+    if args.probe:
+        from attyguard.kernel.report import print_probe
+
+        return print_probe(args.rung, args.json)
     _setup_logging(args.verbose)
     config_path = Path(args.config or DEFAULT_CONFIG_PATH)
     missing_ok = args.config is None

@@ -79,6 +79,7 @@ from attyguard.kernel.events import (
 
 __all__ = [
     "EXEC_OBJECT",
+    "DenyNotice",
     "KernelLayer",
     "Mode",
     "Probe",
@@ -100,6 +101,7 @@ SENSOR_PROGRAMS = (
     "ag_socket",
     "ag_connect",
 )
+_MAX_RECORDS = 65536  # exec records waiting for their permission event (one per tgid)
 Mode = Literal["warn", "enforce"]
 OnDeadline = Literal["allow", "deny"]
 
@@ -258,6 +260,34 @@ def probe(force: Rung | None = None) -> Probe:
 # --------------------------------------------------------------------------- layer
 
 
+def _proc_uid(pid: int) -> int:
+    """The real uid of a process (as the BPF side's bpf_get_current_uid_gid)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise OSError(errno.ESRCH, "no Uid line")
+
+
+def _proc_ppid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class DenyNotice:
+    """An exec the layer refused on its own, without `decide` (maps, deadline, kernel kill).
+
+    `decide`'s own denies are known to the daemon already; these are not.
+    """
+
+    pid: int
+    filename: str
+    reason: str  # "critical tree", "denied executable", "deadline", "critical tree (killed)"
+    rung: Rung
+
+
 @dataclass(slots=True)
 class _Pending:
     """A permission event waiting for its answer (answered exactly once)."""
@@ -265,6 +295,7 @@ class _Pending:
     event: fan.PermEvent
     deadline: float
     answered: bool = False
+    path: str = ""
 
 
 @dataclass(slots=True)
@@ -299,6 +330,7 @@ class KernelLayer:
         trace_all: bool = False,
         workers: int = 4,
         ring_buffer_bytes: int | None = None,
+        on_deny: Callable[[DenyNotice], None] | None = None,
     ) -> None:
         if mode not in ("warn", "enforce"):
             raise ValueError(f"mode must be warn or enforce, not {mode!r}")
@@ -309,6 +341,7 @@ class KernelLayer:
         self.on_deadline = on_deadline
         self._decide = decide
         self._on_event = on_event
+        self._on_deny = on_deny
         self._mark_paths = mark_paths
         self._trace_all = trace_all
         self._workers = max(1, workers)
@@ -330,7 +363,9 @@ class KernelLayer:
         self._seq = itertools.count()
         self._c = _Counters()
         self._started = False
-        self.start_error: str | None = None
+        self.reader_error: str | None = None
+        self.heartbeat = 0.0  # time.monotonic() of the reader loop's last turn
+        self._guarded_uids: set[int] = set()
         self.marks: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ start/stop
@@ -451,6 +486,19 @@ class KernelLayer:
             self._roots.discard(tgid)
         self._forget_tree("guarded", tgid)
 
+    def guard_uid(self, uid: int) -> None:
+        """Every process of this user is in scope (the daemon's `group` scope)."""
+        with self._lock:
+            self._guarded_uids.add(uid)
+        if self._obj is not None:
+            self._obj.map_update("guarded_uids", ctypes.c_uint32(uid), ctypes.c_uint32(1))
+
+    def unguard_uid(self, uid: int) -> None:
+        with self._lock:
+            self._guarded_uids.discard(uid)
+        if self._obj is not None:
+            self._obj.map_delete("guarded_uids", ctypes.c_uint32(uid))
+
     def deny_tree(self, tgid: int) -> None:
         """Critical tree: every exec in it is denied (lsm/signal maps; fanotify answers deny)."""
         with self._lock:
@@ -504,20 +552,44 @@ class KernelLayer:
                 break
         return chain
 
-    def _scoped(self, tgid: int) -> tuple[bool, bool]:
+    def _scoped(self, tgid: int, check_denied: bool = True) -> tuple[bool, bool]:
         """(guarded, denied) for a tgid: the kernel maps when loaded, else /proc ancestry."""
         if self._obj is not None:
-            if self._trace_all:
-                return True, self._in_map("denied", tgid)
-            return self._in_map("guarded", tgid), self._in_map("denied", tgid)
+            denied = check_denied and self._in_map("denied", tgid)
+            if self._trace_all or self._in_map("guarded", tgid):
+                return True, denied
+            return self._uid_guarded(tgid), denied
         chain = self._ancestry(tgid)
         with self._lock:
             guarded = self._trace_all or any(p in self._roots for p in chain)
-            denied = any(p in self._denied_roots for p in chain)
-        return guarded, denied
+            denied = check_denied and any(p in self._denied_roots for p in chain)
+        return guarded or self._uid_guarded(tgid), denied
+
+    def _uid_guarded(self, tgid: int) -> bool:
+        if not self._guarded_uids:
+            return False
+        try:
+            uid = _proc_uid(tgid)
+        except OSError:
+            return False
+        return uid in self._guarded_uids
 
     # ------------------------------------------------------------------ the reader thread
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            # Never wedge the machine: a reader that dies must not leave
+            # permission events unanswered. Closing the group makes the kernel
+            # allow everything queued on it (and stops new events).
+            log.exception("kernel layer reader failed; closing the fanotify group")
+            with self._lock:
+                group, self._group = self._group, None
+                self.reader_error = "reader thread failed (see the daemon log)"
+            if group is not None:
+                group.close()
+
+    def _loop(self) -> None:
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         if self._group is not None:
@@ -525,6 +597,7 @@ class KernelLayer:
         if self._rb is not None:
             poller.register(self._rb.epoll_fd, select.POLLIN)
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             timeout = self._expire_deadlines()
             try:
                 ready = poller.poll(timeout)
@@ -537,7 +610,12 @@ class KernelLayer:
             self._drain_ring()
             if self._group is not None:
                 for ev in self._group.read():
-                    self._on_perm(ev)
+                    try:
+                        self._on_perm(ev)
+                    except Exception:
+                        # fail open for this one event, keep serving the others
+                        log.exception("permission event for pid %d failed; allowed", ev.pid)
+                        self._answer(_Pending(ev, 0.0), True)
         self._drain_ring()
 
     def _drain_ring(self) -> None:
@@ -549,6 +627,8 @@ class KernelLayer:
 
     def _expire_deadlines(self) -> int:
         """Answer every permission event whose deadline passed; ms until the next one."""
+        if not self._waiting:  # unlocked peek: a push races only with a later turn
+            return 100
         now = time.monotonic()
         expired: list[_Pending] = []
         with self._lock:
@@ -558,19 +638,25 @@ class KernelLayer:
                     expired.append(p)
             nxt = self._waiting[0][0] if self._waiting else now + 0.1
         for p in expired:
-            if self._answer(p, self.on_deadline == "allow"):
-                with self._lock:
-                    self._c.deadline_misses += 1
-                    if self.on_deadline == "deny":
-                        self._c.denied += 1
+            allow = self.on_deadline == "allow"
+            if self._answer(p, allow, deadline=True) and not allow:
+                self._notify_deny(p.event.pid, p.path, "deadline")
         return max(0, min(100, int((nxt - now) * 1000) + 1))
 
-    def _answer(self, p: _Pending, allow: bool) -> bool:
-        """Respond once; False when someone (deadline or decision) already did."""
+    def _answer(self, p: _Pending, allow: bool, *, deadline: bool = False) -> bool:
+        """Respond once; False when someone (deadline or decision) already did.
+
+        Counted before the response is written: the exec resumes the moment it
+        is, and a reader of status() must already see why.
+        """
         with self._lock:
             if p.answered:
                 return False
             p.answered = True
+            if deadline:
+                self._c.deadline_misses += 1
+            if not allow:
+                self._c.denied += 1
             group = self._group
         if group is None:
             with contextlib.suppress(OSError):
@@ -591,11 +677,15 @@ class KernelLayer:
             self._c.events_seen += 1
             if isinstance(ev, ExecEvent):
                 self._c.exec_events += 1
+                if len(self._exec_records) >= _MAX_RECORDS:  # lost exits: forget the oldest
+                    del self._exec_records[next(iter(self._exec_records))]
                 self._exec_records[ev.tgid] = ev
                 self._judged.discard(ev.tgid)
             elif isinstance(ev, ExitEvent):
                 self._exec_records.pop(ev.pid, None)
                 self._judged.discard(ev.pid)
+        if isinstance(ev, ExecEvent) and rec.killed:
+            self._notify_deny(ev.tgid, ev.filename, "critical tree (killed)")
         if isinstance(ev, ExecEvent) and not rec.killed and self._group is None:
             # No permission rung: judge after the fact (warn events; rung 3 kills).
             self._submit_async(ev)
@@ -605,41 +695,47 @@ class KernelLayer:
             log.exception("on_event failed")
 
     def _on_perm(self, ev: fan.PermEvent) -> None:
+        enforce = self.mode == "enforce"
         with self._lock:
             self._c.perm_events += 1
-        guarded, denied = self._scoped(ev.pid)
-        if denied and self.mode == "enforce":
-            self._respond_now(ev, allow=False)
+            # A later open of an exec already judged (ELF loader, interpreter):
+            # its execve record was consumed by the first one.
+            follow_up = ev.pid in self._judged and ev.pid not in self._exec_records
+            check_inodes = enforce and bool(self._denied_inodes)
+            check_trees = enforce and bool(self._denied_roots)
+        if check_inodes:
+            key = fan.stat_key(ev.fd)
             with self._lock:
-                self._c.denied += 1
+                inode_denied = key is not None and key in self._denied_inodes
+            if inode_denied:
+                self._deny_now(ev, "denied executable")
+                return
+        if check_trees and self._scoped(ev.pid, True)[1]:
+            self._deny_now(ev, "critical tree")
             return
-        key = fan.stat_key(ev.fd)
-        with self._lock:
-            inode_denied = key is not None and key in self._denied_inodes
-        if inode_denied and self.mode == "enforce":
-            self._respond_now(ev, allow=False)
-            with self._lock:
-                self._c.denied += 1
-            return
-        if not guarded:
+        if follow_up:
             self._respond_now(ev, allow=True)
+            return
+        guarded, _ = self._scoped(ev.pid, False)
+        if not guarded:
             with self._lock:
                 self._c.fast_path += 1
+            self._respond_now(ev, allow=True)
             return
         with self._lock:
             record = self._exec_records.pop(ev.pid, None)
-            follow_up = record is None and ev.pid in self._judged
-            if not follow_up:
-                self._judged.add(ev.pid)
-            if record is None and not follow_up:
+            self._judged.add(ev.pid)
+            if record is None:
                 self._c.no_tracepoint_record += 1
-        if follow_up:
-            # The ELF loader or a script's interpreter of an exec already judged.
-            self._respond_now(ev, allow=True)
-            return
         path = fan.fd_path(ev.fd)
         if record is None:
-            exec_ev = ExecEvent(time=time.time(), pid=ev.pid, tgid=ev.pid, ppid=0, uid=-1,
+            # No tracepoint record (dropped, or the tree was guarded mid-exec):
+            # judge the path alone, flagged as truncated.
+            try:
+                uid, ppid = _proc_uid(ev.pid), _proc_ppid(ev.pid)
+            except (OSError, ValueError):
+                uid, ppid = -1, 0
+            exec_ev = ExecEvent(time=time.time(), pid=ev.pid, tgid=ev.pid, ppid=ppid, uid=uid,
                                 filename=path, argv=(path,), argv_truncated=True,
                                 rung=Rung.FANOTIFY)
         else:
@@ -648,7 +744,7 @@ class KernelLayer:
             self._respond_now(ev, allow=True)
             self._submit_async(exec_ev)
             return
-        pending = _Pending(ev, time.monotonic() + self.deadline)
+        pending = _Pending(ev, time.monotonic() + self.deadline, path=path)
         with self._lock:
             heapq.heappush(self._waiting, (pending.deadline, next(self._seq), pending))
         assert self._pool is not None
@@ -656,6 +752,21 @@ class KernelLayer:
             self._pool.submit(self._judge, pending, exec_ev)
         except RuntimeError:  # pool shut down: stopping
             self._answer(pending, True)
+
+    def _deny_now(self, ev: fan.PermEvent, reason: str) -> None:
+        path = fan.fd_path(ev.fd) if self._on_deny is not None else ""
+        with self._lock:
+            self._c.denied += 1
+        self._respond_now(ev, allow=False)
+        self._notify_deny(ev.pid, path, reason)
+
+    def _notify_deny(self, pid: int, filename: str, reason: str) -> None:
+        if self._on_deny is None:
+            return
+        try:
+            self._on_deny(DenyNotice(pid, filename, reason, self.rung or Rung.AUDIT))
+        except Exception:
+            log.exception("on_deny failed")
 
     def _respond_now(self, ev: fan.PermEvent, *, allow: bool) -> None:
         assert self._group is not None
@@ -677,9 +788,7 @@ class KernelLayer:
 
     def _judge(self, pending: _Pending, ev: ExecEvent) -> None:
         decision = self._call_decide(ev)
-        if self._answer(pending, decision.allow) and not decision.allow:
-            with self._lock:
-                self._c.denied += 1
+        self._answer(pending, decision.allow)
 
     def _submit_async(self, ev: ExecEvent) -> None:
         pool = self._pool
@@ -724,7 +833,11 @@ class KernelLayer:
             out: dict[str, Any] = {
                 "rung": self.rung.value if self.rung else None,
                 "mode": self.mode,
-                "running": self._thread is not None,
+                "running": self._thread is not None and self.reader_error is None,
+                "reader_error": self.reader_error,
+                "heartbeat_age_s": (round(time.monotonic() - self.heartbeat, 3)
+                                    if self.heartbeat else None),
+                "guarded_uids": sorted(self._guarded_uids),
                 "events_seen": c.events_seen,
                 "events_denied": c.denied + k.get("signal_killed", 0) + k.get("lsm_denied", 0),
                 "events_dropped": k.get("dropped", 0),

@@ -164,7 +164,7 @@ def test_enforce_refuses_at_exec_whatever_the_path(guarded: Callable[..., Guarde
         # one red line at the next prompt, naming the program
         try:
             g.t.wait_for(lambda screen, n=count: screen.count("REFUSED — ") == n
-                         and re.search(r"\[~\]\$ ?$", screen) is not None,
+                         and re.search(r"^\[~\]\$ ?$", screen, re.MULTILINE) is not None,
                          timeout=20, history=True)
         except WaitTimeout as exc:
             raise WaitTimeout(f"{p.name}: {exc}\n{g.daemon.log()}") from None
@@ -231,18 +231,47 @@ def test_a_reverse_shell_through_a_function_gets_no_shell(
             conn, _ = listener.accept()  # the redirection connects before the exec
         if conn is not None:
             conn.settimeout(0.2)
-            conn.sendall(b"echo SHELL-$((6*7))\n")
             got = b""
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline and b"SHELL-42" not in got:
-                with contextlib.suppress(TimeoutError):
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
+            with contextlib.suppress(OSError):  # reset: the process behind it is gone
+                conn.sendall(b"echo SHELL-$((6*7))\n")
+                deadline = time.monotonic() + 3
+                while time.monotonic() < deadline and b"SHELL-42" not in got:
+                    with contextlib.suppress(TimeoutError):
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        got += chunk
             assert b"SHELL-42" not in got, f"the listener got a shell\n{g.dump()}"
-        g.wait(r"REFUSED — \S+: ")
+        g.wait(r"REFUSED — bash: Shell with its input or output on a network socket")
+        g.wait(r"^after-callhome$")
+        events = g.daemon.call("events", limit=100)["events"]
+        assert any(e["action"] == "block" and "exec.reverse-shell" in e["rules"]
+                   for e in events), g.dump()
     finally:
         if conn is not None:
             conn.close()
         listener.close()
+
+
+@needs_layer
+def test_a_line_the_user_trusted_still_runs_its_execs(
+        guarded: Callable[..., Guarded], attyguard_bin: Path, ag_env: dict[str, str],
+        ag_home: Path) -> None:
+    import subprocess
+
+    line = f"bash {ag_home}/p-trusted.sh"
+    (ag_home / "p-trusted.sh").write_text(PAYLOAD.format(marker=ag_home / "marker-trusted")
+                                          + "\n")
+    done = subprocess.run([str(attyguard_bin), "trust", "add", "--", line], env=ag_env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    g = guarded("enforce")
+    g.t.send_line(line)
+    wait_for((ag_home / "marker-trusted").exists, 20, "the trusted line's command", g.dump)
+    g.prompt_after("trusted-done")
+    assert "REFUSED" not in g.t.screen(history=True), g.dump()
+    # the window closed with the next line: the same command, not trusted, is refused
+    (ag_home / "marker-trusted").unlink()
+    g.t.send_line(line + " ")
+    g.wait(r"REFUSED — bash: ")
+    assert not (ag_home / "marker-trusted").exists(), g.dump()

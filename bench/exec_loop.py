@@ -1,0 +1,176 @@
+"""Exec loop: fork+exec of /bin/true N times, sensors off vs warn vs enforce, in one run.
+
+    .venv/bin/python bench/exec_loop.py [--execs 5000] [--rounds 3] [--judge allow|engine]
+                                        [--rungs fanotify,signal,audit] [--json]
+
+A guarded `bash` runs `for ((i = 0; i < N; i++)); do /bin/true; done` (bash's
+own fork + execve, as a script does); the figure is its wall time. Conditions
+are interleaved round by round (off, then each rung in warn and enforce; the
+order rotates each round), and the medians (and the best runs) are compared
+with `off` (no layer at all). The layer marks the
+default filesystems (PATH's, /tmp, /dev/shm, homes…), so /bin/true and its ELF
+loader raise two permission events per exec, as they would in production;
+processes of other users hit the fast path. `--judge engine` makes decide()
+classify the argv with the Tier-1 engine (what the daemon roughly pays);
+`allow` measures the layer alone. Needs root; prints figures, asserts nothing.
+Target (issue 10): enforce on rung 2 ≤ 1.10 × off (goal 1.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+from attyguard.kernel.events import ALLOW, ExecDecision, ExecEvent, Rung
+from attyguard.kernel.layer import KernelLayer, Mode, probe
+
+
+def run_loop(n: int, layer: KernelLayer | None) -> tuple[float, float, float]:
+    """(wall seconds of the loop, CPU seconds of this process — the layer's threads —,
+    CPU seconds of the loop itself: bash and every /bin/true, user + system)."""
+    script = f"read go; for ((i = 0; i < {n}; i++)); do /bin/true; done"
+    proc = subprocess.Popen(["/bin/bash", "--norc", "-c", script], stdin=subprocess.PIPE)
+    try:
+        if layer is not None:
+            layer.guard_tree(proc.pid)
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+        rc = proc.wait()
+        took = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        loop_cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    finally:
+        proc.kill()
+        proc.wait()
+    if rc != 0:
+        raise SystemExit(f"exec_loop: the loop failed (status {rc})")
+    return took, cpu, loop_cpu
+
+
+def make_decide(judge: str) -> tuple[object, list[int]]:
+    calls = [0]
+    if judge == "engine":
+        from attyguard.engine.classify import classify
+
+        def decide(ev: ExecEvent) -> ExecDecision:
+            calls[0] += 1
+            v = classify(shlex.join(ev.argv))
+            return ExecDecision(v.action.value != "block", "", ())
+    else:
+
+        def decide(ev: ExecEvent) -> ExecDecision:
+            calls[0] += 1
+            return ALLOW
+
+    return decide, calls
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--execs", type=int, default=5000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--judge", choices=("allow", "engine"), default="allow")
+    ap.add_argument("--rungs", default="fanotify,signal,audit",
+                    help="comma-separated rungs to measure (each that runs here)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("exec_loop: needs root (BPF, fanotify)", file=sys.stderr)
+        return 1
+    wanted = [Rung(r) for r in args.rungs.split(",") if r]
+    probes = {}
+    for r in wanted:
+        pr = probe(r)
+        if pr.in_use is r:
+            probes[r] = pr
+        else:
+            print(f"exec_loop: rung {r.value} does not run here: {pr.status(r).reason}",
+                  file=sys.stderr)
+    conditions: list[tuple[str, Rung | None, Mode | None]] = [("off", None, None)]
+    for r in probes:
+        conditions += [(f"{r.value}/warn", r, "warn"), (f"{r.value}/enforce", r, "enforce")]
+    times: dict[str, list[float]] = {c[0]: [] for c in conditions}
+    cpus: dict[str, list[float]] = {c[0]: [] for c in conditions}
+    loops: dict[str, list[float]] = {c[0]: [] for c in conditions}
+    stats: dict[str, dict[str, object]] = {}
+    run_loop(200, None)  # warm the page cache and bash
+    for rnd in range(args.rounds):
+        # rotate the order each round so no condition always runs first or last
+        k = rnd % len(conditions)
+        for name, rung, mode in conditions[k:] + conditions[:k]:
+            if rung is None or mode is None:
+                wall, cpu, loop_cpu = run_loop(args.execs, None)
+                times[name].append(wall)
+                cpus[name].append(cpu)
+                loops[name].append(loop_cpu)
+                continue
+            decide, _calls = make_decide(args.judge)
+            layer = KernelLayer(probes[rung], decide=decide,  # type: ignore[arg-type]
+                                on_event=lambda ev: None, mode=mode, deadline_ms=200)
+            layer.start()
+            try:
+                wall, cpu, loop_cpu = run_loop(args.execs, layer)
+                times[name].append(wall)
+                cpus[name].append(cpu)
+                loops[name].append(loop_cpu)
+                st = layer.status()
+                stats[name] = {k: st[k] for k in ("exec_events", "permission_events",
+                                                  "fast_path", "judged", "events_dropped",
+                                                  "deadline_misses")}
+            finally:
+                layer.stop()
+    base = statistics.median(times["off"])
+    base_loop = statistics.median(loops["off"])
+    rows = []
+    for name, _, _ in conditions:
+        med = statistics.median(times[name])
+        rows.append({"condition": name, "median_s": round(med, 3),
+                     "per_exec_us": round(med / args.execs * 1e6, 1),
+                     "ratio": round(med / base, 3),
+                     "min_ratio": round(min(times[name]) / min(times["off"]), 3),
+                     "loop_cpu_us_per_exec": round(
+                         statistics.median(loops[name]) / args.execs * 1e6, 1),
+                     "loop_cpu_ratio": round(statistics.median(loops[name]) / base_loop, 3),
+                     "sensor_cpu_us_per_exec": round(
+                         statistics.median(cpus[name]) / args.execs * 1e6, 1),
+                     "runs": [round(t, 3) for t in times[name]],
+                     **stats.get(name, {})})
+    load = os.getloadavg()
+    if args.json:
+        print(json.dumps({"execs": args.execs, "judge": args.judge, "loadavg": load,
+                          "rows": rows}))
+        return 0
+    print(f"exec loop: {args.execs} × fork+exec /bin/true, {args.rounds} rounds, "
+          f"judge={args.judge}, loadavg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"{'condition':18} {'median s':>9} {'µs/exec':>8} {'ratio':>6} {'loop cpu µs':>11} "
+          f"{'cpu ratio':>9} {'layer cpu µs':>12}  extra")
+    for r in rows:
+        extra = {k: v for k, v in r.items()
+                 if k not in ("condition", "median_s", "per_exec_us", "ratio", "runs",
+                              "sensor_cpu_us_per_exec", "loop_cpu_us_per_exec",
+                              "loop_cpu_ratio", "min_ratio")}
+        print(f"{r['condition']:18} {r['median_s']:9.3f} {r['per_exec_us']:8.1f} "
+              f"{r['ratio']:6.3f} {r['loop_cpu_us_per_exec']:11.1f} {r['loop_cpu_ratio']:9.3f} "
+              f"{r['sensor_cpu_us_per_exec']:12.1f}  {extra}")
+        print(f"{'':18} runs: {r['runs']}  best/best-of-off: {r['min_ratio']}")
+    print("µs/exec, ratio: wall time of the loop.  loop cpu: CPU of bash + every /bin/true "
+          "(user+sys, includes the BPF programs and fanotify in the exec'ing task).  "
+          "layer cpu: this process's threads (ring buffer, fanotify answers, decide).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
