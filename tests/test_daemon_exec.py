@@ -45,6 +45,18 @@ reg = client.register()
 if mode == "trusted":
     client.trusted("make it so")
 inner = "bash -c " + repr(sys.argv[4] + "; touch " + marker)
+if mode == "alg":
+    import socket
+    try:  # the tracepoint is on entry: seen even where the kernel lacks AF_ALG
+        socket.socket(socket.AF_ALG, socket.SOCK_SEQPACKET, 0).close()
+    except OSError:
+        pass
+    deadline = time.monotonic() + 10
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sub.stop()
+    print(json.dumps({"pid": os.getpid(), "events": events}))
+    sys.exit(0)
 if mode == "orphan":
     # the shell exits at once; its background job runs the command later, from
     # a file (so nothing is judged before the shell has gone)
@@ -323,3 +335,15 @@ def test_enforce_an_orphan_of_an_exited_shell_is_still_refused(
                                      and r["action"] == "block"), 20, "the refusal", d.log)
     assert found[0]["argv"] == ["bash", f"{marker}.sh"]
     assert not marker.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("attyguard.kernel.layer") is None,
+                    reason="attyguard.kernel.layer (the AF_ALG tracepoint) is not installed")
+def test_an_af_alg_socket_in_a_guarded_tree_is_a_warning(
+        daemon: Callable[..., RunningDaemon], tmp_path: Path) -> None:
+    d = daemon("--ebpf-mode", "enforce", config_text="[accumulator]\n")
+    out = child(d, tmp_path / "m", mode="alg")
+    assert any("AF_ALG" in e for e in out["events"]), out
+    found = records(d, lambda r: r["kind"] == "alg_socket")
+    assert found and found[0]["pid"] == out["pid"] and found[0]["action"] == "warn"
+    assert found[0]["rules"] == ["exec.af-alg-socket"]

@@ -136,3 +136,21 @@ def test_a_judge_failure_allows_and_is_counted(shell: subprocess.Popen[bytes]) -
     svc.engine = broken  # type: ignore[assignment]
     assert svc.decide(exec_of(shell.pid, "ls")).allow  # never wedge an exec on our bug
     assert svc.status()["counters"]["errors"] == 1
+
+
+def test_the_layer_s_own_denials_are_recorded_and_shown_once(
+        shell: subprocess.Popen[bytes]) -> None:
+    from attyguard.kernel.layer import DenyNotice
+
+    sent = Sent()
+    svc = service("enforce", sent)
+    svc.register(shell.pid)
+    svc.on_deny(DenyNotice(shell.pid, "/usr/bin/ls", "deadline", Rung.FANOTIFY))
+    assert sent.followed[-1]["action"] == "block"
+    assert sent.followed[-1]["rules"] == ["kernel.deadline"]
+    (pid, event), = sent.to_pid
+    assert pid == shell.pid and event["event"] == "refused"
+    assert str(event["text"]).startswith("REFUSED — ls: refused by the kernel layer: deadline")
+    # a locked tree's further denials: recorded, no second red line
+    svc.on_deny(DenyNotice(shell.pid, "/usr/bin/ls", "critical tree", Rung.SIGNAL))
+    assert len(sent.to_pid) == 1 and sent.followed[-1]["rules"] == ["exec.tree-critical"]

@@ -82,6 +82,13 @@ if "net" in what:
             s.connect_ex(address)
 if "memory" in what:
     hog = b"x" * (80 << 20)
+if "connects" in what:
+    results = []
+    for target in (("127.0.0.1", 9), ("127.0.0.1", int(os.environ["AG_PORT"]))):
+        with socket.socket() as s:
+            results.append(s.connect_ex(target))
+    with open(os.path.join(d, "connects"), "w") as f:
+        f.write(repr(results))
 if "exec" in what:
     child = os.fork()
     if child == 0:
@@ -131,11 +138,11 @@ alerts:
     return exe
 
 
-def _run(d: Path, exe: Path, procs: list[subprocess.Popen[bytes]], *what: str
-         ) -> subprocess.Popen[bytes]:
+def _run(d: Path, exe: Path, procs: list[subprocess.Popen[bytes]], *what: str,
+         env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     ready = d / f"ready-{len(procs)}"
     proc = subprocess.Popen([str(exe), str(d / "prog.py"), str(d), str(ready), *what],
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     procs.append(proc)
     wait_for(lambda: ready.exists() or proc.poll() is not None, 20, "the program")
     return proc
@@ -169,18 +176,21 @@ def test_kernel_checks_in_each_mode(mode: str, make_daemon: Callable[..., Runnin
     status = daemon.call("policy_status")
     assert status["backend"] == "kernel", (status, daemon.log())
     assert status["mode"] == mode and status["blind"] == []
-    assert status["blockable"] == ["resource", "syscall"]
+    assert status["blockable"] == ["network", "resource", "syscall"]
+    assert sorted(status["kernel"]["programs"]) == ["agp_connect4", "agp_connect6", "agp_exec",
+                                                    "agp_exit", "agp_fork", "agp_sys_enter"]
 
     proc = _run(d, exe, procs, "file", "net", "syscall")
     stoppable, other = ACTIONS[mode]
+    stopped = stoppable  # connects: refused by cgroup/connect4/6 in enforce
     base = {"process": "prog", "exe": str(exe), "pid": proc.pid, "mode": mode}
     expected = [
         {**base, "type": "file", "detail": f"blocked file access: {d}/secret/key "
          f"(pattern {d}/secret/*)", "severity": "HIGH", "action": other},
         {**base, "type": "network", "detail": "connect to 127.0.0.1:9 matches "
-         "blocked_network 127.0.0.0/8:9", "severity": "HIGH", "action": other},
+         "blocked_network 127.0.0.0/8:9", "severity": "HIGH", "action": stopped},
         {**base, "type": "network", "detail": "connect to [::1]:9 outside allowed_network",
-         "severity": "HIGH", "action": other},
+         "severity": "HIGH", "action": stopped},
         {**base, "type": "syscall", "detail": "blocked syscall: getpriority",
          "severity": "MEDIUM", "action": stoppable},
     ]
@@ -188,6 +198,7 @@ def test_kernel_checks_in_each_mode(mode: str, make_daemon: Callable[..., Runnin
     assert _records(daemon) == expected
     if mode == "enforce":
         assert proc.wait(10) == -signal.SIGKILL  # killed at the blocked syscall
+        assert daemon.call("policy_status")["kernel"]["connect_denied"] == 2
     else:
         assert proc.poll() is None  # audit and alert never stop it
     if mode == "audit":
@@ -304,7 +315,8 @@ def test_exec_outside_allowed_exec_at_the_exec_gate(
     if status["exec"].get("rung") not in ("fanotify", "lsm"):
         pytest.fail(f"no permission rung for execs here: {status['exec']}")
     # The gate is there in every mode; only enforce uses it.
-    assert daemon.call("policy_status")["blockable"] == ["exec", "resource", "syscall"]
+    assert daemon.call("policy_status")["blockable"] == ["exec", "network", "resource",
+                                                         "syscall"]
     proc = _run(d, exe, procs, "exec")
     child = int((d / "child").read_text())
     try:
@@ -323,3 +335,87 @@ def test_exec_outside_allowed_exec_at_the_exec_gate(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
+
+
+def test_no_syscall_hook_without_a_rule_that_needs_it(
+        make_daemon: Callable[..., RunningDaemon]) -> None:
+    # Every syscall of every process pays for the sys_enter hook: a policy of
+    # exec and resource rules only must not install it.
+    d = short_tmpdir()
+    (d / "policy.yaml").write_text("processes:\n  p:\n    match: {exe: /opt/p}\n"
+                                   "    allowed_exec: [sh]\n    max_memory_mb: 10\n")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    status = daemon.call("policy_status")
+    assert status["backend"] == "kernel", daemon.log()
+    assert sorted(status["kernel"]["programs"]) == ["agp_connect4", "agp_connect6", "agp_exec",
+                                                    "agp_exit", "agp_fork"]
+
+
+@pytest.mark.parametrize("mode", ["alert", "enforce"])
+def test_connects_refused_in_the_kernel_only_in_enforce(
+        mode: str, make_daemon: Callable[..., RunningDaemon],
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    import errno
+    import socket
+
+    d = short_tmpdir()
+    exe = _setup(d, mode)
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    with socket.socket() as listener:  # an allowed destination that accepts
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        _run(d, exe, procs, "connects", env={"AG_PORT": str(port)})
+        refused = errno.EPERM if mode == "enforce" else errno.ECONNREFUSED
+        assert eval((d / "connects").read_text()) == [refused, 0]
+    records = _records(daemon)
+    assert [(r["detail"], r["action"]) for r in records] == [
+        ("connect to 127.0.0.1:9 matches blocked_network 127.0.0.0/8:9",
+         "blocked" if mode == "enforce" else "alerted")]
+
+
+@pytest.mark.parametrize(("rules", "expected"), [
+    # (prefixlen, family, first address bytes, port ranges or None for any)
+    (["10.0.0.0/8:443"], [(24, 4, b"\x0a", [(443, 443)])]),
+    (["10.0.0.0/8:443", "10.1.0.0/16:80-90"],
+     [(24, 4, b"\x0a", [(443, 443)]), (32, 4, b"\x0a\x01", [(80, 90), (443, 443)])]),
+    (["*:53", "[fd00::/8]:443"], [(8, 0, b"", [(53, 53)]),
+                                  (24, 6, b"\xfd", [(53, 53), (443, 443)])]),
+    (["10.0.0.0/8", "10.1.0.0/16:80"], [(24, 4, b"\x0a", None), (32, 4, b"\x0a\x01", None)]),
+])
+def test_lpm_entries_merge_containing_prefixes(
+        rules: list[str], expected: list[tuple[int, int, bytes, list[tuple[int, int]] | None]]
+) -> None:
+    from attyguard.policy.kernel import lpm_entries
+    from attyguard.policy.load import parse_net_rule
+
+    got = []
+    for key, value in lpm_entries(3, [parse_net_rule(r) for r in rules]):
+        assert key.entry == 3
+        ranges = None if value.nranges == 0 else \
+            [(value.lo[i], value.hi[i]) for i in range(value.nranges)]
+        addr = bytes(key.addr)
+        got.append((key.prefixlen, key.family, addr[: len(addr.rstrip(b"\0"))], ranges))
+    assert sorted(got, key=lambda g: g[0]) == expected
+
+
+def test_shell_sink_reaches_a_warn_subscriber(make_daemon: Callable[..., RunningDaemon],
+                                              procs: list[subprocess.Popen[bytes]]) -> None:
+    import socket
+
+    d = short_tmpdir()
+    exe = _setup(d, "alert")
+    policy = d / "policy.yaml"
+    policy.write_text(policy.read_text().replace(f'["jsonl:{d}/violations.jsonl"]',
+                                                 '[shell]'))
+    daemon = make_daemon(d, ("--policy", str(policy)))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sub:
+        sub.settimeout(20)
+        sub.connect(daemon.socket)
+        sub.sendall(b'{"v": 1, "id": 1, "op": "subscribe"}\n')
+        reader = sub.makefile("r")
+        assert json.loads(reader.readline())["subscribed"] is True
+        proc = _run(d, exe, procs, "syscall")
+        event = json.loads(reader.readline())  # the subscription's next line
+    assert event["event"] == "warn" and event["pid"] == proc.pid
+    assert event["text"] == "policy prog: syscall alerted — blocked syscall: getpriority"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import inspect
 import logging
 import os
 import threading
@@ -131,10 +132,13 @@ class ExecService:
                 # Rung 4 (audit) is the netlink proc connector, ours: the layer
                 # runs the three rungs above it (forcing "audit" selects rung 4).
                 if probe.in_use is not None and Rung(probe.in_use) is not Rung.AUDIT:
+                    extra: dict[str, Any] = {}
+                    if "on_deny" in inspect.signature(kernel_layer.KernelLayer).parameters:
+                        extra["on_deny"] = self.on_deny
                     self.layer = kernel_layer.KernelLayer(
                         probe, decide=self.decide, on_event=self.on_event,
                         deadline_ms=self.deadline_ms, mode=self.mode,
-                        trace_all=self.trees.scope != "sessions")
+                        trace_all=self.trees.scope != "sessions", **extra)
                     self.layer.start()
                     self.rung = Rung(probe.in_use)
                     for root in self.trees.roots():
@@ -268,6 +272,27 @@ class ExecService:
             self.counters["errors"] += 1
             log.exception("exec guard: judging pid %d failed; allowed", event.pid)
             return ALLOW
+
+    def on_deny(self, notice: Any) -> None:
+        """An exec the layer refused by itself (maps, deadline, kernel kill): record it.
+
+        The shell is told (one red line) unless its tree was locked already:
+        then it has said REFUSED once.
+        """
+        try:
+            pid = int(notice.pid)
+            ppid, uid = _ppid_uid(pid)
+            root = self.trees.owner(pid, ppid)
+            reason = f"refused by the kernel layer: {notice.reason}"
+            rule = "kernel." + str(notice.reason).split(" ")[0]
+            event = ExecEvent(time.time(), pid, pid, ppid, uid, str(notice.filename), (),
+                              rung=Rung(notice.rung))
+            judgement = ExecJudgement(Action.BLOCK, reason,
+                                      (TREE_CRITICAL_RULE,) if "critical" in reason else (rule,))
+            self._act(event, None, judgement, root, denied=True)
+        except Exception:
+            self.counters["errors"] += 1
+            log.exception("exec guard: a deny notice failed")
 
     def _judge_after(self, event: ExecEvent) -> None:
         """An exec the proc connector reported (rung 4): it runs already; record only."""
@@ -457,6 +482,15 @@ class ExecService:
             "layer": layer_status or None,
             "probe": self.probe_report,
         }
+
+
+def _ppid_uid(pid: int) -> tuple[int, int]:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            fields = {k: v.split() for k, _, v in (line.partition(b":") for line in f)}
+        return int(fields[b"PPid"][0]), int(fields[b"Uid"][0])
+    except (OSError, KeyError, IndexError, ValueError):
+        return 0, -1
 
 
 def _exe_of(pid: int) -> str:

@@ -129,6 +129,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "bpf_program__set_autoload": (ci, [vp, ctypes.c_bool]),
         "bpf_program__autoload": (ctypes.c_bool, [vp]),
         "bpf_program__attach": (vp, [vp]),
+        "bpf_program__attach_cgroup": (vp, [vp, ci]),
         "bpf_program__fd": (ci, [vp]),
         "bpf_link__destroy": (ci, [vp]),
         "bpf_map__name": (cp, [vp]),
@@ -400,6 +401,21 @@ class BpfObject:
             if not link:
                 raise BpfError(f"attach {name}", _errno(), _last_libbpf_reason())
             self._links[name] = link
+
+    def attach_cgroup(self, name: str, cgroup_path: str) -> None:
+        """Attach a `cgroup/...` program (no auto-attach exists for them) to a cgroup
+        directory; it then runs for every process in that cgroup and below."""
+        if name in self._links:
+            return
+        fd = os.open(cgroup_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            ctypes.set_errno(0)
+            link = libbpf().bpf_program__attach_cgroup(self._prog(name), fd)
+        finally:
+            os.close(fd)  # the link holds its own reference to the cgroup
+        if not link:
+            raise BpfError(f"attach {name} to {cgroup_path}", _errno(), _last_libbpf_reason())
+        self._links[name] = link
 
     @property
     def attached(self) -> tuple[str, ...]:

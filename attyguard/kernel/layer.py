@@ -638,21 +638,25 @@ class KernelLayer:
                     expired.append(p)
             nxt = self._waiting[0][0] if self._waiting else now + 0.1
         for p in expired:
-            if self._answer(p, self.on_deadline == "allow"):
-                with self._lock:
-                    self._c.deadline_misses += 1
-                    if self.on_deadline == "deny":
-                        self._c.denied += 1
-                if self.on_deadline == "deny":
-                    self._notify_deny(p.event.pid, p.path, "deadline")
+            allow = self.on_deadline == "allow"
+            if self._answer(p, allow, deadline=True) and not allow:
+                self._notify_deny(p.event.pid, p.path, "deadline")
         return max(0, min(100, int((nxt - now) * 1000) + 1))
 
-    def _answer(self, p: _Pending, allow: bool) -> bool:
-        """Respond once; False when someone (deadline or decision) already did."""
+    def _answer(self, p: _Pending, allow: bool, *, deadline: bool = False) -> bool:
+        """Respond once; False when someone (deadline or decision) already did.
+
+        Counted before the response is written: the exec resumes the moment it
+        is, and a reader of status() must already see why.
+        """
         with self._lock:
             if p.answered:
                 return False
             p.answered = True
+            if deadline:
+                self._c.deadline_misses += 1
+            if not allow:
+                self._c.denied += 1
             group = self._group
         if group is None:
             with contextlib.suppress(OSError):
@@ -714,9 +718,9 @@ class KernelLayer:
             return
         guarded, _ = self._scoped(ev.pid, False)
         if not guarded:
-            self._respond_now(ev, allow=True)
             with self._lock:
                 self._c.fast_path += 1
+            self._respond_now(ev, allow=True)
             return
         with self._lock:
             record = self._exec_records.pop(ev.pid, None)
@@ -751,9 +755,9 @@ class KernelLayer:
 
     def _deny_now(self, ev: fan.PermEvent, reason: str) -> None:
         path = fan.fd_path(ev.fd) if self._on_deny is not None else ""
-        self._respond_now(ev, allow=False)
         with self._lock:
             self._c.denied += 1
+        self._respond_now(ev, allow=False)
         self._notify_deny(ev.pid, path, reason)
 
     def _notify_deny(self, pid: int, filename: str, reason: str) -> None:
@@ -784,9 +788,7 @@ class KernelLayer:
 
     def _judge(self, pending: _Pending, ev: ExecEvent) -> None:
         decision = self._call_decide(ev)
-        if self._answer(pending, decision.allow) and not decision.allow:
-            with self._lock:
-                self._c.denied += 1
+        self._answer(pending, decision.allow)
 
     def _submit_async(self, ev: ExecEvent) -> None:
         pool = self._pool

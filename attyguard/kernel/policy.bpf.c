@@ -10,7 +10,7 @@
  * instruction. Processes that are not watched pay one hash lookup per
  * syscall and nothing else.
  *
- * Checks (raw_syscalls/sys_enter, one program for every syscall):
+ * Checks (the sys_enter raw tracepoint, one program for every syscall):
  *   - a syscall in the entry's blocked set (`blocked`): reported; in enforce
  *     mode (`control[0]`) SIGKILL is sent at syscall entry. The signal is
  *     delivered on the way back to user space, so the process never sees the
@@ -19,6 +19,11 @@
  *     process to be started under attyguard: not done here);
  *   - open/openat/openat2 and connect: the path / address copied for
  *     userspace to judge against globs and CIDR rules (audit/alert).
+ * Connects in enforce mode (cgroup/connect4, cgroup/connect6 at the cgroup2
+ * root, so every process is covered): a watched process's connect inside its
+ * blocked_network, or outside its allowed_network, fails with EPERM before a
+ * packet leaves. The rules are LPM tries per entry; userspace keeps them
+ * identical to what its evaluator judges.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -40,6 +45,7 @@ struct agp_syscall *_anchor_syscall __attribute__((unused));
 struct agp_open *_anchor_open __attribute__((unused));
 struct agp_connect *_anchor_connect __attribute__((unused));
 struct agp_exec *_anchor_exec __attribute__((unused));
+struct agp_net_key *_anchor_net_key __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -53,11 +59,16 @@ struct {
 	__type(value, __u64);
 } policy_stats SEC(".maps");
 
+/* An array indexed by pid, not a hash: the verifier inlines an array lookup
+ * into a bounds check and a load, which is what every syscall of every
+ * process pays (bench/policy_bench.py). The loader sizes it to pid_max
+ * (one byte a pid: 4 MiB at the 64-bit maximum); a pid beyond it is
+ * unwatched. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);   /* tgid (or a thread id, inherited at fork) */
-	__type(value, __u32); /* entry index, from 1 */
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 32768);
+	__type(key, __u32);  /* tgid (or a thread id, inherited at clone) */
+	__type(value, __u8); /* entry index, from 1; 0: not watched */
 } watched SEC(".maps");
 
 struct {
@@ -80,6 +91,22 @@ struct {
 	__type(key, struct agp_inode_key);
 	__type(value, __u32);
 } inodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct agp_net_key);
+	__type(value, struct agp_net_val);
+} net_blocked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct agp_net_key);
+	__type(value, struct agp_net_val);
+} net_allowed SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -125,21 +152,27 @@ static __always_inline __u32 control_get(__u32 idx)
 	return v ? *v : 0;
 }
 
-SEC("tracepoint/raw_syscalls/sys_enter")
-int agp_sys_enter(struct trace_event_raw_sys_enter *ctx)
+/* A raw tracepoint, not `tracepoint/raw_syscalls/sys_enter`: the latter goes
+ * through perf's buffer set-up for every syscall of every process before the
+ * program even runs (bench/policy_bench.py measured the difference); here the
+ * program gets the registers and the number directly. */
+SEC("raw_tracepoint/sys_enter")
+int agp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u32 *entry = bpf_map_lookup_elem(&watched, &tgid);
+	__u8 *entry = bpf_map_lookup_elem(&watched, &tgid);
 	struct agp_blocked_key key;
 	__u32 *want;
+	struct pt_regs *regs;
 	__u64 a0, a1, a2;
 	__u32 e;
 	long nr;
 
-	if (!entry)
-		return 0; /* the unwatched path: one lookup */
+	if (!entry || !*entry)
+		return 0; /* the unwatched path: one inlined array load */
 	e = *entry;
-	nr = ctx->id;
+	regs = (struct pt_regs *)ctx->args[0];
+	nr = (long)ctx->args[1];
 	key.entry = e;
 	key.nr = (__u32)nr;
 	if (bpf_map_lookup_elem(&blocked, &key)) {
@@ -162,11 +195,10 @@ int agp_sys_enter(struct trace_event_raw_sys_enter *ctx)
 	want = bpf_map_lookup_elem(&entry_cfg, &e);
 	if (!want || !*want)
 		return 0;
-	/* Each argument read once at a constant offset: the verifier refuses a
-	 * ctx load whose offset the compiler computed from a branch. */
-	a0 = BPF_CORE_READ(ctx, args[0]);
-	a1 = BPF_CORE_READ(ctx, args[1]);
-	a2 = BPF_CORE_READ(ctx, args[2]);
+	/* The user registers at syscall entry, read once each (CO-RE). */
+	a0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	a1 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	a2 = PT_REGS_PARM3_CORE_SYSCALL(regs);
 	if ((*want & AGP_WANT_OPEN) && (nr == NR_OPEN || nr == NR_OPENAT || nr == NR_OPENAT2)) {
 		struct agp_open *rec = reserve(sizeof(*rec));
 		const char *path;
@@ -219,10 +251,10 @@ SEC("tracepoint/sched/sched_process_fork")
 int agp_fork(struct trace_event_raw_sched_process_fork *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32; /* the parent is current */
-	__u32 *entry = bpf_map_lookup_elem(&watched, &tgid);
+	__u8 *entry = bpf_map_lookup_elem(&watched, &tgid);
 	__u32 child;
 
-	if (!entry)
+	if (!entry || !*entry)
 		return 0;
 	child = (__u32)ctx->child_pid;
 	bpf_map_update_elem(&watched, &child, entry, BPF_ANY);
@@ -234,10 +266,12 @@ int agp_exit(void *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = (__u32)id;
+	__u8 *entry = bpf_map_lookup_elem(&watched, &pid);
 
-	/* Every thread's own key (inherited at clone) goes; the tgid's goes with its
-	 * main thread. */
-	bpf_map_delete_elem(&watched, &pid);
+	/* Every thread's own slot (inherited at clone) is cleared; the tgid's with
+	 * its main thread. A reused pid starts unwatched. */
+	if (entry && *entry)
+		*entry = 0;
 	return 0;
 }
 
@@ -248,7 +282,8 @@ int agp_exec(void *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct agp_inode_key key = {};
 	struct inode *inode;
-	__u32 *entry, *before;
+	__u32 *entry;
+	__u8 *before, value;
 	__u32 previous = 0;
 	struct agp_exec *rec;
 
@@ -261,9 +296,11 @@ int agp_exec(void *ctx)
 	if (!entry)
 		return 0;
 	before = bpf_map_lookup_elem(&watched, &tgid);
-	if (before)
-		previous = *before;
-	bpf_map_update_elem(&watched, &tgid, entry, BPF_ANY);
+	if (!before)
+		return 0; /* beyond pid_max as sized at load */
+	previous = *before;
+	value = (__u8)*entry;
+	*before = value;
 	rec = reserve(sizeof(*rec));
 	if (rec) {
 		fill_hdr(&rec->h, AGP_EXEC, *entry);
@@ -272,4 +309,90 @@ int agp_exec(void *ctx)
 		bpf_ringbuf_submit(rec, 0);
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------- connect (enforce) */
+
+static __always_inline bool net_match(void *trie, struct agp_net_key *key, __u16 port)
+{
+	struct agp_net_val *v = bpf_map_lookup_elem(trie, key);
+	int i;
+
+	if (!v)
+		return false;
+	if (v->nranges == 0)
+		return true;
+	for (i = 0; i < AGP_PORT_RANGES; i++) {
+		if (i >= v->nranges)
+			break;
+		if (v->lo[i] <= port && port <= v->hi[i])
+			return true;
+	}
+	return false;
+}
+
+/* 1: let the connect go on; 0: refuse it (connect() fails with EPERM).
+ * `key` holds the IPv6 form, `key4` the IPv4 form (family 0: none). */
+static __always_inline int judge_connect(struct agp_net_key *key, struct agp_net_key *key4,
+					 __u16 port)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u8 *entry = bpf_map_lookup_elem(&watched, &tgid);
+	bool blocked = false, allowed = false;
+	__u32 e, *cfg;
+
+	if (!entry || !*entry || !control_get(0))
+		return 1;
+	e = *entry;
+	cfg = bpf_map_lookup_elem(&entry_cfg, &e);
+	if (!cfg || !(*cfg & AGP_NET_ENFORCE))
+		return 1;
+	if (key->family) {
+		key->entry = (__u8)e;
+		key->prefixlen = 16 + 128;
+		blocked = net_match(&net_blocked, key, port);
+		allowed = net_match(&net_allowed, key, port);
+	}
+	if (key4->family) {
+		key4->entry = (__u8)e;
+		key4->prefixlen = 16 + 32;
+		blocked = blocked || net_match(&net_blocked, key4, port);
+		allowed = allowed || net_match(&net_allowed, key4, port);
+	}
+	if (blocked || ((*cfg & AGP_NET_ALLOWLIST) && !allowed)) {
+		stat_inc(AGP_STAT_CONNECT_DENIED);
+		return 0;
+	}
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int agp_connect4(struct bpf_sock_addr *ctx)
+{
+	struct agp_net_key none = {}, key4 = {};
+	__u32 ip = ctx->user_ip4; /* network order */
+
+	key4.family = 4;
+	__builtin_memcpy(&key4.addr[0], &ip, 4);
+	return judge_connect(&none, &key4, __builtin_bswap16((__u16)ctx->user_port));
+}
+
+SEC("cgroup/connect6")
+int agp_connect6(struct bpf_sock_addr *ctx)
+{
+	struct agp_net_key key = {}, key4 = {};
+	__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2],
+	      w3 = ctx->user_ip6[3];
+
+	key.family = 6;
+	__builtin_memcpy(&key.addr[0], &w0, 4);
+	__builtin_memcpy(&key.addr[4], &w1, 4);
+	__builtin_memcpy(&key.addr[8], &w2, 4);
+	__builtin_memcpy(&key.addr[12], &w3, 4);
+	/* ::ffff:a.b.c.d is also judged by the IPv4 rules (w0, w1 == 0, w2 == htonl(0xffff)) */
+	if (w0 == 0 && w1 == 0 && w2 == __builtin_bswap32(0xffff)) {
+		key4.family = 4;
+		__builtin_memcpy(&key4.addr[0], &w3, 4);
+	}
+	return judge_connect(&key, &key4, __builtin_bswap16((__u16)ctx->user_port));
 }

@@ -7,7 +7,8 @@ per entry, which entries want file/network arguments, the executables'
 inodes, the enforce switch), and turning ring-buffer records into events
 for the runtime. It judges nothing: globs and CIDR rules stay in the pure
 evaluator; the kernel only filters (unwatched processes pay one lookup) and,
-for blocked syscalls in enforce mode, kills.
+in enforce mode, kills at a blocked syscall and refuses a connect its LPM
+tries (built here from the same rules the evaluator uses) say no to.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ log = logging.getLogger("attyguard.daemon")
 
 OBJECT = Path(__file__).resolve().parent.parent / "kernel" / "policy.bpf.o"
 AGP_SYSCALL, AGP_OPEN, AGP_CONNECT, AGP_EXEC = 1, 2, 3, 4
-AGP_WANT_OPEN, AGP_WANT_CONNECT = 1, 2
+AGP_WANT_OPEN, AGP_WANT_CONNECT, AGP_NET_ENFORCE, AGP_NET_ALLOWLIST = 1, 2, 4, 8
+AGP_PORT_RANGES = 16
 AGP_PATH_LEN = 256
 AGP_MAX_ENTRIES = 256
 _INODES_MAX = 4096
 AT_FDCWD = -100
+SYS_ENTER = "agp_sys_enter"
 
 
 class Hdr(ctypes.Structure):
@@ -69,6 +72,17 @@ class BlockedKey(ctypes.Structure):
     _fields_ = [("entry", ctypes.c_uint32), ("nr", ctypes.c_uint32)]
 
 
+class NetKey(ctypes.Structure):
+    _fields_ = [("prefixlen", ctypes.c_uint32), ("entry", ctypes.c_uint8),
+                ("family", ctypes.c_uint8), ("addr", ctypes.c_uint8 * 16),
+                ("pad", ctypes.c_uint8 * 2)]
+
+
+class NetVal(ctypes.Structure):
+    _fields_ = [("nranges", ctypes.c_uint32), ("lo", ctypes.c_uint16 * AGP_PORT_RANGES),
+                ("hi", ctypes.c_uint16 * AGP_PORT_RANGES)]
+
+
 class InodeKey(ctypes.Structure):
     _fields_ = [("dev", ctypes.c_uint64), ("ino", ctypes.c_uint64)]
 
@@ -90,7 +104,11 @@ class PolicySensor:
         self.path = path
         self.obj: Any = None
         self.rb: Any = None
-        self.index: dict[str, int] = {}
+        self.index: dict[str, int] = {}  # entry name -> its index in the maps (1..255)
+        self._retired: set[int] = set()
+        self.net_enforce = False  # connects can be refused in the kernel
+        self.unenforced: set[str] = set()  # entries whose network rules did not fit
+        self.net_reason = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._boot_offset = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
@@ -108,8 +126,15 @@ class PolicySensor:
             raise BpfError("tracefs", 2, why)
         obj = BpfObject.open(self.path)  # 1. open
         try:
-            obj.load()  # 3. load (no rodata: everything that changes lives in maps)
-            obj.attach()  # 4. attach every program
+            # 2. no rodata (everything that changes lives in maps); `watched` is
+            # indexed by pid, so it is as long as pids go here.
+            obj.set_max_entries("watched", _pid_max())
+            obj.load()  # 3. load
+            # 4. attach: the process-tracking programs now; the sys_enter hook,
+            # which every syscall of every process pays for, only once a policy
+            # entry needs it (configure).
+            obj.attach([p for p, sec in obj.programs()
+                        if p != SYS_ENTER and not sec.startswith("cgroup/")])
             control = ctypes.c_uint32(os.getpid())
             obj.map_update("control", ctypes.c_uint32(1), control)
             self.rb = obj.ring_buffer("policy_events", self._on_record)  # 5.
@@ -117,8 +142,23 @@ class PolicySensor:
             obj.close()
             raise
         self.obj = obj
+        self._attach_connect()
         self._thread = threading.Thread(target=self._poll, name="policy-bpf", daemon=True)
         self._thread.start()
+
+    def _attach_connect(self) -> None:
+        """cgroup/connect4+6 at the cgroup2 root: connects refused in the kernel (enforce)."""
+        root = _cgroup2_root()
+        if root is None:
+            self.net_reason = "no cgroup2 hierarchy mounted"
+            return
+        try:
+            for name in ("agp_connect4", "agp_connect6"):
+                self.obj.attach_cgroup(name, root)
+        except Exception as exc:  # BpfError: this kernel refuses cgroup sock_addr programs
+            self.net_reason = str(exc)
+            return
+        self.net_enforce = True
 
     def _poll(self) -> None:
         while not self._stop.is_set():  # 6. poll until stopped
@@ -139,17 +179,42 @@ class PolicySensor:
     # ---- the policy into the maps
 
     def configure(self, policy: Policy) -> None:
-        """Entries, blocked syscalls, argument wishes and exe inodes; watched pids kept."""
+        """Entries, blocked syscalls, argument wishes and exe inodes; watched pids kept.
+
+        An entry keeps its index across reloads (by name): processes the kernel
+        watches under it stay right. A removed entry's index is retired with
+        nothing blocked or wanted, so its leftover processes pay nothing and
+        report nothing; indices are a byte, 255 names over the daemon's life.
+        """
         assert self.obj is not None
         obj = self.obj
-        old = set(self.index.values())
-        self.index = {p.name: i + 1 for i, p in enumerate(policy.processes[:AGP_MAX_ENTRIES - 1])}
+        names = {p.name for p in policy.processes}
+        for name, old in list(self.index.items()):
+            if name not in names:
+                del self.index[name]
+                self._retired.add(old)
+                obj.map_update("entry_cfg", ctypes.c_uint32(old), ctypes.c_uint32(0))
+        for proc in policy.processes:
+            if proc.name not in self.index:
+                used = set(self.index.values()) | self._retired
+                free = next((n for n in range(1, AGP_MAX_ENTRIES) if n not in used), None)
+                if free is None:
+                    log.warning("policy: no kernel index left for %s (255 entry names used "
+                                "since start); its kernel checks need a restart", proc.name)
+                    continue
+                self.index[proc.name] = free
         for key in obj.map_keys("blocked", BlockedKey):
             obj.map_delete("blocked", key)
         for key in obj.map_keys("inodes", InodeKey):
             obj.map_delete("inodes", key)
-        for gone in old - set(self.index.values()):
-            obj.map_update("entry_cfg", ctypes.c_uint32(gone), ctypes.c_uint32(0))
+        for trie in ("net_blocked", "net_allowed"):
+            for key in obj.map_keys(trie, NetKey):
+                obj.map_delete(trie, key)
+        if SYS_ENTER not in obj.attached and any(
+                p.blocked_syscalls or p.allowed_files is not None or p.blocked_files
+                or p.allowed_network is not None or p.blocked_network
+                for p in policy.processes):
+            obj.attach([SYS_ENTER])
         inodes = 0
         for proc in policy.processes:
             i = self.index.get(proc.name)
@@ -164,6 +229,10 @@ class PolicySensor:
                 want |= AGP_WANT_OPEN
             if proc.allowed_network is not None or proc.blocked_network:
                 want |= AGP_WANT_CONNECT
+                if self.net_enforce and self._load_net_rules(i, proc):
+                    want |= AGP_NET_ENFORCE
+                    if proc.allowed_network is not None:
+                        want |= AGP_NET_ALLOWLIST
             obj.map_update("entry_cfg", ctypes.c_uint32(i), ctypes.c_uint32(want))
             # Executables that exist now, by inode: an exec of one is watched in the
             # kernel from its first instruction (a new file is found by path later).
@@ -177,12 +246,26 @@ class PolicySensor:
                 obj.map_update("inodes", InodeKey(kernel_dev(st.st_dev), st.st_ino),
                                ctypes.c_uint32(i))
                 inodes += 1
-        # Watched processes of entries that are gone stop being watched.
-        valid = set(self.index.values())
-        value = ctypes.c_uint32()
-        for key in obj.map_keys("watched", ctypes.c_uint32):
-            if obj.map_lookup("watched", key, value) and value.value not in valid:
-                obj.map_delete("watched", key)
+
+    def _load_net_rules(self, index: int, proc: Any) -> bool:
+        """The entry's CIDR/port rules into the LPM tries; False if they do not fit
+        (then its connects are judged in userspace only, and say so)."""
+        assert self.obj is not None
+        tries = []
+        for trie, rules in (("net_blocked", proc.blocked_network),
+                            ("net_allowed", proc.allowed_network or ())):
+            try:
+                tries.append((trie, lpm_entries(index, rules)))
+            except ValueError as exc:
+                log.warning("policy %s: network rules not enforced in the kernel: %s",
+                            proc.name, exc)
+                self.unenforced.add(proc.name)
+                return False
+        for trie, entries in tries:
+            for key, value in entries:
+                self.obj.map_update(trie, key, value)
+        self.unenforced.discard(proc.name)
+        return True
 
     def set_enforce(self, enforce: bool) -> None:
         if self.obj is not None:
@@ -191,23 +274,18 @@ class PolicySensor:
     def watch(self, pid: int, entry: str) -> None:
         i = self.index.get(entry)
         if self.obj is not None and i is not None:
-            self.obj.map_update("watched", ctypes.c_uint32(pid), ctypes.c_uint32(i))
+            self.obj.map_update("watched", ctypes.c_uint32(pid), ctypes.c_uint8(i))
 
-    def watched_pids(self) -> dict[int, int]:
-        out: dict[int, int] = {}
-        if self.obj is None:
-            return out
-        value = ctypes.c_uint32()
-        for key in self.obj.map_keys("watched", ctypes.c_uint32):
-            if self.obj.map_lookup("watched", key, value):
-                out[int(key.value)] = int(value.value)
-        return out
-
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, Any]:
         if self.obj is None:
             return {}
-        return {name: self.obj.percpu_sum("policy_stats", i)
-                for i, name in enumerate(("seen", "dropped", "killed"))}
+        out: dict[str, Any] = {name: self.obj.percpu_sum("policy_stats", i)
+                               for i, name in enumerate(("seen", "dropped", "killed"))}
+        out["programs"] = list(self.obj.attached)
+        out["connect_denied"] = self.obj.percpu_sum("policy_stats", 3)
+        if not self.net_enforce:
+            out["connect_enforce"] = f"unavailable: {self.net_reason}"
+        return out
 
     # ---- records
 
@@ -240,6 +318,91 @@ class PolicySensor:
                           entry)
         # AGP_EXEC (an exec of a watched inode) needs nothing here: the kernel
         # already watches it, and the proc connector's exec event follows.
+
+
+def _cgroup2_root() -> str | None:
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == "cgroup2":
+                    return parts[1]
+    except OSError:
+        pass
+    return None
+
+
+def _prefix(rule: Any) -> tuple[int, int, bytes]:
+    """(prefixlen, family, address bytes masked) of a NetRule in the trie's terms."""
+    net = rule.network
+    if net is None:
+        return 8, 0, b"\0" * 16  # `*`: the entry alone, any family
+    raw = net.network_address.packed
+    return 16 + net.prefixlen, (4 if net.version == 4 else 6), raw + b"\0" * (16 - len(raw))
+
+
+def _contains(outer: tuple[int, int, bytes], inner: tuple[int, int, bytes]) -> bool:
+    if outer[0] == 8:
+        return True
+    if outer[1] != inner[1] or outer[0] > inner[0]:
+        return False
+    bits = outer[0] - 16
+    whole, rest = divmod(bits, 8)
+    if outer[2][:whole] != inner[2][:whole]:
+        return False
+    if rest:
+        mask = (0xFF << (8 - rest)) & 0xFF
+        return (outer[2][whole] & mask) == (inner[2][whole] & mask)
+    return True
+
+
+def lpm_entries(index: int, rules: Any) -> list[tuple[NetKey, NetVal]]:
+    """LPM trie entries for one entry's rules. A prefix's ports are merged with those of
+    every shorter prefix containing it, so the longest match alone gives the answer the
+    evaluator gives; raises ValueError when a prefix needs more than AGP_PORT_RANGES."""
+    grouped: dict[tuple[int, int, bytes], list[tuple[int, int]] | None] = {}
+    for rule in rules:
+        p = _prefix(rule)
+        ports = list(rule.ports) if rule.ports else None  # None: any port
+        if p in grouped:
+            have = grouped[p]
+            grouped[p] = None if have is None or ports is None else have + ports
+        else:
+            grouped[p] = ports
+    out = []
+    for p, ports in grouped.items():
+        merged: list[tuple[int, int]] | None = None if ports is None else list(ports)
+        for q, other in grouped.items():
+            if q != p and merged is not None and _contains(q, p):
+                merged = None if other is None else merged + other
+        key = NetKey(p[0], index, p[1], (ctypes.c_uint8 * 16)(*p[2]))
+        value = NetVal()
+        if merged is not None:
+            ranges = _merge_ranges(merged)
+            if len(ranges) > AGP_PORT_RANGES:
+                raise ValueError(f"more than {AGP_PORT_RANGES} port ranges under one prefix")
+            value.nranges = len(ranges)
+            for n, (lo, hi) in enumerate(ranges):
+                value.lo[n], value.hi[n] = lo, hi
+        out.append((key, value))
+    return out
+
+
+def _merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _pid_max() -> int:
+    try:
+        return max(32768, int(open("/proc/sys/kernel/pid_max").read()))
+    except (OSError, ValueError):
+        return 4 << 20  # the 64-bit maximum
 
 
 def _expand(pattern: str) -> list[str]:

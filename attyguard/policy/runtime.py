@@ -18,8 +18,10 @@ Backends:
 - `kernel` (root, eBPF): `attyguard/kernel/policy.bpf.o` through the kernel
   layer's generic loader (`attyguard.policy.kernel.PolicySensor`) adds
   syscalls, file opens and connects of watched processes; enforce kills a
-  blocked syscall in the kernel and a process over its memory/CPU limit from
-  here (SIGKILL). Exec, file and network violations are recorded and sent but
+  blocked syscall in the kernel, refuses a connect in the kernel
+  (cgroup/connect4/6, EPERM), refuses an exec at the exec guard's permission
+  rung (EPERM, when that runs in enforce) and kills a process over its
+  memory/CPU limit from here (SIGKILL). File opens are recorded and sent but
   not stopped in this build (`alerted` even in enforce; docs/policy.md).
   If the object does not load, the fallback runs, and says why.
 
@@ -65,8 +67,9 @@ log = logging.getLogger("attyguard.daemon")
 
 FALLBACK_SEES = ("exec", "fork", "exit", "memory", "cpu")
 FALLBACK_BLIND = ("file", "syscall", "network")
-# What a rung can stop on the kernel backend: a blocked syscall (SIGKILL from BPF at
-# syscall entry) and memory/CPU (SIGKILL from the sampler).
+# What a rung can always stop on the kernel backend: a blocked syscall (SIGKILL from
+# BPF at syscall entry) and memory/CPU (SIGKILL from the sampler). Connects (cgroup
+# connect4/6) and execs (the exec guard's gate) are added when those attach.
 KERNEL_BLOCKABLE = frozenset({ViolationType.SYSCALL, ViolationType.RESOURCE})
 _HASH_CACHE = 256
 _RESCAN_WITH_CONNECTOR_S = 2.0  # a safety net for lost notifications (ENOBUFS)
@@ -146,7 +149,7 @@ class PolicyRuntime:
         with self._lock:
             self.evaluator.mode = self._effective(self.requested_mode)
             if self.backend == "kernel":
-                self.evaluator.blockable = KERNEL_BLOCKABLE
+                self.evaluator.blockable = self._kernel_blockable()
                 if self.exec_gate is not None and self.exec_gate.can_deny_exec():
                     self.evaluator.blockable |= {ViolationType.EXEC}
                     self.exec_gate.policy_decide = self.decide_exec
@@ -164,6 +167,16 @@ class PolicyRuntime:
         self._thread = threading.Thread(target=self._sample_loop, name="policy-sampler",
                                         daemon=True)
         self._thread.start()
+
+    def _kernel_blockable(self) -> frozenset[ViolationType]:
+        blockable = set(KERNEL_BLOCKABLE)
+        # Connects are refused in the kernel only when every entry's rules fit the tries:
+        # a record never says `blocked` for a connect that went through.
+        if self.sensor is not None and self.sensor.net_enforce and not self.sensor.unenforced:
+            blockable.add(ViolationType.NETWORK)
+        if ViolationType.EXEC in self.evaluator.blockable:
+            blockable.add(ViolationType.EXEC)
+        return frozenset(blockable)
 
     def _start_sensor(self) -> None:
         from attyguard.policy.kernel import PolicySensor
@@ -246,6 +259,7 @@ class PolicyRuntime:
             if self.sensor is not None:
                 self.sensor.configure(policy)
                 self.sensor.set_enforce(self.evaluator.mode is Mode.ENFORCE)
+                self.evaluator.blockable = self._kernel_blockable()
                 for pid, w in self.evaluator.watched.items():
                     self.sensor.watch(pid, w.entry)
         old_dispatcher.stop(0.1)
