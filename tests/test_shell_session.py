@@ -332,6 +332,9 @@ def test_trust_is_for_the_line_with_its_state():
     assert guard.decide('eval "$v"', state=ShellState(variables={"v": "x"})).action \
         is Action.WARN
     assert guard.decide('eval "$v"').action is Action.WARN
+    # A line trusted as text (attyguard trust add) holds whatever the state.
+    trust.add("ll", ())
+    assert guard.decide("ll", state=ShellState(aliases={"ll": "ls -l"})).action is Action.ALLOW
 
 
 def test_continued_word_is_judged_as_bash_joins_it(make):

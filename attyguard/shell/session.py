@@ -275,7 +275,15 @@ class Session:
             text = resolved
         full = self._full(text)
         if self._wants_more(full):
-            self.pending = full  # shown with PS2; nothing of it reaches bash yet
+            # Shown with PS2; nothing of it reaches bash yet. What is there so
+            # far is judged too: a block need not wait for the rest.
+            early_verdict = _decide(self.get_wired(), full, self._state_for(full))
+            if early_verdict.action is Action.BLOCK:
+                self.show(refused_text(early_verdict, self.config.ui.refused_style))
+                self.warnings.add(f"refused: {early_verdict.reason}: {one_line(full, 120)}")
+                self.pending = ""
+                return None
+            self.pending = full
             return None
         if not self.pending:
             text = full = self._nested(full)
