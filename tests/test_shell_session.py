@@ -360,3 +360,11 @@ def test_fc_inside_a_larger_line_is_asked_about(make):
     session, child, _, shown = make()
     assert session.submit("history -s 'echo x'; fc -s") is None  # asked, cancelled
     assert child.sent == [] and "fc re-runs a history line" in shown[-1]
+
+
+def test_lines_touching_our_hooks_are_refused(make):
+    session, child, _, shown = make()
+    for line in ("__ag_tok=0", "__ag_complete() { :; }", "unset -f __ag_post"):
+        assert session.submit(line) is None
+        assert shown[-1].startswith("REFUSED — Changes attyguard's own hooks")
+    assert child.sent == []
