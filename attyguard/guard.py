@@ -94,11 +94,14 @@ class Guard:
         """The verdict for `line`; `state`: the live shell's values of the names it uses.
 
         With a non-empty state the engine and the daemon judge the line as bash
-        will expand it, and a trusted line is trusted only with the same state
+        will expand it. A line trusted as text (`attyguard trust add`, or a
+        [t]rust given when it used no state) is trusted whatever the state; a
+        [t]rust given to a line that used state holds for that state only
         (trusting `eval "$v"` once must not trust every later `v`).
         """
         start = time.perf_counter_ns()
-        if self.trust is not None and self.trust.lookup(trust_text(line, state)):
+        if self.trust is not None and (self.trust.lookup(line) or (
+                state and self.trust.lookup(trust_text(line, state)))):
             # The daemon's exec guard lets this trusted line's execs run too.
             trusted = getattr(self.daemon, "trusted", None)
             if trusted is not None:

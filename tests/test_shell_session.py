@@ -336,6 +336,9 @@ def test_trust_is_for_the_line_with_its_state():
     assert guard.decide('eval "$v"', state=ShellState(variables={"v": "x"})).action \
         is Action.WARN
     assert guard.decide('eval "$v"').action is Action.WARN
+    # A line trusted as text (attyguard trust add) holds whatever the state.
+    trust.add("ll", ())
+    assert guard.decide("ll", state=ShellState(aliases={"ll": "ls -l"})).action is Action.ALLOW
 
 
 def test_continued_word_is_judged_as_bash_joins_it(make):
@@ -361,3 +364,11 @@ def test_fc_inside_a_larger_line_is_asked_about(make):
     session, child, _, shown = make()
     assert session.submit("history -s 'echo x'; fc -s") is None  # asked, cancelled
     assert child.sent == [] and "fc re-runs a history line" in shown[-1]
+
+
+def test_lines_touching_our_hooks_are_refused(make):
+    session, child, _, shown = make()
+    for line in ("__ag_tok=0", "__ag_complete() { :; }", "unset -f __ag_post"):
+        assert session.submit(line) is None
+        assert shown[-1].startswith("REFUSED — Changes attyguard's own hooks")
+    assert child.sent == []

@@ -81,6 +81,7 @@ class _Run:
     early: bytes = b""  # keys typed before the command started (sent when it runs)
     typed_nul: bool = False  # a NUL (Ctrl-@) went to the command: see `_eof_for`
     echo_held: bytes = b""  # after D: what may be the start of the ack's echo
+    wakes: int = 0  # ^C sent again while cancelling (see _check_stalled)
 
 
 def sanitize_line(text: str) -> bytes:
@@ -597,6 +598,13 @@ class BashChild:
         if run.repaired or (not now and time.monotonic() - run.last_activity < _STALL_S):
             return
         if run.got_d or not self._bash_at_readline():
+            return
+        if run.phase == "run_quiet" and run.wakes < 3:
+            # Cancelling a continuation: under load the ^C was seen to be lost
+            # at PS2 (bash still at readline, no D); another one is harmless.
+            run.wakes += 1
+            run.last_activity = time.monotonic()
+            self._write_master(b"\x03")
             return
         # __ag_post's own `read` looks like readline too, but it starts only
         # after its D mark is written: checked in this order, a D still in

@@ -16,6 +16,7 @@ as typed (judged as usual).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ _PASSED = frozenset({"-i", "-l", "--login", "--norc", "--noprofile", "--posix", 
 _OTHER_SHELLS = frozenset({"zsh", "dash", "ksh", "mksh", "fish", "csh", "tcsh", "yash",
                            "busybox", "rbash"})
 _META = set(";&|<>()`$\n")
+# Cheap first look (every line passes here): does it start with a shell's name?
+_FIRST = re.compile(r"\s*(?:\S*/)?(?:bash|sh|su|sudo|doas|zsh|dash|ksh|mksh|fish|csh|tcsh|"
+                    r"yash|busybox|rbash)(?:\s|$)")
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class Nested:
 
 def nested_shell(line: str, attyguard: str | None) -> Nested | None:
     """What to do about `line` starting an interactive shell (None: it does not)."""
-    if _META & set(line):
+    if not _FIRST.match(line) or _META & set(line):
         return None
     try:
         words = shlex.split(line)

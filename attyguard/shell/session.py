@@ -126,8 +126,8 @@ class Session:
         wired = self.ready_wired()
         if wired is None or not self._notes_shown:
             return  # (the first line also shows the Guard's notes: submit's job)
-        if self._resolve_needed(text):
-            return  # (history expansion or fc: what runs is not `text`; submit's job)
+        if self._resolve_needed(text) or "__ag_" in text:
+            return  # (history expansion, fc, our hooks: submit's job)
         full = self._full(text)
         if self._wants_more(full):
             return  # (held until the command is complete: submit's job)
@@ -150,6 +150,18 @@ class Session:
         state = build_state(line, self._names,
                             lambda needs: self.child.fetch_state(encode_request(needs)))
         return state or None
+
+    def _refuse_hooks(self, text: str) -> bool:
+        """Refuse a line that touches attyguard's own hooks (see `_touches_hooks`)."""
+        from attyguard.engine.verdict import Action, Verdict
+        from attyguard.shell.confirm import refused_text
+
+        if "__ag_" not in text:
+            return False
+        refused = _touches_hooks(Verdict(Action.ALLOW))
+        self.show(refused_text(refused, self.config.ui.refused_style))
+        self.warnings.add(f"refused: {refused.reason}: {one_line(text, 120)}")
+        return True
 
     def _resolve_needed(self, text: str) -> bool:
         from attyguard.shell.history_expand import might_expand
@@ -292,14 +304,26 @@ class Session:
                              sent=True)
         if decided is not None and decided.text != text:
             decided = None  # (not the line the prompt returned: decide again)
+        if self._refuse_hooks(text):  # (as typed, before any rewrite of ours)
+            return None
         if decided is None and self._resolve_needed(text):
             resolved = self._resolve(text)
             if resolved is None:
                 return None
+            if not self._fc_edit and self._refuse_hooks(resolved):  # (from the history)
+                return None
             text = resolved
         full = self._full(text)
         if self._wants_more(full):
-            self.pending = full  # shown with PS2; nothing of it reaches bash yet
+            # Shown with PS2; nothing of it reaches bash yet. What is there so
+            # far is judged too: a block need not wait for the rest.
+            early_verdict = _decide(self.get_wired(), full, self._state_for(full))
+            if early_verdict.action is Action.BLOCK:
+                self.show(refused_text(early_verdict, self.config.ui.refused_style))
+                self.warnings.add(f"refused: {early_verdict.reason}: {one_line(full, 120)}")
+                self.pending = ""
+                return None
+            self.pending = full
             return None
         if not self.pending:
             text = full = self._nested(full)
@@ -560,6 +584,23 @@ def _decide(wired: Wired, full: str, state: ShellState | None) -> Verdict:
     if "fc" in full and verdict.action is Action.ALLOW and fc_in_compound(full):
         verdict = _fc_unresolved(verdict)
     return verdict
+
+
+def _touches_hooks(verdict: Verdict) -> Verdict:
+    """A refusal of the shell's own: attyguard's hooks and their secrets are not the
+    user's to change (a changed hook or line token would let lines run unjudged)."""
+    from dataclasses import replace
+
+    from attyguard.engine.verdict import Action, RuleHit, Severity
+
+    hit = RuleHit(
+        "shell.hooks", "Changes attyguard's own hooks in the shell",
+        Severity.HIGH, Action.BLOCK, 0.9,
+        explanation="Names starting with __ag_ are attyguard's hooks, marks and line "
+                    "token inside bash; changing them would let lines run unjudged.",
+        remediation="Leave __ag_* alone; `attyguard --norc` starts a shell without your rc.")
+    return replace(verdict, action=Action.BLOCK, rules=(hit, *verdict.rules),
+                   probability=max(verdict.probability, 0.9))
 
 
 def _fc_unresolved(verdict: Verdict) -> Verdict:

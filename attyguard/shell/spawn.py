@@ -204,8 +204,18 @@ def set_size(fd: int, size: tuple[int, int]) -> None:
 
 
 def _private_dir() -> str:
-    """A fresh 0700 directory for the FIFO (tempfile costs ~10 ms of imports)."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
+    """A fresh 0700 directory for the FIFO (tempfile costs ~10 ms of imports).
+
+    In memory where possible (XDG_RUNTIME_DIR, else /dev/shm): the hooks
+    rewrite small files in it at every prompt and state lookup, and on ext4
+    rewriting a file (O_TRUNC) flushes it to disk (auto_da_alloc): measured
+    ~3.5 ms per write on this machine's /tmp against ~0.01 ms on tmpfs.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR") or ""
+    if not base or not os.access(base, os.W_OK):
+        base = "/dev/shm"
+    if not os.access(base, os.W_OK):
+        base = os.environ.get("TMPDIR") or "/tmp"
     if not os.access(base, os.W_OK):
         base = "/tmp"
     for _ in range(100):
