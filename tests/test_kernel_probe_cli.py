@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,10 +50,19 @@ def test_probe_forced_rung_and_human_form() -> None:
 def test_probe_as_an_unprivileged_user_says_why_and_exits_1() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to an unprivileged user")
-    try:
-        r = _probe("--json", user=65534)
-    except PermissionError as exc:  # e.g. the interpreter lives under /root
-        pytest.skip(f"user nobody cannot run this interpreter: {exc}")
+    # The system python: a venv's interpreter may live where nobody cannot read
+    # (/root/.pyenv). The JSON probe needs nothing beyond the standard library.
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if python is None:
+        pytest.skip("no system python3 for an unprivileged user")
+    r = subprocess.run(
+        [python, "-c", "from attyguard.kernel.report import print_probe;"
+         "raise SystemExit(print_probe(None, True))"],
+        capture_output=True, text=True, timeout=60, cwd="/", user=65534, group=65534,
+        extra_groups=[], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    if "No module named 'attyguard'" in r.stderr or "PermissionError" in r.stderr:
+        pytest.skip(f"user nobody cannot read this checkout ({ROOT})")
     assert r.returncode == 1, r.stderr
     doc = json.loads(r.stdout)
     assert doc["in_use"] is None
