@@ -272,6 +272,7 @@ class BpfObject:
         self._links: dict[str, int] = {}
         self._rings: list[RingBuffer] = []
         self._loaded = False
+        self._fds: dict[str, int] = {}
 
     # 1. open ---------------------------------------------------------------
     @classmethod
@@ -423,10 +424,16 @@ class BpfObject:
 
     # maps at run time ------------------------------------------------------------
     def map_fd(self, name: str) -> int:
-        fd = libbpf().bpf_map__fd(self._map(name))
-        if fd < 0:
-            raise BpfError(f"map {name} fd", fd)
-        return int(fd)
+        # Cached after load: the permission path looks maps up per event, and
+        # libbpf's by-name search is a linear walk.
+        fd = self._fds.get(name)
+        if fd is None:
+            fd = int(libbpf().bpf_map__fd(self._map(name)))
+            if fd < 0:
+                raise BpfError(f"map {name} fd", fd)
+            if self._loaded:
+                self._fds[name] = fd
+        return fd
 
     def map_update(self, name: str, key: ctypes._CData, value: ctypes._CData) -> None:
         rc = libbpf().bpf_map_update_elem(
@@ -495,6 +502,7 @@ class BpfObject:
         self._links.clear()
         lib.bpf_object__close(self._h)
         self._h = None
+        self._fds.clear()
 
     def __enter__(self) -> BpfObject:
         return self

@@ -110,6 +110,17 @@ static __always_inline void stat_inc(__u32 idx)
 		__sync_fetch_and_add(v, 1);
 }
 
+/* Each wakeup of the reader costs a context switch per record; under rung 2
+ * the reader is woken by the permission event anyway (and drains then), so
+ * records only wake it when a backlog builds up. */
+static __always_inline __u64 rb_flags(void)
+{
+	if (!cfg.lazy_wakeup)
+		return 0;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > AG_LAZY_LIMIT ? BPF_RB_FORCE_WAKEUP
+									  : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void fill_hdr(struct ag_hdr *h, __u32 type)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -280,7 +291,7 @@ done:
 	e->args_size = off;
 	size = __builtin_offsetof(struct ag_exec, args) + off;
 	stat_inc(AG_STAT_SEEN);
-	if (bpf_ringbuf_output(&events, e, size, 0))
+	if (bpf_ringbuf_output(&events, e, size, rb_flags()))
 		stat_inc(AG_STAT_DROPPED);
 	return 0;
 }
@@ -353,7 +364,7 @@ int BPF_PROG(ag_fork, struct task_struct *parent, struct task_struct *child)
 	e->hdr.tgid = ptgid;
 	e->child_tgid = ctgid;
 	e->guarded_root = groot;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }
 
@@ -389,7 +400,7 @@ int ag_exit(struct trace_event_raw_sched_process_exit *ctx)
 	fill_hdr(&e->hdr, AG_EXIT);
 	e->exit_code = BPF_CORE_READ(task, exit_code);
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }
 
@@ -411,7 +422,7 @@ int ag_socket(struct trace_event_raw_sys_enter *ctx)
 	fill_hdr(&e->hdr, AG_ALG);
 	e->sock_type = (__u32)ctx->args[1];
 	e->protocol = (__u32)ctx->args[2];
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }
 
@@ -455,6 +466,6 @@ int ag_connect(struct trace_event_raw_sys_enter *ctx)
 		/* sun_path starts after the 2-byte family; abstract names start with NUL */
 		bpf_probe_read_user(e->addr, sizeof(e->addr), uaddr + 2);
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }

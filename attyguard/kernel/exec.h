@@ -123,6 +123,10 @@ struct ag_config {
 	__u32 trace_all;    /* report every process, not only guarded trees */
 	__u32 signal_kill;  /* rung 3 in enforce mode: SIGKILL what the maps deny */
 	__u32 lsm_enforce;  /* rung 1 in enforce mode: -EPERM what the maps deny */
+	__u32 lazy_wakeup;  /* records do not wake the reader (it is woken by fanotify
+			     * and polls on a timer) unless AG_LAZY_LIMIT bytes wait */
 };
+
+#define AG_LAZY_LIMIT (1 << 16)
 
 #endif

@@ -161,8 +161,9 @@ class FanotifyGroup:
             off += ev_len
             yield PermEvent(fd, pid, mask)
 
-    def respond(self, event: PermEvent, allow: bool) -> None:
-        """Answer one permission event and close its fd (once per event)."""
+    def respond(self, event: PermEvent, allow: bool, *, close: bool = True) -> None:
+        """Answer one permission event (once per event) and close its fd unless told not
+        to (then `close_event` later: the fd still names the file)."""
         try:
             os.write(self.fd, _RESPONSE.pack(event.fd, FAN_ALLOW if allow else FAN_DENY))
         except OSError as exc:
@@ -170,8 +171,8 @@ class FanotifyGroup:
             if exc.errno != errno.ENOENT:
                 raise
         finally:
-            if event.fd >= 0:
-                os.close(event.fd)
+            if close:
+                close_event(event)
 
     def close(self) -> None:
         """Closing the group makes the kernel allow every event still waiting on it."""
@@ -204,6 +205,11 @@ def fanotify_unavailable_reason() -> str | None:
     finally:
         group.close()
     return None
+
+
+def close_event(event: PermEvent) -> None:
+    if event.fd >= 0:
+        os.close(event.fd)
 
 
 def stat_key(fd: int) -> tuple[int, int] | None:

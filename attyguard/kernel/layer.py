@@ -101,6 +101,9 @@ SENSOR_PROGRAMS = (
     "ag_socket",
     "ag_connect",
 )
+# With lazy wakeups, how late on_event may see a record no permission event
+# pulled in (fork/exit, execs from unmarked filesystems): the reader's timer.
+_LAZY_POLL_MS = 50
 _MAX_RECORDS = 65536  # exec records waiting for their permission event (one per tgid)
 Mode = Literal["warn", "enforce"]
 OnDeadline = Literal["allow", "deny"]
@@ -363,6 +366,7 @@ class KernelLayer:
         self._seq = itertools.count()
         self._c = _Counters()
         self._started = False
+        self._lazy = False  # a fanotify group wakes the reader; records do not
         self.reader_error: str | None = None
         self.heartbeat = 0.0  # time.monotonic() of the reader loop's last turn
         self._guarded_uids: set[int] = set()
@@ -385,6 +389,8 @@ class KernelLayer:
         if rung is None:
             return
         enforce = self.mode == "enforce"
+        self._lazy = rung in (Rung.LSM, Rung.FANOTIFY) and self.probe.status(
+            Rung.FANOTIFY).available
         # 1-4: the BPF object (open, rodata, load, attach), when the sensors work here
         if self.probe.bpf:
             err = ensure_tracefs()
@@ -395,6 +401,8 @@ class KernelLayer:
                 trace_all=int(self._trace_all),
                 signal_kill=int(rung is Rung.SIGNAL and enforce),
                 lsm_enforce=int(rung is Rung.LSM and enforce),
+                # rung 1/2: the permission event wakes the reader, which drains then
+                lazy_wakeup=int(self._lazy),
             )
             sizes = {"events": self._rb_bytes} if self._rb_bytes else None
             obj = try_open_load(
@@ -410,7 +418,7 @@ class KernelLayer:
             # 5: the ring buffer; its records arrive in _on_record on the reader thread
             self._rb = obj.ring_buffer("events", self._on_record)
         # rung 2's group (also under rung 1, which cannot ask the daemon itself)
-        if rung in (Rung.LSM, Rung.FANOTIFY) and self.probe.status(Rung.FANOTIFY).available:
+        if self._lazy:
             group = fan.FanotifyGroup()
             self._group = group
             paths = self._mark_paths
@@ -605,9 +613,8 @@ class KernelLayer:
                 continue
             if not ready:
                 continue
-            # The ring buffer first: an exec's tracepoint record precedes its
-            # permission event, so draining it here gives the argv to judge.
-            self._drain_ring()
+            # Permission events first: they hold an exec. _on_perm drains the ring
+            # buffer itself when it needs an execve record (guarded tasks only).
             if self._group is not None:
                 for ev in self._group.read():
                     try:
@@ -616,6 +623,7 @@ class KernelLayer:
                         # fail open for this one event, keep serving the others
                         log.exception("permission event for pid %d failed; allowed", ev.pid)
                         self._answer(_Pending(ev, 0.0), True)
+            self._drain_ring()
         self._drain_ring()
 
     def _drain_ring(self) -> None:
@@ -627,8 +635,9 @@ class KernelLayer:
 
     def _expire_deadlines(self) -> int:
         """Answer every permission event whose deadline passed; ms until the next one."""
-        if not self._waiting:  # unlocked peek: a push races only with a later turn
-            return 100
+        idle = _LAZY_POLL_MS if self._lazy else 100
+        if not self._waiting:  # unlocked peek: pushes happen on this thread only
+            return idle
         now = time.monotonic()
         expired: list[_Pending] = []
         with self._lock:
@@ -636,12 +645,12 @@ class KernelLayer:
                 _, _, p = heapq.heappop(self._waiting)
                 if not p.answered:
                     expired.append(p)
-            nxt = self._waiting[0][0] if self._waiting else now + 0.1
+            nxt = self._waiting[0][0] if self._waiting else now + idle / 1000
         for p in expired:
             allow = self.on_deadline == "allow"
             if self._answer(p, allow, deadline=True) and not allow:
                 self._notify_deny(p.event.pid, p.path, "deadline")
-        return max(0, min(100, int((nxt - now) * 1000) + 1))
+        return max(0, min(idle, int((nxt - now) * 1000) + 1))
 
     def _answer(self, p: _Pending, allow: bool, *, deadline: bool = False) -> bool:
         """Respond once; False when someone (deadline or decision) already did.
@@ -695,12 +704,10 @@ class KernelLayer:
             log.exception("on_event failed")
 
     def _on_perm(self, ev: fan.PermEvent) -> None:
+        """One permission event, cheapest answers first (the exec waits meanwhile)."""
         enforce = self.mode == "enforce"
         with self._lock:
             self._c.perm_events += 1
-            # A later open of an exec already judged (ELF loader, interpreter):
-            # its execve record was consumed by the first one.
-            follow_up = ev.pid in self._judged and ev.pid not in self._exec_records
             check_inodes = enforce and bool(self._denied_inodes)
             check_trees = enforce and bool(self._denied_roots)
         if check_inodes:
@@ -710,23 +717,36 @@ class KernelLayer:
             if inode_denied:
                 self._deny_now(ev, "denied executable")
                 return
-        if check_trees and self._scoped(ev.pid, True)[1]:
+        guarded, denied = self._scoped(ev.pid, check_trees)
+        if denied:
             self._deny_now(ev, "critical tree")
             return
-        if follow_up:
-            self._respond_now(ev, allow=True)
-            return
-        guarded, _ = self._scoped(ev.pid, False)
         if not guarded:
             with self._lock:
                 self._c.fast_path += 1
             self._respond_now(ev, allow=True)
             return
+        if not enforce:
+            # warn: the exec may go on at once; judging happens after (fd kept for its path).
+            self._respond_now(ev, allow=True, close=False)
+        # The execve record of this task was written before this event: drain
+        # the ring buffer so it is here (and so an exec chain in one pid is not
+        # mistaken for a follow-up of the previous exec).
+        self._drain_ring()
         with self._lock:
             record = self._exec_records.pop(ev.pid, None)
+            # A later open of an exec already judged (ELF loader, interpreter):
+            # its execve record was consumed by the first one.
+            follow_up = record is None and ev.pid in self._judged
             self._judged.add(ev.pid)
-            if record is None:
+            if record is None and not follow_up:
                 self._c.no_tracepoint_record += 1
+        if follow_up:
+            if enforce:
+                self._respond_now(ev, allow=True)
+            else:
+                fan.close_event(ev)
+            return
         path = fan.fd_path(ev.fd)
         if record is None:
             # No tracepoint record (dropped, or the tree was guarded mid-exec):
@@ -740,8 +760,8 @@ class KernelLayer:
                                 rung=Rung.FANOTIFY)
         else:
             exec_ev = replace(record, filename=path or record.filename, rung=Rung.FANOTIFY)
-        if self.mode == "warn":
-            self._respond_now(ev, allow=True)
+        if not enforce:
+            fan.close_event(ev)  # answered above
             self._submit_async(exec_ev)
             return
         pending = _Pending(ev, time.monotonic() + self.deadline, path=path)
@@ -768,10 +788,10 @@ class KernelLayer:
         except Exception:
             log.exception("on_deny failed")
 
-    def _respond_now(self, ev: fan.PermEvent, *, allow: bool) -> None:
+    def _respond_now(self, ev: fan.PermEvent, *, allow: bool, close: bool = True) -> None:
         assert self._group is not None
         try:
-            self._group.respond(ev, allow)
+            self._group.respond(ev, allow, close=close)
         except OSError as exc:
             log.warning("fanotify response failed: %s", exc)
 

@@ -114,6 +114,7 @@ class AgConfig(ctypes.Structure):
         ("trace_all", u32),
         ("signal_kill", u32),
         ("lsm_enforce", u32),
+        ("lazy_wakeup", u32),
     ]
 
 

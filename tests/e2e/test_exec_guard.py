@@ -90,13 +90,26 @@ class Guarded:
 
     def dump(self) -> str:
         return (f"--- screen ---\n{self.t.screen(history=True)}\n"
-                f"--- daemon log ---\n{self.daemon.log()}")
+                f"--- daemon log ---\n{self.daemon.log()}\n{self.counters()}")
+
+    def counters(self) -> str:
+        """The exec guard's and the layer's counters (a dropped execve record shows here)."""
+        try:
+            exec_ = self.daemon.call("status")["exec"]
+        except (OSError, ValueError, KeyError):
+            return "--- no status ---"
+        layer = exec_.get("layer") or {}
+        keep = ("no_tracepoint_record", "deadline_misses", "decide_errors", "events_dropped",
+                "denied", "judged")
+        return (f"--- exec counters ---\n{exec_.get('counters')}\n"
+                f"layer: { {k: layer.get(k) for k in keep} }")
 
     def wait(self, pattern: str | Callable[[str], bool], timeout: float = 15.0) -> str:
         try:
             return self.t.wait_for(pattern, timeout)
         except WaitTimeout as exc:
-            raise WaitTimeout(f"{exc}\n--- daemon log ---\n{self.daemon.log()}") from None
+            raise WaitTimeout(f"{exc}\n--- daemon log ---\n{self.daemon.log()}\n"
+                              f"{self.counters()}") from None
 
     def shell_pid(self) -> int:
         self.t.send_line("echo shell-pid=$PPID")
@@ -167,7 +180,7 @@ def test_enforce_refuses_at_exec_whatever_the_path(guarded: Callable[..., Guarde
                          and re.search(r"^\[~\]\$ ?$", screen, re.MULTILINE) is not None,
                          timeout=20, history=True)
         except WaitTimeout as exc:
-            raise WaitTimeout(f"{p.name}: {exc}\n{g.daemon.log()}") from None
+            raise WaitTimeout(f"{p.name}: {exc}\n{g.daemon.log()}\n{g.counters()}") from None
         assert re.search(r"REFUSED — \S+: ", g.t.screen(history=True)), g.dump()
         marker = g.home / f"marker-{p.name}"
         assert not marker.exists(), f"{p.name}: the refused command ran\n{g.dump()}"
