@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 
 __all__ = ["UNAVAILABLE_RULE_ID", "QuickAtoms", "is_clean", "load_atoms", "remember_allowed",
            "save_atoms"]
@@ -60,8 +61,18 @@ def _line_hash(line: str) -> str:
     return hashlib.sha256(line.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
+# A line that may hand a file or text to a shell is never clean, even when the
+# engine allowed it before: what it runs is the file's content, which the
+# non-interactive path judges (attyguard/filejudge.py) only on the slow path.
+_HANDS_TO_A_SHELL = re.compile(
+    r"(?:^|[\s;&|(){}`])(?:\.|source|eval|exec|command|builtin|env|busybox|"
+    r"[a-z]*sh)(?=[\s;&|)]|$)|[<`$]|ENV=|--rcfile|--init-file")
+
+
 def is_clean(line: str, atoms: QuickAtoms) -> bool:
     """True only for a line the engine is sure to allow (see the module doc)."""
+    if _HANDS_TO_A_SHELL.search(line):
+        return False
     if atoms.allowed and _line_hash(line) in atoms.allowed:
         return True
     if not line or len(line) > _MAX_QUICK_LINE or "IFS" in line:

@@ -238,7 +238,7 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         from attyguard.engine.quick import UNAVAILABLE_RULE_ID
         from attyguard.engine.verdict import Action
         from attyguard.filejudge import FILES_RULE_ID, MAX_FILE, MemfdSnapshots, judge_files
-        from attyguard.shell.wiring import build_guard
+        from attyguard.shell.wiring import FAST_PATH_NOTE, build_guard
 
         wired = build_guard(config, quick=True)  # (clean lines: no engine import)
     except Exception as exc:
@@ -269,6 +269,9 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         from attyguard.engine.verdict import Source
 
         if verdict.source is Source.TRUST:
+            return content
+        if FAST_PATH_NOTE in verdict.notes:  # (a clean line hands nothing to a shell)
+            plan.verdicts.append(verdict)
             return content
         files = judge_files(content, guard.engine, snapshots=snapshots if pin else None,
                             cwd=cwd, home=home, search_path=env.get("PATH", ""),

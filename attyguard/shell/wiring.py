@@ -103,6 +103,11 @@ def _register(daemon: Any) -> None:
     """
     with contextlib.suppress(Exception):
         daemon.register()
+# The note on a clean line's verdict: it reads no file (engine/quick.py), so the
+# non-interactive path has nothing more to judge for it.
+FAST_PATH_NOTE = "clean line (fast path)"
+
+
 class _QuickGuard:
     """A Guard that allows clean lines itself and builds the real one for anything else.
 
@@ -120,6 +125,11 @@ class _QuickGuard:
     def trust(self) -> Any:
         return self.inner.guard.trust if self.inner is not None else None
 
+    @property
+    def engine(self) -> Any:
+        """The real engine (building the Guard): for files and profiles, never clean lines."""
+        return self._full().guard.engine
+
     def _full(self) -> Wired:
         if self.inner is None:
             import sys
@@ -135,7 +145,7 @@ class _QuickGuard:
         if self.inner is None and is_clean(line, self.atoms):
             from attyguard.engine.verdict import Action, Source, Verdict
 
-            return Verdict(Action.ALLOW, source=Source.LOCAL, notes=("clean line (fast path)",))
+            return Verdict(Action.ALLOW, source=Source.LOCAL, notes=(FAST_PATH_NOTE,))
         verdict = self._full().guard.decide(line)
         from attyguard.engine.verdict import Action, Source
 
