@@ -555,3 +555,47 @@ def _blocked_in_fanotify(pid: int) -> bool:
         return False
     return "fanotify" in wchan or "fsnotify" in wchan
 
+
+
+# --------------------------------------------------------------------------- default marks
+
+
+def test_default_exec_paths_cover_writable_places_once_per_filesystem() -> None:
+    from attyguard.kernel import fanotify as fan
+
+    paths = fan.default_exec_paths("/usr/bin:relative:/nonexistent-dir")
+    assert "/usr/bin" in paths and "/tmp" in paths and "/dev/shm" in paths
+    assert "relative" not in paths and "/nonexistent-dir" not in paths
+    distinct = fan.distinct_filesystems(paths)
+    devs = [os.stat(p).st_dev for p in distinct]
+    assert len(devs) == len(set(devs))
+    assert {os.stat(p).st_dev for p in paths} == set(devs)
+
+
+def test_default_marks_judge_a_real_program_with_its_argv(probed: Probe, shell: Shell) -> None:
+    """The production marks (the real filesystems), briefly: a guarded exec of /bin/true is
+    judged with its argv and resolved path; everyone else takes the fast path."""
+    seen: list[ExecEvent] = []
+
+    def decide(ev: ExecEvent) -> ExecDecision:
+        seen.append(ev)
+        return ALLOW
+
+    layer = KernelLayer(probe(Rung.FANOTIFY), decide=decide, on_event=lambda ev: None,
+                        deadline_ms=2000)
+    try:
+        layer.start()
+        assert any(m[0] == "/tmp" or os.stat(m[0]).st_dev == os.stat("/tmp").st_dev
+                   for m in layer.marks)
+        layer.guard_tree(shell.pid)
+        rc, out = shell.run("/bin/true judged-arg")
+        assert rc == 0, out
+        judged = [e for e in seen if e.argv[1:] == ("judged-arg",)]
+        assert judged, f"not judged; decide saw {[e.argv for e in seen]}"
+        ev = judged[0]
+        assert ev.argv[0] == "/bin/true"
+        assert os.path.realpath(ev.filename) == os.path.realpath("/bin/true")
+        assert not ev.argv_truncated
+        assert layer.status()["deadline_misses"] == 0
+    finally:
+        layer.stop()

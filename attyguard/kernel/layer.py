@@ -449,9 +449,10 @@ class KernelLayer:
             waiting, self._waiting = self._waiting, []
         for _, _, p in waiting:
             self._answer(p, True)
-        if self._group is not None:
-            self._group.close()  # the kernel allows anything still queued
-            self._group = None
+        with self._lock:
+            if self._group is not None:
+                self._group.close()  # the kernel allows anything still queued
+                self._group = None
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
@@ -666,15 +667,17 @@ class KernelLayer:
                 self._c.deadline_misses += 1
             if not allow:
                 self._c.denied += 1
-            group = self._group
-        if group is None:
-            with contextlib.suppress(OSError):
-                os.close(p.event.fd)
-            return True
-        try:
-            group.respond(p.event, allow)
-        except OSError as exc:
-            log.warning("fanotify response failed: %s", exc)
+            # Written under the lock (one non-blocking write): stop() closes the
+            # group under it too, so a decide thread never writes to a closed
+            # fd whose number was reused.
+            if self._group is None:
+                with contextlib.suppress(OSError):
+                    os.close(p.event.fd)
+                return True
+            try:
+                self._group.respond(p.event, allow)
+            except OSError as exc:
+                log.warning("fanotify response failed: %s", exc)
         return True
 
     def _on_record(self, data: bytes) -> None:
