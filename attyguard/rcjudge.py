@@ -15,8 +15,8 @@ first of ~/.bash_profile, ~/.bash_login, ~/.profile; else ~/.bashrc):
 A file is refused when a line in it (or in a file it sources) would be
 refused at the prompt, or when it cannot be judged (larger than 1 MiB, too
 complex); warn-level findings stay silent (Debian's default ~/.bashrc sets
-HISTCONTROL, which the prompt would ask about). Judging runs on a thread
-started right after bash, while the front end loads.
+HISTCONTROL, which the prompt would ask about). Judging runs in a child
+process forked right after bash, while the front end loads.
 
 Loading the engine costs ~0.3-0.5 s, far too much for every start-up, so an
 allowed file is remembered by a BLAKE2b digest of its bytes (and of the files
