@@ -46,7 +46,12 @@ subcommands (each takes --help):
   check LINE…     classify lines and print the verdict
   trust …         list, add and remove trusted lines
   rules …         list, explain and test the detection rules
-  daemon          run the root sidecar daemon; `daemon clear [--pid P]` lifts a lock
+  daemon          run the root sidecar daemon; `daemon status`, `daemon --probe`,
+                  `daemon clear [--pid P]` (lifts a lock)
+  events …        the daemon's recent exec decisions and kernel events (--follow, --json)
+  policy …        SEC-002 runtime policies: check, status, violations, mode
+  audit verify    check the daemon's hash-chained audit log
+  feeds …         Sigma and GTFOBins feeds: update, status
 
   help, -h, --help   this text;   -V, --version   the version
 """
