@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attyguard.engine.verdict import Action, Severity, Verdict
+from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict
 from attyguard.kernel.events import ExecEvent, FdInfo, FdKind
 
 __all__ = [
@@ -451,6 +451,7 @@ class ExecJudgement:
 
 
 BOUNDED_RULE = "engine.analysis-bounded"  # the engine's "could not finish" hit
+_FEED_PREFIXES = ("sigma:", "gtfobins:")
 SCRIPT_UNJUDGED_RULE = "exec.script-unjudged"
 
 
@@ -487,8 +488,13 @@ def judge(facts: ExecFacts, *, critical: str | None, engine: Callable[[str], Ver
         return ExecJudgement(Action.BLOCK, f"process tree is Critical ({critical})",
                              (TREE_CRITICAL_RULE,))
     found: list[tuple[Action, str, tuple[str, ...]]] = []
+    feeds: list[RuleHit] = []
     for line in exec_view(facts):
         verdict = engine(line)
+        # Outside feeds (Sigma, GTFOBins: attyguard feeds) judge execs by design:
+        # their hits go with the exec's record at their own action (a Sigma rule
+        # lowered to allow only names itself there).
+        feeds += [h for h in verdict.rules if h.rule_id.startswith(_FEED_PREFIXES)]
         if verdict.action is not Action.BLOCK \
                 and any(h.rule_id == BOUNDED_RULE for h in verdict.rules):
             verdict = _judge_lines(line, engine, clock() + budget_s, clock)
@@ -502,8 +508,10 @@ def judge(facts: ExecFacts, *, critical: str | None, engine: Callable[[str], Ver
     for rule in rules:
         if rule_matches(rule, facts):
             found.append((rule.action, rule.title, (rule.id,)))
+    found += [(h.action, h.title, (h.rule_id,)) for h in feeds if h.action is not Action.ALLOW]
     if not found:
-        return ExecJudgement(Action.ALLOW)
+        noted = tuple(dict.fromkeys(h.rule_id for h in feeds))
+        return ExecJudgement(Action.ALLOW, feeds[0].title if feeds else "", noted)
     action = Action.strongest(tuple(a for a, _, _ in found))
     strongest = [f for f in found if f[0] is action]
     ids = tuple(dict.fromkeys(i for f in strongest for i in f[2]))
