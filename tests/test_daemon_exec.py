@@ -263,10 +263,14 @@ def test_non_interactive_shells_register_too(daemon: Callable[..., RunningDaemon
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.toml").write_text(
         f'[guard]\ndaemon_socket_path = "{d.socket}"\ndaemon_timeout_ms = 2000\n')
+    # The line writes the script it runs, so when the line is judged there is no
+    # payload.sh to read (the line guard judges the files a line hands to a shell):
+    # only the exec guard sees its text.
+    staged = tmp_path / "payload.txt"
     payload = tmp_path / "payload.sh"
     marker = tmp_path / "ran"
-    payload.write_text(f"{BLOCKED}; sleep 1; touch {marker}\n")  # (alive for the /proc read)
-    line = f"bash {payload}"
+    staged.write_text(f"{BLOCKED}; sleep 1; touch {marker}\n")  # (alive for the /proc read)
+    line = f"cp {staged} {payload}; bash {payload}"
     script = tmp_path / "outer.sh"
     script.write_text(line + "\n")
     argv = {"-c": [str(ATTYGUARD), "-c", line], "script": [str(ATTYGUARD), str(script)],

