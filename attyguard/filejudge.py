@@ -107,8 +107,17 @@ class DirSnapshots:
         self.count = 0
 
     @classmethod
-    def private(cls) -> DirSnapshots:
-        """A fresh 0700 directory of our own (removed by `close`)."""
+    def private(cls, inside: str | None = None) -> DirSnapshots:
+        """A fresh 0700 directory of our own (removed by `close`).
+
+        `inside`: the shell's session directory, if its path can go into a
+        line; the copies then live (and go, also on a signal) with it.
+        """
+        if inside is not None and re.fullmatch(r"[A-Za-z0-9/_.+-]+", inside):
+            with contextlib.suppress(OSError):
+                path = os.path.join(inside, f"files-{os.urandom(6).hex()}")
+                os.mkdir(path, 0o700)
+                return cls(path)
         base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
         if not os.access(base, os.W_OK) or not re.fullmatch(r"[A-Za-z0-9/_.+-]+", base):
             base = "/tmp"
@@ -438,9 +447,10 @@ class SessionFiles:
     trust never covers a file: the file can change); `close` removes the copies.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, inside: str | None = None) -> None:
         self.snapshots: DirSnapshots | None = None
         self.last: FileJudgement | None = None
+        self.inside = inside  # the session directory, for the copies (DirSnapshots.private)
 
     def judge(self, guard: _GuardLike, line: str, verdict: Verdict, cwd: str, *,
               pin: bool = True) -> tuple[Verdict, str]:
@@ -451,7 +461,7 @@ class SessionFiles:
         if pin:
             if self.snapshots is None:
                 try:
-                    self.snapshots = DirSnapshots.private()
+                    self.snapshots = DirSnapshots.private(self.inside)
                 except OSError:
                     self.snapshots = None
             snapshots = self.snapshots

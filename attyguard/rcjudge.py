@@ -294,9 +294,21 @@ class _Copies:
     imports nothing (the start-up path), and keeps every copy until `close`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, inside: str | None = None) -> None:
+        self.made: list[str] = []
+        if inside is not None and not any(c in inside for c in _UNSAFE):
+            # In the shell's session directory: removed with it, also when a
+            # signal ends attyguard before `close` runs (spawn.clean_up_on_signals).
+            path = os.path.join(inside, f"rc-{os.urandom(6).hex()}")
+            try:
+                os.mkdir(path, 0o700)
+            except OSError:
+                pass
+            else:
+                self.directory = path
+                return
         base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
-        if not os.access(base, os.W_OK) or any(c in base for c in " \t\n'\"\\$`"):
+        if not os.access(base, os.W_OK) or any(c in base for c in _UNSAFE):
             base = "/tmp"
         for _ in range(100):
             path = os.path.join(base, f"attyguard-rc-{os.urandom(6).hex()}")
@@ -305,7 +317,6 @@ class _Copies:
             except FileExistsError:
                 continue
             self.directory = path
-            self.made: list[str] = []
             return
         raise OSError("cannot create a private directory")
 
@@ -334,8 +345,12 @@ class _Copies:
             os.rmdir(self.directory)
 
 
-def _copies_dir() -> _Copies:
-    return _Copies()
+# Characters a copy's path must not hold: it goes into a sourcing line unquoted.
+_UNSAFE = " \t\n'\"\\$`"
+
+
+def _copies_dir(inside: str | None = None) -> _Copies:
+    return _Copies(inside)
 
 
 class _Cache:
@@ -428,7 +443,8 @@ def start_rc_judge(session_dir: str, *, login: bool, norc: bool,
     judge = RcJudge(rc_files(login=login, norc=norc, noprofile=noprofile, home=home), home=home)
     fifo = os.path.join(session_dir, ANSWER_FIFO)
     try:
-        judge.snapshots = _copies_dir()  # (made here: this process removes it at exit)
+        # (made here: this process removes it at exit, or with the session's directory)
+        judge.snapshots = _copies_dir(session_dir)
     except OSError:
         judge.snapshots = None
 

@@ -31,6 +31,10 @@ __ag_ok=([1]="$__ag_b")
 # starship): each user prompt gets its own numbered mark (${__ag_v[K]}
 # expands to nothing), so a saved mark later put back, or a mark with text
 # around it, maps back to the prompt it stood for (__ag_ps1s[K]).
+# The mark in PS1 changes with every new user prompt, so it cannot be
+# readonly itself: it is made again at every prompt (__ag_fix_hooks) from the
+# readonly base and the prompt's number (checked to be a number), so a
+# rewritten __ag_ps1_mark or __ag_ps1_k cannot put code of its own in PS1.
 __ag_ps1_base='\[${__ag_ok[__ag_done==__ag_n]:-$(__ag_rescue)}'
 __ag_ps1_k=${__ag_ps1_k:-0}
 [[ -n ${__ag_ps1s+set} ]] || __ag_ps1s=()
@@ -153,6 +157,8 @@ __ag_fix_hooks() {
   PROMPT_COMMAND=(__ag_pre "${kept[@]}" __ag_post)
   # The user may have set PS1/PS2 at the prompt or in a PROMPT_COMMAND item.
   __ag_ok=([1]="$__ag_b")
+  [[ $__ag_ps1_k =~ ^[0-9]{1,9}$ ]] || __ag_ps1_k=0
+  __ag_ps1_mark=$__ag_ps1_base'${__ag_v['$__ag_ps1_k']}\]'
   if [[ $PS1 != "$__ag_ps1_mark" ]]; then
     __ag_user_ps1
   fi
@@ -466,5 +472,5 @@ bind 'set enable-active-region off' 2>/dev/null
 declare -fr __ag_mark __ag_record __ag_setstatus __ag_pre __ag_fix_hooks __ag_report \
   __ag_post __ag_rescue __ag_complete __ag_names __ag_state __ag_hist __ag_fced \
   __ag_repair __ag_accept __ag_bind
-declare -r __ag_nonce __ag_dir __ag_b __ag_c __ag_p __ag_ps1_mark __ag_ps2_mark \
+declare -r __ag_nonce __ag_dir __ag_b __ag_c __ag_p __ag_ps1_base __ag_ps2_mark \
   __ag_ps0_mark __ag_installed=1

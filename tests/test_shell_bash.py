@@ -243,3 +243,28 @@ def test_the_acks_echo_is_dropped_even_when_split_across_reads(child):
     os.close(w)
     with os.fdopen(r, "rb") as f:
         assert f.read() == b"kept"
+
+
+def test_close_removes_the_session_dir_with_the_judged_copies(child, tmp_path):
+    # The rc and sourced-file copies live in subdirectories of the session's
+    # directory (rcjudge, filejudge): closing (or a signal) removes them all,
+    # and a link someone left there is removed, not followed.
+    from attyguard.filejudge import DirSnapshots
+    from attyguard.rcjudge import _copies_dir
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("kept")
+    rc = _copies_dir(str(child.dir))
+    rc_copy = rc.add(b"echo rc\n", "~/.bashrc")
+    files = DirSnapshots.private(str(child.dir))
+    file_copy = files.add(b"echo sourced\n", "x.sh")
+    assert rc_copy and file_copy
+    assert os.path.dirname(os.path.dirname(rc_copy)) == str(child.dir)
+    assert os.path.dirname(os.path.dirname(file_copy)) == str(child.dir)
+    (child.dir / "link").symlink_to(outside)
+    child.close()
+    assert not child.dir.exists()
+    assert (outside / "keep").read_text() == "kept"
+    rc.close()  # (already gone with the session's directory: nothing to do, no error)
+    files.close()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser
 from attyguard.shell.oscfilter import OscFilter
-from attyguard.shell.spawn import Started, set_size, start_bash
+from attyguard.shell.spawn import Started, remove_session_dir, set_size, start_bash
 
 __all__ = ["BashChild", "PromptState", "RunResult", "interactive_bash_argv", "raw_terminal",
            "sanitize_line"]
@@ -794,12 +794,8 @@ class BashChild:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGHUP)
         status = self._reap()
-        for name in ("ch", "req", "req.tmp", "sreq", "sreq.tmp", "fbody", "hreq",
-                     "hreq.tmp", "hout", "herr", "fced"):
-            with contextlib.suppress(OSError):
-                (self.dir / name).unlink()
-        with contextlib.suppress(OSError):
-            self.dir.rmdir()
+        # (with the judged copies of rc and sourced files kept in it)
+        remove_session_dir(str(self.dir))
         return status
 
 

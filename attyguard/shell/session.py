@@ -102,6 +102,9 @@ class Session:
     _held_marks: str = ""
     _pending_in_bash: bool = False  # bash itself holds `pending` (it showed PS2)
     _more_memo: tuple[str, bool] | None = None
+    # The last `submit` kept its line as the start of a longer command (`_wants_more`):
+    # its history entry stays open for the rest, as when bash itself shows PS2.
+    _collecting: bool = False
     _fc_edit: bool = False  # an editing `fc` ran: its text comes back to the prompt
     _names_data: tuple[str, ...] = ()
     _names: Names | None = None
@@ -279,7 +282,8 @@ class Session:
         from attyguard.filejudge import SessionFiles
 
         if self.files is None:
-            self.files = SessionFiles()
+            directory = getattr(self.child, "dir", None)  # (copies go with the session's)
+            self.files = SessionFiles(str(directory) if directory is not None else None)
         if self._pending_in_bash:  # (bash holds the first part: judged joined, not re-pointed)
             return self.files.judge(wired.guard, full, verdict,
                                     self.child.state.cwd, pin=False)[0], text
@@ -298,6 +302,7 @@ class Session:
         from attyguard.shell.confirm import refused_text, warn_text
 
         decided, self._decided = self._decided, None
+        self._collecting = False
         if decided is not None and decided.sent:
             # Classified and allowed as Enter accepted it; bash is running it.
             return self._run(decided.text, self._full(decided.text), self._take_typeahead(),
@@ -324,6 +329,7 @@ class Session:
                 self.pending = ""
                 return None
             self.pending = full
+            self._collecting = True
             return None
         if not self.pending:
             text = full = self._nested(full)
@@ -504,7 +510,8 @@ class Session:
                     return status
                 continue
             result = self.submit(got)
-            if result is None or result.kind != "more":
+            more = self._collecting if result is None else result.kind == "more"
+            if not more:
                 self._finish_history()
             if result is not None and result.kind == "exited":
                 return self._ended(result.status)

@@ -178,10 +178,24 @@ def clean_up_on_signals(started: Started) -> None:
 
 
 def remove_session_dir(path: str) -> None:
-    """The side channel's directory and what bash and the front end put in it."""
-    for name in ("ch", "req", "req.tmp"):
-        try:  # noqa: SIM105 (as above)
-            os.unlink(os.path.join(path, name))
+    """The side channel's directory and everything bash and the front end put in it.
+
+    That includes the judged copies of rc files and of files a line sources
+    (rcjudge, filejudge: subdirectories, so a session has one private
+    directory and a signal leaves none behind). Symbolic links are removed,
+    never followed. No shutil: this runs in a signal handler on the start-up
+    path (see the module docstring).
+    """
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        entries = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                remove_session_dir(entry.path)
+            else:
+                os.unlink(entry.path)
         except OSError:
             pass
     try:  # noqa: SIM105 (as above)
