@@ -48,7 +48,9 @@ def main() -> int:
     everyday: list[tuple[str, ShellState | None]] = [
         *((line, None) for line in resolve.EVERYDAY),
         *((line, st) for line, st in state.QUIET),
+        *((line, st) for line, st, expect in attacks if expect is Action.ALLOW),
     ]
+    attacks = [row for row in attacks if row[2] is not Action.ALLOW]
     flagged = blocked = want_block = 0
     start = time.perf_counter()
     for line, st, expect in attacks:

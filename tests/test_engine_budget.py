@@ -129,3 +129,12 @@ def test_parsing_does_not_keep_its_input() -> None:
         tracemalloc.stop()
     # Fresh chunks kept: ~3000 x 150 B = 450 KB. Reused buffers: a line's worth at most.
     assert grown < 64 * 1024, grown
+
+
+def test_a_bounded_parse_still_runs_the_rules() -> None:
+    # More syntax nodes than the walk takes: the raw-text rules still see the line.
+    engine = Engine(default_engine().ruleset, Limits(deadline_s=3600.0))
+    verdict = engine.classify("\x1b[" * 30000)
+    ids = [h.rule_id for h in verdict.rules]
+    assert BOUNDED_RULE_ID in ids
+    assert verdict.action is Action.BLOCK, ids

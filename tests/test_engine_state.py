@@ -177,6 +177,8 @@ MORE: list[tuple[str, ShellState, Action]] = [
     ('$SHELL -c "rm -rf --no-preserve-root /"', ShellState(), Action.BLOCK),
     (f"PS1='$({FETCH})$ '", ShellState(), Action.WARN),
     ("ls", ShellState(traps={"DEBUG": FETCH}), Action.WARN),
+    ("exit", ShellState(traps={"EXIT": WIPE}), Action.BLOCK),
+    ("ls", ShellState(traps={"EXIT": WIPE}), Action.ALLOW),  # runs when the shell exits
     ("$c", ShellState(variables={"c": "rm_-rf_--no-preserve-root_/", "IFS": "_"}), Action.BLOCK),
 ]
 
@@ -215,3 +217,15 @@ def test_resolver_never_fails_inside() -> None:
         assert not internal, internal
 
     run()
+
+
+def test_alias_value_unknowns_are_judged_where_the_alias_runs() -> None:
+    # Defining it: the variable is expanded when the alias is used, not now.
+    assert classify("alias go='$runner --all'").action is Action.ALLOW
+    # Using it: expanded from the state; still unknown there, the program is hidden.
+    used = classify("go", ShellState(aliases={"go": "$runner --all"}))
+    assert [h.rule_id for h in used.rules] == ["engine.dynamic-command"]
+    known = ShellState(aliases={"go": "$runner --all"}, variables={"runner": "make"})
+    assert classify("go", known).action is Action.ALLOW
+    # What an alias stores is still judged at once when it is known.
+    assert classify(f"alias go='{WIPE}'").action is Action.BLOCK

@@ -216,8 +216,6 @@ class Engine:
                 return [_bounded_hit("too many decoded layers to analyse", outer_span)]
         parsed = parse(text, self.limits, budget.deadline, self.clock, state=budget.state,
                        programs=self.programs)
-        if parsed.bounded is not None and not parsed.commands:
-            return [_bounded_hit(parsed.bounded, outer_span)]
         payloads = find_payloads(parsed) if parsed.commands else ()
         normalized = _normalized(parsed)
         extra = normalized.lower()

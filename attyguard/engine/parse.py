@@ -785,8 +785,10 @@ class _Walker:
         path = words[i].value
         if words[i].dynamic and "$" in path:
             path = _without_unknown_expansions(path)
+        # An alias's value is judged again where it is used (expanded from the shell's
+        # state), with the variables of that moment: unknown words in it are not hidden yet.
         if (words[i].dynamic and path == words[i].value and not words[i].everyday
-                and _HAS_EXPANSION.search(path)):
+                and _HAS_EXPANSION.search(path) and "alias" not in self.inside):
             # Still unknown after every resolution, and it runs: the program is hidden.
             self.state.findings.append(Finding(
                 "dynamic-command", f"the program run is only known when the line runs: {path}",
@@ -1380,6 +1382,10 @@ def parse(line: str, limits: Limits | None = None, deadline: float | None = None
             # bash runs a DEBUG trap before each command of the line: judge it with it.
             walker.nested(debug_trap, (0, len(line)), ("trap",))
         walker.visit(tree.root_node)
+        exit_trap = work.shell.traps.get("EXIT")
+        if exit_trap and any(c.name in ("exit", "logout") and c.depth == 0 and not c.wrappers
+                             for c in work.commands):
+            walker.nested(exit_trap, (0, len(line)), ("trap",))  # the shell runs it as it exits
     except _Bounded as exc:
         bounded = exc.reason
     except RecursionError:
