@@ -814,6 +814,7 @@ class _Walker:
     ) -> list[Command]:
         """Strip wrappers; `find … -exec CMD ;` also yields CMD. First command is the outer one."""
         wrappers: list[str] = []
+        starts: list[int] = []  # where each wrapper's word is
         i = 0
         extra: list[Command] = []
         while i < len(words):
@@ -823,6 +824,7 @@ class _Walker:
             name = command_basename(value)
             if name == "busybox" and i + 1 < len(words):
                 wrappers.append(name)
+                starts.append(i)
                 i += 1
                 continue
             if name not in _WRAPPERS:
@@ -858,15 +860,20 @@ class _Walker:
             if name in ("sudo", "su") and j >= len(words):
                 break
             wrappers.append(name)
+            starts.append(i)
             i = j
         if i >= len(words):
-            # Only wrappers (`sudo -s`, `exec 3>file`): the first word is the command.
+            # Only wrappers (`sudo -s`, `exec 3>file`): the last of them is the command
+            # (`timeout 9 env` prints the environment), wrapped by those before it.
             if not words:
                 return [Command("", "", (), span, reds, (), assignments, self.depth,
                                 self.inside)]
-            first = words[0].value
-            return [Command(command_basename(first), first, tuple(words[1:]), span, reds, (),
-                            assignments, self.depth, self.inside)]
+            k = starts[-1] if starts else 0
+            last = words[k].value
+            if words[k].dynamic and "$" in last:
+                last = _without_unknown_expansions(last)
+            return [Command(command_basename(last), last, tuple(words[k + 1:]), span, reds,
+                            tuple(wrappers[:-1]), assignments, self.depth, self.inside)]
         path = words[i].value
         if words[i].dynamic and "$" in path:
             path = _without_unknown_expansions(path)
