@@ -151,12 +151,16 @@ _ANSI_C_RE = re.compile(r"\$'((?:[^'\\]|\\.)*)'", re.DOTALL)
 def prefilter_text(line: str) -> str:
     """The cheap normalised text the atom prefilter scans before any parse.
 
-    Lower-cased raw line, plus (only when they differ) the line with ANSI-C
-    strings decoded and with quotes and backslashes removed, so that `c''url`,
-    `"cu"rl`, `\\c\\url` and `$'\\x63url'` all contain the atom `curl`.
+    Lower-cased raw line, plus (only when they differ) the line with backslash-newlines
+    joined, ANSI-C strings decoded and quotes and backslashes removed, so that `c''url`,
+    `"cu"rl`, `c\\<newline>url`, `\\c\\url` and `$'\\x63url'` all contain the atom `curl`.
     """
     parts = [line]
     text = line
+    if "\\\n" in text:
+        # bash joins `c\\<newline>url` into `curl` (parse.py does it where quoting
+        # allows; a superset here only costs a parse).
+        text = text.replace("\\\n", "")
     if "$'" in text:
         text = _ANSI_C_RE.sub(lambda m: decode_ansi_c(m.group(1)), text)
     if "'" in text or '"' in text or "\\" in text:
@@ -168,28 +172,46 @@ def prefilter_text(line: str) -> str:
     return "\n".join(parts).lower()
 
 
-# Binaries attackers reach with glob paths (`/???/b??h`, `/u*/b*/n?`). The engine
-# is pure (no filesystem), so a glob is matched against this list of the usual
-# places rather than the disk. Order matters: the first match wins.
+# Programs attackers reach by a name the line does not spell: a glob path
+# (`/???/b??h`, `/u?r/b?n/ju?ia`) or letters split by a variable nobody set
+# (`ju${u}lia`). The engine is pure (no filesystem), so such a word is resolved
+# against this table of the usual places, not the disk (a front end may add a
+# snapshot of PATH: programs.py). What belongs here: a program some rule judges by
+# name (shells and interpreters, downloaders, network tools, decoders, disk, account,
+# module and service tools, container and cloud CLIs, credential printers, wrappers
+# that run another program, and the everyday commands rules name: echo, cp, find…).
+# Not every program on a system: a glob that names several programs warns as unknown,
+# so a longer table is not always a better one.
 _GLOB_DIRS = ("/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin", "/usr/local/sbin")
-KNOWN_PROGRAMS = frozenset({
-    "bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "curl",
-    "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",
-    "base64", "xxd", "openssl", "rm", "dd", "chmod", "chown", "crontab", "busybox", "mkfifo",
-    "mknod", "ssh", "scp", "sudo", "su", "eval", "exec", "shred", "mkfs", "wipefs", "tee",
-})
 _GLOB_NAMES = (
-    "bash", "sh", "dash", "zsh", "ksh", "nc", "ncat", "netcat", "socat", "telnet", "curl",
-    "wget", "python", "python3", "perl", "ruby", "php", "node", "lua", "awk", "gawk",
-    "base64", "xxd", "openssl", "cat", "rm", "dd", "chmod", "chown", "crontab", "busybox",
-    "id", "whoami", "uname", "tar", "gzip", "mkfifo", "mknod", "ssh", "scp", "env",
-    "passwd", "shadow", "sudo", "su", "wipefs", "mkfs", "mkfs.ext4", "mkfs.xfs", "shred",
-    "blkdiscard", "fdisk", "sfdisk", "parted", "insmod", "modprobe", "rmmod", "nsenter",
-    "chattr", "useradd", "usermod", "userdel", "iptables", "nft", "setenforce", "kill",
-    "pkill", "killall", "systemctl", "crontab", "at", "nohup", "setsid", "python2", "pip",
-    "aria2c", "axel", "ftp", "tftp", "rsync", "sftp", "nmap", "tcpdump", "strace", "gdb",
-    "mv", "cp", "ln", "find", "xargs", "sed", "tr", "rev", "gunzip", "zcat", "xz",
+    # shells and interpreters
+    "bash", "sh", "dash", "zsh", "ksh", "python", "python2", "python3", "perl", "ruby",
+    "php", "node", "lua", "awk", "gawk", "julia", "jrunscript", "tclsh", "expect", "irb",
+    # network: downloaders, relays, transfers, scans
+    "nc", "ncat", "netcat", "socat", "telnet", "curl", "wget", "aria2c", "axel", "ftp",
+    "tftp", "rsync", "sftp", "ssh", "scp", "openssl", "nmap", "tcpdump",
+    # decoders and text tools that rebuild a payload
+    "base64", "base32", "xxd", "od", "gzip", "gunzip", "zcat", "xz", "tar", "sed", "tr",
+    "rev", "printf", "echo", "cat", "tee", "head",
+    # files, disks and destruction
+    "rm", "dd", "cp", "mv", "ln", "find", "xargs", "chmod", "chown", "chattr", "truncate",
+    "shred", "wipefs", "mkfs", "mkfs.ext4", "mkfs.xfs", "blkdiscard", "fdisk", "sfdisk",
+    "parted", "mkfifo", "mknod",
+    # accounts, privilege, modules, services, security settings
+    "passwd", "chpasswd", "useradd", "usermod", "userdel", "groupadd", "visudo", "sudo", "su",
+    "insmod", "modprobe", "rmmod", "nsenter", "unshare", "chroot", "iptables", "nft", "ufw",
+    "setenforce", "systemctl", "crontab", "at", "kill", "pkill", "killall",
+    # wrappers that run another program
+    "env", "nohup", "setsid", "timeout", "nice", "stdbuf", "busybox",
+    # containers, clouds and credential printers
+    "docker", "podman", "kubectl", "ctr", "crictl", "gcloud", "aws", "az", "secret-tool",
+    "gpg", "vault", "git", "pip", "npm",
+    # who am I, and debuggers that attach
+    "id", "whoami", "uname", "strace", "gdb",
 )
+# Names a word resolves to when unknown expansions are dropped (`c${u}rl` -> `curl`):
+# the table, plus the builtins that run text.
+KNOWN_PROGRAMS = frozenset({*_GLOB_NAMES, "eval", "exec", "source", "command", "builtin"})
 _GLOB_FILES = {"/etc": ("passwd", "shadow", "sudoers", "hosts", "crontab")}
 _GLOB_CHARS = re.compile(r"[?*\[]")
 

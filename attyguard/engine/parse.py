@@ -17,6 +17,7 @@ silently ignored.
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 import time
@@ -246,6 +247,8 @@ class _State:
     calls: list[str] = field(default_factory=list)  # aliases/functions being expanded now
     expansions: int = 0  # alias and function bodies walked for this line
     findings: list[Finding] = field(default_factory=list)
+    # Variables whose unknown value is a line `read` took from its input, until set again.
+    read_names: set[str] = field(default_factory=set)
     scope: Scope = field(init=False)
 
     namerefs: dict[str, str] = field(default_factory=dict)  # `declare -n r=v`
@@ -257,6 +260,7 @@ class _State:
         if name.isidentifier():
             self.variables[name] = value
             self.arrays.pop(name, None)
+            self.read_names.discard(name)
 
     def ifs(self) -> str | None:
         """The IFS unquoted expansions split on; None = the default (blanks)."""
@@ -310,6 +314,82 @@ class _State:
 # the parser sees U+FFFD in their place (one character for one: spans in
 # characters stay exact; raw-text rules still see the real line).
 _UNSAFE_FOR_PARSER = re.compile("[\U00010000-\U0010FFFF]")
+
+
+# bash drops every backslash-newline before it splits words (`c\\<newline>url` is
+# `curl`), except where it reads text literally: single quotes, `$'…'` (where it is
+# an escape of its own), comments (the newline still ends them) and here-document
+# bodies (a shell reading the body joins them itself, through `nested`).
+_CONTINUATION = b"\\\n"
+_LITERAL_NODES = frozenset({"raw_string", "ansi_c_string", "comment", "heredoc_body"})
+
+
+def _literal_ranges(root: tree_sitter.Node) -> list[tuple[int, int]]:
+    """Byte ranges, in order, of the nodes whose text bash reads as written."""
+    out: list[tuple[int, int]] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type in _LITERAL_NODES:
+            out.append((node.start_byte, node.end_byte))
+        else:
+            stack.extend(node.children)
+    out.sort()
+    return out
+
+
+def _join_continuations(src: bytes, root: tree_sitter.Node) -> tuple[bytes, list[int]] | None:
+    """`src` without the backslash-newlines bash removes, and each byte's offset in `src`.
+
+    Tree-sitter keeps them as separators (`c\\<newline>url` parses as `c` and `url`),
+    so they are found with the first tree's quoting and the text is parsed again
+    (only lines holding one pay for it). None when no pair is removed.
+    """
+    literal = _literal_ranges(root)
+    starts = [a for a, _ in literal]
+
+    def is_literal(pos: int) -> bool:
+        k = bisect.bisect_right(starts, pos) - 1
+        return k >= 0 and pos < literal[k][1]
+
+    cuts: list[int] = []
+    pos = src.find(_CONTINUATION)
+    while pos >= 0:
+        if not is_literal(pos):
+            # `\\<newline>` is an escaped backslash then a newline: count the run.
+            run = 1
+            while pos - run >= 0 and src[pos - run] == 0x5C and not is_literal(pos - run):
+                run += 1
+            if run % 2 == 1 and (not cuts or cuts[-1] + 2 <= pos):
+                cuts.append(pos)
+        pos = src.find(_CONTINUATION, pos + 1)
+    if not cuts:
+        return None
+    out = bytearray()
+    offsets: list[int] = []
+    prev = 0
+    for cut in [*cuts, len(src)]:
+        out += src[prev:cut]
+        offsets.extend(range(prev, cut))
+        prev = cut + 2
+    offsets.append(len(src))
+    return bytes(out), offsets
+
+
+def _parse_text(text: str, deadline: float, clock: Callable[[], float],
+                ) -> tuple[bytes, tree_sitter.Tree, list[int] | None]:
+    """Parse `text` as bash reads it: (bytes parsed, tree, their offsets in `text`'s bytes).
+
+    The offsets are None when the bytes are `text`'s own (no backslash-newline removed).
+    """
+    src = _source(text)
+    tree = _parse_bytes(src, deadline, clock)
+    if _CONTINUATION not in src:
+        return src, tree, None
+    joined = _join_continuations(src, tree.root_node)
+    if joined is None:
+        return src, tree, None
+    return joined[0], _parse_bytes(joined[0], deadline, clock), joined[1]
 
 
 def _source(text: str) -> bytes:
@@ -406,7 +486,7 @@ class _Walker:
     """One walk over one parse tree; nested texts get their own walker (depth + 1)."""
 
     def __init__(self, src: bytes, state: _State, depth: int, outer: Span | None,
-                 inside: tuple[str, ...] = ()) -> None:
+                 inside: tuple[str, ...] = (), offsets: list[int] | None = None) -> None:
         self.inside = inside
         self.src = src
         # Redirections tree-sitter put on an enclosing pipeline/list, by command node id.
@@ -416,7 +496,9 @@ class _Walker:
         self.outer = outer  # spans of a nested text map onto its word in the real line
         # Spans are reported in characters of the line; tree-sitter counts bytes.
         self.b2c: list[int] | None = None
-        if outer is None and not src.isascii():
+        if outer is None and offsets is not None:
+            self.b2c = offsets  # bytes were removed before parsing (backslash-newlines)
+        elif outer is None and not src.isascii():
             self.b2c = _byte_to_char(src)
 
     # -- helpers -------------------------------------------------------------
@@ -485,6 +567,7 @@ class _Walker:
             var = node.child_by_field_name("variable")
             if var is not None:  # the loop variable takes values the engine does not track
                 self.state.variables[self.text(var)] = None
+                self.state.read_names.discard(self.text(var))
         if kind == "ERROR":
             self.state.has_error = True
         out = []
@@ -639,8 +722,7 @@ class _Walker:
     def nested(self, text: str, span: Span, runner: tuple[str, ...]) -> list[Command]:
         if self.depth + 1 > self.state.limits.max_depth:
             raise _Bounded(f"nesting deeper than {self.state.limits.max_depth} layers")
-        src = _source(text)
-        tree = _parse_bytes(src, self.state.deadline, self.state.clock)
+        src, tree, _ = _parse_text(text, self.state.deadline, self.state.clock)
         walker = _Walker(src, self.state, self.depth + 1, span, (*self.inside, *runner))
         return walker.visit(tree.root_node)
 
@@ -732,12 +814,17 @@ class _Walker:
     ) -> list[Command]:
         """Strip wrappers; `find … -exec CMD ;` also yields CMD. First command is the outer one."""
         wrappers: list[str] = []
+        starts: list[int] = []  # where each wrapper's word is
         i = 0
         extra: list[Command] = []
         while i < len(words):
-            name = command_basename(words[i].value)
+            value = words[i].value
+            if words[i].dynamic and "$" in value:
+                value = _without_unknown_expansions(value)  # `s${u}udo` is a sudo too
+            name = command_basename(value)
             if name == "busybox" and i + 1 < len(words):
                 wrappers.append(name)
+                starts.append(i)
                 i += 1
                 continue
             if name not in _WRAPPERS:
@@ -773,22 +860,28 @@ class _Walker:
             if name in ("sudo", "su") and j >= len(words):
                 break
             wrappers.append(name)
+            starts.append(i)
             i = j
         if i >= len(words):
-            # Only wrappers (`sudo -s`, `exec 3>file`): the first word is the command.
+            # Only wrappers (`sudo -s`, `exec 3>file`): the last of them is the command
+            # (`timeout 9 env` prints the environment), wrapped by those before it.
             if not words:
                 return [Command("", "", (), span, reds, (), assignments, self.depth,
                                 self.inside)]
-            first = words[0].value
-            return [Command(command_basename(first), first, tuple(words[1:]), span, reds, (),
-                            assignments, self.depth, self.inside)]
+            k = starts[-1] if starts else 0
+            last = words[k].value
+            if words[k].dynamic and "$" in last:
+                last = _without_unknown_expansions(last)
+            return [Command(command_basename(last), last, tuple(words[k + 1:]), span, reds,
+                            tuple(wrappers[:-1]), assignments, self.depth, self.inside)]
         path = words[i].value
         if words[i].dynamic and "$" in path:
             path = _without_unknown_expansions(path)
         # An alias's value is judged again where it is used (expanded from the shell's
         # state), with the variables of that moment: unknown words in it are not hidden yet.
         if (words[i].dynamic and path == words[i].value and not words[i].everyday
-                and _HAS_EXPANSION.search(path) and "alias" not in self.inside):
+                and _HAS_EXPANSION.search(path) and "alias" not in self.inside
+                and not self.evals_read_line(path)):
             # Still unknown after every resolution, and it runs: the program is hidden.
             self.state.findings.append(Finding(
                 "dynamic-command", f"the program run is only known when the line runs: {path}",
@@ -811,6 +904,19 @@ class _Walker:
         main = Command(name, path, args, span, reds, tuple(wrappers), assignments, self.depth,
                        self.inside)
         return [main, *extra]
+
+    def evals_read_line(self, path: str) -> bool:
+        """`… | while read l; do eval "$l"; done`: eval runs each line the loop reads.
+
+        That loop is a shell reading its input, and the pipeline rules judge it so
+        (`eval` is a shell sink: `curl … | while read l; do eval $l; done` is the
+        download piped to a shell); the program is whatever the input holds, as for
+        `bash FILE`, not a name the line hides. A bare `$l` run without eval is not a
+        sink to those rules, so it keeps its finding.
+        """
+        m = _LONE_VARIABLE.fullmatch(path)
+        return (m is not None and self.inside[-1:] == ("eval",)
+                and (m.group(1) or m.group(2)) in self.state.read_names)
 
     def find_exec(self, args: tuple[Word, ...], span: Span) -> list[Command]:
         out: list[Command] = []
@@ -970,6 +1076,7 @@ class _Walker:
         if not a.name.isidentifier():
             return
         st = self.state
+        st.read_names.discard(a.name)
         if a.elements is not None or (a.index is not None and a.value is not None):
             old = st.scope.array(a.name) if (a.append or a.index is not None) else None
             arr = dict(old or {})
@@ -1047,8 +1154,7 @@ class _Walker:
         st.expansions += 1
         if st.expansions > MAX_EXPANSIONS:
             raise _Bounded(f"more than {MAX_EXPANSIONS} aliases or functions expanded")
-        src = _source(text)
-        tree = _parse_bytes(src, st.deadline, st.clock)
+        src, tree, _ = _parse_text(text, st.deadline, st.clock)
         walker = _Walker(src, st, self.depth, span, self.inside)
         st.calls.extend(names)
         try:
@@ -1086,6 +1192,7 @@ class _Walker:
         argv = cmd.argv
         st = self.state
         if cmd.name == "printf" and len(argv) >= 3 and argv[0] == "-v":
+            st.read_names.discard(argv[1])
             value = _printf_value(argv[2], argv[3:]) if not cmd.args[2].dynamic else None
             if not any(w.dynamic for w in cmd.args[3:]) and value is not None:
                 st.variables[argv[1]] = value
@@ -1156,10 +1263,13 @@ class _Walker:
         if cmd.name != "read" or text is None:
             for name in targets:
                 st.variables[name] = None
+                if cmd.name == "read":
+                    st.read_names.add(name)
             return
         parts = text.split(None, max(len(targets) - 1, 0)) if targets[0] != "REPLY" else [text]
         for k, name in enumerate(targets):
             st.variables[name] = parts[k].strip() if k < len(parts) else ""
+            st.read_names.discard(name)
 
     def expand(self, text: str) -> str | None:
         """The value of a parameter expansion when the line or the shell's state decides it."""
@@ -1314,6 +1424,9 @@ def _bind_command(spec: str) -> str:
     return code
 
 
+_LONE_VARIABLE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})")
+
+
 def _without_unknown_expansions(path: str) -> str:
     """`c${u}rl`, `w$@get` -> `curl`, `wget` when that names a well-known program.
 
@@ -1374,9 +1487,14 @@ def parse(line: str, limits: Limits | None = None, deadline: float | None = None
                   clock, shell=state or EMPTY_STATE, programs=programs)
     bounded: str | None = None
     try:
-        src = _source(line)
-        tree = _parse_bytes(src, work.deadline, clock)
-        walker = _Walker(src, work, 0, None)
+        src, tree, offsets = _parse_text(line, work.deadline, clock)
+        if offsets is not None:
+            # Spans are characters of the line as typed: parsed byte -> its byte -> char.
+            typed = _source(line)
+            if not typed.isascii():
+                b2c = _byte_to_char(typed)
+                offsets = [b2c[o] for o in offsets]
+        walker = _Walker(src, work, 0, None, offsets=offsets)
         debug_trap = work.shell.traps.get("DEBUG")
         if debug_trap:
             # bash runs a DEBUG trap before each command of the line: judge it with it.
