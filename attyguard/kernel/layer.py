@@ -613,6 +613,10 @@ class KernelLayer:
             except InterruptedError:
                 continue
             if not ready:
+                if self._lazy:
+                    # Records written without a wakeup (lazy mode) wait at most one
+                    # idle period, even when no exec comes to wake the reader.
+                    self._drain_ring()
                 continue
             # Permission events first: they hold an exec. _on_perm drains the ring
             # buffer itself when it needs an execve record (guarded tasks only).
