@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from attyguard.resources import data_path
 from attyguard.shell.bash import BashChild
 from attyguard.shell.continuation import might_continue, needs_more, trailing_backslash
+from tests.bash_child import bash_child
 
 # (text, bash asks for more)
 CASES = [
@@ -65,14 +65,7 @@ def test_trailing_backslash():
 @pytest.fixture
 def child(tmp_path) -> Iterator[BashChild]:
     # A fresh bash per case: nothing left over from the one before.
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".bashrc").write_text("PS1='$ '\n")
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm"}
-    c = BashChild.spawn(data_path("shellrc"), size=(24, 80), env=env)
-    assert c.wait_ready(10), "no first prompt"
-    yield c
-    c.close()
+    yield from bash_child(tmp_path, "PS1='$ '\n")
 
 
 @pytest.mark.parametrize("text,more", [c for c in CASES if "cat" not in c[0] or "\n" in c[0]])

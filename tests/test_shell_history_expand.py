@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from attyguard.resources import data_path
 from attyguard.shell.bash import BashChild
 from attyguard.shell.history_expand import (
     FcCall,
@@ -18,6 +16,7 @@ from attyguard.shell.history_expand import (
     print_only,
     rewrite_fc_edit,
 )
+from tests.bash_child import bash_child, run
 
 
 @pytest.mark.parametrize("text,chars,expected", [
@@ -72,24 +71,7 @@ def test_event_and_substitution():
 
 @pytest.fixture
 def child(tmp_path) -> Iterator[BashChild]:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".bashrc").write_text("PS1='$ '\nHISTFILE=\n")
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm"}
-    c = BashChild.spawn(data_path("shellrc"), size=(24, 80), env=env)
-    assert c.wait_ready(10), "no first prompt"
-    yield c
-    c.close()
-
-
-def run(c: BashChild, line: str) -> bytes:
-    r, w = os.pipe()
-    try:
-        assert c.run(line, None, w).kind == "done"
-    finally:
-        os.close(w)
-    with os.fdopen(r, "rb") as f:
-        return f.read()
+    yield from bash_child(tmp_path, "PS1='$ '\nHISTFILE=\n")
 
 
 def test_bash_expands_with_its_own_history(child):

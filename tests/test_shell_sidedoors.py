@@ -10,31 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from attyguard.resources import data_path
 from attyguard.shell.bash import BashChild
 from attyguard.shell.state import Needs, encode_request
+from tests.bash_child import bash_child, run
 
 
 @pytest.fixture
 def child(tmp_path) -> Iterator[BashChild]:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".bashrc").write_text("PS1='$ '\n")
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm"}
-    c = BashChild.spawn(data_path("shellrc"), size=(24, 80), env=env)
-    assert c.wait_ready(10), "no first prompt"
-    yield c
-    c.close()
-
-
-def run(c: BashChild, line: str) -> bytes:
-    r, w = os.pipe()
-    try:
-        assert c.run(line, None, w).kind == "done"
-    finally:
-        os.close(w)
-    with os.fdopen(r, "rb") as f:
-        return f.read()
+    yield from bash_child(tmp_path, "PS1='$ '\n")
 
 
 def idle_until(c: BashChild, want: bytes, timeout: float = 10.0) -> bytes:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from attyguard.engine.state import EMPTY_STATE
-from attyguard.resources import data_path
 from attyguard.shell.bash import BashChild
 from attyguard.shell.state import (
     Names,
@@ -20,6 +18,7 @@ from attyguard.shell.state import (
     parse_names,
     parse_traps,
 )
+from tests.bash_child import bash_child, run
 
 NAMES = Names(aliases={"ll": "ls -l", "go": 'eval "$cmd"', "gf": "helper x"},
               functions=frozenset({"helper", "deploy"}),
@@ -154,24 +153,7 @@ def test_no_answer_keeps_what_is_known():
 
 @pytest.fixture
 def child(tmp_path) -> Iterator[BashChild]:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".bashrc").write_text("PS1='[\\w]$ '\nalias ll='echo alias-ll $D'\n")
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm"}
-    c = BashChild.spawn(data_path("shellrc"), size=(24, 80), env=env)
-    assert c.wait_ready(10), "no first prompt"
-    yield c
-    c.close()
-
-
-def run(c: BashChild, line: str) -> bytes:
-    r, w = os.pipe()
-    try:
-        assert c.run(line, None, w).kind == "done"
-    finally:
-        os.close(w)
-    with os.fdopen(r, "rb") as f:
-        return f.read()
+    yield from bash_child(tmp_path, "PS1='[\\w]$ '\nalias ll='echo alias-ll $D'\n")
 
 
 def test_real_bash_round_trip(child):
