@@ -43,34 +43,6 @@ def _clean_tmpdirs() -> Iterator[None]:
     remove_tmpdirs()
 
 
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        yield started
-    finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-
-@pytest.fixture
-def make_daemon() -> Iterator[Callable[..., RunningDaemon]]:
-    started: list[RunningDaemon] = []
-
-    def make(directory: Path, args: tuple[str, ...] = (), config_text: str = "") -> RunningDaemon:
-        daemon = RunningDaemon(directory, args, config_text)
-        started.append(daemon)
-        return daemon.start()
-
-    try:
-        yield make
-    finally:
-        for daemon in started:
-            daemon.stop()
-
-
 PROGRAM = r"""
 import os, socket, sys, time
 d, ready, what = sys.argv[1], sys.argv[2], sys.argv[3:]
