@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from attyguard.resources import data_path
-from attyguard.shell.bash import BashChild, interactive_bash_argv, sanitize_line
+from attyguard.shell.bash import BashChild, Phase, interactive_bash_argv, sanitize_line
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_typeahead_goes_to_the_front_end(child):
     # keys arriving while the command runs: written to the pty like a user would
     deadline = time.monotonic() + 5
     child._write_master(b"echo sneaky\r")
-    result = child.passthrough(None, None, phase="echo")
+    result = child.passthrough(None, None, phase=Phase.ECHO)
     assert result.kind == "done" and time.monotonic() < deadline
     assert child.state.typeahead in (b"echo sneaky\n", b"echo sneaky\r")
     # bash did not run it
@@ -100,7 +100,7 @@ def test_typeahead_holding_the_ack_separator_is_still_not_a_bypass(child, tmp_pa
     keys = f"a\x1db\x1d\x1dtouch {marker}\r".encode()
     child._write_master(keys)
     deadline = time.monotonic() + 5
-    assert child.passthrough(None, None, phase="echo").kind == "done"
+    assert child.passthrough(None, None, phase=Phase.ECHO).kind == "done"
     assert time.monotonic() < deadline
     assert child.state.typeahead.replace(b"\n", b"\r") == keys
     run(child, "true")
@@ -124,7 +124,7 @@ def _type_while_running(c: BashChild, keys: bytes) -> bytes:
     watcher = threading.Thread(target=type_when_running, daemon=True)
     watcher.start()
     c.send_line("echo running; sleep 0.5")
-    result = c.passthrough(None, w, phase="echo")
+    result = c.passthrough(None, w, phase=Phase.ECHO)
     os.close(w)
     watcher.join(5)
     os.close(r)
@@ -149,11 +149,11 @@ def test_a_typed_ctrl_at_stays_a_nul(child):
     # Ctrl-@ (a NUL) forwarded to the command leaves the same mark: then the
     # pieces are joined with the NUL the user typed, never turned into Ctrl-D.
     from attyguard.shell.bash import _eof_for, _Run
-    from attyguard.shell.marks import Record
+    from attyguard.shell.marks import Record, RecordKind
 
-    child._apply_record(Record("T", ("a", "b")), _eof_for(_Run(typed_nul=True)))
+    child._apply_record(Record(RecordKind.TYPEAHEAD, ("a", "b")), _eof_for(_Run(typed_nul=True)))
     assert child.state.typeahead == b"a\0b"
-    child._apply_record(Record("T", ("a", "b")), _eof_for(_Run()))
+    child._apply_record(Record(RecordKind.TYPEAHEAD, ("a", "b")), _eof_for(_Run()))
     assert child.state.typeahead == b"a\x04b"
 
 
@@ -171,7 +171,7 @@ def test_typeahead_in_rescue_path_is_not_a_bypass(child, tmp_path):
     run(child, "unset PROMPT_COMMAND")
     child.send_line("sleep 0.3")
     child._write_master(f"touch {marker}\r".encode())
-    assert child.passthrough(None, None, phase="echo").kind == "done"
+    assert child.passthrough(None, None, phase=Phase.ECHO).kind == "done"
     assert child.state.typeahead.startswith(f"touch {marker}".encode())
     run(child, "true")
     assert not marker.exists()
@@ -235,7 +235,7 @@ def test_the_acks_echo_is_dropped_even_when_split_across_reads(child):
     # (bash's `read -s` turns echo off only once it runs: an early ack is echoed)
     from attyguard.shell.bash import _Run
 
-    run_ = _Run(phase="after_d")
+    run_ = _Run(phase=Phase.AFTER_D)
     r, w = os.pipe()
     echo = child._ack_echo
     for piece in (b"\x1b[?2004h" + echo[:5], echo[5:12], echo[12:] + b"kept"):

@@ -97,3 +97,34 @@ def test_records_across_chunks_and_garbage():
 def test_record_of_other_nonce_is_dropped():
     rp = RecordParser(NONCE)
     assert rp.feed(b"@zzz\0D\x000\0@end\0") == []
+
+
+def test_the_kinds_are_exactly_the_letters_the_hooks_print():
+    """The enums name the wire letters: every mark and record kind hooks.bash writes
+    has a member, and every member is written somewhere (no dead letters)."""
+    import re
+    from pathlib import Path
+
+    from attyguard.shell.marks import MarkKind, RecordKind
+
+    hooks = (Path(__file__).parents[1] / "shellrc" / "hooks.bash").read_text()
+    records = set(re.findall(r"__ag_record ([A-Z]) ", hooks))
+    marks = set(re.findall(r"\"\$__ag_nonce\"\$';([A-Z])\\a'", hooks))
+    marks |= set(re.findall(r"__ag_mark \"([A-Z]);", hooks))
+    assert records == {k.value for k in RecordKind}
+    assert marks == {k.value for k in MarkKind}
+    # StrEnum: a member is its letter, so what bash prints compares equal.
+    assert MarkKind.DONE == "D" and f"{RecordKind.TYPEAHEAD}" == "T"
+
+
+def test_parsed_kinds_are_enum_members_and_unknown_letters_are_dropped():
+    from attyguard.shell.marks import MarkKind, RecordKind
+
+    got = collect(MarkParser(NONCE), [b"a" + P + b"D;3\x07b" + P + b"Z;1\x07c"])
+    assert got == [b"a", Mark(MarkKind.DONE, ("3",)), b"bc"]
+    assert isinstance(got[1], Mark) and got[1].kind is MarkKind.DONE
+    rp = RecordParser(NONCE)
+    n = NONCE.encode()
+    got_r = rp.feed(b"@" + n + b"\0Q\0x\0@end\0@" + n + b"\0K\0cu\0cut\0@end\0")
+    assert got_r == [Record(RecordKind.COMPLETIONS, ("cu", "cut"))]
+    assert got_r[0].kind is RecordKind.COMPLETIONS

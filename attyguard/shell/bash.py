@@ -23,14 +23,15 @@ import time
 import tty
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
-from attyguard.shell.marks import Mark, MarkParser, Record, RecordParser
+from attyguard.shell.marks import Mark, MarkKind, MarkParser, Record, RecordKind, RecordParser
 from attyguard.shell.oscfilter import OscFilter
 from attyguard.shell.spawn import Started, remove_session_dir, set_size, start_bash
 
-__all__ = ["BashChild", "PromptState", "RunResult", "interactive_bash_argv", "raw_terminal",
-           "sanitize_line"]
+__all__ = ["BashChild", "Phase", "PromptState", "RunKind", "RunResult", "interactive_bash_argv",
+           "raw_terminal", "sanitize_line"]
 
 _READ = 65536
 _PASTE_START = b"\x1b[200~"
@@ -44,9 +45,30 @@ _RL_LEAVE = b"\x1b[?2004l"  # readline leaves the line: its echo region ends her
 _STALL_S = 0.8
 
 
+class RunKind(StrEnum):
+    """How a run ended."""
+
+    DONE = "done"  # bash is back at its prompt
+    MORE = "more"  # bash wants a continuation line (PS2)
+    EXITED = "exited"  # bash has gone
+
+
+class Phase(StrEnum):
+    """Where a run is, which decides what its output and the user's keys are.
+
+    ECHO -> PARSED -> RUN -> AFTER_D; RUN_QUIET throughout while cancelling.
+    """
+
+    ECHO = "echo"  # readline echoes our line: dropped, keys held back
+    PARSED = "parsed"  # readline let go of it (PS2 may follow): output passes, keys wait
+    RUN = "run"  # the command runs (mark C): output passes, keys go to it
+    AFTER_D = "after_d"  # the D mark came: bash drains typeahead up to our ack
+    RUN_QUIET = "run_quiet"  # a continuation being cancelled: nothing is shown
+
+
 @dataclass
 class RunResult:
-    kind: str  # "done" (prompt is back), "more" (bash wants a continuation line), "exited"
+    kind: RunKind
     status: int = 0
     # The prompt came back only through a hook repair (no clean D record): what
     # readline draws next is not known in advance (the instant prompt stays off).
@@ -69,7 +91,7 @@ class PromptState:
 
 @dataclass
 class _Run:
-    phase: str = "echo"  # echo -> parsed -> run -> after_d; "run_quiet" when cancelling
+    phase: Phase = Phase.ECHO
     dropped: bytearray = field(default_factory=bytearray)
     got_d: bool = False
     got_t: bool = False
@@ -218,9 +240,9 @@ class BashChild:
             if not data:
                 break
             for rec in self.records.feed(data):
-                if rec.kind == "N":
+                if rec.kind is RecordKind.NAMES:
                     self.names_fields = rec.fields  # (the newest wins; never queued)
-                elif rec.kind == "F":
+                elif rec.kind is RecordKind.FOREIGN:
                     self.notices.append(rec.fields[0] if rec.fields else "")
                 else:
                     got.append(rec)
@@ -255,7 +277,7 @@ class BashChild:
 
     def _apply_record(self, rec: Record, eof: bytes = b"\x04") -> None:
         _debug("record", rec)
-        if rec.kind == "D" and len(rec.fields) >= 4:
+        if rec.kind is RecordKind.DONE and len(rec.fields) >= 4:
             try:
                 self.state.status = int(rec.fields[0])
             except ValueError:
@@ -270,7 +292,7 @@ class BashChild:
             if len(rec.fields) > 7:
                 self.state.histchars = rec.fields[6]
                 self.state.histverify = rec.fields[7] == "v"
-        elif rec.kind == "T":
+        elif rec.kind is RecordKind.TYPEAHEAD:
             # Pieces split where the tty queued an end-of-file mark: the
             # Ctrl-D typed there (or a Ctrl-@, which queues the same NUL).
             self.state.typeahead = eof.join(
@@ -280,12 +302,12 @@ class BashChild:
 
     def wait_ready(self, timeout: float = 30.0, out_fd: int | None = None) -> bool:
         """Wait for the first prompt; start-up output goes to `out_fd`."""
-        run = _Run(phase="run")
+        run = _Run(phase=Phase.RUN)
         run.last_activity = time.monotonic()
         deadline = time.monotonic() + timeout
         while run.result is None and time.monotonic() < deadline:
             self._step(run, None, out_fd, min(0.2, max(0.0, deadline - time.monotonic())))
-        return run.result is not None and run.result.kind == "done"
+        return run.result is not None and run.result.kind is RunKind.DONE
 
     # --- running a line -------------------------------------------------------------
 
@@ -325,10 +347,10 @@ class BashChild:
         return self.passthrough(in_fd, out_fd, early=early)
 
     def passthrough(self, in_fd: int | None, out_fd: int | None,
-                    phase: str = "echo", early: bytes = b"") -> RunResult:
-        run = _Run(phase=phase, early=early)
+                    phase: Phase = Phase.ECHO, early: bytes = b"") -> RunResult:
+        run = _Run(phase=Phase(phase), early=early)
         run.last_activity = time.monotonic()
-        if phase != "run_quiet":
+        if phase is not Phase.RUN_QUIET:
             self.out_tail = b""  # (whether this run's output ends a line: session.py)
         old_winch = None
         if in_fd is not None and os.isatty(in_fd):
@@ -337,7 +359,7 @@ class BashChild:
             old_winch = signal.signal(signal.SIGWINCH, on_winch)
         try:
             while run.result is None:
-                if (run.phase == "run" and not run.repaired and not self._out_pending
+                if (run.phase is Phase.RUN and not run.repaired and not self._out_pending
                         and in_fd is not None and out_fd is not None):
                     self._pump(run, in_fd, out_fd)
                     if run.result is not None:
@@ -358,7 +380,7 @@ class BashChild:
     def cancel_continuation(self) -> RunResult:
         """Abandon a half-entered command (bash is at PS2): ^C, then the prompt."""
         self._write_master(b"\x03")
-        return self.passthrough(None, None, phase="run_quiet")
+        return self.passthrough(None, None, phase=Phase.RUN_QUIET)
 
     def _pump(self, run: _Run, in_fd: int, out_fd: int) -> None:
         """The command's output to the terminal while it runs: the hot loop.
@@ -399,7 +421,7 @@ class BashChild:
                 self._emit(out_fd, data)
                 continue
             self._handle_output(run, data, out_fd)
-            if run.phase != "run" or run.result is not None or self._out_pending:
+            if run.phase is not Phase.RUN or run.result is not None or self._out_pending:
                 return
 
     def _step(self, run: _Run, in_fd: int | None, out_fd: int | None, timeout: float) -> None:
@@ -409,7 +431,7 @@ class BashChild:
         # The user's keys go to bash only while a command runs: before that
         # readline is still taking our line (a ^Z there would be lost), after
         # the D mark they must not reach readline unclassified (typeahead).
-        if in_fd is not None and run.phase == "run":
+        if in_fd is not None and run.phase is Phase.RUN:
             rlist.append(in_fd)
         wlist = [self.master] if self._out_pending else []
         try:
@@ -442,9 +464,9 @@ class BashChild:
             if out is None:
                 self._pending_records.extend(self._read_fifo())
                 tail = self.marks.flush()
-                if tail and out_fd is not None and run.phase not in ("echo", "run_quiet"):
+                if tail and out_fd is not None and run.phase not in (Phase.ECHO, Phase.RUN_QUIET):
                     self._emit(out_fd, tail)
-                run.result = RunResult("exited", self._reap())
+                run.result = RunResult(RunKind.EXITED, self._reap())
                 return
             if out:
                 run.last_activity = time.monotonic()
@@ -468,23 +490,23 @@ class BashChild:
             self._handle_output(run, data, out_fd)
         if run.result is None:
             self.gone_while_held = True
-            run.result = RunResult("exited", self._reap())
+            run.result = RunResult(RunKind.EXITED, self._reap())
 
     def _handle_records(self, run: _Run) -> None:
         for rec in list(self._pending_records):
-            if rec.kind == "T":
+            if rec.kind is RecordKind.TYPEAHEAD:
                 self._apply_record(rec, _eof_for(run))
                 run.got_t = True
                 self._pending_records.remove(rec)
-            elif rec.kind == "R" and run.repaired:
+            elif rec.kind is RecordKind.REPAIRED and run.repaired:
                 # Hooks reinstalled by __ag_repair; its D record carried the state.
                 self._pending_records.remove(rec)
-                d = self._take_record("D")
+                d = self._take_record(RecordKind.DONE)
                 if d is not None:
                     self._apply_record(d)
-                run.result = RunResult("done", self.state.status)
+                run.result = RunResult(RunKind.DONE, self.state.status)
 
-    def _take_record(self, kind: str) -> Record | None:
+    def _take_record(self, kind: RecordKind) -> Record | None:
         """The newest pending record of `kind`; older ones of that kind are stale."""
         self._pending_records.extend(self._read_fifo())
         found = [r for r in self._pending_records if r.kind == kind]
@@ -506,7 +528,7 @@ class BashChild:
             self._output_mark(run, piece, out_fd)
 
     def _output_bytes(self, run: _Run, piece: bytes, out_fd: int | None) -> None:
-        if run.phase == "echo":
+        if run.phase is Phase.ECHO:
             run.dropped += piece
             i = run.dropped.find(_RL_LEAVE)
             if i >= 0:
@@ -517,11 +539,11 @@ class BashChild:
                 # Readline is done with the line, but bash may still ask for a
                 # continuation (P): output passes now (syntax errors), the
                 # user's keys only once the command runs (C).
-                run.phase = "parsed"
+                run.phase = Phase.PARSED
                 if rest and out_fd is not None:
                     self._emit(out_fd, rest)
             return
-        if run.phase == "after_d":
+        if run.phase is Phase.AFTER_D:
             # Readline re-enabling bracketed paste is for its own prompt, which
             # the front end draws; the ack may be echoed if it beat `read -s`,
             # and that echo may come in two reads: a tail that could start it
@@ -531,27 +553,27 @@ class BashChild:
             keep = _partial_tail(piece, self._ack_echo)
             run.echo_held = piece[len(piece) - keep:] if keep else b""
             piece = piece[:len(piece) - keep]
-        if run.phase == "run_quiet" or out_fd is None or not piece:
+        if run.phase is Phase.RUN_QUIET or out_fd is None or not piece:
             return
         self.out_tail = piece[-64:]
         self._emit(out_fd, piece)
 
     def _output_mark(self, run: _Run, mark: Mark, out_fd: int | None) -> None:
         _debug("mark", mark, run.phase, run.got_d, run.got_t)
-        if mark.kind in ("C", "P"):
+        if mark.kind in (MarkKind.COMMAND, MarkKind.MORE):
             self._token_taken()
-        if mark.kind == "C":
-            if run.phase in ("echo", "parsed"):
+        if mark.kind is MarkKind.COMMAND:
+            if run.phase in (Phase.ECHO, Phase.PARSED):
                 run.dropped.clear()
                 self._enter_run(run)
-        elif mark.kind == "P":
+        elif mark.kind is MarkKind.MORE:
             # (While cancelling, a P is readline redrawing PS2 before the ^C lands;
             # while readline still has the line, a P is its redraw after the
             # token check at Enter: only a PS2 after readline left counts.)
-            if run.phase in ("parsed", "run"):
-                run.result = RunResult("more", self.state.status)
-        elif mark.kind == "D":
-            rec = self._take_record("D")
+            if run.phase in (Phase.PARSED, Phase.RUN):
+                run.result = RunResult(RunKind.MORE, self.state.status)
+        elif mark.kind is MarkKind.DONE:
+            rec = self._take_record(RecordKind.DONE)
             if rec is None:
                 return  # a D mark without its record is forged: ignore it
             sent = self._token_sent
@@ -564,29 +586,29 @@ class BashChild:
                 self._token_taken()  # (an empty line: accepted, no C)
             self._apply_record(rec)
             run.got_d = True
-            run.phase = "after_d"
+            run.phase = Phase.AFTER_D
             self._write_master(self._ack)
-        elif mark.kind == "B":
+        elif mark.kind is MarkKind.PROMPT:
             if run.got_d:
                 if not run.got_t:
-                    rec = self._take_record("T")
+                    rec = self._take_record(RecordKind.TYPEAHEAD)
                     if rec is not None:
                         self._apply_record(rec, _eof_for(run))
-                run.result = RunResult("done", self.state.status)
+                run.result = RunResult(RunKind.DONE, self.state.status)
                 if self._needs_repair:
                     # readline is reading now: the bind -x key reinstalls the hooks
                     # (its R record and redraw arrive while idle and are ignored).
                     self._needs_repair = False
                     run.repair_key_sent = True
                     self._write_master(_KEY_REPAIR)
-            elif run.phase != "echo" and not run.repaired:
+            elif run.phase is not Phase.ECHO and not run.repaired:
                 # (In the echo phase a B is readline redrawing the old prompt.)
                 # A prompt without our D: PROMPT_COMMAND was unset or replaced.
                 run.repaired = True
                 self._write_master(_KEY_REPAIR)
 
     def _enter_run(self, run: _Run) -> None:
-        run.phase = "run"
+        run.phase = Phase.RUN
         if self.on_run is not None:
             self.on_run()
         if run.early:
@@ -599,7 +621,7 @@ class BashChild:
             return
         if run.got_d or not self._bash_at_readline():
             return
-        if run.phase == "run_quiet" and run.wakes < 3:
+        if run.phase is Phase.RUN_QUIET and run.wakes < 3:
             # Cancelling a continuation: under load the ^C was seen to be lost
             # at PS2 (bash still at readline, no D); another one is harmless.
             run.wakes += 1
@@ -612,7 +634,7 @@ class BashChild:
         if select.select([self.master, self.fifo], [], [], 0)[0]:
             return
         run.repaired = True
-        run.phase = "echo"
+        run.phase = Phase.ECHO
         run.dropped.clear()
         if out_fd is not None:
             # bash drew its own prompt on this line: the front end draws ours.
@@ -673,7 +695,7 @@ class BashChild:
         for piece in self.marks.feed(data):
             if isinstance(piece, bytes):
                 out += self.osc_filter.feed(piece) if self.osc_filter is not None else piece
-            elif piece.kind == "D" and self._take_record("D") is not None:
+            elif piece.kind is MarkKind.DONE and self._take_record(RecordKind.DONE) is not None:
                 # bash ran an (emptied) line that did not come from us, e.g. keys
                 # injected with TIOCSTI: its hooks wait for the ack; what they
                 # drain is not the user's typing.
@@ -682,7 +704,8 @@ class BashChild:
         # Only answers (completion, state, history) are expected while idle, and
         # they are read synchronously; anything else here (an R, a T) is stale.
         self._pending_records = [r for r in self._pending_records + self._read_fifo()
-                                 if r.kind in ("K", "S", "Y")]
+                                 if r.kind in (RecordKind.COMPLETIONS, RecordKind.STATE,
+                                               RecordKind.HISTORY)]
         for text in self.notices:
             out += _notice(text)
         self.notices.clear()
@@ -717,7 +740,7 @@ class BashChild:
         self._write_master(_KEY_COMPLETE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            rec = self._take_record("K")
+            rec = self._take_record(RecordKind.COMPLETIONS)
             if rec is not None:
                 return (rec.fields[0] if rec.fields else ""), list(rec.fields[1:])
             select.select([self.fifo], [], [], max(0.0, deadline - time.monotonic()))
@@ -734,7 +757,7 @@ class BashChild:
 
         bash must be idle at its prompt (readline reading), as for `complete`.
         """
-        self._take_record("S")  # (a late answer to an earlier request is stale)
+        self._take_record(RecordKind.STATE)  # (a late answer to an earlier request is stale)
         # Written whole before the key is sent: bash reads it only on that key.
         fd = os.open(self.dir / "sreq", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -744,7 +767,7 @@ class BashChild:
         self._write_master(_KEY_STATE)
         deadline = time.monotonic() + timeout
         while True:
-            rec = self._take_record("S")
+            rec = self._take_record(RecordKind.STATE)
             if rec is not None:
                 return rec.fields
             left = deadline - time.monotonic()
@@ -755,14 +778,14 @@ class BashChild:
     def expand_history(self, line: str, timeout: float = 2.0) -> tuple[int, str, str] | None:
         """bash's own history expansion of `line` (`history -p`, nothing stored):
         (status, expanded text, bash's error message); None if bash did not answer."""
-        self._take_record("Y")
+        self._take_record(RecordKind.HISTORY)
         tmp = self.dir / "hreq.tmp"
         tmp.write_bytes(line.encode("utf-8", "surrogateescape") + b"\0")
         os.replace(tmp, self.dir / "hreq")
         self._write_master(_KEY_HISTORY)
         deadline = time.monotonic() + timeout
         while True:
-            rec = self._take_record("Y")
+            rec = self._take_record(RecordKind.HISTORY)
             if rec is not None and len(rec.fields) >= 3:
                 try:
                     status = int(rec.fields[0])

@@ -10,24 +10,57 @@ The hot path is `bytes.find` on whole chunks: no per-byte Python work.
 `RecordParser` reassembles side-channel records (NUL-terminated fields
 `@<nonce> TYPE fields… @end`); fields that do not belong to a record of this
 nonce are dropped.
+
+`MarkKind` and `RecordKind` name the letters shellrc/hooks.bash prints; they
+are `StrEnum`s, so the letters on the wire stay what bash writes. A mark or
+record of our nonce with a letter neither names is dropped: only our hooks
+know the nonce, and nothing here would act on it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-__all__ = ["Mark", "MarkParser", "Record", "RecordParser", "mark_prefix"]
+__all__ = ["Mark", "MarkKind", "MarkParser", "Record", "RecordKind", "RecordParser",
+           "mark_prefix"]
+
+
+class MarkKind(StrEnum):
+    """A mark on the pty (ESC ] 133 ; ag-<nonce> ; LETTER [; args] BEL)."""
+
+    PROMPT = "B"  # PS1 was drawn (bash is back at readline)
+    COMMAND = "C"  # PS0: the command starts; what came before was readline's echo
+    DONE = "D"  # __ag_report: the command finished (args: its status); record D came first
+    MORE = "P"  # PS2: bash's parser wants a continuation line
+
+
+class RecordKind(StrEnum):
+    """A record on the side channel (@<nonce> LETTER fields… @end)."""
+
+    DONE = "D"  # at every prompt: status, cwd, expanded PS1/PS2, rescue flag, mode, history
+    TYPEAHEAD = "T"  # keys drained after D, split where the tty queued an end-of-file
+    NAMES = "N"  # aliases, hash entries, function names, traps (shell/state.py)
+    FOREIGN = "F"  # a line that did not come from the front end, emptied by __ag_accept
+    REPAIRED = "R"  # __ag_repair reinstalled the hooks
+    COMPLETIONS = "K"  # __ag_complete's answer: the word, then the candidates
+    STATE = "S"  # __ag_state's answer (shell/state.py)
+    HISTORY = "Y"  # __ag_hist's answer: status, expanded line, bash's error
+
+
+_MARK_KINDS = {k.value: k for k in MarkKind}
+_RECORD_KINDS = {k.value: k for k in RecordKind}
 
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    kind: str  # "B" prompt, "C" command starts, "D" finished, "P" continuation
+    kind: MarkKind
     args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    kind: str  # "D" status/cwd/prompts, "T" typeahead, "K" completions, "R" repaired
+    kind: RecordKind
     fields: tuple[str, ...]
 
 
@@ -77,8 +110,10 @@ class MarkParser:
             if i > start:
                 out.append(data[start:i])
             body = data[i + len(prefix) : end].decode("utf-8", "replace")
-            kind, _, rest = body.partition(";")
-            out.append(Mark(kind, tuple(rest.split(";")) if rest else ()))
+            letter, _, rest = body.partition(";")
+            kind = _MARK_KINDS.get(letter)
+            if kind is not None:
+                out.append(Mark(kind, tuple(rest.split(";")) if rest else ()))
             start = end + 1
         tail = data[start:]
         # Hold back only a tail that is a proper prefix of our mark.
@@ -110,9 +145,11 @@ class RecordParser:
                 self._fields = []
             elif self._fields is not None:
                 if field == b"@end":
-                    if self._fields:
+                    kind = _RECORD_KINDS.get(self._fields[0].decode("ascii", "replace")
+                                             if self._fields else "")
+                    if kind is not None:
                         decoded = [f.decode("utf-8", "surrogateescape") for f in self._fields]
-                        records.append(Record(decoded[0], tuple(decoded[1:])))
+                        records.append(Record(kind, tuple(decoded[1:])))
                     self._fields = None
                 else:
                     self._fields.append(field)

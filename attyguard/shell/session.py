@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from attyguard.shell.bash import BashChild, RunResult, raw_terminal
+from attyguard.shell.bash import BashChild, Phase, RunResult, raw_terminal
 from attyguard.shell.instant import (
     InstantPrompt,
     draw_instant_prompt,
@@ -668,7 +668,7 @@ def _interactive(child: BashChild) -> int:
         tty.setraw(0, termios.TCSANOW)
     try:
         # Start-up output (motd, rc files) passes through untouched.
-        first = child.passthrough(0, 1, phase="run")
+        first = child.passthrough(0, 1, phase=Phase.RUN)
         if saved is not None:
             # Straight from raw to prompt_toolkit's input mode, never cooked in
             # between: keys typed until its first prompt stay queued, unechoed.
