@@ -11,12 +11,13 @@ Each file (and a script, even a FIFO or /dev/stdin) is read once; bash is
 pointed at sealed copies of the judged bytes (/dev/fd/N), never at a second read.
 
 A block verdict prints one line on stderr and exits 126 without running
-anything; so does a text or file too large or too complex to analyse
-(unless the user trusted it: nobody is here to ask). A warn verdict prints
-one line and runs (config shell.noninteractive_warn = "refuse" makes it exit
-126). A classifier that cannot be imported or whose rules cannot be loaded
-also exits 126 with one line (fail closed). Then bash replaces this process,
-so exit status, stdin and signals are bash's own.
+anything (for a script or stdin the line names where: `REFUSED — script.sh:3:
+<reason>: <that line>`, stdin as `stdin:3`); so does a text or file too large
+or too complex to analyse (unless the user trusted it: nobody is here to ask).
+A warn verdict prints one line and runs (config shell.noninteractive_warn =
+"refuse" makes it exit 126). A classifier that cannot be imported or whose
+rules cannot be loaded also exits 126 with one line (fail closed). Then bash
+replaces this process, so exit status, stdin and signals are bash's own.
 
 What differs from bash reading the files itself: a script runs as
 `bash -c '. /dev/fd/N' SCRIPT ARGS…`, so `$0` and `$@` are as usual but
@@ -201,6 +202,28 @@ def _file_text(path: str) -> tuple[bytes | None, str | None]:
     return read_bounded(path)
 
 
+# What a refusal calls piped stdin in `NAME:LINE:`. Not `-` (the usual
+# command-line spelling): right after "REFUSED —" a lone dash reads as
+# punctuation; bash's own messages for stdin say only "line N".
+_STDIN_NAME = "stdin"
+
+
+def _line_of_hit(verdict: Verdict, own: list[Verdict], text: str) -> int | None:
+    """The line of `text` (a script's or stdin's) that `verdict`'s reason names.
+
+    Only for a verdict on that text itself (its hits' spans are offsets into
+    it); hits from a file the text sources carry their own `(in FILE:LINE)`
+    and point here at the line that sources it. None: no line is known.
+    """
+    if not any(verdict is v for v in own) or not verdict.rules:
+        return None
+    from attyguard.filejudge import line_of
+
+    # (the same hit `Verdict.reason` names)
+    top = max(verdict.rules, key=lambda r: (r.action.rank, r.severity, r.probability))
+    return None if top.span is None else line_of(text, top.span[0])
+
+
 def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
     from attyguard.config import load_config
     from attyguard.shell.text import one_line
@@ -286,6 +309,9 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         plan.verdicts.append(files.combine(verdict))
         return files.line
 
+    # The verdict on the script's (or stdin's) own text: its hits' spans are
+    # offsets into `text`, so a refusal can name the line (`_where`).
+    own: list[Verdict] = []
     try:
         if args.login and not args.noprofile:
             # A login shell's profiles: bash reads them itself (they cannot be
@@ -334,6 +360,7 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
             if args.file is not None and len(text) > MAX_FILE and not trusted(text):
                 plan.unjudged.append(f"script larger than {MAX_FILE // 1024} KiB")
             pinned = judge(text, True)
+            own.extend(plan.verdicts[-1:])
             params = ([args.operands[0] if args.operands else _bash(), *args.operands[1:]]
                       if args.command is not None else [args.file or _bash(), *args.operands])
             filled = substitute_positionals(text, params)
@@ -366,9 +393,22 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
     action = Action.strongest([v.action for v in verdicts])
     hits = [h for v in verdicts for h in v.rules]
     shown = one_line(text, 120) if text else " ".join(argv)[:120]
+    source = (None if args.command is not None
+              else args.file if args.file is not None else _STDIN_NAME)
+
+    def where(verdict: Verdict) -> str:
+        """`NAME:LINE: ` for a script or stdin (what the reason names), else ""."""
+        line = _line_of_hit(verdict, own, text) if source is not None else None
+        return "" if line is None else f"{one_line(source or '', 200)}:{line}: "
+
     if action is Action.BLOCK:
         top = max((v for v in verdicts if v.action is Action.BLOCK), key=lambda v: len(v.rules))
-        print(f"attyguard: REFUSED — {one_line(top.reason)}: {shown}", file=sys.stderr)
+        line = _line_of_hit(top, own, text) if source is not None else None
+        if line is not None:
+            # The line itself, rather than the start of the whole text.
+            shown = one_line(text.split("\n")[line - 1], 120)
+        print(f"attyguard: REFUSED — {where(top)}{one_line(top.reason)}: {shown}",
+              file=sys.stderr)
         return 126
     bounded = [h for h in hits if h.rule_id in (BOUNDED_RULE_ID, FILES_RULE_ID)]
     if plan.unjudged or bounded:
@@ -378,13 +418,12 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
               "`attyguard trust add CMD`)", file=sys.stderr)
         return 126
     if action is Action.WARN:
-        reason = max((v for v in verdicts if v.action is Action.WARN),
-                     key=lambda v: len(v.rules)).reason
+        warned = max((v for v in verdicts if v.action is Action.WARN), key=lambda v: len(v.rules))
+        reason = where(warned) + one_line(warned.reason)
         if config.shell.noninteractive_warn == "refuse":
-            print(f"attyguard: REFUSED (warn, non-interactive) — {one_line(reason)}",
-                  file=sys.stderr)
+            print(f"attyguard: REFUSED (warn, non-interactive) — {reason}", file=sys.stderr)
             return 126
-        print(f"attyguard: warning — {one_line(reason)}", file=sys.stderr)
+        print(f"attyguard: warning — {reason}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     if stdin_fd is not None:

@@ -3,6 +3,8 @@ and classification still applies (block -> 126, warn -> one line on stderr)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,50 @@ def test_block_in_script_and_stdin(attyguard_bin, ag_env, tmp_path):
     assert (p.returncode, p.stdout) == (126, b""), p
     p = run([attyguard_bin], env=ag_env, input=f"echo start\n{BLOCKED}\n".encode())
     assert (p.returncode, p.stdout) == (126, b""), p
+
+
+# --- a refusal names the line (NAME:LINE:), as a compiler would -------------------------
+
+_THREE = f"echo one\n# two: nothing here\n{BLOCKED}\necho four\n"
+
+
+def _refused_at(p: subprocess.CompletedProcess[bytes], name: str) -> None:
+    assert (p.returncode, p.stdout) == (126, b""), p
+    line = p.stderr.decode().strip()
+    assert re.fullmatch(rf"attyguard: REFUSED — {re.escape(name)}:3: .+: {re.escape(BLOCKED)}",
+                        line), line
+
+
+def test_a_refused_script_names_its_line(attyguard_bin, ag_env, tmp_path):
+    (tmp_path / "script.sh").write_text(_THREE)
+    # (named as the user gave it: relative here)
+    _refused_at(run([attyguard_bin, "script.sh", "arg"], env=ag_env, cwd=tmp_path), "script.sh")
+
+
+def test_stdin_redirected_from_a_file_names_the_line_as_stdin(attyguard_bin, ag_env, tmp_path):
+    script = tmp_path / "lines"
+    script.write_text(_THREE)
+    with script.open("rb") as f:
+        p = subprocess.run([attyguard_bin], env=ag_env, stdin=f, capture_output=True, timeout=30)
+    _refused_at(p, "stdin")
+
+
+def test_stdin_from_a_pipe_names_the_line_as_stdin(attyguard_bin, ag_env, tmp_path):
+    script = tmp_path / "lines"
+    script.write_text(_THREE)
+    p = run(["/bin/bash", "-c", 'cat "$1" | "$2"', "_", str(script), attyguard_bin], env=ag_env)
+    _refused_at(p, "stdin")
+    p = run([attyguard_bin, "-s", "a", "b"], env=ag_env, input=_THREE.encode())
+    _refused_at(p, "stdin")
+
+
+def test_a_warned_script_line_is_named_and_dash_c_has_no_line(attyguard_bin, ag_env, tmp_path):
+    (tmp_path / "w.sh").write_text(f"true\n{WARNED}\n")
+    p = run([attyguard_bin, "w.sh"], env=ag_env, cwd=tmp_path)
+    assert p.stderr.decode().startswith("attyguard: warning — w.sh:2: "), p
+    # -c is one argument the user just typed: no file, no line
+    p = run([attyguard_bin, "-c", _THREE], env=ag_env)
+    assert p.returncode == 126 and re.match(r"attyguard: REFUSED — [A-Z]", p.stderr.decode()), p
 
 
 def test_warn_runs_with_one_line(attyguard_bin, ag_env):
