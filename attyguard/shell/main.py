@@ -84,12 +84,12 @@ def main(argv: list[str]) -> int:
     # Start-up creates ~43,000 objects that live as long as the shell (the front
     # end's modules, its layout and key bindings); the cyclic collector would
     # walk them again and again while they are made. Off until the first prompt
-    # is drawn (session.py turns it back on): bench/shell_imports.py measured
+    # is drawn (startup.py turns it back on): bench/shell_imports.py measured
     # 6-8% less CPU for the start-up imports (171 vs 182 ms, medians of 15).
     import gc
 
     gc.disable()
-    from attyguard.shell.session import run_interactive
+    from attyguard.shell.startup import run_interactive
 
     try:
         return run_interactive(login=login, norc=args.norc, noprofile=args.noprofile,
