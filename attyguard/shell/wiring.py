@@ -9,13 +9,14 @@ modes use it too, so the optional parts are imported only when used.
 from __future__ import annotations
 
 import contextlib
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from attyguard.config import Config
 
 if TYPE_CHECKING:
+    import threading
+
     # Imported where used: the Guard (and the engine's verdict types, 3 ms)
     # are built on the loader thread, off the first prompt's path.
     from collections.abc import Callable
@@ -29,6 +30,8 @@ __all__ = ["GuardLoader", "Remembering", "Wired", "build_guard"]
 
 @dataclass
 class Wired:
+    """The Guard built from config, with the daemon client and one-time notes."""
+
     guard: Guard
     daemon: Any = None  # a DaemonClient when configured
     warnings: list[str] = field(default_factory=list)
@@ -291,6 +294,8 @@ class GuardLoader:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        import threading  # (here: `-c` imports this module and never starts a thread)
+
         self._thread: threading.Thread | None = None
         self._wired: Wired | None = None
         self._lock = threading.Lock()
@@ -298,6 +303,8 @@ class GuardLoader:
     def start(self) -> None:
         with self._lock:
             if self._thread is None:
+                import threading
+
                 self._thread = threading.Thread(target=self._load, name="attyguard-guard",
                                                 daemon=True)
                 self._thread.start()
