@@ -18,6 +18,8 @@ __all__ = ["DEFAULT_CONFIG_TEXT", "MAX_CONFIG_BYTES", "Config", "ConfigError", "
 
 @dataclass(frozen=True, slots=True)
 class ConfigError:
+    """A located config problem: `file:line: message` (the default is used)."""
+
     path: str
     line: int | None
     message: str
@@ -29,6 +31,8 @@ class ConfigError:
 
 @dataclass(frozen=True, slots=True)
 class UiConfig:
+    """`[ui]`: what the prompt shows and how REFUSED/warn lines look."""
+
     status_bar: bool = True
     refused_style: str = "bold red"
     warn_style: str = "bold yellow"
@@ -37,6 +41,8 @@ class UiConfig:
 
 @dataclass(frozen=True, slots=True)
 class ShellConfig:
+    """`[shell]`: history, non-interactive warn handling, rc-file judging."""
+
     history_size: int = 50000
     # Non-interactive (-c, scripts, piped stdin): what a warn verdict does.
     # "run": run it with one line on stderr; "refuse": exit 126 like a block.
@@ -48,6 +54,8 @@ class ShellConfig:
 
 @dataclass(frozen=True, slots=True)
 class GuardConfig:
+    """`[guard]`: the daemon to ask, how long to wait for it, who may answer."""
+
     daemon_socket_path: str = ""  # empty: no daemon, in-process verdicts only
     daemon_timeout_ms: int = 50
     # Who may answer on daemon_socket_path besides root (SO_PEERCRED): a user name.
@@ -56,6 +64,8 @@ class GuardConfig:
 
 @dataclass(frozen=True, slots=True)
 class TerminalConfig:
+    """`[terminal]`: escape sequences of programs' output to strip."""
+
     # What programs' output may do to the terminal (attyguard/shell/oscfilter.py).
     strip_clipboard: bool = False  # OSC 52: clipboard writes
     strip_palette: bool = False  # OSC 4/104, 10-19/110-119: palette and default colours
@@ -64,6 +74,8 @@ class TerminalConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """The whole config file, every value validated at load."""
+
     ui: UiConfig = field(default_factory=UiConfig)
     shell: ShellConfig = field(default_factory=ShellConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)

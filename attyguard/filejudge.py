@@ -159,6 +159,8 @@ class DirSnapshots:
 
 @dataclass(frozen=True)
 class JudgedFile:
+    """One file a line hands to a shell: where, how it is read, its verdict."""
+
     path: str  # resolved
     how: str
     verdict: Verdict | None  # None: not judged (missing, trusted)
@@ -169,6 +171,8 @@ class JudgedFile:
 
 @dataclass(frozen=True)
 class FileJudgement:
+    """The files a line hands to a shell, judged; the line to send instead."""
+
     verdict: Verdict | None  # the files' combined verdict; None when the line reads none
     files: tuple[JudgedFile, ...] = ()
     line: str = ""  # the line to hand bash (rewritten to read the snapshots)
@@ -285,6 +289,8 @@ def located(hit: RuleHit, path: str, text: str, span: tuple[int, int] | None) ->
 
 @dataclass
 class _Walk:
+    """The state of one walk over a line and the files it reads, file by file."""
+
     decide: Callable[[str], Verdict]
     snapshots: Snapshots | None
     cwd: str

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 __all__ = ["CASES", "main"]
 
 _SHELL_IMPORTS = (
-    "import attyguard.cli, attyguard.shell.main, attyguard.shell.session, attyguard.config; "
+    "import attyguard.cli, attyguard.shell.main, attyguard.shell.startup, attyguard.config; "
     "from attyguard.config import load_config; "
     "import prompt_toolkit, attyguard.paths, attyguard.shell.confirm, attyguard.shell.history, "
     "attyguard.shell.keys, attyguard.shell.prompt, attyguard.shell.wiring"

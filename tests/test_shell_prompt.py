@@ -362,4 +362,6 @@ def test_every_prompt_toolkit_adjustment_applies_on_the_pinned_version(pipe):
     patches = make(pipe).patches
     missing = [name for name, applied in patches.items() if not applied]
     assert not missing, f"prompt_toolkit {prompt_toolkit.__version__}: not applied: {missing}"
-    assert len(patches) == 9
+    from attyguard.shell.ptk_patches import PATCHES
+
+    assert tuple(patches) == PATCHES  # (each patch reported, by its name)

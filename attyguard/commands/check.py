@@ -98,90 +98,24 @@ def _status(verdict: Verdict) -> int:
     return {"allow": EXIT_ALLOW, "warn": EXIT_WARN, "block": EXIT_BLOCK}[verdict.action.value]
 
 
-class _PeekTrust:
-    """The trust store as `Guard` wants it, minus the use counting."""
-
-    def __init__(self, store: TrustStore) -> None:
-        self.store = store
-
-    def lookup(self, line: str) -> bool:
-        entry = self.store.get(line)
-        return entry is not None and entry.verified
-
-    def unverified(self, line: str) -> Any:
-        return self.store.unverified(line)
-
-    def add(self, line: str, rule_ids: tuple[str, ...]) -> None:
-        self.store.add(line, rule_ids)
-
-
-class _QuestionOnly:
-    """A daemon client whose Blocks do not escalate: `check` runs nothing."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def classify(self, line: str) -> Verdict | None:
-        result: Verdict | None = self.client.classify(line)
-        return result
-
-    def report_block(self, verdict: Verdict) -> None:
-        pass
-
-
-class _LazyEngine:
-    """The engine, imported on the first line that needs it: a trusted line (or a
-    daemon verdict) never pays for loading the parser and the rules."""
-
-    def __init__(self) -> None:
-        self._classify: Callable[[str], Verdict] | None = None
-
-    def __call__(self, line: str) -> Verdict:
-        if self._classify is None:
-            from attyguard.engine.classify import classify
-
-            self._classify = classify
-        return self._classify(line)
-
-
-class _NoClient:
-    def classify(self, line: str) -> None:
-        return None
-
-
 def _warn(text: str) -> None:
     sys.stderr.write(text.rstrip("\n") + "\n")
 
 
 def _build_guard(*, no_daemon: bool, socket: str | None,
                  no_trust: bool) -> tuple[Guard, TrustStore | None]:
+    """The shell's Guard (shell/wiring.py), built as a question: see `build_guard`."""
     from attyguard.config import load_config
-    from attyguard.guard import Guard
+    from attyguard.shell.wiring import build_guard
 
     config, errors = load_config()
     for error in errors:
         _warn(f"attyguard: {error}")
-    store = None
-    if not no_trust:
-        from attyguard.trust import open_trust_store
-
-        store, warning = open_trust_store(create=False)
-        if warning:
-            _warn(warning)
-    daemon = None
-    if not no_daemon:
-        path = socket if socket is not None else config.guard.daemon_socket_path
-        if path:
-            try:
-                from attyguard.daemon.client import DaemonClient
-            except ImportError as exc:
-                _warn(f"attyguard: daemon client unavailable ({exc}); in-process verdicts")
-                daemon = _QuestionOnly(_NoClient())  # the verdict still notes the fallback
-            else:
-                daemon = _QuestionOnly(DaemonClient(path, config.guard.daemon_timeout_ms,
-                                                    daemon_user=config.guard.daemon_user))
-    trust = _PeekTrust(store) if store is not None else None
-    return Guard(_LazyEngine(), trust, daemon), store
+    wired = build_guard(config, question=True, trust=not no_trust, daemon=not no_daemon,
+                        daemon_socket=socket)
+    for note in wired.warnings:
+        _warn(f"attyguard: {note}")
+    return wired.guard, wired.store
 
 
 def _decide(guard: Guard, store: TrustStore | None, line: str) -> Verdict:

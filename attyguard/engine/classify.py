@@ -24,7 +24,10 @@ from attyguard.engine.decode import Payload, find_payloads
 from attyguard.engine.matchers import Analysis
 from attyguard.engine.normalize import DEFAULT_PROGRAMS, ProgramIndex, prefilter_text
 from attyguard.engine.parse import Command, Finding, Limits, Parsed, Span, parse
-from attyguard.engine.quick import UNAVAILABLE_RULE_ID  # (defined there: light to import)
+from attyguard.engine.quick import (  # (defined there: light to import)
+    BOUNDED_RULE_ID,
+    UNAVAILABLE_RULE_ID,
+)
 from attyguard.engine.rules import Rule, RuleError, RuleSet, load_rules
 from attyguard.engine.state import ShellState
 from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict, combine_probabilities
@@ -47,7 +50,6 @@ __all__ = [
 MAX_LINE = 65_536  # characters; longer input is not parsed at all (warn, says why)
 MAX_LAYERS = 3  # decoded payloads classified again, at most this deep
 MAX_ANALYSES = 24  # decoded payloads classified again, at most this many per line
-BOUNDED_RULE_ID = "engine.analysis-bounded"
 
 
 # Lines that can hide their words from the prefilter until parsed: substitutions,

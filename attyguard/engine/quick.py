@@ -28,18 +28,27 @@ file keyed the same way plus the engine's own source files), like
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 
-__all__ = ["UNAVAILABLE_RULE_ID", "QuickAtoms", "is_clean", "load_atoms", "remember_allowed",
+try:  # SHA-256 without hashlib, which loads OpenSSL first: ≈2 ms of a 40 ms `-c` line
+    from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # (CPython 3.12 renamed it; other interpreters: hashlib's)
+    try:
+        from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+    except ImportError:
+        from hashlib import sha256 as _sha256  # type: ignore[no-redef,assignment,unused-ignore]
+
+__all__ = ["BOUNDED_RULE_ID", "UNAVAILABLE_RULE_ID", "QuickAtoms", "is_clean", "load_atoms",
+           "remember_allowed",
            "save_atoms"]
 
-# The engine's verdict when its rules could not load (classify.py re-exports it).
+# The engine's verdict when its rules could not load, and its hit for an analysis
+# cut short (classify.py re-exports both; the -c path needs them without the engine).
 UNAVAILABLE_RULE_ID = "engine.rules-unavailable"
+BOUNDED_RULE_ID = "engine.analysis-bounded"
 
-_VERSION = 1
+_VERSION = 2  # 2: the atoms file is plain lines (json cost ≈1 ms to import)
 _MAX_QUICK_LINE = 4096
 _MAX_REMEMBERED = 4096  # lines; then the file starts over
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _./=:,+@%-")
@@ -58,7 +67,8 @@ class QuickAtoms:
 
 
 def _line_hash(line: str) -> str:
-    return hashlib.sha256(line.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    digest: str = _sha256(line.encode("utf-8", "surrogateescape")).hexdigest()
+    return digest[:32]
 
 
 # A line that may hand a file or text to a shell is never clean, even when the
@@ -112,13 +122,14 @@ def _signature(directory: str) -> str:
     return "\n".join(parts)
 
 
-def _cache_file(name: str = "quick-atoms.json") -> str:
+def _cache_file(name: str = "quick-atoms") -> str:
     from attyguard.paths import state_dir
 
     return str(state_dir() / name)
 
 
 _ALLOWED_FILE = "quick-allowed"
+_FORMAT = f"attyguard quick atoms {_VERSION}"
 
 
 def remember_allowed(line: str) -> None:
@@ -127,7 +138,7 @@ def remember_allowed(line: str) -> None:
         if len(line) > _MAX_QUICK_LINE:
             return
         path = _cache_file(_ALLOWED_FILE)
-        head = hashlib.sha256(_signature(_patterns_dir()).encode()).hexdigest()[:32]
+        head = _sha256(_signature(_patterns_dir()).encode()).hexdigest()[:32]
         try:
             with open(path, encoding="ascii") as f:
                 lines = f.read(64 * _MAX_REMEMBERED).split("\n")
@@ -147,20 +158,29 @@ def remember_allowed(line: str) -> None:
         return
 
 
+def _escape(atom: str) -> str:
+    return atom.encode("unicode_escape").decode("ascii")
+
+
+def _unescape(text: str) -> str:
+    return text.encode("ascii").decode("unicode_escape")
+
+
 def save_atoms(atoms_per_rule: list[tuple[str, ...]]) -> None:
     """Called by the engine after loading the shipped rules; never raises."""
     try:
         if any(not atoms for atoms in atoms_per_rule):
             return  # a rule without atoms runs on every line: no fast path
         flat = sorted({a.lower() for atoms in atoms_per_rule for a in atoms})
-        data = {"signature": _signature(_patterns_dir()),
-                "anywhere": [a for a in flat if not (a.startswith("^") and len(a) > 1)],
-                "word_start": [a[1:] for a in flat if a.startswith("^") and len(a) > 1]}
+        lines = [_FORMAT, _sha256(_signature(_patterns_dir()).encode()).hexdigest()]
+        # One atom a line, escaped (an atom may be "\r"); a read decodes it back.
+        lines += [f"w {_escape(a[1:])}" if a.startswith("^") and len(a) > 1 else f"a {_escape(a)}"
+                  for a in flat]
         path = _cache_file()
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
+            f.write("\n".join(lines) + "\n")
         os.replace(tmp, path)
     except Exception:  # (an optimisation: never a reason to fail)
         return
@@ -169,14 +189,13 @@ def save_atoms(atoms_per_rule: list[tuple[str, ...]]) -> None:
 def load_atoms() -> QuickAtoms | None:
     """The cached atoms if they belong to the rule files as they are now; else None."""
     try:
-        with open(_cache_file(), "rb") as f:
-            raw = f.read(1 << 20)
-        data = json.loads(raw)
+        with open(_cache_file(), encoding="utf-8") as f:
+            lines = f.read(1 << 20).split("\n")
         signature = _signature(_patterns_dir())
-        if data.get("signature") != signature:
+        if lines[0] != _FORMAT or lines[1] != _sha256(signature.encode()).hexdigest():
             return None
-        anywhere = tuple(str(a) for a in data["anywhere"])
-        word_start = tuple(str(a) for a in data["word_start"])
+        anywhere = tuple(_unescape(line[2:]) for line in lines[2:] if line.startswith("a "))
+        word_start = tuple(_unescape(line[2:]) for line in lines[2:] if line.startswith("w "))
     except Exception:  # (missing, stale, corrupt: the full engine decides)
         return None
     if not all(anywhere) or not all(word_start):
@@ -185,7 +204,7 @@ def load_atoms() -> QuickAtoms | None:
     try:
         with open(_cache_file(_ALLOWED_FILE), encoding="ascii") as f:
             lines = f.read(64 * _MAX_REMEMBERED).split("\n")
-        if lines[0] == hashlib.sha256(signature.encode()).hexdigest()[:32]:
+        if lines[0] == _sha256(signature.encode()).hexdigest()[:32]:
             allowed = frozenset(h for h in lines[1:] if len(h) == 32)
     except (OSError, ValueError):
         pass

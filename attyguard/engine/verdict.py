@@ -104,6 +104,8 @@ def combine_probabilities(ps: list[float] | tuple[float, ...]) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """The answer for one command line: what to do, the rules behind it, from where."""
+
     action: Action
     rules: tuple[RuleHit, ...] = ()
     probability: float = 0.0

@@ -52,6 +52,16 @@ def main(argv: list[str]) -> int:
     if args.error:
         print(f"attyguard: {args.error}", file=sys.stderr)
         return 2
+    # What start-up imports and builds lives until bash replaces this process
+    # (non-interactive) or as long as the shell (interactive: startup.py turns
+    # the collector back on once the first prompt is drawn); the cyclic
+    # collector would walk it again and again while it is made.
+    # bench/shell_imports.py measured 6-8% less CPU for the interactive imports;
+    # for `-c true` it is ≈3 ms of ≈40 (bench/README.md). A non-interactive run
+    # keeps it off: it execs bash or exits once its bounded analysis is done.
+    import gc
+
+    gc.disable()
     # The UI needs a terminal: `-i` with commands piped in is bash's business.
     if not is_interactive(args, os.isatty(0), os.isatty(2)) or not os.isatty(0):
         from attyguard.shell.noninteractive import run_noninteractive
@@ -81,15 +91,9 @@ def main(argv: list[str]) -> int:
     rc = start_rc_judge(started.session_dir, login=login, norc=args.norc,
                         noprofile=args.noprofile)
     clean_up_on_signals(started)
-    # Start-up creates ~43,000 objects that live as long as the shell (the front
-    # end's modules, its layout and key bindings); the cyclic collector would
-    # walk them again and again while they are made. Off until the first prompt
-    # is drawn (session.py turns it back on): bench/shell_imports.py measured
-    # 6-8% less CPU for the start-up imports (171 vs 182 ms, medians of 15).
-    import gc
-
-    gc.disable()
-    from attyguard.shell.session import run_interactive
+    # (the collector is off since the top: start-up creates ~43,000 objects
+    # that live as long as the shell, its front end, layout and key bindings)
+    from attyguard.shell.startup import run_interactive
 
     try:
         return run_interactive(login=login, norc=args.norc, noprofile=args.noprofile,

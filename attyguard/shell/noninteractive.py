@@ -256,9 +256,9 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         data, stdin_fd, too_big = _read_stdin_to_memfd()
         text = data.decode("utf-8", "surrogateescape")
     try:
-        # Imports the engine (parser, rule model): a broken install fails here.
-        from attyguard.engine.classify import BOUNDED_RULE_ID
-        from attyguard.engine.quick import UNAVAILABLE_RULE_ID
+        # Imports the engine (parser, rule model) unless the clean-line fast path
+        # can answer: a broken install fails here or at the first other line.
+        from attyguard.engine.quick import BOUNDED_RULE_ID, UNAVAILABLE_RULE_ID
         from attyguard.engine.verdict import Action
         from attyguard.filejudge import FILES_RULE_ID, MAX_FILE, MemfdSnapshots, judge_files
         from attyguard.shell.wiring import FAST_PATH_NOTE, build_guard

@@ -9,13 +9,14 @@ modes use it too, so the optional parts are imported only when used.
 from __future__ import annotations
 
 import contextlib
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from attyguard.config import Config
 
 if TYPE_CHECKING:
+    import threading
+
     # Imported where used: the Guard (and the engine's verdict types, 3 ms)
     # are built on the loader thread, off the first prompt's path.
     from collections.abc import Callable
@@ -29,9 +30,12 @@ __all__ = ["GuardLoader", "Remembering", "Wired", "build_guard"]
 
 @dataclass
 class Wired:
+    """The Guard built from config, with the daemon client and one-time notes."""
+
     guard: Guard
     daemon: Any = None  # a DaemonClient when configured
     warnings: list[str] = field(default_factory=list)
+    store: Any = None  # the TrustStore itself (the Guard may hold a wrapper of it)
 
     @property
     def daemon_state(self) -> str:
@@ -43,54 +47,130 @@ class Wired:
             return "unavailable"
 
     def close(self) -> None:
-        for part in (self.guard.trust, self.daemon):
+        for part in (self.guard.trust, self.daemon, self.store):
             close = getattr(part, "close", None)
             if close is not None:
                 with contextlib.suppress(Exception):
                     close()
 
 
-def build_guard(config: Config, *, quick: bool = False) -> Wired:
+def build_guard(config: Config, *, quick: bool = False, question: bool = False,
+                trust: bool = True, daemon: bool = True,
+                daemon_socket: str | None = None) -> Wired:
     """The Guard from config: trust store, daemon client, the in-process engine.
 
+    The one place the shell, `-c`/scripts/stdin and `attyguard check` build it.
     `quick` (the non-interactive modes, no daemon configured): clean lines
     are allowed without importing the engine or opening the trust store
     (`attyguard.engine.quick`); the rest is built at the first other line.
+    `question` (`attyguard check`: nothing will run): a trust hit is not
+    counted as a use and no store is created, a daemon Block does not mark
+    this process Critical, nothing is registered with the daemon, and the
+    engine is imported only by a line that needs it. `trust`/`daemon` False
+    leave the part out; `daemon_socket` overrides the configured socket.
     """
-    if quick and not config.guard.daemon_socket_path:
+    socket = (daemon_socket if daemon_socket is not None
+              else config.guard.daemon_socket_path) if daemon else ""
+    if quick and not socket:
         from attyguard.engine.quick import load_atoms
 
         atoms = load_atoms()
         if atoms is not None:
             return Wired(_QuickGuard(atoms, config))  # type: ignore[arg-type]
-    from attyguard.engine.classify import classify
     from attyguard.guard import Guard
 
     notes: list[str] = []
-    trust = None
-    try:
-        from attyguard.trust import open_trust_store
+    store = None
+    if trust:
+        try:
+            from attyguard.trust import open_trust_store
 
-        trust, warning = open_trust_store()
-        if warning:
-            notes.append(f"trust store: {warning}")
-    except Exception as exc:  # a broken optional part degrades, it never stops the shell
-        notes.append(f"trust store unavailable: {exc}")
-    daemon = None
-    if config.guard.daemon_socket_path:
+            store, warning = open_trust_store(create=not question)
+            if warning:
+                notes.append(warning.removeprefix("attyguard: "))
+        except Exception as exc:  # a broken optional part degrades, it never stops the shell
+            notes.append(f"trust store unavailable: {exc}")
+    client: Any = None
+    if socket:
         try:
             from attyguard.daemon.client import DaemonClient
 
-            daemon = DaemonClient(config.guard.daemon_socket_path,
-                                  config.guard.daemon_timeout_ms,
+            client = DaemonClient(socket, config.guard.daemon_timeout_ms,
                                   daemon_user=config.guard.daemon_user)
-            if daemon.user_problem:
-                notes.append(daemon.user_problem)
+            if client.user_problem:
+                notes.append(client.user_problem)
         except Exception as exc:
             notes.append(f"daemon client unavailable ({exc}); in-process verdicts only")
-        if daemon is not None:
-            _register(daemon)
-    return Wired(Guard(Remembering(classify), trust=trust, daemon=daemon), daemon, notes)
+            # (a question still asks "the daemon": its verdict then notes the fallback)
+            client = _NoClient() if question else None
+        if client is not None and not question:
+            _register(client)
+    if question:
+        return Wired(Guard(_LazyEngine(), _PeekTrust(store) if store is not None else None,
+                           _QuestionOnly(client) if client is not None else None),
+                     client, notes, store)
+    from attyguard.engine.classify import classify
+
+    return Wired(Guard(Remembering(classify), trust=store, daemon=client), client, notes, store)
+
+
+class _PeekTrust:
+    """The trust store as `Guard` wants it, minus the use counting (a question runs nothing)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def lookup(self, line: str) -> bool:
+        entry = self.store.get(line)
+        return entry is not None and entry.verified
+
+    def unverified(self, line: str) -> Any:
+        return self.store.unverified(line)
+
+    def add(self, line: str, rule_ids: tuple[str, ...]) -> None:
+        self.store.add(line, rule_ids)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class _QuestionOnly:
+    """A daemon client whose Blocks do not escalate: a question runs nothing."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def classify(self, line: str) -> Verdict | None:
+        result: Verdict | None = self.client.classify(line)
+        return result
+
+    def report_block(self, verdict: Verdict) -> None:
+        pass
+
+    def close(self) -> None:
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
+
+
+class _NoClient:
+    def classify(self, line: str) -> None:
+        return None
+
+
+class _LazyEngine:
+    """The engine, imported on the first line that needs it: a trusted line (or a
+    daemon verdict) never pays for loading the parser and the rules."""
+
+    def __init__(self) -> None:
+        self._classify: Callable[[str], Verdict] | None = None
+
+    def __call__(self, line: str) -> Verdict:
+        if self._classify is None:
+            from attyguard.engine.classify import classify
+
+            self._classify = classify
+        return self._classify(line)
 
 
 def _register(daemon: Any) -> None:
@@ -214,6 +294,8 @@ class GuardLoader:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        import threading  # (here: `-c` imports this module and never starts a thread)
+
         self._thread: threading.Thread | None = None
         self._wired: Wired | None = None
         self._lock = threading.Lock()
@@ -221,6 +303,8 @@ class GuardLoader:
     def start(self) -> None:
         with self._lock:
             if self._thread is None:
+                import threading
+
                 self._thread = threading.Thread(target=self._load, name="attyguard-guard",
                                                 daemon=True)
                 self._thread.start()
