@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import sys
 import time
 from collections.abc import Iterator
@@ -51,12 +52,26 @@ def test_secrets_are_not_in_any_environment(child):
 def test_keys_injected_with_tiocsti_at_the_idle_prompt_never_run(child, tmp_path):
     marker = tmp_path / "injected"
     injector = tmp_path / "inject.py"
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    # The injector waits on a FIFO until the test has seen the prompt come
+    # back: the keys must arrive while bash sits idle at its prompt.
     injector.write_text(
-        "import fcntl, sys, termios, time\n"
-        "time.sleep(0.3)\n"
+        "import fcntl, sys, termios\n"
+        f"open({str(go)!r}, 'rb').read(1)\n"
         f"for c in b'touch {marker}\\r':\n"
         "    fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))\n")
     run(child, f"{sys.executable} {injector} &")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fd = os.open(go, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:  # ENXIO: the injector has not opened its end yet
+            assert time.monotonic() < deadline, "the injector never started"
+            select.select([], [], [], 0.02)
+    os.write(fd, b"g")
+    os.close(fd)
     seen = idle_until(child, b"not run")
     assert b"input that did not come from attyguard reached bash and was not run" in seen
     assert not marker.exists()
