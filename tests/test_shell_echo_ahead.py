@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 import time
 import tty
 from collections.abc import Iterator
 
 import pytest
 
-from attyguard.shell.echo_ahead import EchoAhead, echo_room, echoable_prefix
+from attyguard.shell.echo_ahead import EchoAhead, complete_input, echo_room, echoable_prefix
 
 
 @pytest.mark.parametrize(("ps1", "columns", "room"), [
@@ -63,23 +64,54 @@ def _pending(fd: int) -> bytes:
     return got
 
 
-def test_printable_keys_echo_then_come_back_whole(pty_pair: tuple[int, int]) -> None:
+def test_printable_keys_echo_then_everything_comes_back(pty_pair: tuple[int, int]) -> None:
     master, slave = pty_pair
     echo = EchoAhead(slave, slave, room=40)
     try:
         os.write(master, b"echo hi")
         assert _read_until(master, b"echo hi") == b"echo hi"
         os.write(master, b"\r")  # Enter: replayed, never echoed; the echo stops there
+        os.write(master, b"ls\r")  # still read (in order), no longer echoed
         deadline = time.monotonic() + 5
-        while echo._thread.is_alive() and time.monotonic() < deadline:
+        while len(echo.read) < 11 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not echo._thread.is_alive()
-        os.write(master, b"ls\r")  # typed after: left in the tty for the front end
     finally:
         keys = echo.stop()
-    assert keys == "echo hi\r"
+    assert keys == "echo hi\rls\r"
     assert _pending(master) == b""  # (nothing more was echoed)
-    assert _pending(slave) == b"ls\r"
+    assert _pending(slave) == b""
+
+
+def test_a_paste_cut_short_is_read_to_its_end(pty_pair: tuple[int, int]) -> None:
+    master, slave = pty_pair
+    echo = EchoAhead(slave, slave, room=40)
+    os.write(master, b"\x1b[200~echo one\necho")
+    deadline = time.monotonic() + 5
+    while len(echo.read) < 19 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rest = threading.Timer(0.05, os.write, (master, b" two\x1b[201~"))
+    rest.start()
+    try:
+        keys = echo.stop()  # (waits for the paste's end: one parser must see all of it)
+    finally:
+        rest.join()
+    assert keys == "\x1b[200~echo one\necho two\x1b[201~"
+    assert _pending(master) == b""  # a paste is never echoed
+
+
+@pytest.mark.parametrize(("data", "whole"), [
+    (b"", True),
+    (b"ls", True),
+    (b"\x1b[A", True),
+    (b"\x1bOA", True),
+    (b"\x1bb", True),
+    (b"\x1b", False),
+    (b"\x1b[1;5", False),
+    (b"\x1b[200~echo a\n", False),
+    (b"\x1b[200~echo a\x1b[201~\r", True),
+])
+def test_complete_input_knows_a_cut_sequence(data: bytes, whole: bool) -> None:
+    assert complete_input(data) is whole
 
 
 def test_echo_stops_at_the_end_of_the_row(pty_pair: tuple[int, int]) -> None:

@@ -12,24 +12,29 @@ bash through the session's enforcement point, exactly as before.
 Echoed are plain printable ASCII characters only, and only while they fit
 on the PS1's last row (the instant prompt's hand-over moves the cursor
 back by rows). At the first other byte (Enter, Backspace, Ctrl-anything,
-an escape sequence or paste, a non-ASCII character) it stops reading: that
-byte and what it read are replayed, and the rest waits in the tty for
-prompt_toolkit, whose first render redraws the line over what was shown.
+an escape sequence or paste, a non-ASCII character) it stops echoing but
+goes on reading: everything typed before the front end is up is replayed
+into it in order, through one parser, and its first render redraws the
+line over what was shown.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import sys
 import threading
+import time
 
 from attyguard.shell.instant import _HIDDEN_OSC, _SGR
 
-__all__ = ["EchoAhead", "echo_room", "echoable_prefix"]
+__all__ = ["EchoAhead", "complete_input", "echo_room", "echoable_prefix"]
 
 _SWITCH_S = 0.001
+# How long `stop` waits for the rest of a paste or escape sequence cut short.
+_FINISH_S = 0.5
 
 
 def echo_room(ps1: str, columns: int) -> int:
@@ -71,6 +76,7 @@ class EchoAhead:
         self._thread.start()
 
     def _run(self) -> None:
+        echoing = True
         with contextlib.suppress(OSError, ValueError):
             while True:
                 ready = select.select([self.in_fd, self._wake_r], [], [])[0]
@@ -80,19 +86,36 @@ class EchoAhead:
                 if not data:
                     return
                 self.read += data
+                if not echoing:
+                    continue  # (still read: one parser must see all of a paste or sequence)
                 n = echoable_prefix(data, self.room)
                 if n:
                     os.write(self.out_fd, data[:n])
                     self.room -= n
-                if n < len(data):
-                    return  # (the rest is prompt_toolkit's to read and draw)
+                echoing = n == len(data)
 
     def stop(self) -> str:
-        """Stop echoing; the keys read so far, to replay into the first prompt (idempotent)."""
+        """Stop echoing; the keys read so far, to replay into the first prompt (idempotent).
+
+        What is waiting in the tty is taken too, and a paste or escape sequence
+        cut short is read to its end (within `_FINISH_S`): the first prompt's
+        parser must see it whole, not half of it here and half in the tty.
+        """
         if self._thread.is_alive():
             with contextlib.suppress(OSError):
                 os.write(self._wake_w, b"x")
             self._thread.join()
+            deadline = time.monotonic() + _FINISH_S
+            with contextlib.suppress(OSError, ValueError):
+                while True:
+                    wait = 0.0 if complete_input(bytes(self.read)) else \
+                        max(0.0, deadline - time.monotonic())
+                    if not select.select([self.in_fd], [], [], wait)[0]:
+                        break
+                    data = os.read(self.in_fd, 4096)
+                    if not data:
+                        break
+                    self.read += data
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -101,3 +124,16 @@ class EchoAhead:
             sys.setswitchinterval(self._interval)
         keys, self.read = bytes(self.read).decode("utf-8", "replace"), bytearray()
         return keys
+
+
+# A whole escape sequence: CSI, SS3 (ESC O x) or ESC with one more character.
+_WHOLE_ESCAPE = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|O.|[^\[O])", re.DOTALL)
+
+
+def complete_input(data: bytes) -> bool:
+    """False while `data` ends inside a bracketed paste or an escape sequence."""
+    start = data.rfind(b"\x1b[200~")
+    if start >= 0 and data.find(b"\x1b[201~", start) < 0:
+        return False
+    esc = data.rfind(b"\x1b", max(0, len(data) - 32))
+    return esc < 0 or _WHOLE_ESCAPE.match(data, esc) is not None

@@ -32,7 +32,7 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.shortcuts import CompleteStyle
 
 from attyguard.shell.completion import BashCompleter
-from attyguard.shell.ptk_patches import apply_patches
+from attyguard.shell.ptk_patches import apply_patches, history_now
 from attyguard.shell.warnings import WarnBuffer
 
 __all__ = ["ChildGone", "Eof", "Interrupted", "ShellPrompt", "idle_noise"]
@@ -259,7 +259,9 @@ class ShellPrompt:
                 self.session.app.after_render += once
             if keys:
                 # Typeahead replays as keystrokes: Tab completes, Enter accepts
-                # (and the line then goes through the session's enforcement).
+                # (and the line then goes through the session's enforcement);
+                # Up and Ctrl-R among them recall from the history, loaded first.
+                history_now(self.session.default_buffer)
                 presses: list[KeyPress] = []
                 parser = Vt100Parser(presses.append)
                 parser.feed(keys)

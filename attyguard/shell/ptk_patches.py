@@ -37,7 +37,7 @@ from prompt_toolkit.layout.processors import (
 from prompt_toolkit.layout.screen import Screen, WritePosition
 from prompt_toolkit.utils import to_str
 
-__all__ = ["PATCHES", "apply_patches"]
+__all__ = ["PATCHES", "apply_patches", "history_now"]
 
 # The names `apply_patches` reports, in the order it applies them.
 PATCHES = ("cache_key_bindings", "slim_layout", "status_bar_without_cpr",
@@ -402,4 +402,25 @@ def _cache_key_bindings(app: object) -> bool:
     cached = _PerRenderBindings(inner, app)
     processor._bindings = cached  # type: ignore[union-attr]
     app.before_render += cached.forget  # type: ignore[attr-defined]
+    return True
+
+
+def history_now(buffer: Buffer) -> bool:
+    """Fill the input's history now, not at the first render (keys replayed before it).
+
+    prompt_toolkit loads the history when the input is first drawn, in a
+    task; keys replayed into the first prompt (typed at the instant prompt,
+    or while bash started) are processed before that render, so an Up or
+    Ctrl-R among them would find no history. Loaded here, as History.load()
+    does, the `_fast_history` path then copies it in at once, in order with
+    the keys. False (nothing done) on another prompt_toolkit version.
+    """
+    history = buffer.history
+    if not (hasattr(history, "_loaded") and hasattr(history, "_loaded_strings")
+            and hasattr(buffer, "_load_history_task")):
+        return False
+    if not history._loaded:
+        history._loaded_strings = list(history.load_history_strings())
+        history._loaded = True
+    buffer.load_history_if_not_yet_loaded()
     return True
