@@ -109,9 +109,8 @@ class _FrontEndPreload:
     after drawing the instant prompt (a thread then only competes with it).
     While it runs the GIL is handed over every 1 ms instead of 5 ms, so the
     main thread draws the instant prompt as soon as bash's record arrives.
-    Measured with `sleep 0.1` added to shell_bench.py's ~/.bashrc (15
-    start-ups, two alternating rounds): first key echoed 265/237 ms vs
-    323/325 ms without it; first prompt unchanged (155/143 vs 150/152 ms).
+    With a slow rc it brings the first key's echo forward and leaves the
+    first prompt as it was (bench/README.md, "Figures behind the code").
     """
 
     def __init__(self) -> None:
@@ -264,9 +263,8 @@ def _started(loader: GuardLoader, in_fd: int) -> None:
     loader is ~0.2 s of CPU holding the GIL every other 5 ms, which would
     stretch their echo. It starts once none are waiting; a line entered
     before that starts it itself (`GuardLoader.get`), so nothing waits longer.
-    Measured over 39 start-ups each (a key typed as the instant prompt shows):
-    first render to that key's echo 9.1 ms median (upper quartile 10.3) vs
-    11.3 ms (19.2) with the loader started at the first render.
+    A key typed as the instant prompt shows is echoed sooner this way
+    (bench/README.md, "Figures behind the code").
     """
     _collect_again()
     if _readable(in_fd):
