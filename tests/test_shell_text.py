@@ -33,6 +33,9 @@ def test_one_line_flattens_and_cuts():
         ("ls\rpwd\r", "ls\r", "pwd\r"),
         ("ls\npwd", "ls\r", "pwd"),
         ("cd /tm\t", "cd /tm\t", ""),
+        # a pasted block stays whole: its newlines are not Enters
+        ("\x1b[200~a\nb\x1b[201~\rls\r", "\x1b[200~a\nb\x1b[201~\r", "ls\r"),
+        ("\x1b[200~a\nb", "\x1b[200~a\nb", ""),
     ],
 )
 def test_split_typeahead(keys, now, later):

@@ -52,13 +52,12 @@ def main(argv: list[str]) -> int:
     if args.error:
         print(f"attyguard: {args.error}", file=sys.stderr)
         return 2
-    # What start-up imports and builds lives until bash replaces this process
-    # (non-interactive) or as long as the shell (interactive: startup.py turns
-    # the collector back on once the first prompt is drawn); the cyclic
-    # collector would walk it again and again while it is made.
-    # bench/shell_imports.py measured 6-8% less CPU for the interactive imports;
-    # for `-c true` it is ≈3 ms of ≈40 (bench/README.md). A non-interactive run
-    # keeps it off: it execs bash or exits once its bounded analysis is done.
+    # What start-up imports and builds lives until bash replaces this process (non-interactive)
+    # or as long as the shell (interactive: startup.py turns the collector back on once the
+    # first prompt is drawn); the cyclic collector would walk it again and again while it is
+    # made. Less CPU for the imports of both modes (bench/README.md, "Figures behind the
+    # code"). A non-interactive run keeps it off: it execs bash or exits once its bounded
+    # analysis is done.
     import gc
 
     gc.disable()

@@ -32,7 +32,7 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.shortcuts import CompleteStyle
 
 from attyguard.shell.completion import BashCompleter
-from attyguard.shell.ptk_patches import apply_patches
+from attyguard.shell.ptk_patches import apply_patches, history_now
 from attyguard.shell.warnings import WarnBuffer
 
 __all__ = ["ChildGone", "Eof", "Interrupted", "ShellPrompt", "idle_noise"]
@@ -73,7 +73,8 @@ class _PromptLoop(asyncio.SelectorEventLoop):
 
     prompt_toolkit installs and removes its SIGWINCH handler around every
     line; asyncio checks the number each time against `signal.valid_signals()`,
-    a fresh set of ~64 enum members per call: measured ~7% of a round trip.
+    a fresh set of ~64 enum members per call: a visible share of a round
+    trip (bench/README.md, "Figures behind the code").
     """
 
     def _check_signal(self, sig: int) -> None:
@@ -100,11 +101,11 @@ class _PromptLoop(asyncio.SelectorEventLoop):
 class _ShellPromptSession(PromptSession[str]):
     """PromptSession that works out the prompt's fragments once per prompt, not per use.
 
-    One render asks for the prompt text about six times (is it multi-line,
-    the line above the input, the first input line), each time converting
-    the message again and rebuilding the first line one character at a time:
-    ~15% of a render measured with a short coloured PS1, more with a long
-    one. The message is a fixed ANSI text for the whole of one `read`.
+    One render asks for the prompt text about six times (is it multi-line, the line above the
+    input, the first input line), each time converting the message again and rebuilding the
+    first line one character at a time, a good share of a render, more with a long PS1
+    (bench/README.md, "Figures behind the code"). The message is a fixed ANSI text for the
+    whole of one `read`.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -259,7 +260,9 @@ class ShellPrompt:
                 self.session.app.after_render += once
             if keys:
                 # Typeahead replays as keystrokes: Tab completes, Enter accepts
-                # (and the line then goes through the session's enforcement).
+                # (and the line then goes through the session's enforcement);
+                # Up and Ctrl-R among them recall from the history, loaded first.
+                history_now(self.session.default_buffer)
                 presses: list[KeyPress] = []
                 parser = Vt100Parser(presses.append)
                 parser.feed(keys)

@@ -37,7 +37,7 @@ from prompt_toolkit.layout.processors import (
 from prompt_toolkit.layout.screen import Screen, WritePosition
 from prompt_toolkit.utils import to_str
 
-__all__ = ["PATCHES", "apply_patches"]
+__all__ = ["PATCHES", "apply_patches", "history_now"]
 
 # The names `apply_patches` reports, in the order it applies them.
 PATCHES = ("cache_key_bindings", "slim_layout", "status_bar_without_cpr",
@@ -64,12 +64,12 @@ def apply_patches(session: PromptSession[str]) -> dict[str, bool]:
 def _slim_layout(root: Container) -> bool:
     """Drop the parts of PromptSession's layout this shell never shows.
 
-    Every render and every key walks the whole layout; PromptSession's holds
-    its input twice (framed and unframed), toolbars for features not enabled
-    here (system prompt, validation, multiline arg and search) and floats for
-    menus never used (multi-column completion, right prompt). Measured: the
-    renders are half of a round trip. Left alone if the layout is not the
-    expected shape (another prompt_toolkit version).
+    Every render and every key walks the whole layout; PromptSession's holds its input twice
+    (framed and unframed), toolbars for features not enabled here (system prompt, validation,
+    multiline arg and search) and floats for menus never used (multi-column completion, right
+    prompt). The renders are about half of a round trip (bench/README.md, "Figures behind the
+    code"). Left alone if the layout is not the expected shape (another prompt_toolkit
+    version).
     """
     if not isinstance(root, HSplit) or len(root.children) != 6:
         return False
@@ -127,8 +127,9 @@ def _status_bar_without_cpr(session: PromptSession[str]) -> bool:
 def _less_loop_churn(app: object, buffer: Buffer) -> bool:
     """Stop the per-keystroke and per-line event-loop tasks this shell never needs.
 
-    Measured per `true` + Enter: ~12 background tasks and ~19 re-queued
-    redraw callbacks, about a third of the front end's CPU per line:
+    Per `true` + Enter there were a dozen background tasks and as many
+    re-queued redraw callbacks, a large share of the front end's CPU per line
+    (bench/README.md, "Figures behind the code"):
     - PromptSession gives its buffer always-present validator and auto-suggest
       wrappers, so every inserted character starts two tasks that find
       nothing to do (this shell has neither; completion is Tab-only);
@@ -219,11 +220,11 @@ def _no_last_line_class(windows: Iterable[Window]) -> bool:
 class _HeightCache:
     """A container's `preferred_height`, computed once per (width, room) while rendering.
 
-    One render asks each container for its height several times (the root
-    HSplit, then its children again while dividing the room, each asking its
-    control to build its content anew): measured ~12 calls per render for a
-    layout of 4 containers. Nothing a height depends on changes during a
-    render; outside renders (key handlers) the cache is off and empty.
+    One render asks each container for its height several times (the root HSplit, then its
+    children again while dividing the room, each asking its control to build its content anew):
+    a dozen calls per render for a layout of 4 containers (bench/README.md, "Figures behind the
+    code"). Nothing a height depends on changes during a render; outside renders (key handlers)
+    the cache is off and empty.
     """
 
     def __init__(self, compute: Callable[[int, int], Dimension]) -> None:
@@ -295,11 +296,11 @@ def _heights_once_per_render(app: Application[str]) -> bool:
 def _fast_history(buffer: Buffer) -> bool:
     """Fill the input's history in one step once it is loaded.
 
-    prompt_toolkit re-reads the whole history into the input at every prompt,
-    one async-generator step per entry: measured +11 ms per prompt with the
-    default 50000 entries. Once the History has its strings (the first prompt
-    loads them the usual way), copy them in at C speed instead — the same
-    lines in the same order. Left alone on another prompt_toolkit version.
+    prompt_toolkit re-reads the whole history into the input at every prompt, one
+    async-generator step per entry: milliseconds per prompt with the default 50000 entries
+    (bench/README.md, "Figures behind the code"). Once the History has its strings (the first
+    prompt loads them the usual way), copy them in at C speed instead — the same lines in the
+    same order. Left alone on another prompt_toolkit version.
     """
     history = buffer.history
     if not (hasattr(history, "_loaded") and hasattr(history, "_loaded_strings")
@@ -326,8 +327,8 @@ def _fast_history(buffer: Buffer) -> bool:
 def _no_redraw_after_accept(app: object) -> bool:
     """Skip the redraw a keystroke scheduled when the line is already accepted.
 
-    Typing then Enter invalidates the screen; the redraw is queued and,
-    measured, ran in most round trips after Enter had already set the result,
+    Typing then Enter invalidates the screen; the redraw is queued and ran
+    in most round trips after Enter had already set the result,
     just before prompt_toolkit's own final ("done") render: a whole render
     for nothing. The final render is never skipped.
     """
@@ -349,8 +350,8 @@ class _PerRenderBindings(KeyBindingsBase):
     """The application's combined key bindings, looked up once per render.
 
     prompt_toolkit rebuilds the lookup twice per key (walking the whole
-    PromptSession layout each time): about a fifth of a `true` + Enter round
-    trip was measured there. The layout is fixed between two renders; only
+    PromptSession layout each time): a large share of a `true` + Enter round
+    trip (bench/README.md, "Figures behind the code"). The layout is fixed between two renders; only
     the focused window can change (a key handler moving focus), so it stays
     part of the key. Anything else forgets the cache at the next render.
     Each lookup on the merged bindings also re-derives their version from
@@ -402,4 +403,25 @@ def _cache_key_bindings(app: object) -> bool:
     cached = _PerRenderBindings(inner, app)
     processor._bindings = cached  # type: ignore[union-attr]
     app.before_render += cached.forget  # type: ignore[attr-defined]
+    return True
+
+
+def history_now(buffer: Buffer) -> bool:
+    """Fill the input's history now, not at the first render (keys replayed before it).
+
+    prompt_toolkit loads the history when the input is first drawn, in a
+    task; keys replayed into the first prompt (typed at the instant prompt,
+    or while bash started) are processed before that render, so an Up or
+    Ctrl-R among them would find no history. Loaded here, as History.load()
+    does, the `_fast_history` path then copies it in at once, in order with
+    the keys. False (nothing done) on another prompt_toolkit version.
+    """
+    history = buffer.history
+    if not (hasattr(history, "_loaded") and hasattr(history, "_loaded_strings")
+            and hasattr(buffer, "_load_history_task")):
+        return False
+    if not history._loaded:
+        history._loaded_strings = list(history.load_history_strings())
+        history._loaded = True
+    buffer.load_history_if_not_yet_loaded()
     return True

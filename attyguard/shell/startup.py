@@ -21,7 +21,9 @@ import tty
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attyguard.shell.bash import BashChild, Phase, RunResult
+from attyguard.shell.echo_ahead import EchoAhead, echo_room
 from attyguard.shell.instant import (
+    InstantPrompt,
     draw_instant_prompt,
     ends_at_line_start,
     first_prompt_input,
@@ -107,9 +109,8 @@ class _FrontEndPreload:
     after drawing the instant prompt (a thread then only competes with it).
     While it runs the GIL is handed over every 1 ms instead of 5 ms, so the
     main thread draws the instant prompt as soon as bash's record arrives.
-    Measured with `sleep 0.1` added to shell_bench.py's ~/.bashrc (15
-    start-ups, two alternating rounds): first key echoed 265/237 ms vs
-    323/325 ms without it; first prompt unchanged (155/143 vs 150/152 ms).
+    With a slow rc it brings the first key's echo forward and leaves the
+    first prompt as it was (bench/README.md, "Figures behind the code").
     """
 
     def __init__(self) -> None:
@@ -168,7 +169,7 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
                   saved: list[Any] | None, preload: _FrontEndPreload | None = None) -> int:
     """The instant prompt if it is safe, then prompt_toolkit and the loop."""
     warnings = WarnBuffer()
-    from attyguard.shell.refusals import Refusals, install
+    from attyguard.shell.refusals import Refusals
 
     refusals = Refusals()
     subscriber = _subscribe(config, warnings, refusals)  # (may print: before anything is drawn)
@@ -186,6 +187,23 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
             instant = draw_instant_prompt(
                 1, child.state.ps1, rows, reserve_below=1 if config.ui.status_bar else 0,
                 mark=_osc_bytes(config, "133;A"), size=size)
+    # Keys typed at the instant prompt are echoed at once, then replayed into
+    # the first prompt (echo_ahead.py): before, they showed ≈70 ms later.
+    echo = EchoAhead(0, 1, echo_room(child.state.ps1, size[1])) \
+        if instant is not None and size is not None else None
+    try:
+        return _front_end(child, config, saved, instant, echo, warnings, refusals, subscriber,
+                          preload)
+    finally:
+        if echo is not None:
+            echo.stop()
+
+
+def _front_end(child: BashChild, config: Config, saved: list[Any] | None,
+               instant: InstantPrompt | None, echo: EchoAhead | None, warnings: WarnBuffer,
+               refusals: Refusals, subscriber: _Stoppable | None,
+               preload: _FrontEndPreload | None) -> int:
+    """prompt_toolkit imported and set up, then the loop until bash ends."""
 
     # Only now the front end (≈120 ms of imports, then its set-up): the prompt is
     # on screen meanwhile and keys typed wait in the tty.
@@ -214,6 +232,8 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
         daemon_state=lambda: loader.loaded.daemon_state if loader.loaded else "",
         input=first_prompt_input(0, saved) if saved is not None else None,
     )
+    from attyguard.shell.refusals import install
+
     install(ui.session.app, refusals, config.ui.refused_style)
     session = Session(child=child, get_wired=loader.get, config=config, ui=ui,
                       warnings=warnings, ask_warn=ask_warn,
@@ -221,6 +241,8 @@ def _first_prompt(child: BashChild, config: Config, first: RunResult,
                       after_first_render=lambda: _started(loader, 0), instant=instant,
                       ready_wired=lambda: loader.ready, notes=notes, history=history)
     session._collect_typeahead()
+    if echo is not None:
+        session.keys += echo.stop()  # (typed after what bash's start-up held back)
     try:
         return session.loop()
     finally:
@@ -241,9 +263,8 @@ def _started(loader: GuardLoader, in_fd: int) -> None:
     loader is ~0.2 s of CPU holding the GIL every other 5 ms, which would
     stretch their echo. It starts once none are waiting; a line entered
     before that starts it itself (`GuardLoader.get`), so nothing waits longer.
-    Measured over 39 start-ups each (a key typed as the instant prompt shows):
-    first render to that key's echo 9.1 ms median (upper quartile 10.3) vs
-    11.3 ms (19.2) with the loader started at the first render.
+    A key typed as the instant prompt shows is echoed sooner this way
+    (bench/README.md, "Figures behind the code").
     """
     _collect_again()
     if _readable(in_fd):

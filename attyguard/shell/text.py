@@ -21,9 +21,19 @@ def split_typeahead(data: str) -> tuple[str, str]:
 
     The next prompt gets everything up to and including the first Enter
     (as CR, the Enter key); the rest waits, so no keystroke is lost when that
-    line is accepted.
+    line is accepted. A newline inside a bracketed paste (ESC[200~ … ESC[201~) is part of the
+    paste, not an Enter: the paste goes whole to the next prompt.
     """
-    for i, ch in enumerate(data):
+    i = 0
+    while i < len(data):
+        ch = data[i]
+        if ch == "\x1b" and data.startswith("\x1b[200~", i):
+            end = data.find("\x1b[201~", i)
+            if end < 0:
+                return data, ""
+            i = end + 6
+            continue
         if ch in "\r\n":
             return data[:i] + "\r", data[i + 1 :]
+        i += 1
     return data, ""

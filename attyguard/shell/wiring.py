@@ -243,16 +243,13 @@ class _QuickGuard:
 class Remembering:
     """The engine's verdicts for lines seen before in this process.
 
-    A shell repeats lines (ls, git status, make): the engine is a pure
-    function of the line and the rules, which a process loads once, so a
-    repeat needs no new analysis. The verdict is on the path between Enter
-    and bash: `bench/round_trip_cpu.py --phases` gave Guard.decide 0.48 ms of
-    CPU per round trip (trust lookup and engine; ~75 us in a hot loop, the
-    rest cold caches after a render). Verdicts that depend on the moment are never
-    kept: an analysis cut short by its deadline (a loaded machine) or an
-    internal error must be tried again. Plain dict operations only (atomic
-    under the GIL: the loader thread warms the engine concurrently); when
-    full it starts over rather than tracking recency.
+    A shell repeats lines (ls, git status, make): the engine is a pure function of the line and
+    the rules, which a process loads once, so a repeat needs no new analysis. The verdict is on
+    the path between Enter and bash (its cost per round trip: bench/README.md, "Figures behind
+    the code"). Verdicts that depend on the moment are never kept: an analysis cut short by its
+    deadline (a loaded machine) or an internal error must be tried again. Plain dict operations
+    only (atomic under the GIL: the loader thread warms the engine concurrently); when full it
+    starts over rather than tracking recency.
     """
 
     SIZE = 1024
