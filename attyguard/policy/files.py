@@ -1,0 +1,434 @@
+"""The enforce-mode file gate: fanotify FAN_OPEN_PERM on the paths a policy names.
+
+This module owns which paths are marked (`plan_marks`, from the globs of
+`blocked_files` and `allowed_files`), the gate's own fanotify group and the
+thread that answers its permission events (`FileGate`), and whether an open
+the syscall tracepoint saw is one the gate judges (`FileGate.covers`, so an
+open is recorded once). What to answer is the runtime's business: it hands
+the gate a `judge` (the pure evaluator under the runtime's lock) and a
+`record` for the violations.
+
+Marks. A `blocked_files` glob is split at its first wildcard segment: the
+directory before it (the fixed prefix) and the directories below it that
+could still hold a match are marked as inodes with FAN_EVENT_ON_CHILD
+(opens of the files directly in them). Directories are found by walking
+the tree now; a glob whose walk would pass `max_marks` directories in all
+gets a filesystem mark on its prefix's filesystem instead. `allowed_files`
+means "nothing else", so a policy with one marks whole filesystems (those
+under `fanotify.OPEN_PLACES`): then every open on them, by anyone, is a
+permission event, answered on the fast path when the opener is not watched.
+
+Answers. One reader thread per gate, apart from the exec guard's group, so
+file events never queue behind exec events. It answers in the order read:
+an opener outside the watched trees on a set lookup (no path, no glob);
+a watched one by `judge`, which must honour the deadline it is given (the
+runtime's lock is taken with that timeout). An event the gate cannot judge
+before its deadline is allowed and judged afterwards (reported `alerted`).
+The reader never logs, formats a traceback, imports or opens a file: any of
+those can open a file on a marked filesystem and wait on the reader itself.
+Its notes go to a second thread, which also records the violations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import posixpath
+import queue
+import re
+import select
+import stat
+import threading
+import time
+import traceback
+from collections.abc import Callable, Container
+from dataclasses import dataclass, field
+from typing import Any
+
+from wcmatch import fnmatch as wcfnmatch
+
+from attyguard.kernel import fanotify as fan
+from attyguard.policy.model import OpenEvent, Policy
+
+__all__ = ["DEFAULT_MAX_MARKS", "FileGate", "Mark", "MarkPlan", "fixed_prefix", "gate_wanted",
+           "plan_marks"]
+
+log = logging.getLogger("attyguard.daemon")
+
+DEFAULT_MAX_MARKS = 4096  # directory (inode) marks per gate; then a filesystem mark
+O_PATH = 0o10000000
+_MAGIC = re.compile(r"[*?\[]")
+_BATCH = 256  # events read at once
+
+# judge(pid, path, when, deadline) -> a Violation (deny) or None (allow);
+# raises TimeoutError when it cannot decide before `deadline` (monotonic).
+Judge = Callable[[int, str, float, float], Any]
+# late(pid, path, when): judge an open that was allowed without judging, and record.
+Late = Callable[[int, str, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    path: str
+    how: str  # "inode": a directory (opens of its files) | "filesystem" (or "mount")
+    why: str  # the glob, or "allowed_files"
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPlan:
+    marks: tuple[Mark, ...]
+    notes: tuple[str, ...] = ()  # what is marked more widely than asked, or not at all
+
+    def to_json(self) -> dict[str, object]:
+        return {"marks": [{"path": m.path, "how": m.how, "why": m.why} for m in self.marks],
+                "notes": list(self.notes)}
+
+
+def fixed_prefix(pattern: str) -> tuple[str, tuple[str, ...]]:
+    """(the directory before the first wildcard segment, the segments from there).
+
+    A literal path is its parent directory and its name: the mark goes on the
+    directory, FAN_EVENT_ON_CHILD reports the file (also once it is re-created).
+    """
+    segments = pattern.split("/")[1:]
+    for i, segment in enumerate(segments):
+        if _MAGIC.search(segment):
+            return "/" + "/".join(segments[:i]), tuple(segments[i:])
+    return "/" + "/".join(segments[:-1]), tuple(segments[-1:])
+
+
+def _segment_matcher(segment: str) -> Callable[[str], bool]:
+    if segment == "**":
+        return lambda name: True
+    flags = wcfnmatch.DOTMATCH | wcfnmatch.CASE
+    return lambda name: wcfnmatch.fnmatch(name, segment, flags=flags)
+
+
+def _closure(states: set[int], rest: tuple[str, ...]) -> set[int]:
+    """`**` matches zero segments too: a state on it also stands on the next one."""
+    out, todo = set(states), list(states)
+    while todo:
+        p = todo.pop()
+        if p < len(rest) and rest[p] == "**" and p + 1 not in out:
+            out.add(p + 1)
+            todo.append(p + 1)
+    return out
+
+
+def _directories(pattern: str, budget: int) -> list[str] | None:
+    """The directories that can hold a file matching `pattern` now (its fixed prefix
+    and those below it whose path can still match), or None past `budget`."""
+    base, rest = fixed_prefix(pattern)
+    matchers = [_segment_matcher(s) for s in rest]
+    out: list[str] = []
+    start = _closure({0}, rest)
+    stack: list[tuple[str, set[int]]] = [(base, start)]
+    while stack:
+        directory, states = stack.pop()
+        try:
+            st = os.stat(directory)
+        except OSError:
+            continue  # not there now: created later, it is not covered (docs/policy.md)
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        out.append(directory)
+        if len(out) > budget:
+            return None
+        # A directory segment consumes a state that is not the last (the file's own
+        # segment), or stays on a `**`.
+        if not any(p < len(rest) - 1 or (p < len(rest) and rest[p] == "**") for p in states):
+            continue
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue  # a symlinked directory: its files' real paths are elsewhere
+            except OSError:
+                continue
+            nxt: set[int] = set()
+            for p in states:
+                if p < len(rest) and rest[p] == "**":
+                    nxt.add(p)
+                elif p < len(rest) - 1 and matchers[p](entry.name):
+                    nxt.add(p + 1)
+            if nxt:
+                stack.append((entry.path, _closure(nxt, rest)))
+    return out
+
+
+def plan_marks(policy: Policy, *, max_marks: int = DEFAULT_MAX_MARKS,
+               filesystems: Callable[[], list[str]] = fan.open_filesystems) -> MarkPlan:
+    """Which marks make every open the policy's file rules speak of a permission event."""
+    marks: list[Mark] = []
+    notes: list[str] = []
+    whole: dict[int, str] = {}  # st_dev -> the path its filesystem mark is placed on
+
+    def mark_filesystem(path: str, why: str) -> None:
+        try:
+            dev = os.stat(path).st_dev
+        except OSError:
+            return
+        if dev not in whole:
+            whole[dev] = path
+            marks.append(Mark(path, "filesystem", why))
+
+    if any(p.allowed_files is not None for p in policy.processes):
+        for path in filesystems():
+            mark_filesystem(path, "allowed_files")
+    seen: set[str] = set()
+    budget = max_marks
+    for proc in policy.processes:
+        for glob in proc.blocked_files:
+            found = _directories(glob.pattern, budget)
+            if found is None:
+                base, _ = fixed_prefix(glob.pattern)
+                while base != "/" and not os.path.isdir(base):
+                    base = posixpath.dirname(base)
+                notes.append(f"{glob.source or proc.name}: {glob.pattern} needs more than "
+                             f"{max_marks} directory marks; its filesystem is marked whole")
+                mark_filesystem(base, glob.pattern)
+                continue
+            if not found:
+                notes.append(f"{glob.source or proc.name}: {glob.pattern}: no directory of it "
+                             "exists now; files created there later are not gated")
+            for directory in found:
+                try:
+                    dev = os.stat(directory).st_dev
+                except OSError:
+                    continue
+                if dev in whole or directory in seen:
+                    continue  # already covered
+                seen.add(directory)
+                marks.append(Mark(directory, "inode", glob.pattern))
+                budget -= 1
+    return MarkPlan(tuple(marks), tuple(notes))
+
+
+@dataclass(slots=True)
+class _Counters:
+    events: int = 0
+    fast_path: int = 0
+    judged: int = 0
+    denied: int = 0
+    deadline_misses: int = 0
+    errors: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {"events": self.events, "fast_path": self.fast_path, "judged": self.judged,
+                "denied": self.denied, "deadline_misses": self.deadline_misses,
+                "errors": self.errors}
+
+
+@dataclass(slots=True)
+class FileGate:
+    """One fanotify group of FAN_OPEN_PERM marks and the thread that answers it.
+
+    `watched` is the set (any container of tgids) whose opens are judged; the
+    runtime passes its evaluator's live dict, so the fast path is one lookup.
+    """
+
+    plan: MarkPlan
+    watched: Container[int]
+    judge: Judge
+    record: Callable[[Any], None]
+    late: Late
+    deadline_s: float = 0.2
+    counters: _Counters = field(default_factory=_Counters)
+    marked: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    reader_error: str = ""
+    _group: fan.FanotifyGroup | None = None
+    _devs: set[int] = field(default_factory=set)  # filesystems marked whole
+    _dirs: set[tuple[int, int]] = field(default_factory=set)  # directories marked
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _wake: tuple[int, int] = (-1, -1)
+    _reader: threading.Thread | None = None
+    _notes: queue.SimpleQueue[tuple[str, Any]] = field(default_factory=queue.SimpleQueue)
+    _writer: threading.Thread | None = None
+
+    # ---- life cycle
+
+    def start(self) -> None:
+        """Create the group, place the marks, start the threads. Raises FanotifyError
+        when no group can be made; a mark that fails is logged and listed."""
+        group = fan.FanotifyGroup()
+        try:
+            for m in self.plan.marks:
+                try:
+                    how = fan.mark_open_perm(group, m.path, m.how)
+                    st = os.stat(m.path)
+                except OSError as exc:
+                    self.failed.append(f"{m.path}: {exc.strerror or exc}")
+                    log.warning("policy file gate: cannot mark %s (%s): %s", m.path, m.how,
+                                exc.strerror or exc)
+                    continue
+                self.marked.append((m.path, how))
+                if how == "inode":
+                    self._dirs.add((st.st_dev, st.st_ino))
+                else:
+                    self._devs.add(st.st_dev)
+        except BaseException:
+            group.close()
+            raise
+        self._group = group
+        self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._writer = threading.Thread(target=self._write_loop, name="policy-files-record",
+                                        daemon=True)
+        self._writer.start()
+        self._reader = threading.Thread(target=self._run, name="policy-files", daemon=True)
+        self._reader.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop reading and close the group: the kernel allows whatever still waits."""
+        self._stop.set()
+        if self._wake[1] >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wake[1], b"x")
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout)
+        if self._group is not None:
+            self._group.close()
+            self._group = None
+        self._notes.put(("stop", None))
+        if self._writer is not None and self._writer is not threading.current_thread():
+            self._writer.join(timeout)
+        for fd in self._wake:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._wake = (-1, -1)
+
+    @property
+    def running(self) -> bool:
+        return self._group is not None and not self.reader_error
+
+    # ---- which opens the gate judges
+
+    def covers(self, event: OpenEvent) -> bool:
+        """Whether the gate gets a permission event for this open (seen by the syscall
+        tracepoint): then the gate's answer is its one record. Not: O_PATH opens (no
+        permission event), directories (not marked with FAN_ONDIR), files outside the
+        marks, a path that cannot be resolved now."""
+        if not self.running or event.flags & O_PATH or not event.path.startswith("/"):
+            return False
+        try:
+            real = os.path.realpath(event.path)
+            st = os.stat(real)
+            if stat.S_ISDIR(st.st_mode):
+                return False
+            if st.st_dev in self._devs:
+                return True
+            parent = os.stat(posixpath.dirname(real))
+        except OSError:
+            return False  # gone, or never there: the open failed before any permission check
+        return (parent.st_dev, parent.st_ino) in self._dirs
+
+    # ---- the reader (see the module doc: no logging, no I/O but the group's)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            self.reader_error = "file gate reader failed"
+            self._notes.put(("error", traceback.format_exc()))
+            group, self._group = self._group, None
+            if group is not None:
+                group.close()  # the kernel allows everything queued and stops asking
+
+    def _loop(self) -> None:
+        group = self._group
+        assert group is not None
+        gfd = group.fd
+        poller = select.poll()
+        poller.register(gfd, select.POLLIN)
+        poller.register(self._wake[0], select.POLLIN)
+        c = self.counters
+        while not self._stop.is_set():
+            try:
+                poller.poll(1000)
+            except InterruptedError:
+                continue
+            if self._stop.is_set():
+                return
+            events = fan.read_perm_events(gfd, _BATCH)
+            if not events:
+                continue
+            deadline = time.monotonic() + self.deadline_s
+            for ev in events:
+                c.events += 1
+                if ev.pid not in self.watched:
+                    c.fast_path += 1
+                    self._answer(gfd, ev.fd, True)
+                    continue
+                self._judge(gfd, ev, deadline)
+
+    def _judge(self, gfd: int, ev: fan.PermEvent, deadline: float) -> None:
+        c = self.counters
+        when = time.time()
+        path = fan.fd_path(ev.fd)
+        if time.monotonic() >= deadline:
+            c.deadline_misses += 1
+            self._answer(gfd, ev.fd, True)
+            self._notes.put(("late", (ev.pid, path, when)))
+            return
+        c.judged += 1
+        try:
+            violation = self.judge(ev.pid, path, when, deadline)
+        except TimeoutError:
+            c.deadline_misses += 1
+            self._answer(gfd, ev.fd, True)
+            self._notes.put(("late", (ev.pid, path, when)))
+            return
+        except Exception:
+            c.errors += 1
+            self._answer(gfd, ev.fd, True)  # fail open for this one event
+            self._notes.put(("error", traceback.format_exc()))
+            return
+        if violation is None:
+            self._answer(gfd, ev.fd, True)
+            return
+        c.denied += 1
+        self._answer(gfd, ev.fd, False)
+        self._notes.put(("record", violation))
+
+    def _answer(self, gfd: int, event_fd: int, allow: bool) -> None:
+        try:
+            fan.answer_perm(gfd, event_fd, allow)
+        except OSError as exc:
+            self.counters.errors += 1
+            self._notes.put(("error", f"fanotify response failed: {exc}"))
+
+    # ---- the writer: records and notes, off the reader
+
+    def _write_loop(self) -> None:
+        while True:
+            kind, item = self._notes.get()
+            try:
+                if kind == "stop":
+                    return
+                if kind == "record":
+                    self.record(item)
+                elif kind == "late":
+                    self.late(*item)
+                else:
+                    log.error("policy file gate: %s", item)
+            except Exception:
+                log.exception("policy file gate: recording failed")
+
+    # ---- reports
+
+    def status(self) -> dict[str, Any]:
+        return {"running": self.running, "deadline_ms": round(self.deadline_s * 1000),
+                "marks": [{"path": p, "how": h} for p, h in self.marked],
+                "failed": list(self.failed), "notes": list(self.plan.notes),
+                "error": self.reader_error, **self.counters.to_json()}
+
+
+def gate_wanted(policy: Policy) -> bool:
+    """Whether any entry has file rules (else there is nothing to gate)."""
+    return any(p.blocked_files or p.allowed_files is not None for p in policy.processes)
+
