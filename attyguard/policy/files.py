@@ -8,6 +8,15 @@ open is recorded once). What to answer is the runtime's business: it hands
 the gate a `judge` (the pure evaluator under the runtime's lock) and a
 `record` for the violations.
 
+One record per open. In enforce the syscall tracepoint still reports every
+open of a watched process. Where the gate covers the path, the runtime hands
+that report to `reconcile` instead of judging it: the gate counts the opens
+it judged by (pid, device, inode), and a deadline later the writer drops the
+report if the gate judged that open, or judges it as seen after the fact
+(`alerted`) if the gate never did (the opener was answered on the fast path
+before the daemon knew it: the instant between a fork or exec and the
+daemon learning of it).
+
 Marks. A `blocked_files` glob is split at its first wildcard segment: the
 directory before it (the fixed prefix) and the directories below it that
 could still hold a match are marked as inodes with FAN_EVENT_ON_CHILD
@@ -32,6 +41,8 @@ Its notes go to a second thread, which also records the violations.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
 import os
 import posixpath
@@ -57,6 +68,8 @@ __all__ = ["DEFAULT_MAX_MARKS", "FileGate", "Mark", "MarkPlan", "fixed_prefix", 
 log = logging.getLogger("attyguard.daemon")
 
 DEFAULT_MAX_MARKS = 4096  # directory (inode) marks per gate; then a filesystem mark
+_JUDGED_KEPT = 4096  # (pid, dev, ino) of judged opens awaiting their tracepoint report
+_RECONCILE_SLACK_S = 0.1
 O_PATH = 0o10000000
 _MAGIC = re.compile(r"[*?\[]")
 _BATCH = 256  # events read at once
@@ -249,6 +262,8 @@ class FileGate:
     _reader: threading.Thread | None = None
     _notes: queue.SimpleQueue[tuple[str, Any]] = field(default_factory=queue.SimpleQueue)
     _writer: threading.Thread | None = None
+    _judged: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    _jlock: threading.Lock = field(default_factory=threading.Lock)
 
     # ---- life cycle
 
@@ -308,24 +323,53 @@ class FileGate:
 
     # ---- which opens the gate judges
 
-    def covers(self, event: OpenEvent) -> bool:
-        """Whether the gate gets a permission event for this open (seen by the syscall
-        tracepoint): then the gate's answer is its one record. Not: O_PATH opens (no
-        permission event), directories (not marked with FAN_ONDIR), files outside the
-        marks, a path that cannot be resolved now."""
+    def cover_key(self, event: OpenEvent) -> tuple[int, int, int] | None:
+        """(pid, dev, ino) when the gate got a permission event for this open (seen by
+        the syscall tracepoint), else None. Not covered: O_PATH opens (no permission
+        event), directories (not marked with FAN_ONDIR), files outside the marks, a
+        path that cannot be resolved now (the open failed before any permission check)."""
         if not self.running or event.flags & O_PATH or not event.path.startswith("/"):
-            return False
+            return None
         try:
             real = os.path.realpath(event.path)
             st = os.stat(real)
             if stat.S_ISDIR(st.st_mode):
-                return False
-            if st.st_dev in self._devs:
-                return True
-            parent = os.stat(posixpath.dirname(real))
+                return None
+            if st.st_dev not in self._devs:
+                parent = os.stat(posixpath.dirname(real))
+                if (parent.st_dev, parent.st_ino) not in self._dirs:
+                    return None
         except OSError:
-            return False  # gone, or never there: the open failed before any permission check
-        return (parent.st_dev, parent.st_ino) in self._dirs
+            return None
+        return (event.pid, st.st_dev, st.st_ino)
+
+    def reconcile(self, key: tuple[int, int, int], event: OpenEvent,
+                  unjudged: Callable[[OpenEvent], None]) -> None:
+        """The tracepoint's report of a covered open: dropped if the gate judged that
+        open, else `unjudged(event)`, checked one deadline from now (the writer)."""
+        self._notes.put(("check", (time.monotonic() + self.deadline_s + _RECONCILE_SLACK_S,
+                                   key, event, unjudged)))
+
+    def _count_judged(self, pid: int, event_fd: int) -> None:
+        st = fan.stat_key(event_fd)
+        if st is None:
+            return
+        key = (pid, *st)
+        with self._jlock:
+            self._judged[key] = self._judged.get(key, 0) + 1
+            if len(self._judged) > _JUDGED_KEPT:  # reports that never came: forget the oldest
+                del self._judged[next(iter(self._judged))]
+
+    def _take_judged(self, key: tuple[int, int, int]) -> bool:
+        with self._jlock:
+            n = self._judged.get(key, 0)
+            if n <= 0:
+                return False
+            if n == 1:
+                del self._judged[key]
+            else:
+                self._judged[key] = n - 1
+            return True
 
     # ---- the reader (see the module doc: no logging, no I/O but the group's)
 
@@ -370,6 +414,7 @@ class FileGate:
         c = self.counters
         when = time.time()
         path = fan.fd_path(ev.fd)
+        self._count_judged(ev.pid, ev.fd)  # judged now, or late: recorded by the gate either way
         if time.monotonic() >= deadline:
             c.deadline_misses += 1
             self._answer(gfd, ev.fd, True)
@@ -405,8 +450,14 @@ class FileGate:
     # ---- the writer: records and notes, off the reader
 
     def _write_loop(self) -> None:
+        checks: list[tuple[float, int, Any]] = []  # (due, seq, (key, event, unjudged))
+        seq = itertools.count()
         while True:
-            kind, item = self._notes.get()
+            timeout = max(0.0, checks[0][0] - time.monotonic()) if checks else None
+            try:
+                kind, item = self._notes.get(timeout=timeout)
+            except queue.Empty:
+                kind, item = "", None
             try:
                 if kind == "stop":
                     return
@@ -414,8 +465,15 @@ class FileGate:
                     self.record(item)
                 elif kind == "late":
                     self.late(*item)
-                else:
+                elif kind == "check":
+                    heapq.heappush(checks, (item[0], next(seq), item[1:]))
+                elif kind == "error":
                     log.error("policy file gate: %s", item)
+                now = time.monotonic()
+                while checks and checks[0][0] <= now:
+                    _, _, (key, event, unjudged) = heapq.heappop(checks)
+                    if not self._take_judged(key):
+                        unjudged(event)
             except Exception:
                 log.exception("policy file gate: recording failed")
 

@@ -284,23 +284,16 @@ class PolicyRuntime:
 
     def feed_kernel(self, event: SyscallEvent | OpenEvent | ConnectEvent, entry: str) -> None:
         """A record from policy.bpf.o (its poll thread), with the entry the kernel had."""
-        fresh = bool(entry) and event.pid not in self.evaluator.watched
-        if fresh:
+        if entry and event.pid not in self.evaluator.watched:
             exe = _exe_of(event.pid)
             with self._lock:
                 self.evaluator.adopt(event.pid, entry, exe)
-        self.feed(event, fresh=fresh)
+        self.feed(event)
 
-    def feed(self, event: PolicyEvent, *, fresh: bool = False) -> list[Violation]:
-        """One event from any source (any thread). Never raises.
-
-        `fresh`: the kernel named this process before userspace watched it, so
-        the file gate answered its opens on the fast path until now: its
-        tracepoint open record stands even where the gate covers the path.
-        """
+    def feed(self, event: PolicyEvent) -> list[Violation]:
+        """One event from any source (any thread). Never raises."""
         try:
-            gated = (isinstance(event, OpenEvent) and not fresh
-                     and self._gate_covers(event))
+            gated = isinstance(event, OpenEvent) and self._gate_takes(event)
             sha = None
             if isinstance(event, ExecEvent) and self.evaluator.needs_sha256(event.filename):
                 sha = self._sha256(event.tgid or event.pid, event.filename)
@@ -397,9 +390,22 @@ class PolicyRuntime:
         if gate is not None:
             gate.stop()
 
-    def _gate_covers(self, event: OpenEvent) -> bool:
+    def _gate_takes(self, event: OpenEvent) -> bool:
+        """A tracepoint open report the file gate covers goes to it (one record per
+        open: the gate's, or this report's if the gate never judged that open)."""
         gate = self.files
-        return gate is not None and event.pid in self.evaluator.watched and gate.covers(event)
+        if gate is None or event.pid not in self.evaluator.watched:
+            return False
+        key = gate.cover_key(event)
+        if key is None:
+            return False
+        gate.reconcile(key, event, self._judge_unjudged)
+        return True
+
+    def _judge_unjudged(self, event: OpenEvent) -> None:
+        with self._lock:
+            for violation in self.evaluator.on_open(event, stoppable=False):
+                self._record(violation)
 
     def _judge_open(self, pid: int, path: str, when: float, deadline: float) -> Violation | None:
         """The file gate's question (its reader thread; the open waits in the kernel).
