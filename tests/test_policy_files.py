@@ -375,3 +375,56 @@ processes:
     assert [(m.how, m.why) for m in narrow.marks if m.how == "filesystem"] == [
         ("filesystem", f"{tmp_path}/home/*/.ssh/*")]
     assert any("needs more than 3 directory marks" in n for n in narrow.notes)
+
+
+@pytest.mark.parametrize("watched", [False, True])
+def test_the_tracepoint_report_stands_only_for_an_open_the_gate_did_not_judge(
+        watched: bool, procs: list[subprocess.Popen[bytes]]) -> None:
+    # The real gate on a real group: an opener the gate does not know yet is answered
+    # on the fast path, and its tracepoint report is then the one record; once the
+    # gate judged the open itself, the report is dropped.
+    import threading
+
+    from attyguard.policy.files import FileGate, Mark, MarkPlan
+    from attyguard.policy.model import OpenEvent
+
+    d = short_tmpdir()
+    (d / "f").write_text("x")
+    pids: set[int] = set()
+    judged: list[str] = []
+    unjudged: list[OpenEvent] = []
+    done = threading.Event()  # set by the last report
+
+    def judge(pid: int, path: str, when: float, deadline: float) -> None:
+        judged.append(path)
+
+    def report(event: OpenEvent) -> None:
+        unjudged.append(event)
+
+    gate = FileGate(MarkPlan((Mark(str(d), "inode", "test"),)), pids, judge,
+                    lambda v: None, lambda *a: None, deadline_s=0.05)
+    gate.start()
+    try:
+        child = subprocess.Popen([sys.executable, "-c",
+                                  "import sys; sys.stdin.readline(); open(sys.argv[1]).read()",
+                                  str(d / "f")], stdin=subprocess.PIPE)
+        procs.append(child)
+        if watched:
+            pids.add(child.pid)
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+        assert child.wait(20) == 0
+        event = OpenEvent(0.0, child.pid, str(d / "f"))
+        key = gate.cover_key(event)
+        assert key is not None and key[0] == child.pid
+        gate.reconcile(key, event, report)
+        gate.reconcile(key, event, report)  # a second report, checked after the first
+        gate.reconcile(key, event, lambda ev: done.set())  # the marker: both are done
+        wait_for(done.is_set, 10, "the reconciliation")
+        # Watched: the first report is the gate's own open (dropped), the second had no
+        # open of its own; unwatched: the gate judged neither.
+        assert (judged, len(unjudged)) == (([str(d / "f")], 1) if watched else ([], 2))
+        assert gate.counters.fast_path >= (0 if watched else 1)
+    finally:
+        gate.stop()
