@@ -50,6 +50,7 @@ def _clean_tmpdirs() -> Iterator[None]:
 #   open PATH        -> "PID ok" | "PID <errno>"
 #   fork PATH        -> a child says "CHILD_PID ready", waits for one more line, opens
 #                       PATH, says "CHILD_PID ok|<errno>" and exits
+#   forknow PATH     -> a child opens PATH at once, says "CHILD_PID ok|<errno>", exits
 PROGRAM = r"""
 import os, sys
 def opened(path):
@@ -71,6 +72,12 @@ for line in sys.stdin:
         if child == 0:
             say(f"{os.getpid()} ready")
             sys.stdin.readline()
+            say(f"{os.getpid()} {opened(path)}")
+            os._exit(0)
+        os.waitpid(child, 0)
+    elif what == "forknow":
+        child = os.fork()
+        if child == 0:
             say(f"{os.getpid()} {opened(path)}")
             os._exit(0)
         os.waitpid(child, 0)
@@ -135,15 +142,17 @@ def _setup(d: Path, mode: str, rules: str, outside: Path) -> tuple[Path, Path]:
     return exe, script
 
 
-def _targets(d: Path, rules: str, outside: Path) -> tuple[Path, Path, list[str], str]:
-    """(the file the rules forbid, a second one as a marker, their details, severity)."""
+def _targets(d: Path, rules: str, outside: Path) -> tuple[list[Path], list[str], str]:
+    """The files the rules forbid (two that exist, one that does not), their details,
+    the severity."""
     if rules == "blocked":
-        return (d / "secret/key", d / "secret/marker",
-                [f"blocked file access: {d}/secret/{name} (pattern {d}/secret/*)"
-                 for name in ("key", "marker")], "HIGH")
-    return (outside / "outside.txt", outside / "marker.txt",
-            [f"file access outside allowed_files: {outside}/{name}"
-             for name in ("outside.txt", "marker.txt")], "MEDIUM")
+        names = ("key", "marker", "missing")
+        return ([d / "secret" / n for n in names],
+                [f"blocked file access: {d}/secret/{n} (pattern {d}/secret/*)"
+                 for n in names], "HIGH")
+    names = ("outside.txt", "marker.txt", "missing.txt")
+    return ([outside / n for n in names],
+            [f"file access outside allowed_files: {outside}/{n}" for n in names], "MEDIUM")
 
 
 def _records(daemon: RunningDaemon) -> list[dict[str, Any]]:
@@ -155,6 +164,16 @@ def _records(daemon: RunningDaemon) -> list[dict[str, Any]]:
         assert isinstance(r.pop("timestamp"), float)
         out.append(r)
     return out
+
+
+def _settled(daemon: RunningDaemon, reports: int) -> Callable[[], bool]:
+    """In enforce: the tracepoint's reports of at least `reports` covered opens are all
+    reconciled with the gate's answers (so no record of them is still to come)."""
+    def check() -> bool:
+        gate = daemon.call("policy_status")["file_gate"]
+        return bool(gate["reports"] >= reports
+                    and gate["reports"] == gate["reports_dropped"] + gate["reports_kept"])
+    return check
 
 
 def _watched(daemon: RunningDaemon, pid: int) -> bool:
@@ -183,7 +202,7 @@ def test_file_rules_in_each_mode(mode: str, rules: str,
     d = short_tmpdir()
     daemon, prog, exe, outside = _start(d, mode, rules, make_daemon, procs)
     status = daemon.call("policy_status")
-    target, marker, details, severity = _targets(d, rules, outside)
+    targets, details, severity = _targets(d, rules, outside)
     if mode == "enforce":
         gate = status["file_gate"]
         assert gate["running"] and "file" in status["blockable"], (status, daemon.log())
@@ -195,14 +214,23 @@ def test_file_rules_in_each_mode(mode: str, rules: str,
 
     refused = str(errno.EPERM) if mode == "enforce" else "ok"
     assert prog.open(d / "open/ok.txt") == "ok"
-    assert prog.open(target) == refused
-    assert prog.open(marker) == refused  # a later violation: all before it are in
+    assert [prog.open(t) for t in targets] == [refused, refused, str(errno.ENOENT)]
     base = {"process": "prog", "exe": str(exe), "pid": prog.pid, "type": "file",
-            "severity": severity, "action": ACTION[mode], "mode": mode}
-    wait_for(lambda: len(_records(daemon)) >= 2, 20, "two violations", daemon.log)
-    assert _records(daemon) == [{**base, "detail": detail} for detail in details]
-    if mode == "enforce":
-        assert daemon.call("policy_status")["file_gate"]["denied"] == 2
+            "severity": severity, "mode": mode}
+    # A missing file has no permission event: the tracepoint's report is its record,
+    # never `blocked`. Being last in the tracepoint's order, once it is recorded every
+    # earlier report has reached the gate's reconciliation.
+    actions = ["blocked", "blocked", "alerted"] if mode == "enforce" else [ACTION[mode]] * 3
+    wait_for(lambda: len(_records(daemon)) >= 3, 20, "three violations", daemon.log)
+    if mode == "enforce":  # the tracepoint saw the refused opens too: one record each
+        wait_for(_settled(daemon, 2), 20, "the tracepoint's reports", daemon.log)
+        gate = daemon.call("policy_status")["file_gate"]
+        assert (gate["denied"], gate["reports_kept"]) == (2, 0), gate
+    # The gate's records and the tracepoint's reach the ring from two threads: their
+    # relative order is not fixed; each open's one record is.
+    assert sorted(_records(daemon), key=lambda r: r["detail"]) == sorted(
+        ({**base, "detail": detail, "action": action}
+         for detail, action in zip(details, actions, strict=True)), key=lambda r: r["detail"])
     assert prog.proc.poll() is None  # a refused open is an error, never a kill
 
 
@@ -222,6 +250,27 @@ def test_a_child_of_a_watched_process_is_refused(
         "process": "prog", "exe": str(exe), "pid": child, "type": "file",
         "detail": f"blocked file access: {d}/secret/key (pattern {d}/secret/*)",
         "severity": "HIGH", "action": "blocked", "mode": "enforce"}]
+
+
+def test_a_child_is_refused_before_the_daemon_hears_of_its_fork(
+        make_daemon: Callable[..., RunningDaemon],
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    # The child opens at once: the kernel watched it from its fork, and the gate's
+    # miss path reads that, whether or not the daemon has seen the fork yet.
+    d = short_tmpdir()
+    daemon, prog, exe, _ = _start(d, "enforce", "blocked", make_daemon, procs)
+    children = []
+    for _ in range(5):
+        prog.send(f"forknow {d}/secret/key")
+        child, said = prog.reply()
+        assert said == str(errno.EPERM) and child != prog.pid
+        children.append(child)
+    wait_for(lambda: len(_records(daemon)) >= 5, 20, "the children's violations", daemon.log)
+    wait_for(_settled(daemon, 5), 20, "the tracepoint's reports", daemon.log)
+    assert _records(daemon) == [{
+        "process": "prog", "exe": str(exe), "pid": child, "type": "file",
+        "detail": f"blocked file access: {d}/secret/key (pattern {d}/secret/*)",
+        "severity": "HIGH", "action": "blocked", "mode": "enforce"} for child in children]
 
 
 def test_an_unwatched_process_takes_the_fast_path(

@@ -29,9 +29,14 @@ permission event, answered on the fast path when the opener is not watched.
 
 Answers. One reader thread per gate, apart from the exec guard's group, so
 file events never queue behind exec events. It answers in the order read:
-an opener outside the watched trees on a set lookup (no path, no glob);
-a watched one by `judge`, which must honour the deadline it is given (the
-runtime's lock is taken with that timeout). An event the gate cannot judge
+an opener outside the watched trees on the fast path, a set lookup and, on
+a miss, one read of the kernel's own `watched` map (`kernel_watches`: no
+path, no glob, no lock); a watched one by `judge`, which must honour the
+deadline it is given (the runtime's lock is taken with that timeout). The
+kernel read is there because the kernel knows a child from its fork and a
+matched program from its exec, before the daemon hears of either: without
+it, a watched shell's `cat /etc/shadow` could open the file in the instant
+between its fork and the daemon learning of it. An event the gate cannot judge
 before its deadline is allowed and judged afterwards (reported `alerted`).
 The reader never logs, formats a traceback, imports or opens a file: any of
 those can open a file on a marked filesystem and wait on the reader itself.
@@ -79,6 +84,8 @@ _BATCH = 256  # events read at once
 Judge = Callable[[int, str, float, float], Any]
 # late(pid, path, when): judge an open that was allowed without judging, and record.
 Late = Callable[[int, str, float], None]
+# kernel_watches(pid): whether the kernel's scope map has the process (the miss path).
+KernelWatches = Callable[[int], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,15 +232,21 @@ def plan_marks(policy: Policy, *, max_marks: int = DEFAULT_MAX_MARKS,
 class _Counters:
     events: int = 0
     fast_path: int = 0
+    kernel_found: int = 0  # watched in the kernel before the daemon knew
     judged: int = 0
     denied: int = 0
     deadline_misses: int = 0
     errors: int = 0
+    reports: int = 0  # tracepoint reports of covered opens handed to reconcile
+    reports_dropped: int = 0  # ... the gate had judged that open
+    reports_kept: int = 0  # ... it had not: recorded from the report
 
     def to_json(self) -> dict[str, int]:
-        return {"events": self.events, "fast_path": self.fast_path, "judged": self.judged,
+        return {"events": self.events, "fast_path": self.fast_path,
+                "kernel_found": self.kernel_found, "judged": self.judged,
                 "denied": self.denied, "deadline_misses": self.deadline_misses,
-                "errors": self.errors}
+                "errors": self.errors, "reports": self.reports,
+                "reports_dropped": self.reports_dropped, "reports_kept": self.reports_kept}
 
 
 @dataclass(slots=True)
@@ -250,6 +263,7 @@ class FileGate:
     record: Callable[[Any], None]
     late: Late
     deadline_s: float = 0.2
+    kernel_watches: KernelWatches | None = None
     counters: _Counters = field(default_factory=_Counters)
     marked: list[tuple[str, str]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -347,6 +361,7 @@ class FileGate:
                   unjudged: Callable[[OpenEvent], None]) -> None:
         """The tracepoint's report of a covered open: dropped if the gate judged that
         open, else `unjudged(event)`, checked one deadline from now (the writer)."""
+        self.counters.reports += 1
         self._notes.put(("check", (time.monotonic() + self.deadline_s + _RECONCILE_SLACK_S,
                                    key, event, unjudged)))
 
@@ -391,6 +406,7 @@ class FileGate:
         poller.register(gfd, select.POLLIN)
         poller.register(self._wake[0], select.POLLIN)
         c = self.counters
+        kernel_watches = self.kernel_watches
         while not self._stop.is_set():
             try:
                 poller.poll(1000)
@@ -405,9 +421,11 @@ class FileGate:
             for ev in events:
                 c.events += 1
                 if ev.pid not in self.watched:
-                    c.fast_path += 1
-                    self._answer(gfd, ev.fd, True)
-                    continue
+                    if kernel_watches is None or not kernel_watches(ev.pid):
+                        c.fast_path += 1
+                        self._answer(gfd, ev.fd, True)
+                        continue
+                    c.kernel_found += 1
                 self._judge(gfd, ev, deadline)
 
     def _judge(self, gfd: int, ev: fan.PermEvent, deadline: float) -> None:
@@ -460,6 +478,10 @@ class FileGate:
                 kind, item = "", None
             try:
                 if kind == "stop":
+                    # The gate is going (a mode switch, a reload): reports still waiting
+                    # are settled now; the reader has stopped, so its counts are final.
+                    for _, _, (key, event, unjudged) in sorted(checks):
+                        self._settle(key, event, unjudged)
                     return
                 if kind == "record":
                     self.record(item)
@@ -472,10 +494,17 @@ class FileGate:
                 now = time.monotonic()
                 while checks and checks[0][0] <= now:
                     _, _, (key, event, unjudged) = heapq.heappop(checks)
-                    if not self._take_judged(key):
-                        unjudged(event)
+                    self._settle(key, event, unjudged)
             except Exception:
                 log.exception("policy file gate: recording failed")
+
+    def _settle(self, key: tuple[int, int, int], event: OpenEvent,
+                unjudged: Callable[[OpenEvent], None]) -> None:
+        if self._take_judged(key):
+            self.counters.reports_dropped += 1
+            return
+        self.counters.reports_kept += 1
+        unjudged(event)
 
     # ---- reports
 

@@ -332,8 +332,15 @@ class PolicyRuntime:
         from attyguard.kernel.events import ExecDecision
 
         try:
-            if (event.tgid or event.pid) not in self.evaluator.watched:
-                return None  # the fast path: not ours
+            pid = event.tgid or event.pid
+            if pid not in self.evaluator.watched:
+                # A child execs before the daemon heard of its fork: the kernel watched
+                # it from the fork (only guarded processes are asked about here).
+                entry = self._kernel_entry(pid)
+                if not entry:
+                    return None  # the fast path: not ours
+                with self._lock:
+                    self.evaluator.adopt(pid, entry, _exe_of(pid))
             sha = None
             if self.evaluator.needs_sha256(event.filename):
                 sha = self._sha256(event.tgid or event.pid, event.filename)
@@ -369,7 +376,8 @@ class PolicyRuntime:
                 try:
                     gate = FileGate(plan_marks(policy), watched, self._judge_open,
                                     self._record_locked, self._judge_late,
-                                    deadline_s=self.file_deadline_s)
+                                    deadline_s=self.file_deadline_s,
+                                    kernel_watches=self._kernel_reader())
                     gate.start()
                     new = gate
                     log.info("policy: file gate on %d marks (%s)", len(gate.marked),
@@ -407,6 +415,46 @@ class PolicyRuntime:
             for violation in self.evaluator.on_open(event, stoppable=False):
                 self._record(violation)
 
+    def _kernel_reader(self) -> Callable[[int], bool] | None:
+        """The file gate's miss path: does policy.bpf.o's `watched` map (tgid -> entry
+        index, an array: every key present, 0 = not watched) have this process?
+        Read through libbpf directly with reused buffers: it runs for every open of
+        a marked file by an unwatched process."""
+        sensor = self.sensor
+        if sensor is None or sensor.obj is None:
+            return None
+        import ctypes
+
+        from attyguard.kernel.bpf import libbpf
+
+        try:
+            fd = sensor.obj.map_fd("watched")
+        except Exception as exc:
+            log.warning("policy: the file gate cannot read the kernel's watched map (%s): "
+                        "a child's first opens may pass before the daemon knows it", exc)
+            return None
+        lookup = libbpf().bpf_map_lookup_elem
+        key, value = ctypes.c_uint32(), ctypes.c_uint8()
+        key_ref, value_ref = ctypes.byref(key), ctypes.byref(value)
+
+        def watches(pid: int) -> bool:
+            key.value = pid
+            value.value = 0
+            return lookup(fd, key_ref, value_ref) == 0 and value.value != 0
+
+        return watches
+
+    def _kernel_entry(self, pid: int) -> str:
+        """The entry the kernel has for pid ("" if none): a process it watched first."""
+        import ctypes
+
+        sensor = self.sensor
+        value = ctypes.c_uint8()
+        if sensor is None or sensor.obj is None or not sensor.obj.map_lookup(
+                "watched", ctypes.c_uint32(pid), value):
+            return ""
+        return next((name for name, i in sensor.index.items() if i == value.value), "")
+
     def _judge_open(self, pid: int, path: str, when: float, deadline: float) -> Violation | None:
         """The file gate's question (its reader thread; the open waits in the kernel).
         Raises TimeoutError when the lock is not free before `deadline`."""
@@ -416,6 +464,10 @@ class PolicyRuntime:
         try:
             if self.evaluator.mode is not Mode.ENFORCE:
                 return None
+            if pid not in self.evaluator.watched:  # the kernel knew it first: adopt it now
+                entry = self._kernel_entry(pid)
+                if entry:
+                    self.evaluator.adopt(pid, entry, _exe_of(pid))
             out = self.evaluator.on_open(OpenEvent(when, pid, path), stoppable=True)
             return out[0] if out else None
         finally:
