@@ -46,8 +46,6 @@ Its notes go to a second thread, which also records the violations.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import logging
 import os
 import posixpath
@@ -58,6 +56,7 @@ import stat
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
@@ -278,6 +277,11 @@ class FileGate:
     _writer: threading.Thread | None = None
     _judged: dict[tuple[int, int, int], int] = field(default_factory=dict)
     _jlock: threading.Lock = field(default_factory=threading.Lock)
+    # Reports awaiting their check, in due order (every one waits the same time).
+    # Only the first into an empty queue wakes the writer: a watched process's
+    # opens do not each cost a thread switch.
+    _checks: deque[tuple[float, tuple[int, int, int], OpenEvent,
+                         Callable[[OpenEvent], None]]] = field(default_factory=deque)
 
     # ---- life cycle
 
@@ -345,12 +349,16 @@ class FileGate:
         if not self.running or event.flags & O_PATH or not event.path.startswith("/"):
             return None
         try:
-            real = os.path.realpath(event.path)
-            st = os.stat(real)
+            path = event.path
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):  # judged where it points (rare: resolve it)
+                path = os.path.realpath(path)
+                st = os.stat(path)
             if stat.S_ISDIR(st.st_mode):
                 return None
             if st.st_dev not in self._devs:
-                parent = os.stat(posixpath.dirname(real))
+                # stat follows symlinks in the directory part: the real parent's inode
+                parent = os.stat(posixpath.dirname(path))
                 if (parent.st_dev, parent.st_ino) not in self._dirs:
                     return None
         except OSError:
@@ -362,8 +370,12 @@ class FileGate:
         """The tracepoint's report of a covered open: dropped if the gate judged that
         open, else `unjudged(event)`, checked one deadline from now (the writer)."""
         self.counters.reports += 1
-        self._notes.put(("check", (time.monotonic() + self.deadline_s + _RECONCILE_SLACK_S,
-                                   key, event, unjudged)))
+        due = time.monotonic() + self.deadline_s + _RECONCILE_SLACK_S
+        with self._jlock:
+            wake = not self._checks
+            self._checks.append((due, key, event, unjudged))
+        if wake:
+            self._notes.put(("check", None))
 
     def _count_judged(self, pid: int, event_fd: int) -> None:
         st = fan.stat_key(event_fd)
@@ -468,10 +480,10 @@ class FileGate:
     # ---- the writer: records and notes, off the reader
 
     def _write_loop(self) -> None:
-        checks: list[tuple[float, int, Any]] = []  # (due, seq, (key, event, unjudged))
-        seq = itertools.count()
         while True:
-            timeout = max(0.0, checks[0][0] - time.monotonic()) if checks else None
+            with self._jlock:
+                first = self._checks[0][0] if self._checks else None
+            timeout = None if first is None else max(0.0, first - time.monotonic())
             try:
                 kind, item = self._notes.get(timeout=timeout)
             except queue.Empty:
@@ -480,23 +492,25 @@ class FileGate:
                 if kind == "stop":
                     # The gate is going (a mode switch, a reload): reports still waiting
                     # are settled now; the reader has stopped, so its counts are final.
-                    for _, _, (key, event, unjudged) in sorted(checks):
-                        self._settle(key, event, unjudged)
+                    self._settle_due(float("inf"))
                     return
                 if kind == "record":
                     self.record(item)
                 elif kind == "late":
                     self.late(*item)
-                elif kind == "check":
-                    heapq.heappush(checks, (item[0], next(seq), item[1:]))
                 elif kind == "error":
                     log.error("policy file gate: %s", item)
-                now = time.monotonic()
-                while checks and checks[0][0] <= now:
-                    _, _, (key, event, unjudged) = heapq.heappop(checks)
-                    self._settle(key, event, unjudged)
+                self._settle_due(time.monotonic())
             except Exception:
                 log.exception("policy file gate: recording failed")
+
+    def _settle_due(self, now: float) -> None:
+        while True:
+            with self._jlock:
+                if not self._checks or self._checks[0][0] > now:
+                    return
+                _, key, event, unjudged = self._checks.popleft()
+            self._settle(key, event, unjudged)
 
     def _settle(self, key: tuple[int, int, int], event: OpenEvent,
                 unjudged: Callable[[OpenEvent], None]) -> None:
