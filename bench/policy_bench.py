@@ -10,13 +10,20 @@ for the kernel parts (says so and skips them otherwise).
    lookups, no record).
 2. open loop: N open()+close() of one file, unwatched vs watched by an entry
    with file rules (every open copied to the ring buffer and judged in
-   userspace). The fanotify FAN_OPEN_PERM path watch is not built (see
-   docs/policy.md), so its cost is not measured here.
+   userspace).
+2b. the enforce-mode file gate (fanotify FAN_OPEN_PERM, attyguard/policy/files.py):
+   N open()+close() of a file in a marked directory, timed on the wall clock
+   (the opener sleeps while the gate answers), in alternating rounds: no
+   policy; the gate on an inode mark (blocked_files), the opener unmatched
+   (fast path) and matched (judged, allowed); the gate on filesystem marks
+   (allowed_files: every open on the filesystem is an event), unmatched and
+   matched. A PolicyRuntime in enforce, in process, as the daemon runs it.
 3. records: `PolicyRuntime.feed` of blocked-syscall events for a watched PID
    in audit mode (no sinks), and in alert mode with a jsonl sink: violations
    recorded per second, in process.
 
     .venv/bin/python bench/policy_bench.py [--calls N] [--opens N] [--runs 3] [--rounds 5]
+        [--gate-opens N] [--only gate]
 """
 
 from __future__ import annotations
@@ -192,6 +199,110 @@ processes:
           f"kernel offered {kernel['seen']}, dropped {kernel['dropped']} when full)")
 
 
+OPEN_WALL_C = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) {
+    /* Wall clock: an open waiting for a fanotify answer sleeps, and that is the cost. */
+    struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+int main(int argc, char **argv) {
+    long n = atol(argv[1]);
+    int runs = atoi(argv[2]);
+    char line[64];
+    printf("%d\n", getpid()); fflush(stdout);
+    if (!fgets(line, sizeof line, stdin)) return 1;
+    double best = 1e18;
+    for (int r = 0; r < runs; r++) {
+        double t0 = now();
+        for (long i = 0; i < n; i++) close(open(argv[3], O_RDONLY));
+        double per = (now() - t0) / n;
+        if (per < best) best = per;
+    }
+    printf("%.1f\n", best);
+    return 0;
+}
+"""
+
+
+def gate_bench(args: argparse.Namespace, tmp: Path) -> None:
+    """The file gate's cost per open, as ratios against no policy, in one run."""
+    from attyguard.policy.runtime import PolicyRuntime
+
+    logging.getLogger("attyguard.daemon").disabled = True
+    src, exe = tmp / "openwall.c", tmp / "agopenwall"
+    src.write_text(OPEN_WALL_C)
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True)
+    marked = tmp / "w"
+    marked.mkdir()
+    target = marked / "f.txt"
+    target.write_text("x")
+    policies = {
+        "inode": f'    blocked_files: ["{marked}/secret*"]\n',
+        "filesystem": '    allowed_files: ["/**"]\n',
+    }
+    best: dict[str, float] = {}
+    gate_counts: dict[str, dict[str, int]] = {}
+
+    def run(pid_hook: object = None) -> float:
+        proc = subprocess.Popen([str(exe), str(args.gate_opens), str(args.runs), str(target)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdin is not None
+        pid = int(proc.stdout.readline())
+        if callable(pid_hook):
+            pid_hook(pid)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out = proc.stdout.readline()
+        proc.wait()
+        return float(out)
+
+    def keep(name: str, value: float) -> None:
+        best[name] = min(best.get(name, value), value)
+
+    for _ in range(args.rounds):
+        keep("base", run())
+        for how, rules in policies.items():
+            policy = parse_policy(f"mode: enforce\nprocesses:\n  files:\n"
+                                  f"    match: {{exe: /opt/not-this-loop}}\n{rules}",
+                                  "bench.yaml")
+            rt = PolicyRuntime(policy, use_connector=False, sample_interval_s=60.0)
+            rt.start(None)
+            try:
+                if rt.files is None or not rt.files.running:
+                    print(f"  file gate not running ({how}): {rt.status(True)['reason']}")
+                    return
+
+                def watch(pid: int, rt: PolicyRuntime = rt) -> None:
+                    with rt._lock:
+                        rt.evaluator.adopt(pid, "files", str(exe))
+                        rt._sync(pid)
+
+                keep(f"{how}_unmatched", run())
+                keep(f"{how}_matched", run(watch))
+                gate_counts[how] = rt.files.counters.to_json()
+            finally:
+                rt.stop()
+    b = best
+    print(f"file gate (enforce): {args.gate_opens} open()+close() of a file in a marked "
+          f"directory; best of {args.runs} runs x {args.rounds} alternating rounds; "
+          "wall ns/pair")
+    print(f"  no policy loaded                     {b['base']:9.1f}")
+    for how, label in (("inode", "inode mark (blocked_files)"),
+                       ("filesystem", "filesystem marks (allowed_files)")):
+        for who in ("unmatched", "matched"):
+            v = b[f"{how}_{who}"]
+            print(f"  {label}, {who:9} {v:9.1f}   ratio {v / b['base']:.2f}")
+        c = gate_counts.get(how, {})
+        print(f"    last round's gate: {c.get('events', 0)} events, {c.get('fast_path', 0)} "
+              f"fast path, {c.get('judged', 0)} judged, {c.get('deadline_misses', 0)} past "
+              "the deadline")
+
+
 def record_bench(n: int, tmp: Path) -> None:
     from attyguard.kernel.events import ExecEvent
     from attyguard.policy.runtime import PolicyRuntime
@@ -225,6 +336,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--records", type=int, default=20_000)
+    ap.add_argument("--gate-opens", type=int, default=20_000)
+    ap.add_argument("--only", choices=["gate"], help="run only this part")
     args = ap.parse_args()
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
           f"{os.getloadavg()[2]:.2f}; cpus {os.cpu_count()}")
@@ -232,8 +345,12 @@ def main() -> int:
         tmp = Path(tmp_name)
         if os.geteuid() != 0:
             print("kernel benches skipped: not root")
+        elif args.only == "gate":
+            gate_bench(args, tmp)
+            return 0
         else:
             kernel_benches(args, tmp)
+            gate_bench(args, tmp)
         record_bench(args.records, tmp)
     return 0
 

@@ -72,6 +72,7 @@ class PolicySection:
     kernel: str = "auto"  # "off": force the audit-only fallback
     sample_interval_s: float = 0.25
     violations_kept: int = 1000
+    file_deadline_ms: int = 200  # the file gate's answer to a watched process's open
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("daemon", "exec_events_kept"): (10, 1_000_000),
     ("policy", "sample_interval_s"): (0.02, 60.0),
     ("policy", "violations_kept"): (10, 1_000_000),
+    ("policy", "file_deadline_ms"): (10, 10000),
     ("daemon", "audit_log_max_bytes"): (4096, 1 << 40),
     ("daemon", "audit_log_keep"): (0, 1000),
     ("events", "queue"): (1, 1_000_000),
@@ -229,6 +231,9 @@ kernel = "auto"
 sample_interval_s = 0.25
 # Violations kept in memory for `attyguard policy violations`.
 violations_kept = 1000
+# In enforce, how long a watched process's open may wait for the file gate's
+# answer; past it the open is allowed and judged afterwards (`alerted`).
+file_deadline_ms = 200
 
 [events]
 # Fleet events: every verdict, kernel decision and policy violation as one OCSF

@@ -950,7 +950,8 @@ class DaemonServer:
         self.policy_rt = PolicyRuntime(
             policy, kernel=section.kernel, sample_interval_s=section.sample_interval_s,
             kept=section.violations_kept, on_record=self._policy_on_record,
-            publish=self._policy_publish, exec_gate=self.execs)
+            publish=self._policy_publish, exec_gate=self.execs,
+            file_deadline_ms=section.file_deadline_ms)
         self.policy_rt.start(self._loop)
         log.info("policy %s loaded: %d process entries, mode %s, backend %s", policy.path,
                  len(policy.processes), self.policy_rt.evaluator.mode.value,

@@ -228,3 +228,108 @@ def fd_path(fd: int) -> str:
         return ""
 
 
+
+
+# ---- FAN_OPEN_PERM for the SEC-002 file gate (attyguard/policy/files.py)
+#
+# Kept apart from the exec group's methods above: the file gate has its own
+# group, fd and reader thread, and talks to the group through these
+# functions only, so the exec path can change without touching it.
+
+FAN_OPEN_PERM = 0x00010000
+FAN_EVENT_ON_CHILD = 0x08000000
+FAN_MARK_ONLYDIR = 0x08
+
+# Filesystems never marked for opens: kernel interfaces whose "files" are not
+# data a policy speaks of, and where every process opens something all the
+# time (procfs: the gate's own reader resolves paths there). FUSE is left out
+# because its server may itself be a process whose opens wait on us.
+PSEUDO_FILESYSTEMS = frozenset({
+    "proc", "sysfs", "cgroup", "cgroup2", "bpf", "tracefs", "debugfs", "securityfs",
+    "pstore", "configfs", "fusectl", "mqueue", "devpts", "autofs", "binfmt_misc",
+    "hugetlbfs", "efivarfs", "nsfs", "rpc_pipefs", "nfsd", "selinuxfs", "fuse",
+    "fuseblk", "nfs", "nfs4", "cifs", "smb3",
+})
+
+
+def mark_open_perm(group: FanotifyGroup, path: str, how: str) -> str:
+    """Ask for FAN_OPEN_PERM: `inode` on a directory (opens of the files in it,
+    FAN_EVENT_ON_CHILD), or on `path`'s whole `filesystem` (or `mount` where the
+    kernel refuses a filesystem mark). Returns how it was marked."""
+    if how == "inode":
+        flags, mask = FAN_MARK_ONLYDIR, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD
+    else:
+        flags = FAN_MARK_FILESYSTEM if how == "filesystem" else FAN_MARK_MOUNT
+        mask = FAN_OPEN_PERM
+    ctypes.set_errno(0)
+    rc = _libc.fanotify_mark(group.fd, FAN_MARK_ADD | flags, mask, AT_FDCWD, os.fsencode(path))
+    if rc < 0:
+        err = ctypes.get_errno()
+        if how == "filesystem" and err in (errno.EINVAL, errno.EXDEV, errno.EOPNOTSUPP):
+            return mark_open_perm(group, path, "mount")
+        _raise(f"fanotify_mark {path}")
+    group.marks.append((path, how))
+    return how
+
+
+def read_perm_events(group_fd: int, max_events: int = 256) -> list[PermEvent]:
+    """Every event queued on the group now, up to max_events ([] when none): never blocks."""
+    try:
+        buf = os.read(group_fd, max_events * _META.size)
+    except BlockingIOError:
+        return []
+    return list(FanotifyGroup._parse(buf))
+
+
+def answer_perm(group_fd: int, event_fd: int, allow: bool) -> None:
+    """Answer one permission event and close its fd. ENOENT (the task is gone,
+    or the kernel answered already) is not an error."""
+    try:
+        os.write(group_fd, _RESPONSE.pack(event_fd, FAN_ALLOW if allow else FAN_DENY))
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+    finally:
+        if event_fd >= 0:
+            os.close(event_fd)
+
+
+# Where files live on a usual system: each distinct filesystem among these is
+# marked whole when a policy has an allow list (anything outside it is a
+# violation). A fixed list rather than every mount: mounts elsewhere (a data
+# disk under /mnt, a container's overlay) are someone else's business unless a
+# policy names them (docs/policy.md says so), and marking a filesystem puts
+# every open on it, by anyone, through the gate.
+OPEN_PLACES = ("/", "/etc", "/usr", "/var", "/tmp", "/var/tmp", "/dev", "/dev/shm", "/run",
+               "/run/user", "/home", "/root", "/opt", "/srv", "/boot", "/mnt", "/media")
+
+
+def open_filesystems(places: Iterable[str] = OPEN_PLACES,
+                     mounts: str = "/proc/self/mounts") -> list[str]:
+    """One path per distinct filesystem among `places` that holds files a policy can
+    name (not PSEUDO_FILESYSTEMS)."""
+    import re
+
+    types: dict[str, str] = {}
+    try:
+        with open(mounts, "rb") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3:
+                    # mounts escapes space, tab, newline and backslash as \ooo
+                    raw = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), parts[1])
+                    types[os.fsdecode(raw)] = os.fsdecode(parts[2])  # the last mount wins
+    except OSError:
+        pass
+
+    def fstype(path: str) -> str:
+        # The mount holding `path`: the longest mount point that is a prefix of it.
+        best = ""
+        for point in types:
+            if (path == point or path.startswith(point.rstrip("/") + "/")) \
+                    and len(point) > len(best):
+                best = point
+        return types.get(best, "")
+
+    return distinct_filesystems(p for p in places
+                                if os.path.isdir(p) and fstype(p) not in PSEUDO_FILESYSTEMS)

@@ -205,7 +205,9 @@ class Evaluator:
                                 f"blocked syscall: {event.name}",
                                 syscall_severity(event.name), event.time)]
 
-    def on_open(self, event: OpenEvent) -> list[Violation]:
+    def on_open(self, event: OpenEvent, *, stoppable: bool = True) -> list[Violation]:
+        """`stoppable`: whether this open is being judged at a gate that can refuse it
+        (the file gate) rather than seen after the fact (the syscall tracepoint)."""
         self.stats.total_events += 1
         found = self._lookup(event.pid)
         if found is None:
@@ -216,12 +218,12 @@ class Evaluator:
             if glob.matches(path):
                 return [self._violation(entry, watched.exe, event.pid, ViolationType.FILE,
                                         f"blocked file access: {path} (pattern {glob.pattern})",
-                                        Severity.HIGH, event.time)]
+                                        Severity.HIGH, event.time, stoppable=stoppable)]
         if entry.allowed_files is not None and \
                 not any(g.matches(path) for g in entry.allowed_files):
             return [self._violation(entry, watched.exe, event.pid, ViolationType.FILE,
                                     f"file access outside allowed_files: {path}",
-                                    Severity.MEDIUM, event.time)]
+                                    Severity.MEDIUM, event.time, stoppable=stoppable)]
         return []
 
     def on_connect(self, event: ConnectEvent) -> list[Violation]:

@@ -21,8 +21,11 @@ Backends:
   blocked syscall in the kernel, refuses a connect in the kernel
   (cgroup/connect4/6, EPERM), refuses an exec at the exec guard's permission
   rung (EPERM, when that runs in enforce) and kills a process over its
-  memory/CPU limit from here (SIGKILL). File opens are recorded and sent but
-  not stopped in this build (`alerted` even in enforce; docs/policy.md).
+  memory/CPU limit from here (SIGKILL). In enforce a file gate
+  (attyguard/policy/files.py: fanotify FAN_OPEN_PERM on the paths the file
+  rules name, its own group and thread) refuses a watched process's open of
+  a blocked file, or of one outside allowed_files, with EPERM; audit and
+  alert record opens from the tracepoint and place no permission marks.
   If the object does not load, the fallback runs, and says why.
 
 Threads: the proc connector is read on the daemon's event loop; the sampler
@@ -106,6 +109,7 @@ class PolicyRuntime:
         syslog_address: str = "/dev/log",
         use_connector: bool = True,
         exec_gate: Any = None,
+        file_deadline_ms: int = 200,
     ) -> None:
         self.policy = policy
         self.backend, self.reason = choose_backend(kernel)
@@ -131,6 +135,11 @@ class PolicyRuntime:
         self._loop: Any = None
         self._procs: dict[int, psutil.Process] = {}
         self._hashes: dict[tuple[int, int, int, int], str] = {}
+        # The enforce-mode file gate (FileGate) while one runs; rebuilt on a mode
+        # switch or reload, one rebuild at a time.
+        self.files: Any = None
+        self.file_deadline_s = max(1, file_deadline_ms) / 1000.0
+        self._files_lock = threading.Lock()
 
     # ---- life cycle
 
@@ -155,6 +164,7 @@ class PolicyRuntime:
                     self.exec_gate.policy_decide = self.decide_exec
         if self.sensor is not None:
             self.sensor.set_enforce(self.evaluator.mode is Mode.ENFORCE)
+        self._sync_files()
         if self.backend == "fallback":
             forced = (f"; mode {self.requested_mode.value} forced to audit"
                       if self.requested_mode is not Mode.AUDIT else "")
@@ -176,6 +186,8 @@ class PolicyRuntime:
             blockable.add(ViolationType.NETWORK)
         if ViolationType.EXEC in self.evaluator.blockable:
             blockable.add(ViolationType.EXEC)
+        if ViolationType.FILE in self.evaluator.blockable and self.files is not None:
+            blockable.add(ViolationType.FILE)
         return frozenset(blockable)
 
     def _start_sensor(self) -> None:
@@ -228,6 +240,7 @@ class PolicyRuntime:
             self.connector = None
         if self._thread is not None:
             self._thread.join(2.0)
+        self._stop_files()
         if self.sensor is not None:
             self.sensor.stop()
             self.sensor = None
@@ -243,6 +256,7 @@ class PolicyRuntime:
             now = self.evaluator.mode
             if self.sensor is not None:
                 self.sensor.set_enforce(now is Mode.ENFORCE)
+        self._sync_files()
         note = "" if now is mode else f"{self.backend} backend ({self.reason}): audit only"
         log.warning("policy mode %s -> %s%s", previous.value, now.value,
                     f" ({note})" if note else "")
@@ -263,6 +277,7 @@ class PolicyRuntime:
                 for pid, w in self.evaluator.watched.items():
                     self.sensor.watch(pid, w.entry)
         old_dispatcher.stop(0.1)
+        self._sync_files()
         self._scan()
 
     # ---- events
@@ -278,6 +293,7 @@ class PolicyRuntime:
     def feed(self, event: PolicyEvent) -> list[Violation]:
         """One event from any source (any thread). Never raises."""
         try:
+            gated = isinstance(event, OpenEvent) and self._gate_takes(event)
             sha = None
             if isinstance(event, ExecEvent) and self.evaluator.needs_sha256(event.filename):
                 sha = self._sha256(event.tgid or event.pid, event.filename)
@@ -295,7 +311,9 @@ class PolicyRuntime:
                 elif isinstance(event, SyscallEvent):
                     out = ev.on_syscall(event)
                 elif isinstance(event, OpenEvent):
-                    out = ev.on_open(event)
+                    # Seen at syscall entry, so never a stop: where the file gate
+                    # judges this open, its answer is the one record.
+                    out = [] if gated else ev.on_open(event, stoppable=False)
                 elif isinstance(event, ConnectEvent):
                     out = ev.on_connect(event)
                 else:
@@ -314,8 +332,15 @@ class PolicyRuntime:
         from attyguard.kernel.events import ExecDecision
 
         try:
-            if (event.tgid or event.pid) not in self.evaluator.watched:
-                return None  # the fast path: not ours
+            pid = event.tgid or event.pid
+            if pid not in self.evaluator.watched:
+                # A child execs before the daemon heard of its fork: the kernel watched
+                # it from the fork (only guarded processes are asked about here).
+                entry = self._kernel_entry(pid)
+                if not entry:
+                    return None  # the fast path: not ours
+                with self._lock:
+                    self.evaluator.adopt(pid, entry, _exe_of(pid))
             sha = None
             if self.evaluator.needs_sha256(event.filename):
                 sha = self._sha256(event.tgid or event.pid, event.filename)
@@ -330,6 +355,135 @@ class PolicyRuntime:
             self.errors += 1
             log.exception("policy: exec gate decision failed; no opinion")
             return None
+
+    # ---- the enforce-mode file gate (attyguard/policy/files.py)
+
+    def _sync_files(self) -> None:
+        """A gate with marks for the current policy when enforcing on the kernel
+        backend; none otherwise (audit/alert: no permission marks). Never raises."""
+        from attyguard.policy.files import FileGate, gate_wanted, plan_marks
+
+        with self._files_lock:
+            with self._lock:
+                policy = self.evaluator.policy
+                want = (self.backend == "kernel" and self.sensor is not None
+                        and self.evaluator.mode is Mode.ENFORCE and gate_wanted(policy))
+                watched = self.evaluator.watched
+                if want:  # before the gate answers, so its records say `blocked`
+                    self.evaluator.blockable |= {ViolationType.FILE}
+            old, new = self.files, None
+            if want:
+                try:
+                    gate = FileGate(plan_marks(policy), watched, self._judge_open,
+                                    self._record_locked, self._judge_late,
+                                    deadline_s=self.file_deadline_s,
+                                    kernel_watches=self._kernel_reader())
+                    gate.start()
+                    new = gate
+                    log.info("policy: file gate on %d marks (%s)", len(gate.marked),
+                             "; ".join(gate.plan.notes) or "every file rule covered")
+                except Exception as exc:
+                    log.warning("policy: file opens cannot be stopped here (%s); they are "
+                                "recorded and sent only", exc)
+            with self._lock:
+                self.files = new
+                if new is None:
+                    self.evaluator.blockable -= {ViolationType.FILE}
+            if old is not None:
+                old.stop()
+
+    def _stop_files(self) -> None:
+        with self._files_lock:
+            gate, self.files = self.files, None
+        if gate is not None:
+            gate.stop()
+
+    def _gate_takes(self, event: OpenEvent) -> bool:
+        """A tracepoint open report the file gate covers goes to it (one record per
+        open: the gate's, or this report's if the gate never judged that open)."""
+        gate = self.files
+        if gate is None or event.pid not in self.evaluator.watched:
+            return False
+        key = gate.cover_key(event)
+        if key is None:
+            return False
+        gate.reconcile(key, event, self._judge_unjudged)
+        return True
+
+    def _judge_unjudged(self, event: OpenEvent) -> None:
+        with self._lock:
+            for violation in self.evaluator.on_open(event, stoppable=False):
+                self._record(violation)
+
+    def _kernel_reader(self) -> Callable[[int], bool] | None:
+        """The file gate's miss path: does policy.bpf.o's `watched` map (tgid -> entry
+        index, an array: every key present, 0 = not watched) have this process?
+        Read through libbpf directly with reused buffers: it runs for every open of
+        a marked file by an unwatched process."""
+        sensor = self.sensor
+        if sensor is None or sensor.obj is None:
+            return None
+        import ctypes
+
+        from attyguard.kernel.bpf import libbpf
+
+        try:
+            fd = sensor.obj.map_fd("watched")
+        except Exception as exc:
+            log.warning("policy: the file gate cannot read the kernel's watched map (%s): "
+                        "a child's first opens may pass before the daemon knows it", exc)
+            return None
+        lookup = libbpf().bpf_map_lookup_elem
+        key, value = ctypes.c_uint32(), ctypes.c_uint8()
+        key_ref, value_ref = ctypes.byref(key), ctypes.byref(value)
+
+        def watches(pid: int) -> bool:
+            key.value = pid
+            value.value = 0
+            return lookup(fd, key_ref, value_ref) == 0 and value.value != 0
+
+        return watches
+
+    def _kernel_entry(self, pid: int) -> str:
+        """The entry the kernel has for pid ("" if none): a process it watched first."""
+        import ctypes
+
+        sensor = self.sensor
+        value = ctypes.c_uint8()
+        if sensor is None or sensor.obj is None or not sensor.obj.map_lookup(
+                "watched", ctypes.c_uint32(pid), value):
+            return ""
+        return next((name for name, i in sensor.index.items() if i == value.value), "")
+
+    def _judge_open(self, pid: int, path: str, when: float, deadline: float) -> Violation | None:
+        """The file gate's question (its reader thread; the open waits in the kernel).
+        Raises TimeoutError when the lock is not free before `deadline`."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not self._lock.acquire(timeout=remaining):
+            raise TimeoutError
+        try:
+            if self.evaluator.mode is not Mode.ENFORCE:
+                return None
+            if pid not in self.evaluator.watched:  # the kernel knew it first: adopt it now
+                entry = self._kernel_entry(pid)
+                if entry:
+                    self.evaluator.adopt(pid, entry, _exe_of(pid))
+            out = self.evaluator.on_open(OpenEvent(when, pid, path), stoppable=True)
+            return out[0] if out else None
+        finally:
+            self._lock.release()
+
+    def _judge_late(self, pid: int, path: str, when: float) -> None:
+        """An open the gate let through unjudged (past its deadline): judged now,
+        recorded as what happened (never `blocked`)."""
+        with self._lock:
+            for violation in self.evaluator.on_open(OpenEvent(when, pid, path),
+                                                    stoppable=False):
+                self._record(violation)
+
+    def _record_locked(self, violation: Violation) -> None:
+        with self._lock:
+            self._record(violation)
 
     def _sync(self, pid: int) -> None:
         """Tell the kernel (and the exec gate) a process userspace now watches (lock held)."""
@@ -492,6 +646,7 @@ class PolicyRuntime:
             "blockable": blockable,
             "exec_source": "proc connector" if self.connector is not None else "scan",
             "kernel": self.sensor.counters() if self.sensor is not None else None,
+            "file_gate": self.files.status() if self.files is not None else None,
             "processes": processes, "stats": stats, "sinks": self.dispatcher.status(),
             "errors": self.errors, "started": round(self.started, 3),
         }
