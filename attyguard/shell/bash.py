@@ -639,10 +639,15 @@ class BashChild:
         if out_fd is not None:
             # bash drew its own prompt on this line: the front end draws ours.
             _write_all(out_fd, b"\r\x1b[K")
-        self._token_sent = None
-        fix = (f"__ag_nonce={self.nonce} __ag_dir={_sq(str(self.dir))} "
-               f"__ag_tok={self._token}; . {_sq(str(self.hooks))}")
-        self._write_master(b"\x15" + _PASTE_START + fix.encode() + _PASTE_END + b"\r")
+        # Two cases: a new bash (`exec bash`) with none of our hooks, which
+        # needs the secrets and reads the token as a comment; or our own bash
+        # whose PROMPT_COMMAND lost __ag_post, whose Enter still checks the
+        # token (hooks.bash: __ag_accept) and where the secrets are readonly.
+        token = self._line_token()
+        fix = (f"[[ -n ${{__ag_installed-}} ]] || __ag_nonce={self.nonce} "
+               f"__ag_dir={_sq(str(self.dir))} __ag_tok={self._token_sent or self._token}; "
+               f". {_sq(str(self.hooks))} #")
+        self._write_master(b"\x15" + _PASTE_START + fix.encode() + token + _PASTE_END + b"\r")
 
     def _replaced_by_bash(self) -> bool:
         """`exec bash` replaced our bash, which is itself in the foreground.

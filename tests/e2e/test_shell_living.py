@@ -104,6 +104,45 @@ def test_venv_style_prompt_prefix_save_and_restore(shell, ag_home):
     t.wait_for(r"^\[/tmp\]\$ -x$")
 
 
+def _plain_bash_shows(ps1_lines: str) -> list[str]:
+    """What plain bash prints for `echo "<$PS1>"; declare -p PS1` after `ps1_lines`."""
+    p = run(["/bin/bash", "--norc", "--noprofile", "-c",
+             ps1_lines + '\necho "<$PS1>"; declare -p PS1'])
+    assert p.returncode == 0, p
+    return p.stdout.decode().splitlines()
+
+
+def test_echo_ps1_shows_the_users_prompt_around_a_venv(shell, ag_home):
+    """`$PS1` is what the user (or the tool) set, byte for byte as plain bash
+    shows it, before, inside and after a venv-style activate/deactivate."""
+    venv = ag_home / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "activate").write_text(
+        '_OLD_PS1="${PS1:-}"\nPS1="(venv) ${PS1:-}"\n'
+        'deactivate() { PS1="$_OLD_PS1"; unset _OLD_PS1; unset -f deactivate; }\n')
+    user = "PS1='[\\w]$ '"  # as tests/e2e/conftest.py's ~/.bashrc sets it
+    t = shell()
+    ask = 'echo "<$PS1>"; declare -p PS1'
+
+    def shows(expected: list[str], prompt: str) -> None:
+        t.send_line("clear")
+        t.wait_for(rf"^{re.escape(prompt)}$")
+        t.send_line(ask)
+        t.wait_for("^" + "\n".join(map(re.escape, [*expected, prompt])) + "$")
+
+    shows(_plain_bash_shows(user), "[~]$")
+    t.send_line(". venv/bin/activate")
+    t.wait_for(r"^\(venv\) \[~\]\$$")
+    shows(_plain_bash_shows(user + '\nPS1="(venv) ${PS1:-}"'), "(venv) [~]$")
+    t.send_line("deactivate")
+    t.wait_for(r"^\[~\]\$$")
+    shows(_plain_bash_shows(user), "[~]$")
+    # A prompt set at the prompt, and an exported one keeps its attribute.
+    t.send_line("export PS1='ag> '")
+    t.wait_for(r"^ag>$")
+    shows(_plain_bash_shows("export PS1='ag> '"), "ag>")
+
+
 # --- 3. a style the terminal library does not know ---------------------------------------
 
 
