@@ -362,4 +362,27 @@ def test_every_prompt_toolkit_adjustment_applies_on_the_pinned_version(pipe):
     patches = make(pipe).patches
     missing = [name for name, applied in patches.items() if not applied]
     assert not missing, f"prompt_toolkit {prompt_toolkit.__version__}: not applied: {missing}"
-    assert len(patches) == 9
+    assert len(patches) == 10
+
+
+def test_erase_below_never_starts_at_the_top_left_cell():
+    """tmux pushes the screen into its scrollback on an erase-below issued at
+    the top-left cell: the override clears the row, then erases from the next."""
+    from attyguard.shell.scrollback import ERASE_BELOW, erase_below_keeps_scrollback
+
+    written: list[str] = []
+
+    class Out:
+        def write_raw(self, data: str) -> None:
+            written.append(data)
+
+        def erase_down(self) -> None:
+            written.append("\x1b[J")
+
+    out = Out()
+    assert erase_below_keeps_scrollback(out)
+    out.erase_down()
+    assert written == [ERASE_BELOW]
+    # the erase-below comes only after a move down a row
+    assert ERASE_BELOW.index("\x1b[B") < ERASE_BELOW.index("\x1b[J")
+    assert not erase_below_keeps_scrollback(object())

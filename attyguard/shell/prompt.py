@@ -52,6 +52,7 @@ from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.utils import to_str
 
 from attyguard.shell.completion import BashCompleter
+from attyguard.shell.scrollback import erase_below_keeps_scrollback
 from attyguard.shell.warnings import WarnBuffer
 
 __all__ = ["ChildGone", "Eof", "Interrupted", "ShellPrompt", "idle_noise"]
@@ -202,6 +203,7 @@ class ShellPrompt:
             "heights_once_per_render": _heights_once_per_render(app),
             "no_last_line_class": _no_last_line_class(app.layout.find_all_windows()),
             "fast_history": _fast_history(self.session.default_buffer),
+            "erase_below_keeps_scrollback": erase_below_keeps_scrollback(app.output),
         }
         # One event loop for every line: `PromptSession.prompt` would build and
         # tear down a fresh loop (epoll, self-pipe, signal handlers) per line.

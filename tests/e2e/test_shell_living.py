@@ -399,6 +399,33 @@ def test_tab_prefix_then_sorted_listing_without_a_status_bar_copy_above(shell, a
                r"\[~\]\$ ls zz-beta-$", history=True)
 
 
+def test_a_listing_longer_than_the_screen_leaves_no_status_bar_copy(shell, ag_home):
+    # 60 names in columns of 4 (80 columns) make 15 rows: more than a 10-row
+    # screen, so the listing scrolls (asked first, then shown a page at a time).
+    names = [f"zz-long-{i:02d}-name" for i in range(60)]
+    for name in names:
+        (ag_home / name).write_text("")
+    t = shell(cols=80, rows=10)
+    t.send_text("ls zz-l")
+    t.send_keys("Tab")
+    t.wait_for(r"^\[~\]\$ ls zz-long-$")
+    t.send_keys("Tab")
+    t.wait_for(r"Display all 60 possibilities\? \((y or n|y/n)\)")
+    t.send_keys("y")
+    # Two pages on this screen: one --MORE-- (Space: the next page).
+    t.wait_for(r"^--MORE--")
+    t.send_keys("Space")
+    t.wait_for(r"zz-long-59-name\s*\n(.*\n)*\[~\]\$ ls zz-long-$")
+    history = t.screen(history=True)
+    # Every name listed once; the status bar only on the last line. (The
+    # prompt started on the top row, where tmux took prompt_toolkit's erase
+    # below for a clear screen and pushed each frame into the scrollback.)
+    assert sorted(re.findall(r"zz-long-\d\d-name", history)) == names, history
+    lines = history.splitlines()
+    assert [i for i, line in enumerate(lines) if line.strip() == "attyguard"] \
+        == [len(lines) - 1], history
+
+
 def test_a_multi_line_command_is_one_history_entry(shell):
     t = shell()
     t.send_line("for i in a b; do")
