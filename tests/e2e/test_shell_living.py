@@ -401,7 +401,8 @@ def test_tab_prefix_then_sorted_listing_without_a_status_bar_copy_above(shell, a
 
 def test_a_listing_longer_than_the_screen_leaves_no_status_bar_copy(shell, ag_home):
     # 60 names in columns of 4 (80 columns) make 15 rows: more than a 10-row
-    # screen, so the listing scrolls (asked first, then shown a page at a time).
+    # screen, so the listing scrolls (a page at a time; asked first only from
+    # 100 names on, as readline asks).
     names = [f"zz-long-{i:02d}-name" for i in range(60)]
     for name in names:
         (ag_home / name).write_text("")
@@ -410,10 +411,8 @@ def test_a_listing_longer_than_the_screen_leaves_no_status_bar_copy(shell, ag_ho
     t.send_keys("Tab")
     t.wait_for(r"^\[~\]\$ ls zz-long-$")
     t.send_keys("Tab")
-    t.wait_for(r"Display all 60 possibilities\? \((y or n|y/n)\)")
-    t.send_keys("y")
-    # Two pages on this screen: one --MORE-- (Space: the next page).
-    t.wait_for(r"^--MORE--")
+    # Two pages on this screen: one --More-- (Space: the next page).
+    t.wait_for(r"^--(More|MORE)--")
     t.send_keys("Space")
     t.wait_for(r"zz-long-59-name\s*\n(.*\n)*\[~\]\$ ls zz-long-$")
     history = t.screen(history=True)
@@ -424,6 +423,42 @@ def test_a_listing_longer_than_the_screen_leaves_no_status_bar_copy(shell, ag_ho
     lines = history.splitlines()
     assert [i for i, line in enumerate(lines) if line.strip() == "attyguard"] \
         == [len(lines) - 1], history
+
+
+def _listing(t: Tmux, prefix: str, paged: bool) -> list[str]:
+    """Type `ls <prefix>`, Tab twice, page through; the listing's rows as shown."""
+    t.send_text(f"ls {prefix}")
+    t.send_keys("Tab")
+    t.wait_for(rf"ls {re.escape(prefix)}\S*$")
+    t.send_keys("Tab")
+    if paged:
+        t.wait_for(r"^--More--")
+        t.send_keys("Space")
+    t.wait_for(rf"^{re.escape(prefix)}.*\n\[~\]\$ ls {re.escape(prefix)}\S*$")
+    return [line.rstrip() for line in t.screen(history=True).splitlines()
+            if line.startswith(prefix)]
+
+
+@pytest.mark.parametrize("names, cols, rows, paged", [
+    ([f"zz-c-{i:02d}-name" for i in range(60)], 80, 10, True),  # 15 rows: a --More--
+    (["zz-c-a", "zz-c-bb", "zz-c-longest-of-all", "zz-c-ccc", "zz-c-d", "zz-c-eeeee",
+      "zz-c-f"], 50, 24, False),  # two columns of a 19-wide name, then the rest
+    ([f"zz-c-{i}" for i in range(11)], 72, 24, False),  # 72 = 8 × 9: one column fewer
+])
+def test_the_listing_is_laid_out_as_bash_lays_it_out(shell, ag_home, ag_env, names, cols, rows,
+                                                       paged):
+    for name in names:
+        (ag_home / name).write_text("")
+    t = shell(cols=cols, rows=rows)
+    ours = _listing(t, "zz-c-", paged)
+    env = dict(ag_env, INPUTRC="/dev/null")
+    with Tmux(["/bin/bash", "--norc", "--noprofile"], env=env, cols=cols, rows=rows,
+              cwd=str(ag_home)) as plain:
+        plain.send_line("PS1='[\\w]$ '; clear")
+        plain.wait_for(r"\A\[~\]\$$", timeout=15)
+        theirs = _listing(plain, "zz-c-", paged)
+    assert ours == theirs, "\n".join(["attyguard:", *ours, "bash:", *theirs])
+    assert sorted(" ".join(ours).split()) == sorted(names)
 
 
 def test_a_multi_line_command_is_one_history_entry(shell):
