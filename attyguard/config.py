@@ -194,7 +194,8 @@ def toml_line_of(text: str, section: str, key: str | None) -> int | None:
 def parse_toml(text: str, path: str) -> tuple[dict[str, Any] | None, ConfigError | None]:
     """tomllib, with its error turned into a located ConfigError."""
     # Imported here, not at module level: most users have no config file, and
-    # tomllib costs ~20 ms of every `attyguard -c` start-up (ssh, scp, git, editors).
+    # tomllib's import is a visible part of every `attyguard -c` start-up (ssh,
+    # scp, git, editors; figure: bench/README.md, "Figures behind design choices").
     import tomllib
 
     try:

@@ -68,7 +68,8 @@ def _profile_d() -> list[str]:
 
 
 def _sha(data: bytes) -> str:
-    # _blake2 is built in: hashlib would load OpenSSL (2-12 ms) on the start-up path.
+    # _blake2 is built in: hashlib would load OpenSSL on the start-up path
+    # (bench/README.md, "Figures behind design choices").
     try:
         from _blake2 import blake2b
     except ImportError:  # another Python: hashlib has it too

@@ -2,8 +2,10 @@
 #
 # It sources the user's own start-up files exactly as bash would, then installs
 # attyguard's hooks LAST so they wrap whatever the user configured:
-#   PS1  -> an invisible mark "B" (the user's PS1 is kept in __ag_ps1 and
-#           expanded with ${..@P}; the front end draws it)
+#   PS1  -> an invisible mark "B" while readline shows the prompt only; the
+#           user's prompt is back in PS1 whenever a line runs (hooks.bash:
+#           __ag_accept), kept in __ag_ps1 and expanded with ${..@P} for the
+#           front end, which draws it
 #   PS0  -> mark "C" (the command starts: everything before it was readline's echo)
 #   PS2  -> mark "P" (bash's parser needs more input: a continuation line)
 #   PROMPT_COMMAND -> __ag_pre first (saves $?) ... user's items ... __ag_post

@@ -26,19 +26,15 @@ __ag_p=$'\e]133;ag-'"$__ag_nonce"$';P\a'
 __ag_n=${__ag_n:-0}
 __ag_done=${__ag_done:-0}
 __ag_ok=([1]="$__ag_b")
-# PS1 holds only the mark; the user's prompt is __ag_ps1. Tools save PS1,
-# prefix it and later restore it (venv's activate/deactivate, conda, nvm,
-# starship): each user prompt gets its own numbered mark (${__ag_v[K]}
-# expands to nothing), so a saved mark later put back, or a mark with text
-# around it, maps back to the prompt it stood for (__ag_ps1s[K]).
-# The mark in PS1 changes with every new user prompt, so it cannot be
-# readonly itself: it is made again at every prompt (__ag_fix_hooks) from the
-# readonly base and the prompt's number (checked to be a number), so a
-# rewritten __ag_ps1_mark or __ag_ps1_k cannot put code of its own in PS1.
-__ag_ps1_base='\[${__ag_ok[__ag_done==__ag_n]:-$(__ag_rescue)}'
-__ag_ps1_k=${__ag_ps1_k:-0}
-[[ -n ${__ag_ps1s+set} ]] || __ag_ps1s=()
-__ag_ps1_mark=$__ag_ps1_base'${__ag_v['$__ag_ps1_k']}\]'
+# PS1 is the user's whenever their code runs, and the mark only while
+# readline shows the prompt: __ag_post (last in PROMPT_COMMAND) takes what
+# the command left in PS1 as the user's prompt (__ag_ps1) and puts the mark
+# in; __ag_accept, at Enter, puts the user's prompt back before the line
+# runs. So `echo $PS1`, `declare -p PS1`, and a tool that saves, prefixes and
+# later restores PS1 (venv's activate/deactivate, conda, nvm) all see and
+# keep the user's prompt, never the mark. (The front end draws the prompt
+# from ${__ag_ps1@P}, sent in the D record.)
+__ag_ps1_mark='\[${__ag_ok[__ag_done==__ag_n]:-$(__ag_rescue)}\]'
 __ag_ps2_mark='\['"$__ag_p"'\]'
 __ag_ps0_mark='${__ag_ok[__ag_n+=1]::0}'"$__ag_c"
 # History expansion is the front end's (attyguard/shell/history_expand.py):
@@ -50,6 +46,7 @@ __ag_ps0_mark='${__ag_ok[__ag_n+=1]::0}'"$__ag_c"
 
 if [[ -z ${__ag_ps1+set} ]]; then
   __ag_ps1=${PS1-'\s-\v\$ '}
+  __ag_ps1_unset=
   __ag_ps2=${PS2-'> '}
 fi
 __ag_ran_pre=
@@ -81,9 +78,14 @@ __ag_accept() {
   # must end with US TOKEN US NEXT, as the front end sends it: the token is
   # checked and the next one kept. Anything else did not come from the front
   # end: emptied (readline then accepts an empty line) and reported once (F).
-  # Inside a command (`read -e`, __ag_n != __ag_done) Enter is left alone.
+  # Inside a command (`read -e`, __ag_n != __ag_done) Enter is left alone,
+  # unless PROMPT_COMMAND lost __ag_post (unset, or replaced as a whole
+  # array): then nothing reported the last prompt, __ag_n never caught up,
+  # and keys queued while the command ran are at a prompt readline drew
+  # (the front end repairs the hooks, with a token, once it sees bash idle).
   local __ag_st=$?
-  if ((__ag_n == __ag_done)); then
+  if ((__ag_n == __ag_done)) || [[ " ${PROMPT_COMMAND[*]-} " != *[\ \;]__ag_post[\ \;]* ]]
+  then
     local __ag_next=${READLINE_LINE##*$'\x1f'} __ag_rest=${READLINE_LINE%$'\x1f'*}
     local __ag_got=${__ag_rest##*$'\x1f'}
     if [[ $READLINE_LINE == *$'\x1f'*$'\x1f'* && $__ag_got == "$__ag_tok" \
@@ -95,6 +97,11 @@ __ag_accept() {
       READLINE_LINE=
     fi
     READLINE_POINT=${#READLINE_LINE}
+    # The line runs with the user's prompt in PS1 (the prompt readline shows
+    # is already drawn; it keeps its own copy).
+    if [[ ${PS1-} == "$__ag_ps1_mark" ]]; then
+      if [[ -n $__ag_ps1_unset ]]; then unset PS1; else PS1=$__ag_ps1; fi
+    fi
   fi
   __ag_setstatus "$__ag_st" "$1"
 }
@@ -157,10 +164,13 @@ __ag_fix_hooks() {
   PROMPT_COMMAND=(__ag_pre "${kept[@]}" __ag_post)
   # The user may have set PS1/PS2 at the prompt or in a PROMPT_COMMAND item.
   __ag_ok=([1]="$__ag_b")
-  [[ $__ag_ps1_k =~ ^[0-9]{1,9}$ ]] || __ag_ps1_k=0
-  __ag_ps1_mark=$__ag_ps1_base'${__ag_v['$__ag_ps1_k']}\]'
-  if [[ $PS1 != "$__ag_ps1_mark" ]]; then
-    __ag_user_ps1
+  if [[ -z ${PS1+set} ]]; then
+    __ag_ps1= __ag_ps1_unset=1
+  elif [[ $PS1 != "$__ag_ps1_mark" ]]; then
+    # (a mark a PROMPT_COMMAND item saw at the first prompt, kept in a
+    # prompt it built, stands for the user's prompt; quoted replacement:
+    # no patsub_replacement `&`)
+    __ag_ps1=${PS1//"$__ag_ps1_mark"/"$__ag_ps1"} __ag_ps1_unset=
   fi
   if [[ $PS2 != "$__ag_ps2_mark" ]]; then
     __ag_ps2=${PS2//"$__ag_ps2_mark"/"$__ag_ps2"}
@@ -170,26 +180,10 @@ __ag_fix_hooks() {
   [[ $PS0 == *"$__ag_ps0_mark"* ]] || PS0=$__ag_ps0_mark${PS0//"$__ag_ps0_mark"/}
   __ag_done=$__ag_n
   histchars=
-  # Child shells must not inherit the hidden prompts.
-  export -n PS1 PS2 PS0 PROMPT_COMMAND
+  # Child shells must not inherit the hidden prompts (PS1 is the user's, with
+  # the user's attributes, whenever a command runs).
+  export -n PS2 PS0 PROMPT_COMMAND
   __ag_bind
-}
-
-__ag_user_ps1() {
-  # PS1 was set since the last prompt: every mark in it stands for the user
-  # prompt it was made for (quoted replacement: no patsub_replacement `&`).
-  local new=$PS1 k mark
-  __ag_ps1s[__ag_ps1_k]=$__ag_ps1
-  if [[ $new == *"$__ag_ps1_base"* ]]; then
-    for k in "${!__ag_ps1s[@]}"; do
-      mark=$__ag_ps1_base'${__ag_v['$k']}\]'
-      new=${new//"$mark"/"${__ag_ps1s[k]}"}
-    done
-  fi
-  __ag_ps1=$new
-  __ag_ps1_k=$((__ag_ps1_k + 1))
-  __ag_ps1s[__ag_ps1_k]=$new
-  __ag_ps1_mark=$__ag_ps1_base'${__ag_v['$__ag_ps1_k']}\]'
 }
 
 __ag_report() {
@@ -359,6 +353,10 @@ __ag_state() {
     __ag_n=${__ag_item#?:}
     [[ $__ag_n == __ag_* ]] && continue
     case $__ag_item in
+      v:PS1)
+        # What a line will see (__ag_accept puts the user's prompt back).
+        [[ -z $__ag_ps1_unset ]] && __ag_out+=(V PS1 "$__ag_ps1")
+        ;;
       v:*)
         # (no `declare -p NAME` to test that it is set: a redirection per
         # name is most of this handler's time; an unset name has no attributes
@@ -472,5 +470,5 @@ bind 'set enable-active-region off' 2>/dev/null
 declare -fr __ag_mark __ag_record __ag_setstatus __ag_pre __ag_fix_hooks __ag_report \
   __ag_post __ag_rescue __ag_complete __ag_names __ag_state __ag_hist __ag_fced \
   __ag_repair __ag_accept __ag_bind
-declare -r __ag_nonce __ag_dir __ag_b __ag_c __ag_p __ag_ps1_base __ag_ps2_mark \
+declare -r __ag_nonce __ag_dir __ag_b __ag_c __ag_p __ag_ps1_mark __ag_ps2_mark \
   __ag_ps0_mark __ag_installed=1

@@ -268,3 +268,30 @@ def test_close_removes_the_session_dir_with_the_judged_copies(child, tmp_path):
     assert (outside / "keep").read_text() == "kept"
     rc.close()  # (already gone with the session's directory: nothing to do, no error)
     files.close()
+
+
+@pytest.mark.parametrize("breaks", [
+    "unset PROMPT_COMMAND",
+    "PROMPT_COMMAND=(true)",  # replaced as a whole array
+    "PS1='new$ '; unset PROMPT_COMMAND",  # with a new prompt in the same line
+])
+def test_keys_queued_while_a_line_breaks_prompt_command_never_run(child, tmp_path, breaks):
+    # PS1 is the user's while a line runs (hooks.bash): no rescue in it. Keys
+    # queued meanwhile meet readline at bash's own prompt; Enter still wants a
+    # token there, and the front end repairs the hooks with one.
+    marker = tmp_path / "bypassed"
+    child.send_line(f"{breaks}; sleep 0.3")
+    child._write_master(f"touch {marker}\r".encode())
+    assert child.passthrough(None, None, phase=Phase.ECHO).kind == "done"
+    assert run(child, "echo after")[1].endswith(b"after\r\n")
+    assert not marker.exists()
+    hooks = run(child, 'echo "${PROMPT_COMMAND[*]}"')[1].split()
+    assert hooks[0] == b"__ag_pre" and hooks[-1] == b"__ag_post", hooks
+
+
+def test_a_line_sees_the_users_ps1_and_the_state_request_too(child):
+    assert run(child, 'echo "$PS1"') == ("done", b"[\\w]$ \r\n")
+    assert child.fetch_state(b"v:PS1\0") == ("V", "PS1", "[\\w]$ ")
+    run(child, "unset PS1")
+    assert run(child, 'echo "${PS1-unset}"') == ("done", b"unset\r\n")
+    assert child.fetch_state(b"v:PS1\0") == ()

@@ -365,3 +365,26 @@ def test_every_prompt_toolkit_adjustment_applies_on_the_pinned_version(pipe):
     from attyguard.shell.ptk_patches import PATCHES
 
     assert tuple(patches) == PATCHES  # (each patch reported, by its name)
+
+
+def test_erase_below_never_starts_at_the_top_left_cell():
+    """tmux pushes the screen into its scrollback on an erase-below issued at
+    the top-left cell: the override clears the row, then erases from the next."""
+    from attyguard.shell.scrollback import ERASE_BELOW, erase_below_keeps_scrollback
+
+    written: list[str] = []
+
+    class Out:
+        def write_raw(self, data: str) -> None:
+            written.append(data)
+
+        def erase_down(self) -> None:
+            written.append("\x1b[J")
+
+    out = Out()
+    assert erase_below_keeps_scrollback(out)
+    out.erase_down()
+    assert written == [ERASE_BELOW]
+    # the erase-below comes only after a move down a row
+    assert ERASE_BELOW.index("\x1b[B") < ERASE_BELOW.index("\x1b[J")
+    assert not erase_below_keeps_scrollback(object())

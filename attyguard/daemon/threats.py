@@ -75,9 +75,9 @@ class ProcfsProcessTable:
     """The live process table, read straight from /proc/PID/stat.
 
     Hand-written rather than psutil: the ancestor walk runs on every classify
-    request, and psutil.Process() + oneshot() measured ~120 µs per process
-    here against ~18 µs for one read of /proc/PID/stat. The uid is the owner
-    of /proc/PID (the process's effective uid; root for non-dumpable ones,
+    request, and psutil.Process() + oneshot() costs several times one read of
+    /proc/PID/stat (bench/README.md, "Figures behind design choices"). The uid
+    is the owner of /proc/PID (the process's effective uid; root for non-dumpable ones,
     which only makes `mark` stricter). Zombies count as exited.
     """
 

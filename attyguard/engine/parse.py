@@ -130,7 +130,9 @@ class Limits:
     max_depth: int = 6  # nested bash -c / eval / substitution layers
     max_nodes: int = 20_000  # tree nodes visited over all layers
     max_commands: int = 2_000
-    deadline_s: float = 0.15  # wall-clock budget for all parses of one line (a normal line: <1 ms)
+    # wall-clock budget for all parses of one line, far above a normal line's
+    # (bench/engine_latency.py)
+    deadline_s: float = 0.15
 
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_bash.language())
@@ -406,8 +408,8 @@ class _Feed:
     Only the read-callback form of `Parser.parse` honours `progress_callback`
     (tree-sitter 0.25/0.26 ignore it for a bytes argument, and 0.26 has no
     timeout), and py-tree-sitter 0.25–0.26 keeps a reference to every object the
-    read callback returns: fresh slices leaked ~300 bytes per parse (a daemon grew
-    by 250 MB over 1.3 M lines). So the callback always returns the same
+    read callback returns: fresh slices leaked a little on every parse, without
+    bound in a long-lived daemon. So the callback always returns the same
     bytearray, refilled in place for each parse: the leaked references pile up on
     one object and memory stays flat (bench/engine_memory.py). Trees keep byte
     offsets, never the buffer, so refilling it for a nested parse is safe.

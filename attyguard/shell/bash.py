@@ -385,13 +385,12 @@ class BashChild:
     def _pump(self, run: _Run, in_fd: int, out_fd: int) -> None:
         """The command's output to the terminal while it runs: the hot loop.
 
-        `seq 1 1500000` is ~3,600 pty reads, and every CPU-ms the relay takes
-        is a ms the reader of the user's terminal does not get on a 2-core
-        machine. The gain is small (under cProfile ~19 -> ~17 us of Python per
-        read; user CPU per seq run unchanged within psutil's 10 ms ticks):
-        the loop now mostly waits in write(), and bench/relay_floor.py puts
-        attyguard level with a bare 20-line relay. Only plain output is
-        handled here: anything else (a key, a mark, an error, a stall)
+        Every CPU-ms the relay takes is a ms the reader of the user's terminal
+        does not get on a 2-core machine, so plain output skips the per-piece
+        work of `_step` (the gain is small; the loop mostly waits in write():
+        bench/relay_floor.py compares it with a bare 20-line relay, and
+        bench/README.md, "Figures behind design choices", has the profile).
+        Only plain output is handled here: anything else (a key, a mark, an error, a stall)
         returns to `_step`, which sees the same still-readable fd.
         The FIFO is left out: bash writes no record while a command runs
         (the D record comes with the D mark, read then).
@@ -639,10 +638,15 @@ class BashChild:
         if out_fd is not None:
             # bash drew its own prompt on this line: the front end draws ours.
             _write_all(out_fd, b"\r\x1b[K")
-        self._token_sent = None
-        fix = (f"__ag_nonce={self.nonce} __ag_dir={_sq(str(self.dir))} "
-               f"__ag_tok={self._token}; . {_sq(str(self.hooks))}")
-        self._write_master(b"\x15" + _PASTE_START + fix.encode() + _PASTE_END + b"\r")
+        # Two cases: a new bash (`exec bash`) with none of our hooks, which
+        # needs the secrets and reads the token as a comment; or our own bash
+        # whose PROMPT_COMMAND lost __ag_post, whose Enter still checks the
+        # token (hooks.bash: __ag_accept) and where the secrets are readonly.
+        token = self._line_token()
+        fix = (f"[[ -n ${{__ag_installed-}} ]] || __ag_nonce={self.nonce} "
+               f"__ag_dir={_sq(str(self.dir))} __ag_tok={self._token_sent or self._token}; "
+               f". {_sq(str(self.hooks))} #")
+        self._write_master(b"\x15" + _PASTE_START + fix.encode() + token + _PASTE_END + b"\r")
 
     def _replaced_by_bash(self) -> bool:
         """`exec bash` replaced our bash, which is itself in the foreground.

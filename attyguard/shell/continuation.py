@@ -11,8 +11,9 @@ node cannot tell "needs more input" (`if true; then`) from "will never
 parse" (`fi` alone, which bash rejects at once with no PS2); bash's messages
 for the two differ ("unexpected end of file" against "unexpected token"),
 and its grammar is the one that will run the text. It costs a fork and exec
-(~1.3 ms measured), so it runs only for text that could be open at all
-(`might_continue`): a line of plain words never pays it. Not asked through
+(bench/README.md, "Figures behind design choices"), so it runs only for
+text that could be open at all (`might_continue`): a line of plain words
+never pays it. Not asked through
 the live child on purpose: the only parse-without-running in a live bash
 is a function definition around the text, and text that closes that
 function early would run.

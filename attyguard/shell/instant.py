@@ -1,7 +1,7 @@
 """The instant first prompt: the user's PS1 on screen before prompt_toolkit is imported.
 
 Importing prompt_toolkit and building the PromptSession takes most of the
-start-up (≈120 ms of imports alone on this project's machines), while bash
+start-up (bench/shell_imports.py, bench/shell_bench.py), while bash
 has already told us its expanded PS1 (the D record). So, like powerlevel10k's
 instant prompt, the start-up draws that PS1 itself and keeps the terminal in
 prompt_toolkit's own input mode (no echo, no line editing, switched with

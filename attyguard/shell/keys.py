@@ -15,6 +15,7 @@ from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.filters import is_searching
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
+from attyguard.shell.completion import complete_or_list
 from attyguard.shell.text import one_line
 from attyguard.shell.warnings import WarnBuffer
 
@@ -74,6 +75,9 @@ def load_shell_bindings(warnings: WarnBuffer) -> KeyBindings:
     for keys, move in ((("end",), _to_end), (("c-e",), _to_end), (("home",), _to_start),
                        (("c-a",), _to_start), (("right",), _right), (("left",), _left)):
         kb.add(*keys, filter=is_searching)(_take_match(move))
+
+    # Tab as bash: the shared prefix first, then the listing in readline's columns.
+    kb.add("c-i", filter=~is_searching)(complete_or_list)
 
     @kb.add("enter", filter=is_searching)
     def _accept_search_and_run(event: KeyPressEvent) -> None:

@@ -37,12 +37,15 @@ from prompt_toolkit.layout.processors import (
 from prompt_toolkit.layout.screen import Screen, WritePosition
 from prompt_toolkit.utils import to_str
 
+from attyguard.shell.scrollback import erase_below_keeps_scrollback
+
 __all__ = ["PATCHES", "apply_patches", "history_now"]
 
 # The names `apply_patches` reports, in the order it applies them.
 PATCHES = ("cache_key_bindings", "slim_layout", "status_bar_without_cpr",
            "no_redraw_after_accept", "less_loop_churn", "lean_input_processors",
-           "heights_once_per_render", "no_last_line_class", "fast_history")
+           "heights_once_per_render", "no_last_line_class", "fast_history",
+           "erase_below_keeps_scrollback")
 
 
 def apply_patches(session: PromptSession[str]) -> dict[str, bool]:
@@ -58,6 +61,7 @@ def apply_patches(session: PromptSession[str]) -> dict[str, bool]:
         "heights_once_per_render": _heights_once_per_render(app),
         "no_last_line_class": _no_last_line_class(app.layout.find_all_windows()),
         "fast_history": _fast_history(session.default_buffer),
+        "erase_below_keeps_scrollback": erase_below_keeps_scrollback(app.output),
     }
 
 

@@ -3,9 +3,9 @@
 bash reads the user's rc files (bash-completion, version managers: tens to
 hundreds of ms) while attyguard imports its own modules, so the child starts
 first, from this module alone: only `os` and C-level modules, no pathlib or
-dataclasses (≈45 ms of CPU between the entry point and `session.py` then
-overlap with bash's start-up). `BashChild.adopt` takes the started child
-over; `BashChild.spawn` is this plus that.
+dataclasses (the imports between the entry point and `session.py` then
+overlap with bash's start-up; bench/shell_imports.py). `BashChild.adopt`
+takes the started child over; `BashChild.spawn` is this plus that.
 """
 
 from __future__ import annotations
@@ -218,12 +218,13 @@ def set_size(fd: int, size: tuple[int, int]) -> None:
 
 
 def _private_dir() -> str:
-    """A fresh 0700 directory for the FIFO (tempfile costs ~10 ms of imports).
+    """A fresh 0700 directory for the FIFO (not tempfile: its imports are on the start-up path).
 
     In memory where possible (XDG_RUNTIME_DIR, else /dev/shm): the hooks
     rewrite small files in it at every prompt and state lookup, and on ext4
-    rewriting a file (O_TRUNC) flushes it to disk (auto_da_alloc): measured
-    ~3.5 ms per write on this machine's /tmp against ~0.01 ms on tmpfs.
+    rewriting a file (O_TRUNC) flushes it to disk (auto_da_alloc): milliseconds
+    per write against microseconds on tmpfs (bench/README.md, "Figures behind
+    design choices").
     """
     base = os.environ.get("XDG_RUNTIME_DIR") or ""
     if not base or not os.access(base, os.W_OK):

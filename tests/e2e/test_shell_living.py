@@ -104,6 +104,45 @@ def test_venv_style_prompt_prefix_save_and_restore(shell, ag_home):
     t.wait_for(r"^\[/tmp\]\$ -x$")
 
 
+def _plain_bash_shows(ps1_lines: str) -> list[str]:
+    """What plain bash prints for `echo "<$PS1>"; declare -p PS1` after `ps1_lines`."""
+    p = run(["/bin/bash", "--norc", "--noprofile", "-c",
+             ps1_lines + '\necho "<$PS1>"; declare -p PS1'])
+    assert p.returncode == 0, p
+    return p.stdout.decode().splitlines()
+
+
+def test_echo_ps1_shows_the_users_prompt_around_a_venv(shell, ag_home):
+    """`$PS1` is what the user (or the tool) set, byte for byte as plain bash
+    shows it, before, inside and after a venv-style activate/deactivate."""
+    venv = ag_home / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "activate").write_text(
+        '_OLD_PS1="${PS1:-}"\nPS1="(venv) ${PS1:-}"\n'
+        'deactivate() { PS1="$_OLD_PS1"; unset _OLD_PS1; unset -f deactivate; }\n')
+    user = "PS1='[\\w]$ '"  # as tests/e2e/conftest.py's ~/.bashrc sets it
+    t = shell()
+    ask = 'echo "<$PS1>"; declare -p PS1'
+
+    def shows(expected: list[str], prompt: str) -> None:
+        t.send_line("clear")
+        t.wait_for(rf"^{re.escape(prompt)}$")
+        t.send_line(ask)
+        t.wait_for("^" + "\n".join(map(re.escape, [*expected, prompt])) + "$")
+
+    shows(_plain_bash_shows(user), "[~]$")
+    t.send_line(". venv/bin/activate")
+    t.wait_for(r"^\(venv\) \[~\]\$$")
+    shows(_plain_bash_shows(user + '\nPS1="(venv) ${PS1:-}"'), "(venv) [~]$")
+    t.send_line("deactivate")
+    t.wait_for(r"^\[~\]\$$")
+    shows(_plain_bash_shows(user), "[~]$")
+    # A prompt set at the prompt, and an exported one keeps its attribute.
+    t.send_line("export PS1='ag> '")
+    t.wait_for(r"^ag>$")
+    shows(_plain_bash_shows("export PS1='ag> '"), "ag>")
+
+
 # --- 3. a style the terminal library does not know ---------------------------------------
 
 
@@ -358,6 +397,68 @@ def test_tab_prefix_then_sorted_listing_without_a_status_bar_copy_above(shell, a
     # Sorted as readline sorts; the frame left above the listing has no status bar.
     t.wait_for(r"^\[~\]\$ ls zz-beta-\nzz-beta-one\s+zz-beta-three\s+zz-beta-two\n"
                r"\[~\]\$ ls zz-beta-$", history=True)
+
+
+def test_a_listing_longer_than_the_screen_leaves_no_status_bar_copy(shell, ag_home):
+    # 60 names in columns of 4 (80 columns) make 15 rows: more than a 10-row
+    # screen, so the listing scrolls (a page at a time; asked first only from
+    # 100 names on, as readline asks).
+    names = [f"zz-long-{i:02d}-name" for i in range(60)]
+    for name in names:
+        (ag_home / name).write_text("")
+    t = shell(cols=80, rows=10)
+    t.send_text("ls zz-l")
+    t.send_keys("Tab")
+    t.wait_for(r"^\[~\]\$ ls zz-long-$")
+    t.send_keys("Tab")
+    # Two pages on this screen: one --More-- (Space: the next page).
+    t.wait_for(r"^--(More|MORE)--")
+    t.send_keys("Space")
+    t.wait_for(r"zz-long-59-name\s*\n(.*\n)*\[~\]\$ ls zz-long-$")
+    history = t.screen(history=True)
+    # Every name listed once; the status bar only on the last line. (The
+    # prompt started on the top row, where tmux took prompt_toolkit's erase
+    # below for a clear screen and pushed each frame into the scrollback.)
+    assert sorted(re.findall(r"zz-long-\d\d-name", history)) == names, history
+    lines = history.splitlines()
+    assert [i for i, line in enumerate(lines) if line.strip() == "attyguard"] \
+        == [len(lines) - 1], history
+
+
+def _listing(t: Tmux, prefix: str, paged: bool) -> list[str]:
+    """Type `ls <prefix>`, Tab twice, page through; the listing's rows as shown."""
+    t.send_text(f"ls {prefix}")
+    t.send_keys("Tab")
+    t.wait_for(rf"ls {re.escape(prefix)}\S*$")
+    t.send_keys("Tab")
+    if paged:
+        t.wait_for(r"^--More--")
+        t.send_keys("Space")
+    t.wait_for(rf"^{re.escape(prefix)}.*\n\[~\]\$ ls {re.escape(prefix)}\S*$")
+    return [line.rstrip() for line in t.screen(history=True).splitlines()
+            if line.startswith(prefix)]
+
+
+@pytest.mark.parametrize("names, cols, rows, paged", [
+    ([f"zz-c-{i:02d}-name" for i in range(60)], 80, 10, True),  # 15 rows: a --More--
+    (["zz-c-a", "zz-c-bb", "zz-c-longest-of-all", "zz-c-ccc", "zz-c-d", "zz-c-eeeee",
+      "zz-c-f"], 50, 24, False),  # two columns of a 19-wide name, then the rest
+    ([f"zz-c-{i}" for i in range(11)], 72, 24, False),  # 72 = 8 × 9: one column fewer
+])
+def test_the_listing_is_laid_out_as_bash_lays_it_out(shell, ag_home, ag_env, names, cols, rows,
+                                                       paged):
+    for name in names:
+        (ag_home / name).write_text("")
+    t = shell(cols=cols, rows=rows)
+    ours = _listing(t, "zz-c-", paged)
+    env = dict(ag_env, INPUTRC="/dev/null")
+    with Tmux(["/bin/bash", "--norc", "--noprofile"], env=env, cols=cols, rows=rows,
+              cwd=str(ag_home)) as plain:
+        plain.send_line("PS1='[\\w]$ '; clear")
+        plain.wait_for(r"\A\[~\]\$$", timeout=15)
+        theirs = _listing(plain, "zz-c-", paged)
+    assert ours == theirs, "\n".join(["attyguard:", *ours, "bash:", *theirs])
+    assert sorted(" ".join(ours).split()) == sorted(names)
 
 
 def test_a_multi_line_command_is_one_history_entry(shell):

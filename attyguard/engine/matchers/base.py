@@ -23,7 +23,9 @@ from attyguard.engine.decode import Payload
 from attyguard.engine.parse import Command, Parsed, Span
 
 if TYPE_CHECKING:
-    import regex  # imported on first use of a timed pattern: ~20 ms nobody needs at start-up
+    # imported on first use of a timed pattern: an import nobody needs at start-up
+    # (bench/README.md, "Figures behind design choices")
+    import regex
 
 __all__ = [
     "REGEX_TIMEOUT_S",
