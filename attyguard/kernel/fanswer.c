@@ -35,6 +35,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -347,8 +349,13 @@ static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained
 		ring_buffer__consume(h->rb);
 		*drained = 1;
 	}
-	pthread_mutex_lock(&h->mu);
 	t = task_slot(h, pid);
+	if (h->rb && !(t->tgid == pid && t->state == T_RECORD)) {
+		/* drained before this event's record was committed (a later read of
+		 * the same batch, another CPU): once more */
+		ring_buffer__consume(h->rb);
+	}
+	pthread_mutex_lock(&h->mu);
 	if (t->tgid == pid && t->state == T_RECORD) {
 		struct stat st;
 		__u64 key = t->key;
@@ -449,6 +456,27 @@ static int expire(struct ag_fan *h)
 	return (int)((next - now) / 1000000ULL) + 1;
 }
 
+/* Exec'ing tasks sleep until this thread answers: let it run before the
+ * process's other threads (the Python reader, decide's pool) when both are
+ * runnable. Real-time process (chrt): one priority above; else nice -10
+ * (root). Best effort: without the right, it runs at the process's level. */
+static void raise_priority(void)
+{
+	struct sched_param sp;
+	int policy;
+
+	if (pthread_getschedparam(pthread_self(), &policy, &sp) != 0)
+		return;
+	if (policy == SCHED_FIFO || policy == SCHED_RR) {
+		if (sp.sched_priority < sched_get_priority_max(policy)) {
+			sp.sched_priority++;
+			pthread_setschedparam(pthread_self(), policy, &sp);
+		}
+		return;
+	}
+	setpriority(PRIO_PROCESS, (id_t)gettid(), -10);
+}
+
 static void *loop(void *arg)
 {
 	struct ag_fan *h = arg;
@@ -458,6 +486,7 @@ static void *loop(void *arg)
 		{.fd = h->rb ? ring_buffer__epoll_fd(h->rb) : -1, .events = POLLIN},
 	};
 
+	raise_priority();
 	for (;;) {
 		int timeout = expire(h);
 
