@@ -75,6 +75,10 @@ def test_repeated_allowed_execs_are_answered_in_c(probed: Probe, helper: None, t
         # another argv is a different key: judged again, once
         assert shell.run(f"{tmpfs}/true y; {tmpfs}/true y")[0] == 0
         assert [e.argv for e in calls].count((f"{tmpfs}/true", "y")) == 1
+        # forgotten on request (a tree marked Critical, rules reloaded): judged again
+        layer.clear_verdict_cache()
+        assert shell.run(f"{tmpfs}/true y")[0] == 0
+        assert [e.argv for e in calls].count((f"{tmpfs}/true", "y")) == 2
         assert st["deadline_misses"] == 0
     finally:
         layer.stop()

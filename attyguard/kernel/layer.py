@@ -610,6 +610,13 @@ class KernelLayer:
             key = records.InodeKey(dev=records.kernel_dev(dev), ino=ino)
             self._obj.map_update("denied_inodes", key, ctypes.c_uint32(1))
 
+    def clear_verdict_cache(self) -> None:
+        """Forget every cached allow (rung 2's C loop): call when what decide reads changes
+        outside the exec's own key — a tree marked Critical, rules reloaded, trust revoked."""
+        with self._lock:
+            if self._c_ans is not None:
+                self._c_ans.clear_cache()
+
     def _forget_tree(self, map_name: str, root: int) -> None:
         if self._obj is None:
             return
