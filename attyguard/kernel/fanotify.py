@@ -45,11 +45,13 @@ __all__ = [
 
 FAN_CLOEXEC = 0x01
 FAN_NONBLOCK = 0x02
+FAN_CLASS_NOTIF = 0x00
 FAN_CLASS_CONTENT = 0x04
 FAN_UNLIMITED_MARKS = 0x20
 FAN_MARK_ADD = 0x01
 FAN_MARK_MOUNT = 0x10
 FAN_MARK_FILESYSTEM = 0x100
+FAN_OPEN_EXEC = 0x00001000
 FAN_OPEN_EXEC_PERM = 0x00040000
 FAN_Q_OVERFLOW = 0x00004000
 FAN_ALLOW = 0x01
@@ -135,24 +137,31 @@ def distinct_filesystems(paths: Iterable[str]) -> list[str]:
 
 
 class FanotifyGroup:
-    """A fanotify group of class CONTENT (permission events), non-blocking, close-on-exec."""
+    """A fanotify group of class CONTENT (permission events), non-blocking, close-on-exec.
 
-    def __init__(self) -> None:
+    `permission=False`: a notification group (FAN_OPEN_EXEC) instead, for warn
+    mode: the exec never waits, the event only says which file was exec'd.
+    """
+
+    def __init__(self, permission: bool = True) -> None:
         ctypes.set_errno(0)
         fd = _libc.fanotify_init(
-            FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_MARKS,
+            (FAN_CLASS_CONTENT if permission else FAN_CLASS_NOTIF)
+            | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_MARKS,
             os.O_RDONLY | os.O_LARGEFILE | os.O_CLOEXEC,
         )
         if fd < 0:
             _raise("fanotify_init")
         self.fd: int = fd
+        self.permission = permission
+        self.mask = FAN_OPEN_EXEC_PERM if permission else FAN_OPEN_EXEC
         self.marks: list[tuple[str, str]] = []  # (path, "filesystem" | "mount" | "inode")
 
     def mark_exec(self, path: str, how: str = "filesystem") -> str:
         """Ask for FAN_OPEN_EXEC_PERM on path's filesystem (or mount, or the inode itself)."""
         flags = {"filesystem": FAN_MARK_FILESYSTEM, "mount": FAN_MARK_MOUNT, "inode": 0}[how]
         ctypes.set_errno(0)
-        rc = _libc.fanotify_mark(self.fd, FAN_MARK_ADD | flags, FAN_OPEN_EXEC_PERM, AT_FDCWD,
+        rc = _libc.fanotify_mark(self.fd, FAN_MARK_ADD | flags, self.mask, AT_FDCWD,
                                  os.fsencode(path))
         if rc < 0:
             err = ctypes.get_errno()
@@ -183,6 +192,10 @@ class FanotifyGroup:
     def respond(self, event: PermEvent, allow: bool, *, close: bool = True) -> None:
         """Answer one permission event (once per event) and close its fd unless told not
         to (then `close_event` later: the fd still names the file)."""
+        if not self.permission:  # a notification: nothing waits for an answer
+            if close:
+                close_event(event)
+            return
         try:
             os.write(self.fd, _RESPONSE.pack(event.fd, FAN_ALLOW if allow else FAN_DENY))
         except OSError as exc:
@@ -265,6 +278,8 @@ def load_helper() -> ctypes.CDLL | str:
         return _helper
     if _helper_error is not None:
         return _helper_error
+    if os.environ.get("ATTYGUARD_FANSWER") == "off":  # an operator's (or a bench's) choice
+        return "turned off (ATTYGUARD_FANSWER=off)"
     from attyguard.kernel import build
 
     reason = build.helper_stale_reason()
@@ -276,7 +291,7 @@ def load_helper() -> ctypes.CDLL | str:
             lib = ctypes.CDLL(str(build.helper_path()))
             vp, ci, u32, u64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint64
             for name, res, args in (
-                ("ag_fan_new", vp, [ci, ci, ci, ci, ci, u32, ci, u32, u32]),
+                ("ag_fan_new", vp, [ci, ci, ci, ci, ci, u32, ci, u32, u32, ci]),
                 ("ag_fan_start", ci, [vp]),
                 ("ag_fan_set", None, [vp, ci, ci, ci, ci]),
                 ("ag_fan_pop_records", ci, [vp, ctypes.c_char_p, ci]),
@@ -309,11 +324,13 @@ class CAnswerer:
 
     def __init__(self, lib: ctypes.CDLL, *, fan_fd: int, ring_map_fd: int, guarded_fd: int,
                  denied_fd: int, deadline_ms: int, deadline_deny: bool,
-                 cache_ttl_ms: int = 10_000, queue_max: int = 65536) -> None:
+                 cache_ttl_ms: int = 10_000, queue_max: int = 32 << 20,
+                 notify_only: bool = False) -> None:
         self._lib = lib
         self.notify_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         h = lib.ag_fan_new(fan_fd, ring_map_fd, guarded_fd, denied_fd, self.notify_fd,
-                           max(1, deadline_ms), int(deadline_deny), cache_ttl_ms, queue_max)
+                           max(1, deadline_ms), int(deadline_deny), cache_ttl_ms, queue_max,
+                           int(notify_only))
         if not h:
             os.close(self.notify_fd)
             raise FanotifyError(errno.ENOMEM, "ag_fan_new failed (ring buffer or memory)")

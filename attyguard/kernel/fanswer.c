@@ -71,6 +71,7 @@ struct fan_response {
 #define FAN_ALLOW 0x01
 #define FAN_DENY 0x02
 #define FAN_OPEN_EXEC_PERM 0x00040000ULL
+#define FAN_OPEN_EXEC 0x00001000ULL
 #define FANOTIFY_METADATA_VERSION 3
 
 #define PENDING_MAX 1024      /* events handed to Python and not yet released */
@@ -137,6 +138,7 @@ struct rec {
 struct ag_fan {
 	int fan_fd, guarded_fd, denied_fd, notify_fd, ctl[2];
 	int deadline_deny;
+	int notify_only; /* a notification group (warn): nothing to answer, only to sort */
 	__u64 deadline_ns, cache_ttl_ns, spin_ns;
 	volatile int trace_all, uid_scope, hand_all, any_denied;
 	__u32 npending; /* used entries of pend[] */
@@ -149,7 +151,8 @@ struct ag_fan {
 	__u32 hq_head, hq_len;
 	__u64 seq;
 	struct rec *qhead, *qtail;
-	__u32 qlen, qmax, since_notify;
+	__u32 qlen, since_notify;
+	size_t qbytes, qmax; /* bytes of records waiting for Python, and their bound */
 	struct task *tasks;
 	__u64 *cache_key, *cache_exp;
 	__u64 cnt[C_MAX];
@@ -177,6 +180,8 @@ static void respond(struct ag_fan *h, int fd, int allow)
 	struct fan_response r = {fd, allow ? FAN_ALLOW : FAN_DENY};
 	ssize_t n;
 
+	if (h->notify_only)
+		return;
 	do
 		n = write(h->fan_fd, &r, sizeof(r));
 	while (n < 0 && errno == EINTR);
@@ -253,7 +258,7 @@ static int on_record(void *ctx, void *data, size_t size)
 		if (t->tgid == hdr->tgid)
 			t->state = T_EMPTY;
 	}
-	if (h->qlen >= h->qmax) {
+	if (h->qbytes + size > h->qmax) {
 		h->cnt[C_REC_DROP]++;
 	} else if ((r = malloc(sizeof(*r) + size))) {
 		r->next = NULL;
@@ -265,6 +270,7 @@ static int on_record(void *ctx, void *data, size_t size)
 			h->qhead = r;
 		h->qtail = r;
 		h->qlen++;
+		h->qbytes += size;
 		if (++h->since_notify >= NOTIFY_BACKLOG)
 			notify(h);
 	} else {
@@ -378,10 +384,13 @@ static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained
 			return 1;
 		}
 		t->state = T_JUDGING;
+		t->when = now;
 		hand(h, fd, pid, mask, H_FIRST, key, now);
-	} else if (t->tgid == pid && t->state == T_ALLOWED && now - t->when < FOLLOW_NS) {
-		/* one follow-up per allowed exec (the ELF interpreter) */
-		t->state = T_EMPTY;
+	} else if (t->tgid == pid && now - t->when < FOLLOW_NS &&
+		   (t->state == T_ALLOWED || (h->notify_only && t->state == T_JUDGING))) {
+		/* (a notification's exec goes on while Python judges the first open)
+		 * Follow-ups of one execve: a script's interpreter, then its ELF
+		 * interpreter; all come within the window, before any new record. */
 		h->cnt[C_FOLLOW]++;
 		pthread_mutex_unlock(&h->mu);
 		respond(h, fd, 1);
@@ -415,7 +424,7 @@ static int read_fan(struct ag_fan *h)
 			off += m->event_len;
 			if (m->fd < 0)
 				continue; /* FAN_Q_OVERFLOW: no event to answer */
-			if (!(m->mask & FAN_OPEN_EXEC_PERM)) {
+			if (!(m->mask & (FAN_OPEN_EXEC_PERM | FAN_OPEN_EXEC))) {
 				close(m->fd);
 				continue;
 			}
@@ -429,6 +438,8 @@ static int expire(struct ag_fan *h)
 {
 	__u64 now = now_ns(), next = now + LAZY_MS * 1000000ULL;
 
+	if (h->notify_only)
+		return LAZY_MS; /* nothing waits on a notification */
 	pthread_mutex_lock(&h->mu);
 	for (__u32 i = 0; i < PENDING_MAX && h->npending; i++) {
 		struct pending *p = &h->pend[i];
@@ -512,7 +523,7 @@ static void *loop(void *arg)
 
 struct ag_fan *ag_fan_new(int fan_fd, int rb_map_fd, int guarded_fd, int denied_fd,
 			  int notify_fd, __u32 deadline_ms, int deadline_deny, __u32 cache_ttl_ms,
-			  __u32 queue_max)
+			  __u32 queue_max_bytes, int notify_only)
 {
 	struct ag_fan *h = calloc(1, sizeof(*h));
 
@@ -525,7 +536,8 @@ struct ag_fan *ag_fan_new(int fan_fd, int rb_map_fd, int guarded_fd, int denied_
 	h->deadline_ns = (__u64)(deadline_ms ? deadline_ms : 1) * 1000000ULL;
 	h->deadline_deny = deadline_deny;
 	h->cache_ttl_ns = (__u64)cache_ttl_ms * 1000000ULL;
-	h->qmax = queue_max ? queue_max : 65536;
+	h->qmax = queue_max_bytes ? queue_max_bytes : (32u << 20);
+	h->notify_only = notify_only;
 	h->spin_ns = SPIN_NS_DEFAULT;
 	if (getenv("ATTYGUARD_FANSWER_SPIN_US")) /* for bench/exec_loop.py's comparisons */
 		h->spin_ns = strtoull(getenv("ATTYGUARD_FANSWER_SPIN_US"), NULL, 10) * 1000ULL;
@@ -595,6 +607,7 @@ int ag_fan_pop_records(struct ag_fan *h, unsigned char *buf, int cap)
 		if (!h->qhead)
 			h->qtail = NULL;
 		h->qlen--;
+		h->qbytes -= r->len;
 		free(r);
 	}
 	pthread_mutex_unlock(&h->mu);

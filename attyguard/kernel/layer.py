@@ -28,10 +28,10 @@ The ladder, strongest first (`probe()` tries each for real, at start):
             connector source when BPF is absent).
 
 Modes: "enforce" denies; "warn" denies nothing, so it needs no permission
-events: with the tracepoints loaded there is no fanotify group at all in warn
-(the execve record alone is judged, off the exec's path, so the daemon can
-emit warn events); without them the group's events are allowed at once and
-judged after.
+events: its fanotify group is a notification group (FAN_OPEN_EXEC), which
+never makes an exec wait, and each exec is judged after it started, so the
+daemon can emit warn events. (Not the execve tracepoint alone: it also fires
+for the execve attempts that fail, as execvp's PATH search makes.)
 
 Threads: one reader thread drains the ring buffer and runs the Python side;
 `decide` runs on a bounded pool so a slow decision never stalls the others.
@@ -421,9 +421,6 @@ class KernelLayer:
         enforce = self.mode == "enforce"
         self._lazy = rung in (Rung.LSM, Rung.FANOTIFY) and self.probe.status(
             Rung.FANOTIFY).available
-        # warn denies nothing: the tracepoint record is all it judges, so no
-        # exec waits on a permission event (unless there are no tracepoints).
-        need_group = self._lazy and (enforce or not self.probe.bpf)
         # 1-4: the BPF object (open, rodata, load, attach), when the sensors work here
         if self.probe.bpf:
             err = ensure_tracefs()
@@ -449,8 +446,9 @@ class KernelLayer:
             self._obj = obj
             obj.attach()
         # rung 2's group (also under rung 1, which cannot ask the daemon itself)
-        if need_group:
-            group = fan.FanotifyGroup()
+        if self._lazy:
+            # warn: notifications, so that no exec waits (see the module doc)
+            group = fan.FanotifyGroup(permission=enforce)
             self._group = group
             paths = self._mark_paths
             if paths is None:
@@ -474,14 +472,10 @@ class KernelLayer:
     def _start_answer_path(self) -> None:
         """The C answering loop when it can serve (enforce, a group, the BPF maps), else why not."""
         if self._group is None:
-            self.answer_path_reason = ("no permission events" if self.mode == "enforce"
-                                       else "warn: no permission events (tracepoints only)")
+            self.answer_path_reason = "no fanotify group on this rung"
             return
         if not self._want_c:
             self.answer_path_reason = "Python reader chosen (answer_path=python)"
-            return
-        if self.mode != "enforce":
-            self.answer_path_reason = "warn without tracepoints: answered at once by Python"
             return
         if self._obj is None:
             self.answer_path_reason = "no BPF maps (tracepoints not loaded) for C to read"
@@ -496,7 +490,8 @@ class KernelLayer:
                             denied_fd=self._obj.map_fd("denied"),
                             deadline_ms=int(self.deadline * 1000),
                             deadline_deny=self.on_deadline == "deny",
-                            cache_ttl_ms=self._cache_ms)
+                            cache_ttl_ms=self._cache_ms,
+                            notify_only=not self._group.permission)
         self._c_ans = ans
         self._configure_c()
         ans.start()
@@ -876,8 +871,9 @@ class KernelLayer:
                 self._c.fast_path += 1
             self._respond_now(ev, allow=True)
             return
-        if not enforce:
+        if not enforce and not ev.id:
             # warn: the exec may go on at once; judging happens after (fd kept for its path).
+            # (A notification, or handed over by C: nothing waits.)
             self._respond_now(ev, allow=True, close=False)
         # The execve record of this task was written before this event: drain
         # the ring buffer so it is here (and so an exec chain in one pid is not
@@ -897,8 +893,8 @@ class KernelLayer:
             if record is None and not follow_up:
                 self._c.no_tracepoint_record += 1
         if follow_up:
-            if enforce:
-                self._respond_now(ev, allow=True)
+            if enforce or ev.id:
+                self._respond_now(ev, allow=True)  # (C: releases the event, closes its fd)
             else:
                 fan.close_event(ev)
             return
@@ -916,7 +912,10 @@ class KernelLayer:
         else:
             exec_ev = replace(record, filename=path or record.filename, rung=Rung.FANOTIFY)
         if not enforce:
-            fan.close_event(ev)  # answered above
+            if ev.id:
+                self._respond_now(ev, allow=True)  # releases C's hold on it
+            else:
+                fan.close_event(ev)  # answered above
             self._submit_async(exec_ev)
             return
         pending = _Pending(ev, time.monotonic() + self.deadline, path=path)
@@ -1030,6 +1029,8 @@ class KernelLayer:
                 "exec_events": c.exec_events,
                 # with the C loop, every event is read there (Python sees the handed ones)
                 "permission_events": cc.get("permission_events", c.perm_events),
+                "fanotify": (None if self._group is None and not self.marks
+                             else "permission" if self.mode == "enforce" else "notification"),
                 "fast_path": c.fast_path + cc.get("fast_path", 0),
                 "answer_path": self.answer_path,
                 "answer_path_reason": self.answer_path_reason,
