@@ -182,7 +182,8 @@ def test_a_stale_helper_is_not_loaded(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "stale" in (build.helper_stale_reason() or "")
 
 
-def test_warn_mode_uses_notifications_not_permission_events(probed: Probe, tmpfs: Path, shell: Shell) -> None:
+def test_warn_mode_uses_notifications_not_permission_events(probed: Probe, tmpfs: Path,
+                                                             shell: Shell) -> None:
     asked = threading.Event()
 
     def decide(ev: ExecEvent) -> ExecDecision:
