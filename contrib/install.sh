@@ -185,6 +185,11 @@ install_code() {
 # the layer answers from Python, slower, and `attyguard daemon --probe` says so.
 install_helper() {
   local err
+  if ! command -v "${CC:-cc}" >/dev/null; then
+    # install_entry warns about the missing compiler once; this is what it costs here
+    say "fanotify answering helper not built (no C compiler): the kernel layer will answer from Python"
+    return
+  fi
   if err=$("$root$VENV/bin/python" -m attyguard.kernel.build --helper 2>&1 >/dev/null); then
     say "built the fanotify answering helper"
   else

@@ -142,6 +142,7 @@ struct ag_fan {
 	__u64 deadline_ns, cache_ttl_ns, spin_ns;
 	volatile int trace_all, uid_scope, hand_all, any_denied;
 	__u32 npending; /* used entries of pend[] */
+	int wake_py;	 /* an out-of-scope exec was let through: Python wants its record now */
 	struct ring_buffer *rb;
 	pthread_t thr;
 	int running;
@@ -348,6 +349,10 @@ static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained
 		h->cnt[C_FAST]++;
 		respond(h, fd, 1);
 		close(fd);
+		/* Its record (when traced: scope `all`/`group`, or a process the daemon
+		 * is about to watch) may be what puts the next exec in scope: hand it
+		 * to Python now, as the Python reader did after every wake. */
+		h->wake_py = 1;
 		return 0;
 	}
 	/* In scope: the execve record was written before this event was queued. */
@@ -515,6 +520,13 @@ static void *loop(void *arg)
 			break;
 		if (h->rb)
 			ring_buffer__consume(h->rb);
+		if (h->wake_py) {
+			h->wake_py = 0;
+			pthread_mutex_lock(&h->mu);
+			if (h->qlen)
+				notify(h);
+			pthread_mutex_unlock(&h->mu);
+		}
 	}
 	return NULL;
 }
