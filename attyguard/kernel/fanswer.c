@@ -81,10 +81,11 @@ struct fan_response {
 #define NOTIFY_BACKLOG 256     /* records queued before Python is woken for them */
 #define FOLLOW_NS 200000000ULL /* a follow-up open comes within the same execve */
 /* After allowing an exec from the cache, spin (non-blocking reads) this long for
- * its ELF-interpreter open instead of sleeping: on VMs an idle vCPU halts, and
- * waking it again costs tens of µs that the exec'ing task waits through. One
- * spin per allowed exec, stopped by the first event: at most this much CPU. */
-#define SPIN_NS_DEFAULT 150000ULL
+ * its ELF-interpreter open instead of sleeping (one spin per allowed exec,
+ * stopped by the first event). Off by default: measured on the 2-vCPU VMs of
+ * this project, 150 µs of spin saved no wall time in bench/exec_loop.py (within
+ * its noise) and cost ~20 µs of CPU per exec that other work could use. */
+#define SPIN_NS_DEFAULT 0ULL
 
 enum { T_EMPTY = 0, T_RECORD = 1, T_JUDGING = 2, T_ALLOWED = 3 };
 /* hints for Python: why an event was handed over */
