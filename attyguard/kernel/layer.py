@@ -496,7 +496,7 @@ class KernelLayer:
         self._configure_c()
         ans.start()
         self.answer_path = "c"
-        self.answer_path_reason = f"compiled helper ({ans.__class__.__name__}, fanswer.c)"
+        self.answer_path_reason = "compiled helper fanswer.c"
 
     def _configure_c(self) -> None:
         if self._c_ans is not None:
