@@ -35,13 +35,14 @@ for the execve attempts that fail, as execvp's PATH search makes.)
 
 Threads: one reader thread drains the ring buffer and runs the Python side;
 `decide` runs on a bounded pool so a slow decision never stalls the others.
-`on_event` is called on the reader thread and must hand off quickly. In
-enforce on rungs 1-2, when the compiled helper is there (fanswer.c, built at
-install time), its own thread reads the fanotify fd and the ring buffer and
-answers out-of-scope tasks, ELF-interpreter follow-ups and cached allows
-without Python; the rest is handed to the reader thread, and C still answers
-each handed event at its deadline. Without the helper the reader thread does
-all of it (`answer_path` in status() says which, and why).
+`on_event` is called on the reader thread and must hand off quickly. On
+rungs 1-2, when the compiled helper is there (fanswer.c, built at install
+time), its own thread reads the fanotify fd and the ring buffer and answers
+out-of-scope tasks, ELF-interpreter follow-ups and cached allows without
+Python; the rest is handed to the reader thread, and in enforce C still
+answers each handed event at its deadline (in warn it only sorts the
+notifications). Without the helper the reader thread does all of it
+(`answer_path` in status() says which, and why).
 """
 
 from __future__ import annotations
