@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from attyguard.kernel.events import ALLOW, ExecDecision, ExecEvent, Rung
+from attyguard.kernel.events import ExecDecision, ExecEvent, Rung
 from attyguard.kernel.layer import KernelLayer, Mode, probe
 
 
@@ -59,6 +59,9 @@ def run_loop(n: int, layer: KernelLayer | None) -> tuple[float, float, float]:
     return took, cpu, loop_cpu
 
 
+CACHEABLE_ALLOW = ExecDecision(True, cacheable=True)
+
+
 def make_decide(judge: str) -> tuple[object, list[int]]:
     calls = [0]
     if judge == "engine":
@@ -67,12 +70,14 @@ def make_decide(judge: str) -> tuple[object, list[int]]:
         def decide(ev: ExecEvent) -> ExecDecision:
             calls[0] += 1
             v = classify(shlex.join(ev.argv))
-            return ExecDecision(v.action.value != "block", "", ())
+            # cacheable as the daemon's would be: an allow that read nothing but argv
+            allow = v.action.value != "block"
+            return ExecDecision(allow, "", (), cacheable=allow and not v.rules)
     else:
 
         def decide(ev: ExecEvent) -> ExecDecision:
             calls[0] += 1
-            return ALLOW
+            return CACHEABLE_ALLOW
 
     return decide, calls
 
@@ -85,6 +90,8 @@ def main() -> int:
     ap.add_argument("--judge", choices=("allow", "engine"), default="allow")
     ap.add_argument("--rungs", default="fanotify,signal,audit",
                     help="comma-separated rungs to measure (each that runs here)")
+    ap.add_argument("--python-reader", action="store_true",
+                    help="also measure rung 2 in enforce answered by the Python reader alone")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -102,6 +109,8 @@ def main() -> int:
     conditions: list[tuple[str, Rung | None, Mode | None]] = [("off", None, None)]
     for r in probes:
         conditions += [(f"{r.value}/warn", r, "warn"), (f"{r.value}/enforce", r, "enforce")]
+        if r is Rung.FANOTIFY and args.python_reader:
+            conditions.append((f"{r.value}/enforce-py", r, "enforce"))
     times: dict[str, list[float]] = {c[0]: [] for c in conditions}
     cpus: dict[str, list[float]] = {c[0]: [] for c in conditions}
     loops: dict[str, list[float]] = {c[0]: [] for c in conditions}
@@ -119,7 +128,8 @@ def main() -> int:
                 continue
             decide, _calls = make_decide(args.judge)
             layer = KernelLayer(probes[rung], decide=decide,  # type: ignore[arg-type]
-                                on_event=lambda ev: None, mode=mode, deadline_ms=200)
+                                on_event=lambda ev: None, mode=mode, deadline_ms=200,
+                                answer_path="python" if name.endswith("-py") else "auto")
             layer.start()
             try:
                 wall, cpu, loop_cpu = run_loop(args.execs, layer)
@@ -129,7 +139,10 @@ def main() -> int:
                 st = layer.status()
                 stats[name] = {k: st[k] for k in ("exec_events", "permission_events",
                                                   "fast_path", "judged", "events_dropped",
-                                                  "deadline_misses")}
+                                                  "deadline_misses", "answer_path")}
+                if st["answer_path"] == "c":
+                    stats[name]["c"] = {k: v for k, v in st["answered_in_c"].items() if v}
+                    stats[name]["handed"] = st["handed_to_python"]
             finally:
                 layer.stop()
     base = statistics.median(times["off"])

@@ -9,6 +9,10 @@ marks). Prints the execs completed per second, the ring-buffer records and
 permission events the layer handled per second, what the kernel counted as
 dropped (ring buffer full), deadline misses, and the sensor process's CPU.
 `--ring-bytes 4096` shrinks the ring buffer to show drops being counted.
+decide's allows are cacheable (as a plain `/bin/true` is for the daemon), so
+on rung 2 in enforce the C loop (fanswer.c) answers repeats itself;
+`--python-reader` measures the Python reader alone, `--uncached` makes every
+exec go to decide (through C's hand-over).
 Needs root; prints figures, asserts nothing.
 """
 
@@ -34,6 +38,8 @@ def main() -> int:
     ap.add_argument("--rung", choices=[r.value for r in Rung], default="fanotify")
     ap.add_argument("--mode", choices=("warn", "enforce"), default="enforce")
     ap.add_argument("--ring-bytes", type=int, default=None)
+    ap.add_argument("--python-reader", action="store_true")
+    ap.add_argument("--uncached", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -45,13 +51,15 @@ def main() -> int:
               f"{pr.status(Rung(args.rung)).reason}", file=sys.stderr)
         return 1
     decided = [0]
+    answer = ALLOW if args.uncached else ExecDecision(True, cacheable=True)
 
     def decide(ev: ExecEvent) -> ExecDecision:
         decided[0] += 1
-        return ALLOW
+        return answer
 
     layer = KernelLayer(pr, decide=decide, on_event=lambda ev: None, mode=args.mode,
-                        ring_buffer_bytes=args.ring_bytes)
+                        ring_buffer_bytes=args.ring_bytes,
+                        answer_path="python" if args.python_reader else "auto")
     # One parent holds the tree: guard it, then it starts the loops.
     loop = "while :; do /bin/true; done"
     parent = subprocess.Popen(
@@ -91,6 +99,11 @@ def main() -> int:
         "kernel_seen_per_s": round((k1.get("seen", 0) - k0.get("seen", 0)) / elapsed),
         "dropped": k1.get("dropped", 0) - k0.get("dropped", 0),
         "deadline_misses": s1["deadline_misses"] - s0["deadline_misses"],
+        "answer_path": s1["answer_path"],
+        "answered_in_c_per_s": {k: round((v - s0["answered_in_c"][k]) / elapsed)
+                                for k, v in s1["answered_in_c"].items()},
+        "handed_to_python_per_s": round(rate("handed_to_python")),
+        "records_lost": s1["records_lost"],
         "sensor_cpu_share": round(cpu / elapsed, 3),
         "loadavg": os.getloadavg(),
     }

@@ -54,11 +54,21 @@ need_venv() {
   fi
 }
 
+# The kernel layer's fanotify answering helper (attyguard/kernel/fanswer.c) is
+# native code: built here, for this machine, when missing or stale. A failure
+# is not fatal: the layer then answers from Python and says so (daemon --probe).
+need_helper() {
+  "$venv/bin/python" -c 'import sys; from attyguard.kernel import build; sys.exit(build.helper_stale_reason() is not None)' 2>/dev/null \
+    || "$venv/bin/python" -m attyguard.kernel.build --helper >/dev/null \
+    || echo "dev.sh: warning: the fanotify answering helper was not built; the kernel layer answers from Python" >&2
+}
+
 cmd=${1:-shell}
 shift || true
 case $cmd in
   shell)
     need_venv onnx
+    need_helper
     # README's `attyguard check …` works inside the shell too.
     export PATH="$venv/bin:$PATH"
     exec "$venv/bin/attyguard" "$@"
@@ -66,6 +76,7 @@ case $cmd in
   test)
     need_apt
     need_venv dev,onnx,train
+    need_helper
     export PATH="$venv/bin:$PATH"
     echo "== ruff" && ruff check attyguard tests bench
     echo "== mypy" && mypy attyguard

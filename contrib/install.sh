@@ -180,6 +180,23 @@ install_code() {
   say "installed attyguard in $VENV"
 }
 
+# The kernel layer's fanotify answering helper (attyguard/kernel/fanswer.c): native
+# code for this machine, built into the installed package. Not fatal: without it
+# the layer answers from Python, slower, and `attyguard daemon --probe` says so.
+install_helper() {
+  local err
+  if ! command -v "${CC:-cc}" >/dev/null; then
+    # install_entry warns about the missing compiler once; this is what it costs here
+    say "fanotify answering helper not built (no C compiler): the kernel layer will answer from Python"
+    return
+  fi
+  if err=$("$root$VENV/bin/python" -m attyguard.kernel.build --helper 2>&1 >/dev/null); then
+    say "built the fanotify answering helper"
+  else
+    echo "$prog: warning: ${err:-the fanotify answering helper was not built}; the kernel layer will answer from Python" >&2
+  fi
+}
+
 # /usr/local/bin/attyguard: the compiled login launcher, or (no compiler) a symlink.
 # The launcher has the final paths ($VENV, not $root$VENV) baked in.
 install_entry() {
@@ -249,6 +266,7 @@ start_service() {
 do_install() {
   ensure_group
   install_code
+  install_helper
   install_entry
   install_unit_and_config
   if ((login_shell)); then add_login_shell; fi

@@ -1,7 +1,9 @@
 """A KernelLayer in its own process, for the fault tests to SIGKILL / SIGSTOP.
 
 usage: python tests/kernel_sensor_child.py MARK_PATH GUARD_PID DECIDE_DELAY_MS DEADLINE_MS
-Prints "ready" once the sensors are up, then answers until killed.
+                                           [cacheable]
+Prints "ready" once the sensors are up (with `cacheable`: "ready <answer path>",
+and its allows may be answered from the C loop's cache), then answers until killed.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ def main() -> None:
         sys.argv[4]
     )
 
+    cacheable = sys.argv[5:] == ["cacheable"]
+    answer = ExecDecision(True, cacheable=True) if cacheable else ALLOW
+
     def decide(ev: ExecEvent) -> ExecDecision:
         time.sleep(delay_ms / 1000)
-        return ALLOW
+        return answer
 
     layer = KernelLayer(probe(), decide=decide, on_event=lambda ev: None,
                         deadline_ms=deadline_ms, mode="enforce", mark_paths=[mark])
     layer.start()
     layer.guard_tree(guard)
-    print("ready", flush=True)
+    print(f"ready {layer.answer_path}" if cacheable else "ready", flush=True)
     threading.Event().wait()
 
 

@@ -119,6 +119,10 @@ def _status(argv: list[str]) -> int:
            f"scope {exec_.get('scope', '-')}"]
     if counters:
         out.append("events: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
+    layer = exec_.get("layer") or {}
+    if layer.get("answer_path"):
+        out.append(f"permission events answered by: {layer['answer_path']} "
+                   f"({layer.get('answer_path_reason', '')})")
     trees = exec_.get("guarded_trees") or []
     out.append(f"guarded trees: {len(trees)}"
                + "".join(f"\n  pid {t['pid']} uid {t['uid']}" for t in trees))

@@ -13,6 +13,13 @@ the SHA-256 of the sources it was built from. Why:
   must expose the same programs and maps.
 After editing exec.bpf.c or exec.h, run `python -m attyguard.kernel.build`.
 
+The fanotify answering helper (`fanswer.c`, see its head comment) is the
+other way round: native code for this machine's CPU, so it is NOT committed
+but built at install time (`python -m attyguard.kernel.build --helper`, called
+by contrib/dev.sh and contrib/install.sh) into `_fanswer-<machine>.so` with a
+stamp of its sources. When it is missing, stale or fails to build, the layer
+answers from its Python reader and says so (`answer_path` in its status).
+
 A missing toolchain is the typed `ToolchainMissing`, never a traceback.
 """
 
@@ -33,7 +40,9 @@ __all__ = [
     "SOURCES",
     "ToolchainMissing",
     "build",
+    "build_helper",
     "find_tools",
+    "helper_path",
     "main",
     "source_digest",
     "stamp_path",
@@ -44,6 +53,7 @@ HERE = Path(__file__).resolve().parent
 SOURCES: dict[str, tuple[str, ...]] = {"exec.bpf.o": ("exec.bpf.c", "exec.h"),
                                      "policy.bpf.o": ("policy.bpf.c", "policy.h")}
 _SBIN = "/usr/sbin:/sbin:/usr/local/sbin"
+HELPER_SOURCES = ("fanswer.c", "exec.h")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,57 @@ def source_digest(obj: str, src_dir: Path = HERE) -> str:
 
 def stamp_path(obj: str, out_dir: Path = HERE) -> Path:
     return out_dir / f"{obj}.sha256"
+
+
+def helper_path(out_dir: Path = HERE) -> Path:
+    """Where the answering helper for this machine's architecture lives."""
+    return out_dir / f"_fanswer-{os.uname().machine}.so"
+
+
+def helper_digest(src_dir: Path = HERE) -> str:
+    h = hashlib.sha256()
+    for name in HELPER_SOURCES:
+        h.update(name.encode() + b"\0")
+        h.update((src_dir / name).read_bytes())
+    return h.hexdigest()
+
+
+def helper_stale_reason(out_dir: Path = HERE) -> str | None:
+    """None when the helper is built from the current sources, else why it cannot be used."""
+    so = helper_path(out_dir)
+    if not so.exists():
+        return f"{so.name} not built (python -m attyguard.kernel.build --helper)"
+    stamp = Path(f"{so}.sha256")
+    try:
+        if stamp.read_text().strip() == helper_digest():
+            return None
+    except OSError:
+        pass
+    return f"{so.name} is stale (sources changed; rebuild with --helper)"
+
+
+def build_helper(out_dir: Path = HERE) -> Path | ToolchainMissing:
+    """Compile fanswer.c into a shared object for this machine, and stamp it.
+
+    Raises CalledProcessError when the compiler fails (the caller says so).
+    """
+    path = os.environ.get("PATH", "") + ":" + _SBIN
+    cc = os.environ.get("CC") or shutil.which("cc", path=path) or shutil.which("gcc", path=path)
+    if cc is None:
+        return ToolchainMissing("no C compiler (Debian: apt-get install gcc libc6-dev)")
+    out = helper_path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="attyguard-fanswer-") as tmp:
+        raw = Path(tmp) / out.name
+        # -l:libbpf.so.1: the runtime library itself (libbpf1), no dev symlink needed.
+        subprocess.run([cc, "-O2", "-Wall", "-shared", "-fPIC", "-pthread", "-I", str(HERE),
+                        str(HERE / HELPER_SOURCES[0]), "-o", str(raw), "-l:libbpf.so.1"],
+                       check=True, capture_output=True, text=True)
+        # rename into place: a daemon loading the old one keeps its mapping intact
+        tmp_out = out.with_name(out.name + ".new")
+        shutil.copyfile(raw, tmp_out)
+        os.replace(tmp_out, out)
+    Path(f"{out}.sha256").write_text(helper_digest() + "\n")
+    return out
 
 
 def _arch_define() -> str:
@@ -131,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m attyguard.kernel.build", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=HERE, help="output directory (default: in place)")
+    ap.add_argument("--helper", action="store_true",
+                    help="build only the fanotify answering helper (fanswer.c) for this machine")
     ap.add_argument("--check", action="store_true",
                     help="only check that each committed object's stamp matches its sources")
     args = ap.parse_args(argv)
@@ -142,6 +205,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{HERE / o}: stale: rebuild with python -m attyguard.kernel.build",
                   file=sys.stderr)
         return 1 if stale else 0
+    if args.helper:
+        try:
+            made = build_helper(args.out)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            detail = getattr(exc, "stderr", "") or str(exc)
+            first = next((ln for ln in str(detail).splitlines() if ln.strip()), str(exc))
+            print(f"attyguard.kernel.build: cannot build the answering helper: {first}",
+                  file=sys.stderr)
+            return 1
+        if isinstance(made, ToolchainMissing):
+            print(f"attyguard.kernel.build: helper not built: {made.reason}", file=sys.stderr)
+            return 3
+        print(made)
+        return 0
     try:
         result = build(args.out)
     except subprocess.CalledProcessError as exc:

@@ -106,6 +106,11 @@ class ExecDecision:
     allow: bool
     reason: str = ""  # one line, shown as `REFUSED — <program>: <reason>`
     rules: tuple[str, ...] = ()  # rule ids behind a deny (or a warn-mode event)
+    # An allow that holds for any exec with the same program file (dev, inode,
+    # mtime, ctime), argv, uid and kinds of fds 0-2, for a few seconds: rung 2's
+    # C loop then answers such repeats without asking again. Only for verdicts
+    # that read nothing else (no script text, no pipe writers, no file ages).
+    cacheable: bool = False
 
 
 ALLOW = ExecDecision(True)

@@ -3,7 +3,9 @@
 This module owns the system calls only (fanotify_init, fanotify_mark, the
 event records and the response), through ctypes: Python has no binding for
 them and they are three calls, so a dependency is not worth it. What to
-answer is the layer's business (attyguard/kernel/layer.py).
+answer is the layer's business (attyguard/kernel/layer.py). It also owns the
+binding of the C answering loop (fanswer.c, `CAnswerer`): why C and what it
+answers by itself is said at the head of fanswer.c.
 
 Which filesystems are marked, and why: `FAN_OPEN_EXEC_PERM` fires when a file
 is opened *for execution* (execve's binary, a script's interpreter, the ELF
@@ -21,6 +23,7 @@ still reports those execs, and rung 3's maps still kill denied trees.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 __all__ = [
     "FAN_ALLOW",
     "FAN_DENY",
+    "HINT_NO_RECORD",
+    "CAnswerer",
     "FanotifyError",
     "FanotifyGroup",
     "PermEvent",
@@ -40,11 +45,13 @@ __all__ = [
 
 FAN_CLOEXEC = 0x01
 FAN_NONBLOCK = 0x02
+FAN_CLASS_NOTIF = 0x00
 FAN_CLASS_CONTENT = 0x04
 FAN_UNLIMITED_MARKS = 0x20
 FAN_MARK_ADD = 0x01
 FAN_MARK_MOUNT = 0x10
 FAN_MARK_FILESYSTEM = 0x100
+FAN_OPEN_EXEC = 0x00001000
 FAN_OPEN_EXEC_PERM = 0x00040000
 FAN_Q_OVERFLOW = 0x00004000
 FAN_ALLOW = 0x01
@@ -74,11 +81,25 @@ class FanotifyError(OSError):
 
 @dataclass(frozen=True, slots=True)
 class PermEvent:
-    """One permission event: the file's fd (ours to close after answering) and the tgid."""
+    """One permission event: the file's fd (ours to close after answering) and the tgid.
+
+    Handed over by the C loop: `id` names it there (answer through
+    `CAnswerer.answer`, which closes the fd) and `hint` says why C did not
+    answer it itself (HINT_*).
+    """
 
     fd: int
     pid: int
     mask: int
+    id: int = 0
+    hint: int = 0
+
+
+# Why fanswer.c handed an event to Python (its enum H_*).
+HINT_FIRST, HINT_NO_RECORD, HINT_DENIED, HINT_UID, HINT_ALL = 1, 2, 3, 4, 5
+# fanswer.c's counters, in its enum order.
+C_COUNTERS = ("permission_events", "fast_path", "follow_ups", "cached", "handed",
+              "deadline_answers", "queue_full_answers", "records", "records_lost")
 
 
 def _raise(what: str) -> None:
@@ -116,24 +137,31 @@ def distinct_filesystems(paths: Iterable[str]) -> list[str]:
 
 
 class FanotifyGroup:
-    """A fanotify group of class CONTENT (permission events), non-blocking, close-on-exec."""
+    """A fanotify group of class CONTENT (permission events), non-blocking, close-on-exec.
 
-    def __init__(self) -> None:
+    `permission=False`: a notification group (FAN_OPEN_EXEC) instead, for warn
+    mode: the exec never waits, the event only says which file was exec'd.
+    """
+
+    def __init__(self, permission: bool = True) -> None:
         ctypes.set_errno(0)
         fd = _libc.fanotify_init(
-            FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_MARKS,
+            (FAN_CLASS_CONTENT if permission else FAN_CLASS_NOTIF)
+            | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_MARKS,
             os.O_RDONLY | os.O_LARGEFILE | os.O_CLOEXEC,
         )
         if fd < 0:
             _raise("fanotify_init")
         self.fd: int = fd
+        self.permission = permission
+        self.mask = FAN_OPEN_EXEC_PERM if permission else FAN_OPEN_EXEC
         self.marks: list[tuple[str, str]] = []  # (path, "filesystem" | "mount" | "inode")
 
     def mark_exec(self, path: str, how: str = "filesystem") -> str:
         """Ask for FAN_OPEN_EXEC_PERM on path's filesystem (or mount, or the inode itself)."""
         flags = {"filesystem": FAN_MARK_FILESYSTEM, "mount": FAN_MARK_MOUNT, "inode": 0}[how]
         ctypes.set_errno(0)
-        rc = _libc.fanotify_mark(self.fd, FAN_MARK_ADD | flags, FAN_OPEN_EXEC_PERM, AT_FDCWD,
+        rc = _libc.fanotify_mark(self.fd, FAN_MARK_ADD | flags, self.mask, AT_FDCWD,
                                  os.fsencode(path))
         if rc < 0:
             err = ctypes.get_errno()
@@ -164,6 +192,10 @@ class FanotifyGroup:
     def respond(self, event: PermEvent, allow: bool, *, close: bool = True) -> None:
         """Answer one permission event (once per event) and close its fd unless told not
         to (then `close_event` later: the fd still names the file)."""
+        if not self.permission:  # a notification: nothing waits for an answer
+            if close:
+                close_event(event)
+            return
         try:
             os.write(self.fd, _RESPONSE.pack(event.fd, FAN_ALLOW if allow else FAN_DENY))
         except OSError as exc:
@@ -333,3 +365,135 @@ def open_filesystems(places: Iterable[str] = OPEN_PLACES,
 
     return distinct_filesystems(p for p in places
                                 if os.path.isdir(p) and fstype(p) not in PSEUDO_FILESYSTEMS)
+class _Handed(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint64), ("mask", ctypes.c_uint64), ("fd", ctypes.c_int32),
+                ("pid", ctypes.c_uint32), ("hint", ctypes.c_uint32), ("_pad", ctypes.c_uint32)]
+
+
+_helper: ctypes.CDLL | None = None
+_helper_error: str | None = None
+
+
+def load_helper() -> ctypes.CDLL | str:
+    """The compiled answering loop, or why it cannot be used (the Python reader is then)."""
+    global _helper, _helper_error
+    if _helper is not None:
+        return _helper
+    if _helper_error is not None:
+        return _helper_error
+    if os.environ.get("ATTYGUARD_FANSWER") == "off":  # an operator's (or a bench's) choice
+        return "turned off (ATTYGUARD_FANSWER=off)"
+    from attyguard.kernel import build
+
+    reason = build.helper_stale_reason()
+    if reason is None:
+        try:
+            from attyguard.kernel.bpf import libbpf
+
+            libbpf()  # the helper links libbpf.so.1: load it (and its declarations) first
+            lib = ctypes.CDLL(str(build.helper_path()))
+            vp, ci, u32, u64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint64
+            for name, res, args in (
+                ("ag_fan_new", vp, [ci, ci, ci, ci, ci, u32, ci, u32, u32, ci]),
+                ("ag_fan_start", ci, [vp]),
+                ("ag_fan_set", None, [vp, ci, ci, ci, ci]),
+                ("ag_fan_pop_records", ci, [vp, ctypes.c_char_p, ci]),
+                ("ag_fan_pop_perm", ci, [vp, ctypes.POINTER(_Handed)]),
+                ("ag_fan_answer", ci, [vp, u64, ci, ci]),
+                ("ag_fan_cache_clear", None, [vp]),
+                ("ag_fan_counters", ci, [vp, ctypes.POINTER(u64), ci]),
+                ("ag_fan_stop", None, [vp]),
+                ("ag_fan_free", None, [vp]),
+            ):
+                fn = getattr(lib, name)
+                fn.restype = res
+                fn.argtypes = args
+            _helper = lib
+            return lib
+        except (OSError, AttributeError) as exc:
+            reason = f"cannot load {build.helper_path().name}: {exc}"
+    _helper_error = reason
+    return reason
+
+
+class CAnswerer:
+    """fanswer.c's loop over one fanotify group (and the ring buffer), on its own thread.
+
+    `notify_fd` (an eventfd) is written when an event is handed over or records
+    pile up; the caller pops them (`pop_records`, `pop_perm`) and answers each
+    handed event exactly once with `answer`. `close` stops the thread (allowing
+    whatever still waits) and frees everything; answers after it are no-ops.
+    """
+
+    def __init__(self, lib: ctypes.CDLL, *, fan_fd: int, ring_map_fd: int, guarded_fd: int,
+                 denied_fd: int, deadline_ms: int, deadline_deny: bool,
+                 cache_ttl_ms: int = 10_000, queue_max: int = 32 << 20,
+                 notify_only: bool = False) -> None:
+        self._lib = lib
+        self.notify_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        h = lib.ag_fan_new(fan_fd, ring_map_fd, guarded_fd, denied_fd, self.notify_fd,
+                           max(1, deadline_ms), int(deadline_deny), cache_ttl_ms, queue_max,
+                           int(notify_only))
+        if not h:
+            os.close(self.notify_fd)
+            raise FanotifyError(errno.ENOMEM, "ag_fan_new failed (ring buffer or memory)")
+        self._h: int | None = h
+        self._buf = ctypes.create_string_buffer(1 << 18)
+        self._handed = _Handed()
+
+    def start(self) -> None:
+        assert self._h is not None
+        rc = self._lib.ag_fan_start(self._h)
+        if rc < 0:
+            raise FanotifyError(-rc, f"pthread_create: {os.strerror(-rc)}")
+
+    def configure(self, *, trace_all: bool, uid_scope: bool, hand_all: bool,
+                  any_denied: bool) -> None:
+        if self._h is not None:
+            self._lib.ag_fan_set(self._h, int(trace_all), int(uid_scope), int(hand_all),
+                                 int(any_denied))
+
+    def wait_clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self.notify_fd)
+
+    def pop_records(self) -> Iterator[bytes]:
+        while self._h is not None:
+            n = self._lib.ag_fan_pop_records(self._h, self._buf, len(self._buf))
+            if n <= 0:
+                return
+            raw = self._buf.raw[:n]
+            off = 0
+            while off + 4 <= n:
+                (size,) = struct.unpack_from("=I", raw, off)
+                yield raw[off + 4 : off + 4 + size]
+                off += 4 + size
+
+    def pop_perm(self) -> PermEvent | None:
+        if self._h is None or not self._lib.ag_fan_pop_perm(self._h, ctypes.byref(self._handed)):
+            return None
+        e = self._handed
+        return PermEvent(e.fd, e.pid, e.mask, e.id, e.hint)
+
+    def answer(self, event: PermEvent, allow: bool, *, cache: bool = False) -> int:
+        """1: answered now; 2: C answered it at its deadline already; 0: unknown/closed."""
+        if self._h is None:
+            return 0
+        return int(self._lib.ag_fan_answer(self._h, event.id, int(allow), int(cache)))
+
+    def clear_cache(self) -> None:
+        if self._h is not None:
+            self._lib.ag_fan_cache_clear(self._h)
+
+    def counters(self) -> dict[str, int]:
+        if self._h is None:
+            return {}
+        out = (ctypes.c_uint64 * len(C_COUNTERS))()
+        self._lib.ag_fan_counters(self._h, out, len(C_COUNTERS))
+        return dict(zip(C_COUNTERS, (int(v) for v in out), strict=True))
+
+    def close(self) -> None:
+        h, self._h = self._h, None
+        if h is not None:
+            self._lib.ag_fan_free(h)
+            os.close(self.notify_fd)

@@ -27,14 +27,22 @@ The ladder, strongest first (`probe()` tries each for real, at start):
   audit     events only; nothing is denied (the daemon adds the netlink proc
             connector source when BPF is absent).
 
-Modes: "enforce" denies; "warn" denies nothing — permission events are
-allowed at once and `decide` still runs (off the exec's path) so the daemon
-can emit warn events.
+Modes: "enforce" denies; "warn" denies nothing, so it needs no permission
+events: its fanotify group is a notification group (FAN_OPEN_EXEC), which
+never makes an exec wait, and each exec is judged after it started, so the
+daemon can emit warn events. (Not the execve tracepoint alone: it also fires
+for the execve attempts that fail, as execvp's PATH search makes.)
 
-Threads: one reader thread polls the fanotify fd and the ring buffer and
-answers fast paths and deadlines itself; `decide` runs on a bounded pool so a
-slow decision never stalls the others. `on_event` is called on the reader
-thread and must hand off quickly.
+Threads: one reader thread drains the ring buffer and runs the Python side;
+`decide` runs on a bounded pool so a slow decision never stalls the others.
+`on_event` is called on the reader thread and must hand off quickly. On
+rungs 1-2, when the compiled helper is there (fanswer.c, built at install
+time), its own thread reads the fanotify fd and the ring buffer and answers
+out-of-scope tasks, ELF-interpreter follow-ups and cached allows without
+Python; the rest is handed to the reader thread, and in enforce C still
+answers each handed event at its deadline (in warn it only sorts the
+notifications). Without the helper the reader thread does all of it
+(`answer_path` in status() says which, and why).
 """
 
 from __future__ import annotations
@@ -127,6 +135,10 @@ class Probe:
     rungs: tuple[RungStatus, ...]
     in_use: Rung | None  # None: no rung at all (not root, nothing works)
     forced: Rung | None = None
+    # who answers rung 2's permission events in enforce: "c" (fanswer.c) or
+    # "python" (the reader thread), and why ("" when rung 2 is not available)
+    answer_path: str = ""
+    answer_path_reason: str = ""
 
     def status(self, rung: Rung) -> RungStatus:
         return next(r for r in self.rungs if r.name is rung)
@@ -143,6 +155,9 @@ class Probe:
         }
         if self.forced is not None:
             out["forced"] = self.forced.value
+        if self.answer_path:
+            out["answer_path"] = self.answer_path
+            out["answer_path_reason"] = self.answer_path_reason
         return out
 
 
@@ -257,7 +272,15 @@ def probe(force: Rung | None = None) -> Probe:
 
     start = LADDER.index(force) if force is not None else 0
     in_use = next((s.name for s in statuses[start:] if s.available), None)
-    return Probe(tuple(statuses), in_use, force)
+    path, why = "", ""
+    if not fan_reason:
+        if sensors_reason:
+            path, why = "python", "the C loop needs the tracepoints' maps"
+        else:
+            helper = fan.load_helper()
+            path, why = (("python", helper) if isinstance(helper, str)
+                         else ("c", "compiled helper fanswer.c loaded"))
+    return Probe(tuple(statuses), in_use, force, path, why)
 
 
 # --------------------------------------------------------------------------- layer
@@ -334,6 +357,8 @@ class KernelLayer:
         workers: int = 4,
         ring_buffer_bytes: int | None = None,
         on_deny: Callable[[DenyNotice], None] | None = None,
+        answer_path: Literal["auto", "python"] = "auto",
+        verdict_cache_ms: int = 10_000,
     ) -> None:
         if mode not in ("warn", "enforce"):
             raise ValueError(f"mode must be warn or enforce, not {mode!r}")
@@ -371,6 +396,12 @@ class KernelLayer:
         self.heartbeat = 0.0  # time.monotonic() of the reader loop's last turn
         self._guarded_uids: set[int] = set()
         self.marks: list[tuple[str, str]] = []
+        self._want_c = answer_path == "auto"
+        self._cache_ms = max(0, verdict_cache_ms)
+        self._c_ans: fan.CAnswerer | None = None
+        self._c_last: dict[str, int] = {}  # the C loop's counters when it stopped
+        self.answer_path = "python"
+        self.answer_path_reason = "not started"
 
     # ------------------------------------------------------------------ start/stop
     def start(self) -> None:
@@ -415,11 +446,10 @@ class KernelLayer:
                 raise BpfError(obj.step, obj.errno, obj.reason)
             self._obj = obj
             obj.attach()
-            # 5: the ring buffer; its records arrive in _on_record on the reader thread
-            self._rb = obj.ring_buffer("events", self._on_record)
         # rung 2's group (also under rung 1, which cannot ask the daemon itself)
         if self._lazy:
-            group = fan.FanotifyGroup()
+            # warn: notifications, so that no exec waits (see the module doc)
+            group = fan.FanotifyGroup(permission=enforce)
             self._group = group
             paths = self._mark_paths
             if paths is None:
@@ -431,10 +461,49 @@ class KernelLayer:
                     log.warning("fanotify: cannot mark %s: %s", p, exc.strerror)
                     continue
                 self.marks.append((p, how))
+        self._start_answer_path()
+        if self._obj is not None and self._c_ans is None:
+            # 5: the ring buffer; its records arrive in _on_record on the reader thread
+            self._rb = self._obj.ring_buffer("events", self._on_record)
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="attyguard-decide")
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._run, name="attyguard-kernel", daemon=True)
         self._thread.start()
+
+    def _start_answer_path(self) -> None:
+        """The C answering loop when it can serve (enforce, a group, the BPF maps), else why not."""
+        if self._group is None:
+            self.answer_path_reason = "no fanotify group on this rung"
+            return
+        if not self._want_c:
+            self.answer_path_reason = "Python reader chosen (answer_path=python)"
+            return
+        if self._obj is None:
+            self.answer_path_reason = "no BPF maps (tracepoints not loaded) for C to read"
+            return
+        lib = fan.load_helper()
+        if isinstance(lib, str):
+            self.answer_path_reason = lib
+            log.warning("kernel layer: answering from Python: %s", lib)
+            return
+        ans = fan.CAnswerer(lib, fan_fd=self._group.fd, ring_map_fd=self._obj.map_fd("events"),
+                            guarded_fd=self._obj.map_fd("guarded"),
+                            denied_fd=self._obj.map_fd("denied"),
+                            deadline_ms=int(self.deadline * 1000),
+                            deadline_deny=self.on_deadline == "deny",
+                            cache_ttl_ms=self._cache_ms,
+                            notify_only=not self._group.permission)
+        self._c_ans = ans
+        self._configure_c()
+        ans.start()
+        self.answer_path = "c"
+        self.answer_path_reason = "compiled helper fanswer.c"
+
+    def _configure_c(self) -> None:
+        if self._c_ans is not None:
+            self._c_ans.configure(trace_all=self._trace_all, uid_scope=bool(self._guarded_uids),
+                                  hand_all=bool(self._denied_inodes),
+                                  any_denied=bool(self._denied_roots))
 
     def stop(self) -> None:
         """Answer what waits (allow), detach and close everything. Idempotent."""
@@ -450,6 +519,11 @@ class KernelLayer:
         for _, _, p in waiting:
             self._answer(p, True)
         with self._lock:
+            # C first: it answers (allows) what it holds, and reads the group and ring.
+            if self._c_ans is not None:
+                self._c_last = self._c_ans.counters()
+                self._c_ans.close()
+                self._c_ans = None
             if self._group is not None:
                 self._group.close()  # the kernel allows anything still queued
                 self._group = None
@@ -499,12 +573,14 @@ class KernelLayer:
         """Every process of this user is in scope (the daemon's `group` scope)."""
         with self._lock:
             self._guarded_uids.add(uid)
+            self._configure_c()
         if self._obj is not None:
             self._obj.map_update("guarded_uids", ctypes.c_uint32(uid), ctypes.c_uint32(1))
 
     def unguard_uid(self, uid: int) -> None:
         with self._lock:
             self._guarded_uids.discard(uid)
+            self._configure_c()
         if self._obj is not None:
             self._obj.map_delete("guarded_uids", ctypes.c_uint32(uid))
 
@@ -512,6 +588,9 @@ class KernelLayer:
         """Critical tree: every exec in it is denied (lsm/signal maps; fanotify answers deny)."""
         with self._lock:
             self._denied_roots.add(tgid)
+            if self._c_ans is not None:
+                self._c_ans.clear_cache()
+            self._configure_c()
         if self._obj is not None:
             root = ctypes.c_uint32(tgid)
             for pid in (tgid, *self._descendants(tgid)):
@@ -521,9 +600,18 @@ class KernelLayer:
         """Deny this executable (dev as os.stat's st_dev) wherever it is, under any name."""
         with self._lock:
             self._denied_inodes.add((dev, ino))
+            # C cannot stat against this set: it hands every event over from now on
+            self._configure_c()
         if self._obj is not None:
             key = records.InodeKey(dev=records.kernel_dev(dev), ino=ino)
             self._obj.map_update("denied_inodes", key, ctypes.c_uint32(1))
+
+    def clear_verdict_cache(self) -> None:
+        """Forget every cached allow (rung 2's C loop): call when what decide reads changes
+        outside the exec's own key — a tree marked Critical, rules reloaded, trust revoked."""
+        with self._lock:
+            if self._c_ans is not None:
+                self._c_ans.clear_cache()
 
     def _forget_tree(self, map_name: str, root: int) -> None:
         if self._obj is None:
@@ -599,6 +687,9 @@ class KernelLayer:
                 group.close()
 
     def _loop(self) -> None:
+        if self._c_ans is not None:
+            self._loop_c(self._c_ans)
+            return
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         if self._group is not None:
@@ -631,7 +722,34 @@ class KernelLayer:
             self._drain_ring()
         self._drain_ring()
 
+    def _loop_c(self, ans: fan.CAnswerer) -> None:
+        """The Python side of the C loop: its records, then the events it handed over."""
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        poller.register(ans.notify_fd, select.POLLIN)
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            timeout = self._expire_deadlines()
+            try:
+                poller.poll(timeout)
+            except InterruptedError:
+                continue
+            ans.wait_clear()
+            # records first: a handed event's execve record was queued before it
+            self._drain_ring()
+            while (ev := ans.pop_perm()) is not None:
+                try:
+                    self._on_perm(ev)
+                except Exception:
+                    log.exception("permission event for pid %d failed; allowed", ev.pid)
+                    self._answer(_Pending(ev, 0.0), True)
+        self._drain_ring()
+
     def _drain_ring(self) -> None:
+        if self._c_ans is not None:
+            for data in self._c_ans.pop_records():
+                self._on_record(data)
+            return
         if self._rb is not None:
             try:
                 self._rb.consume()
@@ -657,12 +775,15 @@ class KernelLayer:
                 self._notify_deny(p.event.pid, p.path, "deadline")
         return max(0, min(idle, int((nxt - now) * 1000) + 1))
 
-    def _answer(self, p: _Pending, allow: bool, *, deadline: bool = False) -> bool:
+    def _answer(self, p: _Pending, allow: bool, *, deadline: bool = False,
+                cache: bool = False) -> bool:
         """Respond once; False when someone (deadline or decision) already did.
 
         Counted before the response is written: the exec resumes the moment it
         is, and a reader of status() must already see why.
         """
+        if p.event.id:
+            return self._answer_c(p, allow, deadline=deadline, cache=cache)
         with self._lock:
             if p.answered:
                 return False
@@ -683,6 +804,24 @@ class KernelLayer:
             except OSError as exc:
                 log.warning("fanotify response failed: %s", exc)
         return True
+
+    def _answer_c(self, p: _Pending, allow: bool, *, deadline: bool, cache: bool) -> bool:
+        """`_answer` for an event the C loop handed over: C writes it (once) and closes the fd."""
+        with self._lock:
+            if p.answered:
+                return False
+            p.answered = True
+            # counted first, as in _answer; undone when C had answered already
+            self._c.denied += not allow
+            self._c.deadline_misses += deadline
+            done = self._c_ans.answer(p.event, allow, cache=cache) if self._c_ans else 0
+            if done != 1:
+                self._c.denied -= not allow
+                self._c.deadline_misses -= deadline
+        if done == 2 and not deadline and self.on_deadline == "deny":
+            # C's own deadline denied it before the decision came: tell it as ours
+            self._notify_deny(p.event.pid, p.path, "deadline")
+        return done == 1 or (deadline and done == 2)
 
     def _on_record(self, data: bytes) -> None:
         rec = records.decode(data, self.rung or Rung.AUDIT)
@@ -733,8 +872,9 @@ class KernelLayer:
                 self._c.fast_path += 1
             self._respond_now(ev, allow=True)
             return
-        if not enforce:
+        if not enforce and not ev.id:
             # warn: the exec may go on at once; judging happens after (fd kept for its path).
+            # (A notification, or handed over by C: nothing waits.)
             self._respond_now(ev, allow=True, close=False)
         # The execve record of this task was written before this event: drain
         # the ring buffer so it is here (and so an exec chain in one pid is not
@@ -742,15 +882,20 @@ class KernelLayer:
         self._drain_ring()
         with self._lock:
             record = self._exec_records.pop(ev.pid, None)
+            if ev.hint == fan.HINT_NO_RECORD:
+                # C saw no record for this exec (it answered the last one from
+                # its cache): what Python still holds is an older exec's.
+                record = None
             # A later open of an exec already judged (ELF loader, interpreter):
             # its execve record was consumed by the first one.
-            follow_up = record is None and ev.pid in self._judged
+            follow_up = (record is None and ev.pid in self._judged
+                         and ev.hint != fan.HINT_NO_RECORD)
             self._judged.add(ev.pid)
             if record is None and not follow_up:
                 self._c.no_tracepoint_record += 1
         if follow_up:
-            if enforce:
-                self._respond_now(ev, allow=True)
+            if enforce or ev.id:
+                self._respond_now(ev, allow=True)  # (C: releases the event, closes its fd)
             else:
                 fan.close_event(ev)
             return
@@ -768,7 +913,10 @@ class KernelLayer:
         else:
             exec_ev = replace(record, filename=path or record.filename, rung=Rung.FANOTIFY)
         if not enforce:
-            fan.close_event(ev)  # answered above
+            if ev.id:
+                self._respond_now(ev, allow=True)  # releases C's hold on it
+            else:
+                fan.close_event(ev)  # answered above
             self._submit_async(exec_ev)
             return
         pending = _Pending(ev, time.monotonic() + self.deadline, path=path)
@@ -796,6 +944,13 @@ class KernelLayer:
             log.exception("on_deny failed")
 
     def _respond_now(self, ev: fan.PermEvent, *, allow: bool, close: bool = True) -> None:
+        if ev.id:
+            # handed over by C (enforce only, so always closed by the answer);
+            # under the lock: stop() frees the C side under it
+            with self._lock:
+                if self._c_ans is not None:
+                    self._c_ans.answer(ev, allow)
+            return
         assert self._group is not None
         try:
             self._group.respond(ev, allow, close=close)
@@ -815,7 +970,7 @@ class KernelLayer:
 
     def _judge(self, pending: _Pending, ev: ExecEvent) -> None:
         decision = self._call_decide(ev)
-        self._answer(pending, decision.allow)
+        self._answer(pending, decision.allow, cache=decision.cacheable)
 
     def _submit_async(self, ev: ExecEvent) -> None:
         pool = self._pool
@@ -856,6 +1011,7 @@ class KernelLayer:
     def status(self) -> dict[str, Any]:
         k = self.kernel_counters()
         with self._lock:
+            cc = self._c_ans.counters() if self._c_ans is not None else self._c_last
             c = self._c
             out: dict[str, Any] = {
                 "rung": self.rung.value if self.rung else None,
@@ -868,12 +1024,22 @@ class KernelLayer:
                 "events_seen": c.events_seen,
                 "events_denied": c.denied + k.get("signal_killed", 0) + k.get("lsm_denied", 0),
                 "events_dropped": k.get("dropped", 0),
-                "deadline_misses": c.deadline_misses,
+                "deadline_misses": c.deadline_misses + cc.get("deadline_answers", 0),
                 "deadline_ms": int(self.deadline * 1000),
                 "on_deadline": self.on_deadline,
                 "exec_events": c.exec_events,
-                "permission_events": c.perm_events,
-                "fast_path": c.fast_path,
+                # with the C loop, every event is read there (Python sees the handed ones)
+                "permission_events": cc.get("permission_events", c.perm_events),
+                "fanotify": (None if self._group is None and not self.marks
+                             else "permission" if self.mode == "enforce" else "notification"),
+                "fast_path": c.fast_path + cc.get("fast_path", 0),
+                "answer_path": self.answer_path,
+                "answer_path_reason": self.answer_path_reason,
+                "answered_in_c": {n: cc.get(n, 0) for n in ("fast_path", "follow_ups", "cached",
+                                                           "deadline_answers",
+                                                           "queue_full_answers")},
+                "handed_to_python": cc.get("handed", 0),
+                "records_lost": cc.get("records_lost", 0),
                 "judged": c.judged,
                 "warned": c.warned,
                 "late_kills": c.late_kills,

@@ -34,4 +34,7 @@ def print_probe(force: str | None = None, as_json: bool = False) -> int:
     console.print(table)
     forced = f" (forced at or below {result.forced.value})" if result.forced else ""
     console.print(f"in use: {result.in_use.value if result.in_use else 'none'}{forced}")
+    if result.answer_path:
+        console.print(f"fanotify answers (enforce): {result.answer_path} "
+                      f"({result.answer_path_reason})")
     return 0 if result.in_use else 1
