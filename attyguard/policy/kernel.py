@@ -452,6 +452,7 @@ class PolicySensor:
         out["syscall_hooks_wanted"] = sorted(self._want)
         out["syscall_hooks_missing"] = dict(self._missing)
         out["hook_attaches"], out["hook_detaches"] = self.hook_attaches, self.hook_detaches
+        out["exec_holds"] = self.hold.held if self.hold is not None else 0
         out["exec_hold"] = "fanotify" if self.hold is not None else \
             (f"unavailable: {self.hold_reason}" if self.hold_reason else "none")
         out["connect_denied"] = self.obj.percpu_sum("policy_stats", 3)
