@@ -17,8 +17,9 @@ Backends:
   `audit`, with one warning.
 - `kernel` (root, eBPF): `attyguard/kernel/policy.bpf.o` through the kernel
   layer's generic loader (`attyguard.policy.kernel.PolicySensor`) adds
-  syscalls, file opens and connects of watched processes; enforce kills a
-  blocked syscall in the kernel, refuses a connect in the kernel
+  syscalls, file opens and connects of watched processes; enforce kills the
+  process at a blocked syscall's entry in the kernel (the call itself still
+  runs: the record says so), refuses a connect in the kernel
   (cgroup/connect4/6, EPERM), refuses an exec at the exec guard's permission
   rung (EPERM, when that runs in enforce) and kills a process over its
   memory/CPU limit from here (SIGKILL). File opens are recorded and sent but
