@@ -150,6 +150,7 @@ class PolicySensor:
         self.hook_attaches = 0
         self.hook_detaches = 0
         self._view: mmap.mmap | None = None
+        self._known: set[int] = set()  # pids seen watched: checked before a full scan
         self.hold: ExecHold | None = None
         self.hold_reason = ""
         self._boot_offset = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
@@ -277,16 +278,24 @@ class PolicySensor:
 
     def hooks_needed(self) -> bool:
         """Is a process of a hooked entry alive? Read from the kernel's `watched` map
-        itself (a fork the kernel followed may not have reached userspace yet)."""
+        itself (a fork the kernel followed may not have reached userspace yet): the
+        pids seen before first, then, when none of them is left, the whole map
+        (8 bytes a pid: 256 KiB at the default pid_max, 32 MiB at the largest)."""
         view, hooked = self._view, self._hooked
         if view is None or not hooked:
             return False
+        for pid in sorted(self._known):
+            if 8 * pid < len(view) and view[8 * pid] in hooked \
+                    and os.path.exists(f"/proc/{pid}"):
+                return True
+            self._known.discard(pid)
         slots = view[:][::8]  # one u8 value per 8-byte array element
         for m in _NONZERO.finditer(slots):
             pid = m.start()
             if slots[pid] not in hooked:
                 continue
             if os.path.exists(f"/proc/{pid}"):
+                self._known.add(pid)
                 return True
             # Watched from userspace after it had exited (agp_exit never cleared
             # it): clear it, or it would keep the hooks on for good.
@@ -440,6 +449,7 @@ class PolicySensor:
         if self.obj is not None and i is not None:
             self.obj.map_update("watched", ctypes.c_uint32(pid), ctypes.c_uint8(i))
             if i in self._hooked:
+                self._known.add(pid)
                 self.ensure_hooks()
 
     def counters(self) -> dict[str, Any]:
@@ -492,6 +502,7 @@ class PolicySensor:
         elif kind == AGP_EXEC and hdr.entry in self._hooked:
             # The kernel watches it already (and the proc connector's exec event
             # follows); the hooks must be on for it, if the exec hold did not do it.
+            self._known.add(int(hdr.tgid))
             self.ensure_hooks()
 
 
