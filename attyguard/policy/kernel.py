@@ -510,7 +510,15 @@ class ExecHold:
     """FAN_OPEN_EXEC_PERM inode marks on the watched executables: each exec of one
     waits until `on_exec` (attaching the syscall hooks) has returned. It never
     refuses: every event is allowed, within the time the attach takes, and
-    closing the group makes the kernel allow whatever still waits."""
+    closing the group makes the kernel allow whatever still waits.
+
+    The answer comes from a Python thread, so the process that owns the group
+    must never exec a watched executable itself: a vfork-style spawn
+    (os.posix_spawn) keeps the GIL while the child's exec waits for this
+    thread, and the child's copy of the group's fd keeps the group alive (seen
+    in a bench that did so: both hung until the child was killed). The daemon
+    spawns nothing; a bench or test that runs the sensor in-process starts
+    watched programs from another process (a shell)."""
 
     def __init__(self, paths: list[str], on_exec: Callable[[], None]) -> None:
         from attyguard.kernel.fanotify import FanotifyGroup
