@@ -297,10 +297,38 @@ def main() -> int:
         if os.geteuid() != 0:
             print("kernel benches skipped: not root")
         else:
+            before = foreign_syscall_hooks()
             kernel_benches(args, tmp)
+            after = foreign_syscall_hooks()
+            if before or after:
+                print("NOTE: other processes had syscall tracepoints attached (the baseline "
+                      "then pays the slow syscall path too; ratios are low):")
+                print(f"  before: {'; '.join(before) or 'none'}")
+                print(f"  after:  {'; '.join(after) or 'none'}")
         record_bench(args.records, tmp)
     print(f"uptime: {_uptime()}")
     return 0
+
+
+def foreign_syscall_hooks() -> list[str]:
+    """Syscall tracepoints other processes have attached now (bpftool): any one sets the
+    kernel's syscall-tracepoint work flag on every task, so while one is there the "no
+    policy" baseline already pays the slow syscall path and every ratio here is low."""
+    import json
+    import shutil
+
+    bpftool = shutil.which("bpftool", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if bpftool is None:
+        return ["(bpftool missing: cannot tell)"]
+    try:
+        out = subprocess.run([bpftool, "-j", "perf", "list"], capture_output=True, text=True,
+                             timeout=30).stdout
+        links = json.loads(out or "[]")
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        return [f"(bpftool perf list failed: {exc})"]
+    return sorted({f"pid {link.get('pid')}: {link.get('tracepoint')}" for link in links
+                   if str(link.get("tracepoint", "")).startswith(("sys_enter", "sys_exit"))
+                   and link.get("pid") != os.getpid()})
 
 
 def _uptime() -> str:
