@@ -257,3 +257,22 @@ def test_a_stale_watched_slot_does_not_keep_the_hooks() -> None:
     finally:
         sensor.stop()
     assert sensor.hooks_attached == () and sensor.obj is None
+
+
+def test_a_reload_changes_the_hooks_of_a_live_watched_process(
+        make_daemon: Callable[..., RunningDaemon],
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    d = short_tmpdir()
+    exe = _setup(d, "audit", "    blocked_syscalls: [ptrace]\n")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    proc = _start(d, exe, "a", procs)
+    wait_for(lambda: _kernel(daemon)["syscall_hooks"] == ["syscalls/sys_enter_ptrace"], 10,
+             "the first hooks", daemon.log)
+    (d / "policy.yaml").write_text((d / "policy.yaml").read_text().replace(
+        "[ptrace]", "[getpriority]"))
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: _kernel(daemon)["syscall_hooks"] == ["syscalls/sys_enter_getpriority"],
+             10, "the reloaded hooks", daemon.log)
+    _go(d, "a", "getpriority")
+    wait_for(lambda: _records(daemon), 10, "the violation under the new policy", daemon.log)
+    assert _records(daemon) == [_record(exe, proc.pid, "getpriority", "audit")]
