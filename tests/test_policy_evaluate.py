@@ -250,3 +250,18 @@ def test_reload_keeps_watched_processes_of_surviving_entries() -> None:
 ])
 def test_syscall_severity_table(name: str, severity: Severity) -> None:
     assert syscall_severity(name) is severity
+
+
+@pytest.mark.parametrize(("mode", "detail"), [
+    (Mode.ENFORCE, "blocked syscall: mount (killed at entry; the call ran)"),
+    (Mode.ALERT, "blocked syscall: mount"),
+    (Mode.AUDIT, "blocked syscall: mount"),
+])
+def test_a_blocked_note_says_what_blocking_meant(mode: Mode, detail: str) -> None:
+    # Only a record whose action is `blocked` carries the mechanism's note.
+    ev = _evaluator(mode, frozenset({ViolationType.SYSCALL}))
+    ev.blocked_notes[ViolationType.SYSCALL] = "killed at entry; the call ran"
+    (v,) = ev.on_syscall(SyscallEvent(1.0, W, 165, "mount"))
+    assert v.detail == detail
+    (f,) = ev.on_open(OpenEvent(1.0, W, "/srv/secret/k", 0))
+    assert f.detail == "blocked file access: /srv/secret/k (pattern /srv/secret/*)"

@@ -32,6 +32,7 @@ import ctypes
 import ctypes.util
 import errno as errno_mod
 import logging
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -130,6 +131,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "bpf_program__autoload": (ctypes.c_bool, [vp]),
         "bpf_program__attach": (vp, [vp]),
         "bpf_program__attach_cgroup": (vp, [vp, ci]),
+        "bpf_program__attach_tracepoint": (vp, [vp, cp, cp]),
         "bpf_program__fd": (ci, [vp]),
         "bpf_link__destroy": (ci, [vp]),
         "bpf_map__name": (cp, [vp]),
@@ -417,6 +419,38 @@ class BpfObject:
         if not link:
             raise BpfError(f"attach {name} to {cgroup_path}", _errno(), _last_libbpf_reason())
         self._links[name] = link
+
+    def attach_tracepoint(self, name: str, category: str, event: str) -> str:
+        """Attach a `tracepoint` program to one named tracepoint (through a perf
+        event, as libbpf does); one program may hold several. Returns the link's
+        key in `attached`: "program:category/event"."""
+        key = f"{name}:{category}/{event}"
+        if key in self._links:
+            return key
+        ctypes.set_errno(0)
+        link = libbpf().bpf_program__attach_tracepoint(self._prog(name), category.encode(),
+                                                       event.encode())
+        if not link:
+            raise BpfError(f"attach {name} to {category}/{event}", _errno(),
+                           _last_libbpf_reason())
+        self._links[key] = link
+        return key
+
+    def detach(self, key: str) -> bool:
+        """Destroy one link (a program name or an `attach_tracepoint` key); False if absent."""
+        link = self._links.pop(key, None)
+        if link is None:
+            return False
+        libbpf().bpf_link__destroy(link)
+        return True
+
+    def map_mmap(self, name: str) -> mmap.mmap:
+        """A read-only view of a BPF_F_MMAPABLE array (values padded to 8 bytes each)."""
+        lib = libbpf()
+        m = self._map(name)
+        size = lib.bpf_map__max_entries(m) * ((lib.bpf_map__value_size(m) + 7) & ~7)
+        size = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+        return mmap.mmap(self.map_fd(name), size, mmap.MAP_SHARED, mmap.PROT_READ)
 
     @property
     def attached(self) -> tuple[str, ...]:

@@ -7,15 +7,16 @@
  * processes in (by executable path/SHA-256); the kernel closes the races
  * itself: a forked child inherits its parent's entry before it runs, and an
  * exec of a watched executable (by inode, `inodes`) is watched from its first
- * instruction. Processes that are not watched pay one hash lookup per
- * syscall and nothing else.
+ * instruction. Processes that are not watched pay one array lookup per
+ * hooked syscall, and nothing for other syscalls beyond the kernel's own
+ * tracepoint check.
  *
- * Checks (the sys_enter raw tracepoint, one program for every syscall):
+ * Checks (one program on the per-syscall tracepoints of the named syscalls):
  *   - a syscall in the entry's blocked set (`blocked`): reported; in enforce
  *     mode (`control[0]`) SIGKILL is sent at syscall entry. The signal is
- *     delivered on the way back to user space, so the process never sees the
- *     result; a call that completes without sleeping may still have had its
- *     effect in the kernel (seccomp, which refuses before the call, needs the
+ *     delivered on the way back to user space, after the call itself ran:
+ *     the process never sees the result and runs nothing after it, but the
+ *     call had its effect (seccomp, which refuses before the call, needs the
  *     process to be started under attyguard: not done here);
  *   - open/openat/openat2 and connect: the path / address copied for
  *     userspace to judge against globs and CIDR rules (audit/alert).
@@ -60,13 +61,16 @@ struct {
 } policy_stats SEC(".maps");
 
 /* An array indexed by pid, not a hash: the verifier inlines an array lookup
- * into a bounds check and a load, which is what every syscall of every
- * process pays (bench/policy_bench.py). The loader sizes it to pid_max
+ * into a bounds check and a load, which is what every hooked syscall of
+ * every process pays (bench/policy_bench.py). Mappable: userspace scans it
+ * to learn whether any watched process is still alive (the hooks are
+ * detached when none is). The loader sizes it to pid_max
  * (one byte a pid: 4 MiB at the 64-bit maximum); a pid beyond it is
  * unwatched. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 32768);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);  /* tgid (or a thread id, inherited at clone) */
 	__type(value, __u8); /* entry index, from 1; 0: not watched */
 } watched SEC(".maps");
@@ -152,27 +156,22 @@ static __always_inline __u32 control_get(__u32 idx)
 	return v ? *v : 0;
 }
 
-/* A raw tracepoint, not `tracepoint/raw_syscalls/sys_enter`: the latter goes
- * through perf's buffer set-up for every syscall of every process before the
- * program even runs (bench/policy_bench.py measured the difference); here the
- * program gets the registers and the number directly. */
-SEC("raw_tracepoint/sys_enter")
-int agp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+/* The context of a `syscalls/sys_enter_<name>` tracepoint (tracefs's format:
+ * the common header, `int __syscall_nr` at 8, the arguments from 16). */
+struct agp_sys_enter_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__u64 args[6];
+};
+
+/* The blocked-syscall check; a true return means the caller goes on to look
+ * at the arguments (the entry wants opens or connects). */
+static __always_inline bool sys_enter_common(__u32 e, long nr)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u8 *entry = bpf_map_lookup_elem(&watched, &tgid);
 	struct agp_blocked_key key;
 	__u32 *want;
-	struct pt_regs *regs;
-	__u64 a0, a1, a2;
-	__u32 e;
-	long nr;
 
-	if (!entry || !*entry)
-		return 0; /* the unwatched path: one inlined array load */
-	e = *entry;
-	regs = (struct pt_regs *)ctx->args[0];
-	nr = (long)ctx->args[1];
 	key.entry = e;
 	key.nr = (__u32)nr;
 	if (bpf_map_lookup_elem(&blocked, &key)) {
@@ -180,6 +179,8 @@ int agp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		__u32 killed = 0;
 
 		if (control_get(0)) {
+			/* Delivered on the way back to user space: the call itself runs
+			 * (seen here: an unlinkat still removed its file). */
 			bpf_send_signal(SIGKILL);
 			stat_inc(AGP_STAT_KILLED);
 			killed = 1;
@@ -190,15 +191,61 @@ int agp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			rec->killed = killed;
 			bpf_ringbuf_submit(rec, 0);
 		}
-		return 0;
+		return false;
 	}
 	want = bpf_map_lookup_elem(&entry_cfg, &e);
-	if (!want || !*want)
+	return want && *want;
+}
+
+/* Attached by userspace to the per-syscall tracepoint of each
+ * syscall a policy entry names (blocked ones, plus open/openat/openat2 and
+ * connect for entries with file or network rules), and only while a process
+ * of such an entry is alive (attyguard/policy/kernel.py). Per-syscall
+ * tracepoints, not the global raw `sys_enter`: the kernel checks the syscall
+ * number against its bitmap before any program runs, so other syscalls never
+ * reach BPF (bench/policy_bench.py prints what each costs). There is no
+ * kprobe here (CONFIG_KPROBES is off), hence no bpf_override_return: the
+ * syscall cannot be refused from this hook, only its caller killed.
+ *
+ * Two programs because the kernel refuses to attach a tracepoint program
+ * that reads past the event's record (EACCES): a syscall of two arguments
+ * has no args[2]. `agp_sys_enter` reads the number alone and goes on every
+ * named syscall; `agp_sys_args` also reads three arguments and goes on
+ * open/openat/openat2/connect, which all have them. */
+SEC("tracepoint")
+int agp_sys_enter(struct agp_sys_enter_ctx *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u8 *entry = bpf_map_lookup_elem(&watched, &tgid);
+
+	if (!entry || !*entry)
+		return 0; /* the unwatched path: one inlined array load */
+	sys_enter_common(*entry, ctx->nr);
+	return 0;
+}
+
+SEC("tracepoint")
+int agp_sys_args(struct agp_sys_enter_ctx *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u8 *entry = bpf_map_lookup_elem(&watched, &tgid);
+	__u32 *want;
+	__u64 a0, a1, a2;
+	__u32 e;
+	long nr;
+
+	if (!entry || !*entry)
 		return 0;
-	/* The user registers at syscall entry, read once each (CO-RE). */
-	a0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	a1 = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	a2 = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	e = *entry;
+	nr = ctx->nr;
+	if (!sys_enter_common(e, nr))
+		return 0;
+	want = bpf_map_lookup_elem(&entry_cfg, &e);
+	if (!want)
+		return 0;
+	a0 = ctx->args[0];
+	a1 = ctx->args[1];
+	a2 = ctx->args[2];
 	if ((*want & AGP_WANT_OPEN) && (nr == NR_OPEN || nr == NR_OPENAT || nr == NR_OPENAT2)) {
 		struct agp_open *rec = reserve(sizeof(*rec));
 		const char *path;

@@ -82,6 +82,10 @@ class Evaluator:
         # Which kinds of violation a rung can actually stop in this daemon (the
         # kernel layer's capabilities); the rest are `alerted` even in enforce.
         self.blockable = blockable
+        # What "blocked" means, said in the record, where it is less than "refused":
+        # the runtime's mechanism for a kind of violation (a syscall killed at
+        # entry runs all the same on the kernel backend).
+        self.blocked_notes: dict[ViolationType, str] = {}
         self.watched: dict[int, Watched] = {}
         self.stats = Stats()
 
@@ -302,6 +306,8 @@ class Evaluator:
                    detail: str, severity: Severity, when: float, *,
                    stoppable: bool = True) -> Violation:
         action = action_for(self.mode, stoppable and kind in self.blockable)
+        if action is ViolationAction.BLOCKED and kind in self.blocked_notes:
+            detail = f"{detail} ({self.blocked_notes[kind]})"
         v = Violation(when, entry.name, exe, pid, kind, detail, severity, action, self.mode)
         s = self.stats
         s.violations += 1

@@ -9,13 +9,31 @@ for the runtime. It judges nothing: globs and CIDR rules stay in the pure
 evaluator; the kernel only filters (unwatched processes pay one lookup) and,
 in enforce mode, kills at a blocked syscall and refuses a connect its LPM
 tries (built here from the same rules the evaluator uses) say no to.
+
+The syscall hook's life is owned here too, because it is the cost every
+process pays: `agp_sys_enter` is attached to the per-syscall tracepoints of
+the syscalls the policy names (`syscalls/sys_enter_<name>`), and only while
+a process of an entry that needs them is alive. Any syscall tracepoint sets
+the kernel's syscall-tracepoint work flag on every task, which slows every
+syscall of every process (bench/policy_bench.py), so with no such process
+alive nothing is attached. What attaches them: a process userspace matched
+(`watch`), an exec the kernel matched by inode (its `AGP_EXEC` record), and,
+before either, the exec hold: a fanotify `FAN_OPEN_EXEC_PERM` inode mark on
+each watched executable whose answer waits until the hooks are attached, so
+a matched program's first instruction already runs hooked. What detaches
+them: the poll thread finding, in the kernel's own `watched` map (mapped
+read-only), no live process of such an entry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
+import mmap
 import os
+import re
+import select
 import socket
 import threading
 import time
@@ -27,7 +45,7 @@ from wcmatch import glob as wcglob
 
 from attyguard.kernel.events import ConnectEvent
 from attyguard.policy.model import OpenEvent, Policy, SyscallEvent
-from attyguard.policy.syscalls import SyscallTable
+from attyguard.policy.syscalls import SyscallTable, tracepoint_event
 
 __all__ = ["OBJECT", "KernelRecord", "PolicySensor"]
 
@@ -41,7 +59,16 @@ AGP_PATH_LEN = 256
 AGP_MAX_ENTRIES = 256
 _INODES_MAX = 4096
 AT_FDCWD = -100
-SYS_ENTER = "agp_sys_enter"
+SYS_ENTER = "agp_sys_enter"  # the blocked-syscall check (reads the number only)
+SYS_ARGS = "agp_sys_args"  # the same, and open/connect arguments copied out
+SYSCALLS_TP = "syscalls"
+TRACEFS_SYSCALLS = ("/sys/kernel/tracing/events/syscalls",
+                    "/sys/kernel/debug/tracing/events/syscalls")
+OPEN_SYSCALLS = ("open", "openat", "openat2")
+CONNECT_SYSCALLS = ("connect",)
+_LIVENESS_EVERY_S = 0.5  # how often the poll thread asks whether the hooks are still needed
+_HOLD_GRACE_S = 2.0  # after the exec hold attached: the exec has yet to reach sched_process_exec
+_NONZERO = re.compile(rb"[^\x00]")
 
 
 class Hdr(ctypes.Structure):
@@ -111,6 +138,21 @@ class PolicySensor:
         self.net_reason = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The syscall hook (see the module doc). `_want`: the tracepoint events the
+        # policy needs; `_hooked`: entry indices whose processes need them.
+        self._hook_lock = threading.RLock()
+        self._want: dict[str, str] = {}  # tracepoint event -> the program for it
+        self._hooked: frozenset[int] = frozenset()
+        self._hooks: dict[str, str] = {}  # event -> link key in obj.attached
+        self._missing: dict[str, str] = {}  # event -> why it could not be attached
+        self._grace_until = 0.0
+        self._next_check = 0.0
+        self.hook_attaches = 0
+        self.hook_detaches = 0
+        self._view: mmap.mmap | None = None
+        self._known: set[int] = set()  # pids seen watched: checked before a full scan
+        self.hold: ExecHold | None = None
+        self.hold_reason = ""
         self._boot_offset = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
 
     # ---- life cycle
@@ -130,13 +172,13 @@ class PolicySensor:
             # indexed by pid, so it is as long as pids go here.
             obj.set_max_entries("watched", _pid_max())
             obj.load()  # 3. load
-            # 4. attach: the process-tracking programs now; the sys_enter hook,
-            # which every syscall of every process pays for, only once a policy
-            # entry needs it (configure).
+            # 4. attach: the process-tracking programs now; the syscall hook,
+            # which costs every process, only while a process needs it.
             obj.attach([p for p, sec in obj.programs()
-                        if p != SYS_ENTER and not sec.startswith("cgroup/")])
+                        if p not in (SYS_ENTER, SYS_ARGS) and not sec.startswith("cgroup/")])
             control = ctypes.c_uint32(os.getpid())
             obj.map_update("control", ctypes.c_uint32(1), control)
+            self._view = obj.map_mmap("watched")
             self.rb = obj.ring_buffer("policy_events", self._on_record)  # 5.
         except Exception:
             obj.close()
@@ -164,17 +206,109 @@ class PolicySensor:
         while not self._stop.is_set():  # 6. poll until stopped
             try:
                 self.rb.poll(100)
+                if self._hooks and time.monotonic() >= self._next_check:
+                    self._next_check = time.monotonic() + _LIVENESS_EVERY_S
+                    self.release_hooks_if_idle()
             except Exception:
                 log.exception("policy: ring buffer poll failed")
                 self._stop.wait(1.0)
 
     def stop(self) -> None:
         self._stop.set()
+        if self.hold is not None:
+            self.hold.close()
+            self.hold = None
         if self._thread is not None:
             self._thread.join(2.0)
-        if self.obj is not None:
-            self.obj.close()  # 7. detach, free, close
-            self.obj = None
+        with self._hook_lock:
+            if self._view is not None:
+                self._view.close()
+                self._view = None
+            self._hooks.clear()
+            if self.obj is not None:
+                self.obj.close()  # 7. detach, free, close
+                self.obj = None
+
+    # ---- the syscall hook: attached only while a process needs it
+
+    @property
+    def hooks_attached(self) -> tuple[str, ...]:
+        return tuple(sorted(self._hooks))
+
+    def ensure_hooks(self) -> None:
+        """Attach every tracepoint the policy needs (a no-op when they are on)."""
+        with self._hook_lock:
+            obj = self.obj
+            if obj is None:
+                return
+            for event in sorted(set(self._want) - set(self._hooks) - set(self._missing)):
+                if not _tracepoint_exists(event):
+                    # Not in this kernel (a syscall it does not implement): nothing
+                    # to hook, and nothing can make the call either.
+                    self._missing[event] = "no such tracepoint on this kernel"
+                    continue
+                try:
+                    self._hooks[event] = obj.attach_tracepoint(self._want[event], SYSCALLS_TP,
+                                                               event)
+                except Exception as exc:  # BpfError
+                    self._missing[event] = str(exc)
+                    log.warning("policy: cannot hook %s: %s", event, exc)
+                    continue
+                if len(self._hooks) == 1:
+                    self.hook_attaches += 1
+            self._next_check = time.monotonic() + _LIVENESS_EVERY_S
+
+    def release_hooks(self) -> None:
+        with self._hook_lock:
+            if self._hooks:
+                self.hook_detaches += 1
+            for key in self._hooks.values():
+                if self.obj is not None:
+                    self.obj.detach(key)
+            self._hooks.clear()
+
+    def release_hooks_if_idle(self) -> bool:
+        """Detach when no live process of a hooked entry is left (True: detached)."""
+        with self._hook_lock:
+            if not self._hooks or time.monotonic() < self._grace_until or self.hooks_needed():
+                return False
+            self.release_hooks()
+            log.info("policy: no watched process left; syscall hooks detached")
+            return True
+
+    def hooks_needed(self) -> bool:
+        """Is a process of a hooked entry alive? Read from the kernel's `watched` map
+        itself (a fork the kernel followed may not have reached userspace yet): the
+        pids seen before first, then, when none of them is left, the whole map
+        (8 bytes a pid: 256 KiB at the default pid_max, 32 MiB at the largest)."""
+        view, hooked = self._view, self._hooked
+        if view is None or not hooked:
+            return False
+        for pid in sorted(self._known):
+            if 8 * pid < len(view) and view[8 * pid] in hooked \
+                    and os.path.exists(f"/proc/{pid}"):
+                return True
+            self._known.discard(pid)
+        slots = view[:][::8]  # one u8 value per 8-byte array element
+        for m in _NONZERO.finditer(slots):
+            pid = m.start()
+            if slots[pid] not in hooked:
+                continue
+            if os.path.exists(f"/proc/{pid}"):
+                self._known.add(pid)
+                return True
+            # Watched from userspace after it had exited (agp_exit never cleared
+            # it): clear it, or it would keep the hooks on for good.
+            with contextlib.suppress(Exception):
+                if self.obj is not None:
+                    self.obj.map_update("watched", ctypes.c_uint32(pid), ctypes.c_uint8(0))
+        return False
+
+    def _hold_exec(self) -> None:
+        """The exec hold's question: a watched executable is being exec'd."""
+        with self._hook_lock:
+            self._grace_until = time.monotonic() + _HOLD_GRACE_S
+            self.ensure_hooks()
 
     # ---- the policy into the maps
 
@@ -210,20 +344,30 @@ class PolicySensor:
         for trie in ("net_blocked", "net_allowed"):
             for key in obj.map_keys(trie, NetKey):
                 obj.map_delete(trie, key)
-        if SYS_ENTER not in obj.attached and any(
-                p.blocked_syscalls or p.allowed_files is not None or p.blocked_files
-                or p.allowed_network is not None or p.blocked_network
-                for p in policy.processes):
-            obj.attach([SYS_ENTER])
+        wanted: dict[str, str] = {}
+        hooked: set[int] = set()
+        held: list[str] = []
         inodes = 0
         for proc in policy.processes:
             i = self.index.get(proc.name)
             if i is None:
                 continue
+            events: dict[str, str] = {}
             for name in proc.blocked_syscalls:
                 number = self.table.number(name)
                 if number is not None:
                     obj.map_update("blocked", BlockedKey(i, number), ctypes.c_uint8(1))
+                    events[tracepoint_event(name)] = SYS_ENTER
+            if proc.allowed_files is not None or proc.blocked_files:
+                events.update((tracepoint_event(n), SYS_ARGS) for n in OPEN_SYSCALLS)
+            if proc.allowed_network is not None or proc.blocked_network:
+                events.update((tracepoint_event(n), SYS_ARGS) for n in CONNECT_SYSCALLS)
+            if events:
+                for event, prog in events.items():
+                    # One program per tracepoint: the argument reader also checks.
+                    if wanted.get(event) != SYS_ARGS:
+                        wanted[event] = prog
+                hooked.add(i)
             want = 0
             if proc.allowed_files is not None or proc.blocked_files:
                 want |= AGP_WANT_OPEN
@@ -246,6 +390,35 @@ class PolicySensor:
                 obj.map_update("inodes", InodeKey(kernel_dev(st.st_dev), st.st_ino),
                                ctypes.c_uint32(i))
                 inodes += 1
+                if events:
+                    held.append(path)
+        with self._hook_lock:
+            self._want, self._hooked = wanted, frozenset(hooked)
+            self._missing.clear()
+            for event, key in list(self._hooks.items()):
+                if not key.startswith(wanted.get(event, "-") + ":"):
+                    obj.detach(self._hooks.pop(event))
+            if self._hooks:
+                self.ensure_hooks()  # a reload that names new syscalls
+        self._set_hold(held)
+        if self.hooks_needed():  # processes watched under the old policy live on
+            self.ensure_hooks()
+
+    def _set_hold(self, paths: list[str]) -> None:
+        """A fresh exec hold on these executables (the old group closed: its marks go)."""
+        if self.hold is not None:
+            self.hold.close()
+            self.hold = None
+        if not paths:
+            return
+        try:
+            self.hold = ExecHold(paths, self._hold_exec)
+        except OSError as exc:
+            self.hold_reason = f"fanotify: {exc}"
+            log.warning("policy: no exec hold (%s): a watched program runs unhooked from its "
+                        "exec until the daemon has attached the syscall hooks", exc)
+            return
+        self.hold_reason = ""
 
     def _load_net_rules(self, index: int, proc: Any) -> bool:
         """The entry's CIDR/port rules into the LPM tries; False if they do not fit
@@ -275,13 +448,23 @@ class PolicySensor:
         i = self.index.get(entry)
         if self.obj is not None and i is not None:
             self.obj.map_update("watched", ctypes.c_uint32(pid), ctypes.c_uint8(i))
+            if i in self._hooked:
+                self._known.add(pid)
+                self.ensure_hooks()
 
     def counters(self) -> dict[str, Any]:
         if self.obj is None:
             return {}
         out: dict[str, Any] = {name: self.obj.percpu_sum("policy_stats", i)
                                for i, name in enumerate(("seen", "dropped", "killed"))}
-        out["programs"] = list(self.obj.attached)
+        out["programs"] = sorted({key.split(":")[0] for key in self.obj.attached})
+        out["syscall_hooks"] = [f"{SYSCALLS_TP}/{e}" for e in self.hooks_attached]
+        out["syscall_hooks_wanted"] = sorted(self._want)
+        out["syscall_hooks_missing"] = dict(self._missing)
+        out["hook_attaches"], out["hook_detaches"] = self.hook_attaches, self.hook_detaches
+        out["exec_holds"] = self.hold.held if self.hold is not None else 0
+        out["exec_hold"] = "fanotify" if self.hold is not None else \
+            (f"unavailable: {self.hold_reason}" if self.hold_reason else "none")
         out["connect_denied"] = self.obj.percpu_sum("policy_stats", 3)
         if not self.net_enforce:
             out["connect_enforce"] = f"unavailable: {self.net_reason}"
@@ -316,8 +499,69 @@ class PolicySensor:
                 if family == socket.AF_INET else socket.inet_ntop(socket.AF_INET6, raw_addr)
             self.on_event(ConnectEvent(now, int(c.h.tgid), 0, family, address, int(c.port)),
                           entry)
-        # AGP_EXEC (an exec of a watched inode) needs nothing here: the kernel
-        # already watches it, and the proc connector's exec event follows.
+        elif kind == AGP_EXEC and hdr.entry in self._hooked:
+            # The kernel watches it already (and the proc connector's exec event
+            # follows); the hooks must be on for it, if the exec hold did not do it.
+            self._known.add(int(hdr.tgid))
+            self.ensure_hooks()
+
+
+class ExecHold:
+    """FAN_OPEN_EXEC_PERM inode marks on the watched executables: each exec of one
+    waits until `on_exec` (attaching the syscall hooks) has returned. It never
+    refuses: every event is allowed, within the time the attach takes, and
+    closing the group makes the kernel allow whatever still waits.
+
+    The answer comes from a Python thread, so the process that owns the group
+    must never exec a watched executable itself: a vfork-style spawn
+    (os.posix_spawn) keeps the GIL while the child's exec waits for this
+    thread, and the child's copy of the group's fd keeps the group alive (seen
+    in a bench that did so: both hung until the child was killed). The daemon
+    spawns nothing; a bench or test that runs the sensor in-process starts
+    watched programs from another process (a shell)."""
+
+    def __init__(self, paths: list[str], on_exec: Callable[[], None]) -> None:
+        from attyguard.kernel.fanotify import FanotifyGroup
+
+        self.group = FanotifyGroup()
+        try:
+            for path in paths:
+                with contextlib.suppress(OSError):  # gone since it was expanded
+                    self.group.mark_exec(path, "inode")
+        except BaseException:
+            self.group.close()
+            raise
+        self.on_exec = on_exec
+        self.held = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="policy-exec-hold",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self.group.fd, select.POLLIN)
+        while not self._stop.is_set():
+            if not poller.poll(100):
+                continue
+            for event in self.group.read():
+                try:
+                    self.on_exec()
+                except Exception:
+                    log.exception("policy: exec hold failed; the exec goes on")
+                finally:
+                    self.held += 1
+                    with contextlib.suppress(OSError):
+                        self.group.respond(event, True)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self.group.close()
+
+
+def _tracepoint_exists(event: str) -> bool:
+    return any(os.path.isdir(os.path.join(root, event)) for root in TRACEFS_SYSCALLS)
 
 
 def _cgroup2_root() -> str | None:

@@ -17,8 +17,9 @@ Backends:
   `audit`, with one warning.
 - `kernel` (root, eBPF): `attyguard/kernel/policy.bpf.o` through the kernel
   layer's generic loader (`attyguard.policy.kernel.PolicySensor`) adds
-  syscalls, file opens and connects of watched processes; enforce kills a
-  blocked syscall in the kernel, refuses a connect in the kernel
+  syscalls, file opens and connects of watched processes; enforce kills the
+  process at a blocked syscall's entry in the kernel (the call itself still
+  runs: the record says so), refuses a connect in the kernel
   (cgroup/connect4/6, EPERM), refuses an exec at the exec guard's permission
   rung (EPERM, when that runs in enforce) and kills a process over its
   memory/CPU limit from here (SIGKILL). In enforce a file gate
@@ -74,6 +75,10 @@ FALLBACK_BLIND = ("file", "syscall", "network")
 # BPF at syscall entry) and memory/CPU (SIGKILL from the sampler). Connects (cgroup
 # connect4/6) and execs (the exec guard's gate) are added when those attach.
 KERNEL_BLOCKABLE = frozenset({ViolationType.SYSCALL, ViolationType.RESOURCE})
+# SIGKILL from a sys_enter tracepoint is delivered on the way back to user space, after
+# the call ran (seen on this project's kernel: an unlinkat still removed its file;
+# there are no kprobes, so no bpf_override_return): the record says so.
+SYSCALL_KILL_NOTE = "process killed at syscall entry; the call itself was not refused"
 _HASH_CACHE = 256
 _RESCAN_WITH_CONNECTOR_S = 2.0  # a safety net for lost notifications (ENOBUFS)
 
@@ -159,6 +164,7 @@ class PolicyRuntime:
             self.evaluator.mode = self._effective(self.requested_mode)
             if self.backend == "kernel":
                 self.evaluator.blockable = self._kernel_blockable()
+                self.evaluator.blocked_notes[ViolationType.SYSCALL] = SYSCALL_KILL_NOTE
                 if self.exec_gate is not None and self.exec_gate.can_deny_exec():
                     self.evaluator.blockable |= {ViolationType.EXEC}
                     self.exec_gate.policy_decide = self.decide_exec

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SyscallTable", "load_syscall_table"]
+__all__ = ["SyscallTable", "load_syscall_table", "tracepoint_event"]
 
 UNISTD_PATHS = (
     "/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
@@ -54,6 +54,11 @@ class SyscallTable:
         if self.implemented is None:
             return None
         return name in self.implemented
+
+
+def tracepoint_event(name: str) -> str:
+    """The tracefs event of an ABI syscall name (`stat` -> `sys_enter_newstat`)."""
+    return "sys_enter_" + _KERNEL_ALIASES.get(name, name)
 
 
 def _implemented(names: dict[str, int], kallsyms: str) -> frozenset[str] | None:
