@@ -194,6 +194,55 @@ def test_fanotify_deny_makes_execve_fail_with_eperm(probed: Probe, tmpfs: Path,
     layer.stop()  # idempotent
 
 
+def _marked(layer: KernelLayer, path: Path) -> bool:
+    return any(m["path"] == str(path) for m in layer.status()["marks"])
+
+
+def test_a_filesystem_mounted_after_start_is_marked_and_judged(probed: Probe, tmpfs: Path,
+                                                               shell: Shell,
+                                                               tmp_path: Path) -> None:
+    """A tmpfs mounted below a marked root after the layer started: its execs are judged
+    (EPERM for what decide denies), and its mark is forgotten when it is unmounted."""
+    late = tmpfs / "late"
+    late.mkdir()
+    elsewhere = tmp_path / "elsewhere"  # not under a root: the policy leaves it alone
+    elsewhere.mkdir()
+    mounted: list[Path] = []
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, deny_marker, deadline_ms=2000)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        assert not _marked(layer, late)
+        for where in (late, elsewhere):
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)],
+                           check=True)
+            mounted.append(where)
+        wait_for(lambda: _marked(layer, late), what="the late tmpfs to be marked")
+        shutil.copy("/bin/true", late / "true")
+        marker = late / "marker"
+        (late / "mk.sh").write_text(f"#!/bin/sh\ntouch {marker}\n")
+        (late / "mk.sh").chmod(0o755)
+        rc, out = shell.run(f"{late}/mk.sh")
+        assert rc == 126 and "Operation not permitted" in out, out
+        assert not marker.exists()
+        rc, out = shell.run(f"{late}/true")
+        assert rc == 0, out
+        assert not _marked(layer, elsewhere)
+        subprocess.run(["umount", str(late)], check=True)
+        mounted.remove(late)
+        wait_for(lambda: not _marked(layer, late), what="the unmounted tmpfs to be forgotten")
+        assert _marked(layer, tmpfs)  # the start mark stays
+        # mounted again: a new filesystem, marked again
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(late)], check=True)
+        mounted.append(late)
+        wait_for(lambda: _marked(layer, late), what="the remounted tmpfs to be marked")
+        assert layer.status()["deadline_misses"] == 0
+    finally:
+        layer.stop()
+        for where in mounted:
+            subprocess.run(["umount", "-l", str(where)], check=False)
+
+
 def test_fanotify_warn_mode_denies_nothing_but_still_decides(probed: Probe, tmpfs: Path,
                                                              shell: Shell) -> None:
     asked = threading.Event()

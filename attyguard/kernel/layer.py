@@ -15,7 +15,10 @@ The ladder, strongest first (`probe()` tries each for real, at start):
             exec waits for `decide` (bounded by deadline_ms). The argv comes
             from the execve tracepoint record of the same task, which the
             kernel writes to the ring buffer before the open for exec happens:
-            on each permission event the ring buffer is drained first, so the
+            The marks follow the mount table: a filesystem mounted later at or
+            below an exec root is marked when it appears, and forgotten when it
+            goes (attyguard/kernel/mounts.py, its own thread).
+            On each permission event the ring buffer is drained first, so the
             record is there unless it was dropped (ring buffer full, counted);
             then the exec is judged on the path alone (argv = (path,),
             argv_truncated=True). Later permission events of the same exec
@@ -59,7 +62,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from attyguard.kernel import fanotify as fan
-from attyguard.kernel import records
+from attyguard.kernel import mounts, records
 from attyguard.kernel.bpf import (
     BpfError,
     BpfObject,
@@ -371,6 +374,12 @@ class KernelLayer:
         self.heartbeat = 0.0  # time.monotonic() of the reader loop's last turn
         self._guarded_uids: set[int] = set()
         self.marks: list[tuple[str, str]] = []
+        # Mount marking (attyguard/kernel/mounts.py): the policy's roots, the
+        # filesystems marked ("maj:min" -> (path, how, mount id)), the watcher.
+        self._mount_roots: list[str] = []
+        self._marked_devs: dict[str, tuple[str, str, int]] = {}
+        self._mount_watcher: mounts.MountWatcher | None = None
+        self._mount_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ start/stop
     def start(self) -> None:
@@ -421,20 +430,32 @@ class KernelLayer:
         if self._lazy:
             group = fan.FanotifyGroup()
             self._group = group
-            paths = self._mark_paths
-            if paths is None:
-                paths = fan.distinct_filesystems(fan.default_exec_paths())
-            for p in paths:
+            roots = self._mark_paths
+            if roots is None:
+                roots = fan.default_exec_paths()
+            self._mount_roots = list(roots)
+            for p in fan.distinct_filesystems(roots):
                 try:
                     how = group.mark_exec(p)
                 except fan.FanotifyError as exc:
                     log.warning("fanotify: cannot mark %s: %s", p, exc.strerror)
                     continue
                 self.marks.append((p, how))
+                with contextlib.suppress(OSError):
+                    st = os.stat(p).st_dev
+                    self._marked_devs[f"{os.major(st)}:{os.minor(st)}"] = (p, how, -1)
+            # Mounts below the roots now, and every mount that comes later: the
+            # same policy, applied on each change of the mount table.
+            self._mount_watcher = mounts.MountWatcher()
+            self._sync_mounts()
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="attyguard-decide")
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._run, name="attyguard-kernel", daemon=True)
         self._thread.start()
+        if self._mount_watcher is not None:
+            self._mount_thread = threading.Thread(target=self._watch_mounts,
+                                                  name="attyguard-mounts", daemon=True)
+            self._mount_thread.start()
 
     def stop(self) -> None:
         """Answer what waits (allow), detach and close everything. Idempotent."""
@@ -445,6 +466,12 @@ class KernelLayer:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._thread = None
+        if self._mount_thread is not None and self._mount_thread is not threading.current_thread():
+            self._mount_thread.join(timeout=5)
+        self._mount_thread = None
+        if self._mount_watcher is not None:
+            self._mount_watcher.close()
+            self._mount_watcher = None
         with self._lock:
             waiting, self._waiting = self._waiting, []
         for _, _, p in waiting:
@@ -471,6 +498,68 @@ class KernelLayer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # ------------------------------------------------------------------ mounts
+    def _watch_mounts(self) -> None:
+        """Its own thread (not the reader's): a mount or unmount wakes it with POLLPRI."""
+        watcher = self._mount_watcher
+        assert watcher is not None
+        poller = select.poll()
+        poller.register(watcher.fd, select.POLLPRI | select.POLLERR)
+        poller.register(self._wake_r, select.POLLIN)
+        while not self._stop.is_set():
+            try:
+                ready = poller.poll(1000)
+            except InterruptedError:
+                continue
+            if self._stop.is_set():
+                return
+            if any(fd == watcher.fd for fd, _ in ready):
+                try:
+                    self._sync_mounts()
+                except Exception:
+                    # A failed resync leaves the marks as they were; the next change retries.
+                    log.exception("fanotify: resync of the mount table failed")
+
+    def _sync_mounts(self) -> None:
+        """Mark what the mount policy wants and is not marked; forget what was unmounted."""
+        watcher = self._mount_watcher
+        if watcher is None:
+            return
+        table = watcher.read()
+        wanted = mounts.marked_by_policy(table, self._mount_roots)
+        present_devs = {m.dev for m in table}
+        present_ids = {m.mount_id for m in table}
+        with self._lock:
+            group = self._group
+            if group is None:
+                return
+            # Unmounted: the kernel drops a filesystem mark with the superblock
+            # (a mount mark with the mount); here it is forgotten, so a later
+            # mount of the same device is marked again.
+            for dev, (path, how, mid) in list(self._marked_devs.items()):
+                gone = dev not in present_devs if how == "filesystem" or mid < 0 \
+                    else mid not in present_ids
+                if gone:
+                    del self._marked_devs[dev]
+                    with contextlib.suppress(ValueError):
+                        self.marks.remove((path, how))
+                    with contextlib.suppress(ValueError):
+                        group.marks.remove((path, how))
+                    log.info("fanotify: %s unmounted; its mark is gone", path)
+            for dev, m in wanted.items():
+                if dev in self._marked_devs:
+                    continue
+                try:
+                    how = group.mark_exec(m.mount_point)
+                except fan.FanotifyError as exc:
+                    log.warning("fanotify: cannot mark %s (%s): %s", m.mount_point, m.fstype,
+                                exc.strerror)
+                    continue
+                self._marked_devs[dev] = (m.mount_point, how, m.mount_id)
+                self.marks.append((m.mount_point, how))
+                self._c.extra["mounts_marked"] = self._c.extra.get("mounts_marked", 0) + 1
+                log.info("fanotify: marked %s (%s, %s)", m.mount_point, m.fstype, how)
 
     # ------------------------------------------------------------------ scope
     def _descendants(self, tgid: int) -> list[int]:
