@@ -243,6 +243,64 @@ def test_a_filesystem_mounted_after_start_is_marked_and_judged(probed: Probe, tm
             subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+# A child that copies /bin/touch into a memfd and runs it on a marker file:
+# through execveat(fd, "", AT_EMPTY_PATH) (os.execve on an fd) or /proc/self/fd/N.
+_MEMFD_CHILD = """
+import os, sys
+how, marker = sys.argv[1], sys.argv[2]
+fd = os.memfd_create("payload", 0)
+with open("/bin/touch", "rb") as f:
+    os.write(fd, f.read())
+if how == "execveat":
+    os.execve(fd, ["touch", marker], {})
+else:
+    os.set_inheritable(fd, True)
+    os.execv(f"/proc/self/fd/{fd}", ["touch", marker])
+"""
+
+
+@pytest.mark.parametrize("how", ["execveat", "proc-fd"])
+@pytest.mark.parametrize("mode", ["enforce", "warn"])
+def test_a_memfd_exec_in_a_guarded_tree(probed: Probe, tmpfs: Path, shell: Shell,
+                                        mode: str, how: str) -> None:
+    """memfds live where no fanotify mark reaches: enforce kills the exec from BPF before
+    the program's first instruction; both modes judge it (with its argv) like any exec."""
+    seen: list[ExecEvent] = []
+    notices: list[DenyNotice] = []
+
+    def decide(ev: ExecEvent) -> ExecDecision:
+        seen.append(ev)
+        if ev.exe_unnamed:
+            return ExecDecision(False, "test: in-memory", ("exec.in-memory-executable",))
+        return ALLOW
+
+    marker = tmpfs / "memfd-ran"
+    script = tmpfs / "memfd_child.py"
+    script.write_text(_MEMFD_CHILD)
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, decide, mode=mode, on_deny=notices.append)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        rc, out = shell.run(f"{sys.executable} {script} {how} {marker}")
+        if mode == "enforce":
+            assert rc == 128 + signal.SIGKILL, out
+            assert not marker.exists()
+        else:
+            assert rc == 0, out
+            assert marker.exists()
+            wait_for(lambda: layer.status()["warned"] >= 1, what="the warn count")
+        judged = wait_for(lambda: [e for e in seen if e.exe_unnamed], what="the judgement")
+        assert isinstance(judged, list) and len(judged) == 1
+        ev = judged[0]
+        assert ev.argv == ("touch", str(marker))
+        assert ev.filename == "/memfd:payload (deleted)", ev.filename
+        assert notices == []  # decide denied it: the daemon knows already
+        st = layer.status()
+        assert st["kernel"]["signal_killed"] == (1 if mode == "enforce" else 0)
+    finally:
+        layer.stop()
+
+
 def test_fanotify_warn_mode_denies_nothing_but_still_decides(probed: Probe, tmpfs: Path,
                                                              shell: Shell) -> None:
     asked = threading.Event()
@@ -647,4 +705,43 @@ def test_default_marks_judge_a_real_program_with_its_argv(probed: Probe, shell: 
         assert not ev.argv_truncated
         assert layer.status()["deadline_misses"] == 0
     finally:
+        layer.stop()
+
+
+def test_a_memfd_exec_is_refused_by_the_daemons_own_rule(probed: Probe, tmpfs: Path,
+                                                         shell: Shell) -> None:
+    """The real exec judge (patterns/exec/ rules, threat map) behind the layer: the memfd
+    exec is killed, recorded as a block by `exec.in-memory-executable`, and the shell told."""
+    from attyguard.daemon.execservice import ExecService
+    from attyguard.daemon.threats import ProcfsProcessTable, ThreatLevel, ThreatMap
+    from attyguard.engine.classify import classify
+
+    to_pid: list[tuple[int, bytes]] = []
+    followed: list[dict[str, object]] = []
+    svc = ExecService(mode="enforce", scope="sessions", group="", deadline_ms=2000,
+                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
+                      send_to_pid=lambda pid, data: to_pid.append((pid, data)) or 1,
+                      send_to_followers=lambda rec, uid: followed.append(rec))
+    svc.rung = Rung.FANOTIFY
+    marker = tmpfs / "memfd-ran"
+    script = tmpfs / "memfd_child.py"
+    script.write_text(_MEMFD_CHILD)
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=2000,
+                   on_deny=svc.on_deny)
+    try:
+        layer.start()
+        svc.layer = layer
+        assert svc.register(shell.pid)
+        rc, out = shell.run(f"{sys.executable} {script} execveat {marker}")
+        assert rc == 128 + signal.SIGKILL, out
+        assert not marker.exists()
+        blocks = wait_for(lambda: [r for r in followed if r.get("action") == "block"],
+                          what="the block record")
+        assert isinstance(blocks, list)
+        assert "exec.in-memory-executable" in blocks[0]["rules"]
+        assert blocks[0]["argv"] == ["touch", str(marker)]
+        assert any(b'"refused"' in data and b"REFUSED" in data for _, data in to_pid)
+        assert svc.threats.level_of(shell.pid)[0] is ThreatLevel.CRITICAL
+    finally:
+        svc.layer = None
         layer.stop()

@@ -412,6 +412,8 @@ class KernelLayer:
                 lsm_enforce=int(rung is Rung.LSM and enforce),
                 # rung 1/2: the permission event wakes the reader, which drains then
                 lazy_wakeup=int(self._lazy),
+                # memfds live where no fanotify mark reaches: killed from BPF
+                kill_unnamed=int(enforce),
             )
             sizes = {"events": self._rb_bytes} if self._rb_bytes else None
             obj = try_open_load(
@@ -778,6 +780,9 @@ class KernelLayer:
         if rec is None:
             return
         ev = rec.event
+        if rec.unnamed and isinstance(ev, ExecEvent):
+            self._on_unnamed(ev, rec.killed)
+            return
         with self._lock:
             self._c.events_seen += 1
             if isinstance(ev, ExecEvent):
@@ -789,15 +794,64 @@ class KernelLayer:
             elif isinstance(ev, ExitEvent):
                 self._exec_records.pop(ev.pid, None)
                 self._judged.discard(ev.pid)
-        if isinstance(ev, ExecEvent) and rec.killed:
+        if isinstance(ev, ExecEvent) and ev.exe_unnamed:
+            # execveat(memfd, "", AT_EMPTY_PATH): no permission event will come
+            # (killed already in enforce): judged and recorded from the record.
+            with self._lock:
+                self._exec_records.pop(ev.tgid, None)
+                self._judged.add(ev.tgid)
+            self._submit_unnamed(ev, rec.killed)
+        elif isinstance(ev, ExecEvent) and rec.killed:
             self._notify_deny(ev.tgid, ev.filename, "critical tree (killed)")
-        if isinstance(ev, ExecEvent) and not rec.killed and self._group is None:
+        if isinstance(ev, ExecEvent) and not rec.killed and not ev.exe_unnamed \
+                and self._group is None:
             # No permission rung: judge after the fact (warn events; rung 3 kills).
             self._submit_async(ev)
         try:
             self._on_event(ev)
         except Exception:
             log.exception("on_event failed")
+
+    def _on_unnamed(self, ev: ExecEvent, killed: bool) -> None:
+        """sched_process_exec: a guarded task's new image is a memfd or a deleted file.
+
+        Joined with the task's execve record (argv, fds) unless that exec was
+        judged already (a permission event, or an empty-path execveat record).
+        """
+        with self._lock:
+            self._c.events_seen += 1
+            self._c.extra["unnamed_execs"] = self._c.extra.get("unnamed_execs", 0) + 1
+            record = self._exec_records.pop(ev.tgid, None)
+            judged = record is None and ev.tgid in self._judged
+            self._judged.add(ev.tgid)
+        if judged:
+            return
+        if record is not None:
+            ev = replace(record, filename=ev.filename, exe_unnamed=True)
+        self._submit_unnamed(ev, killed)
+
+    def _submit_unnamed(self, ev: ExecEvent, killed: bool) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            pool.submit(self._judge_unnamed, ev, killed)
+
+    def _judge_unnamed(self, ev: ExecEvent, killed: bool) -> None:
+        """Judged like any exec, after the kernel acted: the record says what happened."""
+        decision = self._call_decide(ev)
+        if not decision.allow and self.mode == "warn":
+            with self._lock:
+                self._c.warned += 1
+        if killed and decision.allow:
+            # The kernel cannot ask: it killed what decide would have let run.
+            self._notify_deny(ev.tgid, ev.filename, "in-memory executable (killed)")
+        elif not killed and not decision.allow and self.mode == "enforce":
+            # A kernel kill that did not happen (BPF absent on this rung): late.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(ev.tgid, signal.SIGKILL)
+                with self._lock:
+                    self._c.late_kills += 1
 
     def _on_perm(self, ev: fan.PermEvent) -> None:
         """One permission event, cheapest answers first (the exec waits meanwhile)."""
