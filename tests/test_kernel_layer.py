@@ -745,3 +745,80 @@ def test_a_memfd_exec_is_refused_by_the_daemons_own_rule(probed: Probe, tmpfs: P
     finally:
         svc.layer = None
         layer.stop()
+
+
+def test_wait_record_hands_over_a_record_that_comes_later(probed: Probe, tmpfs: Path) -> None:
+    """decide's threads may wait for an execve record that is late (not lost): it is taken,
+    so the exec's later opens count as follow-ups."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys; sys.stdin.readline(); "
+         "os.execv('/bin/sleep', ['sleep', '30'])"], stdin=subprocess.PIPE)
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs)
+    got: list[ExecEvent | None] = []
+    try:
+        layer.start()
+        layer.guard_tree(proc.pid)
+        assert layer.wait_record(proc.pid, 0.05) is None  # nothing yet: bounded, None
+        waiter = threading.Thread(target=lambda: got.append(layer.wait_record(proc.pid, 20)))
+        waiter.start()
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        waiter.join(30)
+        assert got and got[0] is not None, got
+        assert got[0].argv == ("sleep", "30") and got[0].tgid == proc.pid
+        assert layer.wait_record(proc.pid, 0.05) is None  # taken, not left for another
+        assert layer.status()["late_records"] == 1
+    finally:
+        proc.kill()
+        proc.wait()
+        layer.stop()
+
+
+@pytest.mark.parametrize("mode", ["enforce", "warn"])
+def test_an_exec_whose_record_is_lost(probed: Probe, tmpfs: Path, shell: Shell,
+                                      mode: str) -> None:
+    """A 4 KiB ring cannot hold an exec record with 5 KiB of argv: the permission event
+    comes alone. The daemon waits (bounded) for the record, then in enforce refuses the
+    exec unjudged, records it as such and tells the shell, without locking its tree;
+    warn lets it run and records the path-only judgement."""
+    from attyguard.daemon.execservice import ExecService
+    from attyguard.daemon.threats import ProcfsProcessTable, ThreatLevel, ThreatMap
+    from attyguard.engine.classify import classify
+
+    to_pid: list[tuple[int, bytes]] = []
+    followed: list[dict[str, object]] = []
+    svc = ExecService(mode=mode, scope="sessions", group="", deadline_ms=1000,
+                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
+                      send_to_pid=lambda pid, data: to_pid.append((pid, data)) or 1,
+                      send_to_followers=lambda rec, uid: followed.append(rec))
+    svc.rung = Rung.FANOTIFY
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, mode=mode, deadline_ms=1000,
+                   ring_buffer_bytes=4096, on_deny=svc.on_deny)
+    try:
+        layer.start()
+        svc.layer = layer
+        assert svc.register(shell.pid)
+        big = " ".join(["x" * 1000] * 5)
+        rc, out = shell.run(f"{tmpfs}/true {big}")
+        lost = wait_for(lambda: [r for r in followed if r.get("no_record")],
+                        what="the no-record decision")
+        assert isinstance(lost, list) and len(lost) == 1
+        assert lost[0]["program"] == f"{tmpfs}/true" and lost[0]["argv"] == [f"{tmpfs}/true"]
+        st = layer.status()
+        assert st["events_dropped"] >= 1 and st["no_tracepoint_record"] == 1
+        assert st["deadline_misses"] == 0
+        if mode == "enforce":
+            assert rc == 126 and "Operation not permitted" in out, out
+            assert lost[0]["action"] == "block" and lost[0]["rules"] == ["exec.no-record"]
+            assert len([d for _, d in to_pid if b'"refused"' in d]) == 1
+            # not the user's doing: the tree is not locked, the next exec runs
+            assert svc.threats.level_of(shell.pid)[0] is ThreatLevel.NONE
+            assert shell.run(f"{tmpfs}/true")[0] == 0
+        else:
+            assert rc == 0, out
+            assert lost[0]["action"] == "allow"
+        assert svc.status()["counters"]["no_record"] == 1
+    finally:
+        svc.layer = None
+        layer.stop()

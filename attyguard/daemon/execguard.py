@@ -35,6 +35,7 @@ from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict
 from attyguard.kernel.events import ExecEvent, FdInfo, FdKind
 
 __all__ = [
+    "NO_RECORD_RULE",
     "SCOPES",
     "SCRIPT_MAX_BYTES",
     "TREE_CRITICAL_RULE",
@@ -58,6 +59,8 @@ SCOPES = ("sessions", "group", "all")
 # real script, bounded so a multi-GiB "script" costs one read, not the deadline.
 SCRIPT_MAX_BYTES = 1 << 20
 TREE_CRITICAL_RULE = "exec.tree-critical"
+# A guarded exec refused in enforce because its execve record (argv) never came.
+NO_RECORD_RULE = "exec.no-record"
 
 _AF_INET, _AF_INET6, _AF_UNIX = 2, 10, 1
 

@@ -67,6 +67,9 @@ class ExecEvent:
     # The program has no name left: a memfd (fexecve, execveat AT_EMPTY_PATH,
     # /proc/self/fd/N) or a deleted file. Seen by the BPF sensors only.
     exe_unnamed: bool = False
+    # A permission event came with no execve record of its task (dropped, or
+    # late): argv is only the path. The daemon may ask the layer for the record.
+    no_record: bool = False
 
 
 @dataclass(frozen=True, slots=True)

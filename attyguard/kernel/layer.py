@@ -365,6 +365,9 @@ class KernelLayer:
         self._denied_inodes: set[tuple[int, int]] = set()  # (st_dev, st_ino)
         self._exec_records: dict[int, ExecEvent] = {}  # tgid -> its latest execve record
         self._judged: set[int] = set()  # tgids whose current exec was judged
+        # Notified when an execve record is stored: `wait_record` (decide's
+        # threads) waits on it for a record that came after its permission event.
+        self._record_cv = threading.Condition(self._lock)
         self._waiting: list[tuple[float, int, _Pending]] = []  # deadline heap
         self._seq = itertools.count()
         self._c = _Counters()
@@ -791,6 +794,7 @@ class KernelLayer:
                     del self._exec_records[next(iter(self._exec_records))]
                 self._exec_records[ev.tgid] = ev
                 self._judged.discard(ev.tgid)
+                self._record_cv.notify_all()
             elif isinstance(ev, ExitEvent):
                 self._exec_records.pop(ev.pid, None)
                 self._judged.discard(ev.pid)
@@ -811,6 +815,28 @@ class KernelLayer:
             self._on_event(ev)
         except Exception:
             log.exception("on_event failed")
+
+    def wait_record(self, tgid: int, timeout: float) -> ExecEvent | None:
+        """The execve record of tgid's exec, waited for at most timeout seconds.
+
+        For `decide` (a pool thread) when its event came with `no_record`: the
+        record may be late rather than lost — the ring buffer hands records out
+        in reservation order, so one reserved earlier on another CPU and not yet
+        committed holds back the ones behind it. The reader drains at least
+        every idle period, so a late record lands here within ~50 ms. The record
+        is taken (this exec is judged with it; its later opens are follow-ups).
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._record_cv:
+            while tgid not in self._exec_records:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return None
+                self._record_cv.wait(left)
+            record = self._exec_records.pop(tgid)
+            self._judged.add(tgid)
+            self._c.extra["late_records"] = self._c.extra.get("late_records", 0) + 1
+            return record
 
     def _on_unnamed(self, ev: ExecEvent, killed: bool) -> None:
         """sched_process_exec: a guarded task's new image is a memfd or a deleted file.
@@ -907,7 +933,7 @@ class KernelLayer:
                 uid, ppid = -1, 0
             exec_ev = ExecEvent(time=time.time(), pid=ev.pid, tgid=ev.pid, ppid=ppid, uid=uid,
                                 filename=path, argv=(path,), argv_truncated=True,
-                                rung=Rung.FANOTIFY)
+                                rung=Rung.FANOTIFY, no_record=True)
         else:
             exec_ev = replace(record, filename=path or record.filename, rung=Rung.FANOTIFY)
         if not enforce:
@@ -1021,6 +1047,9 @@ class KernelLayer:
                 "warned": c.warned,
                 "late_kills": c.late_kills,
                 "no_tracepoint_record": c.no_tracepoint_record,
+                "late_records": c.extra.get("late_records", 0),
+                "unnamed_execs": c.extra.get("unnamed_execs", 0),
+                "mounts_marked": c.extra.get("mounts_marked", 0),
                 "decide_errors": c.decide_errors,
                 "guarded_trees": sorted(self._roots),
                 "denied_trees": sorted(self._denied_roots),
