@@ -552,19 +552,24 @@ class KernelLayer:
                     with contextlib.suppress(ValueError):
                         group.marks.remove((path, how))
                     log.info("fanotify: %s unmounted; its mark is gone", path)
-            for dev, m in wanted.items():
-                if dev in self._marked_devs:
-                    continue
-                try:
-                    how = group.mark_exec(m.mount_point)
-                except fan.FanotifyError as exc:
-                    log.warning("fanotify: cannot mark %s (%s): %s", m.mount_point, m.fstype,
-                                exc.strerror)
-                    continue
+            new = [(dev, m) for dev, m in wanted.items() if dev not in self._marked_devs]
+        # Marked outside the lock: a path lookup on a hung filesystem must not hold
+        # up the reader, which answers permission events under that lock. (Only
+        # this thread adds marks; stop() joins it before closing the group.)
+        for dev, m in new:
+            if self._stop.is_set():
+                return
+            try:
+                how = group.mark_exec(m.mount_point)
+            except fan.FanotifyError as exc:
+                log.warning("fanotify: cannot mark %s (%s): %s", m.mount_point, m.fstype,
+                            exc.strerror)
+                continue
+            with self._lock:
                 self._marked_devs[dev] = (m.mount_point, how, m.mount_id)
                 self.marks.append((m.mount_point, how))
                 self._c.extra["mounts_marked"] = self._c.extra.get("mounts_marked", 0) + 1
-                log.info("fanotify: marked %s (%s, %s)", m.mount_point, m.fstype, how)
+            log.info("fanotify: marked %s (%s, %s)", m.mount_point, m.fstype, how)
 
     # ------------------------------------------------------------------ scope
     def _descendants(self, tgid: int) -> list[int]:
