@@ -774,3 +774,29 @@ def test_watchdog_pings_only_while_the_daemon_runs(
         tail.append(next_ping(5))
     assert "STOPPING=1" in tail, tail
     notify.close()
+
+
+def test_watchdog_keeps_pinging_with_the_kernel_layer_running(
+        make_daemon: Callable[..., RunningDaemon]) -> None:
+    """The pings are withheld when the kernel reader is silent for a watchdog period; a
+    healthy reader turns far more often, so a daemon with the layer on keeps pinging."""
+    from tests.kernel_support import bpf_missing_reason
+
+    reason = bpf_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    directory = short_tmpdir()
+    address = str(directory / "notify")
+    notify = _notify_socket(address)
+    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}
+    env.pop("WATCHDOG_PID", None)
+    # warn: the layer marks the default filesystems but answers every exec at once
+    daemon = make_daemon(args=("--ebpf-mode", "warn"), env=env, directory=directory)
+    assert _next_notify(notify).startswith("READY=1")
+    layer = daemon.call("status")["exec"]["layer"]
+    assert layer and layer["running"], daemon.log()
+    pings = [_next_notify(notify) for _ in range(8)]  # 1.6 s of pings, none withheld
+    assert pings == ["WATCHDOG=1"] * 8, (pings, daemon.log())
+    assert "watchdog: not pinging" not in daemon.log()
+    assert daemon.stop() == 0
+    notify.close()
