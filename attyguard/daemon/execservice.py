@@ -291,10 +291,13 @@ class ExecService:
     def _late_record(self, event: ExecEvent) -> ExecEvent | None:
         """The execve record the permission event came without, if it arrives in time.
 
-        At most 40% of the permission deadline: the rest is for judging it.
+        At most 40% of the permission deadline: the rest is for judging it. Only
+        where the exec is held until answered (enforce on a permission rung): a
+        task that went on could exec again, and its next record would be taken
+        for this one.
         """
         wait = getattr(self.layer, "wait_record", None)
-        if wait is None:
+        if wait is None or self.mode != "enforce" or self.rung not in (Rung.FANOTIFY, Rung.LSM):
             return None
         record: ExecEvent | None = wait(event.tgid, self.deadline_ms * 0.4 / 1000)
         if record is None:
