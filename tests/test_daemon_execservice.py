@@ -154,3 +154,33 @@ def test_the_layer_s_own_denials_are_recorded_and_shown_once(
     # a locked tree's further denials: recorded, no second red line
     svc.on_deny(DenyNotice(shell.pid, "/usr/bin/ls", "critical tree", Rung.SIGNAL))
     assert len(sent.to_pid) == 1 and sent.followed[-1]["rules"] == ["exec.tree-critical"]
+
+
+def test_a_retry_before_the_loop_marks_the_tree_is_refused_without_a_second_line(
+        shell: subprocess.Popen[bytes]) -> None:
+    """A program searching PATH retries a refused exec at once (/usr/bin/bash, /bin/bash).
+    On a loaded machine the event loop that marks the tree Critical may not have run yet:
+    the retry must still be judged as of a locked tree, and the shell told once."""
+    import asyncio
+
+    sent = Sent()
+    svc = service("enforce", sent)
+    assert svc.register(shell.pid)
+    loop = asyncio.new_event_loop()  # real, but not running yet: "the loop is behind"
+    try:
+        svc._loop = loop
+        first = svc.decide(exec_of(shell.pid, "bash", "-c", BLOCKED))
+        retry = svc.decide(exec_of(shell.pid, "bash", "-c", BLOCKED))
+        assert not first.allow and first.rules != ("exec.tree-critical",)
+        assert not retry.allow and retry.rules == ("exec.tree-critical",)
+        assert sent.to_pid == []  # nothing sent before the loop runs
+        loop.run_until_complete(asyncio.sleep(0))
+        refused = [e for _, e in sent.to_pid if e["event"] == "refused"]
+        assert len(refused) == 1, sent.to_pid
+        assert svc.threats.level_of(shell.pid)[0] is ThreatLevel.CRITICAL
+        # the threat map decides from now on: an operator's clear lifts the lock
+        svc.threats.clear(shell.pid)
+        assert svc.decide(exec_of(shell.pid, "ls")).allow
+    finally:
+        svc._loop = None
+        loop.close()

@@ -730,3 +730,73 @@ def test_classify_with_the_shells_state(make_daemon: Callable[..., RunningDaemon
     assert plain.action is Action.ALLOW and stated.action is Action.BLOCK
     bad = daemon.call("classify", line=line, state={"variables": ["v"]})
     assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
+
+
+def test_watchdog_pings_only_while_the_daemon_runs(
+        make_daemon: Callable[..., RunningDaemon]) -> None:
+    """WATCHDOG_USEC set: READY=1, then WATCHDOG=1 every half period from the event loop;
+    a SIGSTOPped daemon sends none (so systemd's WatchdogSec= kills it), and they resume."""
+    directory = short_tmpdir()
+    address = str(directory / "notify")
+    notify = _notify_socket(address)
+    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}
+    env.pop("WATCHDOG_PID", None)
+    daemon = make_daemon(env=env, directory=directory)
+
+    def next_ping(timeout: float) -> str | None:
+        notify.settimeout(timeout)
+        try:
+            return _next_notify(notify)
+        except TimeoutError:
+            return None
+
+    try:
+        assert _next_notify(notify).startswith("READY=1")
+        pings = [next_ping(15) for _ in range(3)]
+        assert pings == ["WATCHDOG=1"] * 3
+        daemon.signal(signal.SIGSTOP)
+        # One ping may have left before the stop took hold; after it, silence for
+        # five ping periods (200 ms each).
+        after: list[str] = []
+        for _ in range(3):
+            msg = next_ping(1.0)
+            if msg is None:
+                break
+            after.append(msg)
+        assert len(after) <= 1 and set(after) <= {"WATCHDOG=1"}, after
+        daemon.signal(signal.SIGCONT)
+        assert next_ping(15) == "WATCHDOG=1"
+    finally:
+        daemon.signal(signal.SIGCONT)
+    assert daemon.stop() == 0
+    tail: list[str | None] = []
+    while len(tail) < 3 and "STOPPING=1" not in tail:
+        tail.append(next_ping(5))
+    assert "STOPPING=1" in tail, tail
+    notify.close()
+
+
+def test_watchdog_keeps_pinging_with_the_kernel_layer_running(
+        make_daemon: Callable[..., RunningDaemon]) -> None:
+    """The pings are withheld when the kernel reader is silent for a watchdog period; a
+    healthy reader turns far more often, so a daemon with the layer on keeps pinging."""
+    from tests.kernel_support import bpf_missing_reason
+
+    reason = bpf_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    directory = short_tmpdir()
+    address = str(directory / "notify")
+    notify = _notify_socket(address)
+    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}
+    env.pop("WATCHDOG_PID", None)
+    # warn: the layer marks the default filesystems but answers every exec at once
+    daemon = make_daemon(args=("--ebpf-mode", "warn"), env=env, directory=directory)
+    assert _next_notify(notify).startswith("READY=1")
+    layer = daemon.call("status")["exec"]["layer"]
+    assert layer and layer["running"], daemon.log()
+    pings = [_next_notify(notify) for _ in range(8)]  # 1.6 s of pings, none withheld
+    assert pings == ["WATCHDOG=1"] * 8, (pings, daemon.log())
+    assert "watchdog: not pinging" not in daemon.log()
+    assert daemon.stop() == 0
+    notify.close()

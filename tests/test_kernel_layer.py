@@ -194,6 +194,113 @@ def test_fanotify_deny_makes_execve_fail_with_eperm(probed: Probe, tmpfs: Path,
     layer.stop()  # idempotent
 
 
+def _marked(layer: KernelLayer, path: Path) -> bool:
+    return any(m["path"] == str(path) for m in layer.status()["marks"])
+
+
+def test_a_filesystem_mounted_after_start_is_marked_and_judged(probed: Probe, tmpfs: Path,
+                                                               shell: Shell,
+                                                               tmp_path: Path) -> None:
+    """A tmpfs mounted below a marked root after the layer started: its execs are judged
+    (EPERM for what decide denies), and its mark is forgotten when it is unmounted."""
+    late = tmpfs / "late"
+    late.mkdir()
+    elsewhere = tmp_path / "elsewhere"  # not under a root: the policy leaves it alone
+    elsewhere.mkdir()
+    mounted: list[Path] = []
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, deny_marker, deadline_ms=2000)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        assert not _marked(layer, late)
+        for where in (late, elsewhere):
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)],
+                           check=True)
+            mounted.append(where)
+        wait_for(lambda: _marked(layer, late), what="the late tmpfs to be marked")
+        shutil.copy("/bin/true", late / "true")
+        marker = late / "marker"
+        (late / "mk.sh").write_text(f"#!/bin/sh\ntouch {marker}\n")
+        (late / "mk.sh").chmod(0o755)
+        rc, out = shell.run(f"{late}/mk.sh")
+        assert rc == 126 and "Operation not permitted" in out, out
+        assert not marker.exists()
+        rc, out = shell.run(f"{late}/true")
+        assert rc == 0, out
+        assert not _marked(layer, elsewhere)
+        subprocess.run(["umount", str(late)], check=True)
+        mounted.remove(late)
+        wait_for(lambda: not _marked(layer, late), what="the unmounted tmpfs to be forgotten")
+        assert _marked(layer, tmpfs)  # the start mark stays
+        # mounted again: a new filesystem, marked again
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(late)], check=True)
+        mounted.append(late)
+        wait_for(lambda: _marked(layer, late), what="the remounted tmpfs to be marked")
+        assert layer.status()["deadline_misses"] == 0
+    finally:
+        layer.stop()
+        for where in mounted:
+            subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+# A child that copies /bin/touch into a memfd and runs it on a marker file:
+# through execveat(fd, "", AT_EMPTY_PATH) (os.execve on an fd) or /proc/self/fd/N.
+_MEMFD_CHILD = """
+import os, sys
+how, marker = sys.argv[1], sys.argv[2]
+fd = os.memfd_create("payload", 0)
+with open("/bin/touch", "rb") as f:
+    os.write(fd, f.read())
+if how == "execveat":
+    os.execve(fd, ["touch", marker], {})
+else:
+    os.set_inheritable(fd, True)
+    os.execv(f"/proc/self/fd/{fd}", ["touch", marker])
+"""
+
+
+@pytest.mark.parametrize("how", ["execveat", "proc-fd"])
+@pytest.mark.parametrize("mode", ["enforce", "warn"])
+def test_a_memfd_exec_in_a_guarded_tree(probed: Probe, tmpfs: Path, shell: Shell,
+                                        mode: str, how: str) -> None:
+    """memfds live where no fanotify mark reaches: enforce kills the exec from BPF before
+    the program's first instruction; both modes judge it (with its argv) like any exec."""
+    seen: list[ExecEvent] = []
+    notices: list[DenyNotice] = []
+
+    def decide(ev: ExecEvent) -> ExecDecision:
+        seen.append(ev)
+        if ev.exe_unnamed:
+            return ExecDecision(False, "test: in-memory", ("exec.in-memory-executable",))
+        return ALLOW
+
+    marker = tmpfs / "memfd-ran"
+    script = tmpfs / "memfd_child.py"
+    script.write_text(_MEMFD_CHILD)
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, decide, mode=mode, on_deny=notices.append)
+    try:
+        layer.start()
+        layer.guard_tree(shell.pid)
+        rc, out = shell.run(f"{sys.executable} {script} {how} {marker}")
+        if mode == "enforce":
+            assert rc == 128 + signal.SIGKILL, out
+            assert not marker.exists()
+        else:
+            assert rc == 0, out
+            assert marker.exists()
+            wait_for(lambda: layer.status()["warned"] >= 1, what="the warn count")
+        judged = wait_for(lambda: [e for e in seen if e.exe_unnamed], what="the judgement")
+        assert isinstance(judged, list) and len(judged) == 1
+        ev = judged[0]
+        assert ev.argv == ("touch", str(marker))
+        assert ev.filename == "/memfd:payload (deleted)", ev.filename
+        assert notices == []  # decide denied it: the daemon knows already
+        st = layer.status()
+        assert st["kernel"]["signal_killed"] == (1 if mode == "enforce" else 0)
+    finally:
+        layer.stop()
+
+
 def test_fanotify_warn_mode_denies_nothing_but_still_decides(probed: Probe, tmpfs: Path,
                                                              shell: Shell) -> None:
     asked = threading.Event()
@@ -598,4 +705,120 @@ def test_default_marks_judge_a_real_program_with_its_argv(probed: Probe, shell: 
         assert not ev.argv_truncated
         assert layer.status()["deadline_misses"] == 0
     finally:
+        layer.stop()
+
+
+def test_a_memfd_exec_is_refused_by_the_daemons_own_rule(probed: Probe, tmpfs: Path,
+                                                         shell: Shell) -> None:
+    """The real exec judge (patterns/exec/ rules, threat map) behind the layer: the memfd
+    exec is killed, recorded as a block by `exec.in-memory-executable`, and the shell told."""
+    from attyguard.daemon.execservice import ExecService
+    from attyguard.daemon.threats import ProcfsProcessTable, ThreatLevel, ThreatMap
+    from attyguard.engine.classify import classify
+
+    to_pid: list[tuple[int, bytes]] = []
+    followed: list[dict[str, object]] = []
+    svc = ExecService(mode="enforce", scope="sessions", group="", deadline_ms=2000,
+                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
+                      send_to_pid=lambda pid, data: to_pid.append((pid, data)) or 1,
+                      send_to_followers=lambda rec, uid: followed.append(rec))
+    svc.rung = Rung.FANOTIFY
+    marker = tmpfs / "memfd-ran"
+    script = tmpfs / "memfd_child.py"
+    script.write_text(_MEMFD_CHILD)
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=2000,
+                   on_deny=svc.on_deny)
+    try:
+        layer.start()
+        svc.layer = layer
+        assert svc.register(shell.pid)
+        rc, out = shell.run(f"{sys.executable} {script} execveat {marker}")
+        assert rc == 128 + signal.SIGKILL, out
+        assert not marker.exists()
+        blocks = wait_for(lambda: [r for r in followed if r.get("action") == "block"],
+                          what="the block record")
+        assert isinstance(blocks, list)
+        assert "exec.in-memory-executable" in blocks[0]["rules"]
+        assert blocks[0]["argv"] == ["touch", str(marker)]
+        assert any(b'"refused"' in data and b"REFUSED" in data for _, data in to_pid)
+        assert svc.threats.level_of(shell.pid)[0] is ThreatLevel.CRITICAL
+    finally:
+        svc.layer = None
+        layer.stop()
+
+
+def test_wait_record_hands_over_a_record_that_comes_later(probed: Probe, tmpfs: Path) -> None:
+    """decide's threads may wait for an execve record that is late (not lost): it is taken,
+    so the exec's later opens count as follow-ups."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys; sys.stdin.readline(); "
+         "os.execv('/bin/sleep', ['sleep', '30'])"], stdin=subprocess.PIPE)
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs)
+    got: list[ExecEvent | None] = []
+    try:
+        layer.start()
+        layer.guard_tree(proc.pid)
+        assert layer.wait_record(proc.pid, 0.05) is None  # nothing yet: bounded, None
+        waiter = threading.Thread(target=lambda: got.append(layer.wait_record(proc.pid, 20)))
+        waiter.start()
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        waiter.join(30)
+        assert got and got[0] is not None, got
+        assert got[0].argv == ("sleep", "30") and got[0].tgid == proc.pid
+        assert layer.wait_record(proc.pid, 0.05) is None  # taken, not left for another
+        assert layer.status()["late_records"] == 1
+    finally:
+        proc.kill()
+        proc.wait()
+        layer.stop()
+
+
+@pytest.mark.parametrize("mode", ["enforce", "warn"])
+def test_an_exec_whose_record_is_lost(probed: Probe, tmpfs: Path, shell: Shell,
+                                      mode: str) -> None:
+    """A 4 KiB ring cannot hold an exec record with 5 KiB of argv: the permission event
+    comes alone. The daemon waits (bounded) for the record, then in enforce refuses the
+    exec unjudged, records it as such and tells the shell, without locking its tree;
+    warn lets it run and records the path-only judgement."""
+    from attyguard.daemon.execservice import ExecService
+    from attyguard.daemon.threats import ProcfsProcessTable, ThreatLevel, ThreatMap
+    from attyguard.engine.classify import classify
+
+    to_pid: list[tuple[int, bytes]] = []
+    followed: list[dict[str, object]] = []
+    svc = ExecService(mode=mode, scope="sessions", group="", deadline_ms=1000,
+                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
+                      send_to_pid=lambda pid, data: to_pid.append((pid, data)) or 1,
+                      send_to_followers=lambda rec, uid: followed.append(rec))
+    svc.rung = Rung.FANOTIFY
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, mode=mode, deadline_ms=1000,
+                   ring_buffer_bytes=4096, on_deny=svc.on_deny)
+    try:
+        layer.start()
+        svc.layer = layer
+        assert svc.register(shell.pid)
+        big = " ".join(["x" * 1000] * 5)
+        rc, out = shell.run(f"{tmpfs}/true {big}")
+        lost = wait_for(lambda: [r for r in followed if r.get("no_record")],
+                        what="the no-record decision")
+        assert isinstance(lost, list) and len(lost) == 1
+        assert lost[0]["program"] == f"{tmpfs}/true" and lost[0]["argv"] == [f"{tmpfs}/true"]
+        st = layer.status()
+        assert st["events_dropped"] >= 1 and st["no_tracepoint_record"] == 1
+        assert st["deadline_misses"] == 0
+        if mode == "enforce":
+            assert rc == 126 and "Operation not permitted" in out, out
+            assert lost[0]["action"] == "block" and lost[0]["rules"] == ["exec.no-record"]
+            assert len([d for _, d in to_pid if b'"refused"' in d]) == 1
+            # not the user's doing: the tree is not locked, the next exec runs
+            assert svc.threats.level_of(shell.pid)[0] is ThreatLevel.NONE
+            assert shell.run(f"{tmpfs}/true")[0] == 0
+        else:
+            assert rc == 0, out
+            assert lost[0]["action"] == "allow"
+        assert svc.status()["counters"]["no_record"] == 1
+    finally:
+        svc.layer = None
         layer.stop()

@@ -35,6 +35,7 @@ from attyguard.engine.verdict import Action, RuleHit, Severity, Verdict
 from attyguard.kernel.events import ExecEvent, FdInfo, FdKind
 
 __all__ = [
+    "NO_RECORD_RULE",
     "SCOPES",
     "SCRIPT_MAX_BYTES",
     "TREE_CRITICAL_RULE",
@@ -58,6 +59,8 @@ SCOPES = ("sessions", "group", "all")
 # real script, bounded so a multi-GiB "script" costs one read, not the deadline.
 SCRIPT_MAX_BYTES = 1 << 20
 TREE_CRITICAL_RULE = "exec.tree-critical"
+# A guarded exec refused in enforce because its execve record (argv) never came.
+NO_RECORD_RULE = "exec.no-record"
 
 _AF_INET, _AF_INET6, _AF_UNIX = 2, 10, 1
 
@@ -87,6 +90,7 @@ class ExecFacts:
     exe_same_tree: bool = False  # changed since the tree was guarded, by its user
     exe_elf: bool = False
     argv_truncated: bool = False  # the sensor cut argv at its bound: a payload may be hidden
+    exe_unnamed: bool = False  # the program is a memfd or a deleted file: no name to judge
 
     @property
     def name(self) -> str:
@@ -208,6 +212,7 @@ class Conditions:
     exe_elf: bool | None = None
     exe_in: tuple[str, ...] = ()  # globs on the executable's path
     argv_truncated: bool | None = None
+    exe_unnamed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,15 +260,19 @@ def rule_matches(rule: ExecRule, facts: ExecFacts) -> bool:
         return False
     if c.argv_truncated is not None and facts.argv_truncated != c.argv_truncated:
         return False
+    if c.exe_unnamed is not None and facts.exe_unnamed != c.exe_unnamed:
+        return False
     return not (c.exe_in and not any(fnmatch.fnmatchcase(facts.program, p) for p in c.exe_in))
 
 
 _RULE_KEYS = {"id", "title", "severity", "action", "explanation", "when", "examples"}
 _LIST_CONDITIONS = {"program", "stdin", "stdout", "stdin_or_stdout", "stdin_pipe_from",
                     "exe_in"}
-_BOOL_CONDITIONS = {"program_from_stdin", "exe_same_tree", "exe_elf", "argv_truncated"}
+_BOOL_CONDITIONS = {"program_from_stdin", "exe_same_tree", "exe_elf", "argv_truncated",
+                    "exe_unnamed"}
 _EXAMPLE_KEYS = {"event", "argv", "program", "stdin", "stdout", "stderr", "stdin_pipe_from",
-                 "exe_age_s", "exe_same_tree", "exe_elf", "script", "argv_truncated"}
+                 "exe_age_s", "exe_same_tree", "exe_elf", "script", "argv_truncated",
+                 "exe_unnamed"}
 
 
 def _conditions(raw: Any, where: str, rid: str, sets: Mapping[str, frozenset[str]]
@@ -422,7 +431,8 @@ def facts_from_example(example: Mapping[str, Any]) -> ExecFacts:
         exe_age_s=float(age) if age is not None else None,
         exe_same_tree=bool(example.get("exe_same_tree", False)),
         exe_elf=bool(example.get("exe_elf", False)),
-        argv_truncated=bool(example.get("argv_truncated", False)))
+        argv_truncated=bool(example.get("argv_truncated", False)),
+        exe_unnamed=bool(example.get("exe_unnamed", False)))
 
 
 def run_exec_examples(rules: Iterable[ExecRule]) -> list[str]:
@@ -628,7 +638,13 @@ def gather(event: ExecEvent, *, tree_since: float | None, tree_uid: int | None,
     return ExecFacts(program=program, argv=argv, fds=fds, script_text=script_text,
                      stdin_writers=tuple(dict.fromkeys(writers)), exe_age_s=age,
                      exe_same_tree=same_tree, exe_elf=head.startswith(b"\x7fELF"),
-                     argv_truncated=event.argv_truncated)
+                     argv_truncated=event.argv_truncated,
+                     exe_unnamed=event.exe_unnamed or _unnamed_path(program))
+
+
+def _unnamed_path(path: str) -> bool:
+    """A path as /proc shows a memfd or a deleted file (fanotify's view of one)."""
+    return path.startswith("/memfd:") or path.endswith(" (deleted)")
 
 
 @dataclass(slots=True)

@@ -33,10 +33,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from attyguard.daemon import protocol
 from attyguard.daemon.execguard import (
+    NO_RECORD_RULE,
     TREE_CRITICAL_RULE,
     ExecFacts,
     ExecJudgement,
@@ -99,12 +101,20 @@ class ExecService:
         self.windows = TrustWindows(max_s=trust_window_s)
         self.recent: deque[dict[str, Any]] = deque(maxlen=kept)
         self.counters = {"seen": 0, "judged": 0, "denied": 0, "would_deny": 0, "warned": 0,
-                         "dropped": 0, "errors": 0, "unreadable": 0}
+                         "dropped": 0, "errors": 0, "unreadable": 0, "no_record": 0}
         self.rung: Rung | None = None
         self.probe_report: dict[str, Any] | None = None
         self.layer: Any = None
         self.connector: Any = None
         self._writers: dict[int, tuple[str, ...]] = {}
+        # Trees refused by `decide` whose Critical mark the event loop has not
+        # made yet (root -> the REFUSED text). The threat map belongs to the
+        # loop; until it runs `_refused`, every exec of the tree is judged as of
+        # a locked tree from here. Without this, a retry of the same exec (a
+        # program searching PATH: /usr/bin/bash, then /bin/bash) that came
+        # before a loaded loop marked the tree was judged afresh and refused
+        # with a second red line.
+        self._locking: dict[int, str] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         # SEC-002 (attyguard/policy): asked first on a permission rung for the
@@ -255,6 +265,11 @@ class ExecService:
         a denied task (after the fact); on audit nothing can be denied.
         """
         try:
+            if event.no_record:
+                found = self._late_record(event)
+                if found is None:
+                    return self._no_record(event)
+                event = found
             if self.policy_decide is not None:
                 verdict = self.policy_decide(event)
                 if verdict is not None and not verdict.allow:
@@ -272,6 +287,47 @@ class ExecService:
             self.counters["errors"] += 1
             log.exception("exec guard: judging pid %d failed; allowed", event.pid)
             return ALLOW
+
+    def _late_record(self, event: ExecEvent) -> ExecEvent | None:
+        """The execve record the permission event came without, if it arrives in time.
+
+        At most 40% of the permission deadline: the rest is for judging it. Only
+        where the exec is held until answered (enforce on a permission rung): a
+        task that went on could exec again, and its next record would be taken
+        for this one.
+        """
+        wait = getattr(self.layer, "wait_record", None)
+        if wait is None or self.mode != "enforce" or self.rung not in (Rung.FANOTIFY, Rung.LSM):
+            return None
+        record: ExecEvent | None = wait(event.tgid, self.deadline_ms * 0.4 / 1000)
+        if record is None:
+            return None
+        return replace(record, filename=event.filename or record.filename, rung=event.rung)
+
+    def _no_record(self, event: ExecEvent) -> ExecDecision:
+        """A guarded exec whose argv never came (the record was dropped or is later
+        than the wait): only its path is known.
+
+        enforce refuses it: judging the path alone would let `bash script.sh`
+        through unread, and an attacker who can fill the ring buffer could
+        choose that. The shell is told (one REFUSED line) but its tree is not
+        locked: a lost record is not the user's doing. warn judges the path
+        alone, as before, and the record says so.
+        """
+        judge_it, root = self.trees.in_scope(event.tgid, event.ppid, event.uid)
+        if not judge_it:
+            return ALLOW
+        self.counters["no_record"] += 1
+        if self.mode != "enforce" or self.rung not in (Rung.FANOTIFY, Rung.LSM):
+            judgement, root, facts = self._judge(event)
+            if judgement is not None:
+                self._act(event, facts, judgement, root, denied=False)
+            return ALLOW
+        judgement = ExecJudgement(
+            Action.BLOCK, "the exec's record (its argv) was lost; refused unjudged",
+            (NO_RECORD_RULE,))
+        self._act(event, None, judgement, root, denied=True, lock=False)
+        return ExecDecision(False, judgement.reason, judgement.rules)
 
     def on_deny(self, notice: Any) -> None:
         """An exec the layer refused by itself (maps, deadline, kernel kill): record it.
@@ -320,6 +376,9 @@ class ExecService:
         level, entry = self._level_of(event.tgid)
         critical = (entry.reason or "marked") if level is ThreatLevel.CRITICAL and entry \
             else None
+        if critical is None and root is not None:
+            with self._lock:
+                critical = self._locking.get(root)
         # Half the permission deadline for a large script's line-by-line pass:
         # the rest is for reading it and everything else.
         judgement = judge(facts, critical=critical, engine=self.engine, rules=self.rules,
@@ -374,7 +433,7 @@ class ExecService:
                           "address": event.address, "port": event.port, "shell": root})
 
     def _act(self, event: ExecEvent, facts: ExecFacts | None, judgement: ExecJudgement,
-             root: int | None, *, denied: bool, kind: str = "exec") -> None:
+             root: int | None, *, denied: bool, kind: str = "exec", lock: bool = True) -> None:
         program = os.path.basename(event.filename) or (event.argv[0] if event.argv else "?")
         blocked = judgement.action is Action.BLOCK
         action = "block" if denied else ("warn" if judgement.action is not Action.ALLOW
@@ -391,6 +450,8 @@ class ExecService:
                   "rules": list(judgement.rules), "action": action,
                   "reason": judgement.reason,
                   "rung": (event.rung.value if event.rung else None), "shell": root}
+        if event.no_record:
+            record["no_record"] = True
         self._record(record)
         if action == "allow":
             return
@@ -405,8 +466,15 @@ class ExecService:
             # The tree is locked already and its shell has said so once (a retry
             # along PATH, a loop): one red line, not one per attempt.
             return
+        if denied and not lock:
+            text = f"REFUSED — {program}: {judgement.reason}"
+            self._on_loop(self._tell_refused, root, text, judgement)
+            return
         if denied:
             text = f"REFUSED — {program}: {judgement.reason}"
+            with self._lock:
+                # before `decide` answers: the exec's retry must find the tree locked
+                self._locking[root] = text[:200]
             self._on_loop(self._refused, root, text, judgement)
         else:
             what = "would be refused" if blocked else "warning"
@@ -414,8 +482,16 @@ class ExecService:
             text = f"exec {what} — {program}: {judgement.reason} — {shown}"
             self._on_loop(self._warn, root, text, judgement, event)
 
+    def _tell_refused(self, root: int, text: str, judgement: ExecJudgement) -> None:
+        """The red line without locking the tree (a refusal that is not the user's doing)."""
+        self.send_to_pid(root, protocol.encode_event(
+            "refused", text=text, reason=judgement.reason, rules=list(judgement.rules),
+            time=round(time.time(), 3)))
+
     def _refused(self, root: int, text: str, judgement: ExecJudgement) -> None:
         self.threats.mark(root, ThreatLevel.CRITICAL, text[:200])
+        with self._lock:
+            self._locking.pop(root, None)  # the threat map says it from now on
         if self.layer is not None and self.rung in (Rung.LSM, Rung.SIGNAL):
             # These rungs deny from kernel maps without asking `decide`: put the
             # tree there. (fanotify asks, and reads the threat map itself, so

@@ -192,10 +192,26 @@ def bind_socket(path: str, group_gid: int | None, backlog: int = 512) -> socket.
 
 
 class SystemdNotifier:
-    """sd_notify(3) by hand: one datagram to $NOTIFY_SOCKET (no libsystemd dependency)."""
+    """sd_notify(3) by hand: one datagram to $NOTIFY_SOCKET (no libsystemd dependency).
 
-    def __init__(self, address: str | None = None) -> None:
-        self.address = os.environ.get("NOTIFY_SOCKET") if address is None else address
+    Written here, not taken from a library: the protocol is one datagram of
+    KEY=VALUE lines. `sdnotify` (pure Python) has not had a release since 2017;
+    `systemd-python` and `cysystemd` are C extensions over libsystemd, which
+    the install venv would have to build or find wheels for. Neither is worth
+    it for ten lines.
+    """
+
+    def __init__(self, address: str | None = None,
+                 environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.address = env.get("NOTIFY_SOCKET") if address is None else address
+        # $WATCHDOG_USEC: systemd's WatchdogSec=, for us unless $WATCHDOG_PID names another.
+        self.watchdog_usec = 0
+        with contextlib.suppress(ValueError):
+            usec = int(env.get("WATCHDOG_USEC", "0"))
+            owner = int(env.get("WATCHDOG_PID", "0") or 0)
+            if usec > 0 and owner in (0, os.getpid()):
+                self.watchdog_usec = usec
 
     def notify(self, *fields: str) -> None:
         if not self.address:
@@ -433,6 +449,38 @@ class DaemonServer:
                  self.config.daemon.mode, getattr(self.tier2, "name", "?"),
                  "on" if self.config.accumulator.auto_block else "off")
         self.notifier.notify("READY=1", f"STATUS=listening on {path}")
+        if self.notifier.watchdog_usec:
+            self._tasks.append(asyncio.create_task(
+                self._watchdog_loop(self.notifier.watchdog_usec / 1e6)))
+
+    async def _watchdog_loop(self, timeout_s: float) -> None:
+        """WATCHDOG=1 every half timeout, sent from the event loop: a stopped or hung loop
+        sends none, and systemd kills the daemon (WatchdogSignal=), which releases every
+        exec the fanotify rung holds. A stalled kernel reader withholds the ping too."""
+        withheld = False
+        while True:
+            why = self._unhealthy(timeout_s)
+            if why is None:
+                self.notifier.notify("WATCHDOG=1")
+                withheld = False
+            elif not withheld:
+                withheld = True
+                log.error("watchdog: not pinging systemd: %s", why)
+                self.notifier.notify(f"STATUS=unhealthy: {why}")
+            await asyncio.sleep(timeout_s / 2)
+
+    def _unhealthy(self, timeout_s: float) -> str | None:
+        """Why the daemon should not tell systemd it is alive (None: it is)."""
+        layer = getattr(self.execs, "layer", None)
+        if layer is None:
+            return None
+        error = getattr(layer, "reader_error", None)
+        if error:
+            return f"kernel layer: {error}"
+        beat = getattr(layer, "heartbeat", 0.0)
+        if beat and time.monotonic() - beat > timeout_s:
+            return f"kernel layer reader silent for {time.monotonic() - beat:.1f}s"
+        return None
 
     async def wait_stopped(self) -> None:
         await self._stop.wait()

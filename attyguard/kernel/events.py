@@ -64,6 +64,12 @@ class ExecEvent:
     cgroup_id: int = 0
     fds: tuple[FdInfo, FdInfo, FdInfo] | None = None  # fds 0/1/2, None when not seen
     rung: Rung = Rung.AUDIT  # the sensor that saw it
+    # The program has no name left: a memfd (fexecve, execveat AT_EMPTY_PATH,
+    # /proc/self/fd/N) or a deleted file. Seen by the BPF sensors only.
+    exe_unnamed: bool = False
+    # A permission event came with no execve record of its task (dropped, or
+    # late): argv is only the path. The daemon may ask the layer for the record.
+    no_record: bool = False
 
 
 @dataclass(frozen=True, slots=True)

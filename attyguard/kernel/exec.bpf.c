@@ -29,6 +29,7 @@
 #include "exec.h"
 
 #define EPERM 1
+#define AT_EMPTY_PATH 0x1000
 #define SIGKILL 9
 #define AF_ALG 38
 #define AF_UNIX 1
@@ -52,6 +53,7 @@ struct ag_fork *_anchor_fork __attribute__((unused));
 struct ag_exit *_anchor_exit __attribute__((unused));
 struct ag_alg *_anchor_alg __attribute__((unused));
 struct ag_connect *_anchor_connect __attribute__((unused));
+struct ag_unnamed *_anchor_unnamed __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -204,14 +206,24 @@ static __always_inline void read_fd(struct file **fdarr, __u32 max_fds, int i, s
 	}
 }
 
+static __always_inline struct file *fd_file(struct file **fdarr, __u32 max_fds, int i)
+{
+	struct file *f = NULL;
+
+	if ((__u32)i >= max_fds || bpf_probe_read_kernel(&f, sizeof(f), &fdarr[i]))
+		return NULL;
+	return f;
+}
+
 static __always_inline int on_exec(const char *filename, const char *const *argv, int dfd,
-				   __u32 flags)
+				   __u32 flags, int atflags)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, uid = (__u32)bpf_get_current_uid_gid();
 	__u32 zero = 0;
 	__u64 off = 0, size;
+	const unsigned char *empty_name = NULL;
 	struct ag_exec *e;
 	long n;
 	int i;
@@ -248,8 +260,34 @@ static __always_inline int on_exec(const char *filename, const char *const *argv
 		read_fd(fdarr, max_fds, 0, &e->fds[0]);
 		read_fd(fdarr, max_fds, 1, &e->fds[1]);
 		read_fd(fdarr, max_fds, 2, &e->fds[2]);
+		if ((flags & AG_F_EXECVEAT) && (atflags & AT_EMPTY_PATH)) {
+			char first = 1;
+
+			/* fexecve(): the program is the fd. A memfd lives on the
+			 * kernel's internal shmem mount, which fanotify cannot mark:
+			 * in enforce, a guarded tree's exec of one is killed here,
+			 * before the exec starts. */
+			if (!bpf_probe_read_user(&first, 1, filename) && !first) {
+				struct file *f = fd_file(fdarr, max_fds, dfd);
+
+				flags |= AG_F_EMPTY_PATH;
+				/* nlink 0: a memfd, or a file deleted since it was opened */
+				if (f && BPF_CORE_READ(f, f_inode, i_nlink) == 0)
+					flags |= AG_F_UNNAMED;
+				if (f)
+					empty_name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
+			}
+		}
 	}
-	n = bpf_probe_read_user_str(e->filename, sizeof(e->filename), filename);
+	if ((flags & AG_F_UNNAMED) && cfg.kill_unnamed && !(flags & AG_F_KILLED)) {
+		bpf_send_signal(SIGKILL);
+		stat_inc(AG_STAT_SIGNAL_KILLED);
+		flags |= AG_F_KILLED;
+	}
+	if (empty_name) /* the fd's name ("memfd:NAME"), the path being empty */
+		n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), empty_name);
+	else
+		n = bpf_probe_read_user_str(e->filename, sizeof(e->filename), filename);
 	if (n < 0)
 		e->filename[0] = 0;
 	else if (n == sizeof(e->filename))
@@ -299,31 +337,62 @@ done:
 SEC("tracepoint/syscalls/sys_enter_execve")
 int ag_execve(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_exec((const char *)ctx->args[0], (const char *const *)ctx->args[1], -100, 0);
+	return on_exec((const char *)ctx->args[0], (const char *const *)ctx->args[1], -100, 0, 0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_execveat")
 int ag_execveat(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_exec((const char *)ctx->args[1], (const char *const *)ctx->args[2],
-		       (int)ctx->args[0], AG_F_EXECVEAT);
+		       (int)ctx->args[0], AG_F_EXECVEAT, (int)ctx->args[4]);
 }
 
 SEC("tracepoint/sched/sched_process_exec")
 int ag_exec_done(void *ctx)
 {
 	struct task_struct *task;
+	struct inode *inode;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ag_unnamed *e;
+	__u32 flags = 0;
 
-	if (!cfg.signal_kill || tgid == cfg.self_tgid)
+	if (tgid == cfg.self_tgid)
 		return 0;
 	/* The new image is mapped but has not run: killing here means none of
-	 * its instructions execute (rung 3 for denied executables). */
+	 * its instructions execute. */
 	task = (struct task_struct *)bpf_get_current_task();
-	if (inode_denied(BPF_CORE_READ(task, mm, exe_file, f_inode))) {
+	inode = BPF_CORE_READ(task, mm, exe_file, f_inode);
+	if (cfg.signal_kill && inode_denied(inode)) {
+		/* rung 3 for denied executables */
 		bpf_send_signal(SIGKILL);
 		stat_inc(AG_STAT_SIGNAL_KILLED);
+		return 0;
 	}
+	/* A program with no name left (a memfd exec'd through /proc/self/fd/N, a
+	 * deleted file): no rung can judge it by its file, so a guarded tree's
+	 * is killed in enforce, and reported either way. */
+	if (!inode || BPF_CORE_READ(inode, i_nlink) != 0 ||
+	    !in_scope(tgid, (__u32)bpf_get_current_uid_gid()))
+		return 0;
+	if (cfg.kill_unnamed) {
+		bpf_send_signal(SIGKILL);
+		stat_inc(AG_STAT_SIGNAL_KILLED);
+		flags |= AG_F_KILLED;
+	}
+	stat_inc(AG_STAT_SEEN);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(AG_STAT_DROPPED);
+		return 0;
+	}
+	fill_hdr(&e->hdr, AG_UNNAMED);
+	e->flags = flags | AG_F_UNNAMED;
+	e->_pad = 0;
+	e->ino = BPF_CORE_READ(inode, i_ino);
+	if (bpf_probe_read_kernel_str(e->name, sizeof(e->name),
+				      BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name)) < 0)
+		e->name[0] = 0;
+	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }
 

@@ -26,6 +26,7 @@ enum ag_type {
 	AG_EXIT = 3,	/* a process's last thread exits */
 	AG_ALG = 4,	/* socket(AF_ALG, ...) */
 	AG_CONNECT = 5, /* connect() from a guarded tree */
+	AG_UNNAMED = 6, /* sched_process_exec of a file with no name (memfd, deleted) */
 };
 
 /* ag_exec.flags */
@@ -33,6 +34,9 @@ enum ag_type {
 #define AG_F_FILENAME_TRUNCATED 2u
 #define AG_F_EXECVEAT 4u
 #define AG_F_KILLED 8u /* rung 3 sent SIGKILL for this exec */
+#define AG_F_EMPTY_PATH 16u /* execveat(fd, "", AT_EMPTY_PATH): the fd is the program;
+			     * ag_exec.filename is then the fd's dentry name */
+#define AG_F_UNNAMED 32u /* the program has no name: a memfd or a deleted file (nlink 0) */
 
 /* ag_fd.kind: mirrors attyguard.kernel.events.FdKind */
 enum ag_fd_kind {
@@ -109,6 +113,18 @@ struct ag_alg {
 	__u32 protocol;
 };
 
+/* The new image of a guarded task is a file with no link left: a memfd
+ * (which fanotify cannot see: it lives on the kernel's internal shmem mount)
+ * or a deleted file. Written by sched_process_exec, before its first
+ * instruction; flags as ag_exec.flags (AG_F_KILLED when killed). */
+struct ag_unnamed {
+	struct ag_hdr hdr;
+	__u32 flags;
+	__u32 _pad;
+	__u64 ino;
+	char name[64]; /* the dentry's name ("memfd:NAME" for a memfd) */
+};
+
 struct ag_connect {
 	struct ag_hdr hdr;
 	__u32 family;
@@ -125,6 +141,7 @@ struct ag_config {
 	__u32 lsm_enforce;  /* rung 1 in enforce mode: -EPERM what the maps deny */
 	__u32 lazy_wakeup;  /* records do not wake the reader (it is woken by fanotify
 			     * and polls on a timer) unless AG_LAZY_LIMIT bytes wait */
+	__u32 kill_unnamed; /* enforce: SIGKILL a guarded exec of a memfd/deleted file */
 };
 
 #define AG_LAZY_LIMIT (1 << 16)

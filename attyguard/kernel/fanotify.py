@@ -16,9 +16,10 @@ directories of PATH plus the standard system ones, and every place a user can
 with FAN_MARK_FILESYSTEM, not FAN_MARK_MOUNT: a filesystem mark covers every
 mount of that filesystem, so a bind mount of /tmp elsewhere does not escape it.
 Where the kernel refuses a filesystem mark the mount is marked instead.
-Not covered (documented in the README): filesystems mounted after start, and
-memfd/anonymous executables (no filesystem to mark): the eBPF tracepoint
-still reports those execs, and rung 3's maps still kill denied trees.
+Filesystems mounted after start are marked by the layer as they appear
+(attyguard/kernel/mounts.py). memfd executables live on no mountable
+filesystem (the kernel refuses a filesystem mark on the internal shmem mount):
+the layer covers them from BPF instead (see layer.py).
 """
 
 from __future__ import annotations

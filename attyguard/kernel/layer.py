@@ -15,7 +15,10 @@ The ladder, strongest first (`probe()` tries each for real, at start):
             exec waits for `decide` (bounded by deadline_ms). The argv comes
             from the execve tracepoint record of the same task, which the
             kernel writes to the ring buffer before the open for exec happens:
-            on each permission event the ring buffer is drained first, so the
+            The marks follow the mount table: a filesystem mounted later at or
+            below an exec root is marked when it appears, and forgotten when it
+            goes (attyguard/kernel/mounts.py, its own thread).
+            On each permission event the ring buffer is drained first, so the
             record is there unless it was dropped (ring buffer full, counted);
             then the exec is judged on the path alone (argv = (path,),
             argv_truncated=True). Later permission events of the same exec
@@ -67,7 +70,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from attyguard.kernel import fanotify as fan
-from attyguard.kernel import records
+from attyguard.kernel import mounts, records
 from attyguard.kernel.bpf import (
     BpfError,
     BpfObject,
@@ -387,6 +390,9 @@ class KernelLayer:
         self._denied_inodes: set[tuple[int, int]] = set()  # (st_dev, st_ino)
         self._exec_records: dict[int, ExecEvent] = {}  # tgid -> its latest execve record
         self._judged: set[int] = set()  # tgids whose current exec was judged
+        # Notified when an execve record is stored: `wait_record` (decide's
+        # threads) waits on it for a record that came after its permission event.
+        self._record_cv = threading.Condition(self._lock)
         self._waiting: list[tuple[float, int, _Pending]] = []  # deadline heap
         self._seq = itertools.count()
         self._c = _Counters()
@@ -402,6 +408,12 @@ class KernelLayer:
         self._c_last: dict[str, int] = {}  # the C loop's counters when it stopped
         self.answer_path = "python"
         self.answer_path_reason = "not started"
+        # Mount marking (attyguard/kernel/mounts.py): the policy's roots, the
+        # filesystems marked ("maj:min" -> (path, how, mount id)), the watcher.
+        self._mount_roots: list[str] = []
+        self._marked_devs: dict[str, tuple[str, str, int]] = {}
+        self._mount_watcher: mounts.MountWatcher | None = None
+        self._mount_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ start/stop
     def start(self) -> None:
@@ -434,6 +446,8 @@ class KernelLayer:
                 lsm_enforce=int(rung is Rung.LSM and enforce),
                 # rung 1/2: the permission event wakes the reader, which drains then
                 lazy_wakeup=int(self._lazy),
+                # memfds live where no fanotify mark reaches: killed from BPF
+                kill_unnamed=int(enforce),
             )
             sizes = {"events": self._rb_bytes} if self._rb_bytes else None
             obj = try_open_load(
@@ -451,16 +465,24 @@ class KernelLayer:
             # warn: notifications, so that no exec waits (see the module doc)
             group = fan.FanotifyGroup(permission=enforce)
             self._group = group
-            paths = self._mark_paths
-            if paths is None:
-                paths = fan.distinct_filesystems(fan.default_exec_paths())
-            for p in paths:
+            roots = self._mark_paths
+            if roots is None:
+                roots = fan.default_exec_paths()
+            self._mount_roots = list(roots)
+            for p in fan.distinct_filesystems(roots):
                 try:
                     how = group.mark_exec(p)
                 except fan.FanotifyError as exc:
                     log.warning("fanotify: cannot mark %s: %s", p, exc.strerror)
                     continue
                 self.marks.append((p, how))
+                with contextlib.suppress(OSError):
+                    st = os.stat(p).st_dev
+                    self._marked_devs[f"{os.major(st)}:{os.minor(st)}"] = (p, how, -1)
+            # Mounts below the roots now, and every mount that comes later: the
+            # same policy, applied on each change of the mount table.
+            self._mount_watcher = mounts.MountWatcher()
+            self._sync_mounts()
         self._start_answer_path()
         if self._obj is not None and self._c_ans is None:
             # 5: the ring buffer; its records arrive in _on_record on the reader thread
@@ -469,6 +491,10 @@ class KernelLayer:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._run, name="attyguard-kernel", daemon=True)
         self._thread.start()
+        if self._mount_watcher is not None:
+            self._mount_thread = threading.Thread(target=self._watch_mounts,
+                                                  name="attyguard-mounts", daemon=True)
+            self._mount_thread.start()
 
     def _start_answer_path(self) -> None:
         """The C answering loop when it can serve (enforce, a group, the BPF maps), else why not."""
@@ -514,6 +540,12 @@ class KernelLayer:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._thread = None
+        if self._mount_thread is not None and self._mount_thread is not threading.current_thread():
+            self._mount_thread.join(timeout=5)
+        self._mount_thread = None
+        if self._mount_watcher is not None:
+            self._mount_watcher.close()
+            self._mount_watcher = None
         with self._lock:
             waiting, self._waiting = self._waiting, []
         for _, _, p in waiting:
@@ -545,6 +577,73 @@ class KernelLayer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # ------------------------------------------------------------------ mounts
+    def _watch_mounts(self) -> None:
+        """Its own thread (not the reader's): a mount or unmount wakes it with POLLPRI."""
+        watcher = self._mount_watcher
+        assert watcher is not None
+        poller = select.poll()
+        poller.register(watcher.fd, select.POLLPRI | select.POLLERR)
+        poller.register(self._wake_r, select.POLLIN)
+        while not self._stop.is_set():
+            try:
+                ready = poller.poll(1000)
+            except InterruptedError:
+                continue
+            if self._stop.is_set():
+                return
+            if any(fd == watcher.fd for fd, _ in ready):
+                try:
+                    self._sync_mounts()
+                except Exception:
+                    # A failed resync leaves the marks as they were; the next change retries.
+                    log.exception("fanotify: resync of the mount table failed")
+
+    def _sync_mounts(self) -> None:
+        """Mark what the mount policy wants and is not marked; forget what was unmounted."""
+        watcher = self._mount_watcher
+        if watcher is None:
+            return
+        table = watcher.read()
+        wanted = mounts.marked_by_policy(table, self._mount_roots)
+        present_devs = {m.dev for m in table}
+        present_ids = {m.mount_id for m in table}
+        with self._lock:
+            group = self._group
+            if group is None:
+                return
+            # Unmounted: the kernel drops a filesystem mark with the superblock
+            # (a mount mark with the mount); here it is forgotten, so a later
+            # mount of the same device is marked again.
+            for dev, (path, how, mid) in list(self._marked_devs.items()):
+                gone = dev not in present_devs if how == "filesystem" or mid < 0 \
+                    else mid not in present_ids
+                if gone:
+                    del self._marked_devs[dev]
+                    with contextlib.suppress(ValueError):
+                        self.marks.remove((path, how))
+                    with contextlib.suppress(ValueError):
+                        group.marks.remove((path, how))
+                    log.info("fanotify: %s unmounted; its mark is gone", path)
+            new = [(dev, m) for dev, m in wanted.items() if dev not in self._marked_devs]
+        # Marked outside the lock: a path lookup on a hung filesystem must not hold
+        # up the reader, which answers permission events under that lock. (Only
+        # this thread adds marks; stop() joins it before closing the group.)
+        for dev, m in new:
+            if self._stop.is_set():
+                return
+            try:
+                how = group.mark_exec(m.mount_point)
+            except fan.FanotifyError as exc:
+                log.warning("fanotify: cannot mark %s (%s): %s", m.mount_point, m.fstype,
+                            exc.strerror)
+                continue
+            with self._lock:
+                self._marked_devs[dev] = (m.mount_point, how, m.mount_id)
+                self.marks.append((m.mount_point, how))
+                self._c.extra["mounts_marked"] = self._c.extra.get("mounts_marked", 0) + 1
+            log.info("fanotify: marked %s (%s, %s)", m.mount_point, m.fstype, how)
 
     # ------------------------------------------------------------------ scope
     def _descendants(self, tgid: int) -> list[int]:
@@ -828,6 +927,9 @@ class KernelLayer:
         if rec is None:
             return
         ev = rec.event
+        if rec.unnamed and isinstance(ev, ExecEvent):
+            self._on_unnamed(ev, rec.killed)
+            return
         with self._lock:
             self._c.events_seen += 1
             if isinstance(ev, ExecEvent):
@@ -836,18 +938,90 @@ class KernelLayer:
                     del self._exec_records[next(iter(self._exec_records))]
                 self._exec_records[ev.tgid] = ev
                 self._judged.discard(ev.tgid)
+                self._record_cv.notify_all()
             elif isinstance(ev, ExitEvent):
                 self._exec_records.pop(ev.pid, None)
                 self._judged.discard(ev.pid)
-        if isinstance(ev, ExecEvent) and rec.killed:
+        if isinstance(ev, ExecEvent) and ev.exe_unnamed:
+            # execveat(memfd, "", AT_EMPTY_PATH): no permission event will come
+            # (killed already in enforce): judged and recorded from the record.
+            with self._lock:
+                self._exec_records.pop(ev.tgid, None)
+                self._judged.add(ev.tgid)
+            self._submit_unnamed(ev, rec.killed)
+        elif isinstance(ev, ExecEvent) and rec.killed:
             self._notify_deny(ev.tgid, ev.filename, "critical tree (killed)")
-        if isinstance(ev, ExecEvent) and not rec.killed and self._group is None:
+        if isinstance(ev, ExecEvent) and not rec.killed and not ev.exe_unnamed \
+                and self._group is None:
             # No permission rung: judge after the fact (warn events; rung 3 kills).
             self._submit_async(ev)
         try:
             self._on_event(ev)
         except Exception:
             log.exception("on_event failed")
+
+    def wait_record(self, tgid: int, timeout: float) -> ExecEvent | None:
+        """The execve record of tgid's exec, waited for at most timeout seconds.
+
+        For `decide` (a pool thread) when its event came with `no_record`: the
+        record may be late rather than lost — the ring buffer hands records out
+        in reservation order, so one reserved earlier on another CPU and not yet
+        committed holds back the ones behind it. The reader drains at least
+        every idle period, so a late record lands here within ~50 ms. The record
+        is taken (this exec is judged with it; its later opens are follow-ups).
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._record_cv:
+            while tgid not in self._exec_records:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return None
+                self._record_cv.wait(left)
+            record = self._exec_records.pop(tgid)
+            self._judged.add(tgid)
+            self._c.extra["late_records"] = self._c.extra.get("late_records", 0) + 1
+            return record
+
+    def _on_unnamed(self, ev: ExecEvent, killed: bool) -> None:
+        """sched_process_exec: a guarded task's new image is a memfd or a deleted file.
+
+        Joined with the task's execve record (argv, fds) unless that exec was
+        judged already (a permission event, or an empty-path execveat record).
+        """
+        with self._lock:
+            self._c.events_seen += 1
+            self._c.extra["unnamed_execs"] = self._c.extra.get("unnamed_execs", 0) + 1
+            record = self._exec_records.pop(ev.tgid, None)
+            judged = record is None and ev.tgid in self._judged
+            self._judged.add(ev.tgid)
+        if judged:
+            return
+        if record is not None:
+            ev = replace(record, filename=ev.filename, exe_unnamed=True)
+        self._submit_unnamed(ev, killed)
+
+    def _submit_unnamed(self, ev: ExecEvent, killed: bool) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            pool.submit(self._judge_unnamed, ev, killed)
+
+    def _judge_unnamed(self, ev: ExecEvent, killed: bool) -> None:
+        """Judged like any exec, after the kernel acted: the record says what happened."""
+        decision = self._call_decide(ev)
+        if not decision.allow and self.mode == "warn":
+            with self._lock:
+                self._c.warned += 1
+        if killed and decision.allow:
+            # The kernel cannot ask: it killed what decide would have let run.
+            self._notify_deny(ev.tgid, ev.filename, "in-memory executable (killed)")
+        elif not killed and not decision.allow and self.mode == "enforce":
+            # A kernel kill that did not happen (BPF absent on this rung): late.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(ev.tgid, signal.SIGKILL)
+                with self._lock:
+                    self._c.late_kills += 1
 
     def _on_perm(self, ev: fan.PermEvent) -> None:
         """One permission event, cheapest answers first (the exec waits meanwhile)."""
@@ -909,7 +1083,7 @@ class KernelLayer:
                 uid, ppid = -1, 0
             exec_ev = ExecEvent(time=time.time(), pid=ev.pid, tgid=ev.pid, ppid=ppid, uid=uid,
                                 filename=path, argv=(path,), argv_truncated=True,
-                                rung=Rung.FANOTIFY)
+                                rung=Rung.FANOTIFY, no_record=True)
         else:
             exec_ev = replace(record, filename=path or record.filename, rung=Rung.FANOTIFY)
         if not enforce:
@@ -1044,6 +1218,9 @@ class KernelLayer:
                 "warned": c.warned,
                 "late_kills": c.late_kills,
                 "no_tracepoint_record": c.no_tracepoint_record,
+                "late_records": c.extra.get("late_records", 0),
+                "unnamed_execs": c.extra.get("unnamed_execs", 0),
+                "mounts_marked": c.extra.get("mounts_marked", 0),
                 "decide_errors": c.decide_errors,
                 "guarded_trees": sorted(self._roots),
                 "denied_trees": sorted(self._denied_roots),

@@ -46,8 +46,9 @@ AG_ARG_LEN = 1024
 AG_ARGS_SIZE = 8192
 AG_FILENAME_LEN = 512
 
-AG_EXEC, AG_FORK, AG_EXIT, AG_ALG, AG_CONNECT = 1, 2, 3, 4, 5
+AG_EXEC, AG_FORK, AG_EXIT, AG_ALG, AG_CONNECT, AG_UNNAMED = 1, 2, 3, 4, 5, 6
 F_ARGV_TRUNCATED, F_FILENAME_TRUNCATED, F_EXECVEAT, F_KILLED = 1, 2, 4, 8
+F_EMPTY_PATH, F_UNNAMED = 16, 32
 STAT_SEEN, STAT_DROPPED, STAT_SIGNAL_KILLED, STAT_LSM_DENIED = 0, 1, 2, 3
 
 _FD_KINDS = {
@@ -108,6 +109,11 @@ class AgConnect(ctypes.Structure):
     ]
 
 
+class AgUnnamed(ctypes.Structure):
+    _fields_ = [("hdr", AgHdr), ("flags", u32), ("_pad", u32), ("ino", u64),
+                ("name", ctypes.c_char * 64)]
+
+
 class AgConfig(ctypes.Structure):
     _fields_ = [
         ("self_tgid", u32),
@@ -115,6 +121,7 @@ class AgConfig(ctypes.Structure):
         ("signal_kill", u32),
         ("lsm_enforce", u32),
         ("lazy_wakeup", u32),
+        ("kill_unnamed", u32),
     ]
 
 
@@ -131,6 +138,7 @@ MIRRORS: dict[str, type[ctypes.Structure]] = {
     "ag_exit": AgExit,
     "ag_alg": AgAlg,
     "ag_connect": AgConnect,
+    "ag_unnamed": AgUnnamed,
     "ag_config": AgConfig,
     "ag_inode_key": InodeKey,
 }
@@ -159,6 +167,10 @@ class Record:
 
     event: KernelEvent
     killed: bool = False  # rung 3 SIGKILLed this exec in the kernel
+    # sched_process_exec's report of a program with no name (memfd, deleted
+    # file): `event` is an ExecEvent with just the tgid and that name, for the
+    # layer to join with the execve record of the same task.
+    unnamed: bool = False
 
 
 class _Clock:
@@ -196,6 +208,14 @@ def _address(family: int, raw: bytes) -> str:
     return ""
 
 
+def _exec_filename(raw: bytes, flags: int) -> str:
+    name = raw.decode("utf-8", "surrogateescape")
+    if flags & F_EMPTY_PATH and flags & F_UNNAMED:
+        # the fd's dentry name, shown as /proc shows it: "/memfd:NAME (deleted)"
+        return f"/{name} (deleted)"
+    return name
+
+
 def decode(data: bytes, rung: Rung = Rung.AUDIT) -> Record | None:
     """One ring-buffer record → a Record (None for a short or unknown record)."""
     if len(data) < ctypes.sizeof(AgHdr):
@@ -214,16 +234,27 @@ def decode(data: bytes, rung: Rung = Rung.AUDIT) -> Record | None:
                 tgid=hdr.tgid,
                 ppid=e.ppid,
                 uid=hdr.uid,
-                filename=e.filename.decode("utf-8", "surrogateescape"),
+                filename=_exec_filename(e.filename, e.flags),
                 argv=args,
                 argv_truncated=bool(e.flags & F_ARGV_TRUNCATED),
                 session_id=e.session_id,
                 cgroup_id=e.cgroup_id,
                 fds=(fds[0], fds[1], fds[2]),
                 rung=rung,
+                exe_unnamed=bool(e.flags & F_UNNAMED),
             ),
             killed=bool(e.flags & F_KILLED),
         )
+    if hdr.type == AG_UNNAMED and len(data) >= ctypes.sizeof(AgUnnamed):
+        u = AgUnnamed.from_buffer_copy(data)
+        # As readlink(/proc/PID/exe) shows it: "/memfd:NAME (deleted)" for a memfd,
+        # the base name only for a deleted file (BPF cannot build its path here).
+        name = "/" + u.name.decode("utf-8", "surrogateescape") + " (deleted)"
+        return Record(
+            ExecEvent(time=when, pid=hdr.pid, tgid=hdr.tgid, ppid=0, uid=hdr.uid,
+                      filename=name, argv=(), argv_truncated=True, rung=rung,
+                      exe_unnamed=True),
+            killed=bool(u.flags & F_KILLED), unnamed=True)
     if hdr.type == AG_FORK and len(data) >= ctypes.sizeof(AgFork):
         f = AgFork.from_buffer_copy(data)
         return Record(ForkEvent(time=when, parent_pid=hdr.tgid, child_pid=f.child_tgid))

@@ -5,7 +5,8 @@ The real `attyguard daemon --ebpf-mode enforce|warn` on a socket in a tmp dir
 it (it registers its process tree at start), and commands that Tier-1 would
 refuse typed as one line, reached instead through paths the line never
 shows: an alias, a function, a variable expanded on a later line, a sourced
-file, a script file, `read x; eval "$x"`, a program started by a program.
+file, a script file, `read x; eval "$x"`, a program started by a program,
+and a program run from a memfd (no file for fanotify to see).
 Each command's own harmless marker file proves whether it ran.
 
 The shell judges the files a line (or an rc file, or a definition it
@@ -304,3 +305,27 @@ def test_a_line_the_user_trusted_still_runs_its_execs(
     g.t.send_line(line + " ")
     g.wait(r"REFUSED — bash: ")
     assert not (ag_home / "marker-trusted").exists(), g.dump()
+
+
+@needs_layer
+def test_an_in_memory_executable_is_killed_and_refused(
+        guarded: Callable[..., Guarded], ag_home: Path) -> None:
+    """A program copied into a memfd and run from there (fanotify cannot see it): killed
+    from BPF before its first instruction, REFUSED in the shell by its context rule."""
+    marker = ag_home / "marker-memfd"
+    (ag_home / "memfd.txt").write_text(
+        "import os\n"
+        "fd = os.memfd_create('helper', 0)\n"
+        "os.write(fd, open('/bin/touch', 'rb').read())\n"
+        f"os.execve(fd, ['touch', {str(marker)!r}], {{}})\n")
+    g = guarded("enforce")
+    # staged like the scripts: when the line is judged there is no memfd.py to read
+    g.t.send_line(f"cp {ag_home}/memfd.txt {ag_home}/memfd.py; python3 {ag_home}/memfd.py;"
+                  " echo status=$?")
+    g.wait(r"^status=137$")
+    g.wait(r"REFUSED — memfd:helper \(deleted\): Exec of an in-memory file")
+    assert not marker.exists(), g.dump()
+    events = g.daemon.call("events", limit=100)["events"]
+    blocked = [e for e in events if "exec.in-memory-executable" in e["rules"]]
+    assert blocked and blocked[0]["action"] == "block", g.dump()
+    assert blocked[0]["argv"] == ["touch", str(marker)], g.dump()
