@@ -740,7 +740,9 @@ def test_a_memfd_exec_is_refused_by_the_daemons_own_rule(probed: Probe, tmpfs: P
         assert isinstance(blocks, list)
         assert "exec.in-memory-executable" in blocks[0]["rules"]
         assert blocks[0]["argv"] == ["touch", str(marker)]
-        assert any(b'"refused"' in data and b"REFUSED" in data for _, data in to_pid)
+        # The shell is told from the deny callback's thread: it may come after the record.
+        assert wait_for(lambda: any(b'"refused"' in data and b"REFUSED" in data
+                                    for _, data in to_pid), what="the REFUSED notice")
         assert svc.threats.level_of(shell.pid)[0] is ThreatLevel.CRITICAL
     finally:
         svc.layer = None
