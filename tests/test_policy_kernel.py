@@ -227,7 +227,9 @@ def test_children_inherit_in_the_kernel(make_daemon: Callable[..., RunningDaemon
         "    os.getpriority(os.PRIO_PROCESS, 0)\n"
         "    os._exit(0)\n"
         "os.waitpid(pid, 0)\n"
-        "open(sys.argv[1], 'w').write(str(pid))\n"
+        # written whole, then renamed: the test waits for the name to appear
+        "open(sys.argv[1] + '.tmp', 'w').write(str(pid))\n"
+        "os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
         "time.sleep(60)\n")
     daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
     out = d / "child"
