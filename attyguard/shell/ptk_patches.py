@@ -536,6 +536,6 @@ def _blank_runs_at_once() -> bool:
         return diff(*args, **kwargs)
 
     _output_screen_diff._attyguard_blank_runs = True  # type: ignore[attr-defined]
-    _output_screen_diff._attyguard_inner = diff  # type: ignore[attr-defined]  (for tests)
+    _output_screen_diff._attyguard_inner = diff  # type: ignore[attr-defined]
     renderer._output_screen_diff = _output_screen_diff
     return True
