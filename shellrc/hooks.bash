@@ -93,7 +93,9 @@ __ag_accept() {
     # The characters are listed, not a range: ranges follow the locale
     # without globasciiranges.)
     if [[ $READLINE_LINE == *$'\x1f'*$'\x1f'* && $__ag_got == "$__ag_tok" \
-          && ${#__ag_next} == 32 && $__ag_next != *[!0123456789abcdef]* ]]; then
+          && ${#__ag_next} == 22 \
+          && $__ag_next != *[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/]* ]]
+    then
       READLINE_LINE=${__ag_rest%$'\x1f'*}
       __ag_tok=$__ag_next
     else
