@@ -12,6 +12,9 @@ With `--profile`, the front end runs under cProfile, switched on only for the
 measured round trips (SIGUSR1 on, SIGUSR2 off and dump), and the top
 functions by own time are printed with call counts per round trip (renders,
 key presses…). Profiled wall/CPU figures are inflated; compare like with like.
+With `--spans`, the front end logs when each step starts and ends, and the
+median timeline of a round trip is printed (ms after the keys were written):
+which steps the next prompt waits for, and which happen while bash runs.
 
 Drives the shell exactly as bench/shell_bench.py does (same rc, prompt marker
 and environment; its PromptWatcher is reused). Prints figures and exits 0;
@@ -20,6 +23,7 @@ and environment; its PromptWatcher is reused). Prints figures and exits 0;
     .venv/bin/python bench/round_trip_cpu.py --round-trips 300
     .venv/bin/python bench/round_trip_cpu.py --round-trips 300 --profile /tmp/rt.pstats
     .venv/bin/python bench/round_trip_cpu.py --round-trips 300 --phases /tmp/rt.json
+    .venv/bin/python bench/round_trip_cpu.py --round-trips 300 --spans /tmp/rt-spans.json
     .venv/bin/python bench/round_trip_cpu.py --repeat 5 --baseline /tmp/base   # before/after
 """
 
@@ -127,6 +131,53 @@ from attyguard.cli import main
 sys.exit(main())
 """
 
+# Runs attyguard's entry point logging when each step of a round trip starts
+# and ends (time.perf_counter: CLOCK_MONOTONIC, the harness's clock too), toggled
+# by the same signals, written as JSON [[seconds, "label+"|"label-"], ...]: a
+# timeline of the accept -> run -> next prompt path, to tell the steps the next
+# prompt waits for from those done while bash runs.
+_SPANNED = """\
+import json, os, signal, sys, time
+out = sys.argv[1]
+sys.argv = ["attyguard"]
+on = [False]
+log = []
+now = time.perf_counter
+def wrap(owner, name, label):
+    inner = getattr(owner, name)
+    def timed(*a, **k):
+        if not on[0]:
+            return inner(*a, **k)
+        log.append((now(), label + "+"))
+        try:
+            return inner(*a, **k)
+        finally:
+            log.append((now(), label + "-"))
+    setattr(owner, name, timed)
+def start(_s, _f):
+    on[0] = True
+def stop(_s, _f):
+    on[0] = False
+    with open(out + ".tmp", "w") as f:
+        json.dump(log, f)
+    os.replace(out + ".tmp", out)
+signal.signal(signal.SIGUSR1, start)
+signal.signal(signal.SIGUSR2, stop)
+from prompt_toolkit.renderer import Renderer
+from prompt_toolkit.key_binding.key_processor import KeyProcessor
+from attyguard.shell import bash, prompt, session
+wrap(prompt.ShellPrompt, "read", "read")
+wrap(Renderer, "render", "render")
+wrap(KeyProcessor, "process_keys", "process_keys")
+wrap(session.Session, "accepting", "accepting (classify, send to bash)")
+wrap(session.Session, "submit", "submit")
+wrap(bash.BashChild, "passthrough", "passthrough")
+wrap(bash.BashChild, "_output_mark", "bash's mark")
+wrap(session.Session, "_after_command", "after_command")
+from attyguard.cli import main
+sys.exit(main())
+"""
+
 # Functions whose call counts per round trip say how much work one line costs.
 _COUNTED = (
     ("renderer.py", "render"),
@@ -199,6 +250,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--profile", metavar="PSTATS", help="run the front end under cProfile")
     parser.add_argument("--phases", metavar="JSON",
                         help="sum the front end's CPU time per phase (written to JSON)")
+    parser.add_argument("--spans", metavar="JSON",
+                        help="log when each step starts and ends (written to JSON) and print "
+                             "the median timeline of a round trip")
     parser.add_argument("--repeat", type=int, default=1, help="runs per tree, medians (1)")
     parser.add_argument("--baseline", metavar="DIR",
                         help="also run another source tree (first on PYTHONPATH), interleaved")
@@ -210,8 +264,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.round_trips < 1 or args.warmup < 0 or args.repeat < 1:
         parser.error("--round-trips and --repeat must be at least 1, --warmup at least 0")
-    if (args.profile or args.phases) and args.repeat != 1:
-        parser.error("--profile and --phases take one run (--repeat 1)")
+    if (args.profile or args.phases or args.spans) and args.repeat != 1:
+        parser.error("--profile, --phases and --spans take one run (--repeat 1)")
     return args
 
 
@@ -236,6 +290,31 @@ def _print_profile(path: str, n: int, top: int) -> None:
 class _Run:
     walls: list[float]
     delta: dict[str, int]
+    sends: list[float]  # perf_counter when each measured `true\r` was written
+
+
+def _print_spans(path: str, run: _Run) -> None:
+    """Median time after the keys were written at which each step began (+) and ended (-)."""
+    with open(path, encoding="utf-8") as f:
+        events: list[tuple[float, str]] = [(float(t), str(label)) for t, label in json.load(f)]
+    offsets: dict[str, list[float]] = {}
+    i = 0
+    for send, wall in zip(run.sends, run.walls, strict=True):
+        while i < len(events) and events[i][0] < send:
+            i += 1
+        seen: dict[str, int] = {}
+        while i < len(events) and events[i][0] <= send + wall:
+            t, label = events[i]
+            seen[label] = seen.get(label, 0) + 1
+            offsets.setdefault(f"{label} #{seen[label]}", []).append((t - send) * 1000)
+            i += 1
+        offsets.setdefault("next prompt read by the harness", []).append(wall * 1000)
+    n = len(run.sends)
+    print("timeline of a round trip (median ms after the keys were written; "
+          "+ begins, - ends; steps seen in at least half the round trips):")
+    for label, values in sorted(offsets.items(), key=lambda kv: statistics.median(kv[1])):
+        if len(values) * 2 >= n:
+            print(f"  {statistics.median(values):7.3f} ms  {label}")
 
 
 def _measure(args: argparse.Namespace, argv_: tuple[str, ...], dump: str | None,
@@ -259,11 +338,13 @@ def _measure(args: argparse.Namespace, argv_: tuple[str, ...], dump: str | None,
             before = _snapshot(front)
             before["harness_ns"] = time.process_time_ns()
             walls: list[float] = []
+            sends: list[float] = []
             for _ in range(args.round_trips):
                 start = time.perf_counter()
                 watcher.send(b"true\r")
                 watcher.wait_prompt(args.timeout)
                 walls.append(time.perf_counter() - start)
+                sends.append(start)
             after = _snapshot(front)
             after["harness_ns"] = time.process_time_ns()
             if dump:
@@ -273,7 +354,7 @@ def _measure(args: argparse.Namespace, argv_: tuple[str, ...], dump: str | None,
                     time.sleep(0.01)  # the dump appears atomically (renamed into place)
         finally:
             watcher.close()
-    return _Run(walls, {k: after[k] - before[k] for k in after})
+    return _Run(walls, {k: after[k] - before[k] for k in after}, sends)
 
 
 def _summary(runs: list[_Run], n: int) -> str:
@@ -297,19 +378,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.access(args.attyguard, os.X_OK):
         print(f"round_trip_cpu: {args.attyguard} is not an executable file", file=sys.stderr)
         return 2
-    if args.profile and args.phases:
-        print("round_trip_cpu: --profile and --phases exclude each other", file=sys.stderr)
+    if sum(bool(x) for x in (args.profile, args.phases, args.spans)) > 1:
+        print("round_trip_cpu: --profile, --phases and --spans exclude each other",
+              file=sys.stderr)
         return 2
     for tree in (args.baseline, args.tree):
         if tree and not os.path.isdir(os.path.join(tree, "attyguard")):
             print(f"round_trip_cpu: {tree} holds no attyguard package", file=sys.stderr)
             return 2
-    dump = args.profile or args.phases
+    dump = args.profile or args.phases or args.spans
     if dump and os.path.exists(dump):
         os.unlink(dump)
     if dump:
         python = Path(args.attyguard).parent / "python"
-        argv_ = (str(python), "-c", _PROFILED if args.profile else _PHASED, os.path.abspath(dump))
+        script = _PROFILED if args.profile else _PHASED if args.phases else _SPANNED
+        argv_ = (str(python), "-c", script, os.path.abspath(dump))
     else:
         argv_ = (args.attyguard,)
     current: list[_Run] = []
@@ -331,6 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  baseline: {_summary(baseline, n)}")
     if args.profile:
         _print_profile(args.profile, n * args.repeat, args.top)
+    if args.spans:
+        _print_spans(args.spans, current[0])
     if args.phases:
         with open(args.phases, encoding="utf-8") as f:
             phases = json.load(f)

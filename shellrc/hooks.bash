@@ -52,25 +52,28 @@ fi
 __ag_ran_pre=
 
 __ag_names() {
-  # At every prompt, on the side channel (an N record, before D): what the
+  # At every prompt, on the side channel (an N record, sent with T): what the
   # front end must know about a line without asking bash
   # (attyguard/shell/state.py): every alias with its value, the hash-table
   # entries whose program is not named like the command (`hash -p FILE ls`),
-  # every function name (one field, as `compgen` prints them) and the traps.
-  local k p f=
-  local -a out=()
+  # every function name (one field, as `compgen` prints them) and the traps
+  # (`trap -p`: a DEBUG trap runs before every command). The fields are left
+  # in the caller's __ag_nrec. The function names, the traps and the shell key bindings
+  # (__ag_bind) are read back through one file: a write and a read of it per
+  # prompt instead of three of each.
+  local k p km=emacs
+  local -a out=() got=()
   for k in "${!BASH_ALIASES[@]}"; do out+=(a "$k" "${BASH_ALIASES[$k]}"); done
   for k in "${!BASH_CMDS[@]}"; do
     p=${BASH_CMDS[$k]}
     [[ ${p##*/} == "$k" ]] || out+=(h "$k" "$p")
   done
-  compgen -A function >"$__ag_dir/fbody" 2>/dev/null
-  IFS= read -r -d '' f <"$__ag_dir/fbody"
-  # and the traps (`trap -p`: a DEBUG trap runs before every command)
-  local t=
-  trap -p >"$__ag_dir/fbody" 2>/dev/null
-  IFS= read -r -d '' t <"$__ag_dir/fbody"
-  __ag_record N "${out[@]}" F "$f" T "$t"
+  [[ -o vi ]] && km=vi-insert
+  { compgen -A function; printf '\0'; trap -p; printf '\0'; bind -m "$km" -X; } \
+    >"$__ag_dir/fbody" 2>/dev/null
+  mapfile -t -d '' got <"$__ag_dir/fbody"
+  __ag_nrec=("${out[@]}" F "${got[0]-}" T "${got[1]-}")
+  __ag_bind "${got[2]-}"
 }
 
 __ag_accept() {
@@ -88,8 +91,13 @@ __ag_accept() {
   then
     local __ag_next=${READLINE_LINE##*$'\x1f'} __ag_rest=${READLINE_LINE%$'\x1f'*}
     local __ag_got=${__ag_rest##*$'\x1f'}
+    # (Patterns, not =~: a regex is compiled again at every use, ~15 us per line.
+    # The characters are listed, not a range: ranges follow the locale
+    # without globasciiranges.)
     if [[ $READLINE_LINE == *$'\x1f'*$'\x1f'* && $__ag_got == "$__ag_tok" \
-          && $__ag_next =~ ^[0-9a-f]{32}$ ]]; then
+          && ${#__ag_next} == 22 \
+          && $__ag_next != *[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/]* ]]
+    then
       READLINE_LINE=${__ag_rest%$'\x1f'*}
       __ag_tok=$__ag_next
     else
@@ -113,10 +121,13 @@ __ag_bind() {
   # (~0.2 ms); binding them all again (~2 ms) only when they changed. (Enter's
   # macro is not read back: `bind -s` costs as much again, and a line of ours
   # accepted without it would run with its token attached, visibly broken.)
-  local km=emacs now=
+  # $1, if given: the current keymap's `bind -X`, already read (__ag_names).
+  local km=emacs now=${1-}
   [[ -o vi ]] && km=vi-insert
-  bind -m "$km" -X >"$__ag_dir/fbody" 2>/dev/null
-  IFS= read -r -d '' now <"$__ag_dir/fbody"
+  if (($# == 0)); then
+    bind -m "$km" -X >"$__ag_dir/fbody" 2>/dev/null
+    IFS= read -r -d '' now <"$__ag_dir/fbody"
+  fi
   [[ -n $now && $now == "${__ag_bound-}" ]] && return 0
   for km in emacs vi-insert vi-command; do
     bind -m "$km" -x '"\e[57701~": __ag_complete' 2>/dev/null
@@ -183,7 +194,9 @@ __ag_fix_hooks() {
   # Child shells must not inherit the hidden prompts (PS1 is the user's, with
   # the user's attributes, whenever a command runs).
   export -n PS2 PS0 PROMPT_COMMAND
-  __ag_bind
+  # (At a prompt, __ag_post passes "later": __ag_report checks the bindings
+  # while the front end answers the D mark.)
+  [[ ${1-} == later ]] || __ag_bind
 }
 
 __ag_report() {
@@ -198,7 +211,6 @@ __ag_report() {
   ps2=${__ag_ps2@P}
   local mode=emacs
   [[ -o vi ]] && mode=vi
-  __ag_names
   # History expansion as the user has it: their characters if `set -H`, and
   # whether `shopt -s histverify` wants the result edited rather than run.
   local hx= hv=
@@ -208,6 +220,11 @@ __ag_report() {
   # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
   # in the rescue path stdout is the command substitution.
   __ag_mark "D;$st" >/dev/tty 2>/dev/null || __ag_mark "D;$st" >&2
+  # What the front end does not need for its ack is done while the ack
+  # travels (a round trip through the front end): the names and traps (sent
+  # with T below, before the prompt is drawn) and the key bindings' check.
+  local -a __ag_nrec=()
+  __ag_names
   # The ack ends in a NUL, and the keys are read in NUL-separated pieces:
   # a Ctrl-D typed while a command ran (cooked tty) is queued as the line
   # discipline's end-of-file mark, which reads as a NUL here and which
@@ -225,7 +242,8 @@ __ag_report() {
     ta+=("$piece")
     ((++n > 10000)) && break
   done
-  __ag_record T "${ta[@]}"
+  # N and T in one write (two records).
+  __ag_record N "${__ag_nrec[@]}" @end "@$__ag_nonce" T "${ta[@]}"
 }
 
 __ag_post() {
@@ -239,7 +257,7 @@ __ag_post() {
     __ag_hc=$histchars
   fi
   __ag_done=$__ag_n
-  __ag_fix_hooks
+  __ag_fix_hooks later
   __ag_report "$st" ""
   __ag_setstatus "$st"
 }

@@ -6,6 +6,7 @@ import asyncio
 import re
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from prompt_toolkit.application import create_app_session
@@ -388,3 +389,108 @@ def test_erase_below_never_starts_at_the_top_left_cell():
     # the erase-below comes only after a move down a row
     assert ERASE_BELOW.index("\x1b[B") < ERASE_BELOW.index("\x1b[J")
     assert not erase_below_keeps_scrollback(object())
+def _frames() -> list[object]:
+    """Screens as the shell's prompt draws them: a prompt row, then a status bar row
+    (styled blanks across the width), the bar's text changing, gone, back, widened."""
+    from prompt_toolkit.layout.screen import _CHAR_CACHE, Screen
+
+    def frame(prompt: str, bar: str | None, width: int = 40) -> Screen:
+        screen = Screen()
+        for x, c in enumerate(prompt):
+            screen.data_buffer[0][x] = _CHAR_CACHE[c, ""]  # (as Screen interns them)
+        if bar is not None:
+            for x in range(width):
+                c = bar[x] if x < len(bar) else " "
+                screen.data_buffer[1][x] = _CHAR_CACHE[c, "class:bottom-toolbar reverse"]
+        screen.height = 2 if bar is not None else 1
+        screen.width = width
+        return screen
+
+    def text_below(prompt: str) -> Screen:
+        # Plain text where the bar was, with unstyled blanks between: the
+        # bar's blanks there must be redrawn as plain ones.
+        screen = frame(prompt, None)
+        screen.data_buffer[1][0] = _CHAR_CACHE["a", ""]
+        screen.data_buffer[1][30] = _CHAR_CACHE["z", ""]
+        screen.height = 2
+        return screen
+
+    return [
+        lambda: frame("$ ", " attyguard "),
+        lambda: frame("$ ls", " attyguard "),
+        lambda: frame("$ ls", " ⚠ 1 │ Alt+Shift+W: show warnings "),
+        lambda: frame("$ ls -l", " x " + "  " * 3),
+        lambda: frame("$ ls -l", None),
+        lambda: frame("$ ", " attyguard "),
+        lambda: text_below("$ "),
+        lambda: frame("$ ", " attyguard "),
+        lambda: frame("$ ", " attyguard ", width=50),
+    ]
+
+
+def _diff_bytes(diff: Any, frames: list[Any], is_done_at: int | None = None) -> list[str]:
+    import io
+
+    from prompt_toolkit.application import Application
+    from prompt_toolkit.data_structures import Point, Size
+    from prompt_toolkit.output.color_depth import ColorDepth
+    from prompt_toolkit.output.vt100 import Vt100_Output
+    from prompt_toolkit.renderer import _StyleStringHasStyleCache, _StyleStringToAttrsCache
+    from prompt_toolkit.styles import DummyStyleTransformation, Style
+
+    style = Style([("bottom-toolbar", "reverse")])
+    attrs = _StyleStringToAttrsCache(style.get_attrs_for_style_str, DummyStyleTransformation())
+    has_style = _StyleStringHasStyleCache(attrs)
+    out: list[str] = []
+    previous = None
+    pos, last = Point(0, 0), None
+    app: Application[None] = Application()
+    for i, make_frame in enumerate(frames):
+        screen = make_frame()
+        buf = io.StringIO()
+        output = Vt100_Output(buf, lambda: Size(24, 80), term="xterm")
+        pos, last = diff(app, output, screen, pos, ColorDepth.DEPTH_8_BIT, previous, last,
+                         i == is_done_at, full_screen=False, attrs_for_style_string=attrs,
+                         style_string_has_style=has_style, size=Size(24, screen.width),
+                         previous_width=previous.width if previous is not None else 0)
+        output.flush()
+        out.append(buf.getvalue())
+        previous = screen
+    return out
+
+
+def _on_a_terminal(writes: list[str]) -> list[tuple[object, ...]]:
+    """What a terminal (pyte) shows after each frame: characters, reverse video, cursor."""
+    import pyte
+
+    term = pyte.Screen(60, 6)
+    stream = pyte.Stream(term)
+    shown = []
+    for data in writes:
+        stream.feed(data)
+        cells = tuple(tuple((term.buffer[y][x].data, term.buffer[y][x].reverse)
+                            for x in range(60)) for y in range(6))
+        shown.append((cells, term.cursor.x, term.cursor.y))
+    return shown
+
+
+def test_blank_runs_drawn_at_once_look_the_same(pipe):
+    # The status bar's styled blanks go out as one write per run; what the
+    # terminal shows, frame after frame, is what prompt_toolkit's own diff shows.
+    from prompt_toolkit import renderer
+
+    make(pipe)
+    patched = renderer._output_screen_diff
+    inner = getattr(patched, "_attyguard_inner", None)
+    assert inner is not None, "blank_runs_at_once not applied"
+    frames = _frames()
+    for done in (None, 4):
+        got = _diff_bytes(patched, frames, done)
+        assert _on_a_terminal(got) == _on_a_terminal(_diff_bytes(inner, frames, done))
+    # It did merge: the bar's blanks are one cell of the patched frame, and
+    # the first frame's bytes are prompt_toolkit's, byte for byte.
+    from attyguard.shell.ptk_patches import _Blanks
+
+    screen = frames[0]()
+    assert _diff_bytes(patched, [lambda: screen]) == _diff_bytes(inner, frames[:1])
+    assert any(isinstance(c, _Blanks) for c in screen.data_buffer[1].values())

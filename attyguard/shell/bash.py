@@ -28,7 +28,7 @@ from pathlib import Path
 
 from attyguard.shell.marks import Mark, MarkKind, MarkParser, Record, RecordKind, RecordParser
 from attyguard.shell.oscfilter import OscFilter
-from attyguard.shell.spawn import Started, remove_session_dir, set_size, start_bash
+from attyguard.shell.spawn import Started, line_token, remove_session_dir, set_size, start_bash
 
 __all__ = ["BashChild", "Phase", "PromptState", "RunKind", "RunResult", "interactive_bash_argv",
            "raw_terminal", "sanitize_line"]
@@ -326,7 +326,7 @@ class BashChild:
         our hooks, e.g. in tests that drive one directly)."""
         if not self._token:
             return b""
-        self._token_sent = os.urandom(16).hex()
+        self._token_sent = line_token()
         return f"\x1f{self._token}\x1f{self._token_sent}".encode()
 
     def _token_taken(self) -> None:

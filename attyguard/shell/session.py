@@ -231,6 +231,10 @@ class Session:
         from attyguard.shell.nested import nested_shell
         from attyguard.shell.spawn import attyguard_path
 
+        # (Most lines start no shell: the executable is looked up, a stat and
+        # an access check, only for those that do.)
+        if nested_shell(line, None) is None:
+            return line
         got = nested_shell(line, attyguard_path())
         if got is None:
             return line

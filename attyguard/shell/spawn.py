@@ -10,13 +10,14 @@ takes the started child over; `BashChild.spawn` is this plus that.
 
 from __future__ import annotations
 
+import binascii
 import fcntl
 import os
 import struct
 import termios
 
 __all__ = ["Started", "attyguard_path", "clean_up_on_signals", "ignore_terminal_signals",
-           "interactive_env", "remove_session_dir", "shellrc_dir", "start_bash",
+           "interactive_env", "line_token", "remove_session_dir", "shellrc_dir", "start_bash",
            "terminal_size"]
 
 
@@ -54,7 +55,7 @@ def start_bash(rcdir: str, *, login: bool = False, size: tuple[int, int] | None 
     sourcing the user's start-up files; the caller must start the judge.
     """
     nonce = os.urandom(8).hex()
-    token = os.urandom(16).hex()  # the first line's token (hooks.bash: __ag_accept)
+    token = line_token()  # the first line's token (hooks.bash: __ag_accept)
     session_dir = _private_dir()
     os.mkfifo(os.path.join(session_dir, "ch"), 0o600)
     # The secrets go through a pipe bash reads and closes first thing, never
@@ -94,6 +95,16 @@ def start_bash(rcdir: str, *, login: bool = False, size: tuple[int, int] | None 
     os.close(secrets_r)
     os.set_blocking(master, False)
     return Started(pid, master, session_dir, nonce, rcdir, argv, token)
+
+
+def line_token() -> str:
+    """A one-time line token (hooks.bash: __ag_accept): 128 random bits in 22 base64 characters.
+
+    bash's readline takes each character of a line with a select and a read
+    of its own: 22 characters instead of 32 hex digits, twice per line (the
+    token and the next one), are 40 fewer system calls per Enter in bash.
+    """
+    return binascii.b2a_base64(os.urandom(16), newline=False).decode("ascii").rstrip("=")
 
 
 def _sq(text: str) -> str:
