@@ -31,7 +31,7 @@ import os
 import re
 import shlex
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from attyguard.shell.args import ShellArgs
 
@@ -260,7 +260,6 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         # can answer: a broken install fails here or at the first other line.
         from attyguard.engine.quick import BOUNDED_RULE_ID, UNAVAILABLE_RULE_ID
         from attyguard.engine.verdict import Action
-        from attyguard.filejudge import FILES_RULE_ID, MAX_FILE, MemfdSnapshots, judge_files
         from attyguard.shell.wiring import FAST_PATH_NOTE, build_guard
 
         wired = build_guard(config, quick=True)  # (clean lines: no engine import)
@@ -272,7 +271,17 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
     home = env.get("HOME", "/")
     cwd = os.getcwd()
     plan = _Plan(list(argv), env)
-    snapshots = MemfdSnapshots()
+    made: list[Any] = []
+
+    def snapshots() -> Any:
+        """The sealed copies bash is given (filejudge.MemfdSnapshots), made at first use:
+        filejudge is imported only where a file is read or judged, never for a clean
+        `-c` line (every `ssh host CMD`)."""
+        if not made:
+            from attyguard.filejudge import MemfdSnapshots
+
+            made.append(MemfdSnapshots())
+        return made[0]
     guard = wired.guard
     trust = guard.trust
 
@@ -296,7 +305,9 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         if FAST_PATH_NOTE in verdict.notes:  # (a clean line hands nothing to a shell)
             plan.verdicts.append(verdict)
             return content
-        files = judge_files(content, guard.engine, snapshots=snapshots if pin else None,
+        from attyguard.filejudge import judge_files
+
+        files = judge_files(content, guard.engine, snapshots=snapshots() if pin else None,
                             cwd=cwd, home=home, search_path=env.get("PATH", ""),
                             trusted=trusted)
         if where is not None:
@@ -343,7 +354,7 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
             if content is None:
                 continue
             pinned = judge(content.decode("utf-8", "surrogateescape"), True, resolved)
-            target = snapshots.add(pinned.encode("utf-8", "surrogateescape"), resolved)
+            target = snapshots().add(pinned.encode("utf-8", "surrogateescape"), resolved)
             if target is None:
                 plan.unjudged.append(f"{kind} {resolved} could not be pinned")
             elif kind == "BASH_ENV":
@@ -357,8 +368,11 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         if too_big:
             plan.unjudged.append(f"larger than {_MAX_SCRIPT // (1 << 20)} MiB")
         elif args.command is not None or data is not None:
-            if args.file is not None and len(text) > MAX_FILE and not trusted(text):
-                plan.unjudged.append(f"script larger than {MAX_FILE // 1024} KiB")
+            if args.file is not None:
+                from attyguard.filejudge import MAX_FILE
+
+                if len(text) > MAX_FILE and not trusted(text):
+                    plan.unjudged.append(f"script larger than {MAX_FILE // 1024} KiB")
             pinned = judge(text, True)
             own.extend(plan.verdicts[-1:])
             params = ([args.operands[0] if args.operands else _bash(), *args.operands[1:]]
@@ -369,7 +383,7 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
             if args.command is not None and pinned != text:
                 plan.argv[args.operand_index + len(plan.argv) - len(argv)] = pinned
             elif args.file is not None and data is not None:
-                target = snapshots.add(pinned.encode("utf-8", "surrogateescape"), args.file)
+                target = snapshots().add(pinned.encode("utf-8", "surrogateescape"), args.file)
                 if target is None:
                     plan.unjudged.append(f"{args.file} could not be pinned")
                 else:
@@ -410,7 +424,11 @@ def run_noninteractive(args: ShellArgs, argv: list[str]) -> int:
         print(f"attyguard: REFUSED — {where(top)}{one_line(top.reason)}: {shown}",
               file=sys.stderr)
         return 126
-    bounded = [h for h in hits if h.rule_id in (BOUNDED_RULE_ID, FILES_RULE_ID)]
+    bounded = []
+    if hits:
+        from attyguard.filejudge import FILES_RULE_ID
+
+        bounded = [h for h in hits if h.rule_id in (BOUNDED_RULE_ID, FILES_RULE_ID)]
     if plan.unjudged or bounded:
         why = plan.unjudged[0] if plan.unjudged else bounded[0].matched or bounded[0].title
         print(f"attyguard: REFUSED — too large or complex to analyse ({one_line(why, 100)}); "
