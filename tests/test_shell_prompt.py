@@ -494,3 +494,68 @@ def test_blank_runs_drawn_at_once_look_the_same(pipe):
     screen = frames[0]()
     assert _diff_bytes(patched, [lambda: screen]) == _diff_bytes(inner, frames[:1])
     assert any(isinstance(c, _Blanks) for c in screen.data_buffer[1].values())
+
+
+@pytest.mark.parametrize("state", ["emacs", "emacs-selection", "vi-insert", "vi-navigation",
+                                   "vi-selection", "vi-operator"])
+def test_per_mode_binding_lists_match_the_same_keys_as_all_bindings(pipe, state):
+    # The key lookup leaves out the other editing mode's bindings: in every
+    # mode and sub-mode, exactly the bindings that would match still match.
+    from prompt_toolkit.application.current import set_app
+    from prompt_toolkit.enums import EditingMode
+    from prompt_toolkit.key_binding.vi_state import InputMode
+    from prompt_toolkit.keys import Keys
+    from prompt_toolkit.selection import SelectionState
+
+    ui = make(pipe)
+    app = ui.session.app
+    lookup = app.key_processor._bindings
+    everything = lookup._inner
+    buffer = ui.session.default_buffer
+    buffer.text = "echo one two"
+    app.editing_mode = EditingMode.VI if state.startswith("vi") else EditingMode.EMACS
+    if state == "vi-navigation":
+        app.vi_state.input_mode = InputMode.NAVIGATION
+    if state.endswith("selection"):
+        buffer.selection_state = SelectionState(0)
+    if state == "vi-operator":
+        app.vi_state.operator_func = lambda *_: None
+    keys: list[tuple[str | Keys, ...]] = [
+        ("t",), ("d",), ("x",), ("v",), (Keys.ControlM,), (Keys.Escape,), (Keys.Escape, "b"),
+        (Keys.ControlX,), (Keys.ControlX, Keys.ControlE), (Keys.ControlR,), (Keys.Tab,),
+        (Keys.ControlC,), (Keys.Up,), ("g",), ("g", "g")]
+    pruned_somewhere = False
+    with set_app(app):
+        for key in keys:
+            full = everything.get_bindings_for_keys(key)
+            kept = lookup.get_bindings_for_keys(key)
+            pruned_somewhere |= len(kept) < len(full)
+            assert [b for b in kept if b.filter()] == [b for b in full if b.filter()], key
+            longer = everything.get_bindings_starting_with_keys(key)
+            kept_longer = lookup.get_bindings_starting_with_keys(key)
+            assert any(b.filter() for b in kept_longer) == any(b.filter() for b in longer), key
+    assert pruned_somewhere  # (the other mode's bindings were left out)
+
+
+def test_switching_to_vi_mid_batch_uses_vi_keys_for_the_rest(pipe):
+    # The editing mode is read at each key, not once per batch or render.
+    from prompt_toolkit.enums import EditingMode
+    from prompt_toolkit.key_binding import KeyBindings
+
+    warnings = WarnBuffer()
+    bindings = load_shell_bindings(warnings)
+    extra = KeyBindings()
+
+    @extra.add("c-t")
+    def _(event: Any) -> None:
+        event.app.editing_mode = EditingMode.VI
+
+    from prompt_toolkit.key_binding import merge_key_bindings
+
+    ui = ShellPrompt(history=InMemoryHistory(), complete=None, warnings=warnings,
+                     bindings=merge_key_bindings([bindings, extra]), status_bar=True,
+                     input=pipe, output=DummyOutput())
+    # Emacs: Ctrl-A goes to the start. Then vi: Escape, `x` deletes the character
+    # under the cursor (in emacs `x` would be typed).
+    pipe.send_text("abc\x01\x14\x1bx\r")
+    assert ui.read("$ ") == "bc"

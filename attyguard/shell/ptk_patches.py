@@ -16,7 +16,10 @@ from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import Application
+from prompt_toolkit.application.current import get_app
 from prompt_toolkit.buffer import Buffer
+from prompt_toolkit.enums import EditingMode
+from prompt_toolkit.filters import base as _filters_base
 from prompt_toolkit.key_binding.key_bindings import Binding, KeyBindingsBase, KeysTuple
 from prompt_toolkit.layout.containers import (
     ConditionalContainer,
@@ -363,8 +366,16 @@ class _PerRenderBindings(KeyBindingsBase):
     Each lookup on the merged bindings also re-derives their version from
     every nested registry (~30 calls per key press), for bindings that only
     change when a registry is edited: that check runs once per render here,
-    and key presses read the merged copy it keeps up to date. Filters are not
-    cached: the key processor still evaluates them for every key.
+    and key presses read the merged copy it keeps up to date.
+
+    Filters are still evaluated for every key, except that a key's list
+    leaves out the bindings of the editing mode not in use: a binding whose
+    filter is an "and" with one of prompt_toolkit's mode conditions
+    (`vi_mode`, `vi_insert_mode`… or `emacs_mode`…, each false outside its
+    mode) cannot match in the other mode, and in emacs mode two thirds of a
+    printable key's bindings are vi's (bench/README.md, "Figures behind the
+    code"). The mode is read at each lookup, so a handler that switches it
+    mid-batch changes the next key's list.
     """
 
     def __init__(self, inner: KeyBindingsBase, app: object) -> None:
@@ -372,6 +383,10 @@ class _PerRenderBindings(KeyBindingsBase):
         self._app = app
         self._window: object = None
         self._merged: KeyBindingsBase | None = None
+        self._merged_before: KeyBindingsBase | None = None
+        self._version_before: object = None
+        self._for_keys: dict[tuple[KeysTuple, object], list[Binding]] = {}
+        self._starting: dict[tuple[KeysTuple, object], list[Binding]] = {}
 
     def forget(self, _sender: object = None) -> None:
         self._merged = None
@@ -381,8 +396,15 @@ class _PerRenderBindings(KeyBindingsBase):
         if self._merged is None or window is not self._window:
             self._window = window
             merged = self._inner._key_bindings  # type: ignore[attr-defined]
-            merged._version  # noqa: B018  (brings the merged copy up to date)
-            self._merged = getattr(merged, "_bindings2", merged)
+            version = merged._version  # (brings the merged copy up to date)
+            now = getattr(merged, "_bindings2", merged)
+            if now is not self._merged_before or version != self._version_before:
+                # (a registry was edited, or another window has the focus; the
+                # same bindings keep their per-mode lists across renders)
+                self._merged_before, self._version_before = now, version
+                self._for_keys.clear()
+                self._starting.clear()
+            self._merged = now
         return self._merged
 
     @property
@@ -394,10 +416,59 @@ class _PerRenderBindings(KeyBindingsBase):
         return self._inner.bindings
 
     def get_bindings_for_keys(self, keys: KeysTuple) -> list[Binding]:
-        return self._current().get_bindings_for_keys(keys)
+        merged = self._current()
+        mode = get_app().editing_mode  # (what the mode conditions read)
+        found = self._for_keys.get((keys, mode))
+        if found is None:
+            if len(self._for_keys) >= 512:  # (one entry per key typed: a bound)
+                self._for_keys.clear()
+            found = self._for_keys[keys, mode] = _possible_in(
+                merged.get_bindings_for_keys(keys), mode)
+        return found
 
     def get_bindings_starting_with_keys(self, keys: KeysTuple) -> list[Binding]:
-        return self._current().get_bindings_starting_with_keys(keys)
+        merged = self._current()
+        mode = get_app().editing_mode
+        found = self._starting.get((keys, mode))
+        if found is None:
+            if len(self._starting) >= 512:  # (one entry per key typed: a bound)
+                self._starting.clear()
+            found = self._starting[keys, mode] = _possible_in(
+                merged.get_bindings_starting_with_keys(keys), mode)
+        return found
+
+
+def _mode_conditions() -> dict[object, EditingMode]:
+    """prompt_toolkit's conditions that are false outside one editing mode (-> that mode)."""
+    from prompt_toolkit.filters import app as f
+
+    vi = ("vi_mode", "vi_navigation_mode", "vi_insert_mode", "vi_insert_multiple_mode",
+          "vi_replace_mode", "vi_replace_single_mode", "vi_selection_mode",
+          "vi_waiting_for_text_object_mode", "vi_digraph_mode", "vi_recording_macro")
+    emacs = ("emacs_mode", "emacs_insert_mode", "emacs_selection_mode")
+    only: dict[object, EditingMode] = {}
+    for names, mode in ((vi, EditingMode.VI), (emacs, EditingMode.EMACS)):
+        for name in names:
+            condition = getattr(f, name, None)
+            if condition is not None:
+                only[condition] = mode
+    return only
+
+
+_MODE_ONLY = _mode_conditions()
+# (prompt_toolkit's "and" of filters; if another version lacks it, no binding is left out)
+_AndList: type = getattr(_filters_base, "_AndList", type(None))
+
+
+def _possible_in(bindings: list[Binding], mode: object) -> list[Binding]:
+    """`bindings` less those whose filter requires another editing mode than `mode`."""
+    kept = []
+    for binding in bindings:
+        flt = binding.filter
+        parts = getattr(flt, "filters", ()) if isinstance(flt, _AndList) else (flt,)
+        if all(_MODE_ONLY.get(part, mode) is mode for part in parts):
+            kept.append(binding)
+    return kept
 
 
 def _cache_key_bindings(app: object) -> bool:
