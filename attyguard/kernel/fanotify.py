@@ -100,7 +100,8 @@ class PermEvent:
 HINT_FIRST, HINT_NO_RECORD, HINT_DENIED, HINT_UID, HINT_ALL = 1, 2, 3, 4, 5
 # fanswer.c's counters, in its enum order.
 C_COUNTERS = ("permission_events", "fast_path", "follow_ups", "cached", "handed",
-              "deadline_answers", "queue_full_answers", "records", "records_lost")
+              "deadline_answers", "queue_full_answers", "records", "records_lost",
+              "loop_turns")
 
 
 def _raise(what: str) -> None:

@@ -100,6 +100,8 @@ enum {
 	C_FULL,	     /* answered here: Python's queue full */
 	C_RECORDS,   /* ring-buffer records read */
 	C_REC_DROP,  /* records Python never got (its queue full) */
+	C_TURNS,     /* turns of this thread's loop (at least one per LAZY_MS): its
+		      * heartbeat, which the daemon's watchdog reads through Python */
 	C_MAX,
 };
 
@@ -506,6 +508,8 @@ static void *loop(void *arg)
 	raise_priority();
 	for (;;) {
 		int timeout = expire(h);
+
+		h->cnt[C_TURNS]++; /* this thread only writes it */
 
 		if (poll(pfd, 3, timeout) < 0 && errno != EINTR)
 			break;

@@ -63,6 +63,7 @@ import socket
 import struct
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -116,6 +117,7 @@ SENSOR_PROGRAMS = (
 # pulled in (fork/exit, execs from unmarked filesystems): the reader's timer.
 _LAZY_POLL_MS = 50
 _MAX_RECORDS = 65536  # exec records waiting for their permission event (one per tgid)
+_EXITED_S = 30.0  # how long an exited guarded tgid counts as guarded for a late notification
 Mode = Literal["warn", "enforce"]
 OnDeadline = Literal["allow", "deny"]
 
@@ -390,6 +392,10 @@ class KernelLayer:
         self._denied_inodes: set[tuple[int, int]] = set()  # (st_dev, st_ino)
         self._exec_records: dict[int, ExecEvent] = {}  # tgid -> its latest execve record
         self._judged: set[int] = set()  # tgids whose current exec was judged
+        # Guarded tgids whose exit record came (tgid -> monotonic time), bounded: in
+        # warn a notification can be read after its task ended, and the BPF exit
+        # handler has taken it out of `guarded` by then.
+        self._exited: OrderedDict[int, float] = OrderedDict()
         # Notified when an execve record is stored: `wait_record` (decide's
         # threads) waits on it for a record that came after its permission event.
         self._record_cv = threading.Condition(self._lock)
@@ -405,6 +411,9 @@ class KernelLayer:
         self._want_c = answer_path == "auto"
         self._cache_ms = max(0, verdict_cache_ms)
         self._c_ans: fan.CAnswerer | None = None
+        # Bumped by every clear of the verdict cache (under _lock): an allow whose
+        # judging began before a clear is not cached (it may stand on what changed).
+        self._cache_gen = 0
         self._c_last: dict[str, int] = {}  # the C loop's counters when it stopped
         self.answer_path = "python"
         self.answer_path_reason = "not started"
@@ -687,6 +696,7 @@ class KernelLayer:
         """Critical tree: every exec in it is denied (lsm/signal maps; fanotify answers deny)."""
         with self._lock:
             self._denied_roots.add(tgid)
+            self._cache_gen += 1
             if self._c_ans is not None:
                 self._c_ans.clear_cache()
             self._configure_c()
@@ -709,6 +719,7 @@ class KernelLayer:
         """Forget every cached allow (rung 2's C loop): call when what decide reads changes
         outside the exec's own key — a tree marked Critical, rules reloaded, trust revoked."""
         with self._lock:
+            self._cache_gen += 1
             if self._c_ans is not None:
                 self._c_ans.clear_cache()
 
@@ -826,8 +837,16 @@ class KernelLayer:
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         poller.register(ans.notify_fd, select.POLLIN)
+        # The heartbeat is the older of this loop's turn and the C loop's last
+        # turn seen to advance: a stuck C thread (it turns every 50 ms when idle)
+        # goes stale as surely as a stuck Python reader.
+        turns, c_beat = -1, time.monotonic()
         while not self._stop.is_set():
-            self.heartbeat = time.monotonic()
+            now = time.monotonic()
+            seen = ans.counters().get("loop_turns", 0)
+            if seen != turns:
+                turns, c_beat = seen, now
+            self.heartbeat = min(now, c_beat)
             timeout = self._expire_deadlines()
             try:
                 poller.poll(timeout)
@@ -875,14 +894,14 @@ class KernelLayer:
         return max(0, min(idle, int((nxt - now) * 1000) + 1))
 
     def _answer(self, p: _Pending, allow: bool, *, deadline: bool = False,
-                cache: bool = False) -> bool:
+                cache: bool = False, cache_gen: int = -1) -> bool:
         """Respond once; False when someone (deadline or decision) already did.
 
         Counted before the response is written: the exec resumes the moment it
         is, and a reader of status() must already see why.
         """
         if p.event.id:
-            return self._answer_c(p, allow, deadline=deadline, cache=cache)
+            return self._answer_c(p, allow, deadline=deadline, cache=cache, cache_gen=cache_gen)
         with self._lock:
             if p.answered:
                 return False
@@ -904,9 +923,11 @@ class KernelLayer:
                 log.warning("fanotify response failed: %s", exc)
         return True
 
-    def _answer_c(self, p: _Pending, allow: bool, *, deadline: bool, cache: bool) -> bool:
+    def _answer_c(self, p: _Pending, allow: bool, *, deadline: bool, cache: bool,
+                  cache_gen: int = -1) -> bool:
         """`_answer` for an event the C loop handed over: C writes it (once) and closes the fd."""
         with self._lock:
+            cache = cache and cache_gen == self._cache_gen
             if p.answered:
                 return False
             p.answered = True
@@ -942,6 +963,10 @@ class KernelLayer:
             elif isinstance(ev, ExitEvent):
                 self._exec_records.pop(ev.pid, None)
                 self._judged.discard(ev.pid)
+                self._exited[ev.pid] = time.monotonic()
+                self._exited.move_to_end(ev.pid)
+                if len(self._exited) > _MAX_RECORDS:
+                    self._exited.popitem(last=False)
         if isinstance(ev, ExecEvent) and ev.exe_unnamed:
             # execveat(memfd, "", AT_EMPTY_PATH): no permission event will come
             # (killed already in enforce): judged and recorded from the record.
@@ -1038,6 +1063,21 @@ class KernelLayer:
                 self._deny_now(ev, "denied executable")
                 return
         guarded, denied = self._scoped(ev.pid, check_trees)
+        if ev.hint in (fan.HINT_FIRST, fan.HINT_NO_RECORD):
+            # C found the task in the `guarded` map when the event came. Asked
+            # again now, the map may have lost it: in warn the exec goes on, and
+            # a short program has exited (its entry deleted) before Python got
+            # here; that exec was then taken for an out-of-scope one, unjudged.
+            guarded = True
+        elif not guarded and not enforce and not ev.id:
+            # warn, Python reader: the task went on and may have ended before this
+            # notification was read (its `guarded` entry deleted at exit): its exit
+            # record, drained now, says it was in scope. (The daemon's decide
+            # finds its tree from its fork/exit records.)
+            self._drain_ring()
+            with self._lock:
+                when = self._exited.get(ev.pid)
+            guarded = when is not None and time.monotonic() - when < _EXITED_S
         if denied:
             self._deny_now(ev, "critical tree")
             return
@@ -1143,8 +1183,9 @@ class KernelLayer:
             return ExecDecision(True, "decide failed")
 
     def _judge(self, pending: _Pending, ev: ExecEvent) -> None:
+        gen = self._cache_gen
         decision = self._call_decide(ev)
-        self._answer(pending, decision.allow, cache=decision.cacheable)
+        self._answer(pending, decision.allow, cache=decision.cacheable, cache_gen=gen)
 
     def _submit_async(self, ev: ExecEvent) -> None:
         pool = self._pool
