@@ -120,6 +120,7 @@ struct pending {
 	__u32 pid;
 	__u64 mask;
 	__u32 hint;
+	__u32 rseq; /* records queued for Python when this event was handed */
 	__u8 used, answered, by_deadline, popped;
 };
 
@@ -129,7 +130,9 @@ struct handed { /* what Python pops (ctypes mirrors it) */
 	__s32 fd;
 	__u32 pid;
 	__u32 hint;
-	__u32 _pad;
+	/* records queued for Python before this event was handed (mod 2^32): a
+	 * record Python pops later than that came after the event (a late one) */
+	__u32 rseq;
 };
 
 struct rec {
@@ -156,6 +159,7 @@ struct ag_fan {
 	__u64 seq;
 	struct rec *qhead, *qtail;
 	__u32 qlen, since_notify;
+	__u32 queued; /* records ever queued for Python (wraps) */
 	size_t qbytes, qmax; /* bytes of records waiting for Python, and their bound */
 	struct task *tasks;
 	__u64 *cache_key, *cache_exp;
@@ -274,6 +278,7 @@ static int on_record(void *ctx, void *data, size_t size)
 			h->qhead = r;
 		h->qtail = r;
 		h->qlen++;
+		h->queued++;
 		h->qbytes += size;
 		if (++h->since_notify >= NOTIFY_BACKLOG)
 			notify(h);
@@ -305,6 +310,7 @@ static void hand(struct ag_fan *h, int fd, __u32 pid, __u64 mask, __u32 hint, __
 		p->pid = pid;
 		p->mask = mask;
 		p->hint = hint;
+		p->rseq = h->queued;
 		h->hq[(h->hq_head + h->hq_len) % PENDING_MAX] = i;
 		h->hq_len++;
 		h->cnt[C_HANDED]++;
@@ -650,6 +656,7 @@ int ag_fan_pop_perm(struct ag_fan *h, struct handed *out)
 		out->fd = p->fd;
 		out->pid = p->pid;
 		out->hint = p->hint;
+		out->rseq = p->rseq;
 		got = 1;
 	}
 	pthread_mutex_unlock(&h->mu);
