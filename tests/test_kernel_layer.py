@@ -117,10 +117,11 @@ def _layer(
     tmpfs: Path,
     decide: Callable[[ExecEvent], ExecDecision] = lambda ev: ALLOW,
     events: list[KernelEvent] | None = None,
+    on_event: Callable[[KernelEvent], None] | None = None,
     **kw: object,
 ) -> KernelLayer:
     sink = events if events is not None else []
-    return KernelLayer(pr, decide=decide, on_event=sink.append,
+    return KernelLayer(pr, decide=decide, on_event=on_event or sink.append,
                        mark_paths=[str(tmpfs)], **kw)  # type: ignore[arg-type]
 
 
@@ -742,7 +743,8 @@ def test_a_memfd_exec_is_refused_by_the_daemons_own_rule(probed: Probe, tmpfs: P
     script = tmpfs / "memfd_child.py"
     script.write_text(_MEMFD_CHILD)
     layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=2000,
-                   on_deny=svc.on_deny, answer_path=answer)
+                   on_deny=svc.on_deny, answer_path=answer,
+                   on_event=svc.on_event)  # as the daemon wires it (fork/exit records)
     try:
         layer.start()
         _assert_answer_path(layer, answer)
@@ -813,7 +815,8 @@ def test_an_exec_whose_record_is_lost(probed: Probe, tmpfs: Path, shell: Shell,
                       send_to_followers=lambda rec, uid: followed.append(rec))
     svc.rung = Rung.FANOTIFY
     layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, mode=mode, deadline_ms=1000,
-                   ring_buffer_bytes=4096, on_deny=svc.on_deny, answer_path=answer)
+                   ring_buffer_bytes=4096, on_deny=svc.on_deny, answer_path=answer,
+                   on_event=svc.on_event)  # as the daemon wires it (fork/exit records)
     try:
         layer.start()
         _assert_answer_path(layer, answer)
@@ -861,7 +864,8 @@ def test_a_cached_allow_never_outlives_a_critical_mark(probed: Probe, tmpfs: Pat
     svc.rung = Rung.FANOTIFY
     other = Shell()
     layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=2000,
-                   on_deny=svc.on_deny)
+                   on_deny=svc.on_deny,
+                   on_event=svc.on_event)  # as the daemon wires it (fork/exit records)
     try:
         layer.start()
         _assert_answer_path(layer, "auto")
