@@ -1205,10 +1205,19 @@ class KernelLayer:
         def after(seq: int) -> bool:  # queued after the event was handed (mod 2^32)
             return 0 < (seq - ev.rseq) & 0xFFFFFFFF < 1 << 31
 
+        # enforce: the task waits for this answer, so its record is the last one
+        # queued before the event (older unmatched ones were answered in C from
+        # its cache). warn: the task went on and may have exec'd again before C
+        # read this event: the first unmatched one is this exec's (nothing is
+        # cached in warn; only failed attempts, e.g. a PATH search, leave records
+        # without an event, and those share the argv of the exec that follows).
+        first = self.mode == "warn"
         chosen = -1
         for i, (seq, _) in enumerate(hist):
             if ev.hint == fan.HINT_FIRST and not after(seq):
                 chosen = i
+                if first:
+                    break
             elif ev.hint == fan.HINT_NO_RECORD and after(seq):
                 chosen = i
                 break
@@ -1217,7 +1226,10 @@ class KernelLayer:
                 hist.clear()  # all older than this exec
             return None
         record = hist[chosen][1]
-        del hist[: chosen + 1]
+        end = chosen + 1
+        while first and end < len(hist) and hist[end][1].argv == record.argv:
+            end += 1  # the same exec retried along PATH: one exec, one record
+        del hist[:end]
         if self._exec_records.get(ev.pid) is record:
             del self._exec_records[ev.pid]
         return record
