@@ -354,7 +354,9 @@ def test_outside_the_scope_is_allowed_at_once(probed: Probe, tmpfs: Path) -> Non
 
 def test_deny_tree_and_deny_inode_by_fanotify(probed: Probe, tmpfs: Path, shell: Shell) -> None:
     notices: list[DenyNotice] = []
-    layer = _layer(probe(Rung.FANOTIFY), tmpfs, on_deny=notices.append)
+    # 2 s: the denies are Python's (a denied inode hands every event over); under load
+    # the default 200 ms could pass first and the exec be allowed at the deadline
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, on_deny=notices.append, deadline_ms=2000)
     other = Shell()
     try:
         layer.start()
