@@ -371,6 +371,8 @@ def test_deny_tree_and_deny_inode_by_fanotify(probed: Probe, tmpfs: Path, shell:
         rc, out = other.run(f"{tmpfs}/true")
         assert rc == 126 and "Operation not permitted" in out
         assert not (tmpfs / "marker").exists()
+        # told after the answer is written (the exec resumes first): waited for
+        wait_for(lambda: len(notices) >= 2, what="the second deny notice")
         assert [(n.reason, Path(n.filename).name) for n in notices] == [
             ("denied executable", "mk.sh"), ("critical tree", "true")]
         assert all(n.rung is Rung.FANOTIFY for n in notices)
