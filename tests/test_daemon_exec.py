@@ -69,7 +69,10 @@ if mode == "orphan":
     sys.exit(0)
 subprocess.run(["bash", "-c", inner], check=False, capture_output=True)
 deadline = time.monotonic() + 10
-while mode != "trusted" and not (events or refused) and time.monotonic() < deadline:
+# Until the would-be refusal itself: other warnings of the same tree (its pipeline's
+# execs) may come first.
+while mode != "trusted" and not (refused or any("would be refused" in e for e in events)) \
+        and time.monotonic() < deadline:
     time.sleep(0.01)
 sub.stop()
 print(json.dumps({"pid": os.getpid(), "register": reg, "events": events, "refused": refused,

@@ -297,3 +297,20 @@ def test_script_lines(text: str, lines: list[str]) -> None:
     from attyguard.daemon.execguard import script_lines
 
     assert list(script_lines(text)) == lines
+
+
+def test_an_exited_member_keeps_its_tree_for_a_judgement_after_the_fact() -> None:
+    """warn judges after the exec: the process may be gone from /proc, and its exit may
+    have unmapped it, by then. Its tree is still found (while the tree is known)."""
+    table = Table({1: (0, 1.0, 0), 10: (1, 5.0, 1000)})
+    trees = GuardedTrees(table)
+    assert trees.register(10)
+    trees.forked(10, 50)
+    trees.exited(50)  # 50 was never in /proc's table: gone before anyone looked
+    assert trees.in_scope(50, 0, -1) == (True, 10)
+    assert trees.owner(60) is None  # never a member
+    table.procs[50] = (1, 9.0, 1000)  # pid 50 reused outside the tree: not taken for it
+    assert trees.owner(50) is None
+    del table.procs[50]
+    trees.exited(10)
+    assert trees.roots() == [] and trees.owner(50) is None  # the tree itself is forgotten

@@ -184,3 +184,56 @@ def test_a_retry_before_the_loop_marks_the_tree_is_refused_without_a_second_line
     finally:
         svc._loop = None
         loop.close()
+
+
+class _Layer:
+    """Counts the clears asked of the kernel layer (the C loop's cache is tested in
+    tests/test_kernel_layer.py with the real layer)."""
+
+    def __init__(self) -> None:
+        self.clears = 0
+
+    def clear_verdict_cache(self) -> None:
+        self.clears += 1
+
+
+def test_only_plain_allows_are_cacheable_and_marks_clear_the_cache() -> None:
+    sent = Sent()
+    svc = service("enforce", sent)
+    layer = _Layer()
+    svc.layer = layer
+    # fds 0-2 from the real process: stdin /dev/null (a pipe is never cached)
+    quiet = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+    piped = subprocess.Popen(["sleep", "60"], stdin=subprocess.PIPE)
+    try:
+        from attyguard.kernel.events import FdInfo, FdKind
+
+        def ev(pid: int, argv: tuple[str, ...], stdin: FdKind) -> ExecEvent:
+            fds = (FdInfo(stdin), FdInfo(FdKind.TTY), FdInfo(FdKind.TTY))
+            return ExecEvent(time.time(), pid, pid, 1, 0, "/usr/bin/" + argv[0], argv,
+                             fds=fds, rung=Rung.FANOTIFY)
+
+        assert svc.register(quiet.pid) and svc.register(piped.pid)
+        plain = svc.decide(ev(quiet.pid, ("ls", "-l"), FdKind.FILE))
+        assert plain.allow and plain.cacheable  # /usr/bin/ls is older than every age rule
+        assert not svc.decide(ev(piped.pid, ("ls", "-l"), FdKind.PIPE)).cacheable
+        svc.trusted(quiet.pid, "make it so")
+        assert not svc.decide(ev(quiet.pid, ("ls", "-l"), FdKind.FILE)).cacheable
+        svc.next_line(quiet.pid)  # the trusted line ended: the cache is emptied
+        assert layer.clears == 1
+        # a block (a rule matched) is no allow to cache; its Critical mark, in any tree,
+        # empties the cache and stops caching while it stands
+        blocked = svc.decide(ev(piped.pid, ("bash", "-c", BLOCKED), FdKind.FILE))
+        assert not blocked.allow and not blocked.cacheable
+        assert svc.threats.level_of(piped.pid)[0] is ThreatLevel.CRITICAL
+        assert layer.clears == 2
+        again = svc.decide(ev(quiet.pid, ("ls", "-l"), FdKind.FILE))
+        assert again.allow and not again.cacheable
+        svc.threats.clear(piped.pid)
+        assert svc.decide(ev(quiet.pid, ("ls", "-l"), FdKind.FILE)).cacheable
+        svc.reload()
+        assert layer.clears == 3
+    finally:
+        for p in (quiet, piped):
+            p.kill()
+            p.wait()

@@ -795,6 +795,8 @@ def test_watchdog_keeps_pinging_with_the_kernel_layer_running(
     assert _next_notify(notify).startswith("READY=1")
     layer = daemon.call("status")["exec"]["layer"]
     assert layer and layer["running"], daemon.log()
+    # the C answering loop (dev.sh builds it): its turns feed the heartbeat too
+    assert layer["answer_path"] == "c", layer["answer_path_reason"]
     pings = [_next_notify(notify) for _ in range(8)]  # 1.6 s of pings, none withheld
     assert pings == ["WATCHDOG=1"] * 8, (pings, daemon.log())
     assert "watchdog: not pinging" not in daemon.log()

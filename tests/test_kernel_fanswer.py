@@ -24,7 +24,7 @@ import pytest
 
 from attyguard.kernel import build
 from attyguard.kernel import fanotify as fan
-from attyguard.kernel.events import ExecDecision, ExecEvent, KernelEvent, Rung
+from attyguard.kernel.events import ALLOW, ExecDecision, ExecEvent, KernelEvent, Rung
 from attyguard.kernel.layer import KernelLayer, Probe, probe
 from tests import test_kernel_layer as kl
 from tests.kernel_support import wait_for
@@ -236,3 +236,40 @@ def test_c_loop_sigkilled_mid_storm_leaves_no_task_blocked(probed: Probe, helper
             sensor.wait()
         storm.kill()
         storm.wait()
+
+
+def test_heartbeat_with_the_c_loop_fresh_when_idle_stale_when_the_reader_is_stuck(
+        probed: Probe, helper: None, tmpfs: Path, shell: Shell) -> None:
+    """What the daemon's watchdog reads (`heartbeat_age_s`): with C answering, an idle
+    layer's heartbeat stays fresh (both loops turn every 50 ms), and a Python reader
+    stuck in a callback lets it go stale while C goes on answering (at the deadline)."""
+    stuck = threading.Event()
+    release = threading.Event()
+
+    def on_event(ev: object) -> None:
+        if isinstance(ev, ExecEvent) and ev.argv[1:] == ("stick",):
+            stuck.set()
+            release.wait(30)
+
+    layer = KernelLayer(probe(Rung.FANOTIFY), decide=lambda ev: ALLOW, on_event=on_event,
+                        mark_paths=[str(tmpfs)], deadline_ms=200)
+    try:
+        layer.start()
+        st = layer.status()
+        assert st["answer_path"] == "c", st["answer_path_reason"]
+        layer.guard_tree(shell.pid)
+        # Not a synchronisation: a measurement window (idle, the age must stay small).
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            age = layer.status()["heartbeat_age_s"]
+            assert age is not None and age < 0.5, age
+            time.sleep(0.05)
+        assert shell.run(f"{tmpfs}/true stick")[0] == 0  # C answers at the deadline
+        assert stuck.wait(20), "the record never reached the reader"
+        wait_for(lambda: layer.status()["heartbeat_age_s"] > 1.0, what="a stale heartbeat")
+        assert shell.run(f"{tmpfs}/true other")[0] == 0  # C still answers meanwhile
+        release.set()
+        wait_for(lambda: layer.status()["heartbeat_age_s"] < 0.5, what="a fresh heartbeat")
+    finally:
+        release.set()
+        layer.stop()

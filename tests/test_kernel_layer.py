@@ -117,11 +117,19 @@ def _layer(
     tmpfs: Path,
     decide: Callable[[ExecEvent], ExecDecision] = lambda ev: ALLOW,
     events: list[KernelEvent] | None = None,
+    on_event: Callable[[KernelEvent], None] | None = None,
     **kw: object,
 ) -> KernelLayer:
     sink = events if events is not None else []
-    return KernelLayer(pr, decide=decide, on_event=sink.append,
+    return KernelLayer(pr, decide=decide, on_event=on_event or sink.append,
                        mark_paths=[str(tmpfs)], **kw)  # type: ignore[arg-type]
+
+
+def _assert_answer_path(layer: KernelLayer, answer: str) -> None:
+    """auto must be the C loop wherever dev.sh ran (it builds the helper)."""
+    st = layer.status()
+    assert st["answer_path"] == ("c" if answer == "auto" else "python"), \
+        st["answer_path_reason"]
 
 
 def deny_marker(ev: ExecEvent) -> ExecDecision:
@@ -198,19 +206,25 @@ def _marked(layer: KernelLayer, path: Path) -> bool:
     return any(m["path"] == str(path) for m in layer.status()["marks"])
 
 
+@pytest.mark.parametrize("answer", ["auto", "python"])
 def test_a_filesystem_mounted_after_start_is_marked_and_judged(probed: Probe, tmpfs: Path,
                                                                shell: Shell,
-                                                               tmp_path: Path) -> None:
+                                                               tmp_path: Path,
+                                                               answer: str) -> None:
     """A tmpfs mounted below a marked root after the layer started: its execs are judged
-    (EPERM for what decide denies), and its mark is forgotten when it is unmounted."""
+    (EPERM for what decide denies), and its mark is forgotten when it is unmounted. With
+    the C answering loop (auto) and the Python reader: a new mark joins the group either
+    one reads."""
     late = tmpfs / "late"
     late.mkdir()
     elsewhere = tmp_path / "elsewhere"  # not under a root: the policy leaves it alone
     elsewhere.mkdir()
     mounted: list[Path] = []
-    layer = _layer(probe(Rung.FANOTIFY), tmpfs, deny_marker, deadline_ms=2000)
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, deny_marker, deadline_ms=2000,
+                   answer_path=answer)
     try:
         layer.start()
+        _assert_answer_path(layer, answer)
         layer.guard_tree(shell.pid)
         assert not _marked(layer, late)
         for where in (late, elsewhere):
@@ -340,7 +354,9 @@ def test_outside_the_scope_is_allowed_at_once(probed: Probe, tmpfs: Path) -> Non
 
 def test_deny_tree_and_deny_inode_by_fanotify(probed: Probe, tmpfs: Path, shell: Shell) -> None:
     notices: list[DenyNotice] = []
-    layer = _layer(probe(Rung.FANOTIFY), tmpfs, on_deny=notices.append)
+    # 2 s: the denies are Python's (a denied inode hands every event over); under load
+    # the default 200 ms could pass first and the exec be allowed at the deadline
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, on_deny=notices.append, deadline_ms=2000)
     other = Shell()
     try:
         layer.start()
@@ -355,6 +371,8 @@ def test_deny_tree_and_deny_inode_by_fanotify(probed: Probe, tmpfs: Path, shell:
         rc, out = other.run(f"{tmpfs}/true")
         assert rc == 126 and "Operation not permitted" in out
         assert not (tmpfs / "marker").exists()
+        # told after the answer is written (the exec resumes first): waited for
+        wait_for(lambda: len(notices) >= 2, what="the second deny notice")
         assert [(n.reason, Path(n.filename).name) for n in notices] == [
             ("denied executable", "mk.sh"), ("critical tree", "true")]
         assert all(n.rung is Rung.FANOTIFY for n in notices)
@@ -708,10 +726,12 @@ def test_default_marks_judge_a_real_program_with_its_argv(probed: Probe, shell: 
         layer.stop()
 
 
+@pytest.mark.parametrize("answer", ["auto", "python"])
 def test_a_memfd_exec_is_refused_by_the_daemons_own_rule(probed: Probe, tmpfs: Path,
-                                                         shell: Shell) -> None:
+                                                         shell: Shell, answer: str) -> None:
     """The real exec judge (patterns/exec/ rules, threat map) behind the layer: the memfd
-    exec is killed, recorded as a block by `exec.in-memory-executable`, and the shell told."""
+    exec is killed, recorded as a block by `exec.in-memory-executable`, and the shell told.
+    The kill and its record reach Python through the C loop's queue too (auto)."""
     from attyguard.daemon.execservice import ExecService
     from attyguard.daemon.threats import ProcfsProcessTable, ThreatLevel, ThreatMap
     from attyguard.engine.classify import classify
@@ -727,9 +747,11 @@ def test_a_memfd_exec_is_refused_by_the_daemons_own_rule(probed: Probe, tmpfs: P
     script = tmpfs / "memfd_child.py"
     script.write_text(_MEMFD_CHILD)
     layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=2000,
-                   on_deny=svc.on_deny)
+                   on_deny=svc.on_deny, answer_path=answer,
+                   on_event=svc.on_event)  # as the daemon wires it (fork/exit records)
     try:
         layer.start()
+        _assert_answer_path(layer, answer)
         svc.layer = layer
         assert svc.register(shell.pid)
         rc, out = shell.run(f"{sys.executable} {script} execveat {marker}")
@@ -777,9 +799,10 @@ def test_wait_record_hands_over_a_record_that_comes_later(probed: Probe, tmpfs: 
         layer.stop()
 
 
+@pytest.mark.parametrize("answer", ["auto", "python"])
 @pytest.mark.parametrize("mode", ["enforce", "warn"])
 def test_an_exec_whose_record_is_lost(probed: Probe, tmpfs: Path, shell: Shell,
-                                      mode: str) -> None:
+                                      mode: str, answer: str) -> None:
     """A 4 KiB ring cannot hold an exec record with 5 KiB of argv: the permission event
     comes alone. The daemon waits (bounded) for the record, then in enforce refuses the
     exec unjudged, records it as such and tells the shell, without locking its tree;
@@ -796,9 +819,11 @@ def test_an_exec_whose_record_is_lost(probed: Probe, tmpfs: Path, shell: Shell,
                       send_to_followers=lambda rec, uid: followed.append(rec))
     svc.rung = Rung.FANOTIFY
     layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, mode=mode, deadline_ms=1000,
-                   ring_buffer_bytes=4096, on_deny=svc.on_deny)
+                   ring_buffer_bytes=4096, on_deny=svc.on_deny, answer_path=answer,
+                   on_event=svc.on_event)  # as the daemon wires it (fork/exit records)
     try:
         layer.start()
+        _assert_answer_path(layer, answer)
         svc.layer = layer
         assert svc.register(shell.pid)
         big = " ".join(["x" * 1000] * 5)
@@ -824,3 +849,49 @@ def test_an_exec_whose_record_is_lost(probed: Probe, tmpfs: Path, shell: Shell,
     finally:
         svc.layer = None
         layer.stop()
+
+
+def test_a_cached_allow_never_outlives_a_critical_mark(probed: Probe, tmpfs: Path,
+                                                      shell: Shell) -> None:
+    """The daemon's decide marks plain allows cacheable; rung 2's C loop answers repeats
+    from its cache. Once a tree is marked Critical, the same command in it is refused,
+    and nothing is cached while a Critical mark stands (the key names no tree)."""
+    from attyguard.daemon.execservice import ExecService
+    from attyguard.daemon.threats import ProcfsProcessTable, ThreatLevel, ThreatMap
+    from attyguard.engine.classify import classify
+
+    svc = ExecService(mode="enforce", scope="sessions", group="", deadline_ms=2000,
+                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
+                      send_to_pid=lambda pid, data: 1,
+                      send_to_followers=lambda rec, uid: None,
+                      rules=())  # no age rule: a file copied just now may be cached
+    svc.rung = Rung.FANOTIFY
+    other = Shell()
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=2000,
+                   on_deny=svc.on_deny,
+                   on_event=svc.on_event)  # as the daemon wires it (fork/exit records)
+    try:
+        layer.start()
+        _assert_answer_path(layer, "auto")
+        svc.layer = layer
+        assert svc.register(shell.pid) and svc.register(other.pid)
+        # stdin from /dev/null: a pipe on fd 0 (the test's bash reads one) is never cached
+        line = f"{tmpfs}/true same </dev/null"
+        for _ in range(3):
+            assert shell.run(line)[0] == 0
+        assert layer.status()["answered_in_c"]["cached"] >= 1
+        svc.threats.mark(shell.pid, ThreatLevel.CRITICAL, "test: locked")
+        rc, out = shell.run(line)
+        assert rc == 126 and "Operation not permitted" in out, out
+        # another tree's allow of the same exec is not cached meanwhile …
+        before = layer.status()["answered_in_c"]["cached"]
+        for _ in range(3):
+            assert other.run(line)[0] == 0
+        assert layer.status()["answered_in_c"]["cached"] == before
+        # … so the locked tree cannot borrow it
+        rc, out = shell.run(line)
+        assert rc == 126 and "Operation not permitted" in out, out
+    finally:
+        svc.layer = None
+        layer.stop()
+        other.close()

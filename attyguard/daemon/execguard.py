@@ -657,6 +657,12 @@ class _Tree:
     members: int = 0  # processes mapped to it in the fork cache
 
 
+# How long, and how many, exited members stay known to `GuardedTrees.owner`: longer
+# than a warn judgement queued behind a burst of execs takes.
+_GONE_S = 30.0
+_GONE_KEPT = 4096
+
+
 class GuardedTrees:
     """Which processes are in scope, and the guarded shell each belongs to.
 
@@ -676,6 +682,10 @@ class GuardedTrees:
         self.max_depth = max_depth
         self._trees: dict[int, _Tree] = {}
         self._owner: OrderedDict[int, int] = OrderedDict()  # pid -> registered root pid
+        # Exited members (pid -> (root, monotonic time)), kept briefly: an exec
+        # judged after the fact (warn: the task went on) may be asked about once
+        # its process is gone from /proc and its exit has unmapped it.
+        self._gone: OrderedDict[int, tuple[int, float]] = OrderedDict()
         self._lock = threading.Lock()
         self._group_uids: tuple[float, frozenset[int]] = (0.0, frozenset())
 
@@ -744,6 +754,12 @@ class GuardedTrees:
             tree = self._trees.get(pid)
             if tree is not None:
                 tree.alive = False
+            root = self._owner.get(pid)
+            if root is not None:
+                self._gone[pid] = (root, time.monotonic())
+                self._gone.move_to_end(pid)
+                while len(self._gone) > _GONE_KEPT:
+                    self._gone.popitem(last=False)
             self._unmap(pid)
             return pid if tree is not None else None
 
@@ -763,6 +779,10 @@ class GuardedTrees:
             tree = self._trees.get(current)
             info = self.table.info(current)
             if info is None:
+                if current == pid:
+                    gone = self._recently_exited(pid)
+                    if gone is not None:
+                        return gone
                 if current == pid and ppid:
                     current = ppid  # the process is gone already: try its parent
                     continue
@@ -773,6 +793,15 @@ class GuardedTrees:
                 return current
             current = info.ppid
         return None
+
+    def _recently_exited(self, pid: int) -> int | None:
+        """The root of a member that exited within `_GONE_S` (its pid not reused since:
+        the caller found no process under it), while that tree is still known."""
+        with self._lock:
+            entry = self._gone.get(pid)
+            if entry is None or time.monotonic() - entry[1] > _GONE_S:
+                return None
+            return entry[0] if entry[0] in self._trees else None
 
     def in_scope(self, pid: int, ppid: int, uid: int) -> tuple[bool, int | None]:
         """(judge it?, owning shell) for a process under the configured scope."""

@@ -97,6 +97,10 @@ class ExecService:
         self.send_to_pid = send_to_pid
         self.send_to_followers = send_to_followers
         self.rules = load_exec_rules() if rules is None else rules
+        self._max_age_s = _max_age(self.rules)
+        # A Critical mark (anyone's: the server's verdicts, an operator, ours)
+        # voids every cached allow; see `_cacheable`.
+        threats.on_critical = self._on_critical
         self.trees = GuardedTrees(threats.table, scope=scope, group=group)
         self.windows = TrustWindows(max_s=trust_window_s)
         self.recent: deque[dict[str, Any]] = deque(maxlen=kept)
@@ -228,7 +232,16 @@ class ExecService:
 
     def next_line(self, root: int) -> None:
         """The shell asked about its next line: its trusted line (if any) has finished."""
-        self.windows.close(root)
+        if self.windows.active(root) is not None:
+            self.windows.close(root)
+            self.clear_verdict_cache()  # (nothing was cached in it; cheap, and plainly safe)
+        else:
+            self.windows.close(root)
+
+    def reload(self) -> None:
+        """Rules or feeds were reloaded: exec rules read again, cached allows forgotten."""
+        self._max_age_s = _max_age(self.rules)
+        self.clear_verdict_cache()
 
     # ---- events
 
@@ -277,6 +290,9 @@ class ExecService:
             judgement, root, facts = self._judge(event)
             if judgement is None:
                 return ALLOW
+            if self._cacheable(judgement, root, facts):
+                self._act(event, facts, judgement, root, denied=False)
+                return _CACHEABLE_ALLOW
             if judgement.action is Action.BLOCK and self.mode == "enforce":
                 enforced = self.rung in (Rung.FANOTIFY, Rung.LSM, Rung.SIGNAL)
                 self._act(event, facts, judgement, root, denied=enforced)
@@ -287,6 +303,46 @@ class ExecService:
             self.counters["errors"] += 1
             log.exception("exec guard: judging pid %d failed; allowed", event.pid)
             return ALLOW
+
+    def _cacheable(self, judgement: ExecJudgement, root: int | None,
+                   facts: ExecFacts | None) -> bool:
+        """May rung 2's C loop answer repeats of this exec from its verdict cache?
+
+        Its key is the exec's record (program, argv, uid, kinds of fds 0-2) and
+        the program file's identity; so only an allow that read nothing else:
+        no rule, no Critical mark anywhere (the key holds no tree, and a tree
+        marked later must not find an allow cached before), no trust window, no
+        script text, stdin not a pipe (its writers are judged), and the file
+        older than every age rule. (SEC-002's per-process policy is asked first
+        and keyed by process: nothing is cached while it is on.)
+        """
+        if (facts is None or judgement.action is not Action.ALLOW or judgement.rules
+                or self.policy_decide is not None or facts.script_text is not None
+                or facts.fds is None or facts.fds[0].kind is FdKind.PIPE
+                or facts.exe_age_s is None or facts.exe_age_s <= self._max_age_s
+                or facts.argv_truncated or facts.exe_unnamed
+                or self.windows.active(root) is not None):
+            return False
+        return not any(e.level is ThreatLevel.CRITICAL for e in self._threat_entries())
+
+    def _threat_entries(self) -> list[Any]:
+        # the threat map belongs to the event loop: a concurrent mark may change it
+        for _ in range(2):
+            try:
+                return self.threats.entries()
+            except RuntimeError:
+                continue
+        return [object()]  # unknown: treated as "may hold a Critical mark" by the caller
+
+    def clear_verdict_cache(self) -> None:
+        """What a cached allow stood on changed (a Critical mark, rules, trust)."""
+        layer = self.layer
+        clear = getattr(layer, "clear_verdict_cache", None)
+        if clear is not None:
+            clear()
+
+    def _on_critical(self, pid: int) -> None:
+        self.clear_verdict_cache()
 
     def _late_record(self, event: ExecEvent) -> ExecEvent | None:
         """The execve record the permission event came without, if it arrives in time.
@@ -558,6 +614,18 @@ class ExecService:
             "layer": layer_status or None,
             "probe": self.probe_report,
         }
+
+
+_CACHEABLE_ALLOW = ExecDecision(True, "", (), cacheable=True)
+
+
+def _max_age(rules: tuple[ExecRule, ...]) -> float:
+    """The longest `exe_age_max_s` of the exec rules. A file younger than that is judged
+    on each exec (its age and who wrote it are what those rules read, and neither is
+    in the cache key); an older one has left every age rule for good (until it is
+    written again, which changes its ctime, hence its key)."""
+    return max((r.when.exe_age_max_s for r in rules if r.when.exe_age_max_s is not None),
+               default=0.0)
 
 
 def _ppid_uid(pid: int) -> tuple[int, int]:

@@ -893,6 +893,8 @@ class DaemonServer:
             self.execs.stop()
 
     def _exec_reload(self, new: DaemonConfig) -> None:
+        if self.execs is not None:
+            self.execs.reload()  # cached exec allows stood on the rules just reloaded
         old = self.config.daemon
         if (new.daemon.ebpf_mode, new.daemon.exec_scope, new.daemon.exec_group,
                 new.daemon.exec_rung) != (old.ebpf_mode, old.exec_scope, old.exec_group,

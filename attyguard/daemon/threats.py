@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
@@ -124,6 +124,8 @@ class ThreatMap:
         self.max_entries = max(1, max_entries)
         self._entries: dict[int, ThreatEntry] = {}
         self._info_cache: dict[int, tuple[float, ProcInfo]] = {}
+        # Told of every Critical mark (the exec guard forgets cached allows on it).
+        self.on_critical: Callable[[int], None] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -145,6 +147,8 @@ class ThreatMap:
                 self._evict_one()
         entry = ThreatEntry(pid, info.start_time, info.uid, level, reason[:200], time.time())
         self._entries[pid] = entry
+        if level >= ThreatLevel.CRITICAL and self.on_critical is not None:
+            self.on_critical(pid)
         return entry
 
     def clear(self, pid: int) -> ThreatEntry | None:

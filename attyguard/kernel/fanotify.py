@@ -94,13 +94,15 @@ class PermEvent:
     mask: int
     id: int = 0
     hint: int = 0
+    rseq: int = 0  # C's count of records queued when it handed this event (mod 2^32)
 
 
 # Why fanswer.c handed an event to Python (its enum H_*).
 HINT_FIRST, HINT_NO_RECORD, HINT_DENIED, HINT_UID, HINT_ALL = 1, 2, 3, 4, 5
 # fanswer.c's counters, in its enum order.
 C_COUNTERS = ("permission_events", "fast_path", "follow_ups", "cached", "handed",
-              "deadline_answers", "queue_full_answers", "records", "records_lost")
+              "deadline_answers", "queue_full_answers", "records", "records_lost",
+              "loop_turns")
 
 
 def _raise(what: str) -> None:
@@ -368,7 +370,7 @@ def open_filesystems(places: Iterable[str] = OPEN_PLACES,
                                 if os.path.isdir(p) and fstype(p) not in PSEUDO_FILESYSTEMS)
 class _Handed(ctypes.Structure):
     _fields_ = [("id", ctypes.c_uint64), ("mask", ctypes.c_uint64), ("fd", ctypes.c_int32),
-                ("pid", ctypes.c_uint32), ("hint", ctypes.c_uint32), ("_pad", ctypes.c_uint32)]
+                ("pid", ctypes.c_uint32), ("hint", ctypes.c_uint32), ("rseq", ctypes.c_uint32)]
 
 
 _helper: ctypes.CDLL | None = None
@@ -441,6 +443,7 @@ class CAnswerer:
         self._h: int | None = h
         self._buf = ctypes.create_string_buffer(1 << 18)
         self._handed = _Handed()
+        self.records_popped = 0  # mod 2^32, as C counts them
 
     def start(self) -> None:
         assert self._h is not None
@@ -467,6 +470,8 @@ class CAnswerer:
             off = 0
             while off + 4 <= n:
                 (size,) = struct.unpack_from("=I", raw, off)
+                # the index C gave it (see PermEvent.rseq): every queued record is popped
+                self.records_popped = (self.records_popped + 1) & 0xFFFFFFFF
                 yield raw[off + 4 : off + 4 + size]
                 off += 4 + size
 
@@ -474,7 +479,7 @@ class CAnswerer:
         if self._h is None or not self._lib.ag_fan_pop_perm(self._h, ctypes.byref(self._handed)):
             return None
         e = self._handed
-        return PermEvent(e.fd, e.pid, e.mask, e.id, e.hint)
+        return PermEvent(e.fd, e.pid, e.mask, e.id, e.hint, e.rseq)
 
     def answer(self, event: PermEvent, allow: bool, *, cache: bool = False) -> int:
         """1: answered now; 2: C answered it at its deadline already; 0: unknown/closed."""

@@ -100,6 +100,8 @@ enum {
 	C_FULL,	     /* answered here: Python's queue full */
 	C_RECORDS,   /* ring-buffer records read */
 	C_REC_DROP,  /* records Python never got (its queue full) */
+	C_TURNS,     /* turns of this thread's loop (at least one per LAZY_MS): its
+		      * heartbeat, which the daemon's watchdog reads through Python */
 	C_MAX,
 };
 
@@ -118,6 +120,7 @@ struct pending {
 	__u32 pid;
 	__u64 mask;
 	__u32 hint;
+	__u32 rseq; /* records queued for Python when this event was handed */
 	__u8 used, answered, by_deadline, popped;
 };
 
@@ -127,7 +130,9 @@ struct handed { /* what Python pops (ctypes mirrors it) */
 	__s32 fd;
 	__u32 pid;
 	__u32 hint;
-	__u32 _pad;
+	/* records queued for Python before this event was handed (mod 2^32): a
+	 * record Python pops later than that came after the event (a late one) */
+	__u32 rseq;
 };
 
 struct rec {
@@ -154,6 +159,7 @@ struct ag_fan {
 	__u64 seq;
 	struct rec *qhead, *qtail;
 	__u32 qlen, since_notify;
+	__u32 queued; /* records ever queued for Python (wraps) */
 	size_t qbytes, qmax; /* bytes of records waiting for Python, and their bound */
 	struct task *tasks;
 	__u64 *cache_key, *cache_exp;
@@ -272,6 +278,7 @@ static int on_record(void *ctx, void *data, size_t size)
 			h->qhead = r;
 		h->qtail = r;
 		h->qlen++;
+		h->queued++;
 		h->qbytes += size;
 		if (++h->since_notify >= NOTIFY_BACKLOG)
 			notify(h);
@@ -303,6 +310,7 @@ static void hand(struct ag_fan *h, int fd, __u32 pid, __u64 mask, __u32 hint, __
 		p->pid = pid;
 		p->mask = mask;
 		p->hint = hint;
+		p->rseq = h->queued;
 		h->hq[(h->hq_head + h->hq_len) % PENDING_MAX] = i;
 		h->hq_len++;
 		h->cnt[C_HANDED]++;
@@ -507,6 +515,8 @@ static void *loop(void *arg)
 	for (;;) {
 		int timeout = expire(h);
 
+		h->cnt[C_TURNS]++; /* this thread only writes it */
+
 		if (poll(pfd, 3, timeout) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents)
@@ -646,6 +656,7 @@ int ag_fan_pop_perm(struct ag_fan *h, struct handed *out)
 		out->fd = p->fd;
 		out->pid = p->pid;
 		out->hint = p->hint;
+		out->rseq = p->rseq;
 		got = 1;
 	}
 	pthread_mutex_unlock(&h->mu);

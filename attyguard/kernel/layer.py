@@ -63,6 +63,7 @@ import socket
 import struct
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -116,6 +117,9 @@ SENSOR_PROGRAMS = (
 # pulled in (fork/exit, execs from unmarked filesystems): the reader's timer.
 _LAZY_POLL_MS = 50
 _MAX_RECORDS = 65536  # exec records waiting for their permission event (one per tgid)
+_HISTORY_PER_TASK = 8  # records of one tgid awaiting their permission events (C path)
+_MAX_HISTORY = 4096  # tgids with such records
+_EXITED_S = 30.0  # how long an exited guarded tgid counts as guarded for a late notification
 Mode = Literal["warn", "enforce"]
 OnDeadline = Literal["allow", "deny"]
 
@@ -369,6 +373,8 @@ class KernelLayer:
         self.rung = probe.in_use
         self.mode: Mode = mode
         self.deadline = max(1, deadline_ms) / 1000.0
+        # warn's wait for a late record (see _park): as enforce's (40% of the deadline)
+        self._park_s = max(0.1, 0.4 * self.deadline)
         self.on_deadline = on_deadline
         self._decide = decide
         self._on_event = on_event
@@ -389,7 +395,20 @@ class KernelLayer:
         self._denied_roots: set[int] = set()
         self._denied_inodes: set[tuple[int, int]] = set()  # (st_dev, st_ino)
         self._exec_records: dict[int, ExecEvent] = {}  # tgid -> its latest execve record
+        # C path: each tgid's execve records not yet matched with a permission
+        # event, with the C queue's index of each (see PermEvent.rseq). Python
+        # may read a task's events after several of its records (warn: the task
+        # went on, exec'd again, perhaps ended): the index says which is whose.
+        self._history: OrderedDict[int, list[tuple[int, ExecEvent]]] = OrderedDict()
         self._judged: set[int] = set()  # tgids whose current exec was judged
+        # Guarded tgids whose exit record came (tgid -> monotonic time), bounded: in
+        # warn a notification can be read after its task ended, and the BPF exit
+        # handler has taken it out of `guarded` by then.
+        self._exited: OrderedDict[int, float] = OrderedDict()
+        # warn: execs whose permission event came before their execve record
+        # (tgid -> (monotonic deadline, the path-only event)). Judged with the
+        # record when it comes in time, else on the path alone; see _park.
+        self._parked: dict[int, tuple[float, ExecEvent]] = {}
         # Notified when an execve record is stored: `wait_record` (decide's
         # threads) waits on it for a record that came after its permission event.
         self._record_cv = threading.Condition(self._lock)
@@ -405,6 +424,9 @@ class KernelLayer:
         self._want_c = answer_path == "auto"
         self._cache_ms = max(0, verdict_cache_ms)
         self._c_ans: fan.CAnswerer | None = None
+        # Bumped by every clear of the verdict cache (under _lock): an allow whose
+        # judging began before a clear is not cached (it may stand on what changed).
+        self._cache_gen = 0
         self._c_last: dict[str, int] = {}  # the C loop's counters when it stopped
         self.answer_path = "python"
         self.answer_path_reason = "not started"
@@ -687,6 +709,7 @@ class KernelLayer:
         """Critical tree: every exec in it is denied (lsm/signal maps; fanotify answers deny)."""
         with self._lock:
             self._denied_roots.add(tgid)
+            self._cache_gen += 1
             if self._c_ans is not None:
                 self._c_ans.clear_cache()
             self._configure_c()
@@ -709,6 +732,7 @@ class KernelLayer:
         """Forget every cached allow (rung 2's C loop): call when what decide reads changes
         outside the exec's own key — a tree marked Critical, rules reloaded, trust revoked."""
         with self._lock:
+            self._cache_gen += 1
             if self._c_ans is not None:
                 self._c_ans.clear_cache()
 
@@ -797,6 +821,7 @@ class KernelLayer:
             poller.register(self._rb.epoll_fd, select.POLLIN)
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
+            self._expire_parked()
             timeout = self._expire_deadlines()
             try:
                 ready = poller.poll(timeout)
@@ -826,8 +851,17 @@ class KernelLayer:
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         poller.register(ans.notify_fd, select.POLLIN)
+        # The heartbeat is the older of this loop's turn and the C loop's last
+        # turn seen to advance: a stuck C thread (it turns every 50 ms when idle)
+        # goes stale as surely as a stuck Python reader.
+        turns, c_beat = -1, time.monotonic()
         while not self._stop.is_set():
-            self.heartbeat = time.monotonic()
+            now = time.monotonic()
+            seen = ans.counters().get("loop_turns", 0)
+            if seen != turns:
+                turns, c_beat = seen, now
+            self.heartbeat = min(now, c_beat)
+            self._expire_parked()
             timeout = self._expire_deadlines()
             try:
                 poller.poll(timeout)
@@ -875,14 +909,14 @@ class KernelLayer:
         return max(0, min(idle, int((nxt - now) * 1000) + 1))
 
     def _answer(self, p: _Pending, allow: bool, *, deadline: bool = False,
-                cache: bool = False) -> bool:
+                cache: bool = False, cache_gen: int = -1) -> bool:
         """Respond once; False when someone (deadline or decision) already did.
 
         Counted before the response is written: the exec resumes the moment it
         is, and a reader of status() must already see why.
         """
         if p.event.id:
-            return self._answer_c(p, allow, deadline=deadline, cache=cache)
+            return self._answer_c(p, allow, deadline=deadline, cache=cache, cache_gen=cache_gen)
         with self._lock:
             if p.answered:
                 return False
@@ -904,9 +938,11 @@ class KernelLayer:
                 log.warning("fanotify response failed: %s", exc)
         return True
 
-    def _answer_c(self, p: _Pending, allow: bool, *, deadline: bool, cache: bool) -> bool:
+    def _answer_c(self, p: _Pending, allow: bool, *, deadline: bool, cache: bool,
+                  cache_gen: int = -1) -> bool:
         """`_answer` for an event the C loop handed over: C writes it (once) and closes the fd."""
         with self._lock:
+            cache = cache and cache_gen == self._cache_gen
             if p.answered:
                 return False
             p.answered = True
@@ -930,18 +966,50 @@ class KernelLayer:
         if rec.unnamed and isinstance(ev, ExecEvent):
             self._on_unnamed(ev, rec.killed)
             return
+        unparked: ExecEvent | None = None
         with self._lock:
             self._c.events_seen += 1
             if isinstance(ev, ExecEvent):
                 self._c.exec_events += 1
                 if len(self._exec_records) >= _MAX_RECORDS:  # lost exits: forget the oldest
-                    del self._exec_records[next(iter(self._exec_records))]
+                    oldest = next(iter(self._exec_records))
+                    del self._exec_records[oldest]
                 self._exec_records[ev.tgid] = ev
+                if self._c_ans is not None:
+                    hist = self._history.setdefault(ev.tgid, [])
+                    hist.append((self._c_ans.records_popped, ev))
+                    del hist[:-_HISTORY_PER_TASK]
+                    self._history.move_to_end(ev.tgid)
+                    if len(self._history) > _MAX_HISTORY:
+                        self._history.popitem(last=False)
                 self._judged.discard(ev.tgid)
+                parked = self._parked.pop(ev.tgid, None)
+                if parked is not None and not rec.killed and not ev.exe_unnamed:
+                    # the late record of a parked exec: judged with it after all
+                    del self._exec_records[ev.tgid]
+                    self._judged.add(ev.tgid)
+                    self._c.no_tracepoint_record -= 1
+                    self._c.extra["late_records"] = self._c.extra.get("late_records", 0) + 1
+                    unparked = replace(ev, filename=parked[1].filename or ev.filename,
+                                       rung=Rung.FANOTIFY)
+                elif parked is not None:
+                    unparked = parked[1]
                 self._record_cv.notify_all()
             elif isinstance(ev, ExitEvent):
                 self._exec_records.pop(ev.pid, None)
+                if self.mode != "warn":
+                    # (warn keeps the history: its notifications may be read after the exit)
+                    self._history.pop(ev.pid, None)
                 self._judged.discard(ev.pid)
+                parked = self._parked.pop(ev.pid, None)
+                if parked is not None:  # its record never came: the path alone
+                    unparked = parked[1]
+                self._exited[ev.pid] = time.monotonic()
+                self._exited.move_to_end(ev.pid)
+                if len(self._exited) > _MAX_RECORDS:
+                    self._exited.popitem(last=False)
+        if unparked is not None:
+            self._submit_async(unparked)
         if isinstance(ev, ExecEvent) and ev.exe_unnamed:
             # execveat(memfd, "", AT_EMPTY_PATH): no permission event will come
             # (killed already in enforce): judged and recorded from the record.
@@ -1038,6 +1106,21 @@ class KernelLayer:
                 self._deny_now(ev, "denied executable")
                 return
         guarded, denied = self._scoped(ev.pid, check_trees)
+        if ev.hint in (fan.HINT_FIRST, fan.HINT_NO_RECORD):
+            # C found the task in the `guarded` map when the event came. Asked
+            # again now, the map may have lost it: in warn the exec goes on, and
+            # a short program has exited (its entry deleted) before Python got
+            # here; that exec was then taken for an out-of-scope one, unjudged.
+            guarded = True
+        elif not guarded and not enforce and not ev.id:
+            # warn, Python reader: the task went on and may have ended before this
+            # notification was read (its `guarded` entry deleted at exit): its exit
+            # record, drained now, says it was in scope. (The daemon's decide
+            # finds its tree from its fork/exit records.)
+            self._drain_ring()
+            with self._lock:
+                when = self._exited.get(ev.pid)
+            guarded = when is not None and time.monotonic() - when < _EXITED_S
         if denied:
             self._deny_now(ev, "critical tree")
             return
@@ -1056,18 +1139,20 @@ class KernelLayer:
         self._drain_ring()
         with self._lock:
             record = self._exec_records.pop(ev.pid, None)
-            if ev.hint == fan.HINT_NO_RECORD:
-                # C saw no record for this exec (it answered the last one from
-                # its cache): what Python still holds is an older exec's.
-                record = None
+            if ev.id and ev.hint in (fan.HINT_FIRST, fan.HINT_NO_RECORD):
+                record = self._record_for(ev)
             # A later open of an exec already judged (ELF loader, interpreter):
             # its execve record was consumed by the first one.
             follow_up = (record is None and ev.pid in self._judged
                          and ev.hint != fan.HINT_NO_RECORD)
+            if record is not None and ev.hint == fan.HINT_NO_RECORD:
+                self._c.extra["late_records"] = self._c.extra.get("late_records", 0) + 1
+            # warn: a later open (ELF loader) of an exec parked for its record
+            parked_already = record is None and not enforce and ev.pid in self._parked
             self._judged.add(ev.pid)
-            if record is None and not follow_up:
+            if record is None and not follow_up and not parked_already:
                 self._c.no_tracepoint_record += 1
-        if follow_up:
+        if follow_up or parked_already:
             if enforce or ev.id:
                 self._respond_now(ev, allow=True)  # (C: releases the event, closes its fd)
             else:
@@ -1075,7 +1160,7 @@ class KernelLayer:
             return
         path = fan.fd_path(ev.fd)
         if record is None:
-            # No tracepoint record (dropped, or the tree was guarded mid-exec):
+                # No tracepoint record (dropped, or the tree was guarded mid-exec):
             # judge the path alone, flagged as truncated.
             try:
                 uid, ppid = _proc_uid(ev.pid), _proc_ppid(ev.pid)
@@ -1091,7 +1176,10 @@ class KernelLayer:
                 self._respond_now(ev, allow=True)  # releases C's hold on it
             else:
                 fan.close_event(ev)  # answered above
-            self._submit_async(exec_ev)
+            if record is None:
+                self._park(exec_ev)
+            else:
+                self._submit_async(exec_ev)
             return
         pending = _Pending(ev, time.monotonic() + self.deadline, path=path)
         with self._lock:
@@ -1101,6 +1189,76 @@ class KernelLayer:
             self._pool.submit(self._judge, pending, exec_ev)
         except RuntimeError:  # pool shut down: stopping
             self._answer(pending, True)
+
+    def _record_for(self, ev: fan.PermEvent) -> ExecEvent | None:
+        """The execve record of a handed event, from the tgid's history (lock held).
+
+        HINT_FIRST: C matched a record queued before it handed the event — the
+        last such one. HINT_NO_RECORD: C had none; the first record queued
+        after it is this exec's (late); one queued before is an older exec's
+        (C answered that one from its cache). Earlier records are dropped.
+        """
+        hist = self._history.get(ev.pid)
+        if not hist:
+            return None
+
+        def after(seq: int) -> bool:  # queued after the event was handed (mod 2^32)
+            return 0 < (seq - ev.rseq) & 0xFFFFFFFF < 1 << 31
+
+        # enforce: the task waits for this answer, so its record is the last one
+        # queued before the event (older unmatched ones were answered in C from
+        # its cache). warn: the task went on and may have exec'd again before C
+        # read this event: the first unmatched one is this exec's (nothing is
+        # cached in warn; only failed attempts, e.g. a PATH search, leave records
+        # without an event, and those share the argv of the exec that follows).
+        first = self.mode == "warn"
+        chosen = -1
+        for i, (seq, _) in enumerate(hist):
+            if ev.hint == fan.HINT_FIRST and not after(seq):
+                chosen = i
+                if first:
+                    break
+            elif ev.hint == fan.HINT_NO_RECORD and after(seq):
+                chosen = i
+                break
+        if chosen < 0:
+            if ev.hint == fan.HINT_NO_RECORD:
+                hist.clear()  # all older than this exec
+            return None
+        record = hist[chosen][1]
+        end = chosen + 1
+        while first and end < len(hist) and hist[end][1].argv == record.argv:
+            end += 1  # the same exec retried along PATH: one exec, one record
+        del hist[:end]
+        if self._exec_records.get(ev.pid) is record:
+            del self._exec_records[ev.pid]
+        return record
+
+    def _park(self, ev: ExecEvent) -> None:
+        """warn: wait (bounded) for the record of an exec that went on without it.
+
+        Its execve record is usually late, not lost: the ring buffer hands
+        records out in reservation order, and one reserved on the other CPU
+        holds ours back. Judged at once on the path alone, a shell's exec looked
+        like one whose argv was cut (a spurious warning) and its ELF loader's
+        open like a second exec. Nothing waits on a notification, so the exec
+        is parked instead: judged with its record if that comes within
+        `_park_s`, else on its path (`_expire_parked`, each reader turn). The
+        bound: a task that execs again within that time has its second record
+        taken for this exec (warn only; enforce holds the task, see wait_record).
+        """
+        with self._lock:
+            self._parked[ev.tgid] = (time.monotonic() + self._park_s, ev)
+
+    def _expire_parked(self) -> None:
+        if not self._parked:  # unlocked peek: a miss waits one reader turn
+            return
+        now = time.monotonic()
+        with self._lock:
+            due = [p for p, (until, _) in self._parked.items() if until <= now]
+            events = [self._parked.pop(p)[1] for p in due]
+        for ev in events:
+            self._submit_async(ev)
 
     def _deny_now(self, ev: fan.PermEvent, reason: str) -> None:
         path = fan.fd_path(ev.fd) if self._on_deny is not None else ""
@@ -1143,8 +1301,9 @@ class KernelLayer:
             return ExecDecision(True, "decide failed")
 
     def _judge(self, pending: _Pending, ev: ExecEvent) -> None:
+        gen = self._cache_gen
         decision = self._call_decide(ev)
-        self._answer(pending, decision.allow, cache=decision.cacheable)
+        self._answer(pending, decision.allow, cache=decision.cacheable, cache_gen=gen)
 
     def _submit_async(self, ev: ExecEvent) -> None:
         pool = self._pool
