@@ -1,6 +1,6 @@
 """Real Sigma rules firing on exec events of real processes (the daemon's exec guard).
 
-The real daemon (the fanotify rung in warn mode: argv from the execve tracepoint,
+The real daemon (the fanotify rung in enforce mode: argv from the execve tracepoint,
 so even a program that ends at once is seen whole; root) with a feed
 bundle compiled from the SigmaHQ snapshot; a child registers as a shell would
 and runs harmless programs that Sigma rules describe. Their exec records (what
@@ -50,7 +50,10 @@ def test_sigma_rules_fire_on_real_execs(tmp_path: Path) -> None:
     work = tmp_path / "w"
     work.mkdir()
     (work / "blob").write_text("aGk=\n")
-    d = RunningDaemon(short_tmpdir(), ["--ebpf-mode", "warn"],
+    # enforce, where every guarded exec is held until judged: in warn (fanotify
+    # notifications) an exec can still go unrecorded (open in issue 10, README);
+    # the Sigma rules here all map to allow, so nothing is denied either way.
+    d = RunningDaemon(short_tmpdir(), ["--ebpf-mode", "enforce"],
                       '[daemon]\nexec_rung = "fanotify"\n', env=env)
     try:
         d.start()
@@ -73,7 +76,9 @@ def test_sigma_rules_fire_on_real_execs(tmp_path: Path) -> None:
             names = {str(r["program"]).rsplit("/", 1)[-1] for r in found}
             return found if {"mkfifo", "base64"} <= names else []
 
-        found = wait_for(both, 15, "exec records with Sigma hits", d.log)
+        found = wait_for(both, 15, "exec records with Sigma hits",
+                         lambda: d.log() + "\n--- events ---\n" + "\n".join(
+                             json.dumps(r) for r in d.call("events", limit=1000)["events"]))
     finally:
         d.stop()
     programs = {str(r["program"]).rsplit("/", 1)[-1] for r in found}
