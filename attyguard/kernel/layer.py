@@ -837,12 +837,7 @@ class KernelLayer:
             # buffer itself when it needs an execve record (guarded tasks only).
             if self._group is not None:
                 for ev in self._group.read():
-                    try:
-                        self._on_perm(ev)
-                    except Exception:
-                        # fail open for this one event, keep serving the others
-                        log.exception("permission event for pid %d failed; allowed", ev.pid)
-                        self._answer(_Pending(ev, 0.0), True)
+                    self._serve(ev)
             self._drain_ring()
         self._drain_ring()
 
@@ -871,11 +866,7 @@ class KernelLayer:
             # records first: a handed event's execve record was queued before it
             self._drain_ring()
             while (ev := ans.pop_perm()) is not None:
-                try:
-                    self._on_perm(ev)
-                except Exception:
-                    log.exception("permission event for pid %d failed; allowed", ev.pid)
-                    self._answer(_Pending(ev, 0.0), True)
+                self._serve(ev)
         self._drain_ring()
 
     def _drain_ring(self) -> None:
@@ -1090,6 +1081,15 @@ class KernelLayer:
                 os.kill(ev.tgid, signal.SIGKILL)
                 with self._lock:
                     self._c.late_kills += 1
+
+    def _serve(self, ev: fan.PermEvent) -> None:
+        """One permission event from either reader loop; a failure allows that one event."""
+        try:
+            self._on_perm(ev)
+        except Exception:
+            # fail open for this one event, keep serving the others
+            log.exception("permission event for pid %d failed; allowed", ev.pid)
+            self._answer(_Pending(ev, 0.0), True)
 
     def _on_perm(self, ev: fan.PermEvent) -> None:
         """One permission event, cheapest answers first (the exec waits meanwhile)."""
