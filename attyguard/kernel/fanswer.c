@@ -80,6 +80,9 @@ struct fan_response {
 #define LAZY_MS 50	       /* the ring buffer is drained at least this often */
 #define NOTIFY_BACKLOG 256     /* records queued before Python is woken for them */
 #define FOLLOW_NS 200000000ULL /* a follow-up open comes within the same execve */
+/* warn: how long an exec record still vouches for its task being in scope after
+ * the task left the `guarded` map (it exited before its notification was read) */
+#define EXITED_NS 5000000000ULL
 /* After allowing an exec from the cache, spin (non-blocking reads) this long for
  * its ELF-interpreter open instead of sleeping (one spin per allowed exec,
  * stopped by the first event). Off by default: measured on the 2-vCPU VMs of
@@ -87,7 +90,9 @@ struct fan_response {
  * its noise) and cost ~20 µs of CPU per exec that other work could use. */
 #define SPIN_NS_DEFAULT 0ULL
 
-enum { T_EMPTY = 0, T_RECORD = 1, T_JUDGING = 2, T_ALLOWED = 3 };
+/* T_PARKED (warn): an exec's first notification was handed without its record
+ * (not committed yet); the record that comes next is that exec's */
+enum { T_EMPTY = 0, T_RECORD = 1, T_JUDGING = 2, T_ALLOWED = 3, T_PARKED = 4 };
 /* hints for Python: why an event was handed over */
 enum { H_FIRST = 1, H_NO_RECORD = 2, H_DENIED = 3, H_UID = 4, H_ALL = 5 };
 enum {
@@ -257,13 +262,23 @@ static int on_record(void *ctx, void *data, size_t size)
 			k = fnv(k, &e->fds[i].kind, sizeof(e->fds[i].kind));
 			k = fnv(k, &e->fds[i].family, sizeof(e->fds[i].family));
 		}
-		t->tgid = hdr->tgid;
-		t->state = (e->flags & AG_F_KILLED) ? T_EMPTY : T_RECORD;
-		t->key = k;
+		if (h->notify_only && t->tgid == hdr->tgid && t->state == T_PARKED) {
+			/* the parked exec's late record (Python pairs them by queue
+			 * order): its later opens (the ELF loader) are follow-ups,
+			 * not a new exec with this record */
+			t->state = T_JUDGING;
+		} else {
+			t->tgid = hdr->tgid;
+			t->state = (e->flags & AG_F_KILLED) ? T_EMPTY : T_RECORD;
+			t->key = k;
+		}
+		t->when = now_ns();
 	} else if (hdr->type == AG_EXIT) {
 		struct task *t = task_slot(h, hdr->tgid);
 
-		if (t->tgid == hdr->tgid)
+		/* (warn: a notification may still come for this task's exec, read
+		 * after it exited; its record must still be found then) */
+		if (t->tgid == hdr->tgid && !(h->notify_only && t->state != T_EMPTY))
 			t->state = T_EMPTY;
 	}
 	if (h->qbytes + size > h->qmax) {
@@ -329,6 +344,27 @@ static int in_map(int map_fd, __u32 tgid)
 	return map_fd >= 0 && bpf_map_lookup_elem(map_fd, &tgid, &v) == 0;
 }
 
+/* warn only: a notification is read after its exec went on, and a short
+ * program may have exited by then, its `guarded` entry deleted at exit. Its
+ * exec record (written only for guarded tasks) says it was in scope. */
+static int exited_in_scope(struct ag_fan *h, __u32 pid, __u64 now, int *drained)
+{
+	struct task *t;
+	int found;
+
+	if (!h->notify_only || !h->rb)
+		return 0;
+	if (!*drained) {
+		ring_buffer__consume(h->rb);
+		*drained = 1;
+	}
+	pthread_mutex_lock(&h->mu);
+	t = task_slot(h, pid);
+	found = t->tgid == pid && t->state != T_EMPTY && now - t->when < EXITED_NS;
+	pthread_mutex_unlock(&h->mu);
+	return found;
+}
+
 /* 1 when an exec was allowed here (its ELF interpreter's open should follow) */
 static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained)
 {
@@ -348,7 +384,7 @@ static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained
 		pthread_mutex_unlock(&h->mu);
 		return 0;
 	}
-	if (!h->trace_all && !in_map(h->guarded_fd, pid)) {
+	if (!h->trace_all && !in_map(h->guarded_fd, pid) && !exited_in_scope(h, pid, now, drained)) {
 		if (h->uid_scope) {
 			pthread_mutex_lock(&h->mu);
 			hand(h, fd, pid, mask, H_UID, 0, now);
@@ -411,6 +447,11 @@ static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained
 		close(fd);
 		return 0;
 	} else {
+		if (h->notify_only) {
+			t->tgid = pid;
+			t->state = T_PARKED;
+			t->when = now;
+		}
 		hand(h, fd, pid, mask, H_NO_RECORD, 0, now);
 	}
 	pthread_mutex_unlock(&h->mu);
