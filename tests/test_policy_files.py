@@ -21,23 +21,12 @@ from typing import Any
 
 import pytest
 
+from attyguard.kernel.fanotify import fanotify_unavailable_reason
 from tests.daemon_harness import RunningDaemon, remove_tmpdirs, short_tmpdir, wait_for
+from tests.kernel_support import bpf_missing_reason
 
-
-def _absent() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (BPF, fanotify permission events)"
-    if not Path("/sys/kernel/btf/vmlinux").exists():
-        return "no BTF on this kernel"
-    try:
-        from attyguard.kernel.bpf import libbpf_unavailable_reason
-        from attyguard.kernel.fanotify import fanotify_unavailable_reason
-    except ImportError as exc:
-        return f"no kernel layer: {exc}"
-    return libbpf_unavailable_reason() or fanotify_unavailable_reason()
-
-
-pytestmark = pytest.mark.skipif(_absent() is not None, reason=str(_absent()))
+_ABSENT = bpf_missing_reason() or fanotify_unavailable_reason()
+pytestmark = pytest.mark.skipif(_ABSENT is not None, reason=str(_ABSENT))
 
 
 @pytest.fixture(autouse=True)

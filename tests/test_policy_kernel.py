@@ -19,22 +19,10 @@ from typing import Any
 import pytest
 
 from tests.daemon_harness import RunningDaemon, remove_tmpdirs, short_tmpdir, wait_for
+from tests.kernel_support import bpf_missing_reason
 
-
-def _kernel_absent() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (BPF)"
-    if not Path("/sys/kernel/btf/vmlinux").exists():
-        return "no BTF on this kernel"
-    try:
-        from attyguard.kernel.bpf import libbpf_unavailable_reason
-    except ImportError as exc:
-        return f"no kernel layer: {exc}"
-    return libbpf_unavailable_reason()
-
-
-pytestmark = pytest.mark.skipif(_kernel_absent() is not None,
-                                reason=str(_kernel_absent()))
+pytestmark = pytest.mark.skipif(bpf_missing_reason() is not None,
+                                reason=str(bpf_missing_reason()))
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from tests.daemon_harness import RunningDaemon, remove_tmpdirs, short_tmpdir, wait_for
-from tests.test_policy_kernel import _kernel_absent
+from tests.kernel_support import bpf_missing_reason
 
-pytestmark = pytest.mark.skipif(_kernel_absent() is not None, reason=str(_kernel_absent()))
+pytestmark = pytest.mark.skipif(bpf_missing_reason() is not None,
+                                reason=str(bpf_missing_reason()))
 
 NOTE = " (process killed at syscall entry; the call itself was not refused)"
 
