@@ -417,24 +417,21 @@ class _PerRenderBindings(KeyBindingsBase):
 
     def get_bindings_for_keys(self, keys: KeysTuple) -> list[Binding]:
         merged = self._current()
-        mode = get_app().editing_mode  # (what the mode conditions read)
-        found = self._for_keys.get((keys, mode))
-        if found is None:
-            if len(self._for_keys) >= 512:  # (one entry per key typed: a bound)
-                self._for_keys.clear()
-            found = self._for_keys[keys, mode] = _possible_in(
-                merged.get_bindings_for_keys(keys), mode)
-        return found
+        return self._lookup(self._for_keys, keys, merged.get_bindings_for_keys)
 
     def get_bindings_starting_with_keys(self, keys: KeysTuple) -> list[Binding]:
         merged = self._current()
-        mode = get_app().editing_mode
-        found = self._starting.get((keys, mode))
+        return self._lookup(self._starting, keys, merged.get_bindings_starting_with_keys)
+
+    @staticmethod
+    def _lookup(cache: dict[tuple[KeysTuple, object], list[Binding]], keys: KeysTuple,
+                fetch: Callable[[KeysTuple], list[Binding]]) -> list[Binding]:
+        mode = get_app().editing_mode  # (what the mode conditions read)
+        found = cache.get((keys, mode))
         if found is None:
-            if len(self._starting) >= 512:  # (one entry per key typed: a bound)
-                self._starting.clear()
-            found = self._starting[keys, mode] = _possible_in(
-                merged.get_bindings_starting_with_keys(keys), mode)
+            if len(cache) >= 512:  # (one entry per key typed: a bound)
+                cache.clear()
+            found = cache[keys, mode] = _possible_in(fetch(keys), mode)
         return found
 
 
