@@ -32,6 +32,8 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from attyguard.kernel.mounts import PSEUDO_FSTYPES, holder, parse_mountinfo
+
 __all__ = [
     "FAN_ALLOW",
     "FAN_DENY",
@@ -275,15 +277,13 @@ FAN_OPEN_PERM = 0x00010000
 FAN_EVENT_ON_CHILD = 0x08000000
 FAN_MARK_ONLYDIR = 0x08
 
-# Filesystems never marked for opens: kernel interfaces whose "files" are not
-# data a policy speaks of, and where every process opens something all the
-# time (procfs: the gate's own reader resolves paths there). FUSE is left out
-# because its server may itself be a process whose opens wait on us.
-PSEUDO_FILESYSTEMS = frozenset({
-    "proc", "sysfs", "cgroup", "cgroup2", "bpf", "tracefs", "debugfs", "securityfs",
-    "pstore", "configfs", "fusectl", "mqueue", "devpts", "autofs", "binfmt_misc",
-    "hugetlbfs", "efivarfs", "nsfs", "rpc_pipefs", "nfsd", "selinuxfs", "fuse",
-    "fuseblk", "nfs", "nfs4", "cifs", "smb3",
+# Filesystems never marked for opens: the kernel interfaces the exec rung never
+# marks either (mounts.PSEUDO_FSTYPES), whose "files" are not data a policy
+# speaks of and where every process opens something all the time (procfs: the
+# gate's own reader resolves paths there); and FUSE and network filesystems,
+# whose server may itself be a process whose opens wait on us.
+PSEUDO_FILESYSTEMS = PSEUDO_FSTYPES | frozenset({
+    "fuse", "fuseblk", "nfs", "nfs4", "cifs", "smb3",
 })
 
 
@@ -340,31 +340,18 @@ OPEN_PLACES = ("/", "/etc", "/usr", "/var", "/tmp", "/var/tmp", "/dev", "/dev/sh
 
 
 def open_filesystems(places: Iterable[str] = OPEN_PLACES,
-                     mounts: str = "/proc/self/mounts") -> list[str]:
+                     mountinfo: str = "/proc/self/mountinfo") -> list[str]:
     """One path per distinct filesystem among `places` that holds files a policy can
     name (not PSEUDO_FILESYSTEMS)."""
-    import re
-
-    types: dict[str, str] = {}
     try:
-        with open(mounts, "rb") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3:
-                    # mounts escapes space, tab, newline and backslash as \ooo
-                    raw = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), parts[1])
-                    types[os.fsdecode(raw)] = os.fsdecode(parts[2])  # the last mount wins
+        with open(mountinfo, "rb") as f:
+            table = parse_mountinfo(f.read().decode("utf-8", "surrogateescape"))
     except OSError:
-        pass
+        table = ()
 
     def fstype(path: str) -> str:
-        # The mount holding `path`: the longest mount point that is a prefix of it.
-        best = ""
-        for point in types:
-            if (path == point or path.startswith(point.rstrip("/") + "/")) \
-                    and len(point) > len(best):
-                best = point
-        return types.get(best, "")
+        m = holder(table, path)
+        return m.fstype if m is not None else ""
 
     return distinct_filesystems(p for p in places
                                 if os.path.isdir(p) and fstype(p) not in PSEUDO_FILESYSTEMS)

@@ -86,7 +86,7 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/") or root == "/"
 
 
-def _holder(mounts: Sequence[Mount], path: str) -> Mount | None:
+def holder(mounts: Sequence[Mount], path: str) -> Mount | None:
     """The mount a path lies on: the last-listed mount whose mount point is its longest prefix."""
     best: Mount | None = None
     for m in mounts:
@@ -109,7 +109,7 @@ def marked_by_policy(mounts: Sequence[Mount], roots: Iterable[str]) -> dict[str,
             chosen[m.dev] = m
 
     for r in roots:
-        take(_holder(mounts, r))
+        take(holder(mounts, r))
     for m in mounts:
         if any(_under(m.mount_point, r) for r in roots if r != "/"):
             take(m)
