@@ -851,6 +851,129 @@ def test_an_exec_whose_record_is_lost(probed: Probe, tmpfs: Path, shell: Shell,
         layer.stop()
 
 
+@pytest.mark.parametrize("answer", ["auto", "python"])
+def test_warn_records_every_exec_of_a_line_that_ends_in_place(probed: Probe, tmpfs: Path,
+                                                              shell: Shell,
+                                                              answer: str) -> None:
+    """bash -c 'a; b; c' forks for a and b and execs c in place: two execs of one task
+    within milliseconds. In warn the notifications are read after the task went on, so
+    the second exec's open used to pass for a follow-up of the first (its ELF loader)
+    and c went unjudged. Each exec that ran is judged once, with its own argv."""
+    shutil.copy("/bin/bash", tmpfs / "bash")
+    seen: list[tuple[int, tuple[str, ...]]] = []
+    lock = threading.Lock()
+
+    def decide(ev: ExecEvent) -> ExecDecision:
+        with lock:
+            seen.append((ev.tgid, ev.argv))
+        return ALLOW
+
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, decide, mode="warn", answer_path=answer)
+    rounds = 20
+    scripts = [f"{tmpfs}/true a{i}; {tmpfs}/true b{i}; {tmpfs}/true c{i}" for i in range(rounds)]
+    try:
+        layer.start()
+        _assert_answer_path(layer, answer)
+        layer.guard_tree(shell.pid)
+        for script in scripts:
+            rc, out = shell.run(f"{tmpfs}/bash --norc -c '{script}'")
+            assert rc == 0, out
+        want = sorted([(f"{tmpfs}/bash", "--norc", "-c", sc) for sc in scripts]
+                      + [(f"{tmpfs}/true", f"{x}{i}") for i in range(rounds) for x in "abc"])
+
+        deadline = time.monotonic() + 15  # warn judges after the fact: wait for it
+        while True:
+            with lock:
+                got = sorted(argv for _, argv in seen)
+                by_argv = {argv: tgid for tgid, argv in seen}
+            missing = [a for a in want if a not in got]
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert not missing, (missing, layer.status())
+        assert got == want, ([a for a in got if a not in want], layer.status())  # once each
+        for i, sc in enumerate(scripts):  # c ran in place: bash's own second exec
+            assert by_argv[(f"{tmpfs}/true", f"c{i}")] == by_argv[
+                (f"{tmpfs}/bash", "--norc", "-c", sc)]
+    finally:
+        layer.stop()
+
+
+@pytest.mark.parametrize("answer", ["auto", "python"])
+def test_a_lost_record_right_after_an_allowed_exec_is_no_follow_up(
+        probed: Probe, tmpfs: Path, shell: Shell, answer: str) -> None:
+    """A guarded bash execs (allowed), then within milliseconds execs in place a
+    program whose record cannot fit the 4 KiB ring buffer. Its permission event is no
+    follow-up of bash's exec (the kernel's exec_state says a new execve began), so
+    enforce refuses it as exec.no-record instead of letting it through unjudged."""
+    from attyguard.daemon.execservice import ExecService
+    from attyguard.daemon.threats import ProcfsProcessTable, ThreatMap
+    from attyguard.engine.classify import classify
+
+    shutil.copy("/bin/bash", tmpfs / "bash")
+    followed: list[dict[str, object]] = []
+    svc = ExecService(mode="enforce", scope="sessions", group="", deadline_ms=1000,
+                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
+                      send_to_pid=lambda pid, data: 1,
+                      send_to_followers=lambda rec, uid: followed.append(rec))
+    svc.rung = Rung.FANOTIFY
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=1000,
+                   ring_buffer_bytes=4096, on_deny=svc.on_deny, answer_path=answer,
+                   on_event=svc.on_event)
+    try:
+        layer.start()
+        _assert_answer_path(layer, answer)
+        svc.layer = layer
+        assert svc.register(shell.pid)
+        # five 1,000-byte arguments, built inside bash: only the second exec's record
+        # is too big for the ring
+        rc, out = shell.run(f"{tmpfs}/bash --norc -c "
+                            f"'x=$(printf %01000d 0); exec {tmpfs}/true $x $x $x $x $x'")
+        lost = wait_for(lambda: [r for r in followed if r.get("no_record")],
+                        what="the no-record decision")
+        assert isinstance(lost, list) and len(lost) == 1, followed
+        assert lost[0]["program"] == f"{tmpfs}/true"
+        assert lost[0]["action"] == "block" and lost[0]["rules"] == ["exec.no-record"]
+        assert rc == 126 and "Operation not permitted" in out, (rc, out)
+        bash = [r for r in followed if r.get("program") == f"{tmpfs}/bash"]
+        assert not bash or all(r["action"] == "allow" for r in bash), bash
+        assert layer.status()["events_dropped"] >= 1
+    finally:
+        svc.layer = None
+        layer.stop()
+
+
+@pytest.mark.parametrize("answer", ["auto", "python"])
+def test_a_scripts_interpreter_is_a_follow_up_of_its_exec(probed: Probe, tmpfs: Path,
+                                                         shell: Shell, answer: str) -> None:
+    """`./s` with `#!<tmpfs>/bash`: the exec opens the script, then its interpreter,
+    both on the marked tmpfs, before the exec completes (sched_process_exec comes
+    after them on this kernel). The interpreter's open is a follow-up of the allowed
+    exec: judged once, with the script's argv, and never refused as an exec without
+    a record."""
+    shutil.copy("/bin/bash", tmpfs / "bash")
+    script = tmpfs / "s"
+    script.write_text(f"#!{tmpfs}/bash --norc\necho ran-$1\n")
+    script.chmod(0o755)
+    seen: list[ExecEvent] = []
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, lambda ev: seen.append(ev) or ALLOW,
+                   answer_path=answer, deadline_ms=2000, on_deadline="deny")
+    try:
+        layer.start()
+        _assert_answer_path(layer, answer)
+        layer.guard_tree(shell.pid)
+        for i in range(5):
+            rc, out = shell.run(f"{script} {i}")
+            assert rc == 0 and f"ran-{i}" in out, (rc, out)
+        st = layer.status()
+        assert st["deadline_misses"] == 0 and st["no_tracepoint_record"] == 0, st
+        assert sorted(ev.argv for ev in seen) == [(str(script), str(i)) for i in range(5)]
+        if answer == "auto":
+            assert st["answered_in_c"]["follow_ups"] >= 5, st
+    finally:
+        layer.stop()
+
+
 def test_a_cached_allow_never_outlives_a_critical_mark(probed: Probe, tmpfs: Path,
                                                       shell: Shell) -> None:
     """The daemon's decide marks plain allows cacheable; rung 2's C loop answers repeats

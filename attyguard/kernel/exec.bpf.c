@@ -54,6 +54,7 @@ struct ag_exit *_anchor_exit __attribute__((unused));
 struct ag_alg *_anchor_alg __attribute__((unused));
 struct ag_connect *_anchor_connect __attribute__((unused));
 struct ag_unnamed *_anchor_unnamed __attribute__((unused));
+struct ag_done *_anchor_done __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -94,6 +95,18 @@ struct {
 	__type(key, struct ag_inode_key);
 	__type(value, __u32);
 } denied_inodes SEC(".maps");
+
+/* Where each guarded task is in its execve (struct ag_exec_state): read by
+ * the permission-event answerers (fanswer.c, fanotify.py) to tell the opens
+ * of an exec they allowed (its ELF loader, a script's interpreter) from the
+ * task's next exec, whose record may be late or lost. LRU: an entry whose
+ * exit was missed cannot fill the map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32); /* tgid */
+	__type(value, struct ag_exec_state);
+} exec_state SEC(".maps");
 
 /* An exec record is 8 KiB+: too big for the 512-byte BPF stack, so it is
  * built here and only its used part is copied to the ring buffer. */
@@ -141,6 +154,49 @@ static __always_inline bool in_scope(__u32 tgid, __u32 uid)
 	if (bpf_map_lookup_elem(&guarded, &tgid))
 		return true;
 	return bpf_map_lookup_elem(&guarded_uids, &uid) != NULL;
+}
+
+/* sys_enter_execve(at) of a task in scope: a new execve begins */
+static __always_inline void exec_begins(__u32 tgid)
+{
+	struct ag_exec_state *s = bpf_map_lookup_elem(&exec_state, &tgid);
+	struct ag_exec_state fresh = {1, 0};
+
+	if (!s) {
+		bpf_map_update_elem(&exec_state, &tgid, &fresh, BPF_ANY);
+		return;
+	}
+	s->seq++; /* written by the task itself only: no other writer races it */
+	s->done = 0;
+}
+
+/* sched_process_exec: the execve completed, after every open it made (the
+ * program, a script's interpreter, the ELF loader: each waited for its
+ * permission answer before the exec went on). warn on rung 2 also gets a
+ * record, without waking the reader (rb_flags; nothing waits on it). */
+static __always_inline void exec_completes(struct trace_event_raw_sched_process_exec *ctx,
+					   __u32 tgid, struct inode *inode)
+{
+	struct ag_exec_state *s = bpf_map_lookup_elem(&exec_state, &tgid);
+	struct ag_done *e;
+
+	if (!s)
+		return; /* no execve of this task was seen in scope */
+	s->done = 1;
+	/* (a program with no name is reported by AG_UNNAMED instead) */
+	if (!cfg.done_records || !inode || BPF_CORE_READ(inode, i_nlink) == 0)
+		return;
+	stat_inc(AG_STAT_SEEN);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(AG_STAT_DROPPED);
+		return;
+	}
+	fill_hdr(&e->hdr, AG_DONE);
+	if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
+				      (void *)ctx + (ctx->__data_loc_filename & 0xFFFF)) < 0)
+		e->filename[0] = 0;
+	bpf_ringbuf_submit(e, rb_flags());
 }
 
 static __always_inline bool inode_denied(struct inode *inode)
@@ -239,6 +295,7 @@ static __always_inline int on_exec(const char *filename, const char *const *argv
 	} else if (!in_scope(tgid, uid)) {
 		return 0;
 	}
+	exec_begins(tgid);
 
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
@@ -348,7 +405,7 @@ int ag_execveat(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tracepoint/sched/sched_process_exec")
-int ag_exec_done(void *ctx)
+int ag_exec_done(struct trace_event_raw_sched_process_exec *ctx)
 {
 	struct task_struct *task;
 	struct inode *inode;
@@ -368,6 +425,7 @@ int ag_exec_done(void *ctx)
 		stat_inc(AG_STAT_SIGNAL_KILLED);
 		return 0;
 	}
+	exec_completes(ctx, tgid, inode);
 	/* A program with no name left (a memfd exec'd through /proc/self/fd/N, a
 	 * deleted file): no rung can judge it by its file, so a guarded tree's
 	 * is killed in enforce, and reported either way. */
@@ -458,6 +516,7 @@ int ag_exit(struct trace_event_raw_sched_process_exit *ctx)
 	 * they end too). */
 	bpf_map_delete_elem(&guarded, &tgid);
 	bpf_map_delete_elem(&denied, &tgid);
+	bpf_map_delete_elem(&exec_state, &tgid);
 	if (!scoped)
 		return 0;
 	stat_inc(AG_STAT_SEEN);

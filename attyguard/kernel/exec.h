@@ -27,6 +27,7 @@ enum ag_type {
 	AG_ALG = 4,	/* socket(AF_ALG, ...) */
 	AG_CONNECT = 5, /* connect() from a guarded tree */
 	AG_UNNAMED = 6, /* sched_process_exec of a file with no name (memfd, deleted) */
+	AG_DONE = 7,	/* sched_process_exec of a guarded task: its exec ran (warn, rung 2) */
 };
 
 /* ag_exec.flags */
@@ -125,6 +126,27 @@ struct ag_unnamed {
 	char name[64]; /* the dentry's name ("memfd:NAME" for a memfd) */
 };
 
+/* An exec of a guarded task completed (sched_process_exec): the last execve
+ * record of the task before this one is the exec that ran; records without
+ * one after them were attempts that failed (a PATH search). Written only
+ * when ag_config.done_records is set (warn on rung 2, see layer.py). */
+struct ag_done {
+	struct ag_hdr hdr;
+	char filename[AG_FILENAME_LEN]; /* as passed to execve (bprm->filename) */
+};
+
+/* `exec_state` map value (key: tgid), for the permission-event answerer: the
+ * kernel's own bounds of one execve. `seq` counts the task's execve calls
+ * (sys_enter_execve/at), `done` is set when the exec completed
+ * (sched_process_exec, after every open the exec makes: the program, a
+ * script's interpreter, the ELF loader). A permission event is a follow-up
+ * of the exec it was allowed with only while `seq` is unchanged and `done`
+ * is 0. */
+struct ag_exec_state {
+	__u32 seq;
+	__u32 done;
+};
+
 struct ag_connect {
 	struct ag_hdr hdr;
 	__u32 family;
@@ -142,6 +164,7 @@ struct ag_config {
 	__u32 lazy_wakeup;  /* records do not wake the reader (it is woken by fanotify
 			     * and polls on a timer) unless AG_LAZY_LIMIT bytes wait */
 	__u32 kill_unnamed; /* enforce: SIGKILL a guarded exec of a memfd/deleted file */
+	__u32 done_records; /* write an ag_done record when a guarded exec completes */
 };
 
 #define AG_LAZY_LIMIT (1 << 16)

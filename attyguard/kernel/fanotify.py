@@ -104,7 +104,7 @@ HINT_FIRST, HINT_NO_RECORD, HINT_DENIED, HINT_UID, HINT_ALL = 1, 2, 3, 4, 5
 # fanswer.c's counters, in its enum order.
 C_COUNTERS = ("permission_events", "fast_path", "follow_ups", "cached", "handed",
               "deadline_answers", "queue_full_answers", "records", "records_lost",
-              "loop_turns")
+              "loop_turns", "warn_notes")
 
 
 def _raise(what: str) -> None:
@@ -387,6 +387,7 @@ def load_helper() -> ctypes.CDLL | str:
                 ("ag_fan_new", vp, [ci, ci, ci, ci, ci, u32, ci, u32, u32, ci]),
                 ("ag_fan_start", ci, [vp]),
                 ("ag_fan_set", None, [vp, ci, ci, ci, ci]),
+                ("ag_fan_set_exec_state", None, [vp, ci, ci]),
                 ("ag_fan_pop_records", ci, [vp, ctypes.c_char_p, ci]),
                 ("ag_fan_pop_perm", ci, [vp, ctypes.POINTER(_Handed)]),
                 ("ag_fan_answer", ci, [vp, u64, ci, ci]),
@@ -443,6 +444,12 @@ class CAnswerer:
         if self._h is not None:
             self._lib.ag_fan_set(self._h, int(trace_all), int(uid_scope), int(hand_all),
                                  int(any_denied))
+
+    def set_exec_state(self, exec_state_fd: int, *, warn_by_records: bool) -> None:
+        """Before start: the BPF `exec_state` map (bounds each exec's follow-ups), and
+        whether warn judges AG_DONE records instead of notifications (see fanswer.c)."""
+        if self._h is not None:
+            self._lib.ag_fan_set_exec_state(self._h, exec_state_fd, int(warn_by_records))
 
     def wait_clear(self) -> None:
         with contextlib.suppress(BlockingIOError):

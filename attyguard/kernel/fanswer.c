@@ -9,7 +9,8 @@
  * the exec loop. Here the answers that need no judgement are written from a
  * thread that never takes the GIL:
  *   - tasks outside the guarded scope (the `guarded` BPF map, by map fd);
- *   - the ELF-interpreter open that follows an exec already allowed;
+ *   - the ELF-interpreter open that follows an exec already allowed (while
+ *     the kernel's `exec_state` map says the task is still in that execve);
  *   - an exec whose verdict is known: the execve tracepoint record (written
  *     before the permission event, so it is in the ring buffer already) is
  *     keyed (filename, argv, uid, kinds of fds 0-2, and the opened file's
@@ -79,7 +80,9 @@ struct fan_response {
 #define CACHE_SLOTS (1u << 13)
 #define LAZY_MS 50	       /* the ring buffer is drained at least this often */
 #define NOTIFY_BACKLOG 256     /* records queued before Python is woken for them */
-#define FOLLOW_NS 200000000ULL /* a follow-up open comes within the same execve */
+/* a follow-up open comes within the same execve (bounded by exec_state, see
+ * same_exec; this is only the outer bound) */
+#define FOLLOW_NS 200000000ULL
 /* warn: how long an exec record still vouches for its task being in scope after
  * the task left the `guarded` map (it exited before its notification was read) */
 #define EXITED_NS 5000000000ULL
@@ -107,6 +110,7 @@ enum {
 	C_REC_DROP,  /* records Python never got (its queue full) */
 	C_TURNS,     /* turns of this thread's loop (at least one per LAZY_MS): its
 		      * heartbeat, which the daemon's watchdog reads through Python */
+	C_NOTES,     /* warn: notifications closed unjudged (the records judge) */
 	C_MAX,
 };
 
@@ -115,6 +119,8 @@ struct task {
 	__u32 state;
 	__u64 key;
 	__u64 when;
+	__u32 seq; /* exec_state.seq of the exec this slot's state is about */
+	__u32 _pad;
 };
 
 struct pending {
@@ -169,6 +175,8 @@ struct ag_fan {
 	struct task *tasks;
 	__u64 *cache_key, *cache_exp;
 	__u64 cnt[C_MAX];
+	int exec_state_fd;  /* exec.bpf.c's `exec_state` map, -1: none (older object) */
+	int warn_by_records; /* warn: AG_DONE records say which execs ran */
 };
 
 static __u64 now_ns(void)
@@ -344,6 +352,33 @@ static int in_map(int map_fd, __u32 tgid)
 	return map_fd >= 0 && bpf_map_lookup_elem(map_fd, &tgid, &v) == 0;
 }
 
+/* The kernel's count of this task's execve calls (0: none seen), read while
+ * the task waits in the exec the event is about. */
+static __u32 exec_seq(struct ag_fan *h, __u32 tgid)
+{
+	struct ag_exec_state v;
+
+	if (h->exec_state_fd < 0 || bpf_map_lookup_elem(h->exec_state_fd, &tgid, &v) != 0)
+		return 0;
+	return v.seq;
+}
+
+/* Is the task still inside the execve allowed as t->seq? The follow-up window
+ * of an exec is bounded by the kernel's own events: it ends at the task's next
+ * execve call (seq changes: its record may be late or lost, its event is not
+ * a follow-up) or when the exec completed (sched_process_exec sets done after
+ * the exec's last open). Without the map, the time bound alone (FOLLOW_NS). */
+static int same_exec(struct ag_fan *h, const struct task *t, __u32 tgid)
+{
+	struct ag_exec_state v;
+
+	if (h->exec_state_fd < 0)
+		return 1;
+	if (bpf_map_lookup_elem(h->exec_state_fd, &tgid, &v) != 0)
+		return 0;
+	return t->seq && v.seq == t->seq && !v.done;
+}
+
 /* warn only: a notification is read after its exec went on, and a short
  * program may have exited by then, its `guarded` entry deleted at exit. Its
  * exec record (written only for guarded tasks) says it was in scope. */
@@ -372,6 +407,16 @@ static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained
 	struct task *t;
 
 	h->cnt[C_PERM]++; /* this thread only writes it; Python reads a snapshot */
+	if (h->warn_by_records) {
+		/* warn: a notification is read after its exec went on, so it cannot
+		 * be told apart from the task's next exec; the ring buffer's
+		 * AG_DONE records say which execs ran, in order, and Python judges
+		 * those. Wake it for the records this exec wrote. */
+		h->cnt[C_NOTES]++;
+		close(fd);
+		h->wake_py = 1;
+		return 0;
+	}
 	if (h->hand_all) {
 		pthread_mutex_lock(&h->mu);
 		hand(h, fd, pid, mask, H_ALL, 0, now);
@@ -424,6 +469,7 @@ static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained
 		} else {
 			key = 0; /* never cached */
 		}
+		t->seq = exec_seq(h, pid);
 		if (cache_hit(h, key, now)) {
 			t->state = T_ALLOWED;
 			t->when = now;
@@ -437,7 +483,8 @@ static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained
 		t->when = now;
 		hand(h, fd, pid, mask, H_FIRST, key, now);
 	} else if (t->tgid == pid && now - t->when < FOLLOW_NS &&
-		   (t->state == T_ALLOWED || (h->notify_only && t->state == T_JUDGING))) {
+		   (t->state == T_ALLOWED || (h->notify_only && t->state == T_JUDGING)) &&
+		   (h->notify_only || same_exec(h, t, pid))) {
 		/* (a notification's exec goes on while Python judges the first open)
 		 * Follow-ups of one execve: a script's interpreter, then its ELF
 		 * interpreter; all come within the window, before any new record. */
@@ -606,6 +653,7 @@ struct ag_fan *ag_fan_new(int fan_fd, int rb_map_fd, int guarded_fd, int denied_
 	if (getenv("ATTYGUARD_FANSWER_SPIN_US")) /* for bench/exec_loop.py's comparisons */
 		h->spin_ns = strtoull(getenv("ATTYGUARD_FANSWER_SPIN_US"), NULL, 10) * 1000ULL;
 	h->ctl[0] = h->ctl[1] = -1;
+	h->exec_state_fd = -1;
 	pthread_mutex_init(&h->mu, NULL);
 	h->tasks = calloc(TASK_SLOTS, sizeof(*h->tasks));
 	h->cache_key = calloc(CACHE_SLOTS, sizeof(__u64));
@@ -653,6 +701,14 @@ void ag_fan_set(struct ag_fan *h, int trace_all, int uid_scope, int hand_all, in
 	h->uid_scope = uid_scope;
 	h->hand_all = hand_all;
 	h->any_denied = any_denied; /* no denied tree yet: skip that map lookup */
+}
+
+/* Before ag_fan_start: exec.bpf.c's `exec_state` map (-1: none), and whether
+ * warn's execs are judged from their AG_DONE records (the object writes them). */
+void ag_fan_set_exec_state(struct ag_fan *h, int exec_state_fd, int warn_by_records)
+{
+	h->exec_state_fd = exec_state_fd;
+	h->warn_by_records = h->notify_only && warn_by_records;
 }
 
 /* Records Python has not read: packed as [u32 length][bytes]…; returns bytes used. */

@@ -301,6 +301,16 @@ def _proc_uid(pid: int) -> int:
     raise OSError(errno.ESRCH, "no Uid line")
 
 
+def _resolved(pid: int, filename: str) -> str:
+    """A relative execve path made absolute with the task's cwd, when it is still readable."""
+    if filename.startswith("/") or not filename:
+        return filename
+    try:
+        return os.path.normpath(os.path.join(os.readlink(f"/proc/{pid}/cwd"), filename))
+    except OSError:
+        return filename
+
+
 def _proc_ppid(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("PPid:"):
@@ -401,6 +411,10 @@ class KernelLayer:
         # went on, exec'd again, perhaps ended): the index says which is whose.
         self._history: OrderedDict[int, list[tuple[int, ExecEvent]]] = OrderedDict()
         self._judged: set[int] = set()  # tgids whose current exec was judged
+        # tgid -> exec_state.seq of the exec judged last (see _same_exec)
+        self._judged_seq: dict[int, int] = {}
+        # warn on rung 2: execs are judged from their AG_DONE records (see _on_done)
+        self._warn_by_records = False
         # Guarded tgids whose exit record came (tgid -> monotonic time), bounded: in
         # warn a notification can be read after its task ended, and the BPF exit
         # handler has taken it out of `guarded` by then.
@@ -470,7 +484,12 @@ class KernelLayer:
                 lazy_wakeup=int(self._lazy),
                 # memfds live where no fanotify mark reaches: killed from BPF
                 kill_unnamed=int(enforce),
+                # warn on rung 1/2: notifications are read after their exec went
+                # on and cannot be told from the task's next exec; the
+                # sched_process_exec record says which execs ran (see _on_done)
+                done_records=int(self._lazy and not enforce),
             )
+            self._warn_by_records = self._lazy and not enforce
             sizes = {"events": self._rb_bytes} if self._rb_bytes else None
             obj = try_open_load(
                 EXEC_OBJECT,
@@ -542,6 +561,7 @@ class KernelLayer:
                             cache_ttl_ms=self._cache_ms,
                             notify_only=not self._group.permission)
         self._c_ans = ans
+        ans.set_exec_state(self._obj.map_fd("exec_state"), warn_by_records=self._warn_by_records)
         self._configure_c()
         ans.start()
         self.answer_path = "c"
@@ -759,6 +779,24 @@ class KernelLayer:
         assert self._obj is not None
         return self._obj.map_lookup(map_name, ctypes.c_uint32(tgid), ctypes.c_uint32())
 
+    def _exec_state(self, tgid: int) -> tuple[int, int] | None:
+        """(seq, done) of tgid's execve from the kernel's `exec_state` map (exec.h)."""
+        if self._obj is None:
+            return None
+        v = records.AgExecState()
+        if not self._obj.map_lookup("exec_state", ctypes.c_uint32(tgid), v):
+            return None
+        return v.seq, v.done
+
+    def _same_exec(self, tgid: int, state: tuple[int, int] | None) -> bool:
+        """Is tgid still in the execve judged last (lock held)? As fanswer.c's same_exec:
+        the window of an exec's follow-up opens ends at the task's next execve (its
+        record may be late or lost) or when the exec completed. No BPF: no bound."""
+        if self._obj is None:
+            return True
+        return (state is not None and not state[1] and state[0] != 0
+                and self._judged_seq.get(tgid) == state[0])
+
     def _ancestry(self, tgid: int) -> list[int]:
         """tgid and its ancestors, read from /proc (the scope check when BPF is absent)."""
         chain: list[int] = []
@@ -957,6 +995,9 @@ class KernelLayer:
         if rec.unnamed and isinstance(ev, ExecEvent):
             self._on_unnamed(ev, rec.killed)
             return
+        if rec.done and isinstance(ev, ExecEvent):
+            self._on_done(ev)
+            return
         unparked: ExecEvent | None = None
         with self._lock:
             self._c.events_seen += 1
@@ -992,6 +1033,7 @@ class KernelLayer:
                     # (warn keeps the history: its notifications may be read after the exit)
                     self._history.pop(ev.pid, None)
                 self._judged.discard(ev.pid)
+                self._judged_seq.pop(ev.pid, None)
                 parked = self._parked.pop(ev.pid, None)
                 if parked is not None:  # its record never came: the path alone
                     unparked = parked[1]
@@ -1018,6 +1060,30 @@ class KernelLayer:
             self._on_event(ev)
         except Exception:
             log.exception("on_event failed")
+
+    def _on_done(self, ev: ExecEvent) -> None:
+        """warn on rung 1/2 (AG_DONE, sched_process_exec): tgid's exec ran; judge it.
+
+        The exec is the task's last execve record before this one, in the ring
+        buffer's order (a task's own records keep its program order); earlier
+        records without an AG_DONE were attempts that failed (a PATH search).
+        No record (lost, the ring buffer full): judged on its path alone.
+        """
+        with self._lock:
+            self._c.events_seen += 1
+            self._c.extra["execs_done"] = self._c.extra.get("execs_done", 0) + 1
+            record = self._exec_records.pop(ev.tgid, None)
+            self._history.pop(ev.tgid, None)
+            if record is None:
+                self._c.no_tracepoint_record += 1
+        if record is None:
+            with contextlib.suppress(OSError, ValueError):
+                ev = replace(ev, ppid=_proc_ppid(ev.tgid))
+            self._submit_async(replace(ev, filename=_resolved(ev.tgid, ev.filename),
+                                       argv=(_resolved(ev.tgid, ev.filename),)))
+            return
+        self._submit_async(replace(record, filename=_resolved(ev.tgid, record.filename),
+                                   rung=ev.rung))
 
     def wait_record(self, tgid: int, timeout: float) -> ExecEvent | None:
         """The execve record of tgid's exec, waited for at most timeout seconds.
@@ -1098,6 +1164,11 @@ class KernelLayer:
             self._c.perm_events += 1
             check_inodes = enforce and bool(self._denied_inodes)
             check_trees = enforce and bool(self._denied_roots)
+        if self._warn_by_records and not ev.id:
+            # warn: the AG_DONE records say which execs ran (_on_done); a
+            # notification read late cannot be told from the task's next exec
+            fan.close_event(ev)
+            return
         if check_inodes:
             key = fan.stat_key(ev.fd)
             with self._lock:
@@ -1137,6 +1208,7 @@ class KernelLayer:
         # the ring buffer so it is here (and so an exec chain in one pid is not
         # mistaken for a follow-up of the previous exec).
         self._drain_ring()
+        state = self._exec_state(ev.pid)  # read while the task waits in its exec
         with self._lock:
             record = self._exec_records.pop(ev.pid, None)
             if ev.id and ev.hint in (fan.HINT_FIRST, fan.HINT_NO_RECORD):
@@ -1144,12 +1216,14 @@ class KernelLayer:
             # A later open of an exec already judged (ELF loader, interpreter):
             # its execve record was consumed by the first one.
             follow_up = (record is None and ev.pid in self._judged
-                         and ev.hint != fan.HINT_NO_RECORD)
+                         and ev.hint != fan.HINT_NO_RECORD and self._same_exec(ev.pid, state))
             if record is not None and ev.hint == fan.HINT_NO_RECORD:
                 self._c.extra["late_records"] = self._c.extra.get("late_records", 0) + 1
             # warn: a later open (ELF loader) of an exec parked for its record
             parked_already = record is None and not enforce and ev.pid in self._parked
             self._judged.add(ev.pid)
+            if not follow_up and state is not None:
+                self._judged_seq[ev.pid] = state[0]
             if record is None and not follow_up and not parked_already:
                 self._c.no_tracepoint_record += 1
         if follow_up or parked_already:

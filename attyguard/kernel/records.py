@@ -34,7 +34,9 @@ __all__ = [
     "STAT_SEEN",
     "STAT_SIGNAL_KILLED",
     "AgConfig",
+    "AgDone",
     "AgExec",
+    "AgExecState",
     "InodeKey",
     "Record",
     "decode",
@@ -46,7 +48,7 @@ AG_ARG_LEN = 1024
 AG_ARGS_SIZE = 8192
 AG_FILENAME_LEN = 512
 
-AG_EXEC, AG_FORK, AG_EXIT, AG_ALG, AG_CONNECT, AG_UNNAMED = 1, 2, 3, 4, 5, 6
+AG_EXEC, AG_FORK, AG_EXIT, AG_ALG, AG_CONNECT, AG_UNNAMED, AG_DONE = 1, 2, 3, 4, 5, 6, 7
 F_ARGV_TRUNCATED, F_FILENAME_TRUNCATED, F_EXECVEAT, F_KILLED = 1, 2, 4, 8
 F_EMPTY_PATH, F_UNNAMED = 16, 32
 STAT_SEEN, STAT_DROPPED, STAT_SIGNAL_KILLED, STAT_LSM_DENIED = 0, 1, 2, 3
@@ -114,6 +116,14 @@ class AgUnnamed(ctypes.Structure):
                 ("name", ctypes.c_char * 64)]
 
 
+class AgDone(ctypes.Structure):
+    _fields_ = [("hdr", AgHdr), ("filename", ctypes.c_char * AG_FILENAME_LEN)]
+
+
+class AgExecState(ctypes.Structure):
+    _fields_ = [("seq", u32), ("done", u32)]
+
+
 class AgConfig(ctypes.Structure):
     _fields_ = [
         ("self_tgid", u32),
@@ -122,6 +132,7 @@ class AgConfig(ctypes.Structure):
         ("lsm_enforce", u32),
         ("lazy_wakeup", u32),
         ("kill_unnamed", u32),
+        ("done_records", u32),
     ]
 
 
@@ -139,6 +150,8 @@ MIRRORS: dict[str, type[ctypes.Structure]] = {
     "ag_alg": AgAlg,
     "ag_connect": AgConnect,
     "ag_unnamed": AgUnnamed,
+    "ag_done": AgDone,
+    "ag_exec_state": AgExecState,
     "ag_config": AgConfig,
     "ag_inode_key": InodeKey,
 }
@@ -171,6 +184,10 @@ class Record:
     # file): `event` is an ExecEvent with just the tgid and that name, for the
     # layer to join with the execve record of the same task.
     unnamed: bool = False
+    # sched_process_exec of a guarded task (AG_DONE): its exec ran. `event` is
+    # an ExecEvent with the tgid and the filename as passed to execve; the
+    # layer joins it with the task's last execve record (see KernelLayer).
+    done: bool = False
 
 
 class _Clock:
@@ -255,6 +272,14 @@ def decode(data: bytes, rung: Rung = Rung.AUDIT) -> Record | None:
                       filename=name, argv=(), argv_truncated=True, rung=rung,
                       exe_unnamed=True),
             killed=bool(u.flags & F_KILLED), unnamed=True)
+    if hdr.type == AG_DONE and len(data) >= ctypes.sizeof(AgDone):
+        d = AgDone.from_buffer_copy(data)
+        name = d.filename.decode("utf-8", "surrogateescape")
+        return Record(
+            ExecEvent(time=when, pid=hdr.pid, tgid=hdr.tgid, ppid=0, uid=hdr.uid,
+                      filename=name, argv=(name,), argv_truncated=True, rung=rung,
+                      no_record=True),
+            done=True)
     if hdr.type == AG_FORK and len(data) >= ctypes.sizeof(AgFork):
         f = AgFork.from_buffer_copy(data)
         return Record(ForkEvent(time=when, parent_pid=hdr.tgid, child_pid=f.child_tgid))
