@@ -184,7 +184,8 @@ static __always_inline void exec_completes(struct trace_event_raw_sched_process_
 		return; /* no execve of this task was seen in scope */
 	s->done = 1;
 	/* (a program with no name is reported by AG_UNNAMED instead) */
-	if (!cfg.done_records || !inode || BPF_CORE_READ(inode, i_nlink) == 0)
+	if (!cfg.done_records || !inode || BPF_CORE_READ(inode, i_nlink) == 0 ||
+	    !in_scope(tgid, (__u32)bpf_get_current_uid_gid()))
 		return;
 	stat_inc(AG_STAT_SEEN);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
