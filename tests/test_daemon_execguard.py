@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -248,6 +249,50 @@ def test_gather_reads_a_shebang_script_exec_d_directly(tmp_path: Path) -> None:
     assert f.exe_same_tree and f.exe_age_s is not None and f.exe_age_s < 60
     assert not f.exe_elf
     assert judge(f, critical=None, engine=classify, rules=RULES).action is Action.BLOCK
+
+
+def test_gather_reads_a_memfd_script_through_the_tasks_own_fd() -> None:
+    """`bash /proc/self/fd/N`, N a memfd holding the script: /proc/self is the exec'ing
+    task's, not the daemon's, so the script is read through /proc/PID/fd/N."""
+    fd = os.memfd_create("script", 0)
+    os.write(fd, (BLOCKED + "\n").encode())
+    holder = subprocess.Popen(["sleep", "30"], pass_fds=(fd,))
+    os.close(fd)  # this process has no such fd now: only the task's can be read
+    try:
+        for name in (f"/proc/self/fd/{fd}", f"/dev/fd/{fd}"):
+            f = gather(_event(holder.pid, "/bin/bash", ("bash", name)), tree_since=None,
+                       tree_uid=None)
+            assert f.script_text is not None and BLOCKED in f.script_text, name
+            assert judge(f, critical=None, engine=classify, rules=RULES).action is Action.BLOCK
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_gather_never_reads_a_pipe_or_waits_on_a_fifo(tmp_path: Path) -> None:
+    """`bash <(…)` runs /dev/fd/63, a pipe: reading it would steal the task's script,
+    and a FIFO with no writer would hold the judging thread. Neither is read."""
+    r, w = os.pipe()
+    os.write(w, b"echo from the pipe\n")
+    holder = subprocess.Popen(["sleep", "30"], pass_fds=(r,))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done: list[ExecFacts] = []
+    try:
+        t = threading.Thread(target=lambda: done.extend(
+            gather(_event(holder.pid, "/bin/bash", ("bash", name)), tree_since=None,
+                   tree_uid=None) for name in (f"/dev/fd/{r}", str(fifo))), daemon=True)
+        t.start()
+        t.join(10)
+        assert len(done) == 2, "gather waited on a pipe or a FIFO"
+        assert all(f.script_text is None for f in done)
+        os.set_blocking(r, False)
+        assert os.read(r, 100) == b"echo from the pipe\n"  # still all there for the task
+    finally:
+        holder.kill()
+        holder.wait()
+        os.close(r)
+        os.close(w)
 
 
 def test_gather_old_system_binary_is_not_fresh() -> None:

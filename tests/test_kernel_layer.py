@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -971,6 +972,60 @@ def test_a_scripts_interpreter_is_a_follow_up_of_its_exec(probed: Probe, tmpfs: 
         if answer == "auto":
             assert st["answered_in_c"]["follow_ups"] >= 5, st
     finally:
+        layer.stop()
+
+
+_MEMFD_RUN = """\
+import os, sys
+fd = os.memfd_create("s", 0)  # no MFD_CLOEXEC: the exec'd program keeps it
+os.write(fd, sys.argv[1].encode())
+argv = [a.replace("FD", str(fd)) for a in sys.argv[2:]]
+try:
+    os.execv(argv[0], argv)
+except PermissionError:
+    sys.exit(126)
+"""
+
+
+@pytest.mark.parametrize("how", ["bash-arg", "direct"])
+def test_a_memfd_script_is_read_through_the_tasks_fd(probed: Probe, tmpfs: Path,
+                                                     shell: Shell, how: str) -> None:
+    """A script held in a memfd (no file anywhere) and run as `bash /proc/self/fd/N`,
+    or exec'd directly through /proc/self/fd/N with a #! line (fanotify then sees only
+    its interpreter's open): the daemon reads it through the exec'ing task's own fd
+    while the exec waits, and enforce refuses what the script would run."""
+    from attyguard.daemon.execservice import ExecService
+    from attyguard.daemon.threats import ProcfsProcessTable, ThreatMap
+    from attyguard.engine.classify import classify
+
+    shutil.copy("/bin/bash", tmpfs / "bash")
+    marker = tmpfs / "ran"
+    body = f"touch {marker}\necho aGk= | base64 -d | sh\n"  # Tier-1 blocks the 2nd line
+    if how == "bash-arg":
+        text, argv = body, f"{tmpfs}/bash /proc/self/fd/FD"
+    else:
+        text, argv = f"#!{tmpfs}/bash\n{body}", "/proc/self/fd/FD"
+    followed: list[dict[str, object]] = []
+    svc = ExecService(mode="enforce", scope="sessions", group="", deadline_ms=2000,
+                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
+                      send_to_pid=lambda pid, data: 1,
+                      send_to_followers=lambda rec, uid: followed.append(rec))
+    svc.rung = Rung.FANOTIFY
+    layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=2000,
+                   on_deny=svc.on_deny, on_event=svc.on_event)
+    try:
+        layer.start()
+        svc.layer = layer
+        assert svc.register(shell.pid)
+        rc, out = shell.run(f"{sys.executable} -c {shlex.quote(_MEMFD_RUN)} "
+                            f"{shlex.quote(text)} {argv}")
+        assert rc == 126, (rc, out, followed)
+        assert not marker.exists()
+        blocked = [r for r in followed if r.get("action") == "block"]
+        assert blocked and "/proc/self/fd/" in " ".join(map(str, blocked[0]["argv"])) + str(
+            blocked[0]["program"]), followed
+    finally:
+        svc.layer = None
         layer.stop()
 
 

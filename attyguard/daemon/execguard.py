@@ -23,6 +23,7 @@ import contextlib
 import fnmatch
 import os
 import shlex
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -544,15 +545,39 @@ def _judge_lines(text: str, engine: Callable[[str], Verdict], deadline: float,
 
 
 def _read_head(path: str, size: int) -> bytes:
+    """The first `size` bytes of a regular file; b"" for anything else. A FIFO or a
+    pipe (`bash /dev/fd/63` from `bash <(…)`) is never read: opening a FIFO would
+    wait for a writer, and reading a task's pipe would steal its script."""
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        os.set_blocking(fd, True)
+        with open(fd, "rb", closefd=False) as f:
             return f.read(size)
     except OSError:
         return b""
+    finally:
+        os.close(fd)
+
+
+# Names of the exec'ing task's own fds: read through its /proc entry, not ours
+# (`bash /proc/self/fd/3` with fd 3 a memfd holding the script).
+_OWN_FD_PREFIXES = (("/proc/self/", "/proc/{pid}/"), ("/proc/thread-self/", "/proc/{pid}/"),
+                    ("/dev/fd/", "/proc/{pid}/fd/"))
+_OWN_FD_NAMES = {"/dev/stdin": "/proc/{pid}/fd/0"}
 
 
 def _resolve(pid: int, path: str) -> str:
-    """`path` as the process sees it (relative to its cwd)."""
+    """`path` as the process sees it (relative to its cwd, /proc/self its own)."""
+    for prefix, theirs in _OWN_FD_PREFIXES:
+        if path.startswith(prefix):
+            return theirs.format(pid=pid) + path[len(prefix):]
+    if path in _OWN_FD_NAMES:
+        return _OWN_FD_NAMES[path].format(pid=pid)
     if not path or path.startswith("/"):
         return path
     return f"/proc/{pid}/cwd/{path}"

@@ -1244,7 +1244,12 @@ class KernelLayer:
                                 filename=path, argv=(path,), argv_truncated=True,
                                 rung=Rung.FANOTIFY, no_record=True)
         else:
-            exec_ev = replace(record, filename=path or record.filename, rung=Rung.FANOTIFY)
+            # A script exec'd through one of the task's fds (a memfd: fanotify sees
+            # only its interpreter's open): the record's name is the program.
+            own_fd = record.filename.startswith(("/proc/self/fd/", "/proc/thread-self/fd/",
+                                                 "/dev/fd/"))
+            exec_ev = replace(record, filename=record.filename if own_fd else
+                              (path or record.filename), rung=Rung.FANOTIFY)
         if not enforce:
             if ev.id:
                 self._respond_now(ev, allow=True)  # releases C's hold on it
