@@ -173,7 +173,10 @@ static __always_inline void exec_begins(__u32 tgid)
 /* sched_process_exec: the execve completed, after every open it made (the
  * program, a script's interpreter, the ELF loader: each waited for its
  * permission answer before the exec went on). warn on rung 2 also gets a
- * record, without waking the reader (rb_flags; nothing waits on it). */
+ * record, which wakes the reader (the kernel's adaptive wakeup: only when the
+ * reader has drained everything before it): warn judges the exec from it, and
+ * judged ~50 ms late (the lazy timer) a short-lived tree was often gone by then
+ * (its shell unregistered), the exec out of scope, unrecorded. */
 static __always_inline void exec_completes(struct trace_event_raw_sched_process_exec *ctx,
 					   __u32 tgid, struct inode *inode)
 {
@@ -197,7 +200,8 @@ static __always_inline void exec_completes(struct trace_event_raw_sched_process_
 	if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
 				      (void *)ctx + (ctx->__data_loc_filename & 0xFFFF)) < 0)
 		e->filename[0] = 0;
-	bpf_ringbuf_submit(e, rb_flags());
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > AG_LAZY_LIMIT
+				      ? BPF_RB_FORCE_WAKEUP : 0);
 }
 
 static __always_inline bool inode_denied(struct inode *inode)

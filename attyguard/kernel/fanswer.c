@@ -281,6 +281,8 @@ static int on_record(void *ctx, void *data, size_t size)
 			t->key = k;
 		}
 		t->when = now_ns();
+	} else if (hdr->type == AG_DONE) {
+		h->wake_py = 1; /* warn judges the exec from it: hand it to Python now */
 	} else if (hdr->type == AG_EXIT) {
 		struct task *t = task_slot(h, hdr->tgid);
 
