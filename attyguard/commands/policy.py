@@ -1,10 +1,13 @@
-"""`attyguard policy check FILE | status | violations | mode MODE`: SEC-002 from the CLI.
+"""`attyguard policy check FILE | status | violations | mode MODE | run NAME -- CMD`: SEC-002
+from the CLI.
 
 `check` needs no daemon: it validates a policy file (every error as
 `file:line: message`, exit 3) and prints what each process entry will watch.
 The others speak the daemon protocol (docs/protocol.md, ops `policy_status`,
 `policy_violations`, `policy_mode`) over its Unix socket; `mode` is root only,
-which the daemon checks from SO_PEERCRED, not from anything we send.
+which the daemon checks from SO_PEERCRED, not from anything we send. `run`
+starts a command under the entry's seccomp filter (attyguard/policy/launch.py);
+it fails closed: CMD is not run unless the daemon took the filter's listener.
 
 Exit statuses: 0 fine, 3 error (bad file, no daemon, refused).
 """
@@ -41,6 +44,10 @@ def _parser() -> Parser:
     p.add_argument("--socket", help="daemon socket")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new ones")
     p.add_argument("--json", action="store_true", help="JSON lines (the default form too)")
+    p = sub.add_parser("run", help="start a command as policy process NAME under seccomp",
+                       usage="attyguard policy run NAME [--socket S] -- CMD [ARGS…]")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--socket", help="daemon socket")
     p = sub.add_parser("mode", help="switch the running policy's mode (root only)")
     p.add_argument("mode", choices=("audit", "alert", "enforce"))
     p.add_argument("--socket", help="daemon socket")
@@ -48,7 +55,16 @@ def _parser() -> Parser:
 
 
 def _main(argv: list[str]) -> int:
+    command: list[str] = []
+    if argv[:1] == ["run"]:
+        if "--" not in argv:
+            raise CommandError("policy run needs '--' before the command "
+                               "(attyguard policy run NAME -- CMD [ARGS…])")
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1:]
     args = _parser().parse_args(argv)
+    if args.action == "run":
+        return _run(args.name, command, args.socket or _default_socket())
     if args.action == "check":
         return _check(args.file, args.json)
     path = args.socket or _default_socket()
@@ -60,6 +76,16 @@ def _main(argv: list[str]) -> int:
     print(f"policy mode: {reply.get('mode')} (was {reply.get('previous')})"
           + (f" — {reply['note']}" if reply.get("note") else ""))
     return EXIT_OK
+
+
+def _run(name: str, command: list[str], socket_path: str) -> int:
+    """Exec the command under the entry's seccomp filter; only failures return."""
+    from attyguard.policy.launch import LaunchError, run
+
+    try:
+        return run(name, command, socket_path)
+    except LaunchError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _default_socket() -> str:

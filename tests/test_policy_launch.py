@@ -1,0 +1,283 @@
+"""`attyguard policy run`: a real daemon, a real seccomp filter, a real test program.
+
+Each mode's answer to a blocked call (the x86-64 `unlinkat`, the ia32 `getppid`
+through `int $0x80`) with the exact records, the call's effect (enforce: EPERM
+and the file stays), a forked child under the same filter, the launch itself
+with `execve` blocked, a mode switch at run time, failing closed (no daemon,
+no entry), the daemon's death (ENOSYS), and hostile hand-overs."""
+
+from __future__ import annotations
+
+import array
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon_harness import ATTYGUARD, RunningDaemon, remove_tmpdirs, short_tmpdir, wait_for
+
+
+def _seccomp_missing() -> str | None:
+    from attyguard.policy.seccomp import unavailable_reason
+
+    if sys.platform != "linux":
+        return "seccomp is Linux only"
+    return unavailable_reason()
+
+
+pytestmark = pytest.mark.skipif(_seccomp_missing() is not None,
+                                reason=str(_seccomp_missing()))
+
+
+@pytest.fixture(autouse=True)
+def _clean_tmpdirs() -> Iterator[None]:
+    yield
+    remove_tmpdirs()
+
+
+PYTHON = os.path.realpath(sys.executable)
+
+# argv: DIR [wait]. Waits for DIR/go when asked, then unlinks DIR/victim through
+# unlinkat, has a forked child unlink DIR/victim2, calls getppid through the ia32
+# entry, and writes what each call returned to DIR/results.
+PROGRAM = r"""
+import ctypes, json, mmap, os, sys, time
+d = sys.argv[1]
+if "wait" in sys.argv[2:]:
+    while not os.path.exists(os.path.join(d, "go")):
+        time.sleep(0.01)
+dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+
+def unlink(name):
+    try:
+        os.unlink(name, dir_fd=dfd)
+        return 0
+    except OSError as exc:
+        return exc.errno
+
+results = {"pid": os.getpid(), "unlinkat": unlink("victim")}
+child = os.fork()
+if child == 0:
+    code = unlink("victim2")
+    with open(os.path.join(d, "child"), "w") as f:
+        json.dump({"pid": os.getpid(), "unlinkat": code}, f)
+    os._exit(0)
+os.waitpid(child, 0)
+code = bytes([0xB8, 64, 0, 0, 0, 0xCD, 0x80, 0xC3])  # mov eax, 64; int 0x80; ret
+buf = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+buf.write(code)
+ia32 = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(buf)))
+results["ia32_getppid"] = ia32()
+results["ppid"] = os.getppid()
+with open(os.path.join(d, "results.tmp"), "w") as f:
+    json.dump(results, f)
+os.rename(os.path.join(d, "results.tmp"), os.path.join(d, "results"))
+"""
+
+
+def _setup(d: Path, mode: str) -> None:
+    (d / "prog.py").write_text(PROGRAM)
+    (d / "victim").write_text("v")
+    (d / "victim2").write_text("v")
+    (d / "policy.yaml").write_text(f"""\
+mode: {mode}
+processes:
+  prog:
+    match: {{exe: /nonexistent/agprog}}
+    blocked_syscalls: [unlinkat, getppid, execve]
+alerts:
+  on_violation: ["jsonl:{d}/violations.jsonl"]
+""")
+
+
+def _launch(d: Path, daemon_socket: str, procs: list[subprocess.Popen[bytes]],
+            *args: str, name: str = "prog") -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [str(ATTYGUARD), "policy", "run", name, "--socket", daemon_socket, "--",
+         PYTHON, str(d / "prog.py"), str(d), *args],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs.append(proc)
+    return proc
+
+
+def _records(daemon: RunningDaemon) -> list[dict[str, Any]]:
+    reply = daemon.call("policy_violations")
+    assert reply["ok"], reply
+    out = []
+    for r in reply["violations"]:
+        r = dict(r)
+        assert isinstance(r.pop("timestamp"), float)
+        out.append(r)
+    return out
+
+
+def _results(d: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (json.loads((d / "results").read_text()), json.loads((d / "child").read_text()))
+
+
+ACTION = {"audit": "logged", "alert": "alerted", "enforce": "blocked"}
+
+
+@pytest.mark.parametrize("mode", ["audit", "alert", "enforce"])
+def test_blocked_calls_in_each_mode(mode: str, make_daemon: Callable[..., RunningDaemon],
+                                    procs: list[subprocess.Popen[bytes]]) -> None:
+    d = short_tmpdir()
+    _setup(d, mode)
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    proc = _launch(d, daemon.socket, procs)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, (out, err, daemon.log())
+    parent, child = _results(d)
+    assert parent["pid"] == proc.pid  # the launcher became the command (exec, no fork)
+    if mode == "enforce":  # refused, not run: both files are still there
+        assert parent["unlinkat"] == child["unlinkat"] == errno.EPERM
+        assert (d / "victim").exists() and (d / "victim2").exists()
+        assert parent["ia32_getppid"] == -errno.EPERM
+    else:  # recorded, and the call ran
+        assert parent["unlinkat"] == child["unlinkat"] == 0
+        assert not (d / "victim").exists() and not (d / "victim2").exists()
+        assert parent["ia32_getppid"] == parent["ppid"] > 1
+    base = {"process": "prog", "exe": PYTHON, "type": "syscall", "severity": "MEDIUM",
+            "action": ACTION[mode], "mode": mode}
+    expected = [
+        {**base, "pid": parent["pid"], "detail": 'blocked syscall: unlinkat ("victim")'},
+        {**base, "pid": child["pid"], "detail": 'blocked syscall: unlinkat ("victim2")'},
+        {**base, "pid": parent["pid"], "detail": "blocked syscall: getppid (ia32)"},
+        {**base, "pid": parent["pid"], "detail": "blocked syscall: getppid"},
+    ]
+    # Recorded after the answer, by another thread: wait for all four.
+    wait_for(lambda: len(_records(daemon)) >= 4, 10, "four records", daemon.log)
+    # The launcher's own blocked execve (the launch) is no violation.
+    assert _records(daemon) == expected, daemon.log()
+    status = daemon.call("policy_status")
+    assert status["stats"]["by_type"] == {"syscall": 4}
+    assert status["stats"]["blocked"] == (4 if mode == "enforce" else 0)
+    assert status["seccomp"]["launched"] == 1 and status["seccomp"]["launcher_calls"] >= 1
+    # Launched: no syscall tracepoint was attached for it.
+    assert status["kernel"] is None or status["kernel"]["syscall_hooks"] == []
+    if mode == "audit":
+        assert not (d / "violations.jsonl").exists()
+    else:
+        wait_for(lambda: (d / "violations.jsonl").exists()
+                 and len((d / "violations.jsonl").read_text().splitlines()) == 4,
+                 10, "the jsonl sink")
+        sent = [json.loads(x) for x in (d / "violations.jsonl").read_text().splitlines()]
+        assert [{k: v for k, v in r.items() if k != "timestamp"} for r in sent] == expected
+
+
+def test_mode_switch_applies_to_a_running_launch(make_daemon: Callable[..., RunningDaemon],
+                                                 procs: list[subprocess.Popen[bytes]]) -> None:
+    d = short_tmpdir()
+    _setup(d, "audit")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    proc = _launch(d, daemon.socket, procs, "wait")
+    wait_for(lambda: daemon.call("policy_status")["seccomp"] is not None
+             and daemon.call("policy_status")["seccomp"]["listeners"] == 1, 20, "the launch",
+             daemon.log)
+    assert daemon.call("policy_mode", mode="enforce")["mode"] == "enforce"
+    (d / "go").write_text("")
+    assert proc.wait(30) == 0, daemon.log()
+    parent, child = _results(d)
+    assert parent["unlinkat"] == child["unlinkat"] == errno.EPERM
+    assert (d / "victim").exists()
+    wait_for(lambda: len(_records(daemon)) >= 4, 10, "four records", daemon.log)
+    assert {r["action"] for r in _records(daemon)} == {"blocked"}
+
+
+def test_daemon_death_fails_blocked_calls_with_enosys(
+        make_daemon: Callable[..., RunningDaemon],
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    d = short_tmpdir()
+    _setup(d, "audit")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    proc = _launch(d, daemon.socket, procs, "wait")
+    wait_for(lambda: daemon.call("policy_status")["seccomp"] is not None
+             and daemon.call("policy_status")["seccomp"]["listeners"] == 1, 20, "the launch",
+             daemon.log)
+    daemon.signal(signal.SIGKILL)
+    assert daemon.proc is not None
+    daemon.proc.wait(10)
+    (d / "go").write_text("")
+    assert proc.wait(30) == 0
+    parent, child = _results(d)
+    # Nobody holds the listener: the kernel fails the blocked calls; nothing ran.
+    assert parent["unlinkat"] == child["unlinkat"] == errno.ENOSYS
+    assert (d / "victim").exists() and (d / "victim2").exists()
+    assert parent["ia32_getppid"] == -errno.ENOSYS
+
+
+def test_no_daemon_fails_closed(procs: list[subprocess.Popen[bytes]]) -> None:
+    d = short_tmpdir()
+    _setup(d, "audit")
+    proc = _launch(d, str(d / "nothing.sock"), procs)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("attyguard policy: no daemon at ") \
+        and lines[0].endswith("; not started"), lines
+    assert not (d / "results").exists() and (d / "victim").exists()
+
+
+def test_unknown_entry_fails_closed(make_daemon: Callable[..., RunningDaemon],
+                                    procs: list[subprocess.Popen[bytes]]) -> None:
+    d = short_tmpdir()
+    _setup(d, "audit")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    proc = _launch(d, daemon.socket, procs, name="nosuch")
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3
+    assert err.decode() == ("attyguard policy: the daemon refused: no process entry 'nosuch' "
+                            "in the policy; not started\n")
+    assert not (d / "results").exists()
+
+
+def _hand_in(path: str, fds: list[int], payload: bytes = b"F") -> dict[str, Any]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(b'{"v":1,"id":7,"op":"policy_launch","name":"prog"}\n')
+        first = s.makefile("rb").readline()
+        assert json.loads(first)["send_fd"] is True
+        if fds:
+            s.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        else:
+            s.sendall(payload)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    lines = data.splitlines()
+    assert len(lines) == 1, data
+    return dict(json.loads(lines[0]))
+
+
+def test_hostile_hand_overs_get_one_line_and_the_daemon_lives(
+        make_daemon: Callable[..., RunningDaemon]) -> None:
+    d = short_tmpdir()
+    _setup(d, "enforce")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    r, w = os.pipe()
+    try:
+        cases = [
+            ([r], "policy_launch: the descriptor is not a seccomp listener"),
+            ([], "policy_launch: expected one descriptor, got 0"),
+            ([r, w], "policy_launch: expected one descriptor, got 2"),
+        ]
+        for fds, message in cases:
+            reply = _hand_in(daemon.socket, fds)
+            assert reply["ok"] is False and reply["error"]["message"] == message, reply
+    finally:
+        os.close(r)
+        os.close(w)
+    assert daemon.call("status")["ok"]
+    assert daemon.call("policy_status")["seccomp"] is None  # nothing was taken
