@@ -281,3 +281,23 @@ def test_hostile_hand_overs_get_one_line_and_the_daemon_lives(
         os.close(w)
     assert daemon.call("status")["ok"]
     assert daemon.call("policy_status")["seccomp"] is None  # nothing was taken
+
+
+def test_an_x32_call_kills_the_process(make_daemon: Callable[..., RunningDaemon],
+                                       procs: list[subprocess.Popen[bytes]]) -> None:
+    """The x32 ABI (nr | 0x40000000 on the x86-64 entry) cannot be judged by name:
+    the filter kills the process rather than let it slip past (audit mode too)."""
+    d = short_tmpdir()
+    _setup(d, "audit")
+    (d / "prog.py").write_text(
+        "import ctypes, sys\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "open(sys.argv[1] + '/before', 'w').close()\n"
+        "libc.syscall(0x40000000 | 263, -100, b'victim', 0)  # x32 unlinkat\n"
+        "open(sys.argv[1] + '/after', 'w').close()\n")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    proc = _launch(d, daemon.socket, procs)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGSYS
+    assert (d / "before").exists() and not (d / "after").exists()
+    assert (d / "victim").exists()
