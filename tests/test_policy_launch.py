@@ -301,3 +301,80 @@ def test_an_x32_call_kills_the_process(make_daemon: Callable[..., RunningDaemon]
     assert proc.returncode == -signal.SIGSYS
     assert (d / "before").exists() and not (d / "after").exists()
     assert (d / "victim").exists()
+
+
+def test_reload_applies_to_a_running_launch(make_daemon: Callable[..., RunningDaemon],
+                                            procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGHUP: the new mode applies; a call the new entry no longer blocks runs
+    unrecorded (a filter cannot change: a call newly named is not caught)."""
+    d = short_tmpdir()
+    _setup(d, "audit")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    proc = _launch(d, daemon.socket, procs, "wait")
+    wait_for(lambda: daemon.call("policy_status")["seccomp"] is not None
+             and daemon.call("policy_status")["seccomp"]["listeners"] == 1, 20, "the launch",
+             daemon.log)
+    text = (d / "policy.yaml").read_text().replace("mode: audit", "mode: enforce") \
+        .replace("[unlinkat, getppid, execve]", "[getppid]")
+    (d / "policy.yaml").write_text(text)
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: daemon.call("policy_status")["mode"] == "enforce", 20, "the reload",
+             daemon.log)
+    (d / "go").write_text("")
+    assert proc.wait(30) == 0, daemon.log()
+    parent, child = _results(d)
+    assert parent["unlinkat"] == child["unlinkat"] == 0  # no longer blocked: it ran
+    assert parent["ia32_getppid"] == -errno.EPERM
+    wait_for(lambda: len(_records(daemon)) >= 2, 10, "two records", daemon.log)
+    assert [(r["detail"], r["action"]) for r in _records(daemon)] == [
+        ("blocked syscall: getppid (ia32)", "blocked"), ("blocked syscall: getppid", "blocked")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the kernel backend needs root")
+def test_a_launched_process_keeps_its_file_rules(make_daemon: Callable[..., RunningDaemon],
+                                                 procs: list[subprocess.Popen[bytes]]) -> None:
+    """File rules of a launched process come from the kernel's open tracepoints (its
+    entry's `policy run` variant), its syscalls from seccomp: no tracepoint for them."""
+    from tests.kernel_support import bpf_missing_reason
+
+    if bpf_missing_reason() is not None:
+        pytest.skip(str(bpf_missing_reason()))
+    d = short_tmpdir()
+    _setup(d, "audit")
+    (d / "policy.yaml").write_text(f"""\
+mode: audit
+processes:
+  prog:
+    match: {{exe: /nonexistent/agprog}}
+    blocked_syscalls: [getpriority]
+    blocked_files: ["{d}/secret"]
+""")
+    (d / "secret").write_text("s")
+    (d / "prog.py").write_text(
+        "import os, sys, time\n"
+        "d = sys.argv[1]\n"
+        "while not os.path.exists(d + '/go'):\n"
+        "    time.sleep(0.01)\n"
+        "open(d + '/secret').close()\n"
+        "os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "open(d + '/done', 'w').close()\n"
+        "while True:\n"
+        "    time.sleep(0.05)\n")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    proc = _launch(d, daemon.socket, procs)
+
+    def hooks() -> list[str]:
+        return list(daemon.call("policy_status")["kernel"]["syscall_hooks"])
+    wait_for(lambda: hooks() != [], 20, "the open hooks for the launched process", daemon.log)
+    assert hooks() == ["syscalls/sys_enter_open", "syscalls/sys_enter_openat",
+                       "syscalls/sys_enter_openat2"]
+    (d / "go").write_text("")
+    wait_for(lambda: (d / "done").exists() and len(_records(daemon)) >= 2, 20,
+             "two records", daemon.log)
+    base = {"process": "prog", "exe": PYTHON, "pid": proc.pid, "action": "logged",
+            "mode": "audit"}
+    assert sorted(_records(daemon), key=lambda r: r["type"]) == [
+        {**base, "type": "file", "detail": f"blocked file access: {d}/secret (pattern "
+         f"{d}/secret)", "severity": "HIGH"},
+        {**base, "type": "syscall", "detail": "blocked syscall: getpriority",
+         "severity": "MEDIUM"}]

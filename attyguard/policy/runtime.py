@@ -305,7 +305,7 @@ class PolicyRuntime:
         if entry and event.pid not in self.evaluator.watched:
             exe = _exe_of(event.pid)
             with self._lock:
-                self.evaluator.adopt(event.pid, entry, exe)
+                self._adopt(event.pid, entry, exe)
         self.feed(event)
 
     def feed(self, event: PolicyEvent) -> list[Violation]:
@@ -358,7 +358,7 @@ class PolicyRuntime:
                 if not entry:
                     return None  # the fast path: not ours
                 with self._lock:
-                    self.evaluator.adopt(pid, entry, _exe_of(pid))
+                    self._adopt(pid, entry, _exe_of(pid))
             sha = None
             if self.evaluator.needs_sha256(event.filename):
                 sha = self._sha256(event.tgid or event.pid, event.filename)
@@ -570,11 +570,20 @@ class PolicyRuntime:
             if pid not in self.evaluator.watched:  # the kernel knew it first: adopt it now
                 entry = self._kernel_entry(pid)
                 if entry:
-                    self.evaluator.adopt(pid, entry, _exe_of(pid))
+                    self._adopt(pid, entry, _exe_of(pid))
             out = self.evaluator.on_open(OpenEvent(when, pid, path), stoppable=True)
             return out[0] if out else None
         finally:
             self._lock.release()
+
+    def _adopt(self, pid: int, entry: str, exe: str) -> None:
+        """The kernel's entry for a process userspace has not met (lock held)."""
+        from attyguard.policy.kernel import LAUNCHED
+
+        if entry.startswith(LAUNCHED):  # a `policy run` process's child
+            self.evaluator.watch_launched(pid, entry[len(LAUNCHED):], exe, pid, "")
+        else:
+            self.evaluator.adopt(pid, entry, exe)
 
     def _judge_late(self, pid: int, path: str, when: float) -> None:
         """An open the gate let through unjudged (past its deadline): judged now,
@@ -593,12 +602,13 @@ class PolicyRuntime:
         w = self.evaluator.watched.get(pid)
         if w is None:
             return
-        # A launched process's syscalls go through its seccomp filter: kept out of
-        # the kernel's map, it attaches no syscall tracepoint (the cost every process
-        # pays while one is attached).
-        if self.sensor is not None and not w.launched:
+        # A launched process's syscalls go through its seccomp filter: the kernel
+        # watches it under the entry's variant without blocked syscalls, and only
+        # for file/network rules, so it attaches no tracepoint for its syscalls (the
+        # cost every process pays while one is attached).
+        if self.sensor is not None:
             try:
-                self.sensor.watch(pid, w.entry)
+                self.sensor.watch(pid, w.entry, launched=w.launched)
             except Exception as exc:
                 log.warning("policy: cannot watch pid %d in the kernel: %s", pid, exc)
         if ViolationType.EXEC in self.evaluator.blockable:
