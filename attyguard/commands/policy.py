@@ -114,11 +114,13 @@ def _check(path: str, as_json: bool) -> int:
             if table.is_implemented(name) is False:
                 notes.append(f"{proc.name}: {name} is not implemented by this kernel "
                              "(ENOSYS); blocking it changes nothing here")
+    plans = {proc.name: _plan(policy, proc) for proc in policy.processes}
     data = {"file": path, "version": policy.version, "mode": policy.mode.value,
             "alerts": {"on_violation": list(policy.on_violation),
                        "on_critical": list(policy.on_critical)},
             "syscall_table": table.source,
-            "processes": [p.watches() for p in policy.processes], "notes": notes}
+            "processes": [{**p.watches(), **plans[p.name]} for p in policy.processes],
+            "notes": notes}
     if as_json:
         write_json(data)
         return EXIT_OK
@@ -144,12 +146,50 @@ def _check(path: str, as_json: bool) -> int:
             print(f"  memory (RSS) at most {proc.max_memory_mb} MB")
         if proc.max_cpu_percent:
             print(f"  CPU at most {proc.max_cpu_percent}% over a sliding second")
+        plan = plans[proc.name]
+        if plan["syscall_hooks"]:
+            print("  matched by exe: tracepoints while one lives (every process pays): "
+                  + ", ".join(plan["syscall_hooks"]))
+        if proc.blocked_syscalls:
+            print(f"  under `attyguard policy run {proc.name} -- CMD`: blocked syscalls "
+                  "through seccomp (x86-64 + ia32; enforce: EPERM, the call does not run); "
+                  "tracepoints: " + (", ".join(plan["launched_hooks"]) or "none"))
+        for mark in plan["file_gate"]["marks"]:
+            print(f"  file gate (enforce): {mark['how']} mark on {mark['path']} ({mark['why']})")
+        for note in plan["file_gate"]["notes"]:
+            print(f"  file gate note: {note}")
     sinks = ", ".join(policy.on_violation) or "(none)"
     critical = ", ".join(policy.on_critical) or "(none)"
     print(f"\nalerts: on_violation → {sinks}; on_critical → {critical}")
     for note in notes:
         print(f"note: {note}")
     return EXIT_OK
+
+
+def _plan(policy: Any, proc: Any) -> dict[str, Any]:
+    """What the daemon will place for this entry: the file gate's fanotify marks (in
+    enforce) and the tracepoints its exe-matched processes attach."""
+    import dataclasses
+
+    from attyguard.policy.files import plan_marks
+    from attyguard.policy.kernel import CONNECT_SYSCALLS, OPEN_SYSCALLS
+    from attyguard.policy.syscalls import tracepoint_event
+
+    try:
+        gate = plan_marks(dataclasses.replace(policy, processes=(proc,))).to_json()
+    except OSError as exc:
+        gate = {"marks": [], "notes": [f"cannot plan the marks here: {exc.strerror or exc}"]}
+    names: list[str] = []
+    if proc.allowed_files is not None or proc.blocked_files:
+        names += OPEN_SYSCALLS
+    if proc.allowed_network is not None or proc.blocked_network:
+        names += CONNECT_SYSCALLS
+
+    def hooks(items: list[str]) -> list[str]:
+        return sorted({f"syscalls/{tracepoint_event(n)}" for n in items})
+    return {"file_gate": gate, "syscall_hooks": hooks([*proc.blocked_syscalls, *names]),
+            "launched_hooks": hooks(names),
+            "launched_syscalls": "seccomp" if proc.blocked_syscalls else None}
 
 
 # --------------------------------------------------------------------------- daemon ops
