@@ -378,3 +378,78 @@ processes:
          f"{d}/secret)", "severity": "HIGH"},
         {**base, "type": "syscall", "detail": "blocked syscall: getpriority",
          "severity": "MEDIUM"}]
+
+
+def test_a_non_root_member_of_the_group_may_launch(
+        make_daemon: Callable[..., RunningDaemon],
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    """policy run needs no root (no_new_privs): a user the daemon's socket admits
+    launches, and the filter binds that user's program all the same."""
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv (util-linux) to run the launcher as nobody")
+    drop = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # The command: an interpreter nobody can run (the venv's may live under /root).
+    python = next((p for p in ("/usr/bin/python3", PYTHON) if subprocess.run(
+        [*drop, p, "-c", "pass"], capture_output=True).returncode == 0), None)
+    if python is None or subprocess.run([*drop, str(ATTYGUARD), "--help"],
+                                        capture_output=True).returncode != 0:
+        pytest.skip("no interpreter that nobody can run here")
+    d = short_tmpdir()
+    _setup(d, "enforce")
+    os.chmod(d, 0o777)
+    for name in ("victim", "victim2"):
+        os.chown(d / name, 65534, 65534)
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")),
+                         '[daemon]\ngroup = "nogroup"\n')
+    proc = subprocess.Popen(
+        [*drop, str(ATTYGUARD), "policy", "run", "prog", "--socket", daemon.socket, "--",
+         python, str(d / "prog.py"), str(d)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs.append(proc)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, (out, err, daemon.log())
+    parent, child = _results(d)
+    assert parent["unlinkat"] == child["unlinkat"] == errno.EPERM
+    assert (d / "victim").exists() and (d / "victim2").exists()
+    wait_for(lambda: len(_records(daemon)) >= 4, 10, "four records", daemon.log)
+    assert {(r["pid"], r["action"]) for r in _records(daemon)} == {
+        (parent["pid"], "blocked"), (child["pid"], "blocked")}
+    assert "runs " in daemon.log() and "(uid 65534)" in daemon.log()
+
+
+def test_an_entry_without_blocked_syscalls_is_refused(
+        make_daemon: Callable[..., RunningDaemon],
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    d = short_tmpdir()
+    _setup(d, "enforce")
+    (d / "policy.yaml").write_text("processes:\n  quiet:\n    match: {exe: /opt/quiet}\n"
+                                   "    max_memory_mb: 100\n")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    proc = _launch(d, daemon.socket, procs, name="quiet")
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3
+    assert err.decode() == ("attyguard policy: the daemon refused: process entry 'quiet' "
+                            "blocks no syscalls: nothing for policy run to do (its processes "
+                            "are watched by match.exe); not started\n")
+    assert not (d / "results").exists()
+
+
+def test_a_command_that_cannot_be_run_exits_127(make_daemon: Callable[..., RunningDaemon],
+                                                procs: list[subprocess.Popen[bytes]]) -> None:
+    d = short_tmpdir()
+    _setup(d, "enforce")
+    daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+    proc = subprocess.Popen([str(ATTYGUARD), "policy", "run", "prog", "--socket",
+                             daemon.socket, "--", str(d / "missing")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    procs.append(proc)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 127
+    assert err.decode() == f"attyguard policy: {d}/missing: No such file or directory\n"
+    # Its filter has no process left: the daemon drops the listener.
+    wait_for(lambda: daemon.call("policy_status")["seccomp"]["listeners"] == 0, 10,
+             "the listener dropped", daemon.log)

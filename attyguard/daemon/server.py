@@ -1123,6 +1123,10 @@ class DaemonServer:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no process entry {name!r} in the policy",
                                 request.id)
         why = rt.launch_refusal()
+        if not entry.blocked_syscalls:
+            # A filter without a blocked call has no listener: nothing to supervise.
+            why = (f"process entry {name!r} blocks no syscalls: nothing for policy run to "
+                   "do (its processes are watched by match.exe)")
         if why:
             raise ProtocolError(ErrorCode.NOT_FOUND, why, request.id)
         assert self._loop is not None

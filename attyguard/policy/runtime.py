@@ -438,13 +438,16 @@ class PolicyRuntime:
         mode = self.requested_mode  # seccomp refuses on any backend, eBPF or not
         return Answer(errno.EPERM if mode is Mode.ENFORCE else 0, True, name, mode.value)
 
-    def _record_launched(self, launch: Any, tid: int, name: str, detail: str, answer: Any,
-                         when: float) -> None:
-        pid = _tgid_of(tid)
+    def _record_launched(self, launch: Any, pid: int, exe: str, name: str, detail: str,
+                         answer: Any, when: float) -> None:
+        """The supervisor's recorder thread: `pid`/`exe` as read while the call waited."""
         with self._lock:
-            if pid not in self.evaluator.watched:
-                self.evaluator.watch_launched(pid, launch.entry, _exe_of(pid), launch.pid,
+            w = self.evaluator.watched.get(pid)
+            if w is None or not w.launched:
+                self.evaluator.watch_launched(pid, launch.entry, exe, launch.pid,
                                               launch.program)
+            elif exe:
+                w.exe = exe
             violation = self.evaluator.launched_syscall(
                 pid, launch.entry, name, detail, when, Mode(answer.mode), bool(answer.error))
             if violation is not None:
@@ -784,17 +787,6 @@ def _exe_of(pid: int) -> str:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return ""
-
-
-def _tgid_of(tid: int) -> int:
-    try:
-        with open(f"/proc/{tid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Tgid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return tid
 
 
 def _holder_refusal(pid: int, fd: int) -> str | None:

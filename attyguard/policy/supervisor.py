@@ -109,7 +109,7 @@ class Answer:
 
 class Supervisor:
     def __init__(self, decide: Callable[[Launch, str], Answer],
-                 record: Callable[[Launch, int, str, str, Answer, float], None],
+                 record: Callable[[Launch, int, str, str, str, Answer, float], None],
                  on_exec: Callable[[Launch], None]) -> None:
         self.decide = decide
         self.record = record
@@ -250,13 +250,18 @@ class Supervisor:
             listener.respond(n.id)
             return
         answer = self.decide(launch, name)
-        path = _path_of(n, name) if answer.record else None
+        path, exe, tgid = None, "", n.pid
+        if answer.record:
+            # Read while the caller waits in the call: once answered it may exit, and
+            # /proc no longer says who it was.
+            path = _path_of(n, name)
+            exe, tgid = _exe_of(n.pid), _tgid_of(n.pid)
         # The pid may have been reused since the call; anything read about it is
         # trusted only if the call is still waiting.
         valid = listener.id_valid(n.id)
         if not listener.respond(n.id, error=answer.error) or not valid:
             self.counters["gone"] += 1
-            path = None
+            path, exe = None, ""
         else:
             self.counters["refused" if answer.error else "continued"] += 1
         if answer.record:
@@ -265,7 +270,7 @@ class Supervisor:
             if arch != "x86-64":
                 extra.append(arch)
             detail = f"blocked syscall: {name}" + (f" ({', '.join(extra)})" if extra else "")
-            self._queue.put((launch, n.pid, name, detail, answer, now))
+            self._queue.put((launch, tgid, exe, name, detail, answer, now))
 
     def _record_loop(self) -> None:
         while True:
@@ -283,6 +288,25 @@ class Supervisor:
             launch.conn.close()
             launch.conn = None
         launch.listener.close()
+
+
+def _exe_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def _tgid_of(tid: int) -> int:
+    """The process of a thread (records name processes)."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return tid
 
 
 def _path_of(n: Notification, name: str) -> str | None:
