@@ -9,6 +9,7 @@ no entry), the daemon's death (ENOSYS), and hostile hand-overs."""
 from __future__ import annotations
 
 import array
+import contextlib
 import errno
 import json
 import os
@@ -453,3 +454,53 @@ def test_a_command_that_cannot_be_run_exits_127(make_daemon: Callable[..., Runni
     # Its filter has no process left: the daemon drops the listener.
     wait_for(lambda: daemon.call("policy_status")["seccomp"]["listeners"] == 0, 10,
              "the listener dropped", daemon.log)
+
+
+def test_a_stalled_sink_never_holds_a_blocked_call(
+        make_daemon: Callable[..., RunningDaemon],
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    """The answer comes before the record: with the webhook sink holding its first
+    POST unanswered, the program's blocked calls all return and it finishes."""
+    import threading
+
+    release = threading.Event()
+    got: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def hold() -> None:
+        conn, _ = server.accept()
+        with conn:
+            got.append(conn.recv(65536))
+            release.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    try:
+        d = short_tmpdir()
+        _setup(d, "alert")
+        text = (d / "policy.yaml").read_text().replace(
+            f'"jsonl:{d}/violations.jsonl"',
+            f'"webhook:http://127.0.0.1:{server.getsockname()[1]}/hook"')
+        (d / "policy.yaml").write_text(text)
+        daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
+        first = _launch(d, daemon.socket, procs)
+        assert first.wait(30) == 0, daemon.log()
+        wait_for(lambda: got, 10, "the webhook's first POST")  # now the sink is stuck
+        for name in ("victim", "victim2", "results", "child"):
+            with contextlib.suppress(FileNotFoundError):
+                (d / name).unlink()
+        (d / "victim").write_text("v")
+        (d / "victim2").write_text("v")
+        second = _launch(d, daemon.socket, procs)
+        assert second.wait(30) == 0, daemon.log()
+        assert holder.is_alive()  # the POST is still held while the calls returned
+        parent, _child = _results(d)
+        assert parent["pid"] == second.pid
+        assert parent["unlinkat"] == 0 and not (d / "victim").exists()
+        wait_for(lambda: len(_records(daemon)) >= 8, 10, "eight records", daemon.log)
+    finally:
+        release.set()
+        server.close()
+        holder.join(10)
