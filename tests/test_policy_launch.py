@@ -164,6 +164,11 @@ def test_blocked_calls_in_each_mode(mode: str, make_daemon: Callable[..., Runnin
     assert status["seccomp"]["launched"] == 1 and status["seccomp"]["launcher_calls"] >= 1
     # Launched: no syscall tracepoint was attached for it.
     assert status["kernel"] is None or status["kernel"]["syscall_hooks"] == []
+    text = subprocess.run([str(ATTYGUARD), "policy", "status", "--socket", daemon.socket],
+                          capture_output=True, text=True, timeout=30).stdout
+    refused = 4 if mode == "enforce" else 0
+    assert "  policy run: 1 launched, " in text \
+        and f"(refused {refused}, let run {4 - refused})" in text, text
     if mode == "audit":
         assert not (d / "violations.jsonl").exists()
     else:

@@ -276,6 +276,12 @@ def _status(path: str, as_json: bool) -> int:
         count = stats.get("by_process", {}).get(entry["name"], 0)
         print(f"  {entry['name']} ({entry['exe']}): {len(pids)} watched process"
               f"{'' if len(pids) == 1 else 'es'}, {count} violations")
+    seccomp = reply.get("seccomp")
+    if isinstance(seccomp, dict):
+        print(f"  policy run: {seccomp.get('launched', 0)} launched, "
+              f"{seccomp.get('listeners', 0)} still running; blocked calls answered "
+              f"{seccomp.get('notifications', 0)} (refused {seccomp.get('refused', 0)}, "
+              f"let run {seccomp.get('continued', 0)})")
     return EXIT_OK
 
 
