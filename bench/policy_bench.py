@@ -525,7 +525,13 @@ def main() -> int:
             gate_bench(args, tmp)
             return 0
         elif args.only == "launch":
+            before = foreign_syscall_hooks()
             launch_bench(args, tmp)
+            after = foreign_syscall_hooks()
+            if before or after:
+                print("NOTE: other processes had syscall tracepoints attached (the baseline "
+                      f"then pays the slow syscall path too): before: "
+                      f"{'; '.join(before) or 'none'}; after: {'; '.join(after) or 'none'}")
             print(f"uptime: {_uptime()}")
             return 0
         else:
