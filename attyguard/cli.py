@@ -49,7 +49,7 @@ subcommands (each takes --help):
   daemon          run the root sidecar daemon; `daemon status`, `daemon --probe`,
                   `daemon clear [--pid P]` (lifts a lock)
   events …        the daemon's recent exec decisions and kernel events (--follow, --json)
-  policy …        SEC-002 runtime policies: check, status, violations, mode
+  policy …        SEC-002 runtime policies: check, status, violations, mode, run
   audit verify    check the daemon's hash-chained audit log
   feeds …         Sigma and GTFOBins feeds: update, status
 

@@ -26,12 +26,16 @@ for the kernel parts (says so and skips them otherwise).
    (fast path) and matched (judged, allowed); the gate on filesystem marks
    (allowed_files: every open on the filesystem is an event), unmatched and
    matched. A PolicyRuntime in enforce, in process, as the daemon runs it.
+2c. `attyguard policy run` against a real daemon: an unmatched loop while a
+   launched (seccomp) process lives, and the loop launched itself: an allowed
+   call (the filter's cost) and a blocked one in audit (a notification round
+   trip to the daemon's supervisor, recorded).
 3. records: `PolicyRuntime.feed` of blocked-syscall events for a watched PID
    in audit mode (no sinks), and in alert mode with a jsonl sink: violations
    recorded per second, in process.
 
     .venv/bin/python bench/policy_bench.py [--calls N] [--opens N] [--runs 3] [--rounds 5]
-        [--gate-opens N] [--only gate]
+        [--gate-opens N] [--only gate|launch]
 """
 
 from __future__ import annotations
@@ -65,10 +69,12 @@ LOOP_C = r"""
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+static clockid_t clock_used = CLOCK_THREAD_CPUTIME_ID;
 static double now(void) {
     /* CPU time of this thread (user + system): time spent preempted by the
-       other load of a shared machine does not count. */
-    struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+       other load of a shared machine does not count. ("wall": a call that waits
+       for another process, a seccomp notification, sleeps, and that is its cost.) */
+    struct timespec t; clock_gettime(clock_used, &t);
     return t.tv_sec * 1e9 + t.tv_nsec;
 }
 static int seccomp_on(void) {
@@ -92,6 +98,7 @@ int main(int argc, char **argv) {
     long n = atol(argv[2]);
     int runs = atoi(argv[3]);
     char line[64];
+    if (argc > 5 && strcmp(argv[5], "wall") == 0) clock_used = CLOCK_MONOTONIC;
     if (argc > 5 && strcmp(argv[5], "seccomp") == 0 && seccomp_on()) {
         perror("seccomp");
         return 2;
@@ -150,9 +157,10 @@ def build_loop(directory: Path) -> Path:
 
 
 def run_loop(exe: Path, kind: str, n: int, runs: int, target: str,
-             before: object = None, seccomp: bool = False) -> float:
-    proc = subprocess.Popen([str(exe), kind, str(n), str(runs), target,
-                             "seccomp" if seccomp else "-"],
+             before: object = None, seccomp: bool = False,
+             prefix: tuple[str, ...] = (), wall: bool = False) -> float:
+    proc = subprocess.Popen([*prefix, str(exe), kind, str(n), str(runs), target,
+                             "seccomp" if seccomp else "wall" if wall else "-"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdin is not None
     pid = int(proc.stdout.readline())
@@ -369,6 +377,109 @@ def gate_bench(args: argparse.Namespace, tmp: Path) -> None:
               "the deadline")
 
 
+def launch_bench(args: argparse.Namespace, tmp: Path) -> None:
+    """`attyguard policy run` (seccomp, attyguard/policy/launch.py) against a real daemon:
+    what an unmatched process pays while a launched process lives (no syscall
+    tracepoint is attached for it), and the launched process's own cost."""
+    import json
+    import socket
+
+    exe = build_loop(tmp)
+    target = tmp / "f.txt"
+    target.write_text("x")
+    attyguard = Path(sys.executable).parent / "attyguard"
+    sock, config, policy = tmp / "d.sock", tmp / "d.toml", tmp / "launch.yaml"
+    config.write_text("")
+    policy.write_text("""\
+mode: audit
+processes:
+  launched:
+    match: {exe: /opt/not-this-loop}
+    blocked_syscalls: [ptrace, kexec_load, getpriority]
+""")
+    run = (str(attyguard), "policy", "run", "launched", "--socket", str(sock), "--")
+    best: dict[str, float] = {}
+    hooks: list[str] = []
+
+    def keep(name: str, value: float) -> None:
+        best[name] = min(best.get(name, value), value)
+
+    def loop(kind: str, n: int = args.calls, prefix: tuple[str, ...] = (),
+             wall: bool = False) -> float:
+        return run_loop(exe, kind, n, args.runs, str(target), prefix=prefix, wall=wall)
+
+    def call(op: str) -> dict[str, object]:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(str(sock))
+            s.sendall(json.dumps({"v": 1, "op": op}).encode() + b"\n")
+            reply: dict[str, object] = json.loads(s.makefile("rb").readline())
+            return reply
+
+    def wait(condition: object, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if callable(condition) and condition():
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise SystemExit(f"launch bench: {what} did not happen in 30s")
+
+    notified = max(1000, args.calls // 1000)
+    for _ in range(args.rounds):
+        keep("base", loop("getppid"))
+        keep("base_nr", loop("getpriority"))
+        keep("base_nr_wall", loop("getpriority", notified, wall=True))
+        daemon = subprocess.Popen([str(attyguard), "daemon", "--socket", str(sock), "--config",
+                                   str(config), "--policy", str(policy)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        sleeper = None
+        try:
+            wait(lambda: call("status").get("ok"), "the daemon")
+            sleeper = subprocess.Popen([*run, "sleep", "600"])
+
+            def launched() -> bool:
+                seccomp = call("policy_status").get("seccomp")
+                return isinstance(seccomp, dict) and seccomp.get("listeners") == 1
+            wait(launched, "the launch")
+            kernel = call("policy_status").get("kernel")
+            if isinstance(kernel, dict):
+                hooks = list(kernel.get("syscall_hooks", []))  # type: ignore[call-overload]
+            keep("unmatched", loop("getppid"))
+            keep("unmatched_nr", loop("getpriority"))
+            keep("matched", loop("getppid", prefix=run))
+            keep("matched_notified", loop("getpriority", notified, prefix=run, wall=True))
+        finally:
+            for proc in (sleeper, daemon):
+                if proc is not None:
+                    proc.terminate()
+                    try:
+                        proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+    b = best
+    print(f"policy run (seccomp USER_NOTIF, a real daemon): {args.calls} calls; best of "
+          f"{args.runs} runs x {args.rounds} alternating rounds; ns/call")
+    print(f"  {'no daemon, no policy (getppid)':58s} {b['base']:7.1f}")
+    print(f"  {'no daemon, no policy (getpriority)':58s} {b['base_nr']:7.1f}")
+    print(f"  {f'no daemon, no policy (getpriority, {notified} calls, wall)':58s} "
+          f"{b['base_nr_wall']:7.1f}")
+    print(f"  while a `policy run` process lives: syscall tracepoints attached: "
+          f"{', '.join(hooks) or 'none'}")
+    for label, key, base in (
+            ("unmatched process, getppid", "unmatched", "base"),
+            ("unmatched process, getpriority (blocked for the launched)", "unmatched_nr",
+             "base_nr"),
+            ("the launched process itself, getppid (filter, allowed)", "matched", "base"),
+            (f"launched, getpriority blocked: notified, audit ({notified}, wall)",
+             "matched_notified", "base_nr_wall")):
+        print(f"  {label:58s} {b[key]:7.1f}   ratio {b[key] / b[base]:.3f}")
+
+
 def record_bench(n: int, tmp: Path) -> None:
     from attyguard.kernel.events import ExecEvent
     from attyguard.policy.runtime import PolicyRuntime
@@ -403,7 +514,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--records", type=int, default=20_000)
     ap.add_argument("--gate-opens", type=int, default=20_000)
-    ap.add_argument("--only", choices=["gate"], help="run only this part")
+    ap.add_argument("--only", choices=["gate", "launch"], help="run only this part")
     args = ap.parse_args()
     print(f"uptime: {_uptime()}; cpus {os.cpu_count()}")
     with tempfile.TemporaryDirectory(prefix="agpb-") as tmp_name:
@@ -412,6 +523,16 @@ def main() -> int:
             print("kernel benches skipped: not root")
         elif args.only == "gate":
             gate_bench(args, tmp)
+            return 0
+        elif args.only == "launch":
+            before = foreign_syscall_hooks()
+            launch_bench(args, tmp)
+            after = foreign_syscall_hooks()
+            if before or after:
+                print("NOTE: other processes had syscall tracepoints attached (the baseline "
+                      f"then pays the slow syscall path too): before: "
+                      f"{'; '.join(before) or 'none'}; after: {'; '.join(after) or 'none'}")
+            print(f"uptime: {_uptime()}")
             return 0
         else:
             before = foreign_syscall_hooks()
@@ -423,6 +544,7 @@ def main() -> int:
                 print(f"  before: {'; '.join(before) or 'none'}")
                 print(f"  after:  {'; '.join(after) or 'none'}")
             gate_bench(args, tmp)
+            launch_bench(args, tmp)
         record_bench(args.records, tmp)
     print(f"uptime: {_uptime()}")
     return 0

@@ -16,7 +16,7 @@ venv=${ATTYGUARD_VENV:-$root/.venv}
 # clang, llvm (llvm-strip), bpftool, libbpf-dev: rebuild those objects (python -m
 # attyguard.kernel.build) and the test that a rebuild matches the committed object.
 # rsyslog: the fleet-event tests send OCSF events to a real rsyslog on 127.0.0.1.
-apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck gcc libc6-dev git libbpf1 clang llvm bpftool libbpf-dev linux-libc-dev rsyslog)
+apt_packages=(tmux openssh-server openssh-client rsync vim less bash-completion procps sudo systemd shellcheck gcc libc6-dev git libbpf1 clang llvm bpftool libbpf-dev linux-libc-dev rsyslog libseccomp2)
 
 need_apt() {
   local missing=()

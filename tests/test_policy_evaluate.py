@@ -265,3 +265,49 @@ def test_a_blocked_note_says_what_blocking_meant(mode: Mode, detail: str) -> Non
     assert v.detail == detail
     (f,) = ev.on_open(OpenEvent(1.0, W, "/srv/secret/k", 0))
     assert f.detail == "blocked file access: /srv/secret/k (pattern /srv/secret/*)"
+
+
+L = 300  # a `policy run` process of the worker entry, running /usr/local/bin/job
+
+
+def _launched(mode: Mode = Mode.AUDIT) -> Evaluator:
+    ev = Evaluator(parse_policy(POLICY, "p.yaml"), mode=mode)
+    ev.watch_launched(L, "worker", "/usr/local/bin/job", L, "/usr/local/bin/job")
+    return ev
+
+
+@pytest.mark.parametrize(("mode", "refused", "action"), [
+    (Mode.AUDIT, False, ViolationAction.LOGGED),
+    (Mode.ALERT, False, ViolationAction.ALERTED),
+    (Mode.ENFORCE, True, ViolationAction.BLOCKED),
+    (Mode.ENFORCE, False, ViolationAction.ALERTED),  # answered "run it": never "blocked"
+])
+def test_a_launched_syscall_is_recorded_as_answered(mode: Mode, refused: bool,
+                                                    action: ViolationAction) -> None:
+    ev = _launched()  # the evaluator's own mode does not matter: the answer's does
+    v = ev.launched_syscall(L, "worker", "ptrace", 'blocked syscall: ptrace', 5.0, mode,
+                            refused)
+    assert v is not None
+    assert (v.process, v.exe, v.pid, v.type, v.detail, v.severity, v.action, v.mode) == (
+        "worker", "/usr/local/bin/job", L, ViolationType.SYSCALL, "blocked syscall: ptrace",
+        Severity.CRITICAL, action, mode)
+    assert ev.stats.by_type == {"syscall": 1}
+    assert ev.stats.blocked == (1 if action is ViolationAction.BLOCKED else 0)
+    assert ev.launched_syscall(L, "gone", "ptrace", "x", 5.0, mode, refused) is None
+
+
+def test_a_launched_process_is_judged_as_launched() -> None:
+    ev = _launched()
+    # Its own program (and a re-exec of it) is the matched program for allowed_exec;
+    # anything else is judged by the entry as usual.
+    assert ev.on_exec(_exec(L, "/usr/local/bin/job")) == []
+    assert [v.detail for v in ev.on_exec(_exec(L, "/opt/x/tool"))] == [
+        "exec of /opt/x/tool not in allowed_exec"]
+    # Children inherit it; the tracepoint path does not record a launched process's
+    # syscalls a second time (seccomp has recorded them).
+    ev.on_fork(ForkEvent(time=1.0, parent_pid=L, child_pid=L + 1))
+    assert ev.watched[L + 1].launched and ev.watched[L + 1].program == "/usr/local/bin/job"
+    assert ev.on_syscall(SyscallEvent(1.0, L + 1, 101, "ptrace")) == []
+    # Executing the exe of another entry does not take it out of its launch.
+    ev.on_exec(_exec(L + 1, "/opt/o/run"))
+    assert ev.watched[L + 1].entry == "worker" and ev.watched[L + 1].launched

@@ -233,3 +233,30 @@ def test_policy_check_cli_reports_every_error_located(tmp_path: Path) -> None:
     assert len(lines) == 2 and all(line.startswith(f"attyguard policy: {bad}:")
                                    for line in lines), lines
     assert "Traceback" not in result.stderr
+
+
+def test_policy_check_prints_the_planned_marks_and_the_syscall_path(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    policy = tmp_path / "p.yaml"
+    policy.write_text(f"""\
+processes:
+  svc:
+    match: {{exe: /opt/svc}}
+    blocked_syscalls: [unlinkat]
+    blocked_files: ["{tmp_path}/keys/*"]
+""")
+    result = _cli("check", str(policy))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    hooks = ("syscalls/sys_enter_open, syscalls/sys_enter_openat, "
+             "syscalls/sys_enter_openat2")
+    assert "  matched by exe: tracepoints while one lives (every process pays): " + hooks \
+        + ", syscalls/sys_enter_unlinkat" in lines
+    assert ("  under `attyguard policy run svc -- CMD`: blocked syscalls through seccomp "
+            "(x86-64 + ia32; enforce: EPERM, the call does not run); tracepoints: "
+            + hooks) in lines
+    assert f"  file gate (enforce): inode mark on {tmp_path}/keys ({tmp_path}/keys/*)" in lines
+    data = json.loads(_cli("check", "--json", str(policy)).stdout)["processes"][0]
+    assert data["launched_syscalls"] == "seccomp"
+    assert data["file_gate"]["marks"] == [{"path": f"{tmp_path}/keys", "how": "inode",
+                                           "why": f"{tmp_path}/keys/*"}]

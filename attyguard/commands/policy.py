@@ -1,10 +1,13 @@
-"""`attyguard policy check FILE | status | violations | mode MODE`: SEC-002 from the CLI.
+"""`attyguard policy check FILE | status | violations | mode MODE | run NAME -- CMD`: SEC-002
+from the CLI.
 
 `check` needs no daemon: it validates a policy file (every error as
 `file:line: message`, exit 3) and prints what each process entry will watch.
 The others speak the daemon protocol (docs/protocol.md, ops `policy_status`,
 `policy_violations`, `policy_mode`) over its Unix socket; `mode` is root only,
-which the daemon checks from SO_PEERCRED, not from anything we send.
+which the daemon checks from SO_PEERCRED, not from anything we send. `run`
+starts a command under the entry's seccomp filter (attyguard/policy/launch.py);
+it fails closed: CMD is not run unless the daemon took the filter's listener.
 
 Exit statuses: 0 fine, 3 error (bad file, no daemon, refused).
 """
@@ -41,6 +44,10 @@ def _parser() -> Parser:
     p.add_argument("--socket", help="daemon socket")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new ones")
     p.add_argument("--json", action="store_true", help="JSON lines (the default form too)")
+    p = sub.add_parser("run", help="start a command as policy process NAME under seccomp",
+                       usage="attyguard policy run NAME [--socket S] -- CMD [ARGS…]")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--socket", help="daemon socket")
     p = sub.add_parser("mode", help="switch the running policy's mode (root only)")
     p.add_argument("mode", choices=("audit", "alert", "enforce"))
     p.add_argument("--socket", help="daemon socket")
@@ -48,7 +55,16 @@ def _parser() -> Parser:
 
 
 def _main(argv: list[str]) -> int:
+    command: list[str] = []
+    if argv[:1] == ["run"]:
+        if "--" not in argv:
+            raise CommandError("policy run needs '--' before the command "
+                               "(attyguard policy run NAME -- CMD [ARGS…])")
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1:]
     args = _parser().parse_args(argv)
+    if args.action == "run":
+        return _run(args.name, command, args.socket or _default_socket())
     if args.action == "check":
         return _check(args.file, args.json)
     path = args.socket or _default_socket()
@@ -60,6 +76,16 @@ def _main(argv: list[str]) -> int:
     print(f"policy mode: {reply.get('mode')} (was {reply.get('previous')})"
           + (f" — {reply['note']}" if reply.get("note") else ""))
     return EXIT_OK
+
+
+def _run(name: str, command: list[str], socket_path: str) -> int:
+    """Exec the command under the entry's seccomp filter; only failures return."""
+    from attyguard.policy.launch import LaunchError, run
+
+    try:
+        return run(name, command, socket_path)
+    except LaunchError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _default_socket() -> str:
@@ -88,11 +114,13 @@ def _check(path: str, as_json: bool) -> int:
             if table.is_implemented(name) is False:
                 notes.append(f"{proc.name}: {name} is not implemented by this kernel "
                              "(ENOSYS); blocking it changes nothing here")
+    plans = {proc.name: _plan(policy, proc) for proc in policy.processes}
     data = {"file": path, "version": policy.version, "mode": policy.mode.value,
             "alerts": {"on_violation": list(policy.on_violation),
                        "on_critical": list(policy.on_critical)},
             "syscall_table": table.source,
-            "processes": [p.watches() for p in policy.processes], "notes": notes}
+            "processes": [{**p.watches(), **plans[p.name]} for p in policy.processes],
+            "notes": notes}
     if as_json:
         write_json(data)
         return EXIT_OK
@@ -118,12 +146,50 @@ def _check(path: str, as_json: bool) -> int:
             print(f"  memory (RSS) at most {proc.max_memory_mb} MB")
         if proc.max_cpu_percent:
             print(f"  CPU at most {proc.max_cpu_percent}% over a sliding second")
+        plan = plans[proc.name]
+        if plan["syscall_hooks"]:
+            print("  matched by exe: tracepoints while one lives (every process pays): "
+                  + ", ".join(plan["syscall_hooks"]))
+        if proc.blocked_syscalls:
+            print(f"  under `attyguard policy run {proc.name} -- CMD`: blocked syscalls "
+                  "through seccomp (x86-64 + ia32; enforce: EPERM, the call does not run); "
+                  "tracepoints: " + (", ".join(plan["launched_hooks"]) or "none"))
+        for mark in plan["file_gate"]["marks"]:
+            print(f"  file gate (enforce): {mark['how']} mark on {mark['path']} ({mark['why']})")
+        for note in plan["file_gate"]["notes"]:
+            print(f"  file gate note: {note}")
     sinks = ", ".join(policy.on_violation) or "(none)"
     critical = ", ".join(policy.on_critical) or "(none)"
     print(f"\nalerts: on_violation → {sinks}; on_critical → {critical}")
     for note in notes:
         print(f"note: {note}")
     return EXIT_OK
+
+
+def _plan(policy: Any, proc: Any) -> dict[str, Any]:
+    """What the daemon will place for this entry: the file gate's fanotify marks (in
+    enforce) and the tracepoints its exe-matched processes attach."""
+    import dataclasses
+
+    from attyguard.policy.files import plan_marks
+    from attyguard.policy.kernel import CONNECT_SYSCALLS, OPEN_SYSCALLS
+    from attyguard.policy.syscalls import tracepoint_event
+
+    try:
+        gate = plan_marks(dataclasses.replace(policy, processes=(proc,))).to_json()
+    except OSError as exc:
+        gate = {"marks": [], "notes": [f"cannot plan the marks here: {exc.strerror or exc}"]}
+    names: list[str] = []
+    if proc.allowed_files is not None or proc.blocked_files:
+        names += OPEN_SYSCALLS
+    if proc.allowed_network is not None or proc.blocked_network:
+        names += CONNECT_SYSCALLS
+
+    def hooks(items: list[str]) -> list[str]:
+        return sorted({f"syscalls/{tracepoint_event(n)}" for n in items})
+    return {"file_gate": gate, "syscall_hooks": hooks([*proc.blocked_syscalls, *names]),
+            "launched_hooks": hooks(names),
+            "launched_syscalls": "seccomp" if proc.blocked_syscalls else None}
 
 
 # --------------------------------------------------------------------------- daemon ops
@@ -210,6 +276,12 @@ def _status(path: str, as_json: bool) -> int:
         count = stats.get("by_process", {}).get(entry["name"], 0)
         print(f"  {entry['name']} ({entry['exe']}): {len(pids)} watched process"
               f"{'' if len(pids) == 1 else 'es'}, {count} violations")
+    seccomp = reply.get("seccomp")
+    if isinstance(seccomp, dict):
+        print(f"  policy run: {seccomp.get('launched', 0)} launched, "
+              f"{seccomp.get('listeners', 0)} still running; blocked calls answered "
+              f"{seccomp.get('notifications', 0)} (refused {seccomp.get('refused', 0)}, "
+              f"let run {seccomp.get('continued', 0)})")
     return EXIT_OK
 
 

@@ -42,7 +42,7 @@ __all__ = [
 PROTOCOL_VERSION = 1
 
 OPS = ("classify", "status", "threats", "mark", "clear", "subscribe", "register", "trusted",
-       "events", "policy_status", "policy_violations", "policy_mode")
+       "events", "policy_status", "policy_violations", "policy_mode", "policy_launch")
 
 
 class ErrorCode:

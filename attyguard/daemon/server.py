@@ -1109,6 +1109,69 @@ class DaemonServer:
         result: dict[str, Any] = self.policy_rt.set_mode(mode)
         return result
 
+    def _op_policy_launch(self, conn: _Connection, request: Request) -> dict[str, Any]:
+        """`attyguard policy run`: the entry's syscall list now, then a seccomp listener
+        on this connection (SCM_RIGHTS), read off the loop's transport (which would
+        drop the descriptor) from a dup of the socket (attyguard/policy/launch.py)."""
+        name = request.str_arg("name", max_len=256)
+        program = request.str_arg("program", default="", max_len=4096)
+        rt = self.policy_rt
+        if rt is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no policy loaded", request.id)
+        entry = rt.evaluator.policy.entry(name)
+        if entry is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no process entry {name!r} in the policy",
+                                request.id)
+        why = rt.launch_refusal()
+        if not entry.blocked_syscalls:
+            # A filter without a blocked call has no listener: nothing to supervise.
+            why = (f"process entry {name!r} blocks no syscalls: nothing for policy run to "
+                   "do (its processes are watched by match.exe)")
+        if why:
+            raise ProtocolError(ErrorCode.NOT_FOUND, why, request.id)
+        assert self._loop is not None
+        loop = self._loop
+        raw = conn.transport.get_extra_info("socket")
+        dup = socket.socket(fileno=os.dup(raw.fileno()))
+        dup.setblocking(False)
+        conn.transport.pause_reading()
+        done = False
+
+        def finish(reply: bytes) -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            timer.cancel()
+            loop.remove_reader(dup.fileno())
+            dup.close()
+            if not conn.transport.is_closing():
+                conn.transport.write(reply)
+                conn.transport.resume_reading()
+
+        def ready() -> None:
+            try:
+                error = rt.accept_listener(dup, conn.peer.pid, conn.peer.uid, name, program)
+            except BlockingIOError:
+                return
+            except Exception as exc:
+                log.exception("policy_launch from pid %d failed", conn.peer.pid)
+                error = f"internal error: {type(exc).__name__}"
+            if error:
+                self.counters["errors"] += 1
+                log.warning("policy_launch from pid %d uid %d refused: %s", conn.peer.pid,
+                            conn.peer.uid, error)
+                finish(protocol.encode_error(ErrorCode.BAD_REQUEST, error, request.id))
+            else:
+                finish(protocol.encode_reply(request.id, accepted=True,
+                                             mode=rt.requested_mode.value))
+
+        timer = loop.call_later(5.0, lambda: finish(protocol.encode_error(
+            ErrorCode.BAD_REQUEST, "policy_launch: no descriptor within 5s", request.id)))
+        loop.add_reader(dup.fileno(), ready)
+        return {"blocked_syscalls": list(entry.blocked_syscalls),
+                "mode": rt.requested_mode.value, "send_fd": True}
+
     # ---- events
 
     def publish_warn(self, peer: Peer, line: str, verdict: Verdict) -> int:

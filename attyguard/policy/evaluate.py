@@ -55,6 +55,11 @@ class Watched:
     cpu: deque[tuple[float, float]] = field(default_factory=deque)  # (time, cpu_seconds)
     over_memory: bool = False  # already reported; again only after it drops below
     over_cpu: bool = False
+    # Started by `attyguard policy run` (or a descendant of one): its syscalls are
+    # judged by the seccomp supervisor, and `program` (the command it exec'd) counts
+    # as the matched program for allowed_exec.
+    launched: bool = False
+    program: str = ""
 
 
 @dataclass(slots=True)
@@ -134,12 +139,14 @@ class Evaluator:
         if current is None and event.ppid in self.watched:
             # Fork not seen (a fallback sampler, a lost event): the parent decides.
             parent = self.watched[event.ppid]
-            current = Watched(parent.entry, parent.exe, parent.root_pid)
+            current = Watched(parent.entry, parent.exe, parent.root_pid,
+                              launched=parent.launched, program=parent.program)
             self.watched[pid] = current
         out: list[Violation] = []
         if current is not None:
             entry = self.policy.entry(current.entry)
-            if own is not None and own.name == current.entry:
+            if (own is not None and own.name == current.entry) or \
+                    (current.launched and path == current.program):
                 pass  # the matched program itself (or re-exec of it) is never "not allowed"
             elif entry is not None and entry.allowed_exec is not None and \
                     not any(g.matches(path) for g in entry.allowed_exec):
@@ -152,7 +159,7 @@ class Evaluator:
                 out.append(self._violation(entry, current.exe, pid, ViolationType.EXEC,
                                            f"exec of {what} not in allowed_exec",
                                            Severity.HIGH, event.time, stoppable=False))
-            if own is not None and own.name != current.entry:
+            if own is not None and own.name != current.entry and not current.launched:
                 self.watched[pid] = Watched(own.name, path, pid)
             else:
                 current.exe = path
@@ -179,6 +186,7 @@ class Evaluator:
         own = self.entry_for_exe(path, sha256)
         if entry is None or entry.allowed_exec is None or \
                 (own is not None and own.name == current.entry) or \
+                (current.launched and path == current.program) or \
                 any(g.matches(path) for g in entry.allowed_exec):
             return None
         self.stats.total_events += 1
@@ -189,7 +197,9 @@ class Evaluator:
         self.stats.total_events += 1
         parent = self.watched.get(event.parent_pid)
         if parent is not None and event.child_pid not in self.watched:
-            self.watched[event.child_pid] = Watched(parent.entry, parent.exe, parent.root_pid)
+            self.watched[event.child_pid] = Watched(parent.entry, parent.exe, parent.root_pid,
+                                                    launched=parent.launched,
+                                                    program=parent.program)
         return []
 
     def on_exit(self, event: ExitEvent) -> list[Violation]:
@@ -203,11 +213,36 @@ class Evaluator:
         if found is None:
             return []
         entry, watched = found
-        if event.name not in entry.blocked_syscalls:
+        # A launched process's calls are judged by its seccomp filter (one record each).
+        if event.name not in entry.blocked_syscalls or watched.launched:
             return []
         return [self._violation(entry, watched.exe, event.pid, ViolationType.SYSCALL,
                                 f"blocked syscall: {event.name}",
                                 syscall_severity(event.name), event.time)]
+
+    def watch_launched(self, pid: int, entry: str, exe: str, root_pid: int,
+                       program: str) -> None:
+        """A `policy run` process (or a descendant the seccomp supervisor met first):
+        watched under `entry` whatever its executable matches."""
+        current = self.watched.get(pid)
+        if current is not None and current.launched and current.entry == entry:
+            return
+        self.watched[pid] = Watched(entry, exe, root_pid, launched=True, program=program)
+
+    def launched_syscall(self, pid: int, entry_name: str, name: str, detail: str,
+                         when: float, mode: Mode, refused: bool) -> Violation | None:
+        """A blocked call the seccomp supervisor has already answered (`refused`:
+        failed with EPERM, it did not run) in `mode`, the mode it was answered in."""
+        self.stats.total_events += 1
+        entry = self.policy.entry(entry_name)
+        if entry is None:
+            return None
+        watched = self.watched.get(pid)
+        exe = watched.exe if watched is not None else ""
+        action = ViolationAction.LOGGED if mode is Mode.AUDIT else \
+            ViolationAction.BLOCKED if refused else ViolationAction.ALERTED
+        return self._count(Violation(when, entry.name, exe, pid, ViolationType.SYSCALL, detail,
+                                     syscall_severity(name), action, mode))
 
     def on_open(self, event: OpenEvent, *, stoppable: bool = True) -> list[Violation]:
         """`stoppable`: whether this open is being judged at a gate that can refuse it
@@ -308,12 +343,16 @@ class Evaluator:
         action = action_for(self.mode, stoppable and kind in self.blockable)
         if action is ViolationAction.BLOCKED and kind in self.blocked_notes:
             detail = f"{detail} ({self.blocked_notes[kind]})"
-        v = Violation(when, entry.name, exe, pid, kind, detail, severity, action, self.mode)
+        return self._count(Violation(when, entry.name, exe, pid, kind, detail, severity, action,
+                                     self.mode))
+
+    def _count(self, v: Violation) -> Violation:
+        action, kind, severity = v.action, v.type, v.severity
         s = self.stats
         s.violations += 1
         if action is ViolationAction.BLOCKED:
             s.blocked += 1
-        s.by_process[entry.name] = s.by_process.get(entry.name, 0) + 1
+        s.by_process[v.process] = s.by_process.get(v.process, 0) + 1
         s.by_type[kind.value] = s.by_type.get(kind.value, 0) + 1
         s.by_severity[severity.name] = s.by_severity.get(severity.name, 0) + 1
         return v

@@ -37,7 +37,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from attyguard.kernel.events import ConnectEvent
 from attyguard.policy.model import OpenEvent, Policy, SyscallEvent
 from attyguard.policy.syscalls import SyscallTable, tracepoint_event
 
-__all__ = ["OBJECT", "KernelRecord", "PolicySensor"]
+__all__ = ["LAUNCHED", "OBJECT", "KernelRecord", "PolicySensor"]
 
 log = logging.getLogger("attyguard.daemon")
 
@@ -66,6 +66,11 @@ TRACEFS_SYSCALLS = ("/sys/kernel/tracing/events/syscalls",
                     "/sys/kernel/debug/tracing/events/syscalls")
 OPEN_SYSCALLS = ("open", "openat", "openat2")
 CONNECT_SYSCALLS = ("connect",)
+# The kernel index key of an entry's `policy run` variant: its processes' syscalls go
+# through their seccomp filter, so the variant blocks none (no per-syscall
+# tracepoint for them) and exists only for file and network rules. The record's
+# entry carries the prefix; the runtime strips it (a NUL: no YAML key has one).
+LAUNCHED = "\0launched:"
 _LIVENESS_EVERY_S = 0.5  # how often the poll thread asks whether the hooks are still needed
 _HOLD_GRACE_S = 2.0  # after the exec hold attached: the exec has yet to reach sched_process_exec
 _NONZERO = re.compile(rb"[^\x00]")
@@ -142,6 +147,7 @@ class PolicySensor:
         # policy needs; `_hooked`: entry indices whose processes need them.
         self._hook_lock = threading.RLock()
         self._want: dict[str, str] = {}  # tracepoint event -> the program for it
+        self._want_by: dict[int, frozenset[str]] = {}  # entry index -> its events
         self._hooked: frozenset[int] = frozenset()
         self._hooks: dict[str, str] = {}  # event -> link key in obj.attached
         self._missing: dict[str, str] = {}  # event -> why it could not be attached
@@ -235,13 +241,18 @@ class PolicySensor:
     def hooks_attached(self) -> tuple[str, ...]:
         return tuple(sorted(self._hooks))
 
-    def ensure_hooks(self) -> None:
-        """Attach every tracepoint the policy needs (a no-op when they are on)."""
+    def ensure_hooks(self, indices: Iterable[int] | None = None) -> None:
+        """Attach the tracepoints the entries at `indices` need (None: every entry's;
+        a no-op when they are on). One entry's live process attaches only its own:
+        a `policy run` process with file rules attaches the open tracepoints, not
+        the syscalls its seccomp filter handles."""
         with self._hook_lock:
             obj = self.obj
             if obj is None:
                 return
-            for event in sorted(set(self._want) - set(self._hooks) - set(self._missing)):
+            wanted = set(self._want) if indices is None else \
+                {e for i in indices for e in self._want_by.get(i, ())}
+            for event in sorted(wanted - set(self._hooks) - set(self._missing)):
                 if not _tracepoint_exists(event):
                     # Not in this kernel (a syscall it does not implement): nothing
                     # to hook, and nothing can make the call either.
@@ -304,6 +315,13 @@ class PolicySensor:
                     self.obj.map_update("watched", ctypes.c_uint32(pid), ctypes.c_uint8(0))
         return False
 
+    def _live_indices(self) -> set[int]:
+        """The entry indices of the live processes seen watched (after hooks_needed)."""
+        view = self._view
+        if view is None:
+            return set()
+        return {view[8 * pid] for pid in self._known if 8 * pid < len(view)}
+
     def _hold_exec(self) -> None:
         """The exec hold's question: a watched executable is being exec'd."""
         with self._hook_lock:
@@ -322,21 +340,22 @@ class PolicySensor:
         """
         assert self.obj is not None
         obj = self.obj
-        names = {p.name for p in policy.processes}
+        variants = _variants(policy)
+        names = {key for key, _ in variants}
         for name, old in list(self.index.items()):
             if name not in names:
                 del self.index[name]
                 self._retired.add(old)
                 obj.map_update("entry_cfg", ctypes.c_uint32(old), ctypes.c_uint32(0))
-        for proc in policy.processes:
-            if proc.name not in self.index:
+        for key, proc in variants:
+            if key not in self.index:
                 used = set(self.index.values()) | self._retired
                 free = next((n for n in range(1, AGP_MAX_ENTRIES) if n not in used), None)
                 if free is None:
                     log.warning("policy: no kernel index left for %s (255 entry names used "
                                 "since start); its kernel checks need a restart", proc.name)
                     continue
-                self.index[proc.name] = free
+                self.index[key] = free
         for key in obj.map_keys("blocked", BlockedKey):
             obj.map_delete("blocked", key)
         for key in obj.map_keys("inodes", InodeKey):
@@ -345,11 +364,12 @@ class PolicySensor:
             for key in obj.map_keys(trie, NetKey):
                 obj.map_delete(trie, key)
         wanted: dict[str, str] = {}
+        want_by: dict[int, frozenset[str]] = {}
         hooked: set[int] = set()
         held: list[str] = []
         inodes = 0
-        for proc in policy.processes:
-            i = self.index.get(proc.name)
+        for key, proc in variants:
+            i = self.index.get(key)
             if i is None:
                 continue
             events: dict[str, str] = {}
@@ -363,6 +383,7 @@ class PolicySensor:
             if proc.allowed_network is not None or proc.blocked_network:
                 events.update((tracepoint_event(n), SYS_ARGS) for n in CONNECT_SYSCALLS)
             if events:
+                want_by[i] = frozenset(events)
                 for event, prog in events.items():
                     # One program per tracepoint: the argument reader also checks.
                     if wanted.get(event) != SYS_ARGS:
@@ -378,6 +399,8 @@ class PolicySensor:
                     if proc.allowed_network is not None:
                         want |= AGP_NET_ALLOWLIST
             obj.map_update("entry_cfg", ctypes.c_uint32(i), ctypes.c_uint32(want))
+            if key != proc.name:
+                continue  # a `policy run` variant is never matched by executable
             # Executables that exist now, by inode: an exec of one is watched in the
             # kernel from its first instruction (a new file is found by path later).
             for path in _expand(proc.exe.pattern):
@@ -394,15 +417,16 @@ class PolicySensor:
                     held.append(path)
         with self._hook_lock:
             self._want, self._hooked = wanted, frozenset(hooked)
+            self._want_by = want_by
             self._missing.clear()
             for event, key in list(self._hooks.items()):
                 if not key.startswith(wanted.get(event, "-") + ":"):
                     obj.detach(self._hooks.pop(event))
             if self._hooks:
-                self.ensure_hooks()  # a reload that names new syscalls
+                self.ensure_hooks(self._live_indices())  # a reload that names new syscalls
         self._set_hold(held)
         if self.hooks_needed():  # processes watched under the old policy live on
-            self.ensure_hooks()
+            self.ensure_hooks(self._live_indices())
 
     def _set_hold(self, paths: list[str]) -> None:
         """A fresh exec hold on these executables (the old group closed: its marks go)."""
@@ -444,13 +468,15 @@ class PolicySensor:
         if self.obj is not None:
             self.obj.map_update("control", ctypes.c_uint32(0), ctypes.c_uint32(int(enforce)))
 
-    def watch(self, pid: int, entry: str) -> None:
-        i = self.index.get(entry)
+    def watch(self, pid: int, entry: str, launched: bool = False) -> None:
+        """`launched`: a `policy run` process, watched under the entry's variant without
+        blocked syscalls (its filter has them), and only if it has file/network rules."""
+        i = self.index.get(LAUNCHED + entry if launched else entry)
         if self.obj is not None and i is not None:
             self.obj.map_update("watched", ctypes.c_uint32(pid), ctypes.c_uint8(i))
             if i in self._hooked:
                 self._known.add(pid)
-                self.ensure_hooks()
+                self.ensure_hooks((i,))
 
     def counters(self) -> dict[str, Any]:
         if self.obj is None:
@@ -503,7 +529,7 @@ class PolicySensor:
             # The kernel watches it already (and the proc connector's exec event
             # follows); the hooks must be on for it, if the exec hold did not do it.
             self._known.add(int(hdr.tgid))
-            self.ensure_hooks()
+            self.ensure_hooks((int(hdr.entry),))
 
 
 class ExecHold:
@@ -672,3 +698,17 @@ def _absolute(pid: int, dfd: int, path: str) -> str:
         return os.path.join(os.readlink(base), path)
     except OSError:
         return ""
+
+
+def _variants(policy: Policy) -> list[tuple[str, Any]]:
+    """(index key, entry) for each entry, and its `policy run` variant where it has
+    file or network rules (the only kernel checks a launched process needs)."""
+    import dataclasses
+
+    out: list[tuple[str, Any]] = []
+    for proc in policy.processes:
+        out.append((proc.name, proc))
+        if proc.allowed_files is not None or proc.blocked_files \
+                or proc.allowed_network is not None or proc.blocked_network:
+            out.append((LAUNCHED + proc.name, dataclasses.replace(proc, blocked_syscalls=())))
+    return out

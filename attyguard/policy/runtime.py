@@ -37,12 +37,16 @@ around the evaluator. Records reach the loop's connections only through the
 
 from __future__ import annotations
 
+import array
 import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections import deque
@@ -63,6 +67,7 @@ from attyguard.policy.model import (
     ViolationAction,
     ViolationType,
 )
+from attyguard.policy.seccomp import LISTENER_LINK
 from attyguard.policy.sinks import SinkDispatcher
 
 __all__ = ["FALLBACK_BLIND", "FALLBACK_SEES", "PolicyRuntime", "choose_backend"]
@@ -80,6 +85,7 @@ KERNEL_BLOCKABLE = frozenset({ViolationType.SYSCALL, ViolationType.RESOURCE})
 # there are no kprobes, so no bpf_override_return): the record says so.
 SYSCALL_KILL_NOTE = "process killed at syscall entry; the call itself was not refused"
 _HASH_CACHE = 256
+_SYS_KCMP, _KCMP_FILE = 312, 0  # x86-64
 _RESCAN_WITH_CONNECTOR_S = 2.0  # a safety net for lost notifications (ENOBUFS)
 
 PolicyEvent = KernelEvent | SyscallEvent | OpenEvent
@@ -145,6 +151,9 @@ class PolicyRuntime:
         self.files: Any = None
         self.file_deadline_s = max(1, file_deadline_ms) / 1000.0
         self._files_lock = threading.Lock()
+        # `policy run` processes: their listeners and the thread answering them
+        # (attyguard/policy/supervisor.py), started with the first launch.
+        self.supervisor: Any = None
 
     # ---- life cycle
 
@@ -247,6 +256,9 @@ class PolicyRuntime:
         if self._thread is not None:
             self._thread.join(2.0)
         self._stop_files()
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
         if self.sensor is not None:
             self.sensor.stop()
             self.sensor = None
@@ -293,7 +305,7 @@ class PolicyRuntime:
         if entry and event.pid not in self.evaluator.watched:
             exe = _exe_of(event.pid)
             with self._lock:
-                self.evaluator.adopt(event.pid, entry, exe)
+                self._adopt(event.pid, entry, exe)
         self.feed(event)
 
     def feed(self, event: PolicyEvent) -> list[Violation]:
@@ -346,7 +358,7 @@ class PolicyRuntime:
                 if not entry:
                     return None  # the fast path: not ours
                 with self._lock:
-                    self.evaluator.adopt(pid, entry, _exe_of(pid))
+                    self._adopt(pid, entry, _exe_of(pid))
             sha = None
             if self.evaluator.needs_sha256(event.filename):
                 sha = self._sha256(event.tgid or event.pid, event.filename)
@@ -361,6 +373,94 @@ class PolicyRuntime:
             self.errors += 1
             log.exception("policy: exec gate decision failed; no opinion")
             return None
+
+    # ---- `policy run` processes (attyguard/policy/launch.py, supervisor.py)
+
+    def launch_refusal(self) -> str | None:
+        from attyguard.policy.seccomp import unavailable_reason
+
+        why = unavailable_reason()
+        return f"policy run is unavailable here: {why}" if why else None
+
+    def accept_listener(self, sock: socket.socket, pid: int, uid: int, entry: str,
+                        program: str) -> str | None:
+        """Read the launcher's listener off `sock` (a non-blocking dup of its
+        connection) and supervise it; None, or why it was refused (one line).
+        Raises BlockingIOError when nothing has arrived yet."""
+        from attyguard.policy.seccomp import Listener, is_listener
+        from attyguard.policy.supervisor import Launch, Supervisor
+
+        data, ancillary, flags, _ = sock.recvmsg(64, socket.CMSG_SPACE(8 * 4))
+        fds: list[int] = []
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                usable = len(payload) - len(payload) % 4
+                fds.extend(array.array("i", payload[:usable]))
+        keep = -1
+        try:
+            if not data and not fds:
+                return "policy_launch: the connection closed before a descriptor came"
+            if len(fds) != 1 or flags & socket.MSG_CTRUNC:
+                return f"policy_launch: expected one descriptor, got {len(fds)}"
+            fd = fds[0]
+            if not is_listener(fd):
+                return "policy_launch: the descriptor is not a seccomp listener"
+            why = _holder_refusal(pid, fd)
+            if why:
+                return f"policy_launch: {why}"
+            listener = Listener(fd)
+            keep = fd
+            conn = socket.socket(fileno=os.dup(sock.fileno()))
+            conn.setblocking(False)
+            with self._lock:
+                if self.supervisor is None:
+                    self.supervisor = Supervisor(self._decide_launched,
+                                                 self._record_launched,
+                                                 self._launched_exec)
+                supervisor = self.supervisor
+            supervisor.add(Launch(entry, pid, uid, program, conn, listener))
+            log.info("policy: pid %d (uid %d) runs %s as %s under seccomp", pid, uid,
+                     program or "?", entry)
+            return None
+        finally:
+            for fd in fds:
+                if fd != keep:
+                    os.close(fd)
+
+    def _decide_launched(self, launch: Any, name: str) -> Any:
+        """The supervisor's question, answered from two reference reads, no lock."""
+        from attyguard.policy.supervisor import Answer
+
+        entry = self.evaluator.policy.entry(launch.entry)
+        if entry is None or name not in entry.blocked_syscalls:
+            # A reload took it out of the list (the filter itself cannot change).
+            return Answer(0, False, name)
+        mode = self.requested_mode  # seccomp refuses on any backend, eBPF or not
+        return Answer(errno.EPERM if mode is Mode.ENFORCE else 0, True, name, mode.value)
+
+    def _record_launched(self, launch: Any, pid: int, exe: str, name: str, detail: str,
+                         answer: Any, when: float) -> None:
+        """The supervisor's recorder thread: `pid`/`exe` as read while the call waited."""
+        with self._lock:
+            w = self.evaluator.watched.get(pid)
+            if w is None or not w.launched:
+                self.evaluator.watch_launched(pid, launch.entry, exe, launch.pid,
+                                              launch.program)
+            elif exe:
+                w.exe = exe
+            violation = self.evaluator.launched_syscall(
+                pid, launch.entry, name, detail, when, Mode(answer.mode), bool(answer.error))
+            if violation is not None:
+                self._record(violation)
+
+    def _launched_exec(self, launch: Any) -> None:
+        """The launcher has exec'd the command (or died): watch it as launched."""
+        if not os.path.exists(f"/proc/{launch.pid}"):
+            return
+        with self._lock:
+            self.evaluator.watch_launched(launch.pid, launch.entry, _exe_of(launch.pid),
+                                          launch.pid, launch.program)
+            self._sync(launch.pid)
 
     # ---- the enforce-mode file gate (attyguard/policy/files.py)
 
@@ -473,11 +573,20 @@ class PolicyRuntime:
             if pid not in self.evaluator.watched:  # the kernel knew it first: adopt it now
                 entry = self._kernel_entry(pid)
                 if entry:
-                    self.evaluator.adopt(pid, entry, _exe_of(pid))
+                    self._adopt(pid, entry, _exe_of(pid))
             out = self.evaluator.on_open(OpenEvent(when, pid, path), stoppable=True)
             return out[0] if out else None
         finally:
             self._lock.release()
+
+    def _adopt(self, pid: int, entry: str, exe: str) -> None:
+        """The kernel's entry for a process userspace has not met (lock held)."""
+        from attyguard.policy.kernel import LAUNCHED
+
+        if entry.startswith(LAUNCHED):  # a `policy run` process's child
+            self.evaluator.watch_launched(pid, entry[len(LAUNCHED):], exe, pid, "")
+        else:
+            self.evaluator.adopt(pid, entry, exe)
 
     def _judge_late(self, pid: int, path: str, when: float) -> None:
         """An open the gate let through unjudged (past its deadline): judged now,
@@ -496,9 +605,13 @@ class PolicyRuntime:
         w = self.evaluator.watched.get(pid)
         if w is None:
             return
+        # A launched process's syscalls go through its seccomp filter: the kernel
+        # watches it under the entry's variant without blocked syscalls, and only
+        # for file/network rules, so it attaches no tracepoint for its syscalls (the
+        # cost every process pays while one is attached).
         if self.sensor is not None:
             try:
-                self.sensor.watch(pid, w.entry)
+                self.sensor.watch(pid, w.entry, launched=w.launched)
             except Exception as exc:
                 log.warning("policy: cannot watch pid %d in the kernel: %s", pid, exc)
         if ViolationType.EXEC in self.evaluator.blockable:
@@ -653,6 +766,7 @@ class PolicyRuntime:
             "exec_source": "proc connector" if self.connector is not None else "scan",
             "kernel": self.sensor.counters() if self.sensor is not None else None,
             "file_gate": self.files.status() if self.files is not None else None,
+            "seccomp": self.supervisor.status() if self.supervisor is not None else None,
             "processes": processes, "stats": stats, "sinks": self.dispatcher.status(),
             "errors": self.errors, "started": round(self.started, 3),
         }
@@ -673,6 +787,33 @@ def _exe_of(pid: int) -> str:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return ""
+
+
+def _holder_refusal(pid: int, fd: int) -> str | None:
+    """None when process `pid` (the peer, by SO_PEERCRED) runs under a seccomp filter
+    and holds this very listener (kcmp); else why not."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            status = f.read()
+    except OSError:
+        return f"pid {pid} is gone"
+    if b"\nSeccomp:\t2" not in status:
+        return f"pid {pid} runs under no seccomp filter"
+    libc = ctypes.CDLL(None, use_errno=True)
+    me = os.getpid()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError as exc:
+        return f"cannot see pid {pid}'s descriptors ({exc.strerror})"
+    for name in names:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}") != LISTENER_LINK:
+                continue
+        except OSError:
+            continue
+        if libc.syscall(_SYS_KCMP, me, pid, _KCMP_FILE, fd, int(name)) == 0:
+            return None
+    return f"pid {pid} does not hold the listener it sent"
 
 
 def _uid_of(pid: int) -> int:
