@@ -46,13 +46,14 @@ def _clean_tmpdirs() -> Iterator[None]:
 
 PYTHON = os.path.realpath(sys.executable)
 
-# argv: DIR [wait]. Waits for DIR/go when asked, then unlinks DIR/victim through
+# argv: DIR [wait]. When asked, says it runs (DIR/ready) and waits for DIR/go, then unlinks DIR/victim through
 # unlinkat, has a forked child unlink DIR/victim2, calls getppid through the ia32
 # entry, and writes what each call returned to DIR/results.
 PROGRAM = r"""
 import ctypes, json, mmap, os, sys, time
 d = sys.argv[1]
 if "wait" in sys.argv[2:]:
+    open(os.path.join(d, "ready"), "w").close()
     while not os.path.exists(os.path.join(d, "go")):
         time.sleep(0.01)
 dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
@@ -208,6 +209,9 @@ def test_daemon_death_fails_blocked_calls_with_enosys(
     wait_for(lambda: daemon.call("policy_status")["seccomp"] is not None
              and daemon.call("policy_status")["seccomp"]["listeners"] == 1, 20, "the launch",
              daemon.log)
+    # The launcher's own execve is one of the blocked calls the daemon answers: kill
+    # the daemon only once the program runs, or that exec fails instead (exit 127).
+    wait_for(lambda: (d / "ready").exists(), 20, "the program to start", daemon.log)
     daemon.signal(signal.SIGKILL)
     assert daemon.proc is not None
     daemon.proc.wait(10)
