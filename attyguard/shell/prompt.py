@@ -245,6 +245,8 @@ class ShellPrompt:
         Until then every key waits unprocessed (`KeyHold`): the drained keys
         go first, and no line is accepted before bash can read it.
         """
+        if settle is not None and (idle_fd is None or on_idle is None):
+            raise ValueError("settle needs idle_fd and on_idle: they move the run on")
         watched = [fd for fd in (idle_fd, gone_fd) if fd is not None]
         gone = False
         loops: list[asyncio.AbstractEventLoop] = []
