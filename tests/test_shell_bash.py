@@ -295,3 +295,77 @@ def test_a_line_sees_the_users_ps1_and_the_state_request_too(child):
     run(child, "unset PS1")
     assert run(child, 'echo "${PS1-unset}"') == ("done", b"unset\r\n")
     assert child.fetch_state(b"v:PS1\0") == ()
+
+
+def _drain(r: int) -> bytes:
+    with os.fdopen(r, "rb") as f:
+        return f.read()
+
+
+def test_a_run_handed_over_at_its_d_mark_settles_before_the_next_line(child):
+    # passthrough(settle_later=True) returns at the D mark (the front end draws
+    # the next prompt meanwhile); bash has not drawn its own prompt yet, and a
+    # line sent now waits for it: it runs after, whole, nothing of the ack shown.
+    r, w = os.pipe()
+    child.send_line("echo first")
+    result = child.passthrough(None, w, settle_later=True)
+    assert result.kind == "done" and child.settling
+    child.send_line("echo second")
+    assert not child.settling
+    assert child.passthrough(None, w).kind == "done"
+    os.close(w)
+    assert _drain(r) == b"first\r\nsecond\r\n"
+    assert run(child, "echo $?") == ("done", b"0\r\n")
+
+
+def test_a_settling_run_is_finished_by_the_idle_reader_with_its_typeahead(child):
+    # What the prompt's event loop does: read the pty when it is readable
+    # (read_idle) until B; the keys typed during the command come back.
+    import select
+
+    r, w = os.pipe()
+    seen = bytearray()
+
+    def type_when_running() -> None:
+        while b"running" not in seen:
+            got = os.read(r, 4096)
+            if not got:
+                return
+            seen.extend(got)
+        os.write(child.master, b"echo typed\r")  # (the user's keys, while it runs)
+        while got := os.read(r, 4096):
+            seen.extend(got)
+
+    watcher = threading.Thread(target=type_when_running, daemon=True)
+    watcher.start()
+    child.send_line("echo running; sleep 0.3; echo slept")
+    assert child.passthrough(None, w, settle_later=True).kind == "done"
+    os.close(w)
+    watcher.join(5)
+    os.close(r)
+    assert seen.endswith(b"slept\r\n")
+    assert child.settling and child.state.typeahead == b""
+    shown = b""
+    deadline = time.monotonic() + 5
+    while child.settling and time.monotonic() < deadline:
+        if select.select([child.master], [], [], 1)[0]:
+            got = child.read_idle()
+            assert got is not None
+            shown += got
+    assert not child.settling
+    # Nothing for the screen: no echo of the ack, only readline's own redraw
+    # (which the prompt drops as it drops it while idle).
+    from attyguard.shell.prompt import idle_noise
+
+    assert idle_noise(shown), shown
+    assert child.state.typeahead.replace(b"\n", b"\r") == b"echo typed\r"
+    assert run(child, "echo next") == ("done", b"next\r\n")  # nothing left for readline
+
+
+def test_a_run_with_keys_left_to_deliver_is_not_handed_over(child):
+    # Keys that never reached the command (it ended before the C mark: an
+    # empty line) are the prompt's, from this run: it ends at B as before.
+    child.send_line("")
+    result = child.passthrough(None, None, early=b"xy", settle_later=True)
+    assert result.kind == "done" and not child.settling
+    assert child.state.typeahead == b"xy"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -559,3 +560,44 @@ def test_switching_to_vi_mid_batch_uses_vi_keys_for_the_rest(pipe):
     # under the cursor (in emacs `x` would be typed).
     pipe.send_text("abc\x01\x14\x1bx\r")
     assert ui.read("$ ") == "bc"
+
+
+def test_keys_wait_while_bash_settles_and_the_drained_keys_go_first(pipe):
+    # The prompt is up while bash still finishes the last command: keys typed
+    # now are held (not accepted, not ahead of the keys bash drains), then
+    # follow the drained ones once `settle` answers.
+    ui = make(pipe)
+    r, w = os.pipe()
+    back = [False]
+    accepted: list[tuple[str, bool]] = []
+
+    def settle() -> str | None:
+        return "echo ab" if back[0] else None
+
+    def on_idle() -> bytes:
+        os.read(r, 64)
+        return b""
+
+    def after_render() -> None:
+        pipe.send_text("cd\r")  # typed after the prompt showed, before bash is back
+        loop = asyncio.get_running_loop()
+        processor = ui.session.app.key_processor
+
+        def when_read() -> None:
+            if not processor.input_queue:  # (not read from the input yet)
+                loop.call_soon(when_read)
+                return
+            back[0] = True
+            os.write(w, b"x")  # (bash's prompt mark arriving on the pty)
+
+        loop.call_soon(when_read)
+
+    try:
+        got = ui.read("$ ", idle_fd=r, on_idle=on_idle, settle=settle,
+                      after_render=after_render,
+                      on_accept=lambda text: accepted.append((text, back[0])))
+    finally:
+        os.close(r)
+        os.close(w)
+    assert got == "echo abcd"
+    assert accepted == [("echo abcd", True)]

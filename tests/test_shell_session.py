@@ -37,9 +37,10 @@ class FakeChild:
     pidfd: int | None = None
     exit_signal: int | None = None
     gone_while_held: bool = False
+    settling: bool = False  # (its runs end at B: nothing is left for the prompt's loop)
 
     def run(self, text: str, in_fd: int | None, out_fd: int | None,
-            early: bytes = b"") -> RunResult:
+            early: bytes = b"", settle_later: bool = False) -> RunResult:
         self.sent.append(text)
         return RunResult("more" if text in self.more_after else "done", 0)
 
@@ -178,7 +179,8 @@ class EarlyChild(FakeChild):
         self.early_sent.append(text)
 
     def passthrough(self, in_fd: int | None, out_fd: int | None,
-                    phase: str = "echo", early: bytes = b"") -> RunResult:
+                    phase: str = "echo", early: bytes = b"",
+                    settle_later: bool = False) -> RunResult:
         self.passed += 1
         return RunResult("done", 0)
 

@@ -104,6 +104,10 @@ class _Run:
     typed_nul: bool = False  # a NUL (Ctrl-@) went to the command: see `_eof_for`
     echo_held: bytes = b""  # after D: what may be the start of the ack's echo
     wakes: int = 0  # ^C sent again while cancelling (see _check_stalled)
+    # `passthrough(settle_later=True)`: at a clean D the run is handed to the
+    # prompt's event loop (`BashChild.settling`) instead of waiting here for B.
+    settle_later: bool = False
+    handed_over: bool = False
 
 
 def sanitize_line(text: str) -> bytes:
@@ -197,6 +201,13 @@ class BashChild:
         self._foreign_running = False
         # `[terminal]` stripping of programs' escape sequences (shell/oscfilter.py).
         self.osc_filter: OscFilter | None = None
+        # A run past its D mark whose end (the ack's echo, the T record, mark B)
+        # is read while the next prompt is already being drawn (`settling`).
+        self._settling: _Run | None = None
+        # While a settling run is read from the prompt's loop: its output, for
+        # the prompt to print above itself (instead of writing to a terminal fd).
+        self._capture: bytearray | None = None
+        self._held_capture = b""  # captured by `settle_now`, returned by the next read_idle
 
     # --- start-up -------------------------------------------------------------------
 
@@ -312,6 +323,7 @@ class BashChild:
     # --- running a line -------------------------------------------------------------
 
     def send_line(self, text: str, tty_fd: int | None = None) -> None:
+        self.settle_now()  # (never before bash is back at readline: see `settling`)
         if tty_fd is not None:
             self.sync_size_from(tty_fd)
         self.state.typeahead = b""
@@ -335,7 +347,7 @@ class BashChild:
             self._token, self._token_sent = self._token_sent, None
 
     def run(self, text: str, in_fd: int | None, out_fd: int | None,
-            early: bytes = b"") -> RunResult:
+            early: bytes = b"", settle_later: bool = False) -> RunResult:
         """Send `text` and pass the terminal through until bash is back at a prompt.
 
         `in_fd`/`out_fd` are the user's terminal (None: no passthrough, for
@@ -344,11 +356,23 @@ class BashChild:
         to the command once it runs, like keys typed then would.
         """
         self.send_line(text, in_fd)
-        return self.passthrough(in_fd, out_fd, early=early)
+        return self.passthrough(in_fd, out_fd, early=early, settle_later=settle_later)
 
     def passthrough(self, in_fd: int | None, out_fd: int | None,
-                    phase: Phase = Phase.ECHO, early: bytes = b"") -> RunResult:
-        run = _Run(phase=Phase(phase), early=early)
+                    phase: Phase = Phase.ECHO, early: bytes = b"",
+                    settle_later: bool = False) -> RunResult:
+        """Pass the terminal through until bash is back at a prompt (mark B).
+
+        `settle_later`: return already at the command's D mark (status, cwd and
+        PS1 known, the ack sent) when nothing is left for this run to deliver
+        (no held keys, no repair due); the rest of the run (bash drains
+        typeahead up to the ack, then draws PS1: mark B) is read by
+        `read_idle` from the next prompt's event loop, which draws meanwhile.
+        `settling` is True until B; every method that writes to bash first
+        waits for it (`settle_now`).
+        """
+        self.settle_now()
+        run = _Run(phase=Phase(phase), early=early, settle_later=settle_later)
         run.last_activity = time.monotonic()
         if phase is not Phase.RUN_QUIET:
             self.out_tail = b""  # (whether this run's output ends a line: session.py)
@@ -358,13 +382,16 @@ class BashChild:
                 self.sync_size_from(in_fd)
             old_winch = signal.signal(signal.SIGWINCH, on_winch)
         try:
-            while run.result is None:
+            while run.result is None and not run.handed_over:
                 if (run.phase is Phase.RUN and not run.repaired and not self._out_pending
                         and in_fd is not None and out_fd is not None):
                     self._pump(run, in_fd, out_fd)
-                    if run.result is not None:
+                    if run.result is not None or run.handed_over:
                         break
                 self._step(run, in_fd, out_fd, _STALL_S)
+            if run.handed_over and run.result is None:
+                self._settling = run
+                return RunResult(RunKind.DONE, self.state.status)
             # Keys never delivered (bash wanted a continuation line, or the
             # command ended first) stay the user's: the prompt gets them.
             if run.early or run.held:
@@ -379,6 +406,7 @@ class BashChild:
 
     def cancel_continuation(self) -> RunResult:
         """Abandon a half-entered command (bash is at PS2): ^C, then the prompt."""
+        self.settle_now()
         self._write_master(b"\x03")
         return self.passthrough(None, None, phase=Phase.RUN_QUIET)
 
@@ -420,7 +448,8 @@ class BashChild:
                 self._emit(out_fd, data)
                 continue
             self._handle_output(run, data, out_fd)
-            if run.phase is not Phase.RUN or run.result is not None or self._out_pending:
+            if (run.phase is not Phase.RUN or run.result is not None or run.handed_over
+                    or self._out_pending):
                 return
 
     def _step(self, run: _Run, in_fd: int | None, out_fd: int | None, timeout: float) -> None:
@@ -481,8 +510,11 @@ class BashChild:
         """Programs' output to the user's terminal, through the `[terminal]` filter."""
         if self.osc_filter is not None:
             data = self.osc_filter.feed(data)
-        if data:
+        if data and self._capture is not None:
+            self._capture += data  # (read from the prompt's loop: it prints them)
+        elif data:
             _write_all(out_fd, data)
+
     def _gone_while_held(self, run: _Run, out_fd: int | None) -> None:
         """bash has exited but the pty is still open (a background job holds it)."""
         while (data := self._read_master()):
@@ -587,6 +619,9 @@ class BashChild:
             run.got_d = True
             run.phase = Phase.AFTER_D
             self._write_master(self._ack)
+            if (run.settle_later and not self._needs_repair and not run.repaired
+                    and not run.early and not run.held and not self._out_pending):
+                run.handed_over = True
         elif mark.kind is MarkKind.PROMPT:
             if run.got_d:
                 if not run.got_t:
@@ -685,8 +720,71 @@ class BashChild:
 
     # --- idle: output while the prompt is shown ---------------------------------------
 
+    @property
+    def settling(self) -> bool:
+        """A run handed over at its D mark (`passthrough(settle_later=True)`) has not seen
+        mark B yet: bash is still draining typeahead and has not drawn its prompt.
+
+        Nothing may be sent to bash until then: a line written now would reach
+        a cooked tty (the `read` of the ack) instead of readline, or be
+        drained as typeahead. `read_idle` (the prompt's reader of the pty)
+        moves the run on; `settle_now` waits for it.
+        """
+        return self._settling is not None
+
+    def _settle_read(self, run: _Run) -> bool:
+        """Read and handle what bash wrote for a settling run; False: bash has gone."""
+        data = self._read_master()
+        if data is None or (not data and self.has_exited()):
+            self._settling = None
+            self.gone_while_held = data is not None
+            self._reap()
+            return False
+        if data:
+            self._handle_output(run, data, -1)  # (-1: only ever captured, see `_emit`)
+        if run.result is not None:
+            self._settling = None
+        return True
+
+    def settle_now(self, timeout: float = 5.0) -> None:
+        """Wait until a settling run has seen mark B (bash idle at readline again).
+
+        Its output, if any, is kept for the next `read_idle`. Bounded like
+        bash's own wait for the ack (`read -t 5` in hooks.bash).
+        """
+        run = self._settling
+        if run is None:
+            return
+        deadline = time.monotonic() + timeout
+        self._capture = bytearray(self._held_capture)
+        try:
+            while self._settling is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._settling = None  # (stops waiting, as bash stops waiting for the ack)
+                    break
+                if select.select([self.master], [], [], left)[0] and not self._settle_read(run):
+                    break
+        finally:
+            self._held_capture = bytes(self._capture)
+            self._capture = None
+
     def read_idle(self) -> bytes | None:
-        """Output that arrived while idle (background jobs), marks stripped; None: bash gone."""
+        """Output that arrived while idle (background jobs), marks stripped; None: bash gone.
+
+        While a run is settling (see `settling`), its end is read here: the
+        output that passes is returned like idle output.
+        """
+        held, self._held_capture = self._held_capture, b""
+        run = self._settling
+        if run is not None:
+            self._capture = bytearray(held)
+            try:
+                if not self._settle_read(run):
+                    return None
+                return bytes(self._capture)
+            finally:
+                self._capture = None
         data = self._read_master()
         if data is None or (not data and self.has_exited()):
             self.gone_while_held = data is not None
@@ -713,7 +811,7 @@ class BashChild:
         for text in self.notices:
             out += _notice(text)
         self.notices.clear()
-        return out
+        return held + out
 
     def _settle(self, timeout: float = 2.0) -> None:
         """Let bash finish a foreign (emptied) line before ours goes in."""
@@ -735,6 +833,7 @@ class BashChild:
 
     def complete(self, line: str, point: int, timeout: float = 2.0) -> tuple[str, list[str]]:
         """Ask the live bash for completions of `line` at `point`: (word, candidates)."""
+        self.settle_now()
         req = self.dir / "req"
         tmp = self.dir / "req.tmp"
         point_bytes = len(line[:point].encode("utf-8", "surrogateescape"))
@@ -761,6 +860,7 @@ class BashChild:
 
         bash must be idle at its prompt (readline reading), as for `complete`.
         """
+        self.settle_now()
         self._take_record(RecordKind.STATE)  # (a late answer to an earlier request is stale)
         # Written whole before the key is sent: bash reads it only on that key.
         fd = os.open(self.dir / "sreq", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -782,6 +882,7 @@ class BashChild:
     def expand_history(self, line: str, timeout: float = 2.0) -> tuple[int, str, str] | None:
         """bash's own history expansion of `line` (`history -p`, nothing stored):
         (status, expanded text, bash's error message); None if bash did not answer."""
+        self.settle_now()
         self._take_record(RecordKind.HISTORY)
         tmp = self.dir / "hreq.tmp"
         tmp.write_bytes(line.encode("utf-8", "surrogateescape") + b"\0")

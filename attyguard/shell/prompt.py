@@ -32,7 +32,7 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.shortcuts import CompleteStyle
 
 from attyguard.shell.completion import BashCompleter
-from attyguard.shell.ptk_patches import apply_patches, history_now
+from attyguard.shell.ptk_patches import KeyHold, apply_patches, history_now
 from attyguard.shell.warnings import WarnBuffer
 
 __all__ = ["ChildGone", "Eof", "Interrupted", "ShellPrompt", "idle_noise"]
@@ -171,7 +171,8 @@ class ShellPrompt:
         )
         warnings.on_change = self._invalidate
         # prompt_toolkit's internals adjusted for speed (ptk_patches.py): which applied.
-        self.patches: dict[str, bool] = apply_patches(self.session)
+        self._hold = KeyHold()
+        self.patches: dict[str, bool] = apply_patches(self.session, self._hold)
         # One event loop for every line: `PromptSession.prompt` would build and
         # tear down a fresh loop (epoll, self-pipe, signal handlers) per line.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -227,7 +228,8 @@ class ShellPrompt:
              on_idle: Callable[[], bytes | None] | None = None,
              gone_fd: int | None = None,
              after_render: Callable[[], None] | None = None,
-             on_accept: Callable[[str], None] | None = None) -> ReadResult:
+             on_accept: Callable[[str], None] | None = None,
+             settle: Callable[[], str | None] | None = None) -> ReadResult:
         """Read one line; while waiting, output on `idle_fd` is printed above the prompt.
 
         `on_accept(text)` runs as Enter accepts the line, before the prompt's
@@ -235,7 +237,16 @@ class ShellPrompt:
         returned as usual afterwards). `gone_fd` (bash's pidfd) becoming
         readable also calls `on_idle`: bash may end while a background job
         keeps `idle_fd` open and silent.
+
+        `settle`: the prompt is drawn while bash is still finishing the last
+        command (between its D and B marks, `BashChild.settling`); `on_idle`
+        reads the rest of it. `settle()` answers None until it is over, then
+        the keys bash drained (typed while the command ran) for this prompt.
+        Until then every key waits unprocessed (`KeyHold`): the drained keys
+        go first, and no line is accepted before bash can read it.
         """
+        if settle is not None and (idle_fd is None or on_idle is None):
+            raise ValueError("settle needs idle_fd and on_idle: they move the run on")
         watched = [fd for fd in (idle_fd, gone_fd) if fd is not None]
         gone = False
         loops: list[asyncio.AbstractEventLoop] = []
@@ -251,6 +262,31 @@ class ShellPrompt:
 
         self._on_accept = accepted
 
+        def replay(loop: asyncio.AbstractEventLoop, typed: str) -> None:
+            # Typeahead replays as keystrokes: Tab completes, Enter accepts
+            # (and the line then goes through the session's enforcement);
+            # Up and Ctrl-R among them recall from the history, loaded first.
+            # (First in the queue: keys read since were typed after them.)
+            processor = self.session.app.key_processor
+            if typed:
+                history_now(self.session.default_buffer)
+                presses: list[KeyPress] = []
+                parser = Vt100Parser(presses.append)
+                parser.feed(typed)
+                parser.flush()
+                processor.feed_multiple(presses, first=True)
+            if processor.input_queue:
+                loop.call_soon(processor.process_keys)
+
+        def settled(loop: asyncio.AbstractEventLoop) -> bool:
+            """Let the keys go once bash is back at readline (see `settle`)."""
+            got = settle() if settle is not None else ""
+            if got is None:
+                return False
+            self._hold.on = False
+            replay(loop, keys + got)
+            return True
+
         def pre_run() -> None:
             loop = asyncio.get_running_loop()
             if after_render is not None:
@@ -258,18 +294,8 @@ class ShellPrompt:
                     self.session.app.after_render -= once
                     loop.call_soon(after_render)
                 self.session.app.after_render += once
-            if keys:
-                # Typeahead replays as keystrokes: Tab completes, Enter accepts
-                # (and the line then goes through the session's enforcement);
-                # Up and Ctrl-R among them recall from the history, loaded first.
-                history_now(self.session.default_buffer)
-                presses: list[KeyPress] = []
-                parser = Vt100Parser(presses.append)
-                parser.feed(keys)
-                parser.flush()
-                processor = self.session.app.key_processor
-                processor.feed_multiple(presses)
-                loop.call_soon(processor.process_keys)
+            self._hold.on = True
+            settled(loop)
             if idle_fd is None or on_idle is None:
                 return
             loops.append(loop)
@@ -286,6 +312,8 @@ class ShellPrompt:
                     return
                 if data and not idle_noise(data):
                     run_in_terminal(lambda: _write_out(data))
+                if self._hold.on:
+                    settled(loop)
 
             for fd in watched:
                 loop.add_reader(fd, readable)
@@ -307,6 +335,7 @@ class ShellPrompt:
             return Interrupted()
         finally:
             self._on_accept = None
+            self._hold.on = False
             for loop in loops:
                 if not loop.is_closed():
                     for fd in watched:

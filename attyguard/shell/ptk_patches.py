@@ -43,17 +43,37 @@ from prompt_toolkit.utils import to_str
 
 from attyguard.shell.scrollback import erase_below_keeps_scrollback
 
-__all__ = ["PATCHES", "apply_patches", "history_now"]
+__all__ = ["PATCHES", "KeyHold", "apply_patches", "history_now"]
 
 # The names `apply_patches` reports, in the order it applies them.
 PATCHES = ("cache_key_bindings", "slim_layout", "status_bar_without_cpr",
            "no_redraw_after_accept", "less_loop_churn", "lean_input_processors",
            "heights_once_per_render", "no_last_line_class", "fast_history",
-           "erase_below_keeps_scrollback", "blank_runs_at_once")
+           "erase_below_keeps_scrollback", "blank_runs_at_once", "hold_keys")
 
 
-def apply_patches(session: PromptSession[str]) -> dict[str, bool]:
-    """Apply every patch to `session`'s application; which applied (name -> bool)."""
+class KeyHold:
+    """While `on`, the keys prompt_toolkit reads wait in its queue, unprocessed.
+
+    The next prompt is drawn as soon as bash reports a command's end (its D
+    mark), before bash has drained the keys typed during the command (they
+    come back as its T record) and is back at readline (mark B). Keys typed
+    meanwhile must neither overtake the drained ones nor be accepted while
+    bash cannot take a line yet: they are held until both are in
+    (`ShellPrompt.read`, `settle`). Answers to cursor-position requests are
+    not keys and are processed at once (the renderer waits for them).
+    """
+
+    def __init__(self) -> None:
+        self.on = False
+
+
+def apply_patches(session: PromptSession[str], hold: KeyHold | None = None,
+                  ) -> dict[str, bool]:
+    """Apply every patch to `session`'s application; which applied (name -> bool).
+
+    `hold`: the switch the `hold_keys` patch reads (a private one if None).
+    """
     app = session.app
     return {
         "cache_key_bindings": _cache_key_bindings(app),
@@ -67,7 +87,37 @@ def apply_patches(session: PromptSession[str]) -> dict[str, bool]:
         "fast_history": _fast_history(session.default_buffer),
         "erase_below_keeps_scrollback": erase_below_keeps_scrollback(app.output),
         "blank_runs_at_once": _blank_runs_at_once(),
+        "hold_keys": _hold_keys(app, hold if hold is not None else KeyHold()),
     }
+
+
+def _hold_keys(app: Application[str], hold: KeyHold) -> bool:
+    """`app`'s key processing waits while `hold.on` (see `KeyHold`)."""
+    from prompt_toolkit.keys import Keys
+
+    processor = app.key_processor
+    inner = getattr(processor, "process_keys", None)
+    if inner is None or not hasattr(getattr(processor, "input_queue", None), "extend"):
+        return False
+
+    def process_keys() -> None:
+        if not hold.on:
+            inner()
+            return
+        queue = processor.input_queue  # (`reset` replaces it: looked up each time)
+        answers = [p for p in queue if p.key is Keys.CPRResponse]
+        if not answers:
+            return
+        kept = [p for p in queue if p.key is not Keys.CPRResponse]
+        queue.clear()
+        queue.extend(answers)
+        try:
+            inner()
+        finally:
+            queue.extend(kept)
+
+    processor.process_keys = process_keys  # type: ignore[method-assign]
+    return True
 
 
 def _slim_layout(root: Container) -> bool:

@@ -384,11 +384,19 @@ class Session:
     def _run(self, text: str, full: str, early: str = "", sent: bool = False) -> RunResult:
         self._osc("133;C")
         keys = early.encode("utf-8", "surrogateescape")
+        # The next prompt starts at the command's D mark, while bash finishes
+        # (drains typeahead, draws its prompt: ~0.3 ms) on the other core;
+        # `loop` passes `_settled_keys` to the prompt, which holds keys till
+        # then. Not with keys of an earlier typeahead still queued: the
+        # drained ones must come after those (the old way keeps that order).
+        later = not self.keys
         with raw_terminal(self.in_fd):
             if sent:  # (by `accepting`: bash has the line already)
-                result = self.child.passthrough(self.in_fd, self.out_fd, early=keys)
+                result = self.child.passthrough(self.in_fd, self.out_fd, early=keys,
+                                                settle_later=later)
             else:
-                result = self.child.run(text, self.in_fd, self.out_fd, early=keys)
+                result = self.child.run(text, self.in_fd, self.out_fd, early=keys,
+                                        settle_later=later)
         self._tell_notices()
         if result.kind == "more":
             self.pending = full
@@ -418,6 +426,15 @@ class Session:
         self._held_marks += _finished_marks_text(self.config, status, self.child.state.cwd)
         self._held_marks += _keep_partial_line(self.child.out_tail, self.out_fd)
         self._collect_typeahead()
+
+    def _settled_keys(self) -> str | None:
+        """None while bash is still finishing the last command (`BashChild.settling`);
+        then the keys it drained for the prompt now shown (the rest wait in `keys`)."""
+        if self.child.settling:
+            return None
+        self._collect_typeahead()
+        keys, self.keys = split_typeahead(self.keys)
+        return keys
 
     def _collect_typeahead(self) -> None:
         """Keys typed while bash had the terminal: replayed into the next prompts."""
@@ -474,7 +491,8 @@ class Session:
                 message, default=default, keys=keys, after_render=first,
                 continuation=state.ps2, on_accept=self.accepting,
                 idle_fd=self.child.master, on_idle=self.child.read_idle,
-                gone_fd=self.child.pidfd)
+                gone_fd=self.child.pidfd,
+                settle=self._settled_keys if self.child.settling else None)
             if isinstance(got, ChildGone):
                 return self._ended(self.child.close())
             if not isinstance(got, str):
