@@ -60,7 +60,9 @@ __ag_names() {
   # (`trap -p`: a DEBUG trap runs before every command). The fields are left
   # in the caller's __ag_nrec. The function names, the traps and the shell key bindings
   # (__ag_bind) are read back through one file: a write and a read of it per
-  # prompt instead of three of each.
+  # prompt instead of three of each. (Not written to the channel directly:
+  # the builtins write line by line, and every write to the channel wakes
+  # the front end.)
   local k p km=emacs
   local -a out=() got=()
   for k in "${!BASH_ALIASES[@]}"; do out+=(a "$k" "${BASH_ALIASES[$k]}"); done
@@ -166,22 +168,30 @@ __ag_pre() {
 
 __ag_fix_hooks() {
   # Keep __ag_pre first and __ag_post last however the user or a framework
-  # (bash-preexec, starship, direnv…) rewrote PROMPT_COMMAND.
-  local -a kept=()
-  local item
-  for item in "${PROMPT_COMMAND[@]}"; do
-    [[ $item == __ag_pre || $item == __ag_post || -z $item ]] || kept+=("$item")
-  done
-  PROMPT_COMMAND=(__ag_pre "${kept[@]}" __ag_post)
+  # (bash-preexec, starship, direnv…) rewrote PROMPT_COMMAND. At almost every
+  # prompt nothing changed since the last one: the checks below compare
+  # first and rebuild only what did (bash interprets every statement here,
+  # at every prompt, on the way to the D mark).
+  if [[ ${PROMPT_COMMAND[*]@Q} != "${__ag_pc-(none)}" ]]; then
+    local -a kept=()
+    local item
+    for item in "${PROMPT_COMMAND[@]}"; do
+      [[ $item == __ag_pre || $item == __ag_post || -z $item ]] || kept+=("$item")
+    done
+    PROMPT_COMMAND=(__ag_pre "${kept[@]}" __ag_post)
+    __ag_pc=${PROMPT_COMMAND[*]@Q}
+  fi
   # The user may have set PS1/PS2 at the prompt or in a PROMPT_COMMAND item.
   __ag_ok=([1]="$__ag_b")
   if [[ -z ${PS1+set} ]]; then
     __ag_ps1= __ag_ps1_unset=1
-  elif [[ $PS1 != "$__ag_ps1_mark" ]]; then
+  else
+    __ag_ps1_unset=
     # (a mark a PROMPT_COMMAND item saw at the first prompt, kept in a
     # prompt it built, stands for the user's prompt; quoted replacement:
     # no patsub_replacement `&`)
-    __ag_ps1=${PS1//"$__ag_ps1_mark"/"$__ag_ps1"} __ag_ps1_unset=
+    [[ $PS1 == "$__ag_ps1" || $PS1 == "$__ag_ps1_mark" ]] \
+      || __ag_ps1=${PS1//"$__ag_ps1_mark"/"$__ag_ps1"}
   fi
   if [[ $PS2 != "$__ag_ps2_mark" ]]; then
     __ag_ps2=${PS2//"$__ag_ps2_mark"/"$__ag_ps2"}
@@ -193,7 +203,7 @@ __ag_fix_hooks() {
   histchars=
   # Child shells must not inherit the hidden prompts (PS1 is the user's, with
   # the user's attributes, whenever a command runs).
-  export -n PS2 PS0 PROMPT_COMMAND
+  [[ ${PS2@a}${PS0@a}${PROMPT_COMMAND@a} == *x* ]] && export -n PS2 PS0 PROMPT_COMMAND
   # (At a prompt, __ag_post passes "later": __ag_report checks the bindings
   # while the front end answers the D mark.)
   [[ ${1-} == later ]] || __ag_bind
@@ -204,7 +214,7 @@ __ag_report() {
   # hand typeahead back: keys typed while the command ran are still queued
   # on the tty; read them up to the front end's ack (GS nonce GS NUL) so they
   # are classified in the prompt buffer instead of reaching readline.
-  local st=$1 ps1 ps2
+  local st=$1 ps1 ps2 __ag_ch=
   __ag_setstatus "$st"
   ps1=${__ag_ps1@P}
   __ag_setstatus "$st"
@@ -216,13 +226,19 @@ __ag_report() {
   local hx= hv=
   [[ $- == *H* ]] && hx=$__ag_hc
   shopt -q histverify && hv=v
-  __ag_record D "$st" "$PWD" "$ps1" "$ps2" "$2" "$mode" "$hx" "$hv"
+  # This prompt's three records (D, N, T) share one open of the channel,
+  # closed again before readline starts (so no command inherits it).
+  # (No channel, the session directory gone: nothing reads the records.)
+  { exec {__ag_ch}>"$__ag_dir/ch"; } 2>/dev/null
+  [[ -n $__ag_ch ]] && printf '%s\0' "@$__ag_nonce" D "$st" "$PWD" "$ps1" "$ps2" "$2" "$mode" \
+    "$hx" "$hv" @end >&"$__ag_ch"
   # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
   # in the rescue path stdout is the command substitution.
   __ag_mark "D;$st" >/dev/tty 2>/dev/null || __ag_mark "D;$st" >&2
   # What the front end does not need for its ack is done while the ack
-  # travels (a round trip through the front end): the names and traps (sent
-  # with T below, before the prompt is drawn) and the key bindings' check.
+  # travels (a round trip through the front end): the names and traps (the
+  # N record, sent with T below, before the prompt is drawn) and the key
+  # bindings' check.
   local -a __ag_nrec=()
   __ag_names
   # The ack ends in a NUL, and the keys are read in NUL-separated pieces:
@@ -243,7 +259,10 @@ __ag_report() {
     ((++n > 10000)) && break
   done
   # N and T in one write (two records).
-  __ag_record N "${__ag_nrec[@]}" @end "@$__ag_nonce" T "${ta[@]}"
+  [[ -n $__ag_ch ]] || return 0
+  printf '%s\0' "@$__ag_nonce" N "${__ag_nrec[@]}" @end "@$__ag_nonce" T "${ta[@]}" @end \
+    >&"$__ag_ch"
+  exec {__ag_ch}>&-
 }
 
 __ag_post() {
