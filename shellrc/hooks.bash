@@ -80,8 +80,9 @@ __ag_names() {
 
 __ag_accept() {
   # Bound to Enter (before accept-line, in one macro). At the prompt the line
-  # must end with US TOKEN US NEXT, as the front end sends it: the token is
-  # checked and the next one kept. Anything else did not come from the front
+  # must carry US TOKEN US NEXT, as the front end sends it (before the line;
+  # after it only in the repair line): the token is checked and the next one
+  # kept. Anything else did not come from the front
   # end: emptied (readline then accepts an empty line) and reported once (F).
   # Inside a command (`read -e`, __ag_n != __ag_done) Enter is left alone,
   # unless PROMPT_COMMAND lost __ag_post (unset, or replaced as a whole
@@ -91,16 +92,32 @@ __ag_accept() {
   local __ag_st=$?
   if ((__ag_n == __ag_done)) || [[ " ${PROMPT_COMMAND[*]-} " != *[\ \;]__ag_post[\ \;]* ]]
   then
-    local __ag_next=${READLINE_LINE##*$'\x1f'} __ag_rest=${READLINE_LINE%$'\x1f'*}
-    local __ag_got=${__ag_rest##*$'\x1f'}
+    local __ag_l=$READLINE_LINE __ag_got= __ag_next=
+    if [[ $__ag_l == $'\x1f'*$'\x1f'*$'\x1f'* ]]; then
+      # Every line the front end sends: US TOKEN US NEXT US LINE. Keys
+      # injected while readline waited (TIOCSTI, no Enter) come before the
+      # first US: then this does not match, and neither does the form below.
+      __ag_l=${__ag_l#$'\x1f'}
+      __ag_got=${__ag_l%%$'\x1f'*}
+      __ag_l=${__ag_l#*$'\x1f'}
+      __ag_next=${__ag_l%%$'\x1f'*}
+      __ag_l=${__ag_l#*$'\x1f'}
+    elif [[ $__ag_l == *$'\x1f'*$'\x1f'* ]]; then
+      # The repair line (shell/bash.py, _check_stalled): LINE US TOKEN US NEXT,
+      # so that a bash without these hooks reads the tokens as a comment; it
+      # begins with a ^U, which discards anything before it.
+      __ag_next=${__ag_l##*$'\x1f'}
+      __ag_l=${__ag_l%$'\x1f'*}
+      __ag_got=${__ag_l##*$'\x1f'}
+      __ag_l=${__ag_l%$'\x1f'*}
+    fi
     # (Patterns, not =~: a regex is compiled again at every use, ~15 us per line.
     # The characters are listed, not a range: ranges follow the locale
     # without globasciiranges.)
-    if [[ $READLINE_LINE == *$'\x1f'*$'\x1f'* && $__ag_got == "$__ag_tok" \
-          && ${#__ag_next} == 22 \
+    if [[ -n $__ag_got && $__ag_got == "$__ag_tok" && ${#__ag_next} == 22 \
           && $__ag_next != *[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/]* ]]
     then
-      READLINE_LINE=${__ag_rest%$'\x1f'*}
+      READLINE_LINE=$__ag_l
       __ag_tok=$__ag_next
     else
       [[ -n $READLINE_LINE ]] && __ag_record F "$READLINE_LINE"
@@ -225,7 +242,7 @@ __ag_report() {
   # whether `shopt -s histverify` wants the result edited rather than run.
   local hx= hv=
   [[ $- == *H* ]] && hx=$__ag_hc
-  shopt -q histverify && hv=v
+  [[ :$BASHOPTS: == *:histverify:* ]] && hv=v  # (BASHOPTS: no builtin call)
   # This prompt's three records (D, N, T) share one open of the channel,
   # closed again before readline starts (so no command inherits it).
   # (No channel, the session directory gone: nothing reads the records.)
@@ -248,16 +265,38 @@ __ag_report() {
   # record, and the front end puts the Ctrl-D back between them. Without
   # typeahead this is one read. (-t: a front end that never acks must not
   # wedge the shell.)
-  local ack=$'\x1d'"$__ag_nonce"$'\x1d' piece n=0
+  local ack=$'\x1d'"$__ag_nonce"$'\x1d' piece= first n=0
   local -a ta=()
-  while IFS= read -r -s -d '' -t 5 piece; do
+  # The first byte is waited for with the timeout, the rest of its piece
+  # without: bash's `read -t` polls the terminal before every byte (four
+  # system calls a byte instead of one), and with nothing typed meanwhile
+  # that rest is the rest of the ack, already queued (the front end writes
+  # it whole). The front end acks every D whose record it got (the channel
+  # was open): the read ends at the ack's NUL at the latest, or at end of
+  # file if the front end has gone.
+  if IFS= read -r -s -d '' -n 1 -t 5 first; then
+    if [[ -n $first ]]; then
+      if [[ -n $__ag_ch ]]; then
+        IFS= read -r -s -d '' piece
+      else
+        IFS= read -r -s -d '' -t 5 piece
+      fi
+      piece=$first$piece
+    fi
     if [[ $piece == *"$ack" ]]; then
       ta+=("${piece%"$ack"}")
-      break
+    else
+      ta+=("$piece")
+      while IFS= read -r -s -d '' -t 5 piece; do
+        if [[ $piece == *"$ack" ]]; then
+          ta+=("${piece%"$ack"}")
+          break
+        fi
+        ta+=("$piece")
+        ((++n > 10000)) && break
+      done
     fi
-    ta+=("$piece")
-    ((++n > 10000)) && break
-  done
+  fi
   # N and T in one write (two records).
   [[ -n $__ag_ch ]] || return 0
   printf '%s\0' "@$__ag_nonce" N "${__ag_nrec[@]}" @end "@$__ag_nonce" T "${ta[@]}" @end \
