@@ -246,7 +246,8 @@ __ag_report() {
   # This prompt's three records (D, N, T) share one open of the channel,
   # closed again before readline starts (so no command inherits it).
   # (No channel, the session directory gone: nothing reads the records.)
-  { exec {__ag_ch}>"$__ag_dir/ch"; } 2>/dev/null
+  # (-p first: the open needs no redirection of stderr, itself an open.)
+  [[ -p $__ag_dir/ch ]] && exec {__ag_ch}>"$__ag_dir/ch"
   [[ -n $__ag_ch ]] && printf '%s\0' "@$__ag_nonce" D "$st" "$PWD" "$ps1" "$ps2" "$2" "$mode" \
     "$hx" "$hv" @end >&"$__ag_ch"
   # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
