@@ -75,7 +75,7 @@ __ag_names() {
     >"$__ag_dir/fbody" 2>/dev/null
   mapfile -t -d '' got <"$__ag_dir/fbody"
   __ag_nrec=("${out[@]}" F "${got[0]-}" T "${got[1]-}")
-  __ag_bind "${got[2]-}"
+  [[ -n ${got[2]-} && ${got[2]} == "${__ag_bound-}" ]] || __ag_bind "${got[2]-}"
 }
 
 __ag_accept() {
@@ -231,11 +231,14 @@ __ag_report() {
   # hand typeahead back: keys typed while the command ran are still queued
   # on the tty; read them up to the front end's ack (GS nonce GS NUL) so they
   # are classified in the prompt buffer instead of reaching readline.
-  local st=$1 ps1 ps2 __ag_ch=
+  local st=$1 ps1 ps2=$__ag_ps2 __ag_ch=
   __ag_setstatus "$st"
   ps1=${__ag_ps1@P}
-  __ag_setstatus "$st"
-  ps2=${__ag_ps2@P}
+  # (PS2 is most often plain text, e.g. "> ": nothing to expand)
+  if [[ $ps2 == *[\\\$\`]* ]]; then
+    __ag_setstatus "$st"
+    ps2=${__ag_ps2@P}
+  fi
   local mode=emacs
   [[ -o vi ]] && mode=vi
   # History expansion as the user has it: their characters if `set -H`, and
@@ -252,7 +255,8 @@ __ag_report() {
     "$hx" "$hv" @end >&"$__ag_ch"
   # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
   # in the rescue path stdout is the command substitution.
-  __ag_mark "D;$st" >/dev/tty 2>/dev/null || __ag_mark "D;$st" >&2
+  printf '\e]133;ag-%s;D;%s\a' "$__ag_nonce" "$st" >/dev/tty 2>/dev/null \
+    || __ag_mark "D;$st" >&2
   # What the front end does not need for its ack is done while the ack
   # travels (a round trip through the front end): the names and traps (the
   # N record, sent with T below, before the prompt is drawn) and the key
@@ -316,9 +320,21 @@ __ag_post() {
     __ag_hc=$histchars
   fi
   __ag_done=$__ag_n
-  __ag_fix_hooks later
+  # Nothing changed since the last prompt (the usual case): only the mark goes
+  # back in PS1. Else __ag_fix_hooks puts everything right. (One test instead
+  # of a call: bash copies a function's body at every call, and this runs at
+  # every prompt on the way to the D mark.)
+  if [[ ${PROMPT_COMMAND[*]@Q} == "${__ag_pc-(none)}" && -n ${PS1+set} && $PS1 == "$__ag_ps1"
+        && -z $__ag_ps1_unset && $PS2 == "$__ag_ps2_mark" && $PS0 == *"$__ag_ps0_mark"*
+        && ${histchars-x} == "" && ${#__ag_ok[@]} == 1 && ${__ag_ok[1]-} == "$__ag_b"
+        && ${PS2@a}${PS0@a}${PROMPT_COMMAND@a} != *x* ]]
+  then
+    PS1=$__ag_ps1_mark
+  else
+    __ag_fix_hooks later
+  fi
   __ag_report "$st" ""
-  __ag_setstatus "$st"
+  return "$st"
 }
 
 __ag_rescue() {
