@@ -586,7 +586,10 @@ class BashChild:
                 # token did not match. Say so once, never showing the tokens.
                 ours = [t for t in self.notices if sent in t]
                 self.notices = [t for t in self.notices if sent not in t]
-                before = [t.split("\x1f", 1)[0] for t in ours]
+                # (only before a leading-token line: the repair line's own text,
+                # which names the nonce, is never shown)
+                lead = f"\x1f{self._token}\x1f{sent}\x1f"
+                before = [t.split(lead, 1)[0] for t in ours if lead in t]
                 self.notices += [f"{b} (found before your line, which did not run either)"
                                  for b in before if b]
                 if not any(before):
