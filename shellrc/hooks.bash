@@ -60,7 +60,9 @@ __ag_names() {
   # (`trap -p`: a DEBUG trap runs before every command). The fields are left
   # in the caller's __ag_nrec. The function names, the traps and the shell key bindings
   # (__ag_bind) are read back through one file: a write and a read of it per
-  # prompt instead of three of each.
+  # prompt instead of three of each. (Not written to the channel directly:
+  # the builtins write line by line, and every write to the channel wakes
+  # the front end.)
   local k p km=emacs
   local -a out=() got=()
   for k in "${!BASH_ALIASES[@]}"; do out+=(a "$k" "${BASH_ALIASES[$k]}"); done
@@ -73,13 +75,14 @@ __ag_names() {
     >"$__ag_dir/fbody" 2>/dev/null
   mapfile -t -d '' got <"$__ag_dir/fbody"
   __ag_nrec=("${out[@]}" F "${got[0]-}" T "${got[1]-}")
-  __ag_bind "${got[2]-}"
+  [[ -n ${got[2]-} && ${got[2]} == "${__ag_bound-}" ]] || __ag_bind "${got[2]-}"
 }
 
 __ag_accept() {
   # Bound to Enter (before accept-line, in one macro). At the prompt the line
-  # must end with US TOKEN US NEXT, as the front end sends it: the token is
-  # checked and the next one kept. Anything else did not come from the front
+  # must carry US TOKEN US NEXT, as the front end sends it (before the line;
+  # after it only in the repair line): the token is checked and the next one
+  # kept. Anything else did not come from the front
   # end: emptied (readline then accepts an empty line) and reported once (F).
   # Inside a command (`read -e`, __ag_n != __ag_done) Enter is left alone,
   # unless PROMPT_COMMAND lost __ag_post (unset, or replaced as a whole
@@ -89,16 +92,32 @@ __ag_accept() {
   local __ag_st=$?
   if ((__ag_n == __ag_done)) || [[ " ${PROMPT_COMMAND[*]-} " != *[\ \;]__ag_post[\ \;]* ]]
   then
-    local __ag_next=${READLINE_LINE##*$'\x1f'} __ag_rest=${READLINE_LINE%$'\x1f'*}
-    local __ag_got=${__ag_rest##*$'\x1f'}
+    local __ag_l=$READLINE_LINE __ag_got= __ag_next=
+    if [[ $__ag_l == $'\x1f'*$'\x1f'*$'\x1f'* ]]; then
+      # Every line the front end sends: US TOKEN US NEXT US LINE. Keys
+      # injected while readline waited (TIOCSTI, no Enter) come before the
+      # first US: then this does not match, and neither does the form below.
+      __ag_l=${__ag_l#$'\x1f'}
+      __ag_got=${__ag_l%%$'\x1f'*}
+      __ag_l=${__ag_l#*$'\x1f'}
+      __ag_next=${__ag_l%%$'\x1f'*}
+      __ag_l=${__ag_l#*$'\x1f'}
+    elif [[ $__ag_l == *$'\x1f'*$'\x1f'* ]]; then
+      # The repair line (shell/bash.py, _check_stalled): LINE US TOKEN US NEXT,
+      # so that a bash without these hooks reads the tokens as a comment; it
+      # begins with a ^U, which discards anything before it.
+      __ag_next=${__ag_l##*$'\x1f'}
+      __ag_l=${__ag_l%$'\x1f'*}
+      __ag_got=${__ag_l##*$'\x1f'}
+      __ag_l=${__ag_l%$'\x1f'*}
+    fi
     # (Patterns, not =~: a regex is compiled again at every use, ~15 us per line.
     # The characters are listed, not a range: ranges follow the locale
     # without globasciiranges.)
-    if [[ $READLINE_LINE == *$'\x1f'*$'\x1f'* && $__ag_got == "$__ag_tok" \
-          && ${#__ag_next} == 22 \
+    if [[ -n $__ag_got && $__ag_got == "$__ag_tok" && ${#__ag_next} == 22 \
           && $__ag_next != *[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/]* ]]
     then
-      READLINE_LINE=${__ag_rest%$'\x1f'*}
+      READLINE_LINE=$__ag_l
       __ag_tok=$__ag_next
     else
       [[ -n $READLINE_LINE ]] && __ag_record F "$READLINE_LINE"
@@ -166,22 +185,30 @@ __ag_pre() {
 
 __ag_fix_hooks() {
   # Keep __ag_pre first and __ag_post last however the user or a framework
-  # (bash-preexec, starship, direnv…) rewrote PROMPT_COMMAND.
-  local -a kept=()
-  local item
-  for item in "${PROMPT_COMMAND[@]}"; do
-    [[ $item == __ag_pre || $item == __ag_post || -z $item ]] || kept+=("$item")
-  done
-  PROMPT_COMMAND=(__ag_pre "${kept[@]}" __ag_post)
+  # (bash-preexec, starship, direnv…) rewrote PROMPT_COMMAND. At almost every
+  # prompt nothing changed since the last one: the checks below compare
+  # first and rebuild only what did (bash interprets every statement here,
+  # at every prompt, on the way to the D mark).
+  if [[ ${PROMPT_COMMAND[*]@Q} != "${__ag_pc-(none)}" ]]; then
+    local -a kept=()
+    local item
+    for item in "${PROMPT_COMMAND[@]}"; do
+      [[ $item == __ag_pre || $item == __ag_post || -z $item ]] || kept+=("$item")
+    done
+    PROMPT_COMMAND=(__ag_pre "${kept[@]}" __ag_post)
+    __ag_pc=${PROMPT_COMMAND[*]@Q}
+  fi
   # The user may have set PS1/PS2 at the prompt or in a PROMPT_COMMAND item.
   __ag_ok=([1]="$__ag_b")
   if [[ -z ${PS1+set} ]]; then
     __ag_ps1= __ag_ps1_unset=1
-  elif [[ $PS1 != "$__ag_ps1_mark" ]]; then
+  else
+    __ag_ps1_unset=
     # (a mark a PROMPT_COMMAND item saw at the first prompt, kept in a
     # prompt it built, stands for the user's prompt; quoted replacement:
     # no patsub_replacement `&`)
-    __ag_ps1=${PS1//"$__ag_ps1_mark"/"$__ag_ps1"} __ag_ps1_unset=
+    [[ $PS1 == "$__ag_ps1" || $PS1 == "$__ag_ps1_mark" ]] \
+      || __ag_ps1=${PS1//"$__ag_ps1_mark"/"$__ag_ps1"}
   fi
   if [[ $PS2 != "$__ag_ps2_mark" ]]; then
     __ag_ps2=${PS2//"$__ag_ps2_mark"/"$__ag_ps2"}
@@ -193,7 +220,7 @@ __ag_fix_hooks() {
   histchars=
   # Child shells must not inherit the hidden prompts (PS1 is the user's, with
   # the user's attributes, whenever a command runs).
-  export -n PS2 PS0 PROMPT_COMMAND
+  [[ ${PS2@a}${PS0@a}${PROMPT_COMMAND@a} == *x* ]] && export -n PS2 PS0 PROMPT_COMMAND
   # (At a prompt, __ag_post passes "later": __ag_report checks the bindings
   # while the front end answers the D mark.)
   [[ ${1-} == later ]] || __ag_bind
@@ -204,25 +231,36 @@ __ag_report() {
   # hand typeahead back: keys typed while the command ran are still queued
   # on the tty; read them up to the front end's ack (GS nonce GS NUL) so they
   # are classified in the prompt buffer instead of reaching readline.
-  local st=$1 ps1 ps2
+  local st=$1 ps1 ps2=$__ag_ps2 __ag_ch=
   __ag_setstatus "$st"
   ps1=${__ag_ps1@P}
-  __ag_setstatus "$st"
-  ps2=${__ag_ps2@P}
+  # (PS2 is most often plain text, e.g. "> ": nothing to expand)
+  if [[ $ps2 == *[\\\$\`]* ]]; then
+    __ag_setstatus "$st"
+    ps2=${__ag_ps2@P}
+  fi
   local mode=emacs
   [[ -o vi ]] && mode=vi
   # History expansion as the user has it: their characters if `set -H`, and
   # whether `shopt -s histverify` wants the result edited rather than run.
   local hx= hv=
   [[ $- == *H* ]] && hx=$__ag_hc
-  shopt -q histverify && hv=v
-  __ag_record D "$st" "$PWD" "$ps1" "$ps2" "$2" "$mode" "$hx" "$hv"
+  [[ :$BASHOPTS: == *:histverify:* ]] && hv=v  # (BASHOPTS: no builtin call)
+  # This prompt's three records (D, N, T) share one open of the channel,
+  # closed again before readline starts (so no command inherits it).
+  # (No channel, the session directory gone: nothing reads the records.)
+  # (-p first: the open needs no redirection of stderr, itself an open.)
+  [[ -p $__ag_dir/ch ]] && exec {__ag_ch}>"$__ag_dir/ch"
+  [[ -n $__ag_ch ]] && printf '%s\0' "@$__ag_nonce" D "$st" "$PWD" "$ps1" "$ps2" "$2" "$mode" \
+    "$hx" "$hv" @end >&"$__ag_ch"
   # To the terminal itself: stdout/stderr may be redirected (exec 2>log), and
   # in the rescue path stdout is the command substitution.
-  __ag_mark "D;$st" >/dev/tty 2>/dev/null || __ag_mark "D;$st" >&2
+  printf '\e]133;ag-%s;D;%s\a' "$__ag_nonce" "$st" >/dev/tty 2>/dev/null \
+    || __ag_mark "D;$st" >&2
   # What the front end does not need for its ack is done while the ack
-  # travels (a round trip through the front end): the names and traps (sent
-  # with T below, before the prompt is drawn) and the key bindings' check.
+  # travels (a round trip through the front end): the names and traps (the
+  # N record, sent with T below, before the prompt is drawn) and the key
+  # bindings' check.
   local -a __ag_nrec=()
   __ag_names
   # The ack ends in a NUL, and the keys are read in NUL-separated pieces:
@@ -232,18 +270,43 @@ __ag_report() {
   # record, and the front end puts the Ctrl-D back between them. Without
   # typeahead this is one read. (-t: a front end that never acks must not
   # wedge the shell.)
-  local ack=$'\x1d'"$__ag_nonce"$'\x1d' piece n=0
+  local ack=$'\x1d'"$__ag_nonce"$'\x1d' piece= first n=0
   local -a ta=()
-  while IFS= read -r -s -d '' -t 5 piece; do
+  # The first byte is waited for with the timeout, the rest of its piece
+  # without: bash's `read -t` polls the terminal before every byte (four
+  # system calls a byte instead of one), and with nothing typed meanwhile
+  # that rest is the rest of the ack, already queued (the front end writes
+  # it whole). The front end acks every D whose record it got (the channel
+  # was open): the read ends at the ack's NUL at the latest, or at end of
+  # file if the front end has gone.
+  if IFS= read -r -s -d '' -n 1 -t 5 first; then
+    if [[ -n $first ]]; then
+      if [[ -n $__ag_ch ]]; then
+        IFS= read -r -s -d '' piece
+      else
+        IFS= read -r -s -d '' -t 5 piece
+      fi
+      piece=$first$piece
+    fi
     if [[ $piece == *"$ack" ]]; then
       ta+=("${piece%"$ack"}")
-      break
+    else
+      ta+=("$piece")
+      while IFS= read -r -s -d '' -t 5 piece; do
+        if [[ $piece == *"$ack" ]]; then
+          ta+=("${piece%"$ack"}")
+          break
+        fi
+        ta+=("$piece")
+        ((++n > 10000)) && break
+      done
     fi
-    ta+=("$piece")
-    ((++n > 10000)) && break
-  done
+  fi
   # N and T in one write (two records).
-  __ag_record N "${__ag_nrec[@]}" @end "@$__ag_nonce" T "${ta[@]}"
+  [[ -n $__ag_ch ]] || return 0
+  printf '%s\0' "@$__ag_nonce" N "${__ag_nrec[@]}" @end "@$__ag_nonce" T "${ta[@]}" @end \
+    >&"$__ag_ch"
+  exec {__ag_ch}>&-
 }
 
 __ag_post() {
@@ -257,9 +320,21 @@ __ag_post() {
     __ag_hc=$histchars
   fi
   __ag_done=$__ag_n
-  __ag_fix_hooks later
+  # Nothing changed since the last prompt (the usual case): only the mark goes
+  # back in PS1. Else __ag_fix_hooks puts everything right. (One test instead
+  # of a call: bash copies a function's body at every call, and this runs at
+  # every prompt on the way to the D mark.)
+  if [[ ${PROMPT_COMMAND[*]@Q} == "${__ag_pc-(none)}" && -n ${PS1+set} && $PS1 == "$__ag_ps1"
+        && -z $__ag_ps1_unset && $PS2 == "$__ag_ps2_mark" && $PS0 == *"$__ag_ps0_mark"*
+        && ${histchars-x} == "" && ${#__ag_ok[@]} == 1 && ${__ag_ok[1]-} == "$__ag_b"
+        && ${PS2@a}${PS0@a}${PROMPT_COMMAND@a} != *x* ]]
+  then
+    PS1=$__ag_ps1_mark
+  else
+    __ag_fix_hooks later
+  fi
   __ag_report "$st" ""
-  __ag_setstatus "$st"
+  return "$st"
 }
 
 __ag_rescue() {

@@ -108,8 +108,9 @@ def test_the_kinds_are_exactly_the_letters_the_hooks_print():
     from attyguard.shell.marks import MarkKind, RecordKind
 
     hooks = (Path(__file__).parents[1] / "shellrc" / "hooks.bash").read_text()
-    # (a second record in the same write follows `@end "@$__ag_nonce"`)
-    records = set(re.findall(r"(?:__ag_record|@end \"@\$__ag_nonce\") ([A-Z]) ", hooks))
+    # (a record written with printf to the prompt's channel fd, or a second record
+    # in the same write, follows `"@$__ag_nonce"`)
+    records = set(re.findall(r"(?:__ag_record|\"@\$__ag_nonce\") ([A-Z]) ", hooks))
     marks = set(re.findall(r"\"\$__ag_nonce\"\$';([A-Z])\\a'", hooks))
     marks |= set(re.findall(r"__ag_mark \"([A-Z]);", hooks))
     assert records == {k.value for k in RecordKind}

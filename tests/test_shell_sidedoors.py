@@ -108,3 +108,39 @@ def test_a_forged_record_on_the_channel_is_ignored(child):
         os.close(fd)
     run(child, "true")
     assert child.state.cwd == before
+
+
+def test_keys_injected_without_enter_never_become_part_of_our_line(child, tmp_path):
+    # TIOCSTI keys with no Enter wait in readline's buffer; the front end's next
+    # line lands after them. The tokens lead our line, so the whole buffer is
+    # refused instead of running the injected prefix with our line's token.
+    marker = tmp_path / "prefixed"
+    injector = tmp_path / "inject.py"
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    injector.write_text(
+        "import fcntl, termios\n"
+        f"open({str(go)!r}, 'rb').read(1)\n"
+        f"for c in b'touch {marker}; #':\n"
+        "    fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))\n")
+    run(child, f"{sys.executable} {injector} &")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fd = os.open(go, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:  # ENXIO: the injector has not opened its end yet
+            assert time.monotonic() < deadline, "the injector never started"
+            select.select([], [], [], 0.02)
+    os.write(fd, b"g")
+    os.close(fd)
+    idle_until(child, b"; #")  # readline echoed the injected keys: they wait in its buffer
+    out = run(child, "echo ours")
+    assert b"ours\r\n" not in out
+    assert not marker.exists()
+    # The user is told, with the injected text and never the tokens.
+    notes = [n for n in child.notices if "touch" in n]
+    assert notes and all("\x1f" not in n and child._token not in n for n in notes)
+    # In step again: the next line runs.
+    assert b"again\r\n" in run(child, "echo again")
+    assert not marker.exists()

@@ -330,16 +330,20 @@ class BashChild:
         if self._foreign_running:
             self._settle()
         _debug("send", text)
-        self._write_master(_PASTE_START + sanitize_line(text) + self._line_token() + _PASTE_END
-                           + b"\r")
+        # The tokens lead the line: keys injected while readline waited (TIOCSTI)
+        # sit before them in readline's buffer, and __ag_accept refuses the lot.
+        self._write_master(_PASTE_START + self._line_token(lead=True) + sanitize_line(text)
+                           + _PASTE_END + b"\r")
 
-    def _line_token(self) -> bytes:
-        """US TOKEN US NEXT: what __ag_accept checks at Enter (no token: a bash without
-        our hooks, e.g. in tests that drive one directly)."""
+    def _line_token(self, lead: bool = False) -> bytes:
+        """What __ag_accept checks at Enter: US TOKEN US NEXT US before the line
+        (`lead`), or US TOKEN US NEXT after it (the repair line, which a bash
+        without our hooks must read as a comment). No token: a bash without
+        our hooks, e.g. in tests that drive one directly."""
         if not self._token:
             return b""
         self._token_sent = line_token()
-        return f"\x1f{self._token}\x1f{self._token_sent}".encode()
+        return f"\x1f{self._token}\x1f{self._token_sent}{chr(0x1f) if lead else ''}".encode()
 
     def _token_taken(self) -> None:
         """bash accepted the line we sent (a mark says so): its next token is current."""
@@ -609,9 +613,19 @@ class BashChild:
                 return  # a D mark without its record is forged: ignore it
             sent = self._token_sent
             if sent is not None and any(sent in text for text in self.notices):
-                # bash emptied our own line (its token did not match): say so once.
+                # bash emptied our own line: keys that did not come from us were in
+                # readline's buffer before it (injected while bash waited), or its
+                # token did not match. Say so once, never showing the tokens.
+                ours = [t for t in self.notices if sent in t]
                 self.notices = [t for t in self.notices if sent not in t]
-                self.notices.append("(a line from attyguard itself: its token did not match)")
+                # (only before a leading-token line: the repair line's own text,
+                # which names the nonce, is never shown)
+                lead = f"\x1f{self._token}\x1f{sent}\x1f"
+                before = [t.split(lead, 1)[0] for t in ours if lead in t]
+                self.notices += [f"{b} (found before your line, which did not run either)"
+                                 for b in before if b]
+                if not any(before):
+                    self.notices.append("(a line from attyguard itself: its token did not match)")
                 self._token_sent = None
             else:
                 self._token_taken()  # (an empty line: accepted, no C)
