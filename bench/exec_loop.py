@@ -1,7 +1,8 @@
 """Exec loop: fork+exec of /bin/true N times, sensors off vs warn vs enforce, in one run.
 
     .venv/bin/python bench/exec_loop.py [--execs 5000] [--rounds 5] [--judge allow|engine]
-                                        [--rungs fanotify,signal,audit] [--loader-cost] [--json]
+                                        [--rungs fanotify,signal,audit] [--loader-cost]
+                                        [--compare-helper OLD.so] [--bpf-stats] [--json]
 
 A guarded `bash` runs `for ((i = 0; i < N; i++)); do /bin/true; done` (bash's
 own fork + execve, as a script does); the figure is its wall time. Conditions
@@ -20,7 +21,13 @@ the C fast path (the floor of rung 2's mechanism, and what every process
 outside the guarded trees pays). `--loader-cost` adds `fanotify/enforce-noloader`:
 enforce with an ignore mark on the ELF loader (ld.so), which is NOT a supported
 configuration (a direct `ld.so PROG` exec would go unjudged): it shows what the
-loader's second permission wait costs. Needs root; prints figures, asserts nothing.
+loader's second permission wait costs. `--compare-helper OLD.so` adds
+`fanotify/enforce-alt`, the same layer answered by another build of fanswer.c
+(e.g. main's: `cc -O2 -shared -fPIC -pthread -I K K/fanswer.c -o OLD.so -l:libbpf.so.1`
+with K main's attyguard/kernel):
+a before/after of the C loop in one interleaved run. `--bpf-stats` turns on
+kernel.bpf_stats_enabled during each layer's runs and prints the exec programs'
+mean run time (bpftool's run_time_ns / run_cnt). Needs root; prints figures, asserts nothing.
 Target (issue 10): enforce on rung 2 ≤ 1.10 × off (goal 1.05).
 """
 
@@ -35,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from attyguard.kernel.events import ExecDecision, ExecEvent, Rung
 from attyguard.kernel.layer import KernelLayer, Mode, probe
@@ -106,6 +114,46 @@ def make_decide(judge: str) -> tuple[object, list[int]]:
     return decide, calls
 
 
+def load_alt_helper(path: str) -> object:
+    """--compare-helper: another build of fanswer.c, declared as load_helper declares
+    the current one (the bench swaps it in by hand for its own condition only)."""
+    from attyguard.kernel import build
+    from attyguard.kernel import fanotify as fan
+
+    own = fan.load_helper()
+    if isinstance(own, str):
+        raise SystemExit(f"exec_loop: no C helper to compare with: {own}")
+    saved = build.helper_path, build.helper_stale_reason
+    fan._helper = None
+    build.helper_path = lambda *a: Path(path)  # type: ignore[assignment]
+    build.helper_stale_reason = lambda *a: None  # type: ignore[assignment]
+    try:
+        alt = fan.load_helper()
+    finally:
+        build.helper_path, build.helper_stale_reason = saved
+        fan._helper, fan._helper_error = own, None
+    if isinstance(alt, str):
+        raise SystemExit(f"exec_loop: {alt}")
+    return alt
+
+
+def bpf_prog_times() -> dict[str, tuple[int, int]]:
+    """Our programs' (run_cnt, run_time_ns) from bpftool (kernel.bpf_stats_enabled on)."""
+    try:
+        out = subprocess.run(["bpftool", "--json", "prog", "show"], capture_output=True,
+                             text=True, check=True, env={**os.environ, "PATH": os.environ.get(
+                                 "PATH", "") + ":/usr/sbin:/sbin"}).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"exec_loop: --bpf-stats needs bpftool: {exc}") from None
+    return {p["name"]: (p.get("run_cnt", 0), p.get("run_time_ns", 0)) for p in json.loads(out)
+            if p.get("name", "").startswith("ag_")}
+
+
+def set_bpf_stats(on: bool) -> None:
+    with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+        f.write("1" if on else "0")
+
+
 def quartiles(xs: list[float]) -> tuple[float, float]:
     if len(xs) < 2:
         return xs[0], xs[0]
@@ -125,6 +173,10 @@ def main() -> int:
                     help="also measure rung 2 in enforce answered by the Python reader alone")
     ap.add_argument("--loader-cost", action="store_true",
                     help="also measure enforce with no permission event for ld.so (unsupported)")
+    ap.add_argument("--compare-helper", metavar="SO",
+                    help="also measure rung 2 in enforce answered by this build of fanswer.c")
+    ap.add_argument("--bpf-stats", action="store_true",
+                    help="print the BPF programs' mean run time in each layer condition")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -144,6 +196,8 @@ def main() -> int:
         conditions += [(f"{r.value}/warn", r, "warn"), (f"{r.value}/enforce", r, "enforce")]
         if r is Rung.FANOTIFY:
             conditions.append((f"{r.value}/outside", r, "enforce"))
+        if r is Rung.FANOTIFY and args.compare_helper:
+            conditions.append((f"{r.value}/enforce-alt", r, "enforce"))
         if r is Rung.FANOTIFY and args.loader_cost:
             conditions.append((f"{r.value}/enforce-noloader", r, "enforce"))
         if r is Rung.FANOTIFY and args.python_reader:
@@ -152,6 +206,13 @@ def main() -> int:
     cpus: dict[str, list[float]] = {c[0]: [] for c in conditions}
     loops: dict[str, list[float]] = {c[0]: [] for c in conditions}
     stats: dict[str, dict[str, object]] = {}
+    bpf_ns: dict[str, dict[str, list[int]]] = {}
+    helpers: dict[str, object] = {}
+    if args.compare_helper:
+        from attyguard.kernel import fanotify as fan
+
+        helpers["alt"] = load_alt_helper(args.compare_helper)
+        helpers["own"] = fan.load_helper()
     run_loop(200, None)  # warm the page cache and bash
     for rnd in range(args.rounds):
         # rotate the order each round so no condition always runs first or last
@@ -163,6 +224,8 @@ def main() -> int:
                 cpus[name].append(cpu)
                 loops[name].append(loop_cpu)
                 continue
+            if helpers:
+                fan._helper = helpers["alt" if name.endswith("-alt") else "own"]  # type: ignore[assignment]
             decide, _calls = make_decide(args.judge)
             layer = KernelLayer(probes[rung], decide=decide,  # type: ignore[arg-type]
                                 on_event=lambda ev: None, mode=mode, deadline_ms=200,
@@ -172,8 +235,20 @@ def main() -> int:
                 if name.endswith("-noloader"):
                     assert layer._group is not None
                     ignore_loader(layer._group.fd)
+                if args.bpf_stats:
+                    set_bpf_stats(True)
+                    before = bpf_prog_times()
                 wall, cpu, loop_cpu = run_loop(args.execs,
                                                None if name.endswith("/outside") else layer)
+                if args.bpf_stats:
+                    after = bpf_prog_times()
+                    set_bpf_stats(False)
+                    acc = bpf_ns.setdefault(name, {})
+                    for prog, (cnt, ns) in after.items():
+                        c0, n0 = before.get(prog, (0, 0))
+                        a = acc.setdefault(prog, [0, 0])
+                        a[0] += cnt - c0
+                        a[1] += ns - n0
                 times[name].append(wall)
                 cpus[name].append(cpu)
                 loops[name].append(loop_cpu)
@@ -207,6 +282,11 @@ def main() -> int:
                          statistics.median(cpus[name]) / args.execs * 1e6, 1),
                      "runs": [round(t, 3) for t in times[name]],
                      **stats.get(name, {})})
+        if name in bpf_ns:
+            rows[-1]["bpf_ns_per_run"] = {p: round(ns / cnt) for p, (cnt, ns)
+                                          in sorted(bpf_ns[name].items()) if cnt}
+            rows[-1]["bpf_us_per_exec"] = round(
+                sum(ns for _, ns in bpf_ns[name].values()) / (args.execs * args.rounds) / 1e3, 1)
     load = os.getloadavg()
     if args.json:
         print(json.dumps({"execs": args.execs, "judge": args.judge, "loadavg": load,
