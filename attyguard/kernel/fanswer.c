@@ -365,17 +365,18 @@ static int exited_in_scope(struct ag_fan *h, __u32 pid, __u64 now, int *drained)
 	return found;
 }
 
-/* enforce: the task's own state says it is in scope, so the `guarded` map
- * lookup (a bpf() system call, two per exec) can be skipped: an exec record
- * (written only for tasks in scope) waits for this event, or this is the
- * follow-up of an exec allowed here. Only ever sends an event to the judged
- * path instead of the fast path, never the other way. */
+/* enforce, `sessions` scope: the task's own state says it is in scope, so the
+ * `guarded` map lookup (a bpf() system call, two per exec) can be skipped: an
+ * exec record (written only for tasks in scope) waits for this event, or this
+ * is the follow-up of an exec allowed here. Only ever sends an event to the
+ * judged path instead of the fast path, never the other way. (Warn and the uid
+ * scope keep their own paths: exited_in_scope, H_UID.) */
 static int recorded_in_scope(struct ag_fan *h, __u32 pid, __u64 now, int *drained)
 {
 	struct task *t;
 	int found;
 
-	if (h->notify_only || !h->rb)
+	if (h->notify_only || h->uid_scope || !h->rb)
 		return 0;
 	if (!*drained) {
 		ring_buffer__consume(h->rb);
