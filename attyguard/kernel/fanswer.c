@@ -402,6 +402,31 @@ static int exited_in_scope(struct ag_fan *h, __u32 pid, __u64 now, int *drained)
 	return found;
 }
 
+/* enforce, `sessions` scope: the task's own state says it is in scope, so the
+ * `guarded` map lookup (a bpf() system call, two per exec) can be skipped: an
+ * exec record (written only for tasks in scope) waits for this event, or this
+ * is the follow-up of an exec allowed here. Only ever sends an event to the
+ * judged path instead of the fast path, never the other way. (Warn and the uid
+ * scope keep their own paths: exited_in_scope, H_UID.) */
+static int recorded_in_scope(struct ag_fan *h, __u32 pid, __u64 now, int *drained)
+{
+	struct task *t;
+	int found;
+
+	if (h->notify_only || h->uid_scope || !h->rb)
+		return 0;
+	if (!*drained) {
+		ring_buffer__consume(h->rb);
+		*drained = 1;
+	}
+	pthread_mutex_lock(&h->mu);
+	t = task_slot(h, pid);
+	found = t->tgid == pid && (t->state == T_RECORD ||
+				   (t->state == T_ALLOWED && now - t->when < FOLLOW_NS));
+	pthread_mutex_unlock(&h->mu);
+	return found;
+}
+
 /* 1 when an exec was allowed here (its ELF interpreter's open should follow) */
 static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained)
 {
@@ -431,7 +456,8 @@ static int on_perm(struct ag_fan *h, int fd, __u32 pid, __u64 mask, int *drained
 		pthread_mutex_unlock(&h->mu);
 		return 0;
 	}
-	if (!h->trace_all && !in_map(h->guarded_fd, pid) && !exited_in_scope(h, pid, now, drained)) {
+	if (!h->trace_all && !recorded_in_scope(h, pid, now, drained) &&
+	    !in_map(h->guarded_fd, pid) && !exited_in_scope(h, pid, now, drained)) {
 		if (h->uid_scope) {
 			pthread_mutex_lock(&h->mu);
 			hand(h, fd, pid, mask, H_UID, 0, now);
@@ -516,10 +542,16 @@ static int read_fan(struct ag_fan *h)
 
 	for (;;) {
 		ssize_t n = read(h->fan_fd, buf, sizeof(buf));
+		int last = 0;
 
 		if (n <= 0)
 			return got ? allowed : -1; /* EAGAIN (non-blocking group), or closed */
 		got = 1;
+		/* A read that left room for another event emptied the queue: no
+		 * second read just to be told EAGAIN (an event queued since then
+		 * makes the next poll return at once). */
+		if ((size_t)n + 256 <= sizeof(buf))
+			last = 1;
 		for (ssize_t off = 0; off + (ssize_t)sizeof(struct fan_meta) <= n;) {
 			struct fan_meta *m = (struct fan_meta *)(buf + off);
 
@@ -534,6 +566,8 @@ static int read_fan(struct ag_fan *h)
 			}
 			allowed += on_perm(h, m->fd, (__u32)m->pid, m->mask, &drained);
 		}
+		if (last)
+			return allowed;
 	}
 }
 
