@@ -46,9 +46,10 @@ def _clean_tmpdirs() -> Iterator[None]:
 
 PYTHON = os.path.realpath(sys.executable)
 
-# argv: DIR [wait]. When asked, says it runs (DIR/ready) and waits for DIR/go, then unlinks DIR/victim through
-# unlinkat, has a forked child unlink DIR/victim2, calls getppid through the ia32
-# entry, and writes what each call returned to DIR/results.
+# argv: DIR [wait]. When asked, says it runs (DIR/ready) and waits for DIR/go.
+# Then it unlinks DIR/victim through unlinkat, has a forked child unlink
+# DIR/victim2, calls getppid through the ia32 entry, and writes what each call
+# returned to DIR/results.
 PROGRAM = r"""
 import ctypes, json, mmap, os, sys, time
 d = sys.argv[1]
