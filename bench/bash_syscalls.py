@@ -31,6 +31,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shell_bench import (  # a sibling script, not a package
     BASHRC,
@@ -45,22 +47,6 @@ __all__ = ["main"]
 # strace -c's table rows: "% time seconds usecs/call calls [errors] syscall".
 _ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
 _FORKS = ("clone", "clone3", "fork", "vfork")
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as f:
-            out.extend(int(c) for c in f.read().split())
-    return out
-
-
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm", encoding="utf-8") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 def _count(shell: ShellUnderTest, args: argparse.Namespace, pythonpath: str | None,
@@ -83,7 +69,7 @@ def _count(shell: ShellUnderTest, args: argparse.Namespace, pythonpath: str | No
             pid = watcher.proc.pid
             if shell.label == "attyguard":
                 # (the bash on the pty; not a zombie the front end has yet to reap)
-                kids = [k for k in _children(pid) if _comm(k) == "bash"]
+                kids = [c.pid for c in psutil.Process(pid).children() if c.name() == "bash"]
                 if len(kids) != 1:
                     raise BenchError(f"expected one bash child of the front end, found {kids}")
                 pid = kids[0]

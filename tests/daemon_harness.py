@@ -118,3 +118,16 @@ class RunningDaemon:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+def policy_records(daemon: RunningDaemon) -> list[dict[str, Any]]:
+    """The daemon's SEC-002 violation records, each without its timestamp (which is
+    checked to be a float: the rest can then be compared whole)."""
+    reply = daemon.call("policy_violations")
+    assert reply["ok"], reply
+    out = []
+    for r in reply["violations"]:
+        r = dict(r)
+        assert isinstance(r.pop("timestamp"), float)
+        out.append(r)
+    return out

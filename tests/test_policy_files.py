@@ -17,12 +17,17 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from attyguard.kernel.fanotify import fanotify_unavailable_reason
-from tests.daemon_harness import RunningDaemon, remove_tmpdirs, short_tmpdir, wait_for
+from tests.daemon_harness import (
+    RunningDaemon,
+    policy_records,
+    remove_tmpdirs,
+    short_tmpdir,
+    wait_for,
+)
 from tests.kernel_support import bpf_missing_reason
 
 _ABSENT = bpf_missing_reason() or fanotify_unavailable_reason()
@@ -144,17 +149,6 @@ def _targets(d: Path, rules: str, outside: Path) -> tuple[list[Path], list[str],
             [f"file access outside allowed_files: {outside}/{n}" for n in names], "MEDIUM")
 
 
-def _records(daemon: RunningDaemon) -> list[dict[str, Any]]:
-    reply = daemon.call("policy_violations")
-    assert reply["ok"], reply
-    out = []
-    for r in reply["violations"]:
-        r = dict(r)
-        assert isinstance(r.pop("timestamp"), float)
-        out.append(r)
-    return out
-
-
 def _settled(daemon: RunningDaemon, reports: int) -> Callable[[], bool]:
     """In enforce: the tracepoint's reports of at least `reports` covered opens are all
     reconciled with the gate's answers (so no record of them is still to come)."""
@@ -210,14 +204,14 @@ def test_file_rules_in_each_mode(mode: str, rules: str,
     # never `blocked`. Being last in the tracepoint's order, once it is recorded every
     # earlier report has reached the gate's reconciliation.
     actions = ["blocked", "blocked", "alerted"] if mode == "enforce" else [ACTION[mode]] * 3
-    wait_for(lambda: len(_records(daemon)) >= 3, 20, "three violations", daemon.log)
+    wait_for(lambda: len(policy_records(daemon)) >= 3, 20, "three violations", daemon.log)
     if mode == "enforce":  # the tracepoint saw the refused opens too: one record each
         wait_for(_settled(daemon, 2), 20, "the tracepoint's reports", daemon.log)
         gate = daemon.call("policy_status")["file_gate"]
         assert (gate["denied"], gate["reports_kept"]) == (2, 0), gate
     # The gate's records and the tracepoint's reach the ring from two threads: their
     # relative order is not fixed; each open's one record is.
-    assert sorted(_records(daemon), key=lambda r: r["detail"]) == sorted(
+    assert sorted(policy_records(daemon), key=lambda r: r["detail"]) == sorted(
         ({**base, "detail": detail, "action": action}
          for detail, action in zip(details, actions, strict=True)), key=lambda r: r["detail"])
     assert prog.proc.poll() is None  # a refused open is an error, never a kill
@@ -234,8 +228,8 @@ def test_a_child_of_a_watched_process_is_refused(
     wait_for(lambda: _watched(daemon, child), 20, "the child to be watched", daemon.log)
     prog.send("go")
     assert prog.reply() == (child, str(errno.EPERM))
-    wait_for(lambda: _records(daemon), 20, "the child's violation", daemon.log)
-    assert _records(daemon) == [{
+    wait_for(lambda: policy_records(daemon), 20, "the child's violation", daemon.log)
+    assert policy_records(daemon) == [{
         "process": "prog", "exe": str(exe), "pid": child, "type": "file",
         "detail": f"blocked file access: {d}/secret/key (pattern {d}/secret/*)",
         "severity": "HIGH", "action": "blocked", "mode": "enforce"}]
@@ -254,9 +248,9 @@ def test_a_child_is_refused_before_the_daemon_hears_of_its_fork(
         child, said = prog.reply()
         assert said == str(errno.EPERM) and child != prog.pid
         children.append(child)
-    wait_for(lambda: len(_records(daemon)) >= 5, 20, "the children's violations", daemon.log)
+    wait_for(lambda: len(policy_records(daemon)) >= 5, 20, "the children's violations", daemon.log)
     wait_for(_settled(daemon, 5), 20, "the tracepoint's reports", daemon.log)
-    assert _records(daemon) == [{
+    assert policy_records(daemon) == [{
         "process": "prog", "exe": str(exe), "pid": child, "type": "file",
         "detail": f"blocked file access: {d}/secret/key (pattern {d}/secret/*)",
         "severity": "HIGH", "action": "blocked", "mode": "enforce"} for child in children]
@@ -275,8 +269,8 @@ def test_an_unwatched_process_takes_the_fast_path(
     assert after["fast_path"] > before["fast_path"]
     assert after["judged"] == before["judged"] and after["denied"] == 0
     assert prog.open(d / "secret/key") == str(errno.EPERM)  # the gate does judge the watched
-    wait_for(lambda: _records(daemon), 20, "the watched program's violation", daemon.log)
-    assert [r["pid"] for r in _records(daemon)] == [prog.pid]
+    wait_for(lambda: policy_records(daemon), 20, "the watched program's violation", daemon.log)
+    assert [r["pid"] for r in policy_records(daemon)] == [prog.pid]
 
 
 def test_mode_switch_and_reload_remark(make_daemon: Callable[..., RunningDaemon],
@@ -285,7 +279,7 @@ def test_mode_switch_and_reload_remark(make_daemon: Callable[..., RunningDaemon]
     daemon, prog, _, _ = _start(d, "audit", "blocked", make_daemon, procs)
 
     def recorded(n: int) -> None:  # each record in before the next open: their order
-        wait_for(lambda: len(_records(daemon)) >= n, 20, f"violation {n}", daemon.log)
+        wait_for(lambda: len(policy_records(daemon)) >= n, 20, f"violation {n}", daemon.log)
 
     assert prog.open(d / "secret/key") == "ok"
     recorded(1)
@@ -311,7 +305,7 @@ def test_mode_switch_and_reload_remark(make_daemon: Callable[..., RunningDaemon]
     assert reply["ok"] and daemon.call("policy_status")["file_gate"] is None
     assert prog.open(d / "other/f") == "ok"
     recorded(4)
-    assert [(r["detail"].split(" (")[0], r["action"]) for r in _records(daemon)] == [
+    assert [(r["detail"].split(" (")[0], r["action"]) for r in policy_records(daemon)] == [
         (f"blocked file access: {d}/secret/key", "logged"),
         (f"blocked file access: {d}/secret/key", "blocked"),
         (f"blocked file access: {d}/other/f", "blocked"),

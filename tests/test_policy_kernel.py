@@ -18,7 +18,13 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_harness import RunningDaemon, remove_tmpdirs, short_tmpdir, wait_for
+from tests.daemon_harness import (
+    RunningDaemon,
+    policy_records,
+    remove_tmpdirs,
+    short_tmpdir,
+    wait_for,
+)
 from tests.kernel_support import bpf_missing_reason
 
 pytestmark = pytest.mark.skipif(bpf_missing_reason() is not None,
@@ -111,17 +117,6 @@ def _run(d: Path, exe: Path, procs: list[subprocess.Popen[bytes]], *what: str,
     return proc
 
 
-def _records(daemon: RunningDaemon) -> list[dict[str, Any]]:
-    reply = daemon.call("policy_violations")
-    assert reply["ok"], reply
-    out = []
-    for r in reply["violations"]:
-        r = dict(r)
-        assert isinstance(r.pop("timestamp"), float)
-        out.append(r)
-    return out
-
-
 ACTIONS = {  # mode -> (action of a stoppable violation, of one not stoppable here)
     "audit": ("logged", "logged"),
     "alert": ("alerted", "alerted"),
@@ -161,14 +156,14 @@ def test_kernel_checks_in_each_mode(mode: str, make_daemon: Callable[..., Runnin
             " (process killed at syscall entry; the call itself was not refused)"
             if mode == "enforce" else ""), "severity": "MEDIUM", "action": stoppable},
     ]
-    wait_for(lambda: len(_records(daemon)) >= 4, 20, "four violations", daemon.log)
+    wait_for(lambda: len(policy_records(daemon)) >= 4, 20, "four violations", daemon.log)
 
     def by_detail(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # In enforce the file gate records from its own thread: its record and the
         # tracepoint's reach the ring in either order.
         return sorted(records, key=lambda r: (r["type"], r["detail"]))
 
-    assert by_detail(_records(daemon)) == by_detail(expected)
+    assert by_detail(policy_records(daemon)) == by_detail(expected)
     if mode == "enforce":
         assert proc.wait(10) == -signal.SIGKILL  # killed at the blocked syscall
         assert daemon.call("policy_status")["kernel"]["connect_denied"] == 2
@@ -201,7 +196,7 @@ def test_unwatched_processes_are_not_judged(make_daemon: Callable[..., RunningDa
     wait_for(lambda: daemon.call("policy_status")["processes"][0]["watched"] >= 1, 10,
              "the watched marker")
     assert proc.poll() is None
-    assert _records(daemon) == []
+    assert policy_records(daemon) == []
 
 
 def test_children_inherit_in_the_kernel(make_daemon: Callable[..., RunningDaemon],
@@ -225,8 +220,8 @@ def test_children_inherit_in_the_kernel(make_daemon: Callable[..., RunningDaemon
     procs.append(proc)
     wait_for(out.exists, 20, "the child")
     child = int(out.read_text())
-    wait_for(lambda: _records(daemon), 10, "the child's violation", daemon.log)
-    assert _records(daemon) == [{"process": "prog", "exe": str(exe), "pid": child,
+    wait_for(lambda: policy_records(daemon), 10, "the child's violation", daemon.log)
+    assert policy_records(daemon) == [{"process": "prog", "exe": str(exe), "pid": child,
                                  "type": "syscall", "detail": "blocked syscall: getpriority",
                                  "severity": "MEDIUM", "action": "logged", "mode": "audit"}]
 
@@ -239,7 +234,7 @@ def test_memory_limit_kills_in_enforce(make_daemon: Callable[..., RunningDaemon]
                          "[policy]\nsample_interval_s = 0.05\n")
     proc = _run(d, exe, procs, "memory")
     assert proc.wait(20) == -signal.SIGKILL
-    (record,) = _records(daemon)
+    (record,) = policy_records(daemon)
     assert record["type"] == "resource" and record["action"] == "blocked"
     assert record["detail"].startswith("memory limit exceeded: ")
     assert record["detail"].endswith(" > 40MB")
@@ -254,7 +249,7 @@ def test_mode_switch_reaches_the_kernel(make_daemon: Callable[..., RunningDaemon
     assert reply["ok"] and (reply["mode"], reply["previous"]) == ("enforce", "audit")
     proc = _run(d, exe, procs, "syscall")
     assert proc.wait(10) == -signal.SIGKILL
-    assert [r["action"] for r in _records(daemon)] == ["blocked"]
+    assert [r["action"] for r in policy_records(daemon)] == ["blocked"]
 
 
 @pytest.mark.parametrize(("struct", "mirror"), [
@@ -300,8 +295,8 @@ def test_exec_outside_allowed_exec_at_the_exec_gate(
     proc = _run(d, exe, procs, "exec")
     child = int((d / "child").read_text())
     try:
-        wait_for(lambda: _records(daemon), 20, "the exec violation", daemon.log)
-        assert _records(daemon) == [{
+        wait_for(lambda: policy_records(daemon), 20, "the exec violation", daemon.log)
+        assert policy_records(daemon) == [{
             "process": "prog", "exe": str(exe), "pid": child, "type": "exec",
             "detail": "exec of /usr/bin/tail not in allowed_exec", "severity": "HIGH",
             "action": "blocked" if mode == "enforce" else "logged", "mode": mode}]
@@ -348,7 +343,7 @@ def test_connects_refused_in_the_kernel_only_in_enforce(
         _run(d, exe, procs, "connects", env={"AG_PORT": str(port)})
         refused = errno.EPERM if mode == "enforce" else errno.ECONNREFUSED
         assert eval((d / "connects").read_text()) == [refused, 0]
-    records = _records(daemon)
+    records = policy_records(daemon)
     assert [(r["detail"], r["action"]) for r in records] == [
         ("connect to 127.0.0.1:9 matches blocked_network 127.0.0.0/8:9",
          "blocked" if mode == "enforce" else "alerted")]

@@ -18,7 +18,13 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_harness import RunningDaemon, remove_tmpdirs, short_tmpdir, wait_for
+from tests.daemon_harness import (
+    RunningDaemon,
+    policy_records,
+    remove_tmpdirs,
+    short_tmpdir,
+    wait_for,
+)
 from tests.kernel_support import bpf_missing_reason
 
 pytestmark = pytest.mark.skipif(bpf_missing_reason() is not None,
@@ -86,15 +92,6 @@ def _kernel(daemon: RunningDaemon) -> dict[str, Any]:
     return dict(status["kernel"])
 
 
-def _records(daemon: RunningDaemon) -> list[dict[str, Any]]:
-    out = []
-    for r in daemon.call("policy_violations")["violations"]:
-        r = dict(r)
-        r.pop("timestamp")
-        out.append(r)
-    return out
-
-
 def _record(exe: Path, pid: int, syscall: str, mode: str) -> dict[str, Any]:
     action = {"audit": "logged", "alert": "alerted", "enforce": "blocked"}[mode]
     return {"process": "prog", "exe": str(exe), "pid": pid, "type": "syscall",
@@ -115,8 +112,8 @@ def test_a_watched_blocked_syscall_in_each_mode(
     proc = _start(d, exe, "a", procs)
     wait_for(lambda: _kernel(daemon)["syscall_hooks"], 10, "the hooks", daemon.log)
     _go(d, "a", "unlinkat")
-    wait_for(lambda: _records(daemon), 20, "the violation", daemon.log)
-    assert _records(daemon) == [_record(exe, proc.pid, "unlinkat", mode)]
+    wait_for(lambda: policy_records(daemon), 20, "the violation", daemon.log)
+    assert policy_records(daemon) == [_record(exe, proc.pid, "unlinkat", mode)]
     if mode == "enforce":
         assert proc.wait(10) == -signal.SIGKILL
         assert not (d / "a.done").exists()  # nothing ran after the call
@@ -144,8 +141,8 @@ def test_an_unwatched_process_is_untouched_while_the_hooks_are_on(
     # A marker that records flow: the watched one's call, killed, recorded.
     _go(d, "w", "getpriority")
     assert watched.wait(10) == -signal.SIGKILL
-    wait_for(lambda: _records(daemon), 10, "the watched one's violation", daemon.log)
-    assert _records(daemon) == [_record(exe, watched.pid, "getpriority", "enforce")]
+    wait_for(lambda: policy_records(daemon), 10, "the watched one's violation", daemon.log)
+    assert policy_records(daemon) == [_record(exe, watched.pid, "getpriority", "enforce")]
     assert other.poll() is None
 
 
@@ -167,8 +164,8 @@ def test_hooks_attach_and_detach_as_watched_processes_come_and_go(
              "the first one's exit")
     # The second one is still hooked: its call is seen after the first one is gone.
     _go(d, "b", "getpriority")
-    wait_for(lambda: _records(daemon), 10, "the second one's violation", daemon.log)
-    assert _records(daemon) == [_record(exe, second.pid, "getpriority", "audit")]
+    wait_for(lambda: policy_records(daemon), 10, "the second one's violation", daemon.log)
+    assert policy_records(daemon) == [_record(exe, second.pid, "getpriority", "audit")]
     assert _kernel(daemon)["hook_detaches"] == 0
     second.kill()
     second.wait()
@@ -199,8 +196,8 @@ def test_the_exec_hold_hooks_a_program_before_its_first_instruction(
     proc = subprocess.Popen([str(exe)])
     procs.append(proc)
     assert proc.wait(10) == 0
-    wait_for(lambda: _records(daemon), 10, "the loader's open", daemon.log)
-    first = _records(daemon)[0]
+    wait_for(lambda: policy_records(daemon), 10, "the loader's open", daemon.log)
+    first = policy_records(daemon)[0]
     assert (first["pid"], first["detail"]) == (
         proc.pid, "file access outside allowed_files: /etc/ld.so.cache")
     # The exec was held (without the hold the loader's open was missed 2 times in
@@ -275,5 +272,5 @@ def test_a_reload_changes_the_hooks_of_a_live_watched_process(
     wait_for(lambda: _kernel(daemon)["syscall_hooks"] == ["syscalls/sys_enter_getpriority"],
              10, "the reloaded hooks", daemon.log)
     _go(d, "a", "getpriority")
-    wait_for(lambda: _records(daemon), 10, "the violation under the new policy", daemon.log)
-    assert _records(daemon) == [_record(exe, proc.pid, "getpriority", "audit")]
+    wait_for(lambda: policy_records(daemon), 10, "the violation under the new policy", daemon.log)
+    assert policy_records(daemon) == [_record(exe, proc.pid, "getpriority", "audit")]

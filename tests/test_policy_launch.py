@@ -23,7 +23,14 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_harness import ATTYGUARD, RunningDaemon, remove_tmpdirs, short_tmpdir, wait_for
+from tests.daemon_harness import (
+    ATTYGUARD,
+    RunningDaemon,
+    policy_records,
+    remove_tmpdirs,
+    short_tmpdir,
+    wait_for,
+)
 
 
 def _seccomp_missing() -> str | None:
@@ -111,15 +118,12 @@ def _launch(d: Path, daemon_socket: str, procs: list[subprocess.Popen[bytes]],
     return proc
 
 
-def _records(daemon: RunningDaemon) -> list[dict[str, Any]]:
-    reply = daemon.call("policy_violations")
-    assert reply["ok"], reply
-    out = []
-    for r in reply["violations"]:
-        r = dict(r)
-        assert isinstance(r.pop("timestamp"), float)
-        out.append(r)
-    return out
+def _wait_listening(daemon: RunningDaemon) -> None:
+    """Until the daemon holds the launch's seccomp listener."""
+    def listening() -> bool:
+        seccomp = daemon.call("policy_status")["seccomp"]
+        return seccomp is not None and seccomp["listeners"] == 1
+    wait_for(listening, 20, "the launch", daemon.log)
 
 
 def _results(d: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -157,9 +161,9 @@ def test_blocked_calls_in_each_mode(mode: str, make_daemon: Callable[..., Runnin
         {**base, "pid": parent["pid"], "detail": "blocked syscall: getppid"},
     ]
     # Recorded after the answer, by another thread: wait for all four.
-    wait_for(lambda: len(_records(daemon)) >= 4, 10, "four records", daemon.log)
+    wait_for(lambda: len(policy_records(daemon)) >= 4, 10, "four records", daemon.log)
     # The launcher's own blocked execve (the launch) is no violation.
-    assert _records(daemon) == expected, daemon.log()
+    assert policy_records(daemon) == expected, daemon.log()
     status = daemon.call("policy_status")
     assert status["stats"]["by_type"] == {"syscall": 4}
     assert status["stats"]["blocked"] == (4 if mode == "enforce" else 0)
@@ -187,17 +191,15 @@ def test_mode_switch_applies_to_a_running_launch(make_daemon: Callable[..., Runn
     _setup(d, "audit")
     daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
     proc = _launch(d, daemon.socket, procs, "wait")
-    wait_for(lambda: daemon.call("policy_status")["seccomp"] is not None
-             and daemon.call("policy_status")["seccomp"]["listeners"] == 1, 20, "the launch",
-             daemon.log)
+    _wait_listening(daemon)
     assert daemon.call("policy_mode", mode="enforce")["mode"] == "enforce"
     (d / "go").write_text("")
     assert proc.wait(30) == 0, daemon.log()
     parent, child = _results(d)
     assert parent["unlinkat"] == child["unlinkat"] == errno.EPERM
     assert (d / "victim").exists()
-    wait_for(lambda: len(_records(daemon)) >= 4, 10, "four records", daemon.log)
-    assert {r["action"] for r in _records(daemon)} == {"blocked"}
+    wait_for(lambda: len(policy_records(daemon)) >= 4, 10, "four records", daemon.log)
+    assert {r["action"] for r in policy_records(daemon)} == {"blocked"}
 
 
 def test_daemon_death_fails_blocked_calls_with_enosys(
@@ -207,9 +209,7 @@ def test_daemon_death_fails_blocked_calls_with_enosys(
     _setup(d, "audit")
     daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
     proc = _launch(d, daemon.socket, procs, "wait")
-    wait_for(lambda: daemon.call("policy_status")["seccomp"] is not None
-             and daemon.call("policy_status")["seccomp"]["listeners"] == 1, 20, "the launch",
-             daemon.log)
+    _wait_listening(daemon)
     # The launcher's own execve is one of the blocked calls the daemon answers: kill
     # the daemon only once the program runs, or that exec fails instead (exit 127).
     wait_for(lambda: (d / "ready").exists(), 20, "the program to start", daemon.log)
@@ -322,9 +322,7 @@ def test_reload_applies_to_a_running_launch(make_daemon: Callable[..., RunningDa
     _setup(d, "audit")
     daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")))
     proc = _launch(d, daemon.socket, procs, "wait")
-    wait_for(lambda: daemon.call("policy_status")["seccomp"] is not None
-             and daemon.call("policy_status")["seccomp"]["listeners"] == 1, 20, "the launch",
-             daemon.log)
+    _wait_listening(daemon)
     text = (d / "policy.yaml").read_text().replace("mode: audit", "mode: enforce") \
         .replace("[unlinkat, getppid, execve]", "[getppid]")
     (d / "policy.yaml").write_text(text)
@@ -336,8 +334,8 @@ def test_reload_applies_to_a_running_launch(make_daemon: Callable[..., RunningDa
     parent, child = _results(d)
     assert parent["unlinkat"] == child["unlinkat"] == 0  # no longer blocked: it ran
     assert parent["ia32_getppid"] == -errno.EPERM
-    wait_for(lambda: len(_records(daemon)) >= 2, 10, "two records", daemon.log)
-    assert [(r["detail"], r["action"]) for r in _records(daemon)] == [
+    wait_for(lambda: len(policy_records(daemon)) >= 2, 10, "two records", daemon.log)
+    assert [(r["detail"], r["action"]) for r in policy_records(daemon)] == [
         ("blocked syscall: getppid (ia32)", "blocked"), ("blocked syscall: getppid", "blocked")]
 
 
@@ -380,11 +378,11 @@ processes:
     assert hooks() == ["syscalls/sys_enter_open", "syscalls/sys_enter_openat",
                        "syscalls/sys_enter_openat2"]
     (d / "go").write_text("")
-    wait_for(lambda: (d / "done").exists() and len(_records(daemon)) >= 2, 20,
+    wait_for(lambda: (d / "done").exists() and len(policy_records(daemon)) >= 2, 20,
              "two records", daemon.log)
     base = {"process": "prog", "exe": PYTHON, "pid": proc.pid, "action": "logged",
             "mode": "audit"}
-    assert sorted(_records(daemon), key=lambda r: r["type"]) == [
+    assert sorted(policy_records(daemon), key=lambda r: r["type"]) == [
         {**base, "type": "file", "detail": f"blocked file access: {d}/secret (pattern "
          f"{d}/secret)", "severity": "HIGH"},
         {**base, "type": "syscall", "detail": "blocked syscall: getpriority",
@@ -425,8 +423,8 @@ def test_a_non_root_member_of_the_group_may_launch(
     parent, child = _results(d)
     assert parent["unlinkat"] == child["unlinkat"] == errno.EPERM
     assert (d / "victim").exists() and (d / "victim2").exists()
-    wait_for(lambda: len(_records(daemon)) >= 4, 10, "four records", daemon.log)
-    assert {(r["pid"], r["action"]) for r in _records(daemon)} == {
+    wait_for(lambda: len(policy_records(daemon)) >= 4, 10, "four records", daemon.log)
+    assert {(r["pid"], r["action"]) for r in policy_records(daemon)} == {
         (parent["pid"], "blocked"), (child["pid"], "blocked")}
     assert "runs " in daemon.log() and "(uid 65534)" in daemon.log()
 
@@ -509,7 +507,7 @@ def test_a_stalled_sink_never_holds_a_blocked_call(
         parent, _child = _results(d)
         assert parent["pid"] == second.pid
         assert parent["unlinkat"] == 0 and not (d / "victim").exists()
-        wait_for(lambda: len(_records(daemon)) >= 8, 10, "eight records", daemon.log)
+        wait_for(lambda: len(policy_records(daemon)) >= 8, 10, "eight records", daemon.log)
     finally:
         release.set()
         server.close()

@@ -49,17 +49,17 @@ def test_secrets_are_not_in_any_environment(child):
     assert not [line for line in fds if line.startswith(b"lr-x") and b"pipe:" in line]
 
 
-def test_keys_injected_with_tiocsti_at_the_idle_prompt_never_run(child, tmp_path):
-    marker = tmp_path / "injected"
+def _inject_at_the_idle_prompt(child, tmp_path, keys: bytes) -> None:
+    """Push `keys` into the terminal with TIOCSTI from a background job, once bash
+    sits idle at its prompt again: the injector waits on a FIFO until the test has
+    seen the prompt come back after starting it."""
     injector = tmp_path / "inject.py"
     go = tmp_path / "go"
     os.mkfifo(go)
-    # The injector waits on a FIFO until the test has seen the prompt come
-    # back: the keys must arrive while bash sits idle at its prompt.
     injector.write_text(
-        "import fcntl, sys, termios\n"
+        "import fcntl, termios\n"
         f"open({str(go)!r}, 'rb').read(1)\n"
-        f"for c in b'touch {marker}\\r':\n"
+        f"for c in {keys!r}:\n"
         "    fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))\n")
     run(child, f"{sys.executable} {injector} &")
     deadline = time.monotonic() + 10
@@ -72,6 +72,11 @@ def test_keys_injected_with_tiocsti_at_the_idle_prompt_never_run(child, tmp_path
             select.select([], [], [], 0.02)
     os.write(fd, b"g")
     os.close(fd)
+
+
+def test_keys_injected_with_tiocsti_at_the_idle_prompt_never_run(child, tmp_path):
+    marker = tmp_path / "injected"
+    _inject_at_the_idle_prompt(child, tmp_path, f"touch {marker}\r".encode())
     seen = idle_until(child, b"not run")
     assert b"input that did not come from attyguard reached bash and was not run" in seen
     assert not marker.exists()
@@ -115,25 +120,7 @@ def test_keys_injected_without_enter_never_become_part_of_our_line(child, tmp_pa
     # line lands after them. The tokens lead our line, so the whole buffer is
     # refused instead of running the injected prefix with our line's token.
     marker = tmp_path / "prefixed"
-    injector = tmp_path / "inject.py"
-    go = tmp_path / "go"
-    os.mkfifo(go)
-    injector.write_text(
-        "import fcntl, termios\n"
-        f"open({str(go)!r}, 'rb').read(1)\n"
-        f"for c in b'touch {marker}; #':\n"
-        "    fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))\n")
-    run(child, f"{sys.executable} {injector} &")
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            fd = os.open(go, os.O_WRONLY | os.O_NONBLOCK)
-            break
-        except OSError:  # ENXIO: the injector has not opened its end yet
-            assert time.monotonic() < deadline, "the injector never started"
-            select.select([], [], [], 0.02)
-    os.write(fd, b"g")
-    os.close(fd)
+    _inject_at_the_idle_prompt(child, tmp_path, f"touch {marker}; #".encode())
     idle_until(child, b"; #")  # readline echoed the injected keys: they wait in its buffer
     out = run(child, "echo ours")
     assert b"ours\r\n" not in out
