@@ -393,7 +393,8 @@ def test_a_non_root_member_of_the_group_may_launch(
         make_daemon: Callable[..., RunningDaemon],
         procs: list[subprocess.Popen[bytes]]) -> None:
     """policy run needs no root (no_new_privs): a user the daemon's socket admits
-    launches, and the filter binds that user's program all the same."""
+    launches, and the filter binds that user's program all the same, up to
+    `[policy] launches_per_user` live launches."""
     import shutil
 
     setpriv = shutil.which("setpriv")
@@ -412,12 +413,20 @@ def test_a_non_root_member_of_the_group_may_launch(
     for name in ("victim", "victim2"):
         os.chown(d / name, 65534, 65534)
     daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")),
-                         '[daemon]\ngroup = "nogroup"\n')
-    proc = subprocess.Popen(
-        [*drop, str(ATTYGUARD), "policy", "run", "prog", "--socket", daemon.socket, "--",
-         python, str(d / "prog.py"), str(d)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         '[daemon]\ngroup = "nogroup"\n[policy]\nlaunches_per_user = 1\n')
+    run_as_nobody = [*drop, str(ATTYGUARD), "policy", "run", "prog", "--socket",
+                     daemon.socket, "--", python, str(d / "prog.py"), str(d)]
+    proc = subprocess.Popen([*run_as_nobody, "wait"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     procs.append(proc)
+    _wait_listening(daemon)
+    # One live launch is that user's limit here: a second is refused, and not run.
+    second = subprocess.run([*run_as_nobody, "second"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=30)
+    assert second.returncode == 3, (second, daemon.log())
+    assert "uid 65534 already has 1 policy run processes" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    (d / "go").write_text("")
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, (out, err, daemon.log())
     parent, child = _results(d)

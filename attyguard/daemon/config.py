@@ -73,6 +73,7 @@ class PolicySection:
     sample_interval_s: float = 0.25
     violations_kept: int = 1000
     file_deadline_ms: int = 200  # the file gate's answer to a watched process's open
+    launches_per_user: int = 256  # live `policy run` processes of one non-root user
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("policy", "sample_interval_s"): (0.02, 60.0),
     ("policy", "violations_kept"): (10, 1_000_000),
     ("policy", "file_deadline_ms"): (10, 10000),
+    ("policy", "launches_per_user"): (1, 65536),
     ("daemon", "audit_log_max_bytes"): (4096, 1 << 40),
     ("daemon", "audit_log_keep"): (0, 1000),
     ("events", "queue"): (1, 1_000_000),
@@ -234,6 +236,9 @@ violations_kept = 1000
 # In enforce, how long a watched process's open may wait for the file gate's
 # answer; past it the open is allowed and judged afterwards (`alerted`).
 file_deadline_ms = 200
+# Live `attyguard policy run` processes one user other than root may have (each
+# holds a seccomp listener, a descriptor, in the daemon).
+launches_per_user = 256
 
 [events]
 # Fleet events: every verdict, kernel decision and policy violation as one OCSF

@@ -1001,7 +1001,8 @@ class DaemonServer:
             policy, kernel=section.kernel, sample_interval_s=section.sample_interval_s,
             kept=section.violations_kept, on_record=self._policy_on_record,
             publish=self._policy_publish, exec_gate=self.execs,
-            file_deadline_ms=section.file_deadline_ms)
+            file_deadline_ms=section.file_deadline_ms,
+            launches_per_user=section.launches_per_user)
         self.policy_rt.start(self._loop)
         log.info("policy %s loaded: %d process entries, mode %s, backend %s", policy.path,
                  len(policy.processes), self.policy_rt.evaluator.mode.value,

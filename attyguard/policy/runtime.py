@@ -121,6 +121,7 @@ class PolicyRuntime:
         use_connector: bool = True,
         exec_gate: Any = None,
         file_deadline_ms: int = 200,
+        launches_per_user: int = 256,
     ) -> None:
         self.policy = policy
         self.backend, self.reason = choose_backend(kernel)
@@ -154,6 +155,10 @@ class PolicyRuntime:
         # `policy run` processes: their listeners and the thread answering them
         # (attyguard/policy/supervisor.py), started with the first launch.
         self.supervisor: Any = None
+        # Every launch keeps a listener descriptor in the daemon: one user must not
+        # be able to exhaust its descriptors (root, who can stop the daemon anyway,
+        # is not counted).
+        self.launches_per_user = launches_per_user
 
     # ---- life cycle
 
@@ -408,6 +413,10 @@ class PolicyRuntime:
             why = _holder_refusal(pid, fd)
             if why:
                 return f"policy_launch: {why}"
+            if uid != 0 and self.supervisor is not None \
+                    and self.supervisor.live_for(uid) >= self.launches_per_user:
+                return (f"policy_launch: uid {uid} already has {self.launches_per_user} "
+                        "policy run processes ([policy] launches_per_user)")
             listener = Listener(fd)
             keep = fd
             conn = socket.socket(fileno=os.dup(sock.fileno()))

@@ -136,6 +136,11 @@ class Supervisor:
         with contextlib.suppress(BlockingIOError):
             os.write(self._wake_w, b"x")
 
+    def live_for(self, uid: int) -> int:
+        """How many supervised launches (running or being taken) belong to `uid`."""
+        with self._lock:
+            return sum(1 for x in (*self.launches.values(), *self._new) if x.uid == uid)
+
     def stop(self) -> None:
         """Close every listener: the kernel then fails their blocked calls with ENOSYS."""
         self._stop.set()
