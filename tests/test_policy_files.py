@@ -109,7 +109,8 @@ class Program:
         return result
 
 
-def _setup(d: Path, mode: str, rules: str, outside: Path) -> tuple[Path, Path]:
+def _setup(d: Path, mode: str, rules: str, outside: Path,
+           blocked: str = "") -> tuple[Path, Path]:
     exe = d / "agprog"
     shutil.copy(os.path.realpath(sys.executable), exe)
     exe.chmod(0o755)
@@ -122,7 +123,7 @@ def _setup(d: Path, mode: str, rules: str, outside: Path) -> tuple[Path, Path]:
     script = d / "prog.py"
     script.write_text(PROGRAM)
     if rules == "blocked":
-        files = f'    blocked_files: ["{d}/secret/*"]\n'
+        files = f'    blocked_files: ["{blocked or f"{d}/secret/*"}"]\n'
     else:
         # Everything the interpreter reads at start, and the test's own directory.
         prefix = Path(os.path.realpath(sys.executable)).parents[1]  # the interpreter's tree
@@ -165,9 +166,9 @@ def _watched(daemon: RunningDaemon, pid: int) -> bool:
 
 def _start(d: Path, mode: str, rules: str, make_daemon: Callable[..., RunningDaemon],
            procs: list[subprocess.Popen[bytes]],
-           config: str = "") -> tuple[RunningDaemon, Program, Path, Path]:
+           config: str = "", blocked: str = "") -> tuple[RunningDaemon, Program, Path, Path]:
     outside = short_tmpdir()
-    exe, script = _setup(d, mode, rules, outside)
+    exe, script = _setup(d, mode, rules, outside, blocked)
     daemon = make_daemon(d, ("--policy", str(d / "policy.yaml")), config)
     status = daemon.call("policy_status")
     assert status["backend"] == "kernel", (status, daemon.log())
@@ -401,12 +402,94 @@ processes:
         ("/home/bob", "inode"), ("/home/bob/.ssh", "inode"),
         ("/srv", "inode"), ("/srv/x", "inode"), ("/srv/x/y", "inode"), ("/srv/x/y/z", "inode")]
     assert plan.notes == (f"t.yaml:4: {tmp_path}/none/*: no directory of it exists now; "
-                          "files created there later are not gated",)
+                          "marked when one is created",)
+    assert plan.globs == tuple(f"{tmp_path}/{g}" for g in ("home/*/.ssh/*", "srv/**", "none/*"))
     # Past the bound, a glob's filesystem is marked whole instead.
     narrow = plan_marks(policy, max_marks=3, filesystems=lambda: [])
     assert [(m.how, m.why) for m in narrow.marks if m.how == "filesystem"] == [
         ("filesystem", f"{tmp_path}/home/*/.ssh/*")]
     assert any("needs more than 3 directory marks" in n for n in narrow.notes)
+
+
+@pytest.mark.parametrize(("glob", "made", "before"), [
+    # The glob's fixed directory does not exist when the gate is built.
+    ("later/**", "later/sub", []),
+    # A `**` glob whose existing tree gains new levels, made faster than marks are
+    # added (mkdir -p): the walk of each new directory finds what its event missed.
+    ("tree/**", "tree/a/new/deeper/deepest", ["tree", "tree/a"]),
+    # A wildcard level created later, and a directory no glob can reach.
+    ("home/*/.ssh/*", "home/ann/.ssh", ["home"]),
+])
+def test_a_directory_created_later_is_marked(
+        glob: str, made: str, before: list[str], make_daemon: Callable[..., RunningDaemon],
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    d = short_tmpdir()
+    for sub in before:
+        (d / sub).mkdir()
+    daemon, prog, exe, _ = _start(d, "enforce", "blocked", make_daemon, procs,
+                                  blocked=f"{d}/{glob}")
+    gate = daemon.call("policy_status")["file_gate"]
+    assert gate["running"] and gate["marked_later"] == 0, gate
+    assert {m["path"] for m in gate["marks"]} == {f"{d}/{sub}" for sub in before}
+    (d / made).mkdir(parents=True)
+    (d / made / "secret").write_text("x")
+    (d / "home/ann/docs").mkdir(parents=True, exist_ok=True)  # no glob reaches it
+    wanted = {str(d / made)} | {str(p) for p in (d / made).parents
+                                if p.is_relative_to(d / glob.split("/")[0])}
+    if glob.startswith("home/"):
+        wanted = {f"{d}/home/ann", f"{d}/home/ann/.ssh"}
+
+    def marked() -> bool:
+        gate = daemon.call("policy_status")["file_gate"]
+        return {m["path"] for m in gate["marks"]} >= wanted and gate["marked_later"] >= (
+            len(wanted - {str(d / b) for b in before}))
+
+    wait_for(marked, 20, "the new directories to be marked", daemon.log)
+    gate = daemon.call("policy_status")["file_gate"]
+    assert gate["marked_later"] == len(wanted - {str(d / b) for b in before}), gate
+    assert f"{d}/home/ann/docs" not in {m["path"] for m in gate["marks"]}
+    assert prog.open(d / made / "secret") == str(errno.EPERM)
+    wait_for(lambda: _records(daemon), 20, "the violation", daemon.log)
+    wait_for(_settled(daemon, 1), 20, "the tracepoint's report", daemon.log)
+    assert _records(daemon) == [{
+        "process": "prog", "exe": str(exe), "pid": prog.pid, "type": "file",
+        "detail": f"blocked file access: {d}/{made}/secret (pattern {d}/{glob})",
+        "severity": "HIGH", "action": "blocked", "mode": "enforce"}]
+
+
+def test_directories_created_past_the_mark_budget_mark_their_filesystem(
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    from attyguard.policy.files import FileGate, MarkPlan
+
+    d = short_tmpdir()
+    gate = FileGate(MarkPlan((), (), (f"{d}/x/**",)), set(), lambda *a: None,
+                    lambda v: None, lambda *a: None, max_marks=2)
+    gate.start()
+    try:
+        (d / "x/a/b/c").mkdir(parents=True)
+        wait_for(lambda: gate.counters.whole_later == 1, 20, "the filesystem mark")
+        assert gate.counters.marked_later == 2
+        assert [how for _, how in gate.marked] == ["inode", "inode", "filesystem"]
+        assert gate.status()["whole_later"] == 1
+    finally:
+        gate.stop()
+
+
+@pytest.mark.parametrize(("pattern", "directory", "expected"), [
+    ("/a/b/**", "/a/b", (True, True)),
+    ("/a/b/**", "/a/b/c/d", (True, True)),
+    ("/a/b/**", "/a", (False, True)),  # above the prefix, on its path: watched only
+    ("/a/b/**", "/a/c", (False, False)),
+    ("/a/*/k/*", "/a/x", (True, True)),
+    ("/a/*/k/*", "/a/x/k", (True, False)),  # holds the files; nothing deeper can match
+    ("/a/*/k/*", "/a/x/j", (False, False)),
+    ("/a/b/f", "/a/b", (True, False)),
+    ("/a/b/f", "/", (False, True)),
+])
+def test_reach(pattern: str, directory: str, expected: tuple[bool, bool]) -> None:
+    from attyguard.policy.files import reach
+
+    assert reach(pattern, directory) == expected
 
 
 @pytest.mark.parametrize("watched", [False, True])

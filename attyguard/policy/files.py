@@ -26,6 +26,14 @@ gets a filesystem mark on its prefix's filesystem instead. `allowed_files`
 means "nothing else", so a policy with one marks whole filesystems (those
 under `fanotify.OPEN_PLACES`): then every open on them, by anyone, is a
 permission event, answered on the fast path when the opener is not watched.
+Directories created later (a new level under a `**`, a glob's fixed
+directory that did not exist yet) are marked by the gate's watcher: it
+watches the marked directories that a glob can reach below, and for a glob
+whose fixed directory is missing its nearest existing ancestor, for new
+directories (inotify), marks each new one a glob can reach (past `max_marks`,
+its filesystem) and walks it once for the directories made inside it before
+its watch was placed. An open in the instant between a directory's creation
+and its mark is not seen by the gate.
 
 Answers. One reader thread per gate, apart from the exec guard's group, so
 file events never queue behind exec events. It answers in the order read:
@@ -64,6 +72,7 @@ from typing import Any
 from wcmatch import fnmatch as wcfnmatch
 
 from attyguard.kernel import fanotify as fan
+from attyguard.kernel.inotify import IN_ISDIR, IN_Q_OVERFLOW, DirWatcher
 from attyguard.policy.model import OpenEvent, Policy
 
 __all__ = ["DEFAULT_MAX_MARKS", "FileGate", "Mark", "MarkPlan", "fixed_prefix", "gate_wanted",
@@ -98,6 +107,9 @@ class Mark:
 class MarkPlan:
     marks: tuple[Mark, ...]
     notes: tuple[str, ...] = ()  # what is marked more widely than asked, or not at all
+    # The blocked_files globs marked directory by directory: the gate watches their
+    # trees for directories created later (FileGate's watcher).
+    globs: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {"marks": [{"path": m.path, "how": m.how, "why": m.why} for m in self.marks],
@@ -148,7 +160,7 @@ def _directories(pattern: str, budget: int) -> list[str] | None:
         try:
             st = os.stat(directory)
         except OSError:
-            continue  # not there now: created later, it is not covered (docs/policy.md)
+            continue  # not there now: created later, the gate's watcher marks it
         if not stat.S_ISDIR(st.st_mode):
             continue
         out.append(directory)
@@ -199,6 +211,7 @@ def plan_marks(policy: Policy, *, max_marks: int = DEFAULT_MAX_MARKS,
         for path in filesystems():
             mark_filesystem(path, "allowed_files")
     seen: set[str] = set()
+    globs: list[str] = []
     budget = max_marks
     for proc in policy.processes:
         for glob in proc.blocked_files:
@@ -211,9 +224,11 @@ def plan_marks(policy: Policy, *, max_marks: int = DEFAULT_MAX_MARKS,
                              f"{max_marks} directory marks; its filesystem is marked whole")
                 mark_filesystem(base, glob.pattern)
                 continue
+            if glob.pattern not in globs:
+                globs.append(glob.pattern)
             if not found:
                 notes.append(f"{glob.source or proc.name}: {glob.pattern}: no directory of it "
-                             "exists now; files created there later are not gated")
+                             "exists now; marked when one is created")
             for directory in found:
                 try:
                     dev = os.stat(directory).st_dev
@@ -224,7 +239,29 @@ def plan_marks(policy: Policy, *, max_marks: int = DEFAULT_MAX_MARKS,
                 seen.add(directory)
                 marks.append(Mark(directory, "inode", glob.pattern))
                 budget -= 1
-    return MarkPlan(tuple(marks), tuple(notes))
+    return MarkPlan(tuple(marks), tuple(notes), tuple(globs))
+
+
+def reach(pattern: str, directory: str) -> tuple[bool, bool]:
+    """(whether `directory` can hold a file matching `pattern`: it is marked,
+    whether a directory created in it can: it is watched). A directory above
+    the glob's fixed prefix, on its path, is watched only."""
+    base, rest = fixed_prefix(pattern)
+    under = base.rstrip("/") + "/"
+    if directory != base and not directory.startswith(under):
+        return False, (base + "/").startswith(directory.rstrip("/") + "/")
+    states = _closure({0}, rest)
+    for name in directory[len(base):].strip("/").split("/") if directory != base else ():
+        nxt: set[int] = set()
+        for p in states:
+            if p < len(rest) and rest[p] == "**":
+                nxt.add(p)
+            elif p < len(rest) - 1 and _segment_matcher(rest[p])(name):
+                nxt.add(p + 1)
+        states = _closure(nxt, rest)
+        if not states:
+            return False, False
+    return True, any(p < len(rest) - 1 or (p < len(rest) and rest[p] == "**") for p in states)
 
 
 @dataclass(slots=True)
@@ -239,13 +276,18 @@ class _Counters:
     reports: int = 0  # tracepoint reports of covered opens handed to reconcile
     reports_dropped: int = 0  # ... the gate had judged that open
     reports_kept: int = 0  # ... it had not: recorded from the report
+    watches: int = 0  # directories watched for directories created in them
+    marked_later: int = 0  # directories created after the gate was built, then marked
+    whole_later: int = 0  # ... past the mark budget: their filesystem marked whole
 
     def to_json(self) -> dict[str, int]:
         return {"events": self.events, "fast_path": self.fast_path,
                 "kernel_found": self.kernel_found, "judged": self.judged,
                 "denied": self.denied, "deadline_misses": self.deadline_misses,
                 "errors": self.errors, "reports": self.reports,
-                "reports_dropped": self.reports_dropped, "reports_kept": self.reports_kept}
+                "reports_dropped": self.reports_dropped, "reports_kept": self.reports_kept,
+                "watches": self.watches, "marked_later": self.marked_later,
+                "whole_later": self.whole_later}
 
 
 @dataclass(slots=True)
@@ -263,6 +305,7 @@ class FileGate:
     late: Late
     deadline_s: float = 0.2
     kernel_watches: KernelWatches | None = None
+    max_marks: int = DEFAULT_MAX_MARKS
     counters: _Counters = field(default_factory=_Counters)
     marked: list[tuple[str, str]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -275,6 +318,8 @@ class FileGate:
     _reader: threading.Thread | None = None
     _notes: queue.SimpleQueue[tuple[str, Any]] = field(default_factory=queue.SimpleQueue)
     _writer: threading.Thread | None = None
+    _dirwatch: DirWatcher | None = None
+    _watcher: threading.Thread | None = None
     _judged: dict[tuple[int, int, int], int] = field(default_factory=dict)
     _jlock: threading.Lock = field(default_factory=threading.Lock)
     # Reports awaiting their check, in due order (every one waits the same time).
@@ -314,6 +359,17 @@ class FileGate:
         self._writer.start()
         self._reader = threading.Thread(target=self._run, name="policy-files", daemon=True)
         self._reader.start()
+        if self.plan.globs:
+            try:
+                self._dirwatch = DirWatcher()
+            except OSError as exc:
+                self.failed.append(f"directories created later are not marked: {exc}")
+                log.warning("policy file gate: directories created later are not marked: %s",
+                            exc)
+            else:
+                self._watcher = threading.Thread(target=self._watch_loop,
+                                                 name="policy-files-watch", daemon=True)
+                self._watcher.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop reading and close the group: the kernel allows whatever still waits."""
@@ -323,6 +379,11 @@ class FileGate:
                 os.write(self._wake[1], b"x")
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(timeout)
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout)
+        if self._dirwatch is not None:
+            self._dirwatch.close()
+            self._dirwatch = None
         if self._group is not None:
             self._group.close()
             self._group = None
@@ -476,6 +537,112 @@ class FileGate:
         except OSError as exc:
             self.counters.errors += 1
             self._notes.put(("error", f"fanotify response failed: {exc}"))
+
+    # ---- the watcher: directories created after the gate was built
+    #
+    # Why inotify and not a fanotify notification group: this kernel (6.18) accepts
+    # FAN_CREATE|FAN_ONDIR|FAN_EVENT_ON_CHILD on a FAN_REPORT_DFID_NAME group, but
+    # its events name the parent by a file handle, which becomes a path only through
+    # open_by_handle_at on a mount fd of each filesystem. An inotify watch descriptor
+    # names the directory we watched and the event carries the new entry's name: the
+    # path is one join. Its own thread, so a slow walk never delays an answer.
+
+    def _watch_loop(self) -> None:
+        try:
+            self._cover_roots()
+            watcher = self._dirwatch
+            assert watcher is not None
+            poller = select.poll()
+            poller.register(watcher.fd, select.POLLIN)
+            poller.register(self._wake[0], select.POLLIN)
+            while not self._stop.is_set() and self._group is not None:
+                try:
+                    poller.poll(1000)
+                except InterruptedError:
+                    continue
+                for ev in watcher.read():
+                    if self._stop.is_set():
+                        return
+                    if ev.mask & IN_Q_OVERFLOW:  # creations were lost: walk everything again
+                        self._cover_roots()
+                    elif ev.mask & IN_ISDIR:
+                        self._cover(posixpath.join(ev.directory, ev.name))
+        except Exception:
+            self._notes.put(("error", "directory watcher failed (directories created "
+                             "later are not marked):\n" + traceback.format_exc()))
+
+    def _cover_roots(self) -> None:
+        """Each glob's fixed prefix, or its nearest existing ancestor: the walk from
+        there marks and watches what `reach` says (marks already placed are kept)."""
+        for pattern in self.plan.globs:
+            base, _ = fixed_prefix(pattern)
+            while base != "/" and not os.path.isdir(base):
+                base = posixpath.dirname(base)
+            self._cover(base)
+
+    def _cover(self, top: str) -> None:
+        """Mark and watch `top` and the directories below it a glob can still reach.
+        Watched first, then scanned: a directory created under it before the watch
+        is found by the scan, one created after by its event (`mkdir -p a/b/c`)."""
+        watcher = self._dirwatch
+        group = self._group
+        if watcher is None or group is None:
+            return
+        stack = [top]
+        while stack and not self._stop.is_set():
+            directory = stack.pop()
+            mark = watch = False
+            for pattern in self.plan.globs:
+                m, w = reach(pattern, directory)
+                mark, watch = mark or m, watch or w
+            if not (mark or watch):
+                continue
+            try:
+                st = os.stat(directory)
+            except OSError:
+                continue  # gone again
+            if not stat.S_ISDIR(st.st_mode) or st.st_dev in self._devs:
+                continue  # its filesystem is marked whole: everything there is covered
+            if mark and (st.st_dev, st.st_ino) not in self._dirs:
+                self._mark_later(group, directory, st)
+                if st.st_dev in self._devs:
+                    continue
+            if not watch:
+                continue
+            try:
+                watcher.watch(directory)
+            except OSError as exc:  # ENOSPC: past fs.inotify.max_user_watches
+                self._notes.put(("error", f"cannot watch {directory} for new directories: "
+                                 f"{exc.strerror or exc}"))
+                continue
+            self.counters.watches = len(watcher.paths)
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+
+    def _mark_later(self, group: fan.FanotifyGroup, directory: str, st: os.stat_result) -> None:
+        """An inode mark on a directory found after the gate was built; past the
+        budget, its filesystem's mark instead (as plan_marks does)."""
+        c = self.counters
+        how = "inode" if len(self._dirs) < self.max_marks else "filesystem"
+        try:
+            how = fan.mark_open_perm(group, directory, how)
+        except OSError as exc:
+            self.failed.append(f"{directory}: {exc.strerror or exc}")
+            self._notes.put(("error", f"cannot mark {directory}: {exc.strerror or exc}"))
+            return
+        self.marked.append((directory, how))
+        if how == "inode":
+            self._dirs.add((st.st_dev, st.st_ino))
+            c.marked_later += 1
+        else:
+            self._devs.add(st.st_dev)
+            c.whole_later += 1
 
     # ---- the writer: records and notes, off the reader
 
