@@ -449,9 +449,9 @@ def test_a_directory_created_later_is_marked(
     assert gate["marked_later"] == len(wanted - {str(d / b) for b in before}), gate
     assert f"{d}/home/ann/docs" not in {m["path"] for m in gate["marks"]}
     assert prog.open(d / made / "secret") == str(errno.EPERM)
-    wait_for(lambda: _records(daemon), 20, "the violation", daemon.log)
+    wait_for(lambda: policy_records(daemon), 20, "the violation", daemon.log)
     wait_for(_settled(daemon, 1), 20, "the tracepoint's report", daemon.log)
-    assert _records(daemon) == [{
+    assert policy_records(daemon) == [{
         "process": "prog", "exe": str(exe), "pid": prog.pid, "type": "file",
         "detail": f"blocked file access: {d}/{made}/secret (pattern {d}/{glob})",
         "severity": "HIGH", "action": "blocked", "mode": "enforce"}]
