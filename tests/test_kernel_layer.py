@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,6 +141,33 @@ def deny_marker(ev: ExecEvent) -> ExecDecision:
 
 
 # --------------------------------------------------------------------------- probe
+
+
+def _exec_service(mode: str = "enforce", deadline_ms: int = 2000, *,
+                  to_pid: list[tuple[int, bytes]] | None = None,
+                  followed: list[dict[str, object]] | None = None, **kwargs: Any) -> Any:
+    """The daemon's exec guard on rung 2 as the daemon builds it (the real engine,
+    the real process table); what it sends to shells and followers lands in the
+    lists given."""
+    from attyguard.daemon.execservice import ExecService
+    from attyguard.daemon.threats import ProcfsProcessTable, ThreatMap
+    from attyguard.engine.classify import classify
+
+    def send_to_pid(pid: int, data: bytes) -> int:
+        if to_pid is not None:
+            to_pid.append((pid, data))
+        return 1
+
+    def send_to_followers(rec: dict[str, object], uid: int) -> None:
+        if followed is not None:
+            followed.append(rec)
+
+    svc = ExecService(mode=mode, scope="sessions", group="", deadline_ms=deadline_ms,
+                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
+                      send_to_pid=send_to_pid, send_to_followers=send_to_followers,
+                      **kwargs)
+    svc.rung = Rung.FANOTIFY
+    return svc
 
 
 def test_probe_report_on_this_kernel(probed: Probe) -> None:
@@ -733,17 +761,11 @@ def test_a_memfd_exec_is_refused_by_the_daemons_own_rule(probed: Probe, tmpfs: P
     """The real exec judge (patterns/exec/ rules, threat map) behind the layer: the memfd
     exec is killed, recorded as a block by `exec.in-memory-executable`, and the shell told.
     The kill and its record reach Python through the C loop's queue too (auto)."""
-    from attyguard.daemon.execservice import ExecService
-    from attyguard.daemon.threats import ProcfsProcessTable, ThreatLevel, ThreatMap
-    from attyguard.engine.classify import classify
+    from attyguard.daemon.threats import ThreatLevel
 
     to_pid: list[tuple[int, bytes]] = []
     followed: list[dict[str, object]] = []
-    svc = ExecService(mode="enforce", scope="sessions", group="", deadline_ms=2000,
-                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
-                      send_to_pid=lambda pid, data: to_pid.append((pid, data)) or 1,
-                      send_to_followers=lambda rec, uid: followed.append(rec))
-    svc.rung = Rung.FANOTIFY
+    svc = _exec_service(to_pid=to_pid, followed=followed)
     marker = tmpfs / "memfd-ran"
     script = tmpfs / "memfd_child.py"
     script.write_text(_MEMFD_CHILD)
@@ -808,17 +830,11 @@ def test_an_exec_whose_record_is_lost(probed: Probe, tmpfs: Path, shell: Shell,
     comes alone. The daemon waits (bounded) for the record, then in enforce refuses the
     exec unjudged, records it as such and tells the shell, without locking its tree;
     warn lets it run and records the path-only judgement."""
-    from attyguard.daemon.execservice import ExecService
-    from attyguard.daemon.threats import ProcfsProcessTable, ThreatLevel, ThreatMap
-    from attyguard.engine.classify import classify
+    from attyguard.daemon.threats import ThreatLevel
 
     to_pid: list[tuple[int, bytes]] = []
     followed: list[dict[str, object]] = []
-    svc = ExecService(mode=mode, scope="sessions", group="", deadline_ms=1000,
-                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
-                      send_to_pid=lambda pid, data: to_pid.append((pid, data)) or 1,
-                      send_to_followers=lambda rec, uid: followed.append(rec))
-    svc.rung = Rung.FANOTIFY
+    svc = _exec_service(mode=mode, deadline_ms=1000, to_pid=to_pid, followed=followed)
     layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, mode=mode, deadline_ms=1000,
                    ring_buffer_bytes=4096, on_deny=svc.on_deny, answer_path=answer,
                    on_event=svc.on_event)  # as the daemon wires it (fork/exit records)
@@ -907,17 +923,10 @@ def test_a_lost_record_right_after_an_allowed_exec_is_no_follow_up(
     program whose record cannot fit the 4 KiB ring buffer. Its permission event is no
     follow-up of bash's exec (the kernel's exec_state says a new execve began), so
     enforce refuses it as exec.no-record instead of letting it through unjudged."""
-    from attyguard.daemon.execservice import ExecService
-    from attyguard.daemon.threats import ProcfsProcessTable, ThreatMap
-    from attyguard.engine.classify import classify
 
     shutil.copy("/bin/bash", tmpfs / "bash")
     followed: list[dict[str, object]] = []
-    svc = ExecService(mode="enforce", scope="sessions", group="", deadline_ms=1000,
-                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
-                      send_to_pid=lambda pid, data: 1,
-                      send_to_followers=lambda rec, uid: followed.append(rec))
-    svc.rung = Rung.FANOTIFY
+    svc = _exec_service(deadline_ms=1000, followed=followed)
     layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=1000,
                    ring_buffer_bytes=4096, on_deny=svc.on_deny, answer_path=answer,
                    on_event=svc.on_event)
@@ -994,9 +1003,6 @@ def test_a_memfd_script_is_read_through_the_tasks_fd(probed: Probe, tmpfs: Path,
     or exec'd directly through /proc/self/fd/N with a #! line (fanotify then sees only
     its interpreter's open): the daemon reads it through the exec'ing task's own fd
     while the exec waits, and enforce refuses what the script would run."""
-    from attyguard.daemon.execservice import ExecService
-    from attyguard.daemon.threats import ProcfsProcessTable, ThreatMap
-    from attyguard.engine.classify import classify
 
     shutil.copy("/bin/bash", tmpfs / "bash")
     marker = tmpfs / "ran"
@@ -1006,11 +1012,7 @@ def test_a_memfd_script_is_read_through_the_tasks_fd(probed: Probe, tmpfs: Path,
     else:
         text, argv = f"#!{tmpfs}/bash\n{body}", "/proc/self/fd/FD"
     followed: list[dict[str, object]] = []
-    svc = ExecService(mode="enforce", scope="sessions", group="", deadline_ms=2000,
-                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
-                      send_to_pid=lambda pid, data: 1,
-                      send_to_followers=lambda rec, uid: followed.append(rec))
-    svc.rung = Rung.FANOTIFY
+    svc = _exec_service(followed=followed)
     layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=2000,
                    on_deny=svc.on_deny, on_event=svc.on_event)
     try:
@@ -1034,16 +1036,9 @@ def test_a_cached_allow_never_outlives_a_critical_mark(probed: Probe, tmpfs: Pat
     """The daemon's decide marks plain allows cacheable; rung 2's C loop answers repeats
     from its cache. Once a tree is marked Critical, the same command in it is refused,
     and nothing is cached while a Critical mark stands (the key names no tree)."""
-    from attyguard.daemon.execservice import ExecService
-    from attyguard.daemon.threats import ProcfsProcessTable, ThreatLevel, ThreatMap
-    from attyguard.engine.classify import classify
+    from attyguard.daemon.threats import ThreatLevel
 
-    svc = ExecService(mode="enforce", scope="sessions", group="", deadline_ms=2000,
-                      engine=classify, threats=ThreatMap(ProcfsProcessTable()),
-                      send_to_pid=lambda pid, data: 1,
-                      send_to_followers=lambda rec, uid: None,
-                      rules=())  # no age rule: a file copied just now may be cached
-    svc.rung = Rung.FANOTIFY
+    svc = _exec_service(rules=())  # no age rule: a file copied just now may be cached
     other = Shell()
     layer = _layer(probe(Rung.FANOTIFY), tmpfs, svc.decide, deadline_ms=2000,
                    on_deny=svc.on_deny,
